@@ -1,0 +1,66 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * The `caffe-quant` command line, for Deno (`deno run -A src/cli.ts …`) and Node (the npm bin).
+ * User mistakes exit 2 with `error[CODE] file:line:col: message` on stderr (and
+ * `{ "error": … }` on stdout with `--json`); anything else is a bug and exits 1.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { ConvertError } from "./errors.ts";
+import { COMMANDS, type Output } from "./cli/commands.ts";
+
+const USAGE = `caffe-quant: quantize Caffe models to INT8 (AMCT convert_model)
+
+usage:
+${Object.values(COMMANDS).map((command) => `  caffe-quant ${command.usage}`).join("\n")}
+
+Run a command with --help for what it does.`;
+
+function output(): Output {
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    isTerminal: Boolean(process.stderr.isTTY),
+  };
+}
+
+/** Runs the command line on `argv` (without the program name); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const io = output();
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    io.out(USAGE + "\n");
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  const json = rest.includes("--json");
+  try {
+    if (command === undefined) {
+      throw new ConvertError("USAGE", `unknown command "${name}"\n${USAGE}`);
+    }
+    if (rest.includes("--help")) {
+      io.out(`usage: caffe-quant ${command.usage}\n\n${command.help}\n`);
+      return 0;
+    }
+    await command.run(rest, io);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConvertError)) throw error;
+    io.err(error.format() + "\n");
+    if (json) io.out(JSON.stringify({ error: error.toJSON() }, null, 2) + "\n");
+    return 2;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exitCode = code,
+    (bug) => {
+      process.stderr.write(`caffe-quant: internal error (a bug, please report it):\n`);
+      process.stderr.write(`${(bug as Error)?.stack ?? bug}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * A small argument parser for the command line: positionals, boolean flags and valued options
+ * (`--name value` or `--name=value`, repeatable), with usage errors as {@linkcode ConvertError}.
+ *
+ * @module
+ */
+
+import { ConvertError } from "../errors.ts";
+
+/** What a command accepts. */
+export interface ArgSpec {
+  /** Names of the required positionals, in order. */
+  positionals: string[];
+  /** Names of optional positionals after the required ones. */
+  optional?: string[];
+  /** Boolean flags, without `--`. */
+  flags?: string[];
+  /** Options that take a value, without `--`. */
+  options?: string[];
+}
+
+/** Parsed arguments. */
+export interface ParsedArgs {
+  /** Positionals by name. */
+  positionals: Record<string, string | undefined>;
+  /** Flags present. */
+  flags: Set<string>;
+  /** Every value of each option, in order. */
+  options: Map<string, string[]>;
+}
+
+/** Parses `argv` (the words after the command name) against `spec`. */
+export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedArgs {
+  const words: string[] = [];
+  const flags = new Set<string>();
+  const options = new Map<string, string[]>();
+  const fail = (message: string) => new ConvertError("USAGE", `${message}\nusage: ${usage}`);
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i];
+    if (!word.startsWith("--") || word === "--") {
+      words.push(word);
+      continue;
+    }
+    const equals = word.indexOf("=");
+    const name = word.slice(2, equals < 0 ? undefined : equals);
+    if (spec.flags?.includes(name) && equals < 0) {
+      flags.add(name);
+    } else if (spec.options?.includes(name)) {
+      const value = equals < 0 ? argv[++i] : word.slice(equals + 1);
+      if (value === undefined) throw fail(`--${name} needs a value`);
+      options.set(name, [...(options.get(name) ?? []), value]);
+    } else {
+      throw fail(`unknown option ${word}`);
+    }
+  }
+  const optional = spec.optional ?? [];
+  if (words.length < spec.positionals.length) {
+    throw fail(`missing <${spec.positionals[words.length]}>`);
+  }
+  if (words.length > spec.positionals.length + optional.length) {
+    throw fail(`unexpected argument ${words[spec.positionals.length + optional.length]}`);
+  }
+  const positionals: Record<string, string | undefined> = {};
+  [...spec.positionals, ...optional].forEach((name, i) => positionals[name] = words[i]);
+  return { positionals, flags, options };
+}

@@ -1,0 +1,103 @@
+/**
+ * `convert_model` on files: read the three inputs, convert in memory, write the five outputs
+ * all-or-nothing (SPEC §7).
+ *
+ * @module
+ */
+
+import { type ConvertReport, convertInMemory, type ProgressCallback } from "../quant/convert.ts";
+import { readInput, readInputText, writeAllOrNothing } from "./files.ts";
+
+/** Options of {@linkcode convertModel}. */
+export interface ConvertModelOptions {
+  /** The float model, a `.prototxt` path. */
+  modelFile: string;
+  /** The float weights, a `.caffemodel` path. */
+  weightsFile: string;
+  /** The quantization record file (`ScaleOffsetRecord` text format). */
+  recordFile: string;
+  /** `<dir>/<prefix>`; a path ending in `/` means no prefix. `<dir>` is created if missing. */
+  savePath: string;
+  /** Called as each stage progresses (`stage`, work done, total work). */
+  onProgress?: ProgressCallback;
+}
+
+/** The five output paths. */
+export interface OutputPaths {
+  /** `<prefix>_fake_quant_model.prototxt` */
+  fakeQuantModel: string;
+  /** `<prefix>_fake_quant_weights.caffemodel` */
+  fakeQuantWeights: string;
+  /** `<prefix>_deploy_model.prototxt` */
+  deployModel: string;
+  /** `<prefix>_deploy_weights.caffemodel` */
+  deployWeights: string;
+  /** `<prefix>_quant.json` */
+  quantInfo: string;
+}
+
+/** What {@linkcode convertModel} did: the conversion report plus the files written. */
+export interface ConvertModelReport extends ConvertReport {
+  /** Where each output was written. */
+  outputs: OutputPaths;
+}
+
+/**
+ * The output directory and file names for a save path: `<dir>/<prefix>` gives
+ * `<dir>/<prefix>_fake_quant_model.prototxt` and so on; `<dir>/` gives no prefix.
+ */
+export function outputNames(savePath: string): { dir: string; names: OutputPaths } {
+  const slash = Math.max(savePath.lastIndexOf("/"), savePath.lastIndexOf("\\"));
+  const dir = slash < 0 ? "." : savePath.slice(0, slash) || "/";
+  const base = savePath.slice(slash + 1);
+  const prefix = base === "" ? "" : `${base}_`;
+  return {
+    dir,
+    names: {
+      fakeQuantModel: `${prefix}fake_quant_model.prototxt`,
+      fakeQuantWeights: `${prefix}fake_quant_weights.caffemodel`,
+      deployModel: `${prefix}deploy_model.prototxt`,
+      deployWeights: `${prefix}deploy_weights.caffemodel`,
+      quantInfo: `${prefix}quant.json`,
+    },
+  };
+}
+
+/** Converts the files named in `options` and writes the five outputs (all or none). */
+export async function convertModel(options: ConvertModelOptions): Promise<ConvertModelReport> {
+  const { modelFile, weightsFile, recordFile, savePath, onProgress } = options;
+  const started = performance.now();
+  const [model, weights, record] = await Promise.all([
+    readInputText(modelFile),
+    readInput(weightsFile),
+    readInputText(recordFile),
+  ]);
+  const readMs = performance.now() - started;
+  const { files, report } = await convertInMemory({
+    model,
+    weights,
+    record,
+    files: { model: modelFile, weights: weightsFile, record: recordFile },
+    onProgress,
+  });
+  const { dir, names } = outputNames(savePath);
+  const writeStarted = performance.now();
+  const written = await writeAllOrNothing(
+    dir,
+    (Object.keys(names) as (keyof OutputPaths)[]).map((key) => ({
+      name: names[key],
+      content: files[key],
+    })),
+    [modelFile, weightsFile, recordFile],
+  );
+  const [fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo] = written.paths;
+  return {
+    ...report,
+    warnings: [
+      ...report.warnings,
+      ...written.overwritten.map((path) => `overwrote the existing file ${path}`),
+    ],
+    timings: { read: readMs, ...report.timings, write: performance.now() - writeStarted },
+    outputs: { fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo },
+  };
+}
