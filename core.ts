@@ -1,0 +1,26 @@
+/**
+ * caffe-quant's in-memory API: no file system, so it runs in browsers, Web Workers and edge
+ * functions as well as in Deno and Node. `mod.ts` re-exports all of it and adds file access.
+ *
+ * @example
+ * ```ts ignore
+ * import { convert } from "./core.ts";
+ * const { files, report } = await convert({ model: prototxtText, weights: caffemodelBytes, record: recordText });
+ * console.log(report.quantizedLayers, files.deployModel);
+ * ```
+ *
+ * @module
+ */
+
+export { ConvertError, ERROR_CODES, type ErrorCode, type ErrorPlace } from "./src/errors.ts";
+export {
+  convertInMemory as convert,
+  type ConvertInput,
+  type ConvertOutput,
+  type ConvertReport,
+} from "./src/quant/convert.ts";
+export { type LayerSummary, type NetSummary, inspectNet } from "./src/caffe/inspect.ts";
+export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
+export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
+export { readCaffemodel, writeCaffemodel } from "./src/caffe/caffemodel.ts";
+export { type Blob, type BlobData, Layer, type Net, type NetInput } from "./src/caffe/net.ts";
