@@ -46,6 +46,8 @@ export class WireReader {
   pos: number;
   /** Index just past the last byte this reader may read (its enclosing message's end). */
   readonly end: number;
+  /** Offset of the last tag read by `tag()`: where its field starts. */
+  tagAt = 0;
   /** Low 32 bits of the last varint read by `readVarint` (unsigned). */
   private lo = 0;
   /** High 32 bits of the last varint read by `readVarint` (unsigned). */
@@ -69,9 +71,10 @@ export class WireReader {
    */
   tag(): number {
     const start = this.pos;
+    this.tagAt = start;
     this.readVarint();
     const tag = this.lo;
-    if (this.hi !== 0 || tag > 0xffffffff) throw notProtobuf(start, "a field tag over 32 bits");
+    if (this.hi !== 0) throw notProtobuf(start, "a field tag over 32 bits");
     if (tag >>> 3 === 0) throw notProtobuf(start, "field number 0");
     if ((tag & 7) > WireType.FIXED32) throw notProtobuf(start, `wire type ${tag & 7}`);
     return tag;
@@ -95,23 +98,10 @@ export class WireReader {
     return (this.hi | 0) * TWO_POW_32 + this.lo;
   }
 
-  /** A varint as an unsigned 64-bit number; exact up to 2^53. */
-  uint64Number(): number {
-    this.readVarint();
-    return this.hi * TWO_POW_32 + this.lo;
-  }
-
   /** A varint as an exact unsigned 64-bit bigint. */
   uint64(): bigint {
     this.readVarint();
     return (BigInt(this.hi) << 32n) | BigInt(this.lo);
-  }
-
-  /** 4 little-endian bytes as an unsigned number. */
-  fixed32(): number {
-    const at = this.take(4);
-    const b = this.bytes;
-    return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
   }
 
   /** 4 little-endian bytes as a float32. */
@@ -133,7 +123,8 @@ export class WireReader {
    */
   length(): number {
     const start = this.pos;
-    const length = this.uint64Number();
+    this.readVarint();
+    const length = this.hi * TWO_POW_32 + this.lo; // inexact beyond 2^53, but then far too big
     if (length > this.end - this.pos) {
       throw this.pastEnd(start, this.pos + length, `a length of ${length} bytes`);
     }
@@ -149,9 +140,9 @@ export class WireReader {
   }
 
   /**
-   * Skips the value of a field whose tag was just read, groups included. `depth` is the nesting
-   * of the message holding the field; a group deeper than {@linkcode MAX_NESTING} is
-   * `BINARY_TOO_DEEP`.
+   * Skips the value of a field whose tag was just read (by this reader), groups included.
+   * `depth` is the nesting of the message holding the field, 0 for the outermost; a group
+   * deeper than {@linkcode MAX_NESTING} is `BINARY_TOO_DEEP`.
    */
   skip(tag: number, depth: number): void {
     switch (tag & 7) {
@@ -161,9 +152,11 @@ export class WireReader {
       case WireType.FIXED64:
         this.take(8);
         return;
-      case WireType.LENGTH:
-        this.pos += this.length();
+      case WireType.LENGTH: {
+        const length = this.length();
+        this.pos += length;
         return;
+      }
       case WireType.FIXED32:
         this.take(4);
         return;
@@ -171,30 +164,42 @@ export class WireReader {
         this.skipGroup(tag, depth + 1);
         return;
       default:
-        throw notProtobuf(this.pos, `an end-group tag of field ${tag >>> 3} outside its group`);
+        throw notProtobuf(this.tagAt, `an end-group tag of field ${tag >>> 3} outside a group`);
     }
+  }
+
+  /**
+   * Skips a length-delimited run of packed scalars of wire type `elementWireType` (varint,
+   * fixed32 or fixed64), checking that it holds whole elements.
+   */
+  skipPacked(elementWireType: number): void {
+    const byteLength = this.length();
+    if (elementWireType === WireType.VARINT) this.countVarints(byteLength);
+    else {
+      const size = elementWireType === WireType.FIXED32 ? 4 : 8;
+      if (byteLength % size !== 0) {
+        throw notProtobuf(this.pos, `packed ${size}-byte data of ${byteLength} bytes`);
+      }
+    }
+    this.pos += byteLength;
   }
 
   /** `byteLength` bytes of packed float32 data: a view when 4-aligned, else one copy. */
   floats(byteLength: number): Float32Array {
-    return new Float32Array(this.alignedBuffer(byteLength, 4), this.viewOffset, byteLength / 4);
+    const [buffer, offset] = this.aligned(byteLength, 4);
+    return new Float32Array(buffer, offset, byteLength / 4);
   }
 
   /** `byteLength` bytes of packed float64 data: a view when 8-aligned, else one copy. */
   doubles(byteLength: number): Float64Array {
-    return new Float64Array(this.alignedBuffer(byteLength, 8), this.viewOffset, byteLength / 8);
+    const [buffer, offset] = this.aligned(byteLength, 8);
+    return new Float64Array(buffer, offset, byteLength / 8);
   }
 
   /** `byteLength` bytes as signed bytes, a view on the input. */
   int8s(byteLength: number): Int8Array {
     const at = this.take(byteLength);
     return new Int8Array(this.bytes.buffer, this.bytes.byteOffset + at, byteLength);
-  }
-
-  /** `byteLength` bytes as a `Uint8Array` view on the input. */
-  bytesView(byteLength: number): Uint8Array {
-    const at = this.take(byteLength);
-    return this.bytes.subarray(at, at + byteLength);
   }
 
   /** `byteLength` bytes of packed varints as int32 values (low 32 bits of each). */
@@ -292,30 +297,23 @@ export class WireReader {
     return count;
   }
 
-  /** Byte offset in `alignedBuffer`'s result where the last aligned data starts. */
-  private viewOffset = 0;
-
   /**
-   * Consumes `byteLength` bytes (a multiple of `size`) and returns an `ArrayBuffer` holding them
-   * at `viewOffset`, a multiple of `size`: the input's own buffer when aligned, else a copy.
+   * Consumes `byteLength` bytes (a multiple of `size`) and returns a buffer and an offset in it,
+   * a multiple of `size`, where they are: the input's own buffer when aligned, else a copy.
    */
-  private alignedBuffer(byteLength: number, size: number): ArrayBufferLike {
+  private aligned(byteLength: number, size: number): [ArrayBufferLike, number] {
     if (byteLength % size !== 0) {
       throw notProtobuf(this.pos, `packed ${size}-byte data of ${byteLength} bytes`);
     }
     const at = this.take(byteLength);
     const absolute = this.bytes.byteOffset + at;
-    if (absolute % size === 0) {
-      this.viewOffset = absolute;
-      return this.bytes.buffer;
-    }
-    this.viewOffset = 0;
-    return this.bytes.buffer.slice(absolute, absolute + byteLength);
+    if (absolute % size === 0) return [this.bytes.buffer, absolute];
+    return [this.bytes.buffer.slice(absolute, absolute + byteLength), 0];
   }
 
   /** Skips a group whose start tag was just read, up to its matching end tag. */
   private skipGroup(startTag: number, depth: number): void {
-    const start = this.pos - varintSize(startTag);
+    const start = this.tagAt;
     if (depth > MAX_NESTING) {
       throw new ConvertError(
         "BINARY_TOO_DEEP",
@@ -325,12 +323,17 @@ export class WireReader {
     }
     const endTag = (startTag & ~7) | WireType.END_GROUP;
     for (;;) {
-      if (this.done) throw this.pastEnd(start, this.end + 1, `the group of field ${startTag >>> 3}`);
+      if (this.done) {
+        throw this.pastEnd(start, this.end + 1, `the group of field ${startTag >>> 3}`);
+      }
       const tagAt = this.pos;
       const tag = this.tag();
       if (tag === endTag) return;
       if ((tag & 7) === WireType.END_GROUP) {
-        throw notProtobuf(tagAt, `an end-group tag of field ${tag >>> 3} in a group of field ${startTag >>> 3}`);
+        throw notProtobuf(
+          tagAt,
+          `an end-group tag of field ${tag >>> 3} in a group of field ${startTag >>> 3}`,
+        );
       }
       this.skip(tag, depth);
     }
@@ -346,15 +349,19 @@ export class WireReader {
 
   /** The error for an item at `start` that would run to `stop`, past `end`. */
   private pastEnd(start: number, stop: number, what: string): ConvertError {
-    const code: ErrorCode = stop > this.bytes.length ? "BINARY_TRUNCATED" : "BINARY_LENGTH_PAST_END";
+    const code: ErrorCode = stop > this.bytes.length
+      ? "BINARY_TRUNCATED"
+      : "BINARY_LENGTH_PAST_END";
     const message = code === "BINARY_TRUNCATED"
       ? `the data ends inside ${what} starting at byte ${start}`
       : `${what} at byte ${start} runs past the end of its message at byte ${this.end}`;
     return new ConvertError(code, message, { offset: start });
   }
 
+  /** A DataView of `bytes`, made on first use (most readers never read a single float). */
   private view?: DataView;
 
+  /** The DataView of `bytes`. */
   private dataView(): DataView {
     this.view ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     return this.view;
@@ -362,7 +369,7 @@ export class WireReader {
 }
 
 /** A `BINARY_NOT_PROTOBUF` error at `offset`. */
-export function notProtobuf(offset: number, what: string): ConvertError {
+function notProtobuf(offset: number, what: string): ConvertError {
   return new ConvertError("BINARY_NOT_PROTOBUF", `not protobuf: ${what} at byte ${offset}`, {
     offset,
   });

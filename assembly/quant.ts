@@ -1,0 +1,350 @@
+// Quantization kernels (SPEC §3, §4, §9), compiled to WebAssembly by scripts/build_wasm.ts.
+//
+// Every export works on whole tensors that the caller (src/wasm/quant.ts) has copied into scratch
+// memory; arguments are byte offsets into linear memory. These kernels never allocate: the
+// caller owns all memory above the module's initial size (see src/wasm/load.ts).
+//
+// A weight tensor is viewed as rows: [outer, mid] rows of `inner` contiguous elements, and every
+// element of a row belongs to the same output channel:
+//   channelAxis 0 (Convolution, InnerProduct): channel = outer index (mid is 1);
+//   channelAxis 1 (Deconvolution [C_in, C_out/G, kh, kw]):
+//     channel = floor(outer index / (outer / groups)) * mid + mid index.
+// A per-channel factor array with stride 0 is a per-tensor factor (one value for all channels).
+//
+// The small helpers carry no @inline (deno fmt drops decorators on functions); binaryen's -O3
+// inlines every one of them, so the module exports only the kernels.
+
+/** The output channel of row `row` of a weight tensor (see the header). */
+function rowChannel(row: i32, mid: i32, channelAxis: i32, outerPerGroup: i32): i32 {
+  const outerIndex = row / mid;
+  if (channelAxis == 0) return outerIndex;
+  return (outerIndex / outerPerGroup) * mid + (row - outerIndex * mid);
+}
+
+/** Byte offset of row `row` of a float32 tensor with rows of `inner` elements. */
+function rowStart(weights: usize, row: i32, inner: i32): usize {
+  return weights + ((<usize> row * <usize> inner) << 2);
+}
+
+/**
+ * 1.5 * 2^23: for |x| <= 2^22, f32(x + ROUND_MAGIC) is ROUND_MAGIC + rint(x) exactly (the float32
+ * addition rounds half to even at unit spacing), and its bits are ROUND_MAGIC_BITS + rint(x).
+ */
+const ROUND_MAGIC: f32 = 12582912.0;
+const ROUND_MAGIC_BITS: i32 = 0x4b400000;
+
+/**
+ * Lanes clamped to [low, high] with pseudo-min/max (cheap on every CPU; a NaN lane stays NaN),
+ * then rounded half to even and offset by ROUND_MAGIC. Clamping before rounding equals rounding
+ * before clamping because the bounds are integers.
+ */
+function clampRoundLanes(values: v128, low: v128, high: v128): v128 {
+  return f32x4.add(f32x4.pmin(f32x4.pmax(values, low), high), f32x4.splat(ROUND_MAGIC));
+}
+
+/** The integers of lanes made by clampRoundLanes, as i32x4. */
+function magicToInt(rounded: v128): v128 {
+  return i32x4.sub(rounded, i32x4.splat(ROUND_MAGIC_BITS));
+}
+
+/** The integers of lanes made by clampRoundLanes, as f32x4 (+0 for 0, never -0). */
+function magicToFloat(rounded: v128): v128 {
+  return f32x4.sub(rounded, f32x4.splat(ROUND_MAGIC));
+}
+
+/** w_q + ROUND_MAGIC of four lanes: clamp(rint(f32(w / scale)), -128, 127). */
+function quantizeLanes(weights: v128, scale: v128): v128 {
+  return clampRoundLanes(f32x4.div(weights, scale), f32x4.splat(-128), f32x4.splat(127));
+}
+
+/** f32(w_q * scale) of four lanes from quantizeLanes (exact 8-bit integer times scale, rounded once). */
+function fakeLanes(rounded: v128, scale: v128): v128 {
+  return f32x4.mul(magicToFloat(rounded), scale);
+}
+
+/** Saturating narrowing of four quantizeLanes results to sixteen int8 lanes. */
+function narrowToBytes(q0: v128, q1: v128, q2: v128, q3: v128): v128 {
+  const low = i16x8.narrow_i32x4_s(magicToInt(q0), magicToInt(q1));
+  return i8x16.narrow_i16x8_s(low, i16x8.narrow_i32x4_s(magicToInt(q2), magicToInt(q3)));
+}
+
+/**
+ * SPEC §4 weight quantization of a whole tensor. Writes w_q bytes to `weightsInt8` and w_fake over
+ * `weights` (in place). `scaleW` holds float32 scales read with `scaleStride` (0 or 1) per channel.
+ * A NaN weight gives w_q 127 and w_fake NaN (callers reject NaN weights first).
+ */
+export function quantizeWeights(
+  weights: usize,
+  weightsInt8: usize,
+  outer: i32,
+  mid: i32,
+  inner: i32,
+  channelAxis: i32,
+  groups: i32,
+  scaleW: usize,
+  scaleStride: i32,
+): void {
+  const rows = outer * mid;
+  const outerPerGroup = outer / groups;
+  for (let row = 0; row < rows; row++) {
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
+    let source = rowStart(weights, row, inner);
+    let target = weightsInt8 + <usize> row * <usize> inner;
+    let left = inner;
+    for (; left >= 16; left -= 16) {
+      const q0 = quantizeLanes(v128.load(source), scale);
+      const q1 = quantizeLanes(v128.load(source, 16), scale);
+      const q2 = quantizeLanes(v128.load(source, 32), scale);
+      const q3 = quantizeLanes(v128.load(source, 48), scale);
+      v128.store(source, fakeLanes(q0, scale));
+      v128.store(source, fakeLanes(q1, scale), 16);
+      v128.store(source, fakeLanes(q2, scale), 32);
+      v128.store(source, fakeLanes(q3, scale), 48);
+      v128.store(target, narrowToBytes(q0, q1, q2, q3));
+      source += 64;
+      target += 16;
+    }
+    for (; left >= 4; left -= 4) {
+      const q = quantizeLanes(v128.load(source), scale);
+      v128.store(source, fakeLanes(q, scale));
+      v128.store32_lane(target, narrowToBytes(q, q, q, q), 0);
+      source += 16;
+      target += 4;
+    }
+    for (; left > 0; left--) {
+      const q = quantizeLanes(f32x4.splat(load<f32>(source)), scale);
+      store<f32>(source, f32x4.extract_lane(fakeLanes(q, scale), 0));
+      v128.store8_lane(target, narrowToBytes(q, q, q, q), 0);
+      source += 4;
+      target += 1;
+    }
+  }
+}
+
+/** Four float32 lanes times a float64 factor (f64x2 splat), each product rounded once to float32. */
+function scaleLanes(weights: v128, factor: v128): v128 {
+  const low = f64x2.mul(f64x2.promote_low_f32x4(weights), factor);
+  const high = f64x2.mul(
+    f64x2.promote_low_f32x4(v128.shuffle<f32>(weights, weights, 2, 3, 2, 3)),
+    factor,
+  );
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5);
+}
+
+/**
+ * SPEC §3 BatchNorm + Scale fusion, in float64 with each result rounded once to float32.
+ * Per channel: f = factor == 0 ? 0 : 1/factor, a = gamma/sqrt(variance*f + eps),
+ * b' = (b - mean*f)*a + beta. Scales `weights` in place (W' = W*a) and writes b' to `biasOut`.
+ * `bias` and `beta` are 0 when absent (read as zeros). `alpha` is scratch for `channels` float64s.
+ */
+export function foldBatchNorm(
+  weights: usize,
+  outer: i32,
+  mid: i32,
+  inner: i32,
+  channelAxis: i32,
+  groups: i32,
+  channels: i32,
+  bias: usize,
+  mean: usize,
+  variance: usize,
+  gamma: usize,
+  beta: usize,
+  factor: f64,
+  eps: f64,
+  alpha: usize,
+  biasOut: usize,
+): void {
+  const f: f64 = factor == 0 ? 0 : 1 / factor;
+  for (let channel = 0; channel < channels; channel++) {
+    const offset = <usize> channel << 2;
+    const mu = <f64> load<f32>(mean + offset) * f;
+    const sigma2 = <f64> load<f32>(variance + offset) * f;
+    const a = <f64> load<f32>(gamma + offset) / Math.sqrt(sigma2 + eps);
+    const b: f64 = bias != 0 ? <f64> load<f32>(bias + offset) : 0;
+    const shift: f64 = beta != 0 ? <f64> load<f32>(beta + offset) : 0;
+    store<f64>(alpha + (<usize> channel << 3), a);
+    store<f32>(biasOut + offset, <f32> ((b - mu) * a + shift));
+  }
+  const rows = outer * mid;
+  const outerPerGroup = outer / groups;
+  for (let row = 0; row < rows; row++) {
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    const a = load<f64>(alpha + (<usize> channel << 3));
+    const factorLanes = f64x2.splat(a);
+    let source = rowStart(weights, row, inner);
+    let left = inner;
+    for (; left >= 8; left -= 8) {
+      v128.store(source, scaleLanes(v128.load(source), factorLanes));
+      v128.store(source, scaleLanes(v128.load(source, 16), factorLanes), 16);
+      source += 32;
+    }
+    for (; left >= 4; left -= 4) {
+      v128.store(source, scaleLanes(v128.load(source), factorLanes));
+      source += 16;
+    }
+    for (; left > 0; left--) {
+      store<f32>(source, <f32> (<f64> load<f32>(source) * a));
+      source += 4;
+    }
+  }
+}
+
+/** Index of the first NaN or infinity among `count` float32 values, or -1. */
+export function firstNonFinite(values: usize, count: i32): i32 {
+  const exponent = i32x4.splat(0x7f800000);
+  let index = 0;
+  for (; index + 16 <= count; index += 16) {
+    const at = values + (<usize> index << 2);
+    const e0 = i32x4.eq(v128.and(v128.load(at), exponent), exponent);
+    const e1 = i32x4.eq(v128.and(v128.load(at, 16), exponent), exponent);
+    const e2 = i32x4.eq(v128.and(v128.load(at, 32), exponent), exponent);
+    const e3 = i32x4.eq(v128.and(v128.load(at, 48), exponent), exponent);
+    if (v128.any_true(v128.or(v128.or(e0, e1), v128.or(e2, e3)))) break;
+  }
+  for (; index < count; index++) {
+    if ((load<u32>(values + (<usize> index << 2)) & 0x7f800000) == 0x7f800000) return index;
+  }
+  return -1;
+}
+
+/** deq[c] = f32(scaleD * scaleW[c]) for `count` channels. */
+export function dequantScales(scaleD: f32, scaleW: usize, count: i32, deqOut: usize): void {
+  for (let channel = 0; channel < count; channel++) {
+    const offset = <usize> channel << 2;
+    store<f32>(deqOut + offset, scaleD * load<f32>(scaleW + offset));
+  }
+}
+
+/**
+ * SPEC §4 bias quantization in float64: b_q = rint(b/deq[c]), b_fake = f32(b_q*deq[c]).
+ * `deq` is read with `deqStride` (0 or 1). A b_q outside int32 (or NaN) is written as 0 in both
+ * outputs; the first such channel is returned and its b_q stored at `overflowValue` (float64).
+ * Returns -1 when every channel fits.
+ */
+export function quantizeBias(
+  bias: usize,
+  deq: usize,
+  deqStride: i32,
+  channels: i32,
+  biasInt32: usize,
+  biasFake: usize,
+  overflowValue: usize,
+): i32 {
+  let overflowChannel = -1;
+  for (let channel = 0; channel < channels; channel++) {
+    const offset = <usize> channel << 2;
+    const deqScale = <f64> load<f32>(deq + ((<usize> (channel * deqStride)) << 2));
+    const biasQ = nearest<f64>(<f64> load<f32>(bias + offset) / deqScale);
+    if (biasQ >= -2147483648.0 && biasQ <= 2147483647.0) {
+      const biasInt = <i32> biasQ;
+      store<i32>(biasInt32 + offset, biasInt);
+      store<f32>(biasFake + offset, <f32> (<f64> biasInt * deqScale));
+    } else {
+      store<i32>(biasInt32 + offset, 0);
+      store<f32>(biasFake + offset, 0);
+      if (overflowChannel < 0) {
+        overflowChannel = channel;
+        store<f64>(overflowValue, biasQ);
+      }
+    }
+  }
+  return overflowChannel;
+}
+
+/** SPEC §4 packed dequant scales: uint64 whose bits 31..0 are the float32 bits of deq[c]. */
+export function packDequantScales(deq: usize, count: i32, packedOut: usize): void {
+  for (let channel = 0; channel < count; channel++) {
+    store<u64>(packedOut + (<usize> channel << 3), <u64> load<u32>(deq + (<usize> channel << 2)));
+  }
+}
+
+/** Largest |w| of `count` float32 values at `values`. */
+function maxAbs(values: usize, count: i32): f32 {
+  let lanes = f32x4.splat(0);
+  let at = values;
+  let left = count;
+  for (; left >= 4; left -= 4) {
+    lanes = f32x4.max(lanes, f32x4.abs(v128.load(at)));
+    at += 16;
+  }
+  let result = max(
+    max(f32x4.extract_lane(lanes, 0), f32x4.extract_lane(lanes, 1)),
+    max(f32x4.extract_lane(lanes, 2), f32x4.extract_lane(lanes, 3)),
+  );
+  for (; left > 0; left--) {
+    result = max(result, abs(load<f32>(at)));
+    at += 4;
+  }
+  return result;
+}
+
+/**
+ * SPEC §9 weight scales from fused weights:
+ * scaleW[c] = max(f32(maxAbsW[c] / 127), f32(|b'[c]| / (scaleD * 2^30))), each quotient in
+ * float64 rounded once to float32 (for the first, equal to the float32 division); a result of 0
+ * (all-zero channel with zero or absent bias) becomes 1.0. `bias` is 0 when absent.
+ * `channelMax` is scratch for `channels` float32s.
+ */
+export function weightScalesFromWeights(
+  weights: usize,
+  outer: i32,
+  mid: i32,
+  inner: i32,
+  channelAxis: i32,
+  groups: i32,
+  channels: i32,
+  bias: usize,
+  scaleD: f64,
+  channelMax: usize,
+  scaleOut: usize,
+): void {
+  memory.fill(channelMax, 0, <usize> channels << 2);
+  const rows = outer * mid;
+  const outerPerGroup = outer / groups;
+  for (let row = 0; row < rows; row++) {
+    const at = channelMax + (<usize> rowChannel(row, mid, channelAxis, outerPerGroup) << 2);
+    store<f32>(at, max(load<f32>(at), maxAbs(rowStart(weights, row, inner), inner)));
+  }
+  const biasLimit = scaleD * 1073741824.0;
+  for (let channel = 0; channel < channels; channel++) {
+    const offset = <usize> channel << 2;
+    const fromWeights = <f32> (<f64> load<f32>(channelMax + offset) / 127.0);
+    const fromBias: f32 = bias != 0 ? <f32> (abs(<f64> load<f32>(bias + offset)) / biasLimit) : 0;
+    const scale = max(fromWeights, fromBias);
+    store<f32>(scaleOut + offset, scale == 0 ? 1 : scale);
+  }
+}
+
+/**
+ * x^ of four lanes: q = clamp(rint(f32(x*S)) + offsetD, -128, 127), x^ = f32((q - offsetD)*scaleD),
+ * computed as r = rint(clamp(x*S, -128 - offsetD, 127 - offsetD)), x^ = f32(r * scaleD) (the same
+ * integer r = q - offsetD because offsetD is an integer).
+ */
+function fakeQuantLanes(values: v128, quantScale: v128, low: v128, high: v128, scaleD: v128): v128 {
+  const rounded = clampRoundLanes(f32x4.mul(values, quantScale), low, high);
+  return f32x4.mul(magicToFloat(rounded), scaleD);
+}
+
+/**
+ * SPEC §4 activation fake-quant of `count` float32 values in place, S = f32(1/scaleD);
+ * `offsetD` is an integer in -128..127. A NaN stays NaN.
+ */
+export function fakeQuantActivations(values: usize, count: i32, scaleD: f32, offsetD: f32): void {
+  const quantScale = f32x4.splat(<f32> 1 / scaleD);
+  const low = f32x4.splat(-128 - offsetD);
+  const high = f32x4.splat(127 - offsetD);
+  const scale = f32x4.splat(scaleD);
+  let at = values;
+  let left = count;
+  for (; left >= 4; left -= 4) {
+    v128.store(at, fakeQuantLanes(v128.load(at), quantScale, low, high, scale));
+    at += 16;
+  }
+  for (; left > 0; left--) {
+    const lanes = fakeQuantLanes(f32x4.splat(load<f32>(at)), quantScale, low, high, scale);
+    store<f32>(at, f32x4.extract_lane(lanes, 0));
+    at += 4;
+  }
+}

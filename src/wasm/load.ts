@@ -1,0 +1,131 @@
+/**
+ * The one loader of caffe-quant's WebAssembly modules, and the scratch memory both modules share
+ * as a scheme (each module has its own memory).
+ *
+ * Memory scheme: a module's exported memory starts at its compiled size (no runtime, no heap);
+ * everything above is scratch owned by JavaScript. A typed wrapper calls {@linkcode
+ * WasmInstance.reset} at the start of each call, takes regions with {@linkcode
+ * WasmInstance.alloc} / {@linkcode WasmInstance.copyIn} (16-byte aligned, growing the memory
+ * when needed), runs its kernel on the offsets, and copies results out with {@linkcode
+ * WasmInstance.copyOut}. Regions are reused by the next call; memory never shrinks. Offset 0 is
+ * never handed out, so kernels may read 0 as "absent". Growing the memory detaches earlier views
+ * of it, so views are made fresh after the last `alloc` of a call.
+ *
+ * Works wherever `WebAssembly` and `atob` exist: Deno, Node 20+, browsers (main thread and
+ * workers) and edge runtimes that allow compiling WebAssembly from bytes.
+ *
+ * @module
+ */
+
+/** A typed array the scratch memory can hold. */
+export type ScratchArray =
+  | Int8Array
+  | Uint8Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigUint64Array;
+
+/** A typed-array constructor, as used by {@linkcode WasmInstance.copyOut}. */
+export interface ScratchArrayType<T extends ScratchArray> {
+  /** A view of `length` elements of `buffer` from byte `byteOffset`. */
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  /** Bytes per element. */
+  readonly BYTES_PER_ELEMENT: number;
+}
+
+const PAGE_BYTES = 65536;
+const ALIGN_BYTES = 16;
+
+function alignUp(value: number): number {
+  return Math.ceil(value / ALIGN_BYTES) * ALIGN_BYTES;
+}
+
+/** An instantiated module with its exported memory and a bump allocator for scratch regions. */
+export class WasmInstance {
+  /** The module's exports (functions taking byte offsets into {@linkcode memory}). */
+  readonly exports: WebAssembly.Exports;
+  /** The module's exported, growable memory. */
+  readonly memory: WebAssembly.Memory;
+  readonly #base: number;
+  #top: number;
+
+  /** Wraps an instance whose memory is exported as `memory`. */
+  constructor(instance: WebAssembly.Instance) {
+    const memory = instance.exports.memory;
+    if (!(memory instanceof WebAssembly.Memory)) {
+      throw new Error("the WebAssembly module does not export its memory as `memory`");
+    }
+    this.exports = instance.exports;
+    this.memory = memory;
+    this.#base = alignUp(Math.max(memory.buffer.byteLength, ALIGN_BYTES));
+    this.#top = this.#base;
+  }
+
+  /** Frees every scratch region (start of a call). */
+  reset(): void {
+    this.#top = this.#base;
+  }
+
+  /** Takes a 16-byte-aligned region of `byteLength` bytes; returns its offset. Grows the memory. */
+  alloc(byteLength: number): number {
+    const offset = this.#top;
+    const end = alignUp(offset + byteLength);
+    const size = this.memory.buffer.byteLength;
+    if (end > size) {
+      const pages = Math.ceil((end - size) / PAGE_BYTES);
+      try {
+        this.memory.grow(pages);
+      } catch (cause) {
+        throw new Error(`WebAssembly memory cannot grow to ${end} bytes`, { cause });
+      }
+    }
+    this.#top = end;
+    return offset;
+  }
+
+  /** Allocates room for `values` and copies them in with one `.set`; returns the offset. */
+  copyIn(values: ScratchArray): number {
+    const offset = this.alloc(values.byteLength);
+    new Uint8Array(this.memory.buffer, offset, values.byteLength).set(
+      new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+    );
+    return offset;
+  }
+
+  /** A live view of `length` elements at `offset` (valid until the memory next grows). */
+  view<T extends ScratchArray>(type: ScratchArrayType<T>, offset: number, length: number): T {
+    return new type(this.memory.buffer as ArrayBuffer, offset, length);
+  }
+
+  /** A copy of `length` elements at `offset`, made with one `.slice`. */
+  copyOut<T extends ScratchArray>(type: ScratchArrayType<T>, offset: number, length: number): T {
+    return this.view(type, offset, length).slice() as T;
+  }
+}
+
+/** Bytes of standard base64 text (`atob` exists in every supported runtime). */
+function decodeBase64(base64: string): Uint8Array<ArrayBuffer> {
+  const binaryText = atob(base64);
+  const bytes = new Uint8Array(binaryText.length);
+  for (let index = 0; index < binaryText.length; index++) {
+    bytes[index] = binaryText.charCodeAt(index);
+  }
+  return bytes;
+}
+
+/** Imports every module gets: AssemblyScript's `env.abort`, raised as an Error. */
+const IMPORTS: WebAssembly.Imports = {
+  env: {
+    abort(_message: number, _file: number, line: number, column: number): never {
+      throw new Error(`WebAssembly kernel aborted at ${line}:${column}`);
+    },
+  },
+};
+
+/** Compiles and instantiates a base64-encoded module (asynchronously, so browsers allow it). */
+export async function instantiate(base64: string): Promise<WasmInstance> {
+  const { instance } = await WebAssembly.instantiate(decodeBase64(base64), IMPORTS);
+  return new WasmInstance(instance);
+}

@@ -1,0 +1,539 @@
+// Tests of the WebAssembly quantization kernels (src/wasm/quant.ts) against SPEC §3/§4/§9:
+// SPEC's worked example, hand-derived edge cases, and an independent plain-TypeScript reference
+// (float64 arithmetic with Math.fround) on seeded random tensors of odd sizes.
+
+import assert from "node:assert/strict";
+import {
+  type ChannelLayout,
+  channelLayout,
+  outputChannelCount,
+  quantKernels,
+} from "../src/wasm/quant.ts";
+
+const kernels = await quantKernels();
+const f32 = Math.fround;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers and the independent reference.
+
+/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` float32 values, uniform in [-magnitude, magnitude). */
+function randomFloats(random: () => number, count: number, magnitude: number): Float32Array {
+  const values = new Float32Array(count);
+  for (let index = 0; index < count; index++) values[index] = (random() * 2 - 1) * magnitude;
+  return values;
+}
+
+/** `count` positive float32 values in [low, high). */
+function randomPositive(random: () => number, count: number, low: number, high: number) {
+  const values = new Float32Array(count);
+  for (let index = 0; index < count; index++) values[index] = low + random() * (high - low);
+  return values;
+}
+
+/** Round half to even of a float64 (the reference's rint). */
+function rint(value: number): number {
+  if (!Number.isFinite(value)) return value;
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction < 0.5) return floor;
+  if (fraction > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+function clamp(value: number, low: number, high: number): number {
+  return Math.min(Math.max(value, low), high);
+}
+
+/** Float32 bit patterns, to compare results bit for bit (so -0 and NaN payloads count). */
+function bits(values: Float32Array): Uint32Array {
+  return new Uint32Array(values.buffer, values.byteOffset, values.length);
+}
+
+function assertBitsEqual(actual: Float32Array, expected: Float32Array, label: string): void {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  const actualBits = bits(actual);
+  const expectedBits = bits(expected);
+  for (let index = 0; index < actual.length; index++) {
+    if (actualBits[index] !== expectedBits[index]) {
+      assert.fail(`${label}: element ${index} is ${actual[index]}, expected ${expected[index]}`);
+    }
+  }
+}
+
+function assertArrayEqual(actual: ArrayLike<unknown>, expected: ArrayLike<unknown>, label: string) {
+  assert.deepEqual(Array.from(actual), Array.from(expected), label);
+}
+
+/** Shortest decimal that rounds to the same float32. */
+function shortestFloat32(value: number): string {
+  for (let digits = 1; digits <= 9; digits++) {
+    const text = String(Number(value.toPrecision(digits)));
+    if (f32(Number(text)) === value) return text;
+  }
+  return String(value);
+}
+
+/**
+ * The output channel of every element of a weight blob, from its own index arithmetic:
+ * Convolution/InnerProduct: the index along axis 0. Deconvolution [C_in, C_out/G, kh, kw]:
+ * group g = floor(i / (C_in/G)), channel = g*(C_out/G) + j (SPEC §3).
+ */
+function referenceChannels(type: string, shape: number[], groups: number): Int32Array {
+  const count = shape.reduce((total, size) => total * size, 1);
+  const channels = new Int32Array(count);
+  if (type !== "Deconvolution") {
+    const perChannel = count / shape[0];
+    for (let index = 0; index < count; index++) channels[index] = Math.floor(index / perChannel);
+    return channels;
+  }
+  const [inputs, outputsPerGroup, height, width] = shape;
+  const inputsPerGroup = inputs / groups;
+  let index = 0;
+  for (let i = 0; i < inputs; i++) {
+    for (let j = 0; j < outputsPerGroup; j++) {
+      const group = Math.floor(i / inputsPerGroup);
+      for (let k = 0; k < height * width; k++) channels[index++] = group * outputsPerGroup + j;
+    }
+  }
+  return channels;
+}
+
+interface Case {
+  name: string;
+  type: string;
+  shape: number[];
+  groups: number;
+  channels: number;
+}
+
+/** Conv / InnerProduct / Deconvolution shapes with inner sizes that are not multiples of 4 or 16. */
+const CASES: Case[] = [
+  { name: "Conv 3x3", type: "Convolution", shape: [5, 3, 3, 3], groups: 1, channels: 5 },
+  { name: "Conv 1x37", type: "Convolution", shape: [7, 1, 1, 37], groups: 1, channels: 7 },
+  { name: "Conv 1x1 tiny", type: "Convolution", shape: [3, 1, 1, 1], groups: 1, channels: 3 },
+  { name: "IP", type: "InnerProduct", shape: [3, 53], groups: 1, channels: 3 },
+  { name: "IP many outputs", type: "InnerProduct", shape: [997, 7], groups: 1, channels: 997 },
+  { name: "Deconv G1", type: "Deconvolution", shape: [6, 5, 3, 3], groups: 1, channels: 5 },
+  { name: "Deconv G3", type: "Deconvolution", shape: [6, 2, 3, 3], groups: 3, channels: 6 },
+  { name: "Deconv G2 5x5", type: "Deconvolution", shape: [4, 3, 5, 5], groups: 2, channels: 6 },
+];
+
+function layoutOf(testCase: Case): ChannelLayout {
+  return channelLayout(testCase.type, testCase.shape, testCase.groups);
+}
+
+function elementCount(shape: number[]): number {
+  return shape.reduce((total, size) => total * size, 1);
+}
+
+/** Per-channel scales around `typical`, or one per-tensor scale. */
+function scalesFor(random: () => number, channels: number, typical: number, perChannel: boolean) {
+  return randomPositive(random, perChannel ? channels : 1, typical * 0.5, typical * 1.5);
+}
+
+function scaleOf(scales: Float32Array, channel: number): number {
+  return scales.length === 1 ? scales[0] : scales[channel];
+}
+
+// ---------------------------------------------------------------------------------------------
+// SPEC §4 worked example.
+
+Deno.test("SPEC §4 worked example: deq, packed deq, S and offset", () => {
+  const scaleD = f32(1.07450986);
+  const scaleW = new Float32Array([0.00448934268]);
+  const deq = kernels.dequantScales(scaleD, scaleW);
+  assert.equal(bits(deq)[0], 0x3b9e1154);
+  assert.equal(shortestFloat32(deq[0]), "0.004823843");
+  assert.deepEqual(Array.from(kernels.packDequantScales(deq)), [1000214868n]);
+
+  const quantScale = f32(1 / scaleD);
+  assert.equal(shortestFloat32(quantScale), "0.9306569");
+  // With offset_d = -14: x = k*scale_d gives q = k - 14 inside the range; 200 and -200 clamp to
+  // q = 127 and -128, i.e. x^ = (127 + 14)*scale_d and (-128 + 14)*scale_d.
+  const values = new Float32Array([0, 3 * scaleD, -5 * scaleD, 200 * scaleD, -200 * scaleD]);
+  const fake = kernels.fakeQuantActivations(values, scaleD, -14);
+  const expected = new Float32Array([0, 3 * scaleD, -5 * scaleD, 141 * scaleD, -114 * scaleD]);
+  assertBitsEqual(fake, expected, "fake-quant with offset -14");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Layouts.
+
+Deno.test("channelLayout and outputChannelCount for Conv, InnerProduct and Deconvolution", () => {
+  assert.deepEqual(channelLayout("Convolution", [8, 3, 3, 3], 2), {
+    outer: 8,
+    mid: 1,
+    inner: 27,
+    channelAxis: 0,
+    groups: 1,
+  });
+  assert.deepEqual(channelLayout("InnerProduct", [10, 20], 1), {
+    outer: 10,
+    mid: 1,
+    inner: 20,
+    channelAxis: 0,
+    groups: 1,
+  });
+  const deconv = channelLayout("Deconvolution", [6, 2, 3, 3], 3);
+  assert.deepEqual(deconv, { outer: 6, mid: 2, inner: 9, channelAxis: 1, groups: 3 });
+  assert.equal(outputChannelCount(deconv), 6);
+  assert.equal(outputChannelCount(channelLayout("Convolution", [8, 3, 3, 3], 1)), 8);
+  assert.throws(() => channelLayout("Pooling", [1], 1), RangeError);
+  assert.throws(() => channelLayout("Deconvolution", [6, 2, 3, 3], 4), RangeError);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Weight quantization.
+
+function referenceQuantizeWeights(
+  weights: Float32Array,
+  channels: Int32Array,
+  scaleW: Float32Array,
+) {
+  const weightsInt8 = new Int8Array(weights.length);
+  const weightsFake = new Float32Array(weights.length);
+  for (let index = 0; index < weights.length; index++) {
+    const scale = scaleOf(scaleW, channels[index]);
+    const quantized = clamp(rint(f32(weights[index] / scale)), -128, 127);
+    weightsInt8[index] = quantized;
+    weightsFake[index] = f32(quantized * scale);
+  }
+  return { weightsInt8, weightsFake };
+}
+
+for (const perChannel of [false, true]) {
+  Deno.test(`quantizeWeights matches the reference (${perChannel ? "per channel" : "per tensor"})`, () => {
+    const random = seededRandom(perChannel ? 11 : 12);
+    const seen = new Set<number>();
+    for (const testCase of CASES) {
+      const weights = randomFloats(random, elementCount(testCase.shape), 0.8);
+      // Scales of ~0.8/100 put a share of the weights beyond ±127 so clamping is exercised.
+      const scaleW = scalesFor(random, testCase.channels, 0.008, perChannel);
+      const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
+      // Every third weight sits on or next to a tie: f32((k + 0.5)*scale), so an exact f32
+      // division and a multiplication by the reciprocal round to different integers.
+      for (let index = 0; index < weights.length; index += 3) {
+        const k = Math.floor(random() * 271) - 135;
+        weights[index] = (k + 0.5) * scaleOf(scaleW, channels[index]);
+      }
+      const actual = kernels.quantizeWeights(weights, layoutOf(testCase), scaleW);
+      const expected = referenceQuantizeWeights(weights, channels, scaleW);
+      assertArrayEqual(actual.weightsInt8, expected.weightsInt8, `${testCase.name} int8`);
+      assertBitsEqual(actual.weightsFake, expected.weightsFake, `${testCase.name} fake`);
+      expected.weightsInt8.forEach((value) => seen.add(value));
+    }
+    assert.ok(seen.has(127) && seen.has(-128), "some weights clamp at 127 and -128");
+  });
+}
+
+Deno.test("quantizeWeights rounds ties to even and clamps at 127 / -128", () => {
+  // scale 0.25 divides these exactly, so W/scale is exactly the listed .5 value.
+  const quotients = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5, -128.5, -129.5, 1000];
+  const expected = [0, 2, 2, 0, -2, -2, 126, 127, -128, -128, -128, 127];
+  // 19 elements: one 16-lane block and a 3-element tail; pad with quotient 3.
+  const padded = [...quotients, 3, 3, 3, 3, 3, 3, 3];
+  const weights = new Float32Array(padded.map((quotient) => quotient * 0.25));
+  const layout = channelLayout("InnerProduct", [1, weights.length], 1);
+  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
+    weights,
+    layout,
+    new Float32Array([0.25]),
+  );
+  const expectedAll = [...expected, 3, 3, 3, 3, 3, 3, 3];
+  assertArrayEqual(weightsInt8, expectedAll, "ties and clamps");
+  assertArrayEqual(weightsFake, expectedAll.map((q) => q * 0.25), "fake of ties and clamps");
+  // -0.5 rounds to -0; its w_fake is +0 (w_q is the integer 0).
+  assert.ok(Object.is(weightsFake[3], 0));
+});
+
+Deno.test("quantizeWeights gives w_q 127 and w_fake NaN for a NaN weight (documented)", () => {
+  const weights = new Float32Array([1, NaN, -1, 2, NaN]);
+  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
+    weights,
+    channelLayout("InnerProduct", [1, 5], 1),
+    new Float32Array([1]),
+  );
+  assertArrayEqual(weightsInt8, [1, 127, -1, 2, 127], "NaN lanes");
+  assertArrayEqual(
+    Array.from(weightsFake, Number.isNaN),
+    [false, true, false, false, true],
+    "fake",
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// BatchNorm folding.
+
+interface FoldInput {
+  weights: Float32Array;
+  bias: Float32Array | null;
+  mean: Float32Array;
+  variance: Float32Array;
+  factor: number;
+  eps: number;
+  gamma: Float32Array;
+  beta: Float32Array | null;
+}
+
+function referenceFold(input: FoldInput, channels: Int32Array, channelCount: number) {
+  const f = input.factor === 0 ? 0 : 1 / input.factor;
+  const alpha: number[] = [];
+  const bias = new Float32Array(channelCount);
+  for (let channel = 0; channel < channelCount; channel++) {
+    const variance = input.variance[channel] * f;
+    const a = input.gamma[channel] / Math.sqrt(variance + input.eps);
+    alpha.push(a);
+    const b = input.bias === null ? 0 : input.bias[channel];
+    const beta = input.beta === null ? 0 : input.beta[channel];
+    bias[channel] = (b - input.mean[channel] * f) * a + beta;
+  }
+  const weights = new Float32Array(input.weights.length);
+  for (let index = 0; index < weights.length; index++) {
+    weights[index] = input.weights[index] * alpha[channels[index]];
+  }
+  return { weights, bias };
+}
+
+Deno.test("foldBatchNorm matches the float64 reference", () => {
+  const random = seededRandom(21);
+  const eps = f32(1e-5);
+  let variant = 0;
+  for (const testCase of CASES) {
+    for (const factor of [f32(0.999), 0, 1]) {
+      variant++;
+      const count = testCase.channels;
+      const input: FoldInput = {
+        weights: randomFloats(random, elementCount(testCase.shape), 0.5),
+        bias: variant % 2 === 0 ? randomFloats(random, count, 0.3) : null,
+        mean: randomFloats(random, count, 2),
+        variance: randomPositive(random, count, 0, 4),
+        factor,
+        eps,
+        gamma: randomFloats(random, count, 1.5),
+        beta: variant % 3 === 0 ? null : randomFloats(random, count, 0.7),
+      };
+      const actual = kernels.foldBatchNorm({ ...input, layout: layoutOf(testCase) });
+      const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
+      const expected = referenceFold(input, channels, count);
+      const label = `${testCase.name} factor ${factor}`;
+      assertBitsEqual(actual.weights, expected.weights, `${label} weights`);
+      assertBitsEqual(actual.bias, expected.bias, `${label} bias`);
+    }
+  }
+});
+
+Deno.test("foldBatchNorm uses eps as a float32 value", () => {
+  // a = 1/sqrt(eps) with variance 0: find a weight whose W*a rounds differently for eps = 1e-5
+  // and eps = f32(1e-5); the kernel must give the float32-eps result.
+  const alphaF32 = 1 / Math.sqrt(f32(1e-5));
+  const alphaF64 = 1 / Math.sqrt(1e-5);
+  let weight = 0;
+  for (let step = 1; step < 4096 && weight === 0; step++) {
+    const candidate = f32(1 + step / 4096);
+    if (f32(candidate * alphaF32) !== f32(candidate * alphaF64)) weight = candidate;
+  }
+  assert.notEqual(weight, 0, "a weight that tells the two eps apart");
+  const { weights } = kernels.foldBatchNorm({
+    weights: new Float32Array([weight]),
+    layout: channelLayout("InnerProduct", [1, 1], 1),
+    bias: null,
+    mean: new Float32Array([0]),
+    variance: new Float32Array([0]),
+    factor: 1,
+    eps: 1e-5,
+    gamma: new Float32Array([1]),
+    beta: null,
+  });
+  assert.equal(weights[0], f32(weight * alphaF32));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Non-finite detection.
+
+Deno.test("firstNonFinite finds the first NaN or infinity, in blocks and tails", () => {
+  for (const length of [1, 5, 16, 37, 101]) {
+    const clean = randomFloats(seededRandom(length), length, 3);
+    assert.equal(kernels.firstNonFinite(clean), -1, `clean length ${length}`);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      for (const at of new Set([0, Math.floor(length / 2), length - 1])) {
+        const values = clean.slice();
+        values[at] = bad;
+        if (at + 1 < length) values[length - 1] = NaN;
+        assert.equal(kernels.firstNonFinite(values), at, `${bad} at ${at} of ${length}`);
+      }
+    }
+  }
+  assert.equal(kernels.firstNonFinite(new Float32Array(0)), -1);
+  assert.equal(kernels.firstNonFinite(new Float32Array([3.4e38, -3.4e38, 1e-45])), -1);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dequant scales, bias quantization, packing.
+
+Deno.test("dequantScales and packDequantScales match the reference", () => {
+  const random = seededRandom(31);
+  const scaleD = f32(0.0371);
+  const scaleW = randomPositive(random, 23, 1e-4, 0.05);
+  const deq = kernels.dequantScales(scaleD, scaleW);
+  const expected = new Float32Array(scaleW.map((scale) => scale * scaleD));
+  assertBitsEqual(deq, expected, "deq");
+  const packed = kernels.packDequantScales(deq);
+  assertArrayEqual(packed, Array.from(bits(expected), (word) => BigInt(word)), "packed");
+});
+
+function referenceQuantizeBias(bias: Float32Array, deqScale: Float32Array) {
+  const biasInt32 = new Int32Array(bias.length);
+  const biasFake = new Float32Array(bias.length);
+  for (let channel = 0; channel < bias.length; channel++) {
+    const deq = scaleOf(deqScale, channel);
+    biasInt32[channel] = rint(bias[channel] / deq);
+    biasFake[channel] = biasInt32[channel] * deq;
+  }
+  return { biasInt32, biasFake };
+}
+
+Deno.test("quantizeBias matches the float64 reference (per channel and per tensor)", () => {
+  const random = seededRandom(41);
+  for (const deqCount of [1, 29]) {
+    const bias = randomFloats(random, 29, 5);
+    const deqScale = randomPositive(random, deqCount, 1e-4, 1e-2);
+    const actual = kernels.quantizeBias(bias, deqScale);
+    const expected = referenceQuantizeBias(bias, deqScale);
+    assertArrayEqual(actual.biasInt32, expected.biasInt32, `int32 (${deqCount} deq)`);
+    assertBitsEqual(actual.biasFake, expected.biasFake, `fake (${deqCount} deq)`);
+    assert.equal(actual.overflowChannel, -1);
+  }
+});
+
+Deno.test("quantizeBias rounds ties to even", () => {
+  const { biasInt32, biasFake } = kernels.quantizeBias(
+    new Float32Array([1.25, 1.75, -1.25, -0.25, 0.75]),
+    new Float32Array([0.5]),
+  );
+  assertArrayEqual(biasInt32, [2, 4, -2, 0, 2], "ties");
+  assertArrayEqual(biasFake, [1, 2, -1, 0, 1], "fake of ties");
+  assert.ok(Object.is(biasFake[3], 0), "b_q 0 gives +0");
+});
+
+Deno.test("quantizeBias reports the first int32 overflow with its value", () => {
+  // deq 1: 2^31 does not fit, -2^31 does.
+  const edge = kernels.quantizeBias(
+    new Float32Array([-2147483648, 5, 2147483648, 2147483648]),
+    new Float32Array([1]),
+  );
+  assertArrayEqual(edge.biasInt32.slice(0, 2), [-2147483648, 5], "fits");
+  assert.equal(edge.overflowChannel, 2);
+  assert.equal(edge.overflowValue, 2147483648);
+
+  const deqScale = new Float32Array([0.5, 1e-3, 1e-3, 1e-3]);
+  const bias = new Float32Array([1, 2, -3e6, 4e6]);
+  const result = kernels.quantizeBias(bias, deqScale);
+  assert.equal(result.overflowChannel, 2);
+  assert.equal(result.overflowValue, rint(bias[2] / deqScale[2]));
+  assert.ok(result.overflowValue < -2147483648);
+  assert.equal(result.biasInt32[0], 2);
+  assert.equal(result.biasInt32[1], rint(bias[1] / deqScale[1]));
+});
+
+// ---------------------------------------------------------------------------------------------
+// SPEC §9 weight scales.
+
+function referenceWeightScales(
+  weights: Float32Array,
+  channels: Int32Array,
+  channelCount: number,
+  bias: Float32Array | null,
+  scaleD: number,
+): Float32Array {
+  const maxAbs = new Array<number>(channelCount).fill(0);
+  for (let index = 0; index < weights.length; index++) {
+    maxAbs[channels[index]] = Math.max(maxAbs[channels[index]], Math.abs(weights[index]));
+  }
+  const scales = new Float32Array(channelCount);
+  for (let channel = 0; channel < channelCount; channel++) {
+    const fromWeights = f32(maxAbs[channel] / 127);
+    const fromBias = bias === null ? 0 : f32(Math.abs(bias[channel]) / (scaleD * 2 ** 30));
+    const scale = Math.max(fromWeights, fromBias);
+    scales[channel] = scale === 0 ? 1 : scale;
+  }
+  return scales;
+}
+
+Deno.test("weightScalesFromWeights matches the reference, with zero and dead channels", () => {
+  const random = seededRandom(51);
+  const scaleD = f32(0.02);
+  for (const testCase of CASES) {
+    for (const withBias of [false, true]) {
+      const weights = randomFloats(random, elementCount(testCase.shape), 0.6);
+      const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
+      const count = testCase.channels;
+      const bias = withBias ? randomFloats(random, count, 0.5) : null;
+      // Channel 0 all zero (with zero bias), channel 1 tiny weights with a large bias (dead BN).
+      for (let index = 0; index < weights.length; index++) {
+        if (channels[index] === 0) weights[index] = 0;
+        if (channels[index] === 1 && bias !== null) weights[index] *= 1e-12;
+      }
+      if (bias !== null) {
+        bias[0] = 0;
+        bias[1] = 3e6;
+      }
+      const actual = kernels.weightScalesFromWeights(weights, layoutOf(testCase), bias, scaleD);
+      const expected = referenceWeightScales(weights, channels, count, bias, scaleD);
+      assertBitsEqual(actual, expected, `${testCase.name}${withBias ? " with bias" : ""}`);
+      assert.equal(actual[0], 1, "all-zero channel");
+      if (bias !== null) assert.equal(actual[1], f32(3e6 / (scaleD * 2 ** 30)), "bias floor");
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Activation fake-quant.
+
+function referenceFakeQuant(values: Float32Array, scaleD: number, offsetD: number): Float32Array {
+  const quantScale = f32(1 / scaleD);
+  const result = new Float32Array(values.length);
+  for (let index = 0; index < values.length; index++) {
+    const q = clamp(rint(f32(values[index] * quantScale)) + offsetD, -128, 127);
+    result[index] = (q - offsetD) * scaleD;
+  }
+  return result;
+}
+
+Deno.test("fakeQuantActivations matches the reference, in place and into a new array", () => {
+  const random = seededRandom(61);
+  const factors = [[f32(0.0471), 0], [f32(0.013), -14], [f32(0.2), 127], [f32(0.02), -128]];
+  for (let extra = 0; extra < 40; extra++) {
+    factors.push([f32(0.001 + random() * 0.05), Math.floor(random() * 256) - 128]);
+  }
+  for (const [scaleD, offsetD] of factors) {
+    const values = randomFloats(random, 67, 3);
+    const expected = referenceFakeQuant(values, scaleD, offsetD);
+    const copy = kernels.fakeQuantActivations(values, scaleD, offsetD);
+    assertBitsEqual(copy, expected, `new array scale ${scaleD} offset ${offsetD}`);
+    const out = new Float32Array(values.length);
+    assert.equal(kernels.fakeQuantActivations(values, scaleD, offsetD, out), out);
+    assertBitsEqual(out, expected, "into out");
+    assert.equal(kernels.fakeQuantActivations(values, scaleD, offsetD, values), values);
+    assertBitsEqual(values, expected, "in place");
+  }
+});
+
+Deno.test("fakeQuantActivations rounds ties to even and keeps NaN", () => {
+  // scale_d 0.5: S = 2, so x*S is exactly 0.5, 1.5, 2.5, -0.5, -2.5.
+  const values = new Float32Array([0.25, 0.75, 1.25, -0.25, -1.25, NaN]);
+  const fake = kernels.fakeQuantActivations(values, 0.5, 0);
+  assertBitsEqual(fake.subarray(0, 5), new Float32Array([0, 1, 1, 0, -1]), "ties");
+  assert.ok(Number.isNaN(fake[5]));
+});
