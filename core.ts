@@ -14,12 +14,22 @@
 
 export { ConvertError, ERROR_CODES, type ErrorCode, type ErrorPlace } from "./src/errors.ts";
 export {
+  type ConvertedFiles,
   convertInMemory as convert,
   type ConvertInput,
   type ConvertOutput,
   type ConvertReport,
+  type InputFiles,
+  type ProgressCallback,
 } from "./src/quant/convert.ts";
-export { type LayerSummary, type NetSummary, inspectNet } from "./src/caffe/inspect.ts";
+export type { FusedComposite } from "./src/quant/fuse.ts";
+export {
+  type ActivationRange,
+  makeRecord,
+  type MakeRecordOptions,
+} from "./src/quant/make_record.ts";
+export { type FieldValue, type Scalar, type TextField, TextMessage } from "./src/proto/tree.ts";
+export { inspectNet, type LayerSummary, type NetSummary } from "./src/caffe/inspect.ts";
 export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
 export { readCaffemodel, writeCaffemodel } from "./src/caffe/caffemodel.ts";

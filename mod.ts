@@ -23,8 +23,8 @@ export {
   convertModel,
   type ConvertModelOptions,
   type ConvertModelReport,
-  type OutputPaths,
   outputNames,
+  type OutputPaths,
 } from "./src/io/convert_model.ts";
 import { convertModel, type ConvertModelReport } from "./src/io/convert_model.ts";
 

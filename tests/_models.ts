@@ -16,7 +16,9 @@ function listModels(): string[] {
       .sort();
   } catch (error) {
     if (Deno.env.get("CI") === "true") {
-      throw new Error(`CI=true but the shared models are missing at ${modelsDir.pathname}: ${error}`);
+      throw new Error(
+        `CI=true but the shared models are missing at ${modelsDir.pathname}: ${error}`,
+      );
     }
     console.warn(`skipping real-model tests: ${modelsDir.pathname} is missing`);
     return [];

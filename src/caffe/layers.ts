@@ -31,14 +31,29 @@ const PARAM_MESSAGE: Record<string, string> = {
   InnerProduct: "inner_product_param",
 };
 
+/** The parameter message of a weighted layer type (`convolution_param`…), else `undefined`. */
+export function weightParamMessage(type: string): string | undefined {
+  return PARAM_MESSAGE[type];
+}
+
 /** A numeric field of a layer's parameter message, or `fallback` (the schema default). */
-export function numberParam(layer: Layer, message: string, field: string, fallback: number): number {
+export function numberParam(
+  layer: Layer,
+  message: string,
+  field: string,
+  fallback: number,
+): number {
   const value = layer.param(message, field);
   return typeof value === "number" ? value : fallback;
 }
 
 /** A boolean field of a layer's parameter message, or `fallback` (the schema default). */
-export function boolParam(layer: Layer, message: string, field: string, fallback: boolean): boolean {
+export function boolParam(
+  layer: Layer,
+  message: string,
+  field: string,
+  fallback: boolean,
+): boolean {
   const value = layer.param(message, field);
   return typeof value === "boolean" ? value : fallback;
 }
@@ -122,7 +137,6 @@ export function quantizeBlocker(layer: Layer): string | undefined {
       if (!oneTop) return "it must have exactly one top";
       return undefined;
     default:
-      return `layer type ${type} cannot be quantized (only Convolution, Deconvolution, ` +
-        `InnerProduct and AVE Pooling)`;
+      return `a ${type} layer cannot be quantized`;
   }
 }

@@ -33,7 +33,11 @@ export class Layer {
   unknownBytes: Uint8Array;
 
   /** Wraps a `LayerParameter` tree. */
-  constructor(params: TextMessage, blobs: Blob[] = [], unknownBytes: Uint8Array = new Uint8Array(0)) {
+  constructor(
+    params: TextMessage,
+    blobs: Blob[] = [],
+    unknownBytes: Uint8Array = new Uint8Array(0),
+  ) {
     this.params = params;
     this.blobs = blobs;
     this.unknownBytes = unknownBytes;

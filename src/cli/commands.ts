@@ -53,7 +53,9 @@ const inspect: Command = {
         weights: weightsFile,
       });
     const summary = inspectNet(net);
-    io.out(args.flags.has("json") ? JSON.stringify(summary, null, 2) + "\n" : formatNetSummary(summary));
+    io.out(
+      args.flags.has("json") ? JSON.stringify(summary, null, 2) + "\n" : formatNetSummary(summary),
+    );
   },
 };
 
@@ -81,7 +83,9 @@ const convert: Command = {
       progress?.done();
     }
     for (const warning of report.warnings) io.err(`warning: ${warning}\n`);
-    io.out(args.flags.has("json") ? JSON.stringify(report, null, 2) + "\n" : formatConvertReport(report));
+    io.out(
+      args.flags.has("json") ? JSON.stringify(report, null, 2) + "\n" : formatConvertReport(report),
+    );
   },
 };
 
@@ -91,7 +95,9 @@ export function formatConvertReport(report: ConvertModelReport): string {
   for (const { layer, batchNorm, scale } of report.fusedComposites) {
     lines.push(`fused      ${layer} + ${batchNorm} + ${scale}`);
   }
-  lines.push(`quantized  ${report.quantizedLayers.length} layers: ${report.quantizedLayers.join(", ")}`);
+  lines.push(
+    `quantized  ${report.quantizedLayers.length} layers: ${report.quantizedLayers.join(", ")}`,
+  );
   for (const { name, consumers } of report.sharedQuantLayers) {
     lines.push(`shared     ${name} feeds ${consumers.join(", ")}`);
   }

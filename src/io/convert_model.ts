@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type ConvertReport, convertInMemory, type ProgressCallback } from "../quant/convert.ts";
+import { convertInMemory, type ConvertReport, type ProgressCallback } from "../quant/convert.ts";
 import { readInput, readInputText, writeAllOrNothing } from "./files.ts";
 
 /** Options of {@linkcode convertModel}. */

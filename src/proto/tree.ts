@@ -99,7 +99,9 @@ export class TextMessage {
   setAll(name: string, values: FieldValue[]): void {
     const first = this.fields.findIndex((f) => f.name === name);
     const kept = this.fields.filter((f) => f.name !== name);
-    const at = first < 0 ? kept.length : this.fields.slice(0, first).filter((f) => f.name !== name).length;
+    const at = first < 0
+      ? kept.length
+      : this.fields.slice(0, first).filter((f) => f.name !== name).length;
     kept.splice(at, 0, ...values.map((value) => ({ name, value })));
     this.fields = kept;
   }

@@ -62,35 +62,49 @@ export function readRecord(recordText: string, net: Net, file?: string): QuantRe
   const records: QuantRecord = new Map();
   const firstLines = new Map<string, number | undefined>();
   for (const entry of entries) {
-    const record = checkEntry(entry, layers, file);
-    if (records.has(record.layer)) {
-      const first = firstLines.get(record.layer);
+    const { key, value } = entryParts(entry, file);
+    if (records.has(key)) {
+      const first = firstLines.get(key);
       throw new ConvertError(
         "RECORD_DUPLICATE_KEY",
-        `a second record for layer "${record.layer}"` + (first ? ` (the first is on line ${first})` : ""),
-        { file, line: entry.line, column: entry.column, layer: record.layer },
+        `a second record for layer "${key}"` + (first ? ` (the first is on line ${first})` : ""),
+        { file, line: entry.line, column: entry.column, layer: key },
       );
     }
-    records.set(record.layer, record);
-    firstLines.set(record.layer, entry.line);
+    records.set(key, checkEntry(entry, key, value, layers, file));
+    firstLines.set(key, entry.line);
   }
   return records;
 }
 
-/** Checks one `record { key value }` entry. */
-function checkEntry(entry: TextField, layers: Map<string, Layer>, file?: string): LayerRecord {
+/** The key and value of a `record { key value }` entry; both must be present. */
+function entryParts(entry: TextField, file?: string): { key: string; value: TextMessage } {
   const message = entry.value instanceof TextMessage ? entry.value : new TextMessage();
   const key = message.get("key");
   const value = message.message("value");
-  if (typeof key !== "string" || value === undefined) {
-    throw new ConvertError(
-      "RECORD_KEY_WITHOUT_VALUE",
-      typeof key === "string"
-        ? `the record for "${key}" has no value`
-        : "a record entry has no key (layer name)",
-      { file, line: entry.line, column: entry.column, layer: typeof key === "string" ? key : undefined },
-    );
-  }
+  if (typeof key === "string" && value !== undefined) return { key, value };
+  throw new ConvertError(
+    "RECORD_KEY_WITHOUT_VALUE",
+    typeof key === "string"
+      ? `the record for "${key}" has no value`
+      : "a record entry has no key (layer name)",
+    {
+      file,
+      line: entry.line,
+      column: entry.column,
+      layer: typeof key === "string" ? key : undefined,
+    },
+  );
+}
+
+/** Checks one entry's value against the layer its key names. */
+function checkEntry(
+  entry: TextField,
+  key: string,
+  value: TextMessage,
+  layers: Map<string, Layer>,
+  file?: string,
+): LayerRecord {
   const fail = (code: ErrorCode, text: string, field: TextField = entry): never => {
     throw new ConvertError(code, `record "${key}": ${text}`, {
       file,
@@ -101,7 +115,7 @@ function checkEntry(entry: TextField, layers: Map<string, Layer>, file?: string)
   };
   const layer = layers.get(key);
   if (layer === undefined) {
-    fail("RECORD_UNKNOWN_LAYER", `the model has no layer "${key}"`, message.entry("key"));
+    fail("RECORD_UNKNOWN_LAYER", `the model has no layer "${key}"`, keyField(entry));
   }
   const shiftBit = value.entry("shift_bit");
   if (shiftBit !== undefined) {
@@ -111,23 +125,36 @@ function checkEntry(entry: TextField, layers: Map<string, Layer>, file?: string)
   if (!FACTOR_FIELDS.some((name) => value.has(name))) return { layer: key, skipFusion };
   const blocker = quantizeBlocker(layer!);
   if (blocker !== undefined) {
-    fail("RECORD_NOT_QUANTIZABLE", `layer "${key}" (${layer!.type}) cannot be quantized: ${blocker}`);
+    fail(
+      "RECORD_NOT_QUANTIZABLE",
+      `layer "${key}" (${layer!.type}) cannot be quantized: ${blocker}`,
+    );
   }
-  return { layer: key, skipFusion, factors: checkFactors(layer!, value, entry, fail) };
+  const valueField = (entry.value as TextMessage).entry("value")!;
+  return { layer: key, skipFusion, factors: checkFactors(layer!, value, valueField, fail) };
+}
+
+/** The `key` field of an entry (for its place), or the entry itself. */
+function keyField(entry: TextField): TextField {
+  return (entry.value as TextMessage).entry("key") ?? entry;
 }
 
 /** Checks the factor fields of a quantizable layer's record and returns them as float32. */
 function checkFactors(
   layer: Layer,
   value: TextMessage,
-  entry: TextField,
+  valueField: TextField,
   fail: (code: ErrorCode, text: string, field?: TextField) => never,
 ): QuantFactors {
   const scaleDField = value.entry("scale_d");
-  if (scaleDField === undefined) fail("RECORD_BAD_SCALE", "scale_d is missing");
+  if (scaleDField === undefined) fail("RECORD_BAD_SCALE", "scale_d is missing", valueField);
   const scaleD = Math.fround(Number(scaleDField!.value));
   if (!(Number.isFinite(scaleD) && scaleD > 0)) {
-    fail("RECORD_BAD_SCALE", `scale_d ${scaleDField!.value} is not a finite number > 0`, scaleDField);
+    fail(
+      "RECORD_BAD_SCALE",
+      `scale_d ${scaleDField!.value} is not a finite number > 0`,
+      scaleDField,
+    );
   }
   const offsetDField = value.entry("offset_d");
   const offsetD = offsetDField === undefined ? 0 : Number(offsetDField.value);
@@ -144,14 +171,24 @@ function checkFactors(
         scaleWFields[index],
       );
     }
+    const deqScale = Math.fround(scaleD * scale);
+    if (!(Number.isFinite(deqScale) && deqScale > 0)) {
+      fail(
+        "RECORD_BAD_SCALE",
+        `scale_d · scale_w[${index}] = ${scaleD * scale} does not fit a float32 > 0`,
+        scaleWFields[index],
+      );
+    }
   });
   const offsetWFields = value.fields.filter((field) => field.name === "offset_w");
   for (const [index, field] of offsetWFields.entries()) {
-    if (field.value !== 0) fail("RECORD_BAD_OFFSET_W", `offset_w[${index}] is ${field.value}, not 0`, field);
+    if (field.value !== 0) {
+      fail("RECORD_BAD_OFFSET_W", `offset_w[${index}] is ${field.value}, not 0`, field);
+    }
   }
   const lengthProblem = scaleWLengthProblem(layer, scaleW, offsetWFields.length);
   if (lengthProblem !== undefined) {
-    fail("RECORD_BAD_LENGTH", lengthProblem, scaleWFields[0] ?? offsetWFields[0] ?? entry);
+    fail("RECORD_BAD_LENGTH", lengthProblem, scaleWFields[0] ?? offsetWFields[0] ?? valueField);
   }
   return { scaleD, offsetD, scaleW: scaleW.length === 0 ? new Float32Array([1]) : scaleW };
 }

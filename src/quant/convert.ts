@@ -1,0 +1,189 @@
+/**
+ * `convert_model` in memory (SPEC §1–§6): record → fusion → plan → both output nets → quant
+ * info. No file system: the same code runs in Deno, Node, browsers and edge functions.
+ *
+ * @module
+ */
+
+import { printPrototxt } from "../caffe/prototxt.ts";
+import { writeCaffemodel } from "../caffe/caffemodel.ts";
+import { loadNet, type ModelFiles } from "../caffe/model.ts";
+import type { Net } from "../caffe/net.ts";
+import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";
+import { checkFloatModel, planQuantization } from "./plan.ts";
+import { quantInfoJson } from "./quant_info.ts";
+import { readRecord } from "./record.ts";
+import { rewriteNets } from "./rewrite.ts";
+
+/** Progress of a stage: `done` of `total` units (layers, or 1 for a single step). */
+export type ProgressCallback = (stage: string, done: number, total: number) => void;
+
+/** What a conversion did. */
+export interface ConvertReport {
+  /** Quantized layers in layer order. */
+  quantizedLayers: string[];
+  /** Conv/Deconv/IP + BatchNorm + Scale composites fused, in layer order. */
+  fusedComposites: FusedComposite[];
+  /** Quant layers that feed more than one quantized layer, with those layers. */
+  sharedQuantLayers: { name: string; consumers: string[] }[];
+  /** Things the user should know that are not errors. */
+  warnings: string[];
+  /** Milliseconds spent per stage. */
+  timings: Record<string, number>;
+}
+
+/** The converted nets in memory. */
+export interface ConvertResult {
+  /** The fake-quant net (float weights, Quant/DeQuant layers). */
+  fakeQuant: Net;
+  /** The deploy net (integer weights, packed dequant scales). */
+  deploy: Net;
+  /** The `_quant.json` document. */
+  quantInfo: string;
+  /** What was done. */
+  report: ConvertReport;
+}
+
+/** Names of the three inputs, used in errors (paths, or labels for in-memory input). */
+export interface InputFiles extends ModelFiles {
+  /** The record file's name. */
+  record?: string;
+}
+
+/** Options of {@linkcode convertNet}. */
+export interface ConvertNetOptions {
+  /** Names of the inputs, for errors. */
+  files?: InputFiles;
+  /** Called as each stage progresses. */
+  onProgress?: ProgressCallback;
+}
+
+/**
+ * Converts a loaded float net with the factors of `recordText`. `net` is not changed: the
+ * outputs share the parameter trees and blobs of the layers they leave untouched.
+ *
+ * @example
+ * ```ts ignore
+ * const net = loadNet(prototxtText, caffemodelBytes);
+ * const { fakeQuant, deploy, quantInfo, report } = await convertNet(net, recordText);
+ * ```
+ */
+export async function convertNet(
+  net: Net,
+  recordText: string,
+  options: ConvertNetOptions = {},
+): Promise<ConvertResult> {
+  const { files = {}, onProgress } = options;
+  const timings: Record<string, number> = {};
+  let started = performance.now();
+  const finish = (stage: string) => {
+    const now = performance.now();
+    timings[stage] = now - started;
+    started = now;
+    onProgress?.(stage, 1, 1);
+  };
+  checkFloatModel(net, files);
+  const record = readRecord(recordText, net, files.record);
+  finish("record");
+  const skipFusion = new Set(
+    [...record.values()].filter((entry) => entry.skipFusion).map((entry) => entry.layer),
+  );
+  const fusion = await fuseBatchNorm(net, { skipFusion, files });
+  finish("fuse");
+  const plan = planQuantization(fusion.net, record);
+  const nets = await rewriteNets(fusion.net, plan, {
+    files,
+    onLayer: (done, total) => onProgress?.("quantize", done, total),
+  });
+  finish("quantize");
+  const quantInfo = quantInfoJson(nets.fakeQuant, plan, fusion.composites);
+  finish("info");
+  const warnings = [...fusion.warnings];
+  if (plan.layers.size === 0) {
+    warnings.push("the record gives factors for no layer: nothing is quantized");
+  }
+  return {
+    ...nets,
+    quantInfo,
+    report: {
+      quantizedLayers: [...plan.layers.keys()],
+      fusedComposites: fusion.composites,
+      sharedQuantLayers: plan.groups
+        .filter((group) => group.consumers.length > 1)
+        .map(({ name, consumers }) => ({ name, consumers })),
+      warnings,
+      timings,
+    },
+  };
+}
+
+/** The inputs of {@linkcode convertInMemory}. */
+export interface ConvertInput {
+  /** The float model's prototxt text. */
+  model: string;
+  /** The float model's caffemodel bytes. */
+  weights: Uint8Array;
+  /** The record file's text. */
+  record: string;
+  /** Names of the inputs, for errors. */
+  files?: InputFiles;
+  /** Called as each stage progresses. */
+  onProgress?: ProgressCallback;
+}
+
+/** The five outputs' contents (SPEC §7 names without the prefix). */
+export interface ConvertedFiles {
+  /** `fake_quant_model.prototxt` */
+  fakeQuantModel: string;
+  /** `fake_quant_weights.caffemodel` */
+  fakeQuantWeights: Uint8Array;
+  /** `deploy_model.prototxt` */
+  deployModel: string;
+  /** `deploy_weights.caffemodel` */
+  deployWeights: Uint8Array;
+  /** `quant.json` */
+  quantInfo: string;
+}
+
+/** What {@linkcode convertInMemory} returns. */
+export interface ConvertOutput {
+  /** The five outputs. */
+  files: ConvertedFiles;
+  /** What was done. */
+  report: ConvertReport;
+}
+
+/**
+ * `convert_model` on in-memory inputs: loads the net, converts it and serialises the five
+ * outputs. The same inputs always give byte-identical outputs.
+ *
+ * @example
+ * ```ts ignore
+ * const { files, report } = await convertInMemory({ model, weights, record });
+ * ```
+ */
+export async function convertInMemory(input: ConvertInput): Promise<ConvertOutput> {
+  const { files = {}, onProgress } = input;
+  let started = performance.now();
+  const net = loadNet(input.model, input.weights, files);
+  onProgress?.("load", 1, 1);
+  const loadMs = performance.now() - started;
+  const result = await convertNet(net, input.record, { files, onProgress });
+  started = performance.now();
+  const converted: ConvertedFiles = {
+    fakeQuantModel: printPrototxt(result.fakeQuant),
+    fakeQuantWeights: writeCaffemodel(result.fakeQuant),
+    deployModel: printPrototxt(result.deploy),
+    deployWeights: writeCaffemodel(result.deploy),
+    quantInfo: result.quantInfo,
+  };
+  onProgress?.("serialize", 1, 1);
+  const { report } = result;
+  return {
+    files: converted,
+    report: {
+      ...report,
+      timings: { load: loadMs, ...report.timings, serialize: performance.now() - started },
+    },
+  };
+}

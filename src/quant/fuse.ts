@@ -1,0 +1,262 @@
+/**
+ * Conv + BatchNorm + Scale fusion (SPEC §3): every `Convolution|Deconvolution|InnerProduct` →
+ * `BatchNorm` → `Scale` chain whose intermediate blobs nobody else reads becomes one layer with
+ * folded weights and a bias, at the first layer's place, writing the Scale's top.
+ *
+ * @module
+ */
+
+import { ConvertError } from "../errors.ts";
+import {
+  boolParam,
+  groupCount,
+  numberParam,
+  WEIGHTED_TYPES,
+  weightParamMessage,
+} from "../caffe/layers.ts";
+import type { ModelFiles } from "../caffe/model.ts";
+import type { Blob, Layer, Net } from "../caffe/net.ts";
+import { TextMessage } from "../proto/tree.ts";
+import {
+  type ChannelLayout,
+  channelLayout,
+  outputChannelCount,
+  type QuantKernels,
+  quantKernels,
+} from "../wasm/quant.ts";
+import { type BlobValues, blobValues, floatData, layerLike } from "./plan.ts";
+
+/** One fused composite, by the names of its three original layers. */
+export interface FusedComposite {
+  /** The Convolution, Deconvolution or InnerProduct layer (the fused layer keeps its name). */
+  layer: string;
+  /** The BatchNorm layer folded into it. */
+  batchNorm: string;
+  /** The Scale layer folded into it. */
+  scale: string;
+}
+
+/** What {@linkcode fuseBatchNorm} returns. */
+export interface FusionResult {
+  /** The fused net: a new layer list; the input net and its layers are not changed. */
+  net: Net;
+  /** The composites fused, in layer order. */
+  composites: FusedComposite[];
+  /** Composites left unfused for a reason the user should know. */
+  warnings: string[];
+}
+
+/** Default `batch_norm_param.eps` (1e-5; the kernel rounds it to float32). */
+const DEFAULT_BN_EPS = 1e-5;
+
+/**
+ * How the weights of a Convolution, Deconvolution or InnerProduct map to output channels.
+ * A transposed InnerProduct stores `[K, N]`, so its output channel is axis 1.
+ */
+export function weightLayout(layer: Layer): ChannelLayout {
+  const { shape } = layer.blobs[0];
+  if (
+    layer.type === "InnerProduct" && boolParam(layer, "inner_product_param", "transpose", false)
+  ) {
+    return { outer: shape[0], mid: shape[1], inner: 1, channelAxis: 1, groups: 1 };
+  }
+  return channelLayout(layer.type, shape, groupCount(layer));
+}
+
+/** The indices of a composite's three layers. */
+interface Composite {
+  layer: number;
+  batchNorm: number;
+  scale: number;
+}
+
+/** Options of {@linkcode fuseBatchNorm}. */
+export interface FuseOptions {
+  /** Names of first layers whose composite stays unfused (record `skip_fusion: true`). */
+  skipFusion?: ReadonlySet<string>;
+  /** The input files, named in errors. */
+  files?: ModelFiles;
+}
+
+/**
+ * Fuses every Conv/Deconv/IP + BatchNorm + Scale composite of `net`, except those whose first
+ * layer is in `options.skipFusion`. A BatchNorm with `use_global_stats: false` in a composite to
+ * fuse is a BN_NOT_GLOBAL_STATS error. Untouched layers are shared with the input net, unchanged.
+ *
+ * @example
+ * ```ts ignore
+ * const { net: fused, composites } = await fuseBatchNorm(net, { skipFusion: new Set(["conv2"]) });
+ * ```
+ */
+export async function fuseBatchNorm(net: Net, options: FuseOptions = {}): Promise<FusionResult> {
+  const { skipFusion = new Set(), files = {} } = options;
+  const { layers } = net;
+  const values = blobValues(layers);
+  const found: Composite[] = [];
+  const warnings: string[] = [];
+  layers.forEach((layer, index) => {
+    const composite = findComposite(layers, values, index);
+    if (composite === undefined || skipFusion.has(layer.name)) return;
+    const blocker = placementBlocker(layers, composite);
+    if (blocker !== undefined) {
+      warnings.push(
+        `${layer.name} + ${layers[composite.batchNorm].name} + ${layers[composite.scale].name} ` +
+          `not fused: ${blocker}`,
+      );
+      return;
+    }
+    const batchNorm = layers[composite.batchNorm];
+    if (boolParam(batchNorm, "batch_norm_param", "use_global_stats", true) === false) {
+      throw new ConvertError(
+        "BN_NOT_GLOBAL_STATS",
+        `BatchNorm "${batchNorm.name}" after "${layer.name}" has use_global_stats: false; ` +
+          `the model is not set up for inference`,
+        { file: files.model, line: batchNorm.line, layer: batchNorm.name },
+      );
+    }
+    found.push(composite);
+  });
+  if (found.length === 0) return { net, composites: [], warnings };
+  const kernels = await quantKernels();
+  const replaced = new Map<number, Layer>();
+  const removed = new Set<number>();
+  for (const composite of found) {
+    replaced.set(composite.layer, foldComposite(kernels, layers, composite, files.weights));
+    removed.add(composite.batchNorm);
+    removed.add(composite.scale);
+  }
+  return {
+    net: {
+      header: net.header,
+      layers: layers.flatMap((layer, index) =>
+        removed.has(index) ? [] : [replaced.get(index) ?? layer]
+      ),
+    },
+    composites: found.map((composite) => ({
+      layer: layers[composite.layer].name,
+      batchNorm: layers[composite.batchNorm].name,
+      scale: layers[composite.scale].name,
+    })),
+    warnings,
+  };
+}
+
+/** The only reader of the single top of layer `index`, when that is so. */
+function onlyReader(
+  layers: readonly Layer[],
+  values: BlobValues,
+  index: number,
+): number | undefined {
+  if (layers[index].tops.length !== 1) return undefined;
+  const readers = values.readers[values.tops[index][0]];
+  return readers.length === 1 ? readers[0] : undefined;
+}
+
+/** The composite that starts at layer `index`, if it is the first layer of one. */
+function findComposite(
+  layers: readonly Layer[],
+  values: BlobValues,
+  index: number,
+): Composite | undefined {
+  const layer = layers[index];
+  if (!WEIGHTED_TYPES.has(layer.type) || layer.blobs.length === 0) return undefined;
+  if (
+    layer.type === "InnerProduct" && numberParam(layer, "inner_product_param", "axis", 1) !== 1
+  ) {
+    return undefined;
+  }
+  const batchNorm = onlyReader(layers, values, index);
+  if (batchNorm === undefined || !isSingleInOut(layers[batchNorm], "BatchNorm")) return undefined;
+  const scale = onlyReader(layers, values, batchNorm);
+  if (scale === undefined || !isSingleInOut(layers[scale], "Scale")) return undefined;
+  const scaleLayer = layers[scale];
+  if (
+    numberParam(scaleLayer, "scale_param", "axis", 1) !== 1 ||
+    numberParam(scaleLayer, "scale_param", "num_axes", 1) !== 1
+  ) {
+    return undefined;
+  }
+  return { layer: index, batchNorm, scale };
+}
+
+/** True when `layer` has type `type`, one bottom and one top. */
+function isSingleInOut(layer: Layer, type: string): boolean {
+  return layer.type === type && layer.bottoms.length === 1 && layer.tops.length === 1;
+}
+
+/**
+ * Why the fused layer cannot write the Scale's top at the first layer's place: a layer between
+ * them (other than the BatchNorm) reads or writes that blob name.
+ */
+function placementBlocker(layers: readonly Layer[], composite: Composite): string | undefined {
+  const output = layers[composite.scale].tops[0];
+  for (let index = composite.layer + 1; index < composite.scale; index++) {
+    if (index === composite.batchNorm) continue;
+    const between = layers[index];
+    if (between.bottoms.includes(output) || between.tops.includes(output)) {
+      return `layer "${between.name}" between them uses blob "${output}"`;
+    }
+  }
+  return undefined;
+}
+
+/** The fused layer of a composite: folded weights, a bias, `bias_term: true`, the Scale's top. */
+function foldComposite(
+  kernels: QuantKernels,
+  layers: readonly Layer[],
+  composite: Composite,
+  weightsFile: string | undefined,
+): Layer {
+  const layer = layers[composite.layer];
+  const batchNorm = layers[composite.batchNorm];
+  const scale = layers[composite.scale];
+  const layout = weightLayout(layer);
+  const channels = outputChannelCount(layout);
+  const perChannel = (owner: Layer, index: number, what: string): Float32Array => {
+    if (owner.blobs.length <= index) throw shapeError(owner, `has no ${what} blob`, weightsFile);
+    const data = floatData(owner, index, weightsFile);
+    if (data.length !== channels) {
+      throw shapeError(
+        owner,
+        `${what} has ${data.length} values, "${layer.name}" has ${channels} output channels`,
+        weightsFile,
+      );
+    }
+    return data;
+  };
+  const scaleBias = boolParam(scale, "scale_param", "bias_term", false);
+  if (batchNorm.blobs.length < 3) {
+    throw shapeError(batchNorm, "needs 3 blobs (mean, variance, factor)", weightsFile);
+  }
+  const folded = kernels.foldBatchNorm({
+    weights: floatData(layer, 0, weightsFile),
+    layout,
+    bias: layer.blobs.length > 1 ? perChannel(layer, 1, "bias") : null,
+    mean: perChannel(batchNorm, 0, "mean"),
+    variance: perChannel(batchNorm, 1, "variance"),
+    factor: floatData(batchNorm, 2, weightsFile)[0] ?? 0,
+    eps: numberParam(batchNorm, "batch_norm_param", "eps", DEFAULT_BN_EPS),
+    gamma: perChannel(scale, 0, "scale"),
+    beta: scaleBias ? perChannel(scale, 1, "bias") : null,
+  });
+  const params = layer.params.clone();
+  const messageName = weightParamMessage(layer.type)!;
+  let message = params.message(messageName);
+  if (message === undefined) {
+    message = new TextMessage();
+    params.add(messageName, message);
+  }
+  message.set("bias_term", true);
+  const weights: Blob = { shape: layer.blobs[0].shape.slice(), data: folded.weights };
+  const fused = layerLike(layer, params, [weights, { shape: [channels], data: folded.bias }]);
+  fused.tops = [scale.tops[0]];
+  return fused;
+}
+
+/** A WEIGHTS_SHAPE_MISMATCH error about `layer`'s blobs. */
+function shapeError(layer: Layer, problem: string, file: string | undefined): ConvertError {
+  return new ConvertError("WEIGHTS_SHAPE_MISMATCH", `${layer.type} "${layer.name}" ${problem}`, {
+    file,
+    layer: layer.name,
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * A record made from the weights alone (SPEC §9), for tests and for users without AMCT's
+ * calibration: weight scales from the fused weights, activation factors from observed ranges
+ * when known, else from defaults.
+ *
+ * @module
+ */
+
+import { quantizeBlocker } from "../caffe/layers.ts";
+import type { Layer, Net } from "../caffe/net.ts";
+import { caffeType } from "../proto/schema.ts";
+import { printText } from "../proto/text.ts";
+import { TextMessage } from "../proto/tree.ts";
+import { quantKernels } from "../wasm/quant.ts";
+import { fuseBatchNorm, weightLayout } from "./fuse.ts";
+import { checkFloatModel, floatData } from "./plan.ts";
+
+/** Activation factors: `scale_d` (float32) and `offset_d`. */
+export interface ActivationFactors {
+  /** `scale_d`. */
+  scaleD: number;
+  /** `offset_d`, -128..127. */
+  offsetD: number;
+}
+
+/** The range of values a layer's input takes, e.g. observed by the simulator. */
+export interface ActivationRange {
+  /** Smallest value seen. */
+  min: number;
+  /** Largest value seen. */
+  max: number;
+}
+
+/** Options of {@linkcode makeRecord}. */
+export interface MakeRecordOptions {
+  /** `scale_d` for layers without an observed range (default: that of the range [-1, 1]). */
+  scaleD?: number;
+  /** `offset_d` for layers without an observed range (default: that of the range [-1, 1]). */
+  offsetD?: number;
+  /** One `scale_w` per layer instead of one per output channel. */
+  perTensor?: boolean;
+  /**
+   * Observed input ranges by layer name (from the simulator); a layer listed here gets
+   * {@linkcode activationFactors} of its range instead of the defaults.
+   */
+  activationRanges?: ReadonlyMap<string, ActivationRange>;
+}
+
+/** Round half to even. */
+function rint(value: number): number {
+  const rounded = Math.round(value);
+  return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
+}
+
+/**
+ * SPEC §9 asymmetric int8 factors for a range (widened to hold 0):
+ * `scale_d = (max − min)/255`, `offset_d = clamp(−128 − rint(min/scale_d), −128, 127)`.
+ * An all-zero range gives `scale_d` 1.
+ */
+export function activationFactors(range: ActivationRange): ActivationFactors {
+  const min = Math.min(range.min, 0);
+  const max = Math.max(range.max, 0);
+  const scaleD = Math.fround((max - min) / 255) || 1;
+  const offsetD = Math.min(127, Math.max(-128, -128 - rint(min / scaleD)));
+  return { scaleD, offsetD };
+}
+
+/** The default activation factors: those of the range [-1, 1]. */
+const DEFAULT_FACTORS = activationFactors({ min: -1, max: 1 });
+
+/**
+ * A record text (`ScaleOffsetRecord` text format) with factors for every layer of `net` that
+ * SPEC §2 allows quantizing. Weight scales come from the fused weights; InnerProduct layers and
+ * `perTensor` get one scale for the whole tensor.
+ *
+ * @example
+ * ```ts ignore
+ * const recordText = await makeRecord(loadNet(prototxt, caffemodel), { scaleD: 0.02 });
+ * ```
+ */
+export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Promise<string> {
+  checkFloatModel(net);
+  const kernels = await quantKernels();
+  const fused = new Map((await fuseBatchNorm(net)).net.layers.map((layer) => [layer.name, layer]));
+  const root = new TextMessage();
+  for (const original of net.layers) {
+    if (quantizeBlocker(original) !== undefined) continue;
+    const layer = fused.get(original.name)!;
+    const range = options.activationRanges?.get(layer.name);
+    const { scaleD, offsetD } = range !== undefined ? activationFactors(range) : {
+      scaleD: Math.fround(options.scaleD ?? DEFAULT_FACTORS.scaleD),
+      offsetD: options.offsetD ?? DEFAULT_FACTORS.offsetD,
+    };
+    const value = new TextMessage([
+      { name: "scale_d", value: scaleD },
+      { name: "offset_d", value: offsetD },
+    ]);
+    const scaleW = layer.blobs.length === 0 ? [1] : weightScales(
+      kernels,
+      layer,
+      scaleD,
+      options.perTensor === true || layer.type === "InnerProduct",
+    );
+    for (const scale of scaleW) value.add("scale_w", scale);
+    for (const _ of scaleW) value.add("offset_w", 0);
+    root.add(
+      "record",
+      new TextMessage([{ name: "key", value: layer.name }, { name: "value", value }]),
+    );
+  }
+  return printText(root, caffeType("ScaleOffsetRecord"));
+}
+
+/**
+ * SPEC §9 weight scales of a (fused) weighted layer. Per tensor: the largest per-channel scale,
+ * where channels the kernel set to 1.0 because their weights and bias are all zero do not count
+ * (the whole-tensor weight scale still does).
+ */
+function weightScales(
+  kernels: Awaited<ReturnType<typeof quantKernels>>,
+  layer: Layer,
+  scaleD: number,
+  perTensor: boolean,
+): number[] {
+  const weights = floatData(layer, 0);
+  const bias = layer.blobs.length > 1 ? floatData(layer, 1) : null;
+  const perChannel = kernels.weightScalesFromWeights(weights, weightLayout(layer), bias, scaleD);
+  if (!perTensor) return [...perChannel];
+  const wholeTensor = {
+    outer: 1,
+    mid: 1,
+    inner: weights.length,
+    channelAxis: 0 as const,
+    groups: 1,
+  };
+  let scale = kernels.weightScalesFromWeights(weights, wholeTensor, null, scaleD)[0];
+  for (const channelScale of perChannel) {
+    if (channelScale !== 1 && channelScale > scale) scale = channelScale;
+  }
+  return [scale];
+}

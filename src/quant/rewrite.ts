@@ -1,0 +1,199 @@
+/**
+ * The two output nets (SPEC §4, §5): Quant and DeQuant layers inserted around each quantized
+ * layer, and the quantized layers' blobs in fake-quant form (float weights that are exactly
+ * representable in int8 · scale_w) and deploy form (`int8_data`, `int32_data`, `uint64_data`).
+ *
+ * @module
+ */
+
+import { ConvertError } from "../errors.ts";
+import type { ModelFiles } from "../caffe/model.ts";
+import { type Blob, Layer, type Net } from "../caffe/net.ts";
+import { TextMessage } from "../proto/tree.ts";
+import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
+import { weightLayout } from "./fuse.ts";
+import { floatData, layerLike, type LayerPlan, type QuantGroup, type QuantPlan } from "./plan.ts";
+import type { QuantFactors } from "./record.ts";
+
+/** The fake-quant and deploy nets. */
+export interface QuantizedNets {
+  /** Runs in AMCT's patched Caffe: Quant quantizes and dequantizes, DeQuant is the identity. */
+  fakeQuant: Net;
+  /** For Ascend ATC: integer weights and packed dequant scales. */
+  deploy: Net;
+}
+
+/** Options of {@linkcode rewriteNets}. */
+export interface RewriteOptions {
+  /** The input files, named in errors. */
+  files?: ModelFiles;
+  /** Called after each quantized layer with the count done and the total. */
+  onLayer?: (done: number, total: number) => void;
+}
+
+/** A quantized layer's blobs and dequant scales, for both nets. */
+interface QuantizedBlobs {
+  fakeQuant: Blob[];
+  deploy: Blob[];
+  deqScale: Float32Array;
+}
+
+/**
+ * Builds both output nets from the fused `net` and its `plan`. Layers the plan does not touch
+ * keep their parameter tree and blob objects (wrapped in new `Layer`s, never changed).
+ *
+ * @example
+ * ```ts ignore
+ * const { fakeQuant, deploy } = await rewriteNets(fused, planQuantization(fused, record));
+ * ```
+ */
+export async function rewriteNets(
+  net: Net,
+  plan: QuantPlan,
+  options: RewriteOptions = {},
+): Promise<QuantizedNets> {
+  const { files = {}, onLayer } = options;
+  const kernels = await quantKernels();
+  const fakeQuant: Layer[] = [];
+  const deploy: Layer[] = [];
+  let done = 0;
+  for (const layer of net.layers) {
+    const layerPlan = plan.layers.get(layer.name);
+    if (layerPlan === undefined) {
+      fakeQuant.push(layerLike(layer, layer.params, layer.blobs.slice()));
+      deploy.push(layerLike(layer, layer.params, layer.blobs.slice()));
+      continue;
+    }
+    if (layerPlan.quant.consumers[0] === layer.name) {
+      fakeQuant.push(quantLayer(layerPlan.quant));
+      deploy.push(quantLayer(layerPlan.quant));
+    }
+    const blobs = quantizeBlobs(kernels, layer, layerPlan.factors, files.weights);
+    const params = rewiredParams(layer, layerPlan);
+    fakeQuant.push(layerLike(layer, params, blobs.fakeQuant));
+    deploy.push(layerLike(layer, params.clone(), blobs.deploy));
+    const channelWise = blobs.deqScale.length > 1;
+    const shape = [blobs.deqScale.length];
+    const zeros = () => ({ shape, data: new Float32Array(blobs.deqScale.length) });
+    fakeQuant.push(
+      dequantLayer(layerPlan, channelWise, [{ shape, data: blobs.deqScale }, zeros(), zeros()]),
+    );
+    deploy.push(dequantLayer(layerPlan, channelWise, [
+      { shape, data: kernels.packDequantScales(blobs.deqScale) },
+    ]));
+    onLayer?.(++done, plan.layers.size);
+  }
+  return {
+    fakeQuant: { header: net.header, layers: fakeQuant },
+    deploy: { header: net.header, layers: deploy },
+  };
+}
+
+/** `L`'s parameters with `bottom[0]` read from its Quant layer and `top[0]` renamed `<Y>_raw`. */
+function rewiredParams(layer: Layer, layerPlan: LayerPlan): TextMessage {
+  const rewired = new Layer(layer.params.clone());
+  rewired.bottoms = [layerPlan.quant.name, ...layer.bottoms.slice(1)];
+  rewired.tops = [layerPlan.rawTop, ...layer.tops.slice(1)];
+  return rewired.params;
+}
+
+/** A new layer's parameter tree: name, type, one bottom, one top, then its parameter message. */
+function newLayerParams(
+  name: string,
+  type: string,
+  bottom: string,
+  top: string,
+  message: string,
+  fields: TextMessage,
+): TextMessage {
+  return new TextMessage([
+    { name: "name", value: name },
+    { name: "type", value: type },
+    { name: "bottom", value: bottom },
+    { name: "top", value: top },
+    { name: message, value: fields },
+  ]);
+}
+
+/**
+ * The Quant layer of a group: `quant_param { scale: S offset: "<offset_d byte>" with_offset:
+ * true object_layer: "<first consumer>" }` with S = f32(1/scale_d); its top is its own name.
+ */
+function quantLayer(group: QuantGroup): Layer {
+  const quantParam = new TextMessage([
+    { name: "scale", value: Math.fround(1 / group.scaleD) },
+    { name: "offset", value: new Uint8Array([group.offsetD & 0xff]) },
+    { name: "with_offset", value: true },
+    { name: "object_layer", value: group.consumers[0] },
+  ]);
+  return new Layer(
+    newLayerParams(group.name, "Quant", group.input, group.name, "quant_param", quantParam),
+  );
+}
+
+/** The DeQuant layer after `L`: reads `<Y>_raw`, writes `Y`. */
+function dequantLayer(layerPlan: LayerPlan, channelWise: boolean, blobs: Blob[]): Layer {
+  const dequantParam = new TextMessage([{ name: "channel_wise", value: channelWise }]);
+  const params = newLayerParams(
+    layerPlan.dequantName,
+    "DeQuant",
+    layerPlan.rawTop,
+    layerPlan.output,
+    "dequant_param",
+    dequantParam,
+  );
+  return new Layer(params, blobs);
+}
+
+/**
+ * SPEC §4 for one layer: dequant scales, and for weighted layers the quantized weights and bias.
+ * NaN/∞ in its weights or bias, or a quantized bias outside int32, is an error naming the layer.
+ */
+function quantizeBlobs(
+  kernels: QuantKernels,
+  layer: Layer,
+  factors: QuantFactors,
+  weightsFile: string | undefined,
+): QuantizedBlobs {
+  const { scaleD, scaleW } = factors;
+  const deqScale = kernels.dequantScales(scaleD, scaleW);
+  if (layer.blobs.length === 0) return { fakeQuant: [], deploy: [], deqScale };
+  const place = { file: weightsFile, layer: layer.name };
+  const checkFinite = (values: Float32Array, what: string) => {
+    const index = kernels.firstNonFinite(values);
+    if (index >= 0) {
+      throw new ConvertError(
+        "WEIGHTS_NOT_FINITE",
+        `layer "${layer.name}": ${what} element ${index} is ${values[index]}`,
+        place,
+      );
+    }
+  };
+  const weights = floatData(layer, 0, weightsFile);
+  checkFinite(weights, "weight");
+  const { shape } = layer.blobs[0];
+  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
+    weights,
+    weightLayout(layer),
+    scaleW,
+  );
+  const fakeQuant: Blob[] = [{ shape, data: weightsFake }];
+  const deploy: Blob[] = [{ shape, data: weightsInt8 }];
+  if (layer.blobs.length > 1) {
+    const bias = floatData(layer, 1, weightsFile);
+    checkFinite(bias, "bias");
+    const quantized = kernels.quantizeBias(bias, deqScale);
+    if (quantized.overflowChannel >= 0) {
+      throw new ConvertError(
+        "BIAS_OVERFLOW",
+        `layer "${layer.name}": the quantized bias of channel ${quantized.overflowChannel} is ` +
+          `${quantized.overflowValue}, outside int32 (bias ${bias[quantized.overflowChannel]}, ` +
+          `dequant scale ${deqScale[deqScale.length === 1 ? 0 : quantized.overflowChannel]})`,
+        place,
+      );
+    }
+    fakeQuant.push({ shape: [bias.length], data: quantized.biasFake });
+    deploy.push({ shape: [bias.length], data: quantized.biasInt32 });
+  }
+  return { fakeQuant, deploy, deqScale };
+}
