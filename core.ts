@@ -34,3 +34,5 @@ export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
 export { readCaffemodel, writeCaffemodel } from "./src/caffe/caffemodel.ts";
 export { type Blob, type BlobData, Layer, type Net, type NetInput } from "./src/caffe/net.ts";
+export { outputNames, type OutputPaths } from "./src/output_names.ts";
+export { crc32, type ZipEntry, zipStore } from "./src/zip.ts";

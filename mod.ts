@@ -23,8 +23,6 @@ export {
   convertModel,
   type ConvertModelOptions,
   type ConvertModelReport,
-  outputNames,
-  type OutputPaths,
 } from "./src/io/convert_model.ts";
 import { convertModel, type ConvertModelReport } from "./src/io/convert_model.ts";
 

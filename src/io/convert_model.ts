@@ -6,6 +6,7 @@
  */
 
 import { convertInMemory, type ConvertReport, type ProgressCallback } from "../quant/convert.ts";
+import { outputNames, type OutputPaths } from "../output_names.ts";
 import { readInput, readInputText, writeAllOrNothing } from "./files.ts";
 
 /** Options of {@linkcode convertModel}. */
@@ -22,45 +23,10 @@ export interface ConvertModelOptions {
   onProgress?: ProgressCallback;
 }
 
-/** The five output paths. */
-export interface OutputPaths {
-  /** `<prefix>_fake_quant_model.prototxt` */
-  fakeQuantModel: string;
-  /** `<prefix>_fake_quant_weights.caffemodel` */
-  fakeQuantWeights: string;
-  /** `<prefix>_deploy_model.prototxt` */
-  deployModel: string;
-  /** `<prefix>_deploy_weights.caffemodel` */
-  deployWeights: string;
-  /** `<prefix>_quant.json` */
-  quantInfo: string;
-}
-
 /** What {@linkcode convertModel} did: the conversion report plus the files written. */
 export interface ConvertModelReport extends ConvertReport {
   /** Where each output was written. */
   outputs: OutputPaths;
-}
-
-/**
- * The output directory and file names for a save path: `<dir>/<prefix>` gives
- * `<dir>/<prefix>_fake_quant_model.prototxt` and so on; `<dir>/` gives no prefix.
- */
-export function outputNames(savePath: string): { dir: string; names: OutputPaths } {
-  const slash = Math.max(savePath.lastIndexOf("/"), savePath.lastIndexOf("\\"));
-  const dir = slash < 0 ? "." : savePath.slice(0, slash) || "/";
-  const base = savePath.slice(slash + 1);
-  const prefix = base === "" ? "" : `${base}_`;
-  return {
-    dir,
-    names: {
-      fakeQuantModel: `${prefix}fake_quant_model.prototxt`,
-      fakeQuantWeights: `${prefix}fake_quant_weights.caffemodel`,
-      deployModel: `${prefix}deploy_model.prototxt`,
-      deployWeights: `${prefix}deploy_weights.caffemodel`,
-      quantInfo: `${prefix}quant.json`,
-    },
-  };
 }
 
 /** Converts the files named in `options` and writes the five outputs (all or none). */

@@ -1,0 +1,159 @@
+/**
+ * Builds the npm package into `dist/`:
+ *
+ * - `dist/mod.js`: the whole API with file access, ESM for Node (protobufjs bundled in);
+ * - `dist/core.js`: the in-memory API, browser-safe ESM (no `node:` imports), sharing its
+ *   chunk (`dist/chunks/`) with `dist/mod.js`;
+ * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);
+ * - `dist/types/`: TypeScript declarations of `mod.ts` and `core.ts` and what they export.
+ *
+ * The package has no runtime dependencies. Run `deno run -A scripts/bundle.ts` (or
+ * `npm run build`; `npm pack` runs it first).
+ *
+ * @module
+ */
+
+import * as esbuild from "esbuild";
+import ts from "typescript";
+
+/** The repository root. */
+const root = new URL("../", import.meta.url).pathname;
+/** Where the package build goes. */
+const dist = `${root}dist/`;
+
+/** The one npm specifier the sources use, and the package it names. */
+const PROTOBUFJS_SPECIFIER = "npm:protobufjs@8.0.0";
+const PROTOBUFJS_PACKAGE = "protobufjs";
+
+/**
+ * Resolves `npm:protobufjs@8.0.0` (Deno's specifier) to the `protobufjs` package in
+ * node_modules, so that esbuild bundles it.
+ */
+const npmSpecifiers: esbuild.Plugin = {
+  name: "npm-specifiers",
+  setup(build) {
+    build.onResolve({ filter: /^npm:/ }, async (args) => {
+      if (args.path !== PROTOBUFJS_SPECIFIER) {
+        return { errors: [{ text: `unexpected npm specifier ${args.path}` }] };
+      }
+      return await build.resolve(PROTOBUFJS_PACKAGE, {
+        kind: args.kind,
+        resolveDir: root,
+      });
+    });
+  },
+};
+
+/** Options every bundle shares. */
+const COMMON: esbuild.BuildOptions = {
+  absWorkingDir: root,
+  bundle: true,
+  format: "esm",
+  target: "es2022",
+  legalComments: "eof",
+  logLevel: "warning",
+  plugins: [npmSpecifiers],
+};
+
+/** The bundles. */
+const BUNDLES: esbuild.BuildOptions[] = [
+  {
+    // One build with code splitting: mod.js re-exports core.js's chunk, so both entries share
+    // one copy of every class (`instanceof ConvertError` holds across them). `platform:
+    // "neutral"` keeps core.js free of Node assumptions; only mod.js's own part imports `node:`.
+    entryPoints: { mod: "mod.ts", core: "core.ts" },
+    outdir: "dist",
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    external: ["node:*"],
+  },
+  {
+    entryPoints: ["src/cli.ts"],
+    outfile: "dist/cli.js",
+    platform: "node",
+    target: "node20",
+    // src/cli.ts runs `main(process.argv.slice(2))` when it is the program's entry; Node 20 has
+    // no `import.meta.main`, and this bundle is only ever the entry.
+    define: { "import.meta.main": "true" },
+  },
+];
+
+/** The modules whose declarations are published (with everything they reference). */
+const TYPE_ROOTS = ["mod.ts", "core.ts"];
+
+/** Bundles the JavaScript with esbuild. */
+async function bundleJavaScript(): Promise<void> {
+  try {
+    for (const options of BUNDLES) await esbuild.build({ ...COMMON, ...options });
+  } finally {
+    await esbuild.stop();
+  }
+  // esbuild keeps src/cli.ts's `#!/usr/bin/env -S deno run -A`; the npm bin runs under Node.
+  const cli = await Deno.readTextFile(`${dist}cli.js`);
+  await Deno.writeTextFile(`${dist}cli.js`, `#!/usr/bin/env node\n${cli.replace(/^#!.*\n/, "")}`);
+  await Deno.chmod(`${dist}cli.js`, 0o755);
+}
+
+/**
+ * Writes `.d.ts` files for {@linkcode TYPE_ROOTS} into `dist/types/` with the TypeScript
+ * compiler, rewriting the import specifiers Deno needs (`./x.ts`, `npm:…`) into the ones Node and
+ * bundlers resolve (`./x.js`, the bare package name). Any compiler diagnostic fails the build.
+ */
+function emitDeclarations(): void {
+  const options: ts.CompilerOptions = {
+    declaration: true,
+    emitDeclarationOnly: true,
+    declarationDir: `${dist}types`,
+    rootDir: root,
+    strict: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    allowImportingTsExtensions: true,
+    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+    types: ["node"],
+    typeRoots: [`${root}node_modules/@types`],
+    paths: { [PROTOBUFJS_SPECIFIER]: [`${root}node_modules/${PROTOBUFJS_PACKAGE}`] },
+  };
+  const program = ts.createProgram(TYPE_ROOTS.map((file) => root + file), options);
+  const written: string[] = [];
+  const result = program.emit(undefined, (fileName, text) => {
+    Deno.mkdirSync(fileName.slice(0, fileName.lastIndexOf("/")), { recursive: true });
+    Deno.writeTextFileSync(fileName, nodeSpecifiers(text));
+    written.push(fileName);
+  });
+  const diagnostics = [...ts.getPreEmitDiagnostics(program), ...result.diagnostics];
+  if (diagnostics.length > 0) {
+    throw new Error(ts.formatDiagnosticsWithColorAndContext(diagnostics, {
+      getCanonicalFileName: (name) => name,
+      getCurrentDirectory: () => root,
+      getNewLine: () => "\n",
+    }));
+  }
+  if (written.length === 0) throw new Error("the TypeScript compiler wrote no declarations");
+}
+
+/** Import specifiers of a declaration file as Node resolves them. */
+function nodeSpecifiers(declarations: string): string {
+  return declarations
+    .replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']*)\.ts\2/g, "$1$2$3.js$2")
+    .replaceAll(`"${PROTOBUFJS_SPECIFIER}"`, `"${PROTOBUFJS_PACKAGE}"`);
+}
+
+/** Builds everything into a fresh `dist/`. */
+export async function bundle(): Promise<void> {
+  await Deno.remove(dist, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+  await bundleJavaScript();
+  emitDeclarations();
+}
+
+if (import.meta.main) {
+  const started = performance.now();
+  await bundle();
+  console.log(`built dist/ in ${(performance.now() - started).toFixed(0)} ms`);
+}

@@ -1,0 +1,139 @@
+/**
+ * Builds the browser page (web/) with esbuild and serves it on this machine:
+ *
+ * ```sh
+ * deno task web            # or: npm run web
+ * deno run -A scripts/serve_web.ts --port 8080 --build-only
+ * ```
+ *
+ * The page converts in a Web Worker; the server only hands out the static files, and the
+ * Content-Security-Policy it sends (`connect-src 'none'`) keeps the page from sending anything
+ * anywhere.
+ *
+ * @module
+ */
+
+import * as esbuild from "esbuild";
+
+const webDir = new URL("../web/", import.meta.url).pathname;
+
+/** The static files copied as they are next to the bundles. */
+const STATIC_FILES = ["index.html", "style.css"];
+
+/** Content types of the files the page is made of. */
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".map": "application/json",
+  ".svg": "image/svg+xml",
+};
+
+/**
+ * What the page may do: load its own scripts, styles and worker, compile WebAssembly (and
+ * protobufjs's generated code), and nothing else: no fetch, no remote images or forms.
+ */
+export const CONTENT_SECURITY_POLICY: string = [
+  "default-src 'none'",
+  "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'",
+  "worker-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data: blob:",
+  "connect-src 'none'",
+  "form-action 'none'",
+  "base-uri 'none'",
+].join("; ");
+
+/** Bundles web/main.ts and web/worker.ts and copies the static files into `outDir`. */
+export async function buildWeb(outDir: string = `${webDir}dist`): Promise<void> {
+  await Deno.mkdir(outDir, { recursive: true });
+  try {
+    await esbuild.build({
+      absWorkingDir: webDir,
+      entryPoints: ["main.ts", "worker.ts"],
+      outdir: outDir,
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      logLevel: "warning",
+      plugins: [{
+        name: "npm-specifiers",
+        setup(build) {
+          build.onResolve(
+            { filter: /^npm:protobufjs@/ },
+            (args) => build.resolve("protobufjs", { kind: args.kind, resolveDir: webDir }),
+          );
+        },
+      }],
+    });
+  } finally {
+    await esbuild.stop();
+  }
+  for (const file of STATIC_FILES) await Deno.copyFile(`${webDir}${file}`, `${outDir}/${file}`);
+}
+
+/** Options of {@linkcode serveStatic}. */
+export interface ServeOptions {
+  /** The folder to serve (flat: no subfolders are served). */
+  root: string;
+  /** Host to listen on; `127.0.0.1` unless given. */
+  hostname?: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** Called once listening, with the page's URL. */
+  onListen?: (url: string) => void;
+}
+
+/** Serves the files directly in `options.root` with {@linkcode CONTENT_SECURITY_POLICY}. */
+export function serveStatic(options: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  return Deno.serve({
+    hostname,
+    port: options.port,
+    onListen: ({ port }) => options.onListen?.(`http://${hostname}:${port}/`),
+  }, async (request) => {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed", { status: 405 });
+    }
+    const name = decodeURIComponent(new URL(request.url).pathname.slice(1)) || "index.html";
+    const extension = name.slice(name.lastIndexOf("."));
+    if (!/^[\w.-]+$/.test(name) || name.startsWith(".") || !(extension in CONTENT_TYPES)) {
+      return new Response("not found", { status: 404 });
+    }
+    try {
+      const body = await Deno.readFile(`${options.root}/${name}`);
+      return new Response(request.method === "HEAD" ? null : body, {
+        headers: {
+          "content-type": CONTENT_TYPES[extension],
+          "content-security-policy": CONTENT_SECURITY_POLICY,
+          "cache-control": "no-store",
+          "x-content-type-options": "nosniff",
+        },
+      });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return new Response("not found", { status: 404 });
+      throw error;
+    }
+  });
+}
+
+function option(args: string[], name: string): string | undefined {
+  const index = args.indexOf(`--${name}`);
+  return index < 0 ? undefined : args[index + 1];
+}
+
+if (import.meta.main) {
+  const outDir = `${webDir}dist`;
+  await buildWeb(outDir);
+  if (Deno.args.includes("--build-only")) {
+    console.log(`built ${outDir}`);
+  } else {
+    serveStatic({
+      root: outDir,
+      hostname: option(Deno.args, "host"),
+      port: Number(option(Deno.args, "port") ?? 8000),
+      onListen: (url) => console.log(`caffe-quant page: ${url} (Ctrl-C to stop)`),
+    });
+  }
+}
