@@ -18,7 +18,8 @@ ${Object.values(COMMANDS).map((command) => `  caffe-quant ${command.usage}`).joi
 
 Run a command with --help for what it does.`;
 
-function output(): Output {
+/** The process's standard output and error. */
+function processOutput(): Output {
   return {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
@@ -26,9 +27,11 @@ function output(): Output {
   };
 }
 
-/** Runs the command line on `argv` (without the program name); resolves to the exit code. */
-export async function main(argv: string[]): Promise<number> {
-  const io = output();
+/**
+ * Runs the command line on `argv` (without the program name), writing to `io` (the process's
+ * standard streams by default); resolves to the exit code.
+ */
+export async function main(argv: string[], io: Output = processOutput()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     io.out(USAGE + "\n");

@@ -117,13 +117,18 @@ export class ConvertError extends Error {
     return { file, line, column, offset, layer };
   }
 
-  /** `error[CODE] file:line:col: message`, the form the command line prints. */
+  /**
+   * `error[CODE] file:line:col: message`, the form the command line prints (`file@offset` for
+   * binary files; the layer is named when the message does not already name it).
+   */
   format(): string {
     let where = this.file ?? "";
     if (this.line !== undefined) where += `:${this.line}:${this.column ?? 1}`;
     else if (this.offset !== undefined) where += `@${this.offset}`;
-    if (this.layer !== undefined) where += `${where ? " " : ""}layer "${this.layer}"`;
-    return `error[${this.code}] ${where ? where + ": " : ""}${this.message}`;
+    const layer = this.layer !== undefined && !this.message.includes(`"${this.layer}"`)
+      ? `layer "${this.layer}": `
+      : "";
+    return `error[${this.code}] ${where ? where + ": " : ""}${layer}${this.message}`;
   }
 
   /** A JSON form: `{ code, message, file, line, column, offset, layer }` (unset fields left out). */
