@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ConvertError } from "../src/errors.ts";
+import { convertModel } from "../src/io/convert_model.ts";
+import { outputNames } from "../src/output_names.ts";
+import { modelFile, modelNames } from "./_models.ts";
+
+const hasLenet = modelNames.includes("lenet");
+const RECORD =
+  `record { key: "conv1" value { scale_d: 0.02 offset_d: 0 scale_w: 0.004 offset_w: 0 } }\n`;
+
+/** A temp dir holding `record.txt` and a listing helper. */
+async function workspace() {
+  const dir = await mkdtemp("/tmp/caffe-quant-files-");
+  const record = join(dir, "record.txt");
+  await writeFile(record, RECORD);
+  return { dir, record, list: async () => (await readdir(dir, { recursive: true })).sort() };
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string, file?: string) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof ConvertError, String(error));
+    assert.equal(error.code, code, error.message);
+    if (file !== undefined) assert.equal(error.file, file);
+    return true;
+  });
+}
+
+Deno.test("outputNames follows SPEC §7", () => {
+  assert.deepEqual(outputNames("out/dir/resnet"), {
+    dir: "out/dir",
+    names: {
+      fakeQuantModel: "resnet_fake_quant_model.prototxt",
+      fakeQuantWeights: "resnet_fake_quant_weights.caffemodel",
+      deployModel: "resnet_deploy_model.prototxt",
+      deployWeights: "resnet_deploy_weights.caffemodel",
+      quantInfo: "resnet_quant.json",
+    },
+  });
+  assert.equal(outputNames("out/").names.quantInfo, "quant.json");
+  assert.equal(outputNames("out/").dir, "out");
+  assert.equal(outputNames("prefix").dir, ".");
+  assert.equal(outputNames("/abs").dir, "/");
+});
+
+const options = (record: string, savePath: string) => ({
+  modelFile: modelFile("lenet", "deploy.prototxt"),
+  weightsFile: modelFile("lenet", "weights.caffemodel"),
+  recordFile: record,
+  savePath,
+});
+
+Deno.test(
+  "a missing input is INPUT_NOT_FOUND and writes nothing",
+  { ignore: !hasLenet },
+  async () => {
+    const { dir, list } = await workspace();
+    const missing = join(dir, "nope.txt");
+    await rejectsWith(
+      convertModel(options(missing, join(dir, "out/m"))),
+      "INPUT_NOT_FOUND",
+      missing,
+    );
+    assert.deepEqual(await list(), ["record.txt"]);
+  },
+);
+
+Deno.test("a directory as input is INPUT_UNREADABLE", { ignore: !hasLenet }, async () => {
+  const { dir, list } = await workspace();
+  await rejectsWith(convertModel(options(dir, join(dir, "out/m"))), "INPUT_UNREADABLE", dir);
+  assert.deepEqual(await list(), ["record.txt"]);
+});
+
+Deno.test(
+  "an output directory that cannot be created is OUTPUT_DIR",
+  { ignore: !hasLenet },
+  async () => {
+    const { dir, record, list } = await workspace();
+    // A regular file where a directory is needed.
+    await rejectsWith(convertModel(options(record, join(record, "sub", "m"))), "OUTPUT_DIR");
+    assert.deepEqual(await list(), ["record.txt"]);
+  },
+);
+
+Deno.test("an output that would overwrite an input is refused", { ignore: !hasLenet }, async () => {
+  const { dir, list } = await workspace();
+  const record = join(dir, "m_quant.json");
+  await writeFile(record, RECORD);
+  await rejectsWith(
+    convertModel(options(record, join(dir, "m"))),
+    "OUTPUT_OVERWRITES_INPUT",
+    record,
+  );
+  assert.deepEqual(await list(), ["m_quant.json", "record.txt"]);
+  assert.equal(await readFile(record, "utf8"), RECORD);
+});
+
+Deno.test(
+  "a conversion error leaves existing outputs untouched",
+  { ignore: !hasLenet },
+  async () => {
+    const { dir, record, list } = await workspace();
+    const out = join(dir, "out");
+    await mkdir(out);
+    await writeFile(join(out, "m_quant.json"), "old");
+    const bad = join(dir, "bad.txt");
+    await writeFile(bad, `record { key: "pool1" value { scale_d: 1 offset_d: 0 } }\n`);
+    await rejectsWith(convertModel(options(bad, join(out, "m"))), "RECORD_NOT_QUANTIZABLE", bad);
+    assert.deepEqual(await list(), ["bad.txt", "out", "out/m_quant.json", "record.txt"]);
+    assert.equal(await readFile(join(out, "m_quant.json"), "utf8"), "old");
+    // And a good run replaces all five, leaving no temporary files behind.
+    const report = await convertModel(options(record, join(out, "m")));
+    assert.equal((await readdir(out)).length, 5);
+    assert.deepEqual(report.warnings, [`overwrote the existing file ${join(out, "m_quant.json")}`]);
+  },
+);
