@@ -115,3 +115,81 @@ Deno.test(
     assert.deepEqual(report.warnings, [`overwrote the existing file ${join(out, "m_quant.json")}`]);
   },
 );
+
+/** Record texts, each with one SPEC §8 mistake, and the code it must give (on lenet). */
+const BAD_RECORDS: [string, string][] = [
+  ["RECORD_EMPTY", "# nothing\n"],
+  ["TEXT_SYNTAX", "record { key: }\n"],
+  ["RECORD_KEY_WITHOUT_VALUE", `record { key: "conv1" }\n`],
+  ["RECORD_DUPLICATE_KEY", RECORD + RECORD],
+  ["RECORD_UNKNOWN_LAYER", RECORD.replace("conv1", "conv9")],
+  ["RECORD_NOT_QUANTIZABLE", RECORD.replace("conv1", "prob")],
+  ["RECORD_BAD_SCALE", RECORD.replace("scale_d: 0.02", "scale_d: nan")],
+  ["RECORD_BAD_OFFSET_D", RECORD.replace("offset_d: 0", "offset_d: 128")],
+  ["RECORD_BAD_OFFSET_W", RECORD.replace("offset_w: 0", "offset_w: 1")],
+  ["RECORD_BAD_LENGTH", RECORD.replace("scale_w: 0.004", "scale_w: 0.004 scale_w: 0.004")],
+  ["RECORD_SHIFT_BIT", RECORD.replace("offset_w: 0", "offset_w: 0 shift_bit: 1")],
+  ["BIAS_OVERFLOW", RECORD.replace("scale_d: 0.02", "scale_d: 1e-20")],
+];
+
+for (const [code, text] of BAD_RECORDS) {
+  Deno.test(`record mistake ${code}: typed error at its place, nothing written`, {
+    ignore: !hasLenet,
+  }, async () => {
+    const { dir, list } = await workspace();
+    const bad = join(dir, "bad.txt");
+    await writeFile(bad, text);
+    await assert.rejects(convertModel(options(bad, join(dir, "out", "m"))), (error) => {
+      assert.ok(error instanceof ConvertError);
+      assert.equal(error.code, code, error.message);
+      if (code === "BIAS_OVERFLOW") {
+        assert.equal(error.layer, "conv1");
+      } else if (code !== "RECORD_EMPTY") {
+        assert.equal(error.file, bad);
+        // The entry at fault: the second one for a duplicate key, else the only one.
+        assert.equal(error.line, code === "RECORD_DUPLICATE_KEY" ? 2 : 1);
+        assert.ok(error.column !== undefined);
+      }
+      return true;
+    });
+    assert.deepEqual(await list(), ["bad.txt", "record.txt"]);
+  });
+}
+
+Deno.test("model mistakes: typed errors naming the layer, nothing written", {
+  ignore: !hasLenet,
+}, async () => {
+  const { dir, record, list } = await workspace();
+  const prototxt = await readFile(modelFile("lenet", "deploy.prototxt"), "utf8");
+  const cases: [string, string, string][] = [
+    ["MISSING_WEIGHTS", prototxt.replace('name: "ip2"', 'name: "ip9"'), "ip9"],
+    ["WEIGHTS_SHAPE_MISMATCH", prototxt.replace("num_output: 500", "num_output: 400"), "ip1"],
+    ["DUPLICATE_LAYER", prototxt.replace('name: "ip2"', 'name: "ip1"'), "ip1"],
+  ];
+  for (const [code, text, layer] of cases) {
+    const model = join(dir, `${code}.prototxt`);
+    await writeFile(model, text);
+    await assert.rejects(
+      convertModel({ ...options(record, join(dir, "out", "m")), modelFile: model }),
+      (error) => {
+        assert.ok(error instanceof ConvertError);
+        assert.equal(error.code, code, error.message);
+        assert.equal(error.layer, layer);
+        return true;
+      },
+    );
+  }
+  // A model that is already quantized: convert lenet, then feed its fake-quant output back.
+  const done = await convertModel(options(record, join(dir, "first", "m")));
+  const before = await list();
+  await assert.rejects(
+    convertModel({
+      modelFile: done.outputs.fakeQuantModel,
+      weightsFile: done.outputs.fakeQuantWeights,
+      recordFile: record,
+      savePath: join(dir, "second", "m"),
+    }),
+    (error) => error instanceof ConvertError && error.code === "ALREADY_QUANTIZED",
+  );
+  assert.deepEqual(await list(), before);
+});
