@@ -2,8 +2,8 @@
  * Compiles the AssemblyScript kernels to WebAssembly and embeds each module, base64-encoded, in a
  * generated TypeScript file that src/wasm/load.ts instantiates.
  *
- * Run from anywhere: `npx deno run -A scripts/build_wasm.ts`. The output is byte-for-byte
- * reproducible (pinned compiler, no paths or timestamps in it); CI re-runs this script and fails
+ * Run from anywhere: `npx deno run -A scripts/build_wasm.ts [entry...]` (by default every module;
+ * e.g. `assembly/quant.ts` builds that one only). The output is byte-for-byte reproducible (pinned compiler, no paths or timestamps in it); CI re-runs this script and fails
  * when a generated file changes. A compile error exits non-zero with the compiler's diagnostics.
  *
  * To add a module, add one line to {@linkcode MODULES}.
@@ -77,9 +77,12 @@ function generatedSource(entry: string, binary: Uint8Array): string {
   ].join("\n");
 }
 
-async function main(): Promise<void> {
+async function main(entries: string[]): Promise<void> {
   Deno.chdir(repoRoot);
-  for (const { entry, output } of MODULES) {
+  const unknown = entries.filter((entry) => !MODULES.some((module) => module.entry === entry));
+  if (unknown.length > 0) throw new Error(`no such module: ${unknown.join(", ")}`);
+  const chosen = MODULES.filter(({ entry }) => entries.length === 0 || entries.includes(entry));
+  for (const { entry, output } of chosen) {
     const binary = await compile(entry);
     await Deno.writeTextFile(output, generatedSource(entry, binary));
     console.log(`${entry} -> ${output} (${binary.length} bytes of WebAssembly)`);
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
 }
 
 try {
-  await main();
+  await main(Deno.args);
 } catch (error) {
   console.error(`build_wasm: ${error instanceof Error ? error.message : error}`);
   Deno.exit(1);

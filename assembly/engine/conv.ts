@@ -1,0 +1,358 @@
+// Convolution and deconvolution as Caffe computes them (im2col + GEMM, col2im for the transposed
+// form), generic over the element type T (f32, or i32 for the deploy model's integer layers).
+// Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller.
+
+import { at, gemm, gemmTransB, transpose } from "./gemm";
+
+// A window geometry is 8 i32 values at a byte offset: kernel h, w; pad h, w; stride h, w;
+// dilation h, w.
+@inline
+function kernelH(geometry: usize): i32 {
+  return load<i32>(geometry);
+}
+@inline
+function kernelW(geometry: usize): i32 {
+  return load<i32>(geometry, 4);
+}
+@inline
+function padH(geometry: usize): i32 {
+  return load<i32>(geometry, 8);
+}
+@inline
+function padW(geometry: usize): i32 {
+  return load<i32>(geometry, 12);
+}
+@inline
+function strideH(geometry: usize): i32 {
+  return load<i32>(geometry, 16);
+}
+@inline
+function strideW(geometry: usize): i32 {
+  return load<i32>(geometry, 20);
+}
+@inline
+function dilationH(geometry: usize): i32 {
+  return load<i32>(geometry, 24);
+}
+@inline
+function dilationW(geometry: usize): i32 {
+  return load<i32>(geometry, 28);
+}
+
+/** The first output column whose input column `ow*stride + shift` is >= 0. */
+@inline
+function firstInside(shift: i32, stride: i32): i32 {
+  return shift >= 0 ? 0 : (stride - 1 - shift) / stride;
+}
+
+/** One past the last output column whose input column `ow*stride + shift` is < width. */
+@inline
+function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
+  const room = width - shift;
+  return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
+}
+
+/**
+ * Caffe's im2col for output rows rowStart..rowEnd: col[(c*kh + i)*kw + j, (oh - rowStart)*outW +
+ * ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image.
+ */
+function im2col<T>(
+  x: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  geometry: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  outW: i32,
+  col: usize,
+): void {
+  const kh = kernelH(geometry);
+  const kw = kernelW(geometry);
+  const sh = strideH(geometry);
+  const sw = strideW(geometry);
+  const rowBytes = <usize>outW << 2;
+  let target = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = at(x, c * height * width);
+    for (let i = 0; i < kh; i++) {
+      const rowShift = i * dilationH(geometry) - padH(geometry);
+      for (let j = 0; j < kw; j++) {
+        const shift = j * dilationW(geometry) - padW(geometry);
+        const first = min(firstInside(shift, sw), outW);
+        const end = max(endInside(shift, sw, width, outW), first);
+        for (let oh = rowStart; oh < rowEnd; oh++) {
+          const ih = oh * sh + rowShift;
+          if (ih < 0 || ih >= height || first == end) {
+            memory.fill(target, 0, rowBytes);
+          } else {
+            memory.fill(target, 0, <usize>first << 2);
+            const source = at(plane, ih * width + shift);
+            if (sw == 1) {
+              memory.copy(at(target, first), at(source, first), <usize>(end - first) << 2);
+            } else {
+              for (let ow = first; ow < end; ow++) {
+                store<T>(at(target, ow), load<T>(at(source, ow * sw)));
+              }
+            }
+            memory.fill(at(target, end), 0, <usize>(outW - end) << 2);
+          }
+          target += rowBytes;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Caffe's col2im for column rows rowStart..rowEnd (of colW columns): the transpose of im2col,
+ * adding every column entry into x.
+ */
+function col2im<T>(
+  col: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  geometry: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  colW: i32,
+  x: usize,
+): void {
+  const kh = kernelH(geometry);
+  const kw = kernelW(geometry);
+  const sh = strideH(geometry);
+  const sw = strideW(geometry);
+  let source = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = at(x, c * height * width);
+    for (let i = 0; i < kh; i++) {
+      const rowShift = i * dilationH(geometry) - padH(geometry);
+      for (let j = 0; j < kw; j++) {
+        const shift = j * dilationW(geometry) - padW(geometry);
+        const first = min(firstInside(shift, sw), colW);
+        const end = max(endInside(shift, sw, width, colW), first);
+        for (let oh = rowStart; oh < rowEnd; oh++) {
+          const ih = oh * sh + rowShift;
+          if (ih >= 0 && ih < height) {
+            const rowStart = at(plane, ih * width + shift);
+            for (let ow = first; ow < end; ow++) {
+              const target = at(rowStart, ow * sw);
+              store<T>(target, load<T>(target) + load<T>(at(source, ow)));
+            }
+          }
+          source = at(source, colW);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Depthwise convolution (one input and one output channel per group), computed directly: each
+ * kernel tap adds w * (shifted input row) to the output row, with SIMD along rows at stride 1.
+ */
+function depthwise<T>(
+  x: usize,
+  batch: i32,
+  channels: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  y: usize,
+): void {
+  const kh = kernelH(geometry);
+  const kw = kernelW(geometry);
+  const sh = strideH(geometry);
+  const sw = strideW(geometry);
+  const planes = batch * channels;
+  memory.fill(y, 0, <usize>(planes * outH * outW) << 2);
+  for (let plane = 0; plane < planes; plane++) {
+    const source = at(x, plane * height * width);
+    const target = at(y, plane * outH * outW);
+    const kernel = at(weights, (plane % channels) * kh * kw);
+    for (let oh = 0; oh < outH; oh++) {
+      const outRow = at(target, oh * outW);
+      for (let i = 0; i < kh; i++) {
+        const ih = oh * sh - padH(geometry) + i * dilationH(geometry);
+        if (ih < 0 || ih >= height) continue;
+        const inRow = at(source, ih * width);
+        for (let j = 0; j < kw; j++) {
+          const shift = j * dilationW(geometry) - padW(geometry);
+          const first = min(firstInside(shift, sw), outW);
+          const end = max(endInside(shift, sw, width, outW), first);
+          const tap = load<T>(at(kernel, i * kw + j));
+          let ow = first;
+          if (sw == 1) {
+            const taps = v128.splat<T>(tap);
+            for (; ow + 4 <= end; ow += 4) {
+              const out = at(outRow, ow);
+              const product = v128.mul<T>(taps, v128.load(at(inRow, ow + shift)));
+              v128.store(out, v128.add<T>(v128.load(out), product));
+            }
+          }
+          for (; ow < end; ow++) {
+            const out = at(outRow, ow);
+            store<T>(out, load<T>(out) + tap * load<T>(at(inRow, ow * sw + shift)));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** y[n, c, ...] += bias[c] over `inner` elements per channel. */
+export function addChannelBias<T>(
+  y: usize,
+  batch: i32,
+  channels: i32,
+  inner: i32,
+  bias: usize,
+): void {
+  let target = y;
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const value = load<T>(at(bias, c));
+      const lanes = v128.splat<T>(value);
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        v128.store(target, v128.add<T>(v128.load(target), lanes));
+        target += 16;
+      }
+      for (; i < inner; i++) {
+        store<T>(target, load<T>(target) + value);
+        target += 4;
+      }
+    }
+  }
+}
+
+/**
+ * Caffe's Convolution forward: for each image and group, y_g = W_g x im2col(x_g) (+ bias), in
+ * bands of `bandRows` output rows, with 1x1/stride 1/no pad kernels read directly and depthwise
+ * kernels computed directly. `weights` is [cout, cin/group, kh, kw]; `bias` is 0 for no bias;
+ * `col` is scratch of (cin/group)*kh*kw*bandRows*outW elements.
+ */
+export function convolution<T>(
+  x: usize,
+  batch: i32,
+  cin: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  bias: usize,
+  cout: i32,
+  groups: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  bandRows: i32,
+  col: usize,
+  y: usize,
+): void {
+  const cinGroup = cin / groups;
+  const coutGroup = cout / groups;
+  const depth = cinGroup * kernelH(geometry) * kernelW(geometry);
+  const spatial = outH * outW;
+  if (cinGroup == 1 && coutGroup == 1) {
+    depthwise<T>(x, batch, cin, height, width, weights, geometry, outH, outW, y);
+    if (bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
+    return;
+  }
+  const direct = kernelH(geometry) == 1 && kernelW(geometry) == 1 && strideH(geometry) == 1 &&
+    strideW(geometry) == 1 && padH(geometry) == 0 && padW(geometry) == 0;
+  for (let n = 0; n < batch; n++) {
+    for (let g = 0; g < groups; g++) {
+      const xGroup = at(x, (n * cin + g * cinGroup) * height * width);
+      const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
+      const groupWeights = at(weights, g * coutGroup * depth);
+      if (direct) {
+        gemm<T>(coutGroup, spatial, depth, groupWeights, xGroup, spatial, yGroup, spatial, false);
+        continue;
+      }
+      for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
+        const rowEnd = min(rowStart + bandRows, outH);
+        im2col<T>(xGroup, cinGroup, height, width, geometry, rowStart, rowEnd, outW, col);
+        const band = at(yGroup, rowStart * outW);
+        const columns = (rowEnd - rowStart) * outW;
+        gemm<T>(coutGroup, columns, depth, groupWeights, col, columns, band, spatial, false);
+      }
+    }
+  }
+  if (bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
+}
+
+/**
+ * Caffe's Deconvolution forward (the backward pass of a convolution): for each image and group,
+ * col = W_g^T x x_g, then col2im into y_g (+ bias), in bands of `bandRows` input rows.
+ * `weights` is [cin, cout/group, kh, kw]; `weightsT` is scratch for their per-group transposes
+ * (same size); `col` is scratch of (cout/group)*kh*kw*bandRows*width elements.
+ */
+export function deconvolution<T>(
+  x: usize,
+  batch: i32,
+  cin: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  bias: usize,
+  cout: i32,
+  groups: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  bandRows: i32,
+  weightsT: usize,
+  col: usize,
+  y: usize,
+): void {
+  const cinGroup = cin / groups;
+  const coutGroup = cout / groups;
+  const depth = coutGroup * kernelH(geometry) * kernelW(geometry);
+  const spatial = height * width;
+  for (let g = 0; g < groups; g++) {
+    const start = g * cinGroup * depth;
+    transpose<T>(at(weights, start), cinGroup, depth, at(weightsT, start));
+  }
+  for (let n = 0; n < batch; n++) {
+    for (let g = 0; g < groups; g++) {
+      const xGroup = at(x, (n * cin + g * cinGroup) * spatial);
+      const groupWeightsT = at(weightsT, g * cinGroup * depth);
+      const yGroup = at(y, (n * cout + g * coutGroup) * outH * outW);
+      memory.fill(yGroup, 0, <usize>(coutGroup * outH * outW) << 2);
+      for (let rowStart = 0; rowStart < height; rowStart += bandRows) {
+        const rowEnd = min(rowStart + bandRows, height);
+        const columns = (rowEnd - rowStart) * width;
+        const band = at(xGroup, rowStart * width);
+        gemm<T>(depth, columns, cinGroup, groupWeightsT, band, spatial, col, columns, false);
+        col2im<T>(col, coutGroup, outH, outW, geometry, rowStart, rowEnd, width, yGroup);
+      }
+    }
+  }
+  if (bias != 0) addChannelBias<T>(y, batch, cout, outH * outW, bias);
+}
+
+/**
+ * Caffe's InnerProduct forward: y[rows, outputs] = x[rows, depth] x W^T (+ bias), W stored
+ * [outputs, depth], or [depth, outputs] when `transposed`.
+ */
+export function innerProduct<T>(
+  x: usize,
+  rows: i32,
+  depth: i32,
+  weights: usize,
+  transposed: bool,
+  bias: usize,
+  outputs: i32,
+  y: usize,
+): void {
+  if (transposed) {
+    gemm<T>(rows, outputs, depth, x, weights, outputs, y, outputs, false);
+  } else {
+    gemmTransB<T>(rows, outputs, depth, x, weights, y);
+  }
+  if (bias != 0) addChannelBias<T>(y, rows, outputs, 1, bias);
+}

@@ -1,0 +1,252 @@
+// Matrix products for the simulator, generic over the element type T (f32 for float layers, i32
+// for the deploy model's integer layers). Matrices are row-major; arguments are byte offsets into
+// linear memory owned by the caller.
+
+/** Rows of B (of C's columns) processed per pass, to keep a block of B in cache. */
+const K_BLOCK: i32 = 256;
+/** Columns of B and C processed per pass. */
+const N_BLOCK: i32 = 512;
+
+/** Byte offset of element `index` of a 4-byte-element array at `base`. */
+@inline
+export function at(base: usize, index: i32): usize {
+  return base + (<usize>index << 2);
+}
+
+/**
+ * C[m, n] = A[m, k] x B[k, n], or C += A x B when `accumulate`; rows of B are `ldb` and rows
+ * of C `ldc` elements apart (n for dense matrices). Blocked over k and n, four rows of C at a time
+ * with SIMD over the columns.
+ */
+export function gemm<T>(
+  m: i32,
+  n: i32,
+  k: i32,
+  a: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  accumulate: bool,
+): void {
+  for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
+    const k1 = min(k0 + K_BLOCK, k);
+    const add = accumulate || k0 > 0;
+    for (let n0 = 0; n0 < n; n0 += N_BLOCK) {
+      const n1 = min(n0 + N_BLOCK, n);
+      let row = 0;
+      for (; row + 4 <= m; row += 4) rowsOf4<T>(row, n0, n1, k0, k1, k, a, b, ldb, c, ldc, add);
+      for (; row < m; row++) rowOf1<T>(row, n0, n1, k0, k1, k, a, b, ldb, c, ldc, add);
+    }
+  }
+}
+
+/** Four rows of C, columns n0..n1, over the products k0..k1. */
+function rowsOf4<T>(
+  row: i32,
+  n0: i32,
+  n1: i32,
+  k0: i32,
+  k1: i32,
+  k: i32,
+  a: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  add: bool,
+): void {
+  const a0 = at(a, row * k);
+  const a1 = at(a0, k);
+  const a2 = at(a1, k);
+  const a3 = at(a2, k);
+  const zero = v128.splat<T>(<T>0);
+  let col = n0;
+  for (; col + 8 <= n1; col += 8) {
+    const c0 = at(c, row * ldc + col);
+    const c1 = at(c0, ldc);
+    const c2 = at(c1, ldc);
+    const c3 = at(c2, ldc);
+    let s00 = add ? v128.load(c0) : zero;
+    let s01 = add ? v128.load(c0, 16) : zero;
+    let s10 = add ? v128.load(c1) : zero;
+    let s11 = add ? v128.load(c1, 16) : zero;
+    let s20 = add ? v128.load(c2) : zero;
+    let s21 = add ? v128.load(c2, 16) : zero;
+    let s30 = add ? v128.load(c3) : zero;
+    let s31 = add ? v128.load(c3, 16) : zero;
+    let bp = at(b, k0 * ldb + col);
+    const bStep = <usize>ldb << 2;
+    for (let p = k0; p < k1; p++) {
+      const b0 = v128.load(bp);
+      const b1 = v128.load(bp, 16);
+      const w0 = v128.splat<T>(load<T>(at(a0, p)));
+      s00 = v128.add<T>(s00, v128.mul<T>(w0, b0));
+      s01 = v128.add<T>(s01, v128.mul<T>(w0, b1));
+      const w1 = v128.splat<T>(load<T>(at(a1, p)));
+      s10 = v128.add<T>(s10, v128.mul<T>(w1, b0));
+      s11 = v128.add<T>(s11, v128.mul<T>(w1, b1));
+      const w2 = v128.splat<T>(load<T>(at(a2, p)));
+      s20 = v128.add<T>(s20, v128.mul<T>(w2, b0));
+      s21 = v128.add<T>(s21, v128.mul<T>(w2, b1));
+      const w3 = v128.splat<T>(load<T>(at(a3, p)));
+      s30 = v128.add<T>(s30, v128.mul<T>(w3, b0));
+      s31 = v128.add<T>(s31, v128.mul<T>(w3, b1));
+      bp += bStep;
+    }
+    v128.store(c0, s00);
+    v128.store(c0, s01, 16);
+    v128.store(c1, s10);
+    v128.store(c1, s11, 16);
+    v128.store(c2, s20);
+    v128.store(c2, s21, 16);
+    v128.store(c3, s30);
+    v128.store(c3, s31, 16);
+  }
+  for (; col < n1; col++) {
+    for (let r = 0; r < 4; r++) columnDot<T>(row + r, col, k0, k1, k, a, b, ldb, c, ldc, add);
+  }
+}
+
+/** One row of C, columns n0..n1, over the products k0..k1. */
+function rowOf1<T>(
+  row: i32,
+  n0: i32,
+  n1: i32,
+  k0: i32,
+  k1: i32,
+  k: i32,
+  a: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  add: bool,
+): void {
+  const a0 = at(a, row * k);
+  const zero = v128.splat<T>(<T>0);
+  let col = n0;
+  for (; col + 16 <= n1; col += 16) {
+    const c0 = at(c, row * ldc + col);
+    let s0 = add ? v128.load(c0) : zero;
+    let s1 = add ? v128.load(c0, 16) : zero;
+    let s2 = add ? v128.load(c0, 32) : zero;
+    let s3 = add ? v128.load(c0, 48) : zero;
+    let bp = at(b, k0 * ldb + col);
+    const bStep = <usize>ldb << 2;
+    for (let p = k0; p < k1; p++) {
+      const w = v128.splat<T>(load<T>(at(a0, p)));
+      s0 = v128.add<T>(s0, v128.mul<T>(w, v128.load(bp)));
+      s1 = v128.add<T>(s1, v128.mul<T>(w, v128.load(bp, 16)));
+      s2 = v128.add<T>(s2, v128.mul<T>(w, v128.load(bp, 32)));
+      s3 = v128.add<T>(s3, v128.mul<T>(w, v128.load(bp, 48)));
+      bp += bStep;
+    }
+    v128.store(c0, s0);
+    v128.store(c0, s1, 16);
+    v128.store(c0, s2, 32);
+    v128.store(c0, s3, 48);
+  }
+  for (; col + 4 <= n1; col += 4) {
+    const c0 = at(c, row * ldc + col);
+    let s0 = add ? v128.load(c0) : zero;
+    let bp = at(b, k0 * ldb + col);
+    const bStep = <usize>ldb << 2;
+    for (let p = k0; p < k1; p++) {
+      s0 = v128.add<T>(s0, v128.mul<T>(v128.splat<T>(load<T>(at(a0, p))), v128.load(bp)));
+      bp += bStep;
+    }
+    v128.store(c0, s0);
+  }
+  for (; col < n1; col++) columnDot<T>(row, col, k0, k1, k, a, b, ldb, c, ldc, add);
+}
+
+/** One element of C over the products k0..k1 (scalar remainder). */
+@inline
+function columnDot<T>(
+  row: i32,
+  col: i32,
+  k0: i32,
+  k1: i32,
+  k: i32,
+  a: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  add: bool,
+): void {
+  const target = at(c, row * ldc + col);
+  let sum: T = add ? load<T>(target) : <T>0;
+  for (let p = k0; p < k1; p++) sum += load<T>(at(a, row * k + p)) * load<T>(at(b, p * ldb + col));
+  store<T>(target, sum);
+}
+
+/**
+ * C[m, n] = A[m, k] x B[n, k]^T: every element a dot product of a row of A and a row of B, with
+ * SIMD over k and four rows of B at a time (InnerProduct: A = inputs, B = weights [N, K]).
+ */
+export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usize): void {
+  const vectorEnd = k & ~3;
+  for (let row = 0; row < m; row++) {
+    const aRow = at(a, row * k);
+    let col = 0;
+    for (; col + 4 <= n; col += 4) {
+      const b0 = at(b, col * k);
+      const b1 = at(b0, k);
+      const b2 = at(b1, k);
+      const b3 = at(b2, k);
+      let s0 = v128.splat<T>(<T>0);
+      let s1 = s0;
+      let s2 = s0;
+      let s3 = s0;
+      for (let p = 0; p < vectorEnd; p += 4) {
+        const x = v128.load(at(aRow, p));
+        s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(at(b0, p))));
+        s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(at(b1, p))));
+        s2 = v128.add<T>(s2, v128.mul<T>(x, v128.load(at(b2, p))));
+        s3 = v128.add<T>(s3, v128.mul<T>(x, v128.load(at(b3, p))));
+      }
+      let t0 = laneSum<T>(s0);
+      let t1 = laneSum<T>(s1);
+      let t2 = laneSum<T>(s2);
+      let t3 = laneSum<T>(s3);
+      for (let p = vectorEnd; p < k; p++) {
+        const x = load<T>(at(aRow, p));
+        t0 += x * load<T>(at(b0, p));
+        t1 += x * load<T>(at(b1, p));
+        t2 += x * load<T>(at(b2, p));
+        t3 += x * load<T>(at(b3, p));
+      }
+      const target = at(c, row * n + col);
+      store<T>(target, t0);
+      store<T>(target, t1, 4);
+      store<T>(target, t2, 8);
+      store<T>(target, t3, 12);
+    }
+    for (; col < n; col++) {
+      const bRow = at(b, col * k);
+      let s = v128.splat<T>(<T>0);
+      for (let p = 0; p < vectorEnd; p += 4) {
+        s = v128.add<T>(s, v128.mul<T>(v128.load(at(aRow, p)), v128.load(at(bRow, p))));
+      }
+      let t = laneSum<T>(s);
+      for (let p = vectorEnd; p < k; p++) t += load<T>(at(aRow, p)) * load<T>(at(bRow, p));
+      store<T>(at(c, row * n + col), t);
+    }
+  }
+}
+
+/** The sum of the four lanes of `v`. */
+@inline
+function laneSum<T>(v: v128): T {
+  return (v128.extract_lane<T>(v, 0) + v128.extract_lane<T>(v, 1)) +
+    (v128.extract_lane<T>(v, 2) + v128.extract_lane<T>(v, 3));
+}
+
+/** dst[cols, rows] = src[rows, cols]^T. */
+export function transpose<T>(src: usize, rows: i32, cols: i32, dst: usize): void {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) store<T>(at(dst, c * rows + r), load<T>(at(src, r * cols + c)));
+  }
+}

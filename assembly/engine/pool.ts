@@ -1,0 +1,95 @@
+// Caffe's MAX and AVE pooling over NCHW planes. The window geometry is 6 i32 values at a byte
+// offset: kernel h, w; pad h, w; stride h, w. Arguments are byte offsets into caller memory.
+
+import { at } from "./gemm";
+
+/**
+ * MAX pooling: window [oh*sh - ph, +kh) x [ow*sw - pw, +kw) clipped to the image; the maximum
+ * starts from -FLT_MAX and takes strictly greater values, as Caffe does.
+ */
+export function maxPool(
+  x: usize,
+  planes: i32,
+  height: i32,
+  width: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  y: usize,
+): void {
+  const kh = load<i32>(geometry);
+  const kw = load<i32>(geometry, 4);
+  const ph = load<i32>(geometry, 8);
+  const pw = load<i32>(geometry, 12);
+  const sh = load<i32>(geometry, 16);
+  const sw = load<i32>(geometry, 20);
+  let target = y;
+  for (let plane = 0; plane < planes; plane++) {
+    const source = at(x, plane * height * width);
+    for (let oh = 0; oh < outH; oh++) {
+      const hStart = max(oh * sh - ph, 0);
+      const hEnd = min(oh * sh - ph + kh, height);
+      for (let ow = 0; ow < outW; ow++) {
+        const wStart = max(ow * sw - pw, 0);
+        const wEnd = min(ow * sw - pw + kw, width);
+        let best: f32 = -F32.MAX_VALUE;
+        for (let h = hStart; h < hEnd; h++) {
+          const row = at(source, h * width);
+          for (let w = wStart; w < wEnd; w++) {
+            const value = load<f32>(at(row, w));
+            if (value > best) best = value;
+          }
+        }
+        store<f32>(target, best);
+        target += 4;
+      }
+    }
+  }
+}
+
+/**
+ * AVE pooling: the sum over the window clipped to the image, divided by Caffe's pool size, the
+ * window area clipped to the padded image (padded cells inside it count). T is f32, or i32 for
+ * the deploy model's integer input (the sum is then exact and divided in float32).
+ */
+export function avePool<T>(
+  x: usize,
+  planes: i32,
+  height: i32,
+  width: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  y: usize,
+): void {
+  const kh = load<i32>(geometry);
+  const kw = load<i32>(geometry, 4);
+  const ph = load<i32>(geometry, 8);
+  const pw = load<i32>(geometry, 12);
+  const sh = load<i32>(geometry, 16);
+  const sw = load<i32>(geometry, 20);
+  let target = y;
+  for (let plane = 0; plane < planes; plane++) {
+    const source = at(x, plane * height * width);
+    for (let oh = 0; oh < outH; oh++) {
+      const hFirst = oh * sh - ph;
+      const hLast = min(hFirst + kh, height + ph);
+      const hStart = max(hFirst, 0);
+      const hEnd = min(hLast, height);
+      for (let ow = 0; ow < outW; ow++) {
+        const wFirst = ow * sw - pw;
+        const wLast = min(wFirst + kw, width + pw);
+        const poolSize = (hLast - hFirst) * (wLast - wFirst);
+        const wStart = max(wFirst, 0);
+        const wEnd = min(wLast, width);
+        let sum: T = <T>0;
+        for (let h = hStart; h < hEnd; h++) {
+          const row = at(source, h * width);
+          for (let w = wStart; w < wEnd; w++) sum += load<T>(at(row, w));
+        }
+        store<f32>(target, <f32>sum / <f32>poolSize);
+        target += 4;
+      }
+    }
+  }
+}

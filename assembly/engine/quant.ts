@@ -1,0 +1,43 @@
+// The deploy model's Quant layer (SPEC §4) and the integer conversions of its quantized layers.
+// Arguments are byte offsets into caller memory; x and y may be the same buffer.
+
+import { at } from "./gemm";
+
+/** q = clamp(rint(f32(x * S)) + offset_d, -128, 127) of four lanes, as float32. */
+@inline
+function quantizeLanes(x: v128, quantScale: v128, offset: v128): v128 {
+  const shifted = f32x4.add(f32x4.nearest(f32x4.mul(x, quantScale)), offset);
+  return f32x4.min(f32x4.max(shifted, f32x4.splat(-128)), f32x4.splat(127));
+}
+
+/**
+ * The deploy model's Quant layer: y = q as float32 (exact small integers). The fake-quant model's
+ * meaning, x^ = f32((q - offset_d) * scale_d), is src/wasm/quant.ts's fakeQuantActivations.
+ */
+export function quantize(x: usize, count: i32, quantScale: f32, offsetD: f32, y: usize): void {
+  const scales = f32x4.splat(quantScale);
+  const offsets = f32x4.splat(offsetD);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    v128.store(at(y, i), quantizeLanes(v128.load(at(x, i)), scales, offsets));
+  }
+  for (; i < count; i++) {
+    const q = quantizeLanes(f32x4.splat(load<f32>(at(x, i))), scales, offsets);
+    store<f32>(at(y, i), f32x4.extract_lane(q, 0));
+  }
+}
+
+/** y = i32(x) - offset: the integers q - offset_d the quantized layers work on. */
+export function quantizedDifference(x: usize, count: i32, offset: i32, y: usize): void {
+  for (let i = 0; i < count; i++) store<i32>(at(y, i), <i32>load<f32>(at(x, i)) - offset);
+}
+
+/** y = i32(x) for int8 x (deploy weights), packed bytes to 4-byte integers. */
+export function widenInt8(x: usize, count: i32, y: usize): void {
+  for (let i = 0; i < count; i++) store<i32>(at(y, i), <i32>load<i8>(x + <usize>i));
+}
+
+/** y = f32(x) for int32 x: the accumulators as AscendDequant reads them. */
+export function int32ToFloat(x: usize, count: i32, y: usize): void {
+  for (let i = 0; i < count; i++) store<f32>(at(y, i), <f32>load<i32>(at(x, i)));
+}

@@ -1,0 +1,187 @@
+/**
+ * Convolution, Deconvolution and InnerProduct, float and deploy (int8 weights, int32 bias, input
+ * from a Quant layer: the output holds the int32 accumulators for the DeQuant that follows).
+ *
+ * @module
+ */
+
+import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../caffe/layers.ts";
+import type { Layer } from "../caffe/net.ts";
+import type { Window2d } from "../wasm/engine.ts";
+import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
+import {
+  ACCUMULATOR,
+  badInput,
+  canonicalAxis,
+  FLOAT,
+  product,
+  shapeText,
+  unsupported,
+  type Value,
+} from "./tensor.ts";
+
+/**
+ * A [height, width] field of `convolution_param`: `<field>_h`/`<field>_w` when given, else the
+ * repeated `<field>` (one value for both, or two), else `fallback`.
+ */
+function spatialPair(layer: Layer, field: string, fallback: number): [number, number] {
+  const height = layer.param("convolution_param", `${field}_h`);
+  const width = layer.param("convolution_param", `${field}_w`);
+  if (typeof height === "number" || typeof width === "number") {
+    return [Number(height ?? fallback), Number(width ?? fallback)];
+  }
+  const values = layer.paramAll("convolution_param", field).map(Number);
+  return [values[0] ?? fallback, values[1] ?? values[0] ?? fallback];
+}
+
+/** The window of a Convolution or Deconvolution layer. */
+function convolutionWindow(layer: Layer): Window2d {
+  return {
+    kernel: kernelSize(layer),
+    pad: spatialPair(layer, "pad", 0),
+    stride: spatialPair(layer, "stride", 1),
+    dilation: spatialPair(layer, "dilation", 1),
+  };
+}
+
+/** The weights and bias of a weighted layer, with their float or deploy (int8/int32) form. */
+interface LayerWeights {
+  weights: Float32Array | Int8Array;
+  bias: Float32Array | Int32Array | null;
+  /** The Quant layer's offset_d for the deploy form, undefined for float. */
+  offsetD: number | undefined;
+}
+
+/** Reads weights and bias, and checks that their form matches the input's domain. */
+function layerWeights(layer: Layer, input: Value): LayerWeights {
+  const weights = requiredBlob(layer, 0).data;
+  const bias = hasBiasTerm(layer) ? requiredBlob(layer, 1).data : null;
+  const int8Input = input.domain.kind === "int8" ? input.domain : undefined;
+  if (int8Input !== undefined) {
+    if (!(weights instanceof Int8Array) || !(bias === null || bias instanceof Int32Array)) {
+      throw badInput(layer, "it reads a Quant layer's int8 output but its weights are not int8");
+    }
+    return { weights, bias, offsetD: int8Input.offsetD };
+  }
+  if (weights instanceof Int8Array) {
+    throw badInput(
+      layer,
+      "its weights are int8 (deploy model) but its input is not a Quant output",
+    );
+  }
+  if (!(weights instanceof Float32Array) || !(bias === null || bias instanceof Float32Array)) {
+    throw badInput(layer, "its weights or bias are not float data");
+  }
+  return { weights, bias, offsetD: undefined };
+}
+
+/** The [N, C, H, W] of a 4-D input; other ranks are not simulated. */
+function imageShape(layer: Layer, input: Value): [number, number, number, number] {
+  const { shape } = input.tensor;
+  if (shape.length !== 4) {
+    throw unsupported(layer, `only 4-D (NCHW) inputs are simulated, got ${shapeText(shape)}`);
+  }
+  if (numberParam(layer, "convolution_param", "axis", 1) !== 1) {
+    throw unsupported(layer, "only convolution_param.axis 1 is simulated");
+  }
+  return [shape[0], shape[1], shape[2], shape[3]];
+}
+
+/** Convolution / Deconvolution of one bottom. */
+function convolve(layer: Layer, input: Value, context: RunContext, transposed: boolean): Value {
+  const shape = imageShape(layer, input);
+  const [batch, channels, height, width] = shape;
+  const window = convolutionWindow(layer);
+  const groups = groupCount(layer);
+  const { weights, bias, offsetD } = layerWeights(layer, input);
+  const weightShape = requiredBlob(layer, 0).shape;
+  const outputs = transposed ? (weightShape[1] ?? 0) * groups : weightShape[0] ?? 0;
+  const inputChannels = transposed ? weightShape[0] : (weightShape[1] ?? 0) * groups;
+  if (channels !== inputChannels || channels % groups !== 0 || outputs % groups !== 0) {
+    throw badInput(
+      layer,
+      `input ${shapeText(input.tensor.shape)} does not fit weights ${shapeText(weightShape)} ` +
+        `with group ${groups}`,
+    );
+  }
+  const outSize = [0, 1].map((axis) => {
+    const extent = window.dilation[axis] * (window.kernel[axis] - 1) + 1;
+    const size = [height, width][axis];
+    return transposed
+      ? window.stride[axis] * (size - 1) + extent - 2 * window.pad[axis]
+      : Math.floor((size + 2 * window.pad[axis] - extent) / window.stride[axis]) + 1;
+  }) as [number, number];
+  if (outSize[0] < 1 || outSize[1] < 1) {
+    throw badInput(layer, `input ${shapeText(input.tensor.shape)} gives an empty output`);
+  }
+  const args = {
+    x: input.tensor.data,
+    offsetD,
+    shape,
+    weights,
+    bias,
+    outputs,
+    groups,
+    window,
+    outSize,
+  };
+  const data = transposed ? context.kernels.deconvolution(args) : context.kernels.convolution(args);
+  return {
+    tensor: { shape: [batch, outputs, ...outSize], data },
+    domain: offsetD === undefined ? FLOAT : ACCUMULATOR,
+  };
+}
+
+/** InnerProduct of one bottom. */
+function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
+  const { shape } = input.tensor;
+  const axis = canonicalAxis(
+    layer,
+    numberParam(layer, "inner_product_param", "axis", 1),
+    shape.length,
+  );
+  const transposed = boolParam(layer, "inner_product_param", "transpose", false);
+  const { weights, bias, offsetD } = layerWeights(layer, input);
+  const rows = product(shape.slice(0, axis));
+  const depth = product(shape.slice(axis));
+  const outputs = depth === 0 ? 0 : weights.length / depth;
+  if (!Number.isInteger(outputs) || outputs === 0) {
+    throw badInput(
+      layer,
+      `input ${shapeText(shape)} (${depth} values per row) does not fit ${weights.length} weights`,
+    );
+  }
+  const data = context.kernels.innerProduct({
+    x: input.tensor.data,
+    offsetD,
+    rows,
+    depth,
+    weights,
+    transposed,
+    bias,
+    outputs,
+  });
+  return {
+    tensor: { shape: [...shape.slice(0, axis), outputs], data },
+    domain: offsetD === undefined ? FLOAT : ACCUMULATOR,
+  };
+}
+
+/** Convolution, Deconvolution and InnerProduct. */
+export const convolutionRunners: RunnerTable = {
+  Convolution: {
+    run: (layer, bottoms, context) =>
+      eachBottom(layer, bottoms, (value) => convolve(layer, value, context, false)),
+    readsInt8: true,
+  },
+  Deconvolution: {
+    run: (layer, bottoms, context) =>
+      eachBottom(layer, bottoms, (value) => convolve(layer, value, context, true)),
+    readsInt8: true,
+  },
+  InnerProduct: {
+    run: (layer, bottoms, context) =>
+      eachBottom(layer, bottoms, (value) => innerProduct(layer, value, context)),
+    readsInt8: true,
+  },
+};

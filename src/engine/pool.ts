@@ -1,0 +1,105 @@
+/**
+ * Pooling (MAX, AVE, global) with Caffe's output size: ceil rounding (or `round_mode: FLOOR`),
+ * then, when there is padding, dropping a last window that would start in the padding. A deploy
+ * model's AVE pooling reads a Quant layer's int8 output and gives the window mean of
+ * q - offset_d for its DeQuant.
+ *
+ * @module
+ */
+
+import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
+import type { Layer } from "../caffe/net.ts";
+import type { Window2d } from "../wasm/engine.ts";
+import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
+import { ACCUMULATOR, badInput, FLOAT, shapeText, unsupported, type Value } from "./tensor.ts";
+
+/** A [height, width] of `pooling_param`: the `_h`/`_w` fields, else `single`, else `fallback`. */
+function spatialPair(
+  layer: Layer,
+  [single, height, width]: [string, string, string],
+  fallback: number,
+): [number, number] {
+  const both = numberParam(layer, "pooling_param", single, fallback);
+  return [
+    numberParam(layer, "pooling_param", height, both),
+    numberParam(layer, "pooling_param", width, both),
+  ];
+}
+
+/** Caffe's pooled size along one axis. */
+function pooledSize(
+  size: number,
+  kernel: number,
+  pad: number,
+  stride: number,
+  ceil: boolean,
+  padded: boolean,
+): number {
+  const steps = (size + 2 * pad - kernel) / stride;
+  let pooled = (ceil ? Math.ceil(steps) : Math.floor(steps)) + 1;
+  if (padded && (pooled - 1) * stride >= size + pad) pooled--;
+  return pooled;
+}
+
+/** Pools one bottom. */
+function pool(layer: Layer, input: Value, context: RunContext): Value {
+  const { shape } = input.tensor;
+  if (shape.length !== 4) {
+    throw unsupported(layer, `only 4-D (NCHW) inputs are simulated, got ${shapeText(shape)}`);
+  }
+  const [batch, channels, height, width] = shape;
+  const method = enumParam(layer, "pooling_param", "pool", "MAX");
+  if (method !== "MAX" && method !== "AVE") {
+    throw unsupported(layer, `pool: ${method} is not simulated (only MAX and AVE)`);
+  }
+  const global = boolParam(layer, "pooling_param", "global_pooling", false);
+  const window: Window2d = {
+    kernel: global
+      ? [height, width]
+      : spatialPair(layer, ["kernel_size", "kernel_h", "kernel_w"], 0),
+    pad: spatialPair(layer, ["pad", "pad_h", "pad_w"], 0),
+    stride: global ? [1, 1] : spatialPair(layer, ["stride", "stride_h", "stride_w"], 1),
+    dilation: [1, 1],
+  };
+  if (window.kernel.some((size) => size < 1) || window.stride.some((step) => step < 1)) {
+    throw badInput(
+      layer,
+      `bad window: kernel ${shapeText(window.kernel)}, stride ${shapeText(window.stride)}`,
+    );
+  }
+  const ceil = enumParam(layer, "pooling_param", "round_mode", "CEIL") !== "FLOOR";
+  const padded = window.pad[0] > 0 || window.pad[1] > 0;
+  const outSize: [number, number] = [
+    pooledSize(height, window.kernel[0], window.pad[0], window.stride[0], ceil, padded),
+    pooledSize(width, window.kernel[1], window.pad[1], window.stride[1], ceil, padded),
+  ];
+  if (outSize[0] < 1 || outSize[1] < 1) {
+    throw badInput(layer, `input ${shapeText(shape)} gives an empty output`);
+  }
+  const int8Input = input.domain.kind === "int8" ? input.domain : undefined;
+  if (int8Input !== undefined && method !== "AVE") {
+    throw unsupported(layer, "only AVE pooling can read a Quant layer's int8 output");
+  }
+  const args = {
+    x: input.tensor.data,
+    offsetD: int8Input?.offsetD,
+    planes: batch * channels,
+    size: [height, width] as [number, number],
+    window,
+    outSize,
+  };
+  const data = method === "MAX" ? context.kernels.maxPool(args) : context.kernels.avePool(args);
+  return {
+    tensor: { shape: [batch, channels, ...outSize], data },
+    domain: int8Input === undefined ? FLOAT : ACCUMULATOR,
+  };
+}
+
+/** Pooling. */
+export const poolingRunners: RunnerTable = {
+  Pooling: {
+    run: (layer, bottoms, context) =>
+      eachBottom(layer, bottoms, (value) => pool(layer, value, context)),
+    readsInt8: true,
+  },
+};

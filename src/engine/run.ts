@@ -1,0 +1,211 @@
+/**
+ * The simulator: runs a float, fake-quant or deploy Caffe net forward (test phase) with Caffe's
+ * layer semantics, NCHW float32, kernels in WebAssembly.
+ *
+ * @module
+ */
+
+import type { Layer, Net } from "../caffe/net.ts";
+import { ConvertError } from "../errors.ts";
+import { engineKernels } from "../wasm/engine.ts";
+import { quantKernels } from "../wasm/quant.ts";
+import { channelRunners } from "./channel.ts";
+import type { RunContext, RunnerTable } from "./context.ts";
+import { convolutionRunners } from "./conv.ts";
+import { elementwiseRunners } from "./elementwise.ts";
+import { runInputs } from "./inputs.ts";
+import { poolingRunners } from "./pool.ts";
+import { quantRunners } from "./quant.ts";
+import { shapeRunners } from "./shape.ts";
+import { ssdRunners } from "./ssd.ts";
+import { badInput, FLOAT, type Tensor, type Value } from "./tensor.ts";
+
+export type { Tensor } from "./tensor.ts";
+
+/** Options of {@linkcode runNet}. */
+export interface RunOptions {
+  /**
+   * Input tensors by blob name. A tensor may have another shape than declared (another batch
+   * size, H or W): the net is reshaped to it. Declared inputs not given are seeded.
+   */
+  inputs?: Map<string, Tensor>;
+  /** Seed of the generated inputs (default 0); see `seededInputs` in src/engine/inputs.ts. */
+  seed?: number;
+  /** Keep the final value of every blob in {@linkcode RunResult.blobs}. */
+  keepAll?: boolean;
+}
+
+/** A layer the simulator did not run, and why. */
+export interface SkippedLayer {
+  /** Layer name. */
+  layer: string;
+  /** Layer type. */
+  type: string;
+  /** Why: the type is not simulated, or an input comes from a skipped layer. */
+  reason: string;
+}
+
+/** What {@linkcode runNet} computed. */
+export interface RunResult {
+  /**
+   * The net's outputs: blobs produced (or given as inputs) and read by no later layer that ran.
+   * Inputs of a skipped layer therefore count as outputs (e.g. the blobs feeding SSD's
+   * DetectionOutput).
+   */
+  outputs: Map<string, Tensor>;
+  /**
+   * With `keepAll`, the final value of every blob name; otherwise empty. Tensors here and in
+   * `outputs` may share data with the inputs and with each other (reshaping layers do not copy):
+   * treat them as read-only.
+   */
+  blobs: Map<string, Tensor>;
+  /** Layers not run, in net order. */
+  skipped: SkippedLayer[];
+  /**
+   * Blobs of `outputs`/`blobs` that hold a deploy model's integers instead of float values:
+   * `int8` for Quant outputs (q), `accumulator` for quantized layers' outputs before DeQuant.
+   */
+  deployBlobs: Map<string, "int8" | "accumulator">;
+}
+
+/** Every simulated layer type. */
+const RUNNERS: RunnerTable = {
+  ...shapeRunners,
+  ...convolutionRunners,
+  ...poolingRunners,
+  ...elementwiseRunners,
+  ...channelRunners,
+  ...quantRunners,
+  ...ssdRunners,
+};
+
+/** Why known layer types are not simulated. */
+const NOT_SIMULATED: Record<string, string> = {
+  DetectionOutput: "DetectionOutput (box decoding and NMS) is not simulated",
+};
+
+/** Whether bottom values of these domains may be read by `layer`'s runner; the reason if not. */
+function domainProblem(layer: Layer, bottoms: Value[], names: string[]): string | undefined {
+  const runner = RUNNERS[layer.type];
+  for (const [i, { domain }] of bottoms.entries()) {
+    if (domain.kind === "int8" && !runner.readsInt8) {
+      return `it reads "${
+        names[i]
+      }", a Quant layer's int8 output, which only quantized layers read`;
+    }
+    if (domain.kind === "accumulator" && !runner.readsAccumulators) {
+      return `it reads "${names[i]}", a quantized layer's output that only a DeQuant reads`;
+    }
+  }
+  return undefined;
+}
+
+/** For each blob name, the index of the last layer that reads it. */
+function lastReaders(net: Net): Map<string, number> {
+  const last = new Map<string, number>();
+  net.layers.forEach((layer, index) => {
+    for (const name of layer.bottoms) last.set(name, index);
+  });
+  return last;
+}
+
+/**
+ * Runs `net` forward once on `options.inputs` (declared inputs not given are seeded uniform in
+ * [-1, 1)). Layer types the simulator lacks (e.g. DetectionOutput, custom layers), and layers
+ * that need their outputs, are skipped and listed; everything else runs. A fake-quant net runs
+ * its Quant layers as quantize-dequantize and its DeQuant layers as identity; a deploy net runs
+ * its quantized layers in integers (see src/engine/quant.ts).
+ *
+ * @example
+ * ```ts ignore
+ * const result = await runNet(loadNet(prototxt, caffemodel), { seed: 1 });
+ * console.log(result.outputs.get("prob")?.data);
+ * ```
+ */
+export async function runNet(net: Net, options: RunOptions = {}): Promise<RunResult> {
+  const [kernels, quant] = await Promise.all([engineKernels(), quantKernels()]);
+  const inputs = runInputs(net, options.inputs, options.seed ?? 0);
+  const keepAll = options.keepAll ?? false;
+  const byName = new Map(net.layers.map((layer) => [layer.name, layer]));
+  const context: RunContext = {
+    kernels,
+    quantKernels: quant,
+    net,
+    layerNamed: (name) => byName.get(name),
+    inputs,
+  };
+  const values = new Map<string, Value>();
+  const skippedProducer = new Map<string, string>();
+  const open = new Set<string>();
+  const skipped: SkippedLayer[] = [];
+  const lastRead = lastReaders(net);
+  for (const name of net.header.getAll("input").map(String)) {
+    values.set(name, { tensor: inputs.get(name)!, domain: FLOAT });
+    open.add(name);
+  }
+  const skip = (layer: Layer, reason: string) => {
+    skipped.push({ layer: layer.name, type: layer.type, reason });
+    for (const top of layer.tops) {
+      values.delete(top);
+      open.delete(top);
+      skippedProducer.set(top, layer.name);
+    }
+  };
+  net.layers.forEach((layer, index) => {
+    const missing = layer.bottoms.find((name) => !values.has(name));
+    if (missing !== undefined) {
+      const producer = skippedProducer.get(missing);
+      if (producer === undefined) {
+        throw new ConvertError(
+          "UNDEFINED_BOTTOM",
+          `layer "${layer.name}" reads blob "${missing}", which no earlier layer produces`,
+          { layer: layer.name },
+        );
+      }
+      return skip(layer, `it needs "${missing}" from skipped layer "${producer}"`);
+    }
+    const runner = RUNNERS[layer.type];
+    if (runner === undefined) {
+      return skip(
+        layer,
+        NOT_SIMULATED[layer.type] ?? `layer type "${layer.type}" is not simulated`,
+      );
+    }
+    const bottoms = layer.bottoms.map((name) => values.get(name)!);
+    const problem = domainProblem(layer, bottoms, layer.bottoms);
+    if (problem !== undefined) return skip(layer, problem);
+    let tops: Value[];
+    try {
+      tops = runner.run(layer, bottoms, context);
+    } catch (error) {
+      if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
+        return skip(layer, error.message);
+      }
+      throw error;
+    }
+    if (tops.length !== layer.tops.length) {
+      throw badInput(layer, `it has ${layer.tops.length} tops, the layer gives ${tops.length}`);
+    }
+    for (const name of layer.bottoms) {
+      open.delete(name);
+      if (!keepAll && lastRead.get(name) === index) values.delete(name);
+    }
+    layer.tops.forEach((name, i) => {
+      values.set(name, tops[i]);
+      open.add(name);
+      skippedProducer.delete(name);
+    });
+  });
+  const tensors = (names: Iterable<string>) =>
+    new Map([...names].map((name) => [name, values.get(name)!.tensor]));
+  const deployBlobs = new Map<string, "int8" | "accumulator">();
+  for (const [name, { domain }] of values) {
+    if (domain.kind !== "float") deployBlobs.set(name, domain.kind);
+  }
+  return {
+    outputs: tensors(open),
+    blobs: keepAll ? tensors(values.keys()) : new Map(),
+    skipped,
+    deployBlobs,
+  };
+}

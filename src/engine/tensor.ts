@@ -1,0 +1,76 @@
+/**
+ * The simulator's values: float32 tensors in C order, and how the deploy model's blobs are held.
+ *
+ * @module
+ */
+
+import { ConvertError } from "../errors.ts";
+import type { Layer } from "../caffe/net.ts";
+
+/** A float32 tensor in C (row-major) order; NCHW for images. */
+export interface Tensor {
+  /** Dimensions, outermost first. */
+  shape: number[];
+  /** `shape`'s product of elements. */
+  data: Float32Array;
+}
+
+/**
+ * What a blob's numbers mean. `float` for every float blob; in a deploy model, `int8` for a
+ * Quant layer's output (the values q, as float32, with the layer's activation offset) and
+ * `accumulator` for a quantized layer's output before its DeQuant (int32 sums as float32, or the
+ * AVE pooling window mean).
+ */
+export type Domain =
+  | { kind: "float" }
+  | { kind: "int8"; offsetD: number }
+  | { kind: "accumulator" };
+
+/** A blob value during a run: its tensor and the meaning of its numbers. */
+export interface Value {
+  /** The numbers. */
+  tensor: Tensor;
+  /** What they mean. */
+  domain: Domain;
+}
+
+/** The float domain, shared. */
+export const FLOAT: Domain = { kind: "float" };
+
+/** The accumulator domain (a deploy model's quantized layer output), shared. */
+export const ACCUMULATOR: Domain = { kind: "accumulator" };
+
+/** A float value. */
+export function floatValue(shape: number[], data: Float32Array): Value {
+  return { tensor: { shape, data }, domain: FLOAT };
+}
+
+/** The product of `sizes` (1 for none). */
+export function product(sizes: readonly number[]): number {
+  return sizes.reduce((total, size) => total * size, 1);
+}
+
+/** `[1, 3, 224, 224]`, for messages. */
+export function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** A `BAD_INPUT` error about `layer`: its inputs do not fit its parameters or weights. */
+export function badInput(layer: Layer, message: string): ConvertError {
+  return new ConvertError("BAD_INPUT", `layer "${layer.name}" (${layer.type}): ${message}`, {
+    layer: layer.name,
+  });
+}
+
+/** An `UNSUPPORTED_LAYER` error: the simulator cannot run `layer` in this form (it is skipped). */
+export function unsupported(layer: Layer, message: string): ConvertError {
+  return new ConvertError("UNSUPPORTED_LAYER", message, { layer: layer.name });
+}
+
+/** Caffe's CanonicalAxisIndex: a negative axis counts from the end; out of range is an error. */
+export function canonicalAxis(layer: Layer, axis: number, axes: number): number {
+  if (!Number.isInteger(axis) || axis < -axes || axis >= axes) {
+    throw badInput(layer, `axis ${axis} is out of range for a ${axes}-D input`);
+  }
+  return axis < 0 ? axis + axes : axis;
+}

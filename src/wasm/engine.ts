@@ -1,0 +1,669 @@
+/**
+ * The typed wrapper of the simulator's kernels (assembly/engine.ts). Every call copies each
+ * tensor into WebAssembly memory once, runs its kernels over whole tensors and copies the result
+ * out once, as a new array. Shapes are the caller's to check (src/engine validates layers and
+ * raises `ConvertError`s); a wrapper only checks that arrays fill the sizes it is given and
+ * throws a `RangeError` otherwise.
+ *
+ * Integer (deploy model) forms: an input `q` holds the Quant layer's int8 values as float32 and
+ * `offsetD` is its activation offset; the kernels work on the int32 differences q - offset_d with
+ * int8 weights and int32 bias, and return the int32 results converted to float32 (what
+ * AscendDequant reads).
+ *
+ * @module
+ */
+
+import { instantiate, type WasmInstance } from "./load.ts";
+import { wasmBase64 } from "./engine.generated.ts";
+
+/** A 2-D window: kernel, pad, stride and dilation, each [height, width]. */
+export interface Window2d {
+  /** Kernel height and width. */
+  kernel: [number, number];
+  /** Zero padding on each side. */
+  pad: [number, number];
+  /** Stride. */
+  stride: [number, number];
+  /** Dilation (pooling uses 1). */
+  dilation: [number, number];
+}
+
+/** A float input, or the deploy model's int8 values with their activation offset. */
+export interface KernelInput {
+  /** NCHW values (float, or int8 q values held as float32). */
+  x: Float32Array;
+  /** Present for the deploy model's integer form: the Quant layer's offset_d. */
+  offsetD?: number;
+}
+
+/** Arguments of a convolution or deconvolution over an NCHW input. */
+export interface ConvolutionArgs extends KernelInput {
+  /** [N, C, H, W] of `x`. */
+  shape: [number, number, number, number];
+  /** Weights: float, or int8 for the integer form. */
+  weights: Float32Array | Int8Array;
+  /** Bias per output channel (int32 for the integer form), or null. */
+  bias: Float32Array | Int32Array | null;
+  /** Output channels. */
+  outputs: number;
+  /** Groups. */
+  groups: number;
+  /** Window geometry. */
+  window: Window2d;
+  /** Output height and width. */
+  outSize: [number, number];
+}
+
+/** Arguments of an InnerProduct: y[rows, outputs] = x[rows, depth] W^T + bias. */
+export interface InnerProductArgs extends KernelInput {
+  /** Rows (product of the axes before `axis`). */
+  rows: number;
+  /** Inputs per row. */
+  depth: number;
+  /** Weights [outputs, depth], or [depth, outputs] when `transposed`. */
+  weights: Float32Array | Int8Array;
+  /** Whether the weights are stored [depth, outputs]. */
+  transposed: boolean;
+  /** Bias (int32 for the integer form), or null. */
+  bias: Float32Array | Int32Array | null;
+  /** Outputs per row. */
+  outputs: number;
+}
+
+/** Arguments of a pooling over planes of an NCHW input. */
+export interface PoolingArgs extends KernelInput {
+  /** N*C planes. */
+  planes: number;
+  /** Input height and width. */
+  size: [number, number];
+  /** Window (dilation unused). */
+  window: Window2d;
+  /** Output height and width. */
+  outSize: [number, number];
+}
+
+/** A tensor seen as [outer, channels, inner] for per-channel operations. */
+export interface ChannelView {
+  /** Product of the axes before the channel axis. */
+  outer: number;
+  /** Channels. */
+  channels: number;
+  /** Product of the axes after the channel axis. */
+  inner: number;
+}
+
+/** Element-wise unary functions. */
+export type UnaryFunction = "tanh" | "sigmoid" | "abs";
+
+/** The simulator's kernels; each takes whole tensors and returns a new output array. */
+export interface EngineKernels {
+  /** Caffe Convolution (im2col + GEMM, SIMD). */
+  convolution(args: ConvolutionArgs): Float32Array;
+  /** Caffe Deconvolution (GEMM + col2im); weights [C_in, C_out/G, kh, kw]. */
+  deconvolution(args: ConvolutionArgs): Float32Array;
+  /** Caffe InnerProduct. */
+  innerProduct(args: InnerProductArgs): Float32Array;
+  /** MAX pooling with Caffe's window clipping. */
+  maxPool(args: PoolingArgs): Float32Array;
+  /** AVE pooling with Caffe's pool size (the integer form divides the exact sum in float32). */
+  avePool(args: PoolingArgs): Float32Array;
+  /** y = max(x, 0) + slope * min(x, 0). */
+  relu(x: Float32Array, slope: number): Float32Array;
+  /** PReLU with one slope, or one per channel. */
+  prelu(x: Float32Array, view: ChannelView, slopes: Float32Array): Float32Array;
+  /** TanH, Sigmoid or AbsVal. */
+  unary(fn: UnaryFunction, x: Float32Array): Float32Array;
+  /** Caffe Power: (shift + scale * x) ^ power. */
+  power(x: Float32Array, exponent: number, scale: number, shift: number): Float32Array;
+  /** y = x * scale[c] + bias[c]; either may be null, a length-1 array is shared by all channels. */
+  channelAffine(
+    x: Float32Array,
+    view: ChannelView,
+    scale: Float32Array | null,
+    bias: Float32Array | null,
+  ): Float32Array;
+  /** y = (x - mean[c]) / deviation[c]. */
+  batchNorm(
+    x: Float32Array,
+    view: ChannelView,
+    mean: Float32Array,
+    deviation: Float32Array,
+  ): Float32Array;
+  /** Per-channel batch mean and biased variance. */
+  channelMoments(
+    x: Float32Array,
+    view: ChannelView,
+  ): { mean: Float32Array; variance: Float32Array };
+  /** Caffe Eltwise over equally sized inputs: SUM with coefficients, PROD or MAX. */
+  eltwise(
+    operation: "SUM" | "PROD" | "MAX",
+    inputs: Float32Array[],
+    coefficients: number[],
+  ): Float32Array;
+  /** Softmax over the channel axis of the view. */
+  softmax(x: Float32Array, view: ChannelView): Float32Array;
+  /** LRN ACROSS_CHANNELS over [N, C, spatial]. */
+  lrnAcrossChannels(
+    x: Float32Array,
+    shape: [number, number, number],
+    params: { size: number; alpha: number; beta: number; k: number },
+  ): Float32Array;
+  /**
+   * LRN WITHIN_CHANNEL as Caffe builds it: x * (1 + alpha * AVE-pool(x^2)) ^ -beta, the pooling
+   * of size x size with pad (size-1)/2 and stride 1.
+   */
+  lrnWithinChannel(
+    x: Float32Array,
+    planes: number,
+    size: [number, number],
+    params: { size: number; alpha: number; beta: number },
+  ): Float32Array;
+  /** SSD Normalize over [N, C, spatial]; `scale` has 1 or C values. */
+  normalize(
+    x: Float32Array,
+    shape: [number, number, number],
+    params: { acrossSpatial: boolean; eps: number; scale: Float32Array },
+  ): Float32Array;
+  /** Permute: output axis i is input axis order[i]. */
+  permute(x: Float32Array, shape: number[], order: number[]): Float32Array;
+  /** The deploy Quant layer: q = clamp(rint(f32(x * S)) + offsetD, -128, 127) as float32. */
+  quantize(x: Float32Array, quantScale: number, offsetD: number): Float32Array;
+  /** Float64 sums over equally long a and b, and max |a - b| (NaN when a difference is NaN). */
+  agreement(a: Float32Array, b: Float32Array): Agreement;
+}
+
+/** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
+export interface Agreement {
+  /** Sum of a*b. */
+  dot: number;
+  /** Sum of a^2. */
+  squaresA: number;
+  /** Sum of b^2. */
+  squaresB: number;
+  /** Sum of (a-b)^2. */
+  squaresDiff: number;
+  /** Max |a-b|. */
+  maxAbs: number;
+}
+
+/** The exports of assembly/engine.ts (offsets are bytes into the module's memory; 0 = absent). */
+interface EngineExports {
+  convolutionF32: ConvolutionExport;
+  convolutionI32: ConvolutionExport;
+  deconvolutionF32: DeconvolutionExport;
+  deconvolutionI32: DeconvolutionExport;
+  innerProductF32: InnerProductExport;
+  innerProductI32: InnerProductExport;
+  maxPool: PoolExport;
+  avePoolF32: PoolExport;
+  avePoolI32: PoolExport;
+  relu(x: number, count: number, slope: number, y: number): void;
+  prelu(
+    x: number,
+    outer: number,
+    channels: number,
+    inner: number,
+    slopes: number,
+    slopeStride: number,
+    y: number,
+  ): void;
+  unary(operation: number, x: number, count: number, y: number): void;
+  power(x: number, count: number, exponent: number, scale: number, shift: number, y: number): void;
+  channelAffine(
+    x: number,
+    outer: number,
+    channels: number,
+    inner: number,
+    scale: number,
+    scaleStride: number,
+    bias: number,
+    biasStride: number,
+    y: number,
+  ): void;
+  batchNorm(
+    x: number,
+    outer: number,
+    channels: number,
+    inner: number,
+    mean: number,
+    deviation: number,
+    y: number,
+  ): void;
+  channelMoments(
+    x: number,
+    outer: number,
+    channels: number,
+    inner: number,
+    mean: number,
+    variance: number,
+  ): void;
+  addScaled(y: number, x: number, count: number, coefficient: number): void;
+  multiply(y: number, x: number, count: number): void;
+  maximum(y: number, x: number, count: number): void;
+  softmax(x: number, outer: number, channels: number, inner: number, y: number): void;
+  lrnAcrossChannels(
+    x: number,
+    batch: number,
+    channels: number,
+    spatial: number,
+    size: number,
+    alpha: number,
+    beta: number,
+    k: number,
+    y: number,
+  ): void;
+  normalize(
+    x: number,
+    batch: number,
+    channels: number,
+    spatial: number,
+    acrossSpatial: boolean,
+    eps: number,
+    scale: number,
+    scaleStride: number,
+    y: number,
+  ): void;
+  permute(x: number, ndim: number, outShape: number, inStrides: number, y: number): void;
+  quantize(x: number, count: number, quantScale: number, offsetD: number, y: number): void;
+  quantizedDifference(x: number, count: number, offset: number, y: number): void;
+  widenInt8(x: number, count: number, y: number): void;
+  int32ToFloat(x: number, count: number, y: number): void;
+  agreement(a: number, b: number, count: number, out: number): void;
+}
+
+type ConvolutionExport = (
+  x: number,
+  batch: number,
+  cin: number,
+  height: number,
+  width: number,
+  weights: number,
+  bias: number,
+  cout: number,
+  groups: number,
+  geometry: number,
+  outH: number,
+  outW: number,
+  bandRows: number,
+  col: number,
+  y: number,
+) => void;
+
+type DeconvolutionExport = (
+  x: number,
+  batch: number,
+  cin: number,
+  height: number,
+  width: number,
+  weights: number,
+  bias: number,
+  cout: number,
+  groups: number,
+  geometry: number,
+  outH: number,
+  outW: number,
+  bandRows: number,
+  weightsT: number,
+  col: number,
+  y: number,
+) => void;
+
+type InnerProductExport = (
+  x: number,
+  rows: number,
+  depth: number,
+  weights: number,
+  transposed: boolean,
+  bias: number,
+  outputs: number,
+  y: number,
+) => void;
+
+type PoolExport = (
+  x: number,
+  planes: number,
+  height: number,
+  width: number,
+  geometry: number,
+  outH: number,
+  outW: number,
+  y: number,
+) => void;
+
+const UNARY_CODES: Record<UnaryFunction, number> = { tanh: 0, sigmoid: 1, abs: 2 };
+
+/** Elements of the im2col / col2im scratch a convolution may use (8 MB), at least one row. */
+const COLUMN_LIMIT = 1 << 21;
+
+function checkLength(name: string, values: ArrayLike<unknown>, expected: number): void {
+  if (values.length !== expected) {
+    throw new RangeError(`${name} has ${values.length} values, expected ${expected}`);
+  }
+}
+
+function product(sizes: readonly number[]): number {
+  return sizes.reduce((total, size) => total * size, 1);
+}
+
+/** The read stride of a per-channel parameter: 0 when shared (1 value), else 1. */
+function channelStride(name: string, values: Float32Array, channels: number): number {
+  if (values.length === 1) return 0;
+  checkLength(name, values, channels);
+  return 1;
+}
+
+/** Binds the kernels to an instance of assembly/engine.ts. */
+function bindKernels(wasm: WasmInstance): EngineKernels {
+  const kernels = wasm.exports as unknown as EngineExports;
+
+  /** Copies `x` in; for the integer form, as int32 differences q - offsetD. */
+  const inputIn = (input: KernelInput): number => {
+    const at = wasm.copyIn(input.x);
+    if (input.offsetD !== undefined) {
+      kernels.quantizedDifference(at, input.x.length, input.offsetD, at);
+    }
+    return at;
+  };
+  /** Copies weights in; int8 weights widened to int32. */
+  const weightsIn = (weights: Float32Array | Int8Array): number => {
+    if (weights instanceof Float32Array) return wasm.copyIn(weights);
+    const bytesAt = wasm.copyIn(weights);
+    const at = wasm.alloc(weights.length * 4);
+    kernels.widenInt8(bytesAt, weights.length, at);
+    return at;
+  };
+  const optionalIn = (values: Float32Array | Int32Array | null) =>
+    values === null ? 0 : wasm.copyIn(values);
+  /** Checks that the integer form has int8 weights and int32 bias, and the float form floats. */
+  const checkForm = (
+    input: KernelInput,
+    weights: Float32Array | Int8Array,
+    bias: Float32Array | Int32Array | null,
+  ): boolean => {
+    const integer = input.offsetD !== undefined;
+    const weightsOk = integer ? weights instanceof Int8Array : weights instanceof Float32Array;
+    const biasOk = bias === null ||
+      (integer ? bias instanceof Int32Array : bias instanceof Float32Array);
+    if (!weightsOk || !biasOk) {
+      throw new RangeError(
+        integer
+          ? "the integer form needs int8 weights and int32 bias"
+          : "the float form needs float weights and bias",
+      );
+    }
+    return integer;
+  };
+  /** Copies `count` results out: float32, or int32 converted to float32. */
+  const resultOut = (at: number, count: number, integer: boolean): Float32Array => {
+    if (integer) kernels.int32ToFloat(at, count, at);
+    return wasm.copyOut(Float32Array, at, count);
+  };
+  const geometryIn = (window: Window2d) =>
+    wasm.copyIn(
+      Int32Array.from([...window.kernel, ...window.pad, ...window.stride, ...window.dilation]),
+    );
+  const poolGeometryIn = (window: Window2d) =>
+    wasm.copyIn(Int32Array.from([...window.kernel, ...window.pad, ...window.stride]));
+
+  const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+    const [batch, channels, height, width] = args.shape;
+    const [outH, outW] = args.outSize;
+    const [kernelH, kernelW] = args.window.kernel;
+    const { groups, outputs } = args;
+    const integer = checkForm(args, args.weights, args.bias);
+    checkLength("x", args.x, batch * channels * height * width);
+    const weightCount = transposed
+      ? channels * (outputs / groups) * kernelH * kernelW
+      : outputs * (channels / groups) * kernelH * kernelW;
+    checkLength("weights", args.weights, weightCount);
+    if (args.bias !== null) checkLength("bias", args.bias, outputs);
+    wasm.reset();
+    const xAt = inputIn(args);
+    const weightsAt = weightsIn(args.weights);
+    const biasAt = optionalIn(args.bias);
+    const geometryAt = geometryIn(args.window);
+    const outCount = batch * outputs * outH * outW;
+    const yAt = wasm.alloc(outCount * 4);
+    // Column depth per row of the band: the unfolded kernel over one output (or input) row.
+    const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
+    const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
+    const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
+    const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
+    const colAt = wasm.alloc(depth * bandRows * rowWidth * 4);
+    const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
+    const windowArgs = [groups, geometryAt, outH, outW, bandRows] as const;
+    if (transposed) {
+      const run = integer ? kernels.deconvolutionI32 : kernels.deconvolutionF32;
+      run(...shapeArgs, ...windowArgs, weightsTAt, colAt, yAt);
+    } else {
+      const run = integer ? kernels.convolutionI32 : kernels.convolutionF32;
+      run(...shapeArgs, ...windowArgs, colAt, yAt);
+    }
+    return resultOut(yAt, outCount, integer);
+  };
+
+  const pool = (args: PoolingArgs, kind: "max" | "ave"): Float32Array => {
+    const [height, width] = args.size;
+    const [outH, outW] = args.outSize;
+    checkLength("x", args.x, args.planes * height * width);
+    wasm.reset();
+    const xAt = inputIn(args);
+    const geometryAt = poolGeometryIn(args.window);
+    const outCount = args.planes * outH * outW;
+    const yAt = wasm.alloc(outCount * 4);
+    const run = kind === "max"
+      ? kernels.maxPool
+      : args.offsetD !== undefined
+      ? kernels.avePoolI32
+      : kernels.avePoolF32;
+    run(xAt, args.planes, height, width, geometryAt, outH, outW, yAt);
+    return wasm.copyOut(Float32Array, yAt, outCount);
+  };
+
+  /** Runs `kernel(xAt, yAt)` over a copy of `x` into a same-sized output. */
+  const mapped = (x: Float32Array, kernel: (xAt: number, yAt: number) => void): Float32Array => {
+    wasm.reset();
+    const xAt = wasm.copyIn(x);
+    const yAt = wasm.alloc(x.byteLength);
+    kernel(xAt, yAt);
+    return wasm.copyOut(Float32Array, yAt, x.length);
+  };
+  const checkView = (x: Float32Array, view: ChannelView) =>
+    checkLength("x", x, view.outer * view.channels * view.inner);
+
+  return {
+    convolution: (args) => convolutionLike(args, false),
+    deconvolution: (args) => convolutionLike(args, true),
+
+    innerProduct(args) {
+      const integer = checkForm(args, args.weights, args.bias);
+      checkLength("x", args.x, args.rows * args.depth);
+      checkLength("weights", args.weights, args.outputs * args.depth);
+      if (args.bias !== null) checkLength("bias", args.bias, args.outputs);
+      wasm.reset();
+      const xAt = inputIn(args);
+      const weightsAt = weightsIn(args.weights);
+      const biasAt = optionalIn(args.bias);
+      const outCount = args.rows * args.outputs;
+      const yAt = wasm.alloc(outCount * 4);
+      const run = integer ? kernels.innerProductI32 : kernels.innerProductF32;
+      run(xAt, args.rows, args.depth, weightsAt, args.transposed, biasAt, args.outputs, yAt);
+      return resultOut(yAt, outCount, integer);
+    },
+
+    maxPool: (args) => {
+      if (args.offsetD !== undefined) throw new RangeError("MAX pooling has no integer form");
+      return pool(args, "max");
+    },
+    avePool: (args) => pool(args, "ave"),
+
+    relu: (x, slope) => mapped(x, (xAt, yAt) => kernels.relu(xAt, x.length, slope, yAt)),
+
+    prelu(x, view, slopes) {
+      checkView(x, view);
+      const stride = channelStride("slopes", slopes, view.channels);
+      return mapped(x, (xAt, yAt) => {
+        const slopesAt = wasm.copyIn(slopes);
+        kernels.prelu(xAt, view.outer, view.channels, view.inner, slopesAt, stride, yAt);
+      });
+    },
+
+    unary: (fn, x) => mapped(x, (xAt, yAt) => kernels.unary(UNARY_CODES[fn], xAt, x.length, yAt)),
+
+    power: (x, exponent, scale, shift) =>
+      mapped(x, (xAt, yAt) => kernels.power(xAt, x.length, exponent, scale, shift, yAt)),
+
+    channelAffine(x, view, scale, bias) {
+      checkView(x, view);
+      const scaleStride = scale === null ? 0 : channelStride("scale", scale, view.channels);
+      const biasStride = bias === null ? 0 : channelStride("bias", bias, view.channels);
+      return mapped(x, (xAt, yAt) => {
+        const scaleAt = optionalIn(scale);
+        const biasAt = optionalIn(bias);
+        const { outer, channels, inner } = view;
+        kernels.channelAffine(
+          xAt,
+          outer,
+          channels,
+          inner,
+          scaleAt,
+          scaleStride,
+          biasAt,
+          biasStride,
+          yAt,
+        );
+      });
+    },
+
+    batchNorm(x, view, mean, deviation) {
+      checkView(x, view);
+      checkLength("mean", mean, view.channels);
+      checkLength("deviation", deviation, view.channels);
+      return mapped(x, (xAt, yAt) => {
+        const meanAt = wasm.copyIn(mean);
+        const deviationAt = wasm.copyIn(deviation);
+        kernels.batchNorm(xAt, view.outer, view.channels, view.inner, meanAt, deviationAt, yAt);
+      });
+    },
+
+    channelMoments(x, view) {
+      checkView(x, view);
+      wasm.reset();
+      const xAt = wasm.copyIn(x);
+      const meanAt = wasm.alloc(view.channels * 4);
+      const varianceAt = wasm.alloc(view.channels * 4);
+      kernels.channelMoments(xAt, view.outer, view.channels, view.inner, meanAt, varianceAt);
+      return {
+        mean: wasm.copyOut(Float32Array, meanAt, view.channels),
+        variance: wasm.copyOut(Float32Array, varianceAt, view.channels),
+      };
+    },
+
+    eltwise(operation, inputs, coefficients) {
+      const count = inputs[0].length;
+      inputs.forEach((input, i) => checkLength(`input ${i}`, input, count));
+      if (operation === "SUM") checkLength("coefficients", coefficients, inputs.length);
+      wasm.reset();
+      const yAt = operation === "SUM" ? wasm.alloc(count * 4) : wasm.copyIn(inputs[0]);
+      if (operation === "SUM") wasm.view(Float32Array, yAt, count).fill(0);
+      inputs.forEach((input, i) => {
+        if (operation !== "SUM" && i === 0) return;
+        const xAt = wasm.copyIn(input);
+        if (operation === "SUM") kernels.addScaled(yAt, xAt, count, coefficients[i]);
+        else if (operation === "PROD") kernels.multiply(yAt, xAt, count);
+        else kernels.maximum(yAt, xAt, count);
+      });
+      return wasm.copyOut(Float32Array, yAt, count);
+    },
+
+    softmax(x, view) {
+      checkView(x, view);
+      return mapped(
+        x,
+        (xAt, yAt) => kernels.softmax(xAt, view.outer, view.channels, view.inner, yAt),
+      );
+    },
+
+    lrnAcrossChannels(x, [batch, channels, spatial], { size, alpha, beta, k }) {
+      checkLength("x", x, batch * channels * spatial);
+      return mapped(
+        x,
+        (xAt, yAt) =>
+          kernels.lrnAcrossChannels(xAt, batch, channels, spatial, size, alpha, beta, k, yAt),
+      );
+    },
+
+    lrnWithinChannel(x, planes, [height, width], { size, alpha, beta }) {
+      checkLength("x", x, planes * height * width);
+      const pad = (size - 1) / 2;
+      return mapped(x, (xAt, yAt) => {
+        const squaresAt = wasm.copyIn(x);
+        kernels.multiply(squaresAt, xAt, x.length);
+        const geometryAt = poolGeometryIn({
+          kernel: [size, size],
+          pad: [pad, pad],
+          stride: [1, 1],
+          dilation: [1, 1],
+        });
+        kernels.avePoolF32(squaresAt, planes, height, width, geometryAt, height, width, yAt);
+        kernels.power(yAt, x.length, -beta, alpha, 1, yAt);
+        kernels.multiply(yAt, xAt, x.length);
+      });
+    },
+
+    normalize(x, [batch, channels, spatial], { acrossSpatial, eps, scale }) {
+      checkLength("x", x, batch * channels * spatial);
+      const scaleStride = channelStride("scale", scale, channels);
+      return mapped(x, (xAt, yAt) => {
+        const scaleAt = wasm.copyIn(scale);
+        kernels.normalize(
+          xAt,
+          batch,
+          channels,
+          spatial,
+          acrossSpatial,
+          eps,
+          scaleAt,
+          scaleStride,
+          yAt,
+        );
+      });
+    },
+
+    permute(x, shape, order) {
+      checkLength("x", x, product(shape));
+      checkLength("order", order, shape.length);
+      const strides = shape.map((_, axis) => product(shape.slice(axis + 1)));
+      return mapped(x, (xAt, yAt) => {
+        const shapeAt = wasm.copyIn(Int32Array.from(order, (axis) => shape[axis]));
+        const stridesAt = wasm.copyIn(Int32Array.from(order, (axis) => strides[axis]));
+        kernels.permute(xAt, shape.length, shapeAt, stridesAt, yAt);
+      });
+    },
+
+    quantize: (x, quantScale, offsetD) =>
+      mapped(x, (xAt, yAt) => kernels.quantize(xAt, x.length, quantScale, offsetD, yAt)),
+
+    agreement(a, b) {
+      checkLength("b", b, a.length);
+      wasm.reset();
+      const aAt = wasm.copyIn(a);
+      const bAt = wasm.copyIn(b);
+      const outAt = wasm.alloc(5 * 8);
+      kernels.agreement(aAt, bAt, a.length, outAt);
+      const [dot, squaresA, squaresB, squaresDiff, maxAbs] = wasm.copyOut(Float64Array, outAt, 5);
+      return { dot, squaresA, squaresB, squaresDiff, maxAbs };
+    },
+  };
+}
+
+let cached: Promise<EngineKernels> | undefined;
+
+/** The simulator's kernels, instantiated once (later calls share the instance). */
+export function engineKernels(): Promise<EngineKernels> {
+  cached ??= instantiate(wasmBase64).then(bindKernels, (error) => {
+    cached = undefined;
+    throw error;
+  });
+  return cached;
+}

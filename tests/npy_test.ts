@@ -1,0 +1,140 @@
+// readNpy / writeNpy / npyFileName against NumPy-written files (../shared/models/*/ref) and
+// hand-built headers.
+
+import assert from "node:assert/strict";
+import { ConvertError } from "../src/errors.ts";
+import { npyFileName, readNpy, writeNpy } from "../src/io/npy.ts";
+import { modelFile, modelNames } from "./_models.ts";
+
+/** A .npy file with the given version, header dict text and data bytes. */
+function npyBytes(major: number, header: string, data: Uint8Array): Uint8Array {
+  const headerBytes = new TextEncoder().encode(header);
+  const lengthBytes = major === 1 ? 2 : 4;
+  const bytes = new Uint8Array(8 + lengthBytes + headerBytes.length + data.length);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]);
+  const view = new DataView(bytes.buffer);
+  if (major === 1) view.setUint16(8, headerBytes.length, true);
+  else view.setUint32(8, headerBytes.length, true);
+  bytes.set(headerBytes, 8 + lengthBytes);
+  bytes.set(data, 8 + lengthBytes + headerBytes.length);
+  return bytes;
+}
+
+function littleEndianFloats(values: number[], bytesPer: 4 | 8): Uint8Array {
+  const bytes = new Uint8Array(values.length * bytesPer);
+  const view = new DataView(bytes.buffer);
+  values.forEach((value, i) => {
+    if (bytesPer === 4) view.setFloat32(i * 4, value, true);
+    else view.setFloat64(i * 8, value, true);
+  });
+  return bytes;
+}
+
+function assertNpyError(bytes: Uint8Array, pattern: RegExp) {
+  assert.throws(
+    () => readNpy(bytes, "x.npy"),
+    (error: unknown) =>
+      error instanceof ConvertError && error.code === "NPY_FORMAT" && error.file === "x.npy" &&
+      pattern.test(error.message),
+  );
+}
+
+for (const name of modelNames) {
+  Deno.test(`readNpy reads NumPy's files and writeNpy writes them back byte for byte: ${name}`, () => {
+    const manifest = JSON.parse(Deno.readTextFileSync(modelFile(name, "ref/manifest.json")));
+    for (const entry of [...manifest.inputs, ...manifest.outputs]) {
+      const bytes = Deno.readFileSync(modelFile(name, `ref/${entry.file}`));
+      const tensor = readNpy(bytes, entry.file);
+      assert.deepEqual(tensor.shape, entry.shape);
+      if (entry.min !== undefined) {
+        assert.equal(tensor.data.reduce((a, b) => Math.min(a, b)), Math.fround(entry.min));
+        assert.equal(tensor.data.reduce((a, b) => Math.max(a, b)), Math.fround(entry.max));
+        const meanAbs = tensor.data.reduce((sum, v) => sum + Math.abs(v), 0) / tensor.data.length;
+        assert.ok(Math.abs(meanAbs - entry.mean_abs) <= 1e-6 * Math.max(1, entry.mean_abs));
+      }
+      assert.deepEqual(writeNpy(tensor), bytes, `${entry.file} differs after a round trip`);
+    }
+  });
+}
+
+Deno.test("readNpy: v2 and v3 headers, '<f8' converted to float32, 0-D and 1-D shapes", () => {
+  const values = [1.5, -2.25, 1 / 3];
+  const v2 = readNpy(
+    npyBytes(
+      2,
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n",
+      littleEndianFloats(values, 4),
+    ),
+  );
+  assert.deepEqual(v2.shape, [3]);
+  assert.deepEqual(Array.from(v2.data), values.map(Math.fround));
+  const v3 = readNpy(
+    npyBytes(
+      3,
+      `{"descr": "<f8", "fortran_order": False, "shape": (1, 3)}`,
+      littleEndianFloats(values, 8),
+    ),
+  );
+  assert.deepEqual(v3.shape, [1, 3]);
+  assert.deepEqual(Array.from(v3.data), values.map(Math.fround));
+  const scalar = readNpy(
+    npyBytes(
+      1,
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (), }\n",
+      littleEndianFloats([7], 4),
+    ),
+  );
+  assert.deepEqual(scalar.shape, []);
+  assert.deepEqual(Array.from(scalar.data), [7]);
+});
+
+Deno.test("readNpy: errors are NPY_FORMAT with the file name", () => {
+  const data = littleEndianFloats([1, 2], 4);
+  assertNpyError(new TextEncoder().encode("PK\x03\x04 not npy"), /magic/);
+  assertNpyError(npyBytes(4, "{}", data), /version 4/);
+  assertNpyError(
+    npyBytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", data),
+    /'>f4'/,
+  );
+  assertNpyError(
+    npyBytes(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", data),
+    /'<i4'/,
+  );
+  assertNpyError(
+    npyBytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", data),
+    /Fortran/,
+  );
+  assertNpyError(
+    npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", data),
+    /needs 12/,
+  );
+  assertNpyError(npyBytes(1, "{'descr': '<f4', 'fortran_order': False}", data), /'shape'/);
+  assertNpyError(
+    npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", data).subarray(0, 20),
+    /ends inside the header/,
+  );
+});
+
+Deno.test("writeNpy: v1 header padded to 64 bytes, ending in a newline; readNpy reads it back", () => {
+  for (const shape of [[2, 3], [5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const data = Float32Array.from({ length: count }, (_, i) => i * 0.5 - 3);
+    const bytes = writeNpy({ shape, data });
+    const headerLength = bytes[8] | (bytes[9] << 8);
+    assert.equal((10 + headerLength) % 64, 0);
+    assert.equal(bytes[9 + headerLength], 0x0a);
+    const header = new TextDecoder().decode(bytes.subarray(10, 10 + headerLength)).trimEnd();
+    const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
+    assert.equal(header, `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`);
+    assert.deepEqual(readNpy(bytes), { shape, data });
+  }
+  assert.throws(() => writeNpy({ shape: [2, 2], data: new Float32Array(3) }), RangeError);
+});
+
+Deno.test("npyFileName: output.<blob>.npy with characters outside [A-Za-z0-9._-] as _", () => {
+  assert.equal(npyFileName("prob"), "output.prob.npy");
+  assert.equal(npyFileName("conv4-2"), "output.conv4-2.npy");
+  assert.equal(npyFileName("conv1/relu:0 x"), "output.conv1_relu_0_x.npy");
+  assert.equal(npyFileName("a.b_c"), "output.a.b_c.npy");
+  assert.equal(npyFileName("é"), "output._.npy");
+});
