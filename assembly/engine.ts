@@ -20,7 +20,7 @@ export {
   unary,
 } from "./engine/elementwise";
 export { lrnAcrossChannels, normalize, permute, softmax } from "./engine/channel";
-export { agreement } from "./engine/stats";
+export { agreement, range } from "./engine/stats";
 export {
   int32ToFloat,
   quantize,

@@ -196,3 +196,78 @@ record { key: "ip1" value { scale_d: 0.05 offset_d: 0 scale_w: 0.001 offset_w: 0
   const deploy = await readFile(join(dir, "out", "lenet_deploy_model.prototxt"), "utf8");
   assert.match(deploy, /offset: "\\362"/);
 });
+
+Deno.test("run reproduces OpenCV's reference outputs from the .npy input", {
+  ignore: !modelNames.includes("mtcnn_onet"),
+}, async () => {
+  const dir = await mkdtemp("/tmp/caffe-quant-cli-");
+  const ref = (file: string) => modelFile("mtcnn_onet", `ref/${file}`);
+  const { code, out, err } = await run(
+    "run",
+    modelFile("mtcnn_onet", "deploy.prototxt"),
+    modelFile("mtcnn_onet", "weights.caffemodel"),
+    "--input",
+    `data=${ref("input.data.npy")}`,
+    "--out",
+    dir,
+    "--json",
+  );
+  assert.equal(code, 0, err);
+  const written = JSON.parse(out).outputs.map((o: { blob: string }) => o.blob).sort();
+  assert.deepEqual(written, ["conv6-2", "conv6-3", "prob1"]);
+  for (const blob of written) {
+    const ours = await readFile(join(dir, `output.${blob}.npy`));
+    const theirs = await readFile(ref(`output.${blob}.npy`));
+    // Same header (shape, dtype); values within the engine tests' tolerance.
+    const header = (bytes: Uint8Array) => bytes.subarray(0, 10 + (bytes[8] | (bytes[9] << 8)));
+    assert.deepEqual(header(ours), header(theirs));
+    const a = new Float32Array(ours.buffer.slice(ours.byteOffset + header(ours).length));
+    const b = new Float32Array(theirs.buffer.slice(theirs.byteOffset + header(theirs).length));
+    const scale = Math.max(1, ...b.map(Math.abs));
+    a.forEach((value, i) => assert.ok(Math.abs(value - b[i]) <= 1e-4 * scale, `${blob}[${i}]`));
+  }
+});
+
+Deno.test("record --calibrate, convert --compare and compare --lockstep --html", {
+  ignore: !modelNames.includes("lenet"),
+}, async () => {
+  const dir = await mkdtemp("/tmp/caffe-quant-cli-");
+  const model = modelFile("lenet", "deploy.prototxt");
+  const weights = modelFile("lenet", "weights.caffemodel");
+  const record = join(dir, "record.txt");
+  const made = await run("record", model, weights, "--calibrate", "2", "--out", record);
+  assert.equal(made.code, 0, made.err);
+  const recordText = await readFile(record, "utf8");
+  assert.equal(recordText.match(/key: /g)?.length, 4, "conv1, conv2, ip1, ip2");
+  assert.doesNotMatch(recordText, /scale_d: 0\.007843138\n/, "observed, not default, factors");
+
+  const converted = await run("convert", model, weights, record, join(dir, "m"), "--compare");
+  assert.equal(converted.code, 0, converted.err);
+  const accuracy = /prob\s+fake (\S+)\s+deploy (\S+)\s+deploy vs fake (\S+)/.exec(converted.out);
+  assert.ok(accuracy, converted.out);
+  assert.ok(Number(accuracy[1]) > 0.99 && Number(accuracy[2]) > 0.99);
+  assert.ok(Number(accuracy[3]) <= 1e-5, `lockstep deploy vs fake ${accuracy[3]}`);
+
+  const html = join(dir, "report.html");
+  const compared = await run(
+    "compare",
+    model,
+    weights,
+    join(dir, "m_fake_quant_model.prototxt"),
+    join(dir, "m_fake_quant_weights.caffemodel"),
+    "--lockstep",
+    "--json",
+    "--html",
+    html,
+  );
+  assert.equal(compared.code, 0, compared.err);
+  const report = JSON.parse(compared.out);
+  assert.equal(report.lockstep, true);
+  assert.deepEqual(
+    report.rows.map((row: { blob: string }) => row.blob),
+    ["data", "conv1", "pool1", "conv2", "pool2", "ip1", "ip2", "prob"],
+  );
+  const page = await readFile(html, "utf8");
+  assert.match(page, /<svg/);
+  assert.doesNotMatch(page, /<script src|<link /);
+});

@@ -115,7 +115,7 @@ Deno.test("formatCompareTable and compareReportHtml: the rows, flags and an inli
   const report = await compareNets(scalingNet(1, "a<b&c"), scalingNet(-1, "a<b&c"), { samples: 1 });
   const table = formatCompareTable(report);
   const lines = table.trimEnd().split("\n");
-  assert.match(lines[0], /1 sample\(s\), seed 0; flagged: cosine < 0\.99/);
+  assert.match(lines[0], /1 sample\(s\), seed 0, free-running; flagged: cosine < 0\.99/);
   assert.match(lines[1], /^#\s+blob\s+layer\s+shape\s+cosine\s+max\|err\|\s+rel L2\s+top-1/);
   const flaggedLine = lines.find((line) => line.includes("a<b&c"))!;
   assert.match(flaggedLine, /lin \(Power\)\s+\[2, 5\]\s+-1\.000000/);

@@ -30,3 +30,30 @@ export function agreement(a: usize, b: usize, count: i32, out: usize): void {
   store<f64>(out, squaresDiff, 24);
   store<f64>(out, largest, 32);
 }
+
+/**
+ * Writes the smallest and largest of `count` float32 values at `out` (two float32), NaNs
+ * ignored; +Inf and -Inf when every value is NaN or there are none.
+ */
+export function range(x: usize, count: i32, out: usize): void {
+  let low = f32x4.splat(Infinity);
+  let high = f32x4.splat(-Infinity);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const v = v128.load(at(x, i));
+    const valid = f32x4.eq(v, v);
+    low = v128.bitselect(f32x4.min(low, v), low, valid);
+    high = v128.bitselect(f32x4.max(high, v), high, valid);
+  }
+  let lowest = min(min(f32x4.extract_lane(low, 0), f32x4.extract_lane(low, 1)),
+    min(f32x4.extract_lane(low, 2), f32x4.extract_lane(low, 3)));
+  let highest = max(max(f32x4.extract_lane(high, 0), f32x4.extract_lane(high, 1)),
+    max(f32x4.extract_lane(high, 2), f32x4.extract_lane(high, 3)));
+  for (; i < count; i++) {
+    const value = load<f32>(at(x, i));
+    if (value < lowest) lowest = value;
+    if (value > highest) highest = value;
+  }
+  store<f32>(out, lowest);
+  store<f32>(out, highest, 4);
+}

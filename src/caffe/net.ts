@@ -137,3 +137,19 @@ export function netInputs(net: Net): NetInput[] {
   }
   return inputs;
 }
+
+/**
+ * The blobs a net outputs: written by a layer (or declared as inputs) and read by no later layer
+ * (an in-place layer reads its blob and writes it anew), in the order they were last written.
+ */
+export function netOutputs(net: Net): string[] {
+  const open = new Set(netInputs(net).map((input) => input.name));
+  for (const layer of net.layers) {
+    for (const name of layer.bottoms) open.delete(name);
+    for (const name of layer.tops) {
+      open.delete(name);
+      open.add(name);
+    }
+  }
+  return [...open];
+}

@@ -5,12 +5,25 @@
  * @module
  */
 
+import { basename, dirname } from "node:path";
 import { formatNetSummary, inspectNet } from "../caffe/inspect.ts";
 import { loadNet } from "../caffe/model.ts";
+import { type Net, netOutputs } from "../caffe/net.ts";
 import { readPrototxt } from "../caffe/prototxt.ts";
+import { observeActivationRanges } from "../engine/calibrate.ts";
+import {
+  compareNets,
+  type CompareReport,
+  compareReportHtml,
+  formatCompareTable,
+} from "../engine/compare.ts";
+import { runNet, type Tensor } from "../engine/run.ts";
+import { ConvertError } from "../errors.ts";
 import { convertModel, type ConvertModelReport } from "../io/convert_model.ts";
-import { readInput, readInputText } from "../io/files.ts";
-import { parseArgs } from "./args.ts";
+import { readInput, readInputText, writeAllOrNothing } from "../io/files.ts";
+import { npyFileName, readNpy, writeNpy } from "../io/npy.ts";
+import { makeRecord } from "../quant/make_record.ts";
+import { parseArgs, type ParsedArgs } from "./args.ts";
 import { progressBar } from "./progress.ts";
 
 /** Where a command writes. */
@@ -31,6 +44,53 @@ export interface Command {
   help: string;
   /** Runs with the words after the command name. */
   run(argv: string[], io: Output): Promise<void>;
+}
+
+/** Reads a prototxt and a caffemodel and attaches the weights. */
+async function loadModelFiles(modelFile: string, weightsFile: string): Promise<Net> {
+  const [modelText, weights] = await Promise.all([
+    readInputText(modelFile),
+    readInput(weightsFile),
+  ]);
+  return loadNet(modelText, weights, { model: modelFile, weights: weightsFile });
+}
+
+/** The tensors of `--input <blob>=<file.npy>` options. */
+async function inputTensors(args: ParsedArgs): Promise<Map<string, Tensor> | undefined> {
+  const specs = args.options.get("input");
+  if (specs === undefined) return undefined;
+  const inputs = new Map<string, Tensor>();
+  for (const spec of specs) {
+    const equals = spec.indexOf("=");
+    if (equals < 1) {
+      throw new ConvertError("USAGE", `--input needs <blob>=<file.npy>, not "${spec}"`);
+    }
+    const file = spec.slice(equals + 1);
+    inputs.set(spec.slice(0, equals), readNpy(await readInput(file), file));
+  }
+  return inputs;
+}
+
+/** A whole-number option (the last one given), or `fallback`. */
+function integerOption(args: ParsedArgs, name: string, fallback: number): number {
+  const text = args.options.get(name)?.at(-1);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ConvertError("USAGE", `--${name} needs a whole number >= 0, not "${text}"`);
+  }
+  return value;
+}
+
+/** A number option (the last one given), or undefined. */
+function numberOption(args: ParsedArgs, name: string): number | undefined {
+  const text = args.options.get(name)?.at(-1);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value)) {
+    throw new ConvertError("USAGE", `--${name} needs a number, not "${text}"`);
+  }
+  return value;
 }
 
 const inspect: Command = {
@@ -60,14 +120,18 @@ const inspect: Command = {
 };
 
 const convert: Command = {
-  usage: "convert <model_file> <weights_file> <record_file> <save_path> [--json]",
+  usage: "convert <model_file> <weights_file> <record_file> <save_path> [--compare] " +
+    "[--samples N] [--json]",
   help: "Fuses Conv+BatchNorm+Scale, quantizes the layers the record file names, and writes\n" +
     "<save_path>_fake_quant_model.prototxt, _fake_quant_weights.caffemodel,\n" +
-    "_deploy_model.prototxt, _deploy_weights.caffemodel and _quant.json (all or none).",
+    "_deploy_model.prototxt, _deploy_weights.caffemodel and _quant.json (all or none).\n" +
+    "--compare then runs the float, fake-quant and deploy nets on N seeded inputs (default 4)\n" +
+    "and prints how far each output moved.",
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "record_file", "save_path"],
-      flags: ["json"],
+      flags: ["json", "compare"],
+      options: ["samples"],
     }, this.usage);
     const progress = io.isTerminal && !args.flags.has("json") ? progressBar(io.err) : undefined;
     let report: ConvertModelReport;
@@ -83,8 +147,221 @@ const convert: Command = {
       progress?.done();
     }
     for (const warning of report.warnings) io.err(`warning: ${warning}\n`);
+    const accuracy = args.flags.has("compare")
+      ? await conversionAccuracy(
+        args.positionals.model_file!,
+        args.positionals.weights_file!,
+        report,
+        integerOption(args, "samples", 4),
+      )
+      : undefined;
+    if (args.flags.has("json")) {
+      io.out(JSON.stringify(accuracy ? { ...report, accuracy } : report, null, 2) + "\n");
+      return;
+    }
+    io.out(formatConvertReport(report));
+    if (accuracy) io.out(formatAccuracy(accuracy));
+  },
+};
+
+/** How far one net output moved through quantization. */
+export interface OutputAccuracy {
+  /** The output blob. */
+  blob: string;
+  /** Cosine similarity of the float and fake-quant outputs. */
+  cosineFake: number;
+  /** Cosine similarity of the float and deploy outputs. */
+  cosineDeploy: number;
+  /**
+   * Relative L2 error of deploy against fake-quant, in lockstep (each deploy layer reads what
+   * the fake-quant layer read): the two models should say the same thing.
+   */
+  deployVsFake: number;
+  /** For classifier outputs, the float and fake-quant top-1 agreement. */
+  top1Agreement?: number;
+}
+
+/** Runs the float, fake-quant and deploy nets on seeded inputs and compares their outputs. */
+async function conversionAccuracy(
+  modelFile: string,
+  weightsFile: string,
+  report: ConvertModelReport,
+  samples: number,
+): Promise<OutputAccuracy[]> {
+  const [float, fake, deploy] = await Promise.all([
+    loadModelFiles(modelFile, weightsFile),
+    loadModelFiles(report.outputs.fakeQuantModel, report.outputs.fakeQuantWeights),
+    loadModelFiles(report.outputs.deployModel, report.outputs.deployWeights),
+  ]);
+  const options = { samples: Math.max(1, samples), seed: 0 };
+  const floatVsFake = await compareNets(float, fake, options);
+  const floatVsDeploy = await compareNets(float, deploy, options);
+  const fakeVsDeploy = await compareNets(fake, deploy, { ...options, lockstep: true });
+  const row = (compared: CompareReport, blob: string) =>
+    compared.rows.find((entry) => entry.blob === blob);
+  return netOutputs(float).flatMap((blob) => {
+    const fakeRow = row(floatVsFake, blob);
+    if (fakeRow === undefined) return [];
+    return [{
+      blob,
+      cosineFake: fakeRow.cosine,
+      cosineDeploy: row(floatVsDeploy, blob)?.cosine ?? NaN,
+      deployVsFake: row(fakeVsDeploy, blob)?.relativeL2 ?? NaN,
+      ...(fakeRow.top1Agreement === undefined ? {} : { top1Agreement: fakeRow.top1Agreement }),
+    }];
+  });
+}
+
+/** The accuracy rows as a small table. */
+function formatAccuracy(rows: OutputAccuracy[]): string {
+  const lines = [
+    "output accuracy (cosine vs the float net; deploy vs fake-quant in lockstep: relative L2):",
+  ];
+  const width = Math.max(6, ...rows.map((row) => row.blob.length));
+  for (const row of rows) {
+    const top1 = row.top1Agreement === undefined
+      ? ""
+      : `  top-1 agreement ${(100 * row.top1Agreement).toFixed(1)}%`;
+    lines.push(
+      `  ${row.blob.padEnd(width)}  fake ${row.cosineFake.toFixed(6)}  deploy ` +
+        `${row.cosineDeploy.toFixed(6)}  deploy vs fake ${
+          row.deployVsFake.toExponential(2)
+        }${top1}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+const record: Command = {
+  usage: "record <model_file> <weights_file> [--calibrate N] [--input <blob>=<file.npy>]... " +
+    "[--scale-d X] [--offset-d N] [--per-tensor] [--out <file>]",
+  help:
+    "Writes a record file for every quantizable layer from the weights (SPEC §9): per-channel\n" +
+    "scale_w from the fused weights. Activation factors come from the ranges the simulator\n" +
+    "observes on N seeded inputs (--calibrate N) or on the given inputs, else from --scale-d\n" +
+    "and --offset-d (default: those of the range [-1, 1]). Prints the record without --out.",
+  async run(argv, io) {
+    const args = parseArgs(argv, {
+      positionals: ["model_file", "weights_file"],
+      flags: ["per-tensor"],
+      options: ["calibrate", "input", "scale-d", "offset-d", "out", "seed"],
+    }, this.usage);
+    const net = await loadModelFiles(args.positionals.model_file!, args.positionals.weights_file!);
+    const inputs = await inputTensors(args);
+    const samples = integerOption(args, "calibrate", 0);
+    const activationRanges = inputs !== undefined || samples > 0
+      ? await observeActivationRanges(net, {
+        samples,
+        seed: integerOption(args, "seed", 0),
+        inputs: inputs && [inputs],
+      })
+      : undefined;
+    const text = await makeRecord(net, {
+      scaleD: numberOption(args, "scale-d"),
+      offsetD: numberOption(args, "offset-d"),
+      perTensor: args.flags.has("per-tensor"),
+      activationRanges,
+    });
+    const out = args.options.get("out")?.at(-1);
+    if (out === undefined) {
+      io.out(text);
+      return;
+    }
+    const { paths } = await writeAllOrNothing(
+      dirname(out),
+      [{ name: basename(out), content: text }],
+      [args.positionals.model_file!, args.positionals.weights_file!],
+    );
+    io.out(`wrote ${paths[0]}\n`);
+  },
+};
+
+const run: Command = {
+  usage: "run <model_file> <weights_file> [--input <blob>=<file.npy>]... [--seed N] " +
+    "--out <dir> [--json]",
+  help: "Runs the net (float, fake-quant or deploy) in the simulator on .npy inputs, or on\n" +
+    "seeded uniform [-1, 1) inputs of the declared shapes, and writes every net output as\n" +
+    "<dir>/output.<blob>.npy (float32, C order). Layers it cannot run are listed.",
+  async run(argv, io) {
+    const args = parseArgs(argv, {
+      positionals: ["model_file", "weights_file"],
+      flags: ["json"],
+      options: ["input", "seed", "out"],
+    }, this.usage);
+    const out = args.options.get("out")?.at(-1);
+    if (out === undefined) {
+      throw new ConvertError("USAGE", `--out <dir> is required\nusage: ${this.usage}`);
+    }
+    const modelFile = args.positionals.model_file!;
+    const weightsFile = args.positionals.weights_file!;
+    const net = await loadModelFiles(modelFile, weightsFile);
+    const result = await runNet(net, {
+      inputs: await inputTensors(args),
+      seed: integerOption(args, "seed", 0),
+    });
+    const outputs = [...result.outputs].map(([blob, tensor]) => ({ blob, tensor }));
+    const { paths } = await writeAllOrNothing(
+      out,
+      outputs.map(({ blob, tensor }) => ({ name: npyFileName(blob), content: writeNpy(tensor) })),
+      [modelFile, weightsFile],
+    );
+    const summary = {
+      outputs: outputs.map(({ blob, tensor }, i) => ({
+        blob,
+        shape: tensor.shape,
+        file: paths[i],
+      })),
+      skipped: result.skipped,
+    };
+    if (args.flags.has("json")) {
+      io.out(JSON.stringify(summary, null, 2) + "\n");
+      return;
+    }
+    for (const { blob, shape, file } of summary.outputs) {
+      io.out(`${blob} [${shape.join("x")}] -> ${file}\n`);
+    }
+    for (const { layer, type, reason } of result.skipped) {
+      io.out(`skipped ${layer} (${type}): ${reason}\n`);
+    }
+  },
+};
+
+const compare: Command = {
+  usage: "compare <model_a> <weights_a> <model_b> <weights_b> [--input <blob>=<file.npy>]... " +
+    "[--samples N] [--seed N] [--lockstep] [--json] [--html <file>]",
+  help: "Runs both nets on the same inputs and reports, for every blob they share, cosine\n" +
+    "similarity, max absolute error, relative L2 error and, for classifiers, top-1 agreement,\n" +
+    "in layer order with the worst blobs flagged. A float net and its fake-quant or deploy net\n" +
+    "line up, since DeQuant layers restore the original blob names. --lockstep feeds each layer\n" +
+    "of B what the same layer of A read, so each row shows the error the layer adds itself.\n" +
+    "--html writes a self-contained report page.",
+  async run(argv, io) {
+    const args = parseArgs(argv, {
+      positionals: ["model_a", "weights_a", "model_b", "weights_b"],
+      flags: ["json", "lockstep"],
+      options: ["input", "samples", "seed", "html"],
+    }, this.usage);
+    const { model_a, weights_a, model_b, weights_b } = args.positionals;
+    const [netA, netB] = await Promise.all([
+      loadModelFiles(model_a!, weights_a!),
+      loadModelFiles(model_b!, weights_b!),
+    ]);
+    const report = await compareNets(netA, netB, {
+      inputs: await inputTensors(args),
+      samples: integerOption(args, "samples", 1),
+      seed: integerOption(args, "seed", 0),
+      lockstep: args.flags.has("lockstep"),
+    });
+    const html = args.options.get("html")?.at(-1);
+    if (html !== undefined) {
+      await writeAllOrNothing(
+        dirname(html),
+        [{ name: basename(html), content: compareReportHtml(report) }],
+        [model_a!, weights_a!, model_b!, weights_b!],
+      );
+    }
     io.out(
-      args.flags.has("json") ? JSON.stringify(report, null, 2) + "\n" : formatConvertReport(report),
+      args.flags.has("json") ? JSON.stringify(report, null, 2) + "\n" : formatCompareTable(report),
     );
   },
 };
@@ -108,4 +385,4 @@ export function formatConvertReport(report: ConvertModelReport): string {
 }
 
 /** Every command by name. */
-export const COMMANDS: Record<string, Command> = { inspect, convert };
+export const COMMANDS: Record<string, Command> = { inspect, convert, record, run, compare };

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Net, netInputs } from "../caffe/net.ts";
+import { type Layer, type Net, netInputs } from "../caffe/net.ts";
 import { numberParam } from "../caffe/layers.ts";
 import { engineKernels } from "../wasm/engine.ts";
 import { seededInputs } from "./inputs.ts";
@@ -25,6 +25,12 @@ export interface CompareOptions {
   seed?: number;
   /** Rows with a cosine similarity below this are flagged (default 0.99). */
   flagBelow?: number;
+  /**
+   * Lockstep: every layer of B reads the values the layer of A with the same name read (a
+   * Quant layer reads what its object layer read in A), so each row shows the error a layer
+   * adds itself, not the error it inherits. Without it, both nets run freely.
+   */
+  lockstep?: boolean;
 }
 
 /** The agreement of one blob the two nets share, aggregated over the samples. */
@@ -59,6 +65,8 @@ export interface CompareReport {
   seed?: number;
   /** The flagging threshold on cosine similarity. */
   flagBelow: number;
+  /** Whether B ran in lockstep with A (see {@linkcode CompareOptions.lockstep}). */
+  lockstep: boolean;
   /** One row per shared blob, in net A's layer order. */
   rows: BlobComparison[];
   /** The flagged rows' blob names, worst cosine first. */
@@ -67,6 +75,20 @@ export interface CompareReport {
   skippedA: SkippedLayer[];
   /** Layers net B skipped. */
   skippedB: SkippedLayer[];
+}
+
+/**
+ * What `layer` of net B reads in lockstep: the values the layer of A with its name read, or for
+ * a Quant layer, the data input of its object layer in A.
+ */
+function readsInA(
+  layer: Layer,
+  readsA: Map<string, readonly Tensor[]>,
+): readonly Tensor[] | undefined {
+  if (layer.type !== "Quant") return readsA.get(layer.name);
+  const objectLayer = layer.param("quant_param", "object_layer");
+  const reads = typeof objectLayer === "string" ? readsA.get(objectLayer) : undefined;
+  return reads && reads.slice(0, 1);
 }
 
 /** Running sums of one blob over the samples. */
@@ -160,11 +182,17 @@ export async function compareNets(
   let skippedB: SkippedLayer[] = [];
   for (let sample = 0; sample < samples; sample++) {
     const [inputsA, inputsB] = sampleInputs(a, b, options, sample);
-    const resultA = await runNet(a, { inputs: inputsA, keepAll: true });
+    const readsA = new Map<string, readonly Tensor[]>();
+    const resultA = await runNet(a, {
+      inputs: inputsA,
+      keepAll: true,
+      observe: options.lockstep ? (layer, bottoms) => readsA.set(layer.name, bottoms) : undefined,
+    });
     const resultB = await runNet(b, {
       inputs: inputsB,
       keepAll: true,
       seed: (options.seed ?? 0) + sample,
+      substitute: options.lockstep ? (layer) => readsInA(layer, readsA) : undefined,
     });
     ({ skipped: skippedA } = resultA);
     ({ skipped: skippedB } = resultB);
@@ -249,6 +277,7 @@ export async function compareNets(
     samples,
     seed: options.inputs === undefined ? options.seed ?? 0 : undefined,
     flagBelow,
+    lockstep: options.lockstep ?? false,
     rows,
     worst,
     skippedA,

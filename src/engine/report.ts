@@ -57,7 +57,10 @@ export function formatCompareTable(report: CompareReport): string {
       .join("  ").trimEnd()
   );
   const seed = report.seed === undefined ? "given inputs" : `seed ${report.seed}`;
-  lines.unshift(`${report.samples} sample(s), ${seed}; flagged: cosine < ${report.flagBelow}`);
+  const mode = report.lockstep ? "lockstep" : "free-running";
+  lines.unshift(
+    `${report.samples} sample(s), ${seed}, ${mode}; flagged: cosine < ${report.flagBelow}`,
+  );
   lines.push(report.worst.length === 0 ? "no flagged blobs" : `worst: ${report.worst.join(", ")}`);
   lines.push(...skippedLines("A", report.skippedA), ...skippedLines("B", report.skippedB));
   return lines.join("\n") + "\n";
@@ -137,7 +140,9 @@ tr.flagged td { background: #fdd; }
 </head>
 <body>
 <h1>Net comparison</h1>
-<p>${report.samples} sample(s), ${escapeHtml(seed)}; flagged: cosine &lt; ${report.flagBelow}.
+<p>${report.samples} sample(s), ${escapeHtml(seed)}, ${
+    report.lockstep ? "lockstep" : "free-running"
+  }; flagged: cosine &lt; ${report.flagBelow}.
 ${
     report.worst.length === 0
       ? "No flagged blobs."

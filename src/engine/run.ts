@@ -18,7 +18,7 @@ import { poolingRunners } from "./pool.ts";
 import { quantRunners } from "./quant.ts";
 import { shapeRunners } from "./shape.ts";
 import { ssdRunners } from "./ssd.ts";
-import { badInput, FLOAT, type Tensor, type Value } from "./tensor.ts";
+import { badInput, FLOAT, shapeText, type Tensor, type Value } from "./tensor.ts";
 
 export type { Tensor } from "./tensor.ts";
 
@@ -33,6 +33,20 @@ export interface RunOptions {
   seed?: number;
   /** Keep the final value of every blob in {@linkcode RunResult.blobs}. */
   keepAll?: boolean;
+  /**
+   * Called before each layer runs, with the values it reads (e.g. to observe activation
+   * ranges). The tensors must not be changed.
+   */
+  observe?: (layer: Layer, bottoms: readonly Tensor[]) => void;
+  /**
+   * Called before each layer runs with the values it would read; a tensor returned at index i
+   * (of the same shape) is read instead of float bottom i. Lockstep comparison uses it to feed
+   * one net's layers the other net's values.
+   */
+  substitute?: (
+    layer: Layer,
+    bottoms: readonly Tensor[],
+  ) => readonly (Tensor | undefined)[] | undefined;
 }
 
 /** A layer the simulator did not run, and why. */
@@ -98,6 +112,18 @@ function domainProblem(layer: Layer, bottoms: Value[], names: string[]): string 
     }
   }
   return undefined;
+}
+
+/** `bottoms` with the float values that `options.substitute` replaces (same shape only). */
+function substituted(layer: Layer, bottoms: Value[], options: RunOptions): Value[] {
+  const replacements = options.substitute?.(layer, bottoms.map((value) => value.tensor));
+  if (replacements === undefined) return bottoms;
+  return bottoms.map((value, i) => {
+    const replacement = replacements[i];
+    const fits = replacement !== undefined && value.domain.kind === "float" &&
+      shapeText(replacement.shape) === shapeText(value.tensor.shape);
+    return fits ? { tensor: replacement, domain: FLOAT } : value;
+  });
 }
 
 /** For each blob name, the index of the last layer that reads it. */
@@ -171,9 +197,10 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
         NOT_SIMULATED[layer.type] ?? `layer type "${layer.type}" is not simulated`,
       );
     }
-    const bottoms = layer.bottoms.map((name) => values.get(name)!);
+    const bottoms = substituted(layer, layer.bottoms.map((name) => values.get(name)!), options);
     const problem = domainProblem(layer, bottoms, layer.bottoms);
     if (problem !== undefined) return skip(layer, problem);
+    options.observe?.(layer, bottoms.map((value) => value.tensor));
     let tops: Value[];
     try {
       tops = runner.run(layer, bottoms, context);

@@ -170,6 +170,8 @@ export interface EngineKernels {
   quantize(x: Float32Array, quantScale: number, offsetD: number): Float32Array;
   /** Float64 sums over equally long a and b, and max |a - b| (NaN when a difference is NaN). */
   agreement(a: Float32Array, b: Float32Array): Agreement;
+  /** Smallest and largest value, NaNs ignored (`[Infinity, -Infinity]` when none is left). */
+  range(x: Float32Array): [number, number];
 }
 
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
@@ -269,6 +271,7 @@ interface EngineExports {
   widenInt8(x: number, count: number, y: number): void;
   int32ToFloat(x: number, count: number, y: number): void;
   agreement(a: number, b: number, count: number, out: number): void;
+  range(x: number, count: number, out: number): void;
 }
 
 type ConvolutionExport = (
@@ -653,6 +656,15 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       kernels.agreement(aAt, bAt, a.length, outAt);
       const [dot, squaresA, squaresB, squaresDiff, maxAbs] = wasm.copyOut(Float64Array, outAt, 5);
       return { dot, squaresA, squaresB, squaresDiff, maxAbs };
+    },
+
+    range(x) {
+      wasm.reset();
+      const xAt = wasm.copyIn(x);
+      const outAt = wasm.alloc(2 * 4);
+      kernels.range(xAt, x.length, outAt);
+      const [lowest, highest] = wasm.copyOut(Float32Array, outAt, 2);
+      return [lowest, highest];
     },
   };
 }
