@@ -76,7 +76,7 @@ Deno.test(
   "an output directory that cannot be created is OUTPUT_DIR",
   { ignore: !hasLenet },
   async () => {
-    const { dir, record, list } = await workspace();
+    const { record, list } = await workspace();
     // A regular file where a directory is needed.
     await rejectsWith(convertModel(options(record, join(record, "sub", "m"))), "OUTPUT_DIR");
     assert.deepEqual(await list(), ["record.txt"]);
