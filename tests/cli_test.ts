@@ -243,10 +243,12 @@ Deno.test("record --calibrate, convert --compare and compare --lockstep --html",
 
   const converted = await run("convert", model, weights, record, join(dir, "m"), "--compare");
   assert.equal(converted.code, 0, converted.err);
-  const accuracy = /prob\s+fake (\S+)\s+deploy (\S+)\s+deploy vs fake (\S+)/.exec(converted.out);
+  const accuracy = /prob\s+(\S+)\s+(\S+)\s+100\.0%/.exec(converted.out);
   assert.ok(accuracy, converted.out);
   assert.ok(Number(accuracy[1]) > 0.99 && Number(accuracy[2]) > 0.99);
-  assert.ok(Number(accuracy[3]) <= 1e-5, `lockstep deploy vs fake ${accuracy[3]}`);
+  const lockstep = /lockstep\): worst relative L2 (\S+) at (\S+)/.exec(converted.out);
+  assert.ok(lockstep, converted.out);
+  assert.ok(Number(lockstep[1]) > 0 && Number(lockstep[1]) <= 1e-5, lockstep[0]);
 
   const html = join(dir, "report.html");
   const compared = await run(

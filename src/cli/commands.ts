@@ -172,22 +172,31 @@ export interface OutputAccuracy {
   cosineFake: number;
   /** Cosine similarity of the float and deploy outputs. */
   cosineDeploy: number;
-  /**
-   * Relative L2 error of deploy against fake-quant, in lockstep (each deploy layer reads what
-   * the fake-quant layer read): the two models should say the same thing.
-   */
-  deployVsFake: number;
   /** For classifier outputs, the float and fake-quant top-1 agreement. */
   top1Agreement?: number;
 }
 
-/** Runs the float, fake-quant and deploy nets on seeded inputs and compares their outputs. */
+/** What `convert --compare` measured. */
+export interface ConversionAccuracy {
+  /** Seeded inputs run. */
+  samples: number;
+  /** Each net output, float against fake-quant and deploy (free-running). */
+  outputs: OutputAccuracy[];
+  /**
+   * Fake-quant against deploy layer by layer, in lockstep (each deploy layer reads what the
+   * fake-quant layer read): the blob where they differ most and its relative L2 error. The two
+   * models should say the same thing, up to float rounding.
+   */
+  deployVsFake: { blob: string; relativeL2: number };
+}
+
+/** Runs the float, fake-quant and deploy nets on seeded inputs and compares them. */
 async function conversionAccuracy(
   modelFile: string,
   weightsFile: string,
   report: ConvertModelReport,
   samples: number,
-): Promise<OutputAccuracy[]> {
+): Promise<ConversionAccuracy> {
   const [float, fake, deploy] = await Promise.all([
     loadModelFiles(modelFile, weightsFile),
     loadModelFiles(report.outputs.fakeQuantModel, report.outputs.fakeQuantWeights),
@@ -197,38 +206,47 @@ async function conversionAccuracy(
   const floatVsFake = await compareNets(float, fake, options);
   const floatVsDeploy = await compareNets(float, deploy, options);
   const fakeVsDeploy = await compareNets(fake, deploy, { ...options, lockstep: true });
-  const row = (compared: CompareReport, blob: string) =>
-    compared.rows.find((entry) => entry.blob === blob);
-  return netOutputs(float).flatMap((blob) => {
-    const fakeRow = row(floatVsFake, blob);
+  const outputs = netOutputs(float).flatMap((blob) => {
+    const fakeRow = floatVsFake.rows.find((entry) => entry.blob === blob);
     if (fakeRow === undefined) return [];
+    const deployRow = floatVsDeploy.rows.find((entry) => entry.blob === blob);
     return [{
       blob,
       cosineFake: fakeRow.cosine,
-      cosineDeploy: row(floatVsDeploy, blob)?.cosine ?? NaN,
-      deployVsFake: row(fakeVsDeploy, blob)?.relativeL2 ?? NaN,
+      cosineDeploy: deployRow?.cosine ?? NaN,
       ...(fakeRow.top1Agreement === undefined ? {} : { top1Agreement: fakeRow.top1Agreement }),
     }];
   });
+  const worst = fakeVsDeploy.rows
+    .filter((row) => row.note === undefined)
+    .reduce((a, b) => (b.relativeL2 > a.relativeL2 ? b : a), { blob: "", relativeL2: 0 });
+  return {
+    samples: options.samples,
+    outputs,
+    deployVsFake: { blob: worst.blob, relativeL2: worst.relativeL2 },
+  };
 }
 
-/** The accuracy rows as a small table. */
-function formatAccuracy(rows: OutputAccuracy[]): string {
+/** The accuracy figures as a few lines. */
+function formatAccuracy(accuracy: ConversionAccuracy): string {
+  const width = Math.max(6, ...accuracy.outputs.map((row) => row.blob.length));
   const lines = [
-    "output accuracy (cosine vs the float net; deploy vs fake-quant in lockstep: relative L2):",
+    `accuracy on ${accuracy.samples} seeded input(s), cosine similarity to the float net:`,
+    `  ${"output".padEnd(width)}  fake-quant  deploy    top-1`,
   ];
-  const width = Math.max(6, ...rows.map((row) => row.blob.length));
-  for (const row of rows) {
-    const top1 = row.top1Agreement === undefined
-      ? ""
-      : `  top-1 agreement ${(100 * row.top1Agreement).toFixed(1)}%`;
+  for (const row of accuracy.outputs) {
+    const top1 = row.top1Agreement === undefined ? "" : `${(100 * row.top1Agreement).toFixed(1)}%`;
     lines.push(
-      `  ${row.blob.padEnd(width)}  fake ${row.cosineFake.toFixed(6)}  deploy ` +
-        `${row.cosineDeploy.toFixed(6)}  deploy vs fake ${
-          row.deployVsFake.toExponential(2)
-        }${top1}`,
+      `  ${row.blob.padEnd(width)}  ${row.cosineFake.toFixed(6)}    ${
+        row.cosineDeploy.toFixed(6)
+      }  ${top1}`.trimEnd(),
     );
   }
+  const { blob, relativeL2 } = accuracy.deployVsFake;
+  lines.push(
+    `fake-quant vs deploy, layer by layer (lockstep): worst relative L2 ` +
+      `${relativeL2.toExponential(1)}${blob ? ` at ${blob}` : ""}`,
+  );
   return lines.join("\n") + "\n";
 }
 
