@@ -8,6 +8,7 @@
 
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
+import { unitGenerator } from "../src/random.ts";
 
 /** A plain description of a message: arrays are repeated fields, objects nested messages. */
 export type Fields = { [name: string]: FieldValue | Fields | (FieldValue | Fields)[] };
@@ -42,17 +43,10 @@ export function net(input: string, shape: number[], layers: Layer[]): Net {
   return { header: message({ name: "test", input, input_shape: { dim: shape } }), layers };
 }
 
-/** A seeded pseudo-random source of floats in [lo, hi) (mulberry32). */
+/** A seeded pseudo-random source of floats in [lo, hi) (src/random.ts). */
 export function random(seed: number): (lo?: number, hi?: number) => number {
-  let state = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return lo + (hi - lo) * unit;
-  };
+  const unit = unitGenerator(seed);
+  return (lo = -1, hi = 1) => lo + (hi - lo) * unit();
 }
 
 /** A float32 blob of `shape` filled from `next`. */

@@ -6,27 +6,18 @@ import assert from "node:assert/strict";
 import {
   type ChannelLayout,
   channelLayout,
+  CHUNK_ELEMENTS,
   outputChannelCount,
   quantKernels,
+  type WeightTensor,
 } from "../src/wasm/quant.ts";
+import { unitGenerator } from "../src/random.ts";
 
 const kernels = await quantKernels();
 const f32 = Math.fround;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers and the independent reference.
-
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `count` float32 values, uniform in [-magnitude, magnitude). */
 function randomFloats(random: () => number, count: number, magnitude: number): Float32Array {
@@ -215,7 +206,7 @@ function referenceQuantizeWeights(
 
 for (const perChannel of [false, true]) {
   Deno.test(`quantizeWeights matches the reference (${perChannel ? "per channel" : "per tensor"})`, () => {
-    const random = seededRandom(perChannel ? 11 : 12);
+    const random = unitGenerator(perChannel ? 11 : 12);
     const seen = new Set<number>();
     for (const testCase of CASES) {
       const weights = randomFloats(random, elementCount(testCase.shape), 0.8);
@@ -307,7 +298,7 @@ function referenceFold(input: FoldInput, channels: Int32Array, channelCount: num
 }
 
 Deno.test("foldBatchNorm matches the float64 reference", () => {
-  const random = seededRandom(21);
+  const random = unitGenerator(21);
   const eps = f32(1e-5);
   let variant = 0;
   for (const testCase of CASES) {
@@ -364,7 +355,7 @@ Deno.test("foldBatchNorm uses eps as a float32 value", () => {
 
 Deno.test("firstNonFinite finds the first NaN or infinity, in blocks and tails", () => {
   for (const length of [1, 5, 16, 37, 101]) {
-    const clean = randomFloats(seededRandom(length), length, 3);
+    const clean = randomFloats(unitGenerator(length), length, 3);
     assert.equal(kernels.firstNonFinite(clean), -1, `clean length ${length}`);
     for (const bad of [NaN, Infinity, -Infinity]) {
       for (const at of new Set([0, Math.floor(length / 2), length - 1])) {
@@ -380,10 +371,154 @@ Deno.test("firstNonFinite finds the first NaN or infinity, in blocks and tails",
 });
 
 // ---------------------------------------------------------------------------------------------
+// Weight tensors streamed through bounded memory.
+
+/** Tensors larger than a chunk, whose rows straddle chunk boundaries (and one longer row). */
+const LARGE_CASES: Case[] = [
+  {
+    name: "Deconv G2 61x47",
+    type: "Deconvolution",
+    shape: [6, 5, 61, 47],
+    groups: 2,
+    channels: 10,
+  },
+  { name: "IP 3x50021", type: "InnerProduct", shape: [3, 50021], groups: 1, channels: 3 },
+  {
+    name: "IP one long row",
+    type: "InnerProduct",
+    shape: [1, 2 * CHUNK_ELEMENTS + 7],
+    groups: 1,
+    channels: 1,
+  },
+];
+
+/** Splits [0, count) into ranges at seeded random points (empty ranges included). */
+function randomRanges(random: () => number, count: number): [number, number][] {
+  const cuts = [0, count, 0, 1, count - 1];
+  for (let cut = 0; cut < 6; cut++) cuts.push(Math.floor(random() * count));
+  cuts.sort((a, b) => a - b);
+  return cuts.slice(1).map((end, index) => [cuts[index], end - cuts[index]]);
+}
+
+/** `tensor` written range by range into one array of `count` elements of `output`. */
+function writtenInRanges(
+  tensor: WeightTensor,
+  scaleW: Float32Array | null,
+  output: "float32" | "int8",
+  ranges: [number, number][],
+  count: number,
+): Uint8Array {
+  const size = output === "int8" ? 1 : 4;
+  const result = new Uint8Array(count * size);
+  for (const [start, length] of ranges) {
+    const target = result.subarray(start * size, (start + length) * size);
+    kernels.writeWeights(tensor, scaleW, output, start, length, target);
+  }
+  return result;
+}
+
+Deno.test("writeWeights: any range of a tensor larger than a chunk, folded or not, quantized or not", () => {
+  const random = unitGenerator(71);
+  for (const testCase of LARGE_CASES) {
+    const count = elementCount(testCase.shape);
+    assert.ok(count > CHUNK_ELEMENTS, `${testCase.name} is larger than a chunk`);
+    const weights = randomFloats(random, count, 0.8);
+    const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
+    const alpha = Float64Array.from({ length: testCase.channels }, () => 0.5 + random());
+    const scaleW = scalesFor(random, testCase.channels, 0.008, true);
+    const folded = new Float32Array(count);
+    for (let index = 0; index < count; index++) {
+      folded[index] = weights[index] * alpha[channels[index]];
+    }
+    const bytes = new Uint8Array(count * 4 + 3);
+    bytes.set(new Uint8Array(weights.buffer), 3); // an unaligned view, as in a caffemodel
+    const layout = layoutOf(testCase);
+    for (
+      const [label, tensor, plain] of [
+        ["plain", { bytes: bytes.subarray(3), layout, alpha: null }, weights],
+        ["folded", { bytes: bytes.subarray(3), layout, alpha }, folded],
+      ] as const
+    ) {
+      const ranges = randomRanges(random, count);
+      const name = `${testCase.name} ${label}`;
+      const written = writtenInRanges(tensor, null, "float32", ranges, count);
+      assertBitsEqual(new Float32Array(written.buffer), plain, `${name} weights`);
+      const expected = referenceQuantizeWeights(plain, channels, scaleW);
+      const fake = writtenInRanges(tensor, scaleW, "float32", ranges, count);
+      assertBitsEqual(new Float32Array(fake.buffer), expected.weightsFake, `${name} w_fake`);
+      const int8 = writtenInRanges(tensor, scaleW, "int8", ranges, count);
+      assertArrayEqual(new Int8Array(int8.buffer), expected.weightsInt8, `${name} w_q`);
+    }
+  }
+});
+
+Deno.test("firstNonFiniteWeight and channelMaxAbs see the folded tensor, past the first chunk", () => {
+  const testCase = LARGE_CASES[1];
+  const count = elementCount(testCase.shape);
+  const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
+  const weights = randomFloats(unitGenerator(72), count, 2);
+  const layout = layoutOf(testCase);
+  const bytes = new Uint8Array(weights.buffer);
+  // Channel 2 (elements past the first chunk) overflows float32 once folded by 1e38.
+  const alpha = Float64Array.of(1, 0.5, 1e38);
+  let firstOverflow = -1;
+  for (let index = 0; index < count && firstOverflow < 0; index++) {
+    if (!Number.isFinite(f32(weights[index] * alpha[channels[index]]))) firstOverflow = index;
+  }
+  assert.ok(firstOverflow > CHUNK_ELEMENTS);
+  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha: null }), -1);
+  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha }), firstOverflow);
+  weights[count - 2] = NaN;
+  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha: null }), count - 2);
+  weights[count - 2] = 0;
+  const foldable = Float64Array.of(2, 0.5, -3);
+  const expectedMax = [0, 0, 0];
+  for (let index = 0; index < count; index++) {
+    const value = Math.abs(f32(weights[index] * foldable[channels[index]]));
+    expectedMax[channels[index]] = Math.max(expectedMax[channels[index]], value);
+  }
+  const actualMax = kernels.channelMaxAbs({ bytes, layout, alpha: foldable });
+  assertArrayEqual(actualMax, expectedMax.map(f32), "channel max of |W'|");
+  const scales = kernels.weightScalesFromMax(actualMax, null, 0.02);
+  assertArrayEqual(scales, expectedMax.map((max) => f32(max / 127)), "weight scales");
+});
+
+Deno.test("writeWeights checks its range and target", () => {
+  const layout = channelLayout("InnerProduct", [2, 3], 1);
+  const tensor = { bytes: new Uint8Array(24), layout, alpha: null };
+  const scaleW = Float32Array.of(1);
+  assert.throws(
+    () => kernels.writeWeights(tensor, null, "float32", 4, 3, new Uint8Array(12)),
+    RangeError,
+  );
+  assert.throws(
+    () => kernels.writeWeights(tensor, null, "float32", 0, 2, new Uint8Array(4)),
+    RangeError,
+  );
+  assert.throws(
+    () => kernels.writeWeights(tensor, null, "int8", 0, 2, new Uint8Array(2)),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      kernels.writeWeights(
+        { ...tensor, bytes: new Uint8Array(20) },
+        scaleW,
+        "int8",
+        0,
+        1,
+        new Uint8Array(1),
+      ),
+    RangeError,
+  );
+  kernels.writeWeights(tensor, scaleW, "int8", 6, 0, new Uint8Array(0));
+});
+
+// ---------------------------------------------------------------------------------------------
 // Dequant scales, bias quantization, packing.
 
 Deno.test("dequantScales and packDequantScales match the reference", () => {
-  const random = seededRandom(31);
+  const random = unitGenerator(31);
   const scaleD = f32(0.0371);
   const scaleW = randomPositive(random, 23, 1e-4, 0.05);
   const deq = kernels.dequantScales(scaleD, scaleW);
@@ -405,7 +540,7 @@ function referenceQuantizeBias(bias: Float32Array, deqScale: Float32Array) {
 }
 
 Deno.test("quantizeBias matches the float64 reference (per channel and per tensor)", () => {
-  const random = seededRandom(41);
+  const random = unitGenerator(41);
   for (const deqCount of [1, 29]) {
     const bias = randomFloats(random, 29, 5);
     const deqScale = randomPositive(random, deqCount, 1e-4, 1e-2);
@@ -472,7 +607,7 @@ function referenceWeightScales(
 }
 
 Deno.test("weightScalesFromWeights matches the reference, with zero and dead channels", () => {
-  const random = seededRandom(51);
+  const random = unitGenerator(51);
   const scaleD = f32(0.02);
   for (const testCase of CASES) {
     for (const withBias of [false, true]) {
@@ -512,7 +647,7 @@ function referenceFakeQuant(values: Float32Array, scaleD: number, offsetD: numbe
 }
 
 Deno.test("fakeQuantActivations matches the reference, in place and into a new array", () => {
-  const random = seededRandom(61);
+  const random = unitGenerator(61);
   const factors = [[f32(0.0471), 0], [f32(0.013), -14], [f32(0.2), 127], [f32(0.02), -128]];
   for (let extra = 0; extra < 40; extra++) {
     factors.push([f32(0.001 + random() * 0.05), Math.floor(random() * 256) - 128]);

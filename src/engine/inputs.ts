@@ -7,6 +7,7 @@
 
 import { type Net, netInputs } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
+import { mulberry32 } from "../random.ts";
 import { product, shapeText, type Tensor } from "./tensor.ts";
 
 /**
@@ -15,14 +16,8 @@ import { product, shapeText, type Tensor } from "./tensor.ts";
  * (u >>> 8) / 2^23 - 1, a multiple of 2^-23 that float32 holds exactly.
  */
 export function uniformGenerator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), state | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    const word = (mixed ^ (mixed >>> 14)) >>> 0;
-    return (word >>> 8) / 0x800000 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => (next() >>> 8) / 0x800000 - 1;
 }
 
 /**
