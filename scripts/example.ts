@@ -1,7 +1,8 @@
 /**
  * `npm run example`: builds a small deterministic float net (two Conv+BatchNorm+Scale
  * composites, an AVE Pooling, a Deconvolution, an InnerProduct), a matching record file from its
- * weights and the simulator's observed activation ranges, and converts it into `./out/`.
+ * weights and the simulator's observed activation ranges, and converts it into `./out/` with
+ * the command line's `convert --compare`.
  *
  * @module
  */
@@ -9,10 +10,9 @@
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel.ts";
 import type { Blob, Net } from "../src/caffe/net.ts";
-import { formatConvertReport } from "../src/cli/commands.ts";
 import { observeActivationRanges } from "../src/engine/calibrate.ts";
 import { uniformGenerator } from "../src/engine/inputs.ts";
-import { convertModel } from "../src/io/convert_model.ts";
+import { main } from "../src/cli.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { mkdir, writeFile } from "node:fs/promises";
 
@@ -86,10 +86,13 @@ await writeFile("out/example.caffemodel", writeCaffemodel(net));
 const activationRanges = await observeActivationRanges(net, { samples: 8, seed: 1 });
 await writeFile("out/example_record.txt", await makeRecord(net, { activationRanges }));
 console.log("wrote out/example.prototxt, out/example.caffemodel, out/example_record.txt");
-const report = await convertModel({
-  modelFile: "out/example.prototxt",
-  weightsFile: "out/example.caffemodel",
-  recordFile: "out/example_record.txt",
-  savePath: "out/example",
-});
-console.log(formatConvertReport(report).trimEnd());
+const argv = [
+  "convert",
+  "out/example.prototxt",
+  "out/example.caffemodel",
+  "out/example_record.txt",
+  "out/example",
+  "--compare",
+];
+console.log(`\n$ caffe-quant ${argv.join(" ")}`);
+Deno.exitCode = await main(argv);

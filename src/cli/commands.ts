@@ -5,7 +5,7 @@
  * @module
  */
 
-import { basename, dirname } from "node:path";
+import { basename, dirname, isAbsolute, relative } from "node:path";
 import { formatNetSummary, inspectNet } from "../caffe/inspect.ts";
 import { loadNet } from "../caffe/model.ts";
 import { type Net, netOutputs } from "../caffe/net.ts";
@@ -44,6 +44,12 @@ export interface Command {
   help: string;
   /** Runs with the words after the command name. */
   run(argv: string[], io: Output): Promise<void>;
+}
+
+/** `path` relative to the working directory when it lies below it, else as it is. */
+function shownPath(path: string): string {
+  const below = relative(".", path);
+  return below.startsWith("..") || isAbsolute(below) ? path : below;
 }
 
 /** Reads a prototxt and a caffemodel and attaches the weights. */
@@ -290,7 +296,7 @@ const record: Command = {
       [{ name: basename(out), content: text }],
       [args.positionals.model_file!, args.positionals.weights_file!],
     );
-    io.out(`wrote ${paths[0]}\n`);
+    io.out(`wrote ${shownPath(paths[0])}\n`);
   },
 };
 
@@ -336,7 +342,7 @@ const run: Command = {
       return;
     }
     for (const { blob, shape, file } of summary.outputs) {
-      io.out(`${blob} [${shape.join("x")}] -> ${file}\n`);
+      io.out(`${blob} [${shape.join("x")}] -> ${shownPath(file)}\n`);
     }
     for (const { layer, type, reason } of result.skipped) {
       io.out(`skipped ${layer} (${type}): ${reason}\n`);
@@ -396,7 +402,7 @@ export function formatConvertReport(report: ConvertModelReport): string {
   for (const { name, consumers } of report.sharedQuantLayers) {
     lines.push(`shared     ${name} feeds ${consumers.join(", ")}`);
   }
-  for (const path of Object.values(report.outputs)) lines.push(`wrote      ${path}`);
+  for (const path of Object.values(report.outputs)) lines.push(`wrote      ${shownPath(path)}`);
   const total = Object.values(report.timings).reduce((a, b) => a + b, 0);
   lines.push(`done in ${total.toFixed(0)} ms`);
   return lines.join("\n") + "\n";
