@@ -2,9 +2,12 @@
 // wrapped by src/wasm/engine.ts. Every export works on whole tensors the caller has copied into
 // scratch memory; arguments are byte offsets into linear memory (0 = absent). The kernels never
 // allocate: the caller owns all memory above the module's initial size (src/wasm/load.ts).
+// AssemblyScript exports no generic function, so a kernel generic over its element type is
+// exported once with a flag `integer`: int32 input, weights and bias (the deploy model's integer
+// layers) instead of float32.
 
-import { convolution, deconvolution, innerProduct } from "./engine/conv";
-import { avePool } from "./engine/pool";
+import * as conv from "./engine/conv";
+import * as pool from "./engine/pool";
 
 export { maxPool } from "./engine/pool";
 export {
@@ -28,8 +31,8 @@ export {
   widenInt8,
 } from "./engine/quant";
 
-/** Float convolution; see assembly/engine/conv.ts. */
-export function convolutionF32(
+/** Convolution; see assembly/engine/conv.ts. */
+export function convolution(
   x: usize,
   batch: i32,
   cin: i32,
@@ -45,39 +48,23 @@ export function convolutionF32(
   bandRows: i32,
   col: usize,
   y: usize,
+  integer: bool,
 ): void {
-  convolution<f32>(
-    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-    col, y,
-  );
+  if (integer) {
+    conv.convolution<i32>(
+      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
+      col, y,
+    );
+  } else {
+    conv.convolution<f32>(
+      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
+      col, y,
+    );
+  }
 }
 
-/** Integer (int32) convolution of the deploy model; see assembly/engine/conv.ts. */
-export function convolutionI32(
-  x: usize,
-  batch: i32,
-  cin: i32,
-  height: i32,
-  width: i32,
-  weights: usize,
-  bias: usize,
-  cout: i32,
-  groups: i32,
-  geometry: usize,
-  outH: i32,
-  outW: i32,
-  bandRows: i32,
-  col: usize,
-  y: usize,
-): void {
-  convolution<i32>(
-    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-    col, y,
-  );
-}
-
-/** Float deconvolution; see assembly/engine/conv.ts. */
-export function deconvolutionF32(
+/** Deconvolution; see assembly/engine/conv.ts. */
+export function deconvolution(
   x: usize,
   batch: i32,
   cin: i32,
@@ -94,40 +81,23 @@ export function deconvolutionF32(
   weightsT: usize,
   col: usize,
   y: usize,
+  integer: bool,
 ): void {
-  deconvolution<f32>(
-    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-    weightsT, col, y,
-  );
+  if (integer) {
+    conv.deconvolution<i32>(
+      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
+      weightsT, col, y,
+    );
+  } else {
+    conv.deconvolution<f32>(
+      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
+      weightsT, col, y,
+    );
+  }
 }
 
-/** Integer (int32) deconvolution of the deploy model; see assembly/engine/conv.ts. */
-export function deconvolutionI32(
-  x: usize,
-  batch: i32,
-  cin: i32,
-  height: i32,
-  width: i32,
-  weights: usize,
-  bias: usize,
-  cout: i32,
-  groups: i32,
-  geometry: usize,
-  outH: i32,
-  outW: i32,
-  bandRows: i32,
-  weightsT: usize,
-  col: usize,
-  y: usize,
-): void {
-  deconvolution<i32>(
-    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-    weightsT, col, y,
-  );
-}
-
-/** Float InnerProduct; see assembly/engine/conv.ts. */
-export function innerProductF32(
+/** InnerProduct; see assembly/engine/conv.ts. */
+export function innerProduct(
   x: usize,
   rows: i32,
   depth: i32,
@@ -136,26 +106,17 @@ export function innerProductF32(
   bias: usize,
   outputs: i32,
   y: usize,
+  integer: bool,
 ): void {
-  innerProduct<f32>(x, rows, depth, weights, transposed, bias, outputs, y);
+  if (integer) {
+    conv.innerProduct<i32>(x, rows, depth, weights, transposed, bias, outputs, y);
+  } else {
+    conv.innerProduct<f32>(x, rows, depth, weights, transposed, bias, outputs, y);
+  }
 }
 
-/** Integer (int32) InnerProduct of the deploy model; see assembly/engine/conv.ts. */
-export function innerProductI32(
-  x: usize,
-  rows: i32,
-  depth: i32,
-  weights: usize,
-  transposed: bool,
-  bias: usize,
-  outputs: i32,
-  y: usize,
-): void {
-  innerProduct<i32>(x, rows, depth, weights, transposed, bias, outputs, y);
-}
-
-/** Float AVE pooling; see assembly/engine/pool.ts. */
-export function avePoolF32(
+/** AVE pooling (of int32 input when `integer`: exact sums); see assembly/engine/pool.ts. */
+export function avePool(
   x: usize,
   planes: i32,
   height: i32,
@@ -164,20 +125,11 @@ export function avePoolF32(
   outH: i32,
   outW: i32,
   y: usize,
+  integer: bool,
 ): void {
-  avePool<f32>(x, planes, height, width, geometry, outH, outW, y);
-}
-
-/** AVE pooling of int32 input (deploy model): exact sums, float32 output. */
-export function avePoolI32(
-  x: usize,
-  planes: i32,
-  height: i32,
-  width: i32,
-  geometry: usize,
-  outH: i32,
-  outW: i32,
-  y: usize,
-): void {
-  avePool<i32>(x, planes, height, width, geometry, outH, outW, y);
+  if (integer) {
+    pool.avePool<i32>(x, planes, height, width, geometry, outH, outW, y);
+  } else {
+    pool.avePool<f32>(x, planes, height, width, geometry, outH, outW, y);
+  }
 }

@@ -185,14 +185,20 @@ function deconvNaive(
   return { shape, data: out };
 }
 
-const CONV_CASES: {
+/**
+ * A Convolution or Deconvolution case: input and weight shapes, the layer's parameters, and the
+ * same geometry for the naive loops.
+ */
+interface ConvCase {
   name: string;
   input: number[];
   weights: number[];
   params: string;
   geometry: ConvGeometry;
   bias: boolean;
-}[] = [
+}
+
+const CONV_CASES: ConvCase[] = [
   {
     name: "3x3 pad 1, batch 2, bias",
     input: [2, 3, 7, 6],
@@ -298,14 +304,7 @@ for (const [index, testCase] of CONV_CASES.entries()) {
   });
 }
 
-const DECONV_CASES: {
-  name: string;
-  input: number[];
-  weights: number[];
-  params: string;
-  geometry: ConvGeometry;
-  bias: boolean;
-}[] = [
+const DECONV_CASES: ConvCase[] = [
   {
     name: "kernel 4, stride 2, pad 1 (waifu2x form), batch 2",
     input: [2, 3, 5, 4],

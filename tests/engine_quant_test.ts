@@ -65,15 +65,19 @@ function octalByte(offsetD: number): string {
   return "\\" + (offsetD & 0xff).toString(8).padStart(3, "0");
 }
 
-/** SPEC §4 for one layer; `channelOf(i)` gives the output channel of weight element i. */
+/**
+ * SPEC §4 for one layer's float [weights, bias] blobs and its activation's scale_d; `channelOf(i)`
+ * gives the output channel of weight element i.
+ */
 function quantizeLayer(
-  weights: Float32Array,
-  bias: Float32Array | null,
+  [weightsBlob, biasBlob]: Blob[],
+  { scaleD }: Activation,
   channels: number,
   channelOf: (index: number) => number,
-  scaleD: number,
   perChannel: boolean,
 ): QuantizedWeights {
+  const weights = weightsBlob.data as Float32Array;
+  const bias = biasBlob.data as Float32Array;
   const scaleW = new Float32Array(channels);
   for (let i = 0; i < weights.length; i++) {
     const c = perChannel ? channelOf(i) : 0;
@@ -83,8 +87,8 @@ function quantizeLayer(
   const deq = scaleW.map((s) => f32(scaleD * s));
   const weightsQ = Int8Array.from(weights, (w, i) => clamp(rint(f32(w / scaleW[channelOf(i)]))));
   const weightsFake = Float32Array.from(weightsQ, (q, i) => q * scaleW[channelOf(i)]);
-  const biasQ = bias === null ? null : Int32Array.from(bias, (b, c) => rint(b / deq[c]));
-  const biasFake = biasQ === null ? null : Float32Array.from(biasQ, (q, c) => q * deq[c]);
+  const biasQ = Int32Array.from(bias, (b, c) => rint(b / deq[c]));
+  const biasFake = Float32Array.from(biasQ, (q, c) => q * deq[c]);
   return { weightsQ, biasQ, weightsFake, biasFake, deq };
 }
 
@@ -187,28 +191,13 @@ function buildFixture(): Promise<Fixture> {
       deconv1: { scaleD: f32(fromRange(range("conv1")).scaleD * 1.5), offsetD: -100 },
     };
     const quantized: Record<string, QuantizedWeights> = {
-      conv1: quantizeLayer(
-        weights.conv1[0].data as Float32Array,
-        weights.conv1[1].data as Float32Array,
-        4,
-        (i) => Math.floor(i / 27),
-        activations.conv1.scaleD,
-        true,
-      ),
-      ip1: quantizeLayer(
-        weights.ip1[0].data as Float32Array,
-        weights.ip1[1].data as Float32Array,
-        5,
-        (i) => Math.floor(i / 36),
-        activations.ip1.scaleD,
-        false,
-      ),
+      conv1: quantizeLayer(weights.conv1, activations.conv1, 4, (i) => Math.floor(i / 27), true),
+      ip1: quantizeLayer(weights.ip1, activations.ip1, 5, (i) => Math.floor(i / 36), false),
       deconv1: quantizeLayer(
-        weights.deconv1[0].data as Float32Array,
-        weights.deconv1[1].data as Float32Array,
+        weights.deconv1,
+        activations.deconv1,
         2,
         (i) => Math.floor(i / 4) % 2,
-        activations.deconv1.scaleD,
         true,
       ),
       pool1: {

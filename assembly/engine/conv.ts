@@ -1,43 +1,10 @@
 // Convolution and deconvolution as Caffe computes them (im2col + GEMM, col2im for the transposed
 // form), generic over the element type T (f32, or i32 for the deploy model's integer layers).
-// Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller.
+// Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
+// geometry one of a Window (assembly/engine/window.ts).
 
 import { at, gemm, gemmTransB, transpose } from "./gemm";
-
-// A window geometry is 8 i32 values at a byte offset: kernel h, w; pad h, w; stride h, w;
-// dilation h, w.
-@inline
-function kernelH(geometry: usize): i32 {
-  return load<i32>(geometry);
-}
-@inline
-function kernelW(geometry: usize): i32 {
-  return load<i32>(geometry, 4);
-}
-@inline
-function padH(geometry: usize): i32 {
-  return load<i32>(geometry, 8);
-}
-@inline
-function padW(geometry: usize): i32 {
-  return load<i32>(geometry, 12);
-}
-@inline
-function strideH(geometry: usize): i32 {
-  return load<i32>(geometry, 16);
-}
-@inline
-function strideW(geometry: usize): i32 {
-  return load<i32>(geometry, 20);
-}
-@inline
-function dilationH(geometry: usize): i32 {
-  return load<i32>(geometry, 24);
-}
-@inline
-function dilationW(geometry: usize): i32 {
-  return load<i32>(geometry, 28);
-}
+import { Window } from "./window";
 
 /** The first output column whose input column `ow*stride + shift` is >= 0. */
 @inline
@@ -61,24 +28,24 @@ function im2col<T>(
   channels: i32,
   height: i32,
   width: i32,
-  geometry: usize,
+  window: Window,
   rowStart: i32,
   rowEnd: i32,
   outW: i32,
   col: usize,
 ): void {
-  const kh = kernelH(geometry);
-  const kw = kernelW(geometry);
-  const sh = strideH(geometry);
-  const sw = strideW(geometry);
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
   const rowBytes = <usize>outW << 2;
   let target = col;
   for (let c = 0; c < channels; c++) {
     const plane = at(x, c * height * width);
     for (let i = 0; i < kh; i++) {
-      const rowShift = i * dilationH(geometry) - padH(geometry);
+      const rowShift = i * window.dilationH - window.padH;
       for (let j = 0; j < kw; j++) {
-        const shift = j * dilationW(geometry) - padW(geometry);
+        const shift = j * window.dilationW - window.padW;
         const first = min(firstInside(shift, sw), outW);
         const end = max(endInside(shift, sw, width, outW), first);
         for (let oh = rowStart; oh < rowEnd; oh++) {
@@ -113,23 +80,23 @@ function col2im<T>(
   channels: i32,
   height: i32,
   width: i32,
-  geometry: usize,
+  window: Window,
   rowStart: i32,
   rowEnd: i32,
   colW: i32,
   x: usize,
 ): void {
-  const kh = kernelH(geometry);
-  const kw = kernelW(geometry);
-  const sh = strideH(geometry);
-  const sw = strideW(geometry);
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
   let source = col;
   for (let c = 0; c < channels; c++) {
     const plane = at(x, c * height * width);
     for (let i = 0; i < kh; i++) {
-      const rowShift = i * dilationH(geometry) - padH(geometry);
+      const rowShift = i * window.dilationH - window.padH;
       for (let j = 0; j < kw; j++) {
-        const shift = j * dilationW(geometry) - padW(geometry);
+        const shift = j * window.dilationW - window.padW;
         const first = min(firstInside(shift, sw), colW);
         const end = max(endInside(shift, sw, width, colW), first);
         for (let oh = rowStart; oh < rowEnd; oh++) {
@@ -159,15 +126,15 @@ function depthwise<T>(
   height: i32,
   width: i32,
   weights: usize,
-  geometry: usize,
+  window: Window,
   outH: i32,
   outW: i32,
   y: usize,
 ): void {
-  const kh = kernelH(geometry);
-  const kw = kernelW(geometry);
-  const sh = strideH(geometry);
-  const sw = strideW(geometry);
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
   const planes = batch * channels;
   memory.fill(y, 0, <usize>(planes * outH * outW) << 2);
   for (let plane = 0; plane < planes; plane++) {
@@ -177,11 +144,11 @@ function depthwise<T>(
     for (let oh = 0; oh < outH; oh++) {
       const outRow = at(target, oh * outW);
       for (let i = 0; i < kh; i++) {
-        const ih = oh * sh - padH(geometry) + i * dilationH(geometry);
+        const ih = oh * sh - window.padH + i * window.dilationH;
         if (ih < 0 || ih >= height) continue;
         const inRow = at(source, ih * width);
         for (let j = 0; j < kw; j++) {
-          const shift = j * dilationW(geometry) - padW(geometry);
+          const shift = j * window.dilationW - window.padW;
           const first = min(firstInside(shift, sw), outW);
           const end = max(endInside(shift, sw, width, outW), first);
           const tap = load<T>(at(kernel, i * kw + j));
@@ -253,17 +220,18 @@ export function convolution<T>(
   col: usize,
   y: usize,
 ): void {
+  const window = changetype<Window>(geometry);
   const cinGroup = cin / groups;
   const coutGroup = cout / groups;
-  const depth = cinGroup * kernelH(geometry) * kernelW(geometry);
+  const depth = cinGroup * window.kernelH * window.kernelW;
   const spatial = outH * outW;
   if (cinGroup == 1 && coutGroup == 1) {
-    depthwise<T>(x, batch, cin, height, width, weights, geometry, outH, outW, y);
+    depthwise<T>(x, batch, cin, height, width, weights, window, outH, outW, y);
     if (bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
     return;
   }
-  const direct = kernelH(geometry) == 1 && kernelW(geometry) == 1 && strideH(geometry) == 1 &&
-    strideW(geometry) == 1 && padH(geometry) == 0 && padW(geometry) == 0;
+  const direct = window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 &&
+    window.strideW == 1 && window.padH == 0 && window.padW == 0;
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
       const xGroup = at(x, (n * cin + g * cinGroup) * height * width);
@@ -275,7 +243,7 @@ export function convolution<T>(
       }
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
-        im2col<T>(xGroup, cinGroup, height, width, geometry, rowStart, rowEnd, outW, col);
+        im2col<T>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
         const band = at(yGroup, rowStart * outW);
         const columns = (rowEnd - rowStart) * outW;
         gemm<T>(coutGroup, columns, depth, groupWeights, col, columns, band, spatial, false);
@@ -309,9 +277,10 @@ export function deconvolution<T>(
   col: usize,
   y: usize,
 ): void {
+  const window = changetype<Window>(geometry);
   const cinGroup = cin / groups;
   const coutGroup = cout / groups;
-  const depth = coutGroup * kernelH(geometry) * kernelW(geometry);
+  const depth = coutGroup * window.kernelH * window.kernelW;
   const spatial = height * width;
   for (let g = 0; g < groups; g++) {
     const start = g * cinGroup * depth;
@@ -328,7 +297,7 @@ export function deconvolution<T>(
         const columns = (rowEnd - rowStart) * width;
         const band = at(xGroup, rowStart * width);
         gemm<T>(depth, columns, cinGroup, groupWeightsT, band, spatial, col, columns, false);
-        col2im<T>(col, coutGroup, outH, outW, geometry, rowStart, rowEnd, width, yGroup);
+        col2im<T>(col, coutGroup, outH, outW, window, rowStart, rowEnd, width, yGroup);
       }
     }
   }

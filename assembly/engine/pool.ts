@@ -1,7 +1,8 @@
-// Caffe's MAX and AVE pooling over NCHW planes. The window geometry is 6 i32 values at a byte
-// offset: kernel h, w; pad h, w; stride h, w. Arguments are byte offsets into caller memory.
+// Caffe's MAX and AVE pooling over NCHW planes. Arguments are byte offsets into caller memory, the
+// window geometry one of a Window (assembly/engine/window.ts; its dilation is unused).
 
 import { at } from "./gemm";
+import { Window } from "./window";
 
 /**
  * MAX pooling: window [oh*sh - ph, +kh) x [ow*sw - pw, +kw) clipped to the image; the maximum
@@ -17,12 +18,13 @@ export function maxPool(
   outW: i32,
   y: usize,
 ): void {
-  const kh = load<i32>(geometry);
-  const kw = load<i32>(geometry, 4);
-  const ph = load<i32>(geometry, 8);
-  const pw = load<i32>(geometry, 12);
-  const sh = load<i32>(geometry, 16);
-  const sw = load<i32>(geometry, 20);
+  const window = changetype<Window>(geometry);
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const ph = window.padH;
+  const pw = window.padW;
+  const sh = window.strideH;
+  const sw = window.strideW;
   let target = y;
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);
@@ -62,12 +64,13 @@ export function avePool<T>(
   outW: i32,
   y: usize,
 ): void {
-  const kh = load<i32>(geometry);
-  const kw = load<i32>(geometry, 4);
-  const ph = load<i32>(geometry, 8);
-  const pw = load<i32>(geometry, 12);
-  const sh = load<i32>(geometry, 16);
-  const sw = load<i32>(geometry, 20);
+  const window = changetype<Window>(geometry);
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const ph = window.padH;
+  const pw = window.padW;
+  const sh = window.strideH;
+  const sw = window.strideW;
   let target = y;
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);

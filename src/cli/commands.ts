@@ -11,12 +11,7 @@ import { loadNet } from "../caffe/model.ts";
 import { type Net, netOutputs } from "../caffe/net.ts";
 import { readPrototxt } from "../caffe/prototxt.ts";
 import { observeActivationRanges } from "../engine/calibrate.ts";
-import {
-  compareNets,
-  type CompareReport,
-  compareReportHtml,
-  formatCompareTable,
-} from "../engine/compare.ts";
+import { compareNets, compareReportHtml, formatCompareTable } from "../engine/compare.ts";
 import { runNet, type Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { convertModel, type ConvertModelReport } from "../io/convert_model.ts";
@@ -52,12 +47,10 @@ function shownPath(path: string): string {
   return below.startsWith("..") || isAbsolute(below) ? path : below;
 }
 
-/** Reads a prototxt and a caffemodel and attaches the weights. */
+/** Reads a prototxt, then a caffemodel (so a missing model is reported first), and loads both. */
 async function loadModelFiles(modelFile: string, weightsFile: string): Promise<Net> {
-  const [modelText, weights] = await Promise.all([
-    readInputText(modelFile),
-    readInput(weightsFile),
-  ]);
+  const modelText = await readInputText(modelFile);
+  const weights = await readInput(weightsFile);
   return loadNet(modelText, weights, { model: modelFile, weights: weightsFile });
 }
 
@@ -111,13 +104,9 @@ const inspect: Command = {
     }, this.usage);
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file;
-    const modelText = await readInputText(modelFile);
     const net = weightsFile === undefined
-      ? readPrototxt(modelText, modelFile)
-      : loadNet(modelText, await readInput(weightsFile), {
-        model: modelFile,
-        weights: weightsFile,
-      });
+      ? readPrototxt(await readInputText(modelFile), modelFile)
+      : await loadModelFiles(modelFile, weightsFile);
     const summary = inspectNet(net);
     io.out(
       args.flags.has("json") ? JSON.stringify(summary, null, 2) + "\n" : formatNetSummary(summary),

@@ -190,15 +190,23 @@ export interface Agreement {
 
 /** The exports of assembly/engine.ts (offsets are bytes into the module's memory; 0 = absent). */
 interface EngineExports {
-  convolutionF32: ConvolutionExport;
-  convolutionI32: ConvolutionExport;
-  deconvolutionF32: DeconvolutionExport;
-  deconvolutionI32: DeconvolutionExport;
-  innerProductF32: InnerProductExport;
-  innerProductI32: InnerProductExport;
-  maxPool: PoolExport;
-  avePoolF32: PoolExport;
-  avePoolI32: PoolExport;
+  convolution(...args: [...ConvolutionArgsIn, col: number, y: number, integer: boolean]): void;
+  deconvolution(
+    ...args: [...ConvolutionArgsIn, weightsT: number, col: number, y: number, integer: boolean]
+  ): void;
+  innerProduct(
+    x: number,
+    rows: number,
+    depth: number,
+    weights: number,
+    transposed: boolean,
+    bias: number,
+    outputs: number,
+    y: number,
+    integer: boolean,
+  ): void;
+  maxPool(...args: PoolArgsIn): void;
+  avePool(...args: [...PoolArgsIn, integer: boolean]): void;
   relu(x: number, count: number, slope: number, y: number): void;
   prelu(
     x: number,
@@ -274,7 +282,8 @@ interface EngineExports {
   range(x: number, count: number, out: number): void;
 }
 
-type ConvolutionExport = (
+/** The arguments the convolution exports share (see assembly/engine.ts). */
+type ConvolutionArgsIn = [
   x: number,
   batch: number,
   cin: number,
@@ -288,41 +297,10 @@ type ConvolutionExport = (
   outH: number,
   outW: number,
   bandRows: number,
-  col: number,
-  y: number,
-) => void;
+];
 
-type DeconvolutionExport = (
-  x: number,
-  batch: number,
-  cin: number,
-  height: number,
-  width: number,
-  weights: number,
-  bias: number,
-  cout: number,
-  groups: number,
-  geometry: number,
-  outH: number,
-  outW: number,
-  bandRows: number,
-  weightsT: number,
-  col: number,
-  y: number,
-) => void;
-
-type InnerProductExport = (
-  x: number,
-  rows: number,
-  depth: number,
-  weights: number,
-  transposed: boolean,
-  bias: number,
-  outputs: number,
-  y: number,
-) => void;
-
-type PoolExport = (
+/** The arguments the pooling exports share. */
+type PoolArgsIn = [
   x: number,
   planes: number,
   height: number,
@@ -331,7 +309,7 @@ type PoolExport = (
   outH: number,
   outW: number,
   y: number,
-) => void;
+];
 
 const UNARY_CODES: Record<UnaryFunction, number> = { tanh: 0, sigmoid: 1, abs: 2 };
 
@@ -401,12 +379,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (integer) kernels.int32ToFloat(at, count, at);
     return wasm.copyOut(Float32Array, at, count);
   };
+  /** Copies a window in as assembly/engine/window.ts lays it out. */
   const geometryIn = (window: Window2d) =>
     wasm.copyIn(
       Int32Array.from([...window.kernel, ...window.pad, ...window.stride, ...window.dilation]),
     );
-  const poolGeometryIn = (window: Window2d) =>
-    wasm.copyIn(Int32Array.from([...window.kernel, ...window.pad, ...window.stride]));
 
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
     const [batch, channels, height, width] = args.shape;
@@ -434,32 +411,25 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
     const colAt = wasm.alloc(depth * bandRows * rowWidth * 4);
     const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
-    const windowArgs = [groups, geometryAt, outH, outW, bandRows] as const;
-    if (transposed) {
-      const run = integer ? kernels.deconvolutionI32 : kernels.deconvolutionF32;
-      run(...shapeArgs, ...windowArgs, weightsTAt, colAt, yAt);
-    } else {
-      const run = integer ? kernels.convolutionI32 : kernels.convolutionF32;
-      run(...shapeArgs, ...windowArgs, colAt, yAt);
-    }
+    const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
+    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
+    else kernels.convolution(...shared, colAt, yAt, integer);
     return resultOut(yAt, outCount, integer);
   };
 
-  const pool = (args: PoolingArgs, kind: "max" | "ave"): Float32Array => {
+  /** MAX or AVE (`average`) pooling. */
+  const pool = (args: PoolingArgs, average: boolean): Float32Array => {
     const [height, width] = args.size;
     const [outH, outW] = args.outSize;
     checkLength("x", args.x, args.planes * height * width);
     wasm.reset();
     const xAt = inputIn(args);
-    const geometryAt = poolGeometryIn(args.window);
+    const geometryAt = geometryIn(args.window);
     const outCount = args.planes * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
-    const run = kind === "max"
-      ? kernels.maxPool
-      : args.offsetD !== undefined
-      ? kernels.avePoolI32
-      : kernels.avePoolF32;
-    run(xAt, args.planes, height, width, geometryAt, outH, outW, yAt);
+    const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
+    if (average) kernels.avePool(...shared, args.offsetD !== undefined);
+    else kernels.maxPool(...shared);
     return wasm.copyOut(Float32Array, yAt, outCount);
   };
 
@@ -489,16 +459,16 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const biasAt = optionalIn(args.bias);
       const outCount = args.rows * args.outputs;
       const yAt = wasm.alloc(outCount * 4);
-      const run = integer ? kernels.innerProductI32 : kernels.innerProductF32;
-      run(xAt, args.rows, args.depth, weightsAt, args.transposed, biasAt, args.outputs, yAt);
+      const { rows, depth, transposed, outputs } = args;
+      kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt, integer);
       return resultOut(yAt, outCount, integer);
     },
 
     maxPool: (args) => {
       if (args.offsetD !== undefined) throw new RangeError("MAX pooling has no integer form");
-      return pool(args, "max");
+      return pool(args, false);
     },
-    avePool: (args) => pool(args, "ave"),
+    avePool: (args) => pool(args, true),
 
     relu: (x, slope) => mapped(x, (xAt, yAt) => kernels.relu(xAt, x.length, slope, yAt)),
 
@@ -602,13 +572,13 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       return mapped(x, (xAt, yAt) => {
         const squaresAt = wasm.copyIn(x);
         kernels.multiply(squaresAt, xAt, x.length);
-        const geometryAt = poolGeometryIn({
+        const geometryAt = geometryIn({
           kernel: [size, size],
           pad: [pad, pad],
           stride: [1, 1],
           dilation: [1, 1],
         });
-        kernels.avePoolF32(squaresAt, planes, height, width, geometryAt, height, width, yAt);
+        kernels.avePool(squaresAt, planes, height, width, geometryAt, height, width, yAt, false);
         kernels.power(yAt, x.length, -beta, alpha, 1, yAt);
         kernels.multiply(yAt, xAt, x.length);
       });
