@@ -1,14 +1,17 @@
 // Quantization kernels (SPEC §3, §4, §9), compiled to WebAssembly by scripts/build_wasm.ts.
 //
-// Every export works on whole tensors that the caller (src/wasm/quant.ts) has copied into scratch
-// memory; arguments are byte offsets into linear memory. These kernels never allocate: the
-// caller owns all memory above the module's initial size (see src/wasm/load.ts).
+// Every export works on data that the caller (src/wasm/quant.ts) has copied into scratch memory;
+// arguments are byte offsets into linear memory. These kernels never allocate: the caller owns
+// all memory above the module's initial size (see src/wasm/load.ts).
 //
 // A weight tensor is viewed as rows: [outer, mid] rows of `inner` contiguous elements, and every
 // element of a row belongs to the same output channel:
 //   channelAxis 0 (Convolution, InnerProduct): channel = outer index (mid is 1);
 //   channelAxis 1 (Deconvolution [C_in, C_out/G, kh, kw]):
 //     channel = floor(outer index / (outer / groups)) * mid + mid index.
+// The weight kernels work on a range of a tensor held in scratch memory: `count` elements that
+// start at element `rowOffset` of row `firstRow`, so a caller can stream a tensor of any size
+// through a bounded buffer. Each range is walked as row segments; every segment has one channel.
 // A per-channel factor array with stride 0 is a per-tensor factor (one value for all channels).
 //
 // The small helpers carry no @inline (deno fmt drops decorators on functions); binaryen's -O3
@@ -19,11 +22,6 @@ function rowChannel(row: i32, mid: i32, channelAxis: i32, outerPerGroup: i32): i
   const outerIndex = row / mid;
   if (channelAxis == 0) return outerIndex;
   return (outerIndex / outerPerGroup) * mid + (row - outerIndex * mid);
-}
-
-/** Byte offset of row `row` of a float32 tensor with rows of `inner` elements. */
-function rowStart(weights: usize, row: i32, inner: i32): usize {
-  return weights + ((<usize> row * <usize> inner) << 2);
 }
 
 /**
@@ -68,11 +66,138 @@ function narrowToBytes(q0: v128, q1: v128, q2: v128, q3: v128): v128 {
   return i8x16.narrow_i16x8_s(low, i16x8.narrow_i32x4_s(magicToInt(q2), magicToInt(q3)));
 }
 
+/** SPEC §4 quantization of `count` contiguous weights of one channel (see quantizeRange). */
+function quantizeSegment(source: usize, target: usize, count: i32, scale: v128): void {
+  let left = count;
+  for (; left >= 16; left -= 16) {
+    const q0 = quantizeLanes(v128.load(source), scale);
+    const q1 = quantizeLanes(v128.load(source, 16), scale);
+    const q2 = quantizeLanes(v128.load(source, 32), scale);
+    const q3 = quantizeLanes(v128.load(source, 48), scale);
+    v128.store(source, fakeLanes(q0, scale));
+    v128.store(source, fakeLanes(q1, scale), 16);
+    v128.store(source, fakeLanes(q2, scale), 32);
+    v128.store(source, fakeLanes(q3, scale), 48);
+    v128.store(target, narrowToBytes(q0, q1, q2, q3));
+    source += 64;
+    target += 16;
+  }
+  for (; left >= 4; left -= 4) {
+    const q = quantizeLanes(v128.load(source), scale);
+    v128.store(source, fakeLanes(q, scale));
+    v128.store32_lane(target, narrowToBytes(q, q, q, q), 0);
+    source += 16;
+    target += 4;
+  }
+  for (; left > 0; left--) {
+    const q = quantizeLanes(f32x4.splat(load<f32>(source)), scale);
+    store<f32>(source, f32x4.extract_lane(fakeLanes(q, scale), 0));
+    v128.store8_lane(target, narrowToBytes(q, q, q, q), 0);
+    source += 4;
+    target += 1;
+  }
+}
+
 /**
- * SPEC §4 weight quantization of a whole tensor. Writes w_q bytes to `weightsInt8` and w_fake over
- * `weights` (in place). `scaleW` holds float32 scales read with `scaleStride` (0 or 1) per channel.
- * A NaN weight gives w_q 127 and w_fake NaN (callers reject NaN weights first).
+ * SPEC §4 weight quantization of a range of a tensor (see the header). Writes w_q bytes to
+ * `weightsInt8` and w_fake over `weights` (in place). `scaleW` holds float32 scales read with
+ * `scaleStride` (0 or 1) per channel. A NaN weight gives w_q 127 and w_fake NaN (callers reject
+ * NaN weights first).
  */
+export function quantizeRange(
+  weights: usize,
+  weightsInt8: usize,
+  count: i32,
+  firstRow: i32,
+  rowOffset: i32,
+  inner: i32,
+  mid: i32,
+  channelAxis: i32,
+  outerPerGroup: i32,
+  scaleW: usize,
+  scaleStride: i32,
+): void {
+  let source = weights;
+  let target = weightsInt8;
+  let row = firstRow;
+  let offset = rowOffset;
+  let left = count;
+  while (left > 0) {
+    const length = min(inner - offset, left);
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
+    quantizeSegment(source, target, length, scale);
+    source += <usize> length << 2;
+    target += <usize> length;
+    left -= length;
+    row++;
+    offset = 0;
+  }
+}
+
+/** w_fake = f32(w_q * scale) of `count` contiguous int8 weights of one channel, to float32. */
+function dequantizeSegment(source: usize, target: usize, count: i32, scale: v128): void {
+  let left = count;
+  for (; left >= 16; left -= 16) {
+    const bytes = v128.load(source);
+    const low = i16x8.extend_low_i8x16_s(bytes);
+    const high = i16x8.extend_high_i8x16_s(bytes);
+    const q0 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(low));
+    const q1 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(low));
+    const q2 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(high));
+    const q3 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(high));
+    v128.store(target, f32x4.mul(q0, scale));
+    v128.store(target, f32x4.mul(q1, scale), 16);
+    v128.store(target, f32x4.mul(q2, scale), 32);
+    v128.store(target, f32x4.mul(q3, scale), 48);
+    source += 16;
+    target += 64;
+  }
+  const scalar = f32x4.extract_lane(scale, 0);
+  for (; left > 0; left--) {
+    store<f32>(target, <f32> load<i8>(source) * scalar);
+    source += 1;
+    target += 4;
+  }
+}
+
+/**
+ * SPEC §4 fake-quant weights from quantized ones, over a range of a tensor (see the header):
+ * w_fake = f32(w_q * scale_w[c]) from the int8 `weightsInt8` to float32 `weights`; the same
+ * values quantizeRange writes in place, since w_q is an exact integer in float32.
+ */
+export function dequantizeRange(
+  weightsInt8: usize,
+  weights: usize,
+  count: i32,
+  firstRow: i32,
+  rowOffset: i32,
+  inner: i32,
+  mid: i32,
+  channelAxis: i32,
+  outerPerGroup: i32,
+  scaleW: usize,
+  scaleStride: i32,
+): void {
+  let source = weightsInt8;
+  let target = weights;
+  let row = firstRow;
+  let offset = rowOffset;
+  let left = count;
+  while (left > 0) {
+    const length = min(inner - offset, left);
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
+    dequantizeSegment(source, target, length, scale);
+    source += <usize> length;
+    target += <usize> length << 2;
+    left -= length;
+    row++;
+    offset = 0;
+  }
+}
+
+/** quantizeRange over a whole tensor of `outer * mid` rows (kept for scripts/bench_kernels.ts). */
 export function quantizeWeights(
   weights: usize,
   weightsInt8: usize,
@@ -84,45 +209,15 @@ export function quantizeWeights(
   scaleW: usize,
   scaleStride: i32,
 ): void {
-  const rows = outer * mid;
+  const count = outer * mid * inner;
   const outerPerGroup = outer / groups;
-  for (let row = 0; row < rows; row++) {
-    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
-    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
-    let source = rowStart(weights, row, inner);
-    let target = weightsInt8 + <usize> row * <usize> inner;
-    let left = inner;
-    for (; left >= 16; left -= 16) {
-      const q0 = quantizeLanes(v128.load(source), scale);
-      const q1 = quantizeLanes(v128.load(source, 16), scale);
-      const q2 = quantizeLanes(v128.load(source, 32), scale);
-      const q3 = quantizeLanes(v128.load(source, 48), scale);
-      v128.store(source, fakeLanes(q0, scale));
-      v128.store(source, fakeLanes(q1, scale), 16);
-      v128.store(source, fakeLanes(q2, scale), 32);
-      v128.store(source, fakeLanes(q3, scale), 48);
-      v128.store(target, narrowToBytes(q0, q1, q2, q3));
-      source += 64;
-      target += 16;
-    }
-    for (; left >= 4; left -= 4) {
-      const q = quantizeLanes(v128.load(source), scale);
-      v128.store(source, fakeLanes(q, scale));
-      v128.store32_lane(target, narrowToBytes(q, q, q, q), 0);
-      source += 16;
-      target += 4;
-    }
-    for (; left > 0; left--) {
-      const q = quantizeLanes(f32x4.splat(load<f32>(source)), scale);
-      store<f32>(source, f32x4.extract_lane(fakeLanes(q, scale), 0));
-      v128.store8_lane(target, narrowToBytes(q, q, q, q), 0);
-      source += 4;
-      target += 1;
-    }
-  }
+  quantizeRange(
+    weights, weightsInt8, count, 0, 0,
+    inner, mid, channelAxis, outerPerGroup, scaleW, scaleStride,
+  );
 }
 
-/** Four float32 lanes times a float64 factor (f64x2 splat), each product rounded once to float32. */
+/** Four float32 lanes times a float64 factor (f64x2 splat), each product rounded once to f32. */
 function scaleLanes(weights: v128, factor: v128): v128 {
   const low = f64x2.mul(f64x2.promote_low_f32x4(weights), factor);
   const high = f64x2.mul(
@@ -133,18 +228,11 @@ function scaleLanes(weights: v128, factor: v128): v128 {
 }
 
 /**
- * SPEC §3 BatchNorm + Scale fusion, in float64 with each result rounded once to float32.
- * Per channel: f = factor == 0 ? 0 : 1/factor, a = gamma/sqrt(variance*f + eps),
- * b' = (b - mean*f)*a + beta. Scales `weights` in place (W' = W*a) and writes b' to `biasOut`.
- * `bias` and `beta` are 0 when absent (read as zeros). `alpha` is scratch for `channels` float64s.
+ * SPEC §3 per-channel BatchNorm + Scale factors, in float64: f = factor == 0 ? 0 : 1/factor,
+ * a = gamma/sqrt(variance*f + eps) (to `alpha`, float64), b' = f32((b - mean*f)*a + beta)
+ * (to `biasOut`). `bias` and `beta` are 0 when absent (read as zeros).
  */
-export function foldBatchNorm(
-  weights: usize,
-  outer: i32,
-  mid: i32,
-  inner: i32,
-  channelAxis: i32,
-  groups: i32,
+export function batchNormFactors(
   channels: i32,
   bias: usize,
   mean: usize,
@@ -167,28 +255,82 @@ export function foldBatchNorm(
     store<f64>(alpha + (<usize> channel << 3), a);
     store<f32>(biasOut + offset, <f32> ((b - mu) * a + shift));
   }
-  const rows = outer * mid;
-  const outerPerGroup = outer / groups;
-  for (let row = 0; row < rows; row++) {
-    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
-    const a = load<f64>(alpha + (<usize> channel << 3));
-    const factorLanes = f64x2.splat(a);
-    let source = rowStart(weights, row, inner);
-    let left = inner;
-    for (; left >= 8; left -= 8) {
-      v128.store(source, scaleLanes(v128.load(source), factorLanes));
-      v128.store(source, scaleLanes(v128.load(source, 16), factorLanes), 16);
-      source += 32;
-    }
-    for (; left >= 4; left -= 4) {
-      v128.store(source, scaleLanes(v128.load(source), factorLanes));
-      source += 16;
-    }
-    for (; left > 0; left--) {
-      store<f32>(source, <f32> (<f64> load<f32>(source) * a));
-      source += 4;
-    }
+}
+
+/** W' = f32(W * a) of `count` contiguous weights of one channel, in place. */
+function scaleSegment(source: usize, count: i32, a: f64): void {
+  const factorLanes = f64x2.splat(a);
+  let left = count;
+  for (; left >= 8; left -= 8) {
+    v128.store(source, scaleLanes(v128.load(source), factorLanes));
+    v128.store(source, scaleLanes(v128.load(source, 16), factorLanes), 16);
+    source += 32;
   }
+  for (; left >= 4; left -= 4) {
+    v128.store(source, scaleLanes(v128.load(source), factorLanes));
+    source += 16;
+  }
+  for (; left > 0; left--) {
+    store<f32>(source, <f32> (<f64> load<f32>(source) * a));
+    source += 4;
+  }
+}
+
+/**
+ * SPEC §3 weight folding of a range of a tensor (see the header), in place:
+ * W' = f32(W * alpha[c]) with `alpha` the float64 factors of batchNormFactors.
+ */
+export function scaleRange(
+  weights: usize,
+  count: i32,
+  firstRow: i32,
+  rowOffset: i32,
+  inner: i32,
+  mid: i32,
+  channelAxis: i32,
+  outerPerGroup: i32,
+  alpha: usize,
+): void {
+  let source = weights;
+  let row = firstRow;
+  let offset = rowOffset;
+  let left = count;
+  while (left > 0) {
+    const length = min(inner - offset, left);
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    scaleSegment(source, length, load<f64>(alpha + (<usize> channel << 3)));
+    source += <usize> length << 2;
+    left -= length;
+    row++;
+    offset = 0;
+  }
+}
+
+/**
+ * batchNormFactors, then scaleRange over a whole tensor of `outer * mid` rows (kept for
+ * scripts/bench_kernels.ts). `alpha` is scratch for `channels` float64s.
+ */
+export function foldBatchNorm(
+  weights: usize,
+  outer: i32,
+  mid: i32,
+  inner: i32,
+  channelAxis: i32,
+  groups: i32,
+  channels: i32,
+  bias: usize,
+  mean: usize,
+  variance: usize,
+  gamma: usize,
+  beta: usize,
+  factor: f64,
+  eps: f64,
+  alpha: usize,
+  biasOut: usize,
+): void {
+  batchNormFactors(channels, bias, mean, variance, gamma, beta, factor, eps, alpha, biasOut);
+  const count = outer * mid * inner;
+  scaleRange(weights, count, 0, 0, inner, mid, channelAxis, outer / groups, alpha);
 }
 
 /** Index of the first NaN or infinity among `count` float32 values, or -1. */
@@ -281,32 +423,48 @@ function maxAbs(values: usize, count: i32): f32 {
 }
 
 /**
- * SPEC §9 weight scales from fused weights:
- * scaleW[c] = max(f32(maxAbsW[c] / 127), f32(|b'[c]| / (scaleD * 2^30))), each quotient in
+ * Raises channelMax[c] (float32) to the largest |w| of each channel in a range of a tensor (see
+ * the header); the caller zeroes channelMax before the first range.
+ */
+export function maxAbsRange(
+  weights: usize,
+  count: i32,
+  firstRow: i32,
+  rowOffset: i32,
+  inner: i32,
+  mid: i32,
+  channelAxis: i32,
+  outerPerGroup: i32,
+  channelMax: usize,
+): void {
+  let source = weights;
+  let row = firstRow;
+  let offset = rowOffset;
+  let left = count;
+  while (left > 0) {
+    const length = min(inner - offset, left);
+    const at = channelMax + (<usize> rowChannel(row, mid, channelAxis, outerPerGroup) << 2);
+    store<f32>(at, max(load<f32>(at), maxAbs(source, length)));
+    source += <usize> length << 2;
+    left -= length;
+    row++;
+    offset = 0;
+  }
+}
+
+/**
+ * SPEC §9 weight scales from the per-channel largest |W'| of maxAbsRange:
+ * scaleW[c] = max(f32(channelMax[c] / 127), f32(|b'[c]| / (scaleD * 2^30))), each quotient in
  * float64 rounded once to float32 (for the first, equal to the float32 division); a result of 0
  * (all-zero channel with zero or absent bias) becomes 1.0. `bias` is 0 when absent.
- * `channelMax` is scratch for `channels` float32s.
  */
-export function weightScalesFromWeights(
-  weights: usize,
-  outer: i32,
-  mid: i32,
-  inner: i32,
-  channelAxis: i32,
-  groups: i32,
+export function weightScalesFromMax(
+  channelMax: usize,
   channels: i32,
   bias: usize,
   scaleD: f64,
-  channelMax: usize,
   scaleOut: usize,
 ): void {
-  memory.fill(channelMax, 0, <usize> channels << 2);
-  const rows = outer * mid;
-  const outerPerGroup = outer / groups;
-  for (let row = 0; row < rows; row++) {
-    const at = channelMax + (<usize> rowChannel(row, mid, channelAxis, outerPerGroup) << 2);
-    store<f32>(at, max(load<f32>(at), maxAbs(rowStart(weights, row, inner), inner)));
-  }
   const biasLimit = scaleD * 1073741824.0;
   for (let channel = 0; channel < channels; channel++) {
     const offset = <usize> channel << 2;

@@ -2,9 +2,10 @@
  * Compiles the AssemblyScript kernels to WebAssembly and embeds each module, base64-encoded, in a
  * generated TypeScript file that src/wasm/load.ts instantiates.
  *
- * Run from anywhere: `npx deno run -A scripts/build_wasm.ts [entry...]` (by default every module;
- * e.g. `assembly/quant.ts` builds that one only). The output is byte-for-byte reproducible (pinned compiler, no paths or timestamps in it); CI re-runs this script and fails
- * when a generated file changes. A compile error exits non-zero with the compiler's diagnostics.
+ * Run from anywhere: `npx deno run -A scripts/build_wasm.ts [entry...]` (every module by default;
+ * `assembly/quant.ts` builds that one only). The output is byte-for-byte reproducible (pinned
+ * compiler, no paths or timestamps in it); CI re-runs this script and fails when a generated file
+ * changes. A compile error exits non-zero with the compiler's diagnostics.
  *
  * To add a module, add one line to {@linkcode MODULES}.
  *

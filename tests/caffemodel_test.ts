@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { readCaffemodel, writeCaffemodel } from "../src/caffe/caffemodel.ts";
+import {
+  blobBytes,
+  blobElementType,
+  caffemodelPieces,
+  DeferredBlob,
+  readCaffemodel,
+  writeCaffemodel,
+} from "../src/caffe/caffemodel.ts";
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { TextMessage } from "../src/proto/tree.ts";
@@ -146,6 +153,40 @@ Deno.test("float blobs: a view on the input when 4-aligned, a copy when not, sam
   assert.equal(seen.size, 4, "every alignment was tried");
 });
 
+Deno.test("an unaligned float blob is a view on the file until its data is read", () => {
+  const values = [1, -2, 3.5, 0.125, 7, 0.25];
+  const { file, dataOffset } = netWithFloatsAt(dataOffsetPadding(1), values);
+  assert.equal(dataOffset % 4, 1);
+  const net = readCaffemodel(file);
+  const blob = net.layers[0].blobs[0];
+  assert.ok(blob instanceof DeferredBlob);
+  assert.equal(blob.held, undefined);
+  assert.equal(blobElementType(blob), "float32");
+  const bytes = blobBytes(blob)!;
+  assert.equal(bytes.buffer, file.buffer, "no copy of the data");
+  assert.equal(bytes.byteOffset, dataOffset);
+  // Written back without ever making the array: the same bytes.
+  assert.deepEqual(writeCaffemodel(net), file);
+  assert.equal(blob.held, undefined);
+  // Reading `data` makes the array once; what it then holds is what gets written.
+  const data = blob.data as Float32Array;
+  assert.equal(blob.data, data);
+  assert.deepEqual([...data], values);
+  data[0] = 42;
+  assert.deepEqual([...readCaffemodel(writeCaffemodel(net)).layers[0].blobs[0].data], [
+    42,
+    ...values.slice(1),
+  ]);
+});
+
+/** The name padding that puts the float data of `netWithFloatsAt` at `remainder` mod 4. */
+function dataOffsetPadding(remainder: number): number {
+  for (let padding = 0; padding < 4; padding++) {
+    if (netWithFloatsAt(padding, [0]).dataOffset % 4 === remainder) return padding;
+  }
+  throw new Error("no padding gives that alignment");
+}
+
 Deno.test("double_data is rounded to float32; diff and double_diff are dropped", () => {
   const values = [0.1, 1 / 3, 1e-50, 3.4028235677973366e38, -123456789.123, 5e-324];
   const file = Uint8Array.from(layerField([
@@ -273,6 +314,92 @@ Deno.test("writes integer blobs as the protobuf encoding, and they read back equ
   assert.ok(blobs[2].data instanceof BigUint64Array);
   assert.deepEqual([...blobs[2].data], [...uint64s]);
   assert.deepEqual(blobs.map((b) => b.shape), [[2, 3], [5], [3]]);
+});
+
+/** A deferred blob whose elements are computed from their index: 0.25·i. */
+class IndexBlob extends DeferredBlob {
+  protected produce(start: number, count: number, target: Uint8Array): void {
+    const values = Float32Array.from({ length: count }, (_, i) => (start + i) * 0.25);
+    target.set(new Uint8Array(values.buffer));
+  }
+}
+
+/** Equal bytes, or a failure naming the first difference (not a diff of large arrays). */
+function assertSameBytes(actual: Uint8Array, expected: Uint8Array, label: string): void {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  const at = actual.findIndex((byte, i) => byte !== expected[i]);
+  assert.equal(at, -1, `${label}: first difference at byte ${at}`);
+}
+
+/** A net with every kind of blob data: plain, large, unaligned in a file, deferred, varints. */
+function mixedBlobNet(deferred: boolean): Net {
+  const { file } = netWithFloatsAt(dataOffsetPadding(3), [0.5, -1.5, 2]);
+  const unaligned = readCaffemodel(file).layers[0].blobs[0];
+  const large = Float32Array.from({ length: 100_003 }, (_, i) => Math.sin(i));
+  const floats = (count: number) => Float32Array.from({ length: count }, (_, i) => i * 0.25);
+  const int8s = (count: number) => Int8Array.from({ length: count }, (_, i) => (i % 251) - 125);
+  const computed = (count: number): Blob =>
+    deferred ? new IndexBlob([count]) : { shape: [count], data: floats(count) };
+  const params = (name: string) => new TextMessage([{ name: "name", value: name }]);
+  return {
+    header: new TextMessage([{ name: "name", value: "mixed" }]),
+    layers: [
+      new Layer(params("large"), [{ shape: [100_003], data: large }, {
+        shape: [2],
+        data: Float32Array.of(1, 2),
+      }]),
+      new Layer(params("unaligned"), [unaligned], Uint8Array.from(varintField(999, 5))),
+      new Layer(params("computed"), [computed(50_001), { shape: [70_001], data: int8s(70_001) }]),
+      new Layer(params("computed too"), [computed(300_007)]),
+      new Layer(params("varints"), [
+        { shape: [20_000], data: Int32Array.from({ length: 20_000 }, (_, i) => -i * 977) },
+        { shape: [3], data: BigUint64Array.of(1n, 2n ** 63n, 1000214868n) },
+      ]),
+      new Layer(params("empty"), [{ shape: [0], data: new Float32Array(0) }]),
+    ],
+  };
+}
+
+Deno.test("deferred blobs are written as the arrays they stand for, without making them", () => {
+  const net = mixedBlobNet(true);
+  const written = writeCaffemodel(net);
+  assertSameBytes(written, writeCaffemodel(mixedBlobNet(false)), "deferred vs plain");
+  const deferred = [net.layers[2].blobs[0], net.layers[3].blobs[0]] as DeferredBlob[];
+  for (const blob of deferred) assert.equal(blob.held, undefined);
+  const layers = readCaffemodel(written).layers;
+  assert.equal(layers[2].blobs[0].data[50_000], 12_500);
+  assert.equal(layers[3].blobs[0].data[300_006], 75_001.5);
+});
+
+Deno.test("caffemodelPieces: writeCaffemodel's bytes; a piece holds until the next-but-one", () => {
+  const net = mixedBlobNet(true);
+  const expected = writeCaffemodel(net);
+  for (const bufferBytes of [4096, 65_536, 1 << 22]) {
+    const pieces = caffemodelPieces(net, bufferBytes);
+    const received: Uint8Array[] = [];
+    const copies: Uint8Array[] = [];
+    for (let next = pieces.next(); !next.done; next = pieces.next()) {
+      // The piece before the previous one may be reused now; the previous one must be intact.
+      const previous = received.length - 1;
+      if (previous >= 0) {
+        assertSameBytes(received[previous], copies[previous], `${bufferBytes}: piece ${previous}`);
+      }
+      received.push(next.value);
+      copies.push(next.value.slice());
+    }
+    assert.ok(received.length > 1 || bufferBytes > expected.length);
+    const joined = new Uint8Array(expected.length);
+    let at = 0;
+    for (const copy of copies) {
+      joined.set(copy, at);
+      at += copy.length;
+    }
+    assert.equal(at, expected.length, `${bufferBytes}: total size`);
+    assertSameBytes(joined, expected, `${bufferBytes}`);
+  }
+  for (const layer of [net.layers[2], net.layers[3]]) {
+    assert.equal((layer.blobs[0] as DeferredBlob).held, undefined);
+  }
 });
 
 Deno.test("writing drops phase, skips unknown text fields and puts blobs after the parameters", () => {
@@ -557,7 +684,7 @@ for (const model of v1Models) {
 }
 
 if (modelNames.includes("lenet") && modelNames.includes("lenet_v1format")) {
-  Deno.test("lenet and lenet_v1format hold the same weights", () => {
+  Deno.test("lenet and lenet_v1format hold blobs of the same sizes", () => {
     const v2 = readCaffemodel(Deno.readFileSync(modelFile("lenet", "weights.caffemodel")));
     const v1 = readCaffemodel(Deno.readFileSync(modelFile("lenet_v1format", "weights.caffemodel")));
     for (const layer of v2.layers.filter((l) => l.blobs.length > 0)) {

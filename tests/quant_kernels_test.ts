@@ -9,7 +9,6 @@ import {
   CHUNK_ELEMENTS,
   outputChannelCount,
   quantKernels,
-  type WeightTensor,
 } from "../src/wasm/quant.ts";
 import { unitGenerator } from "../src/random.ts";
 
@@ -400,24 +399,21 @@ function randomRanges(random: () => number, count: number): [number, number][] {
   return cuts.slice(1).map((end, index) => [cuts[index], end - cuts[index]]);
 }
 
-/** `tensor` written range by range into one array of `count` elements of `output`. */
+/** One float32 array of `count` elements written range by range by `write`. */
 function writtenInRanges(
-  tensor: WeightTensor,
-  scaleW: Float32Array | null,
-  output: "float32" | "int8",
+  write: (start: number, length: number, target: Uint8Array) => void,
   ranges: [number, number][],
   count: number,
-): Uint8Array {
-  const size = output === "int8" ? 1 : 4;
-  const result = new Uint8Array(count * size);
+): Float32Array {
+  const result = new Float32Array(count);
+  const bytes = new Uint8Array(result.buffer);
   for (const [start, length] of ranges) {
-    const target = result.subarray(start * size, (start + length) * size);
-    kernels.writeWeights(tensor, scaleW, output, start, length, target);
+    write(start, length, bytes.subarray(start * 4, (start + length) * 4));
   }
   return result;
 }
 
-Deno.test("writeWeights: any range of a tensor larger than a chunk, folded or not, quantized or not", () => {
+Deno.test("tensors over a chunk, folded or not: W', w_q, and w_fake in any ranges", () => {
   const random = unitGenerator(71);
   for (const testCase of LARGE_CASES) {
     const count = elementCount(testCase.shape);
@@ -441,35 +437,47 @@ Deno.test("writeWeights: any range of a tensor larger than a chunk, folded or no
     ) {
       const ranges = randomRanges(random, count);
       const name = `${testCase.name} ${label}`;
-      const written = writtenInRanges(tensor, null, "float32", ranges, count);
-      assertBitsEqual(new Float32Array(written.buffer), plain, `${name} weights`);
+      const folded = writtenInRanges(
+        (start, length, target) => kernels.writeWeights(tensor, start, length, target),
+        ranges,
+        count,
+      );
+      assertBitsEqual(folded, plain, `${name} weights`);
       const expected = referenceQuantizeWeights(plain, channels, scaleW);
-      const fake = writtenInRanges(tensor, scaleW, "float32", ranges, count);
-      assertBitsEqual(new Float32Array(fake.buffer), expected.weightsFake, `${name} w_fake`);
-      const int8 = writtenInRanges(tensor, scaleW, "int8", ranges, count);
-      assertArrayEqual(new Int8Array(int8.buffer), expected.weightsInt8, `${name} w_q`);
+      const int8 = new Int8Array(count);
+      assert.equal(kernels.quantizeToInt8(tensor, scaleW, int8), -1, `${name}: all finite`);
+      assertArrayEqual(int8, expected.weightsInt8, `${name} w_q`);
+      const fake = writtenInRanges(
+        (start, length, target) =>
+          kernels.writeFakeWeights(int8, layout, scaleW, start, length, target),
+        ranges,
+        count,
+      );
+      assertBitsEqual(fake, expected.weightsFake, `${name} w_fake`);
     }
   }
 });
 
-Deno.test("firstNonFiniteWeight and channelMaxAbs see the folded tensor, past the first chunk", () => {
+Deno.test("quantizeToInt8 and channelMaxAbs see the folded tensor past the first chunk", () => {
   const testCase = LARGE_CASES[1];
   const count = elementCount(testCase.shape);
   const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
   const weights = randomFloats(unitGenerator(72), count, 2);
   const layout = layoutOf(testCase);
   const bytes = new Uint8Array(weights.buffer);
-  // Channel 2 (elements past the first chunk) overflows float32 once folded by 1e38.
-  const alpha = Float64Array.of(1, 0.5, 1e38);
+  // Channel 2 (elements past the first chunk) overflows float32 once folded by 1e39.
+  const alpha = Float64Array.of(1, 0.5, 1e39);
   let firstOverflow = -1;
   for (let index = 0; index < count && firstOverflow < 0; index++) {
     if (!Number.isFinite(f32(weights[index] * alpha[channels[index]]))) firstOverflow = index;
   }
   assert.ok(firstOverflow > CHUNK_ELEMENTS);
-  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha: null }), -1);
-  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha }), firstOverflow);
+  const scaleW = Float32Array.of(0.01);
+  const int8 = new Int8Array(count);
+  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8), -1);
+  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha }, scaleW, int8), firstOverflow);
   weights[count - 2] = NaN;
-  assert.equal(kernels.firstNonFiniteWeight({ bytes, layout, alpha: null }), count - 2);
+  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8), count - 2);
   weights[count - 2] = 0;
   const foldable = Float64Array.of(2, 0.5, -3);
   const expectedMax = [0, 0, 0];
@@ -483,35 +491,30 @@ Deno.test("firstNonFiniteWeight and channelMaxAbs see the folded tensor, past th
   assertArrayEqual(scales, expectedMax.map((max) => f32(max / 127)), "weight scales");
 });
 
-Deno.test("writeWeights checks its range and target", () => {
+Deno.test("the weight kernels check their range and target", () => {
   const layout = channelLayout("InnerProduct", [2, 3], 1);
   const tensor = { bytes: new Uint8Array(24), layout, alpha: null };
   const scaleW = Float32Array.of(1);
-  assert.throws(
-    () => kernels.writeWeights(tensor, null, "float32", 4, 3, new Uint8Array(12)),
-    RangeError,
-  );
-  assert.throws(
-    () => kernels.writeWeights(tensor, null, "float32", 0, 2, new Uint8Array(4)),
-    RangeError,
-  );
-  assert.throws(
-    () => kernels.writeWeights(tensor, null, "int8", 0, 2, new Uint8Array(2)),
-    RangeError,
-  );
-  assert.throws(
-    () =>
-      kernels.writeWeights(
-        { ...tensor, bytes: new Uint8Array(20) },
-        scaleW,
-        "int8",
-        0,
-        1,
-        new Uint8Array(1),
-      ),
-    RangeError,
-  );
-  kernels.writeWeights(tensor, scaleW, "int8", 6, 0, new Uint8Array(0));
+  const int8 = new Int8Array(6);
+  const short = { ...tensor, bytes: new Uint8Array(20) };
+  const wrong: [string, () => unknown][] = [
+    ["past the end", () => kernels.writeWeights(tensor, 4, 3, new Uint8Array(12))],
+    ["short target", () => kernels.writeWeights(tensor, 0, 2, new Uint8Array(4))],
+    ["short bytes", () => kernels.writeWeights(short, 0, 1, new Uint8Array(4))],
+    ["short int8 target", () => kernels.quantizeToInt8(tensor, scaleW, new Int8Array(5))],
+    ["scaleW length", () => kernels.quantizeToInt8(tensor, Float32Array.of(1, 1, 1), int8)],
+    [
+      "fake past the end",
+      () => kernels.writeFakeWeights(int8, layout, scaleW, 5, 2, new Uint8Array(8)),
+    ],
+    [
+      "fake short int8",
+      () => kernels.writeFakeWeights(int8.subarray(1), layout, scaleW, 0, 1, new Uint8Array(4)),
+    ],
+  ];
+  for (const [label, run] of wrong) assert.throws(run, RangeError, label);
+  kernels.writeWeights(tensor, 6, 0, new Uint8Array(0));
+  kernels.writeFakeWeights(int8, layout, scaleW, 6, 0, new Uint8Array(0));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
  * Caffe's binary weights file (`.caffemodel`, a binary `NetParameter`) <-> {@linkcode Net}.
  *
  * Reading walks the file with the wire reader: blobs are parsed here into typed arrays that are
- * views into the input bytes where alignment allows (the file is never copied whole); every other
- * field the schema knows is decoded with protobufjs into a lossless text tree; fields the schema
- * does not know are kept as raw bytes on their layer. Writing sizes everything first and fills
- * one preallocated buffer.
+ * views into the input bytes, or, for float data at an offset that is not a multiple of 4, into a
+ * {@linkcode DeferredBlob} holding a byte view (so no blob data is copied); every other field the
+ * schema knows is decoded with protobufjs into a lossless text tree; fields the schema does not
+ * know are kept as raw bytes on their layer. Writing sizes everything first and then fills one
+ * preallocated buffer ({@linkcode writeCaffemodel}) or streams bounded pieces
+ * ({@linkcode caffemodelPieces}); deferred blobs are produced straight into the output.
  *
  * @module
  */
@@ -56,6 +58,113 @@ function tagOf(field: number, wireType: number): number {
 interface FieldRange {
   start: number;
   end: number;
+}
+
+/** The element types of blob data, as stored in a caffemodel. */
+export type ElementType = "float32" | "int8" | "int32" | "uint64";
+
+/** Bytes per element of the fixed-width element types. */
+const ELEMENT_SIZE = { float32: 4, int8: 1 } as const;
+
+/**
+ * A float32 blob whose elements are not held in a typed array until someone reads `data`: float
+ * data at an unaligned offset of a caffemodel (a byte view), or weights that kernels compute from
+ * another tensor. Writers take its bytes with {@linkcode DeferredBlob.writeBytes} instead, in pieces,
+ * straight into their output. The first read of `data` makes the array; from then on `data` is
+ * what the blob holds (later reads give the same array, and changes to it are written).
+ */
+export abstract class DeferredBlob implements Blob {
+  /** Dimensions, outermost first. */
+  shape: number[];
+  /** True when the file gave legacy `num/channels/height/width` instead of `shape`. */
+  declare legacyShape?: boolean;
+  /** The number of elements. */
+  readonly length: number;
+  #held: BlobData | undefined;
+
+  /** A blob of `shape`. */
+  constructor(shape: number[]) {
+    this.shape = shape;
+    this.length = shape.reduce((product, dim) => product * dim, 1);
+  }
+
+  /** The elements, made on first use. */
+  get data(): BlobData {
+    if (this.#held === undefined) {
+      const data = new Float32Array(this.length);
+      this.produce(0, this.length, new Uint8Array(data.buffer));
+      this.#held = data;
+    }
+    return this.#held;
+  }
+  set data(value: BlobData) {
+    this.#held = value;
+  }
+
+  /** The array the blob holds once `data` was read or set, else undefined. */
+  get held(): BlobData | undefined {
+    return this.#held;
+  }
+
+  /**
+   * The little-endian bytes of elements [start, start + count) into `target` (exactly their
+   * size: 4 bytes each, or those of the held array's type), from the held array if there is one.
+   */
+  writeBytes(start: number, count: number, target: Uint8Array): void {
+    const held = this.#held;
+    if (held === undefined) {
+      this.produce(start, count, target);
+      return;
+    }
+    const size = held.BYTES_PER_ELEMENT;
+    target.set(new Uint8Array(held.buffer, held.byteOffset + start * size, count * size));
+  }
+
+  /** The bytes of the elements as they are stored somewhere already (no copy), if they are. */
+  storedBytes(): Uint8Array | undefined {
+    return undefined;
+  }
+
+  /** Writes the bytes of elements [start, start + count) into `target`. */
+  protected abstract produce(start: number, count: number, target: Uint8Array): void;
+}
+
+/** Float data at an unaligned offset of a caffemodel: a byte view on the file. */
+class UnalignedFloats extends DeferredBlob {
+  readonly #bytes: Uint8Array;
+
+  constructor(shape: number[], bytes: Uint8Array) {
+    super(shape);
+    this.#bytes = bytes;
+  }
+
+  override storedBytes(): Uint8Array | undefined {
+    return this.held === undefined ? this.#bytes : undefined;
+  }
+
+  protected produce(start: number, count: number, target: Uint8Array): void {
+    target.set(this.#bytes.subarray(start * 4, (start + count) * 4));
+  }
+}
+
+/** The element type of a blob's data, without making the array of a deferred blob. */
+export function blobElementType(blob: Blob): ElementType {
+  const data = blob instanceof DeferredBlob ? blob.held : blob.data;
+  if (data === undefined) return "float32";
+  if (data instanceof Float32Array) return "float32";
+  if (data instanceof Int8Array) return "int8";
+  if (data instanceof Int32Array) return "int32";
+  return "uint64";
+}
+
+/**
+ * The little-endian bytes of a blob's data as they are stored (a view, no copy): its typed array,
+ * or the file bytes of an unaligned float blob; undefined for data not computed yet.
+ */
+export function blobBytes(blob: Blob): Uint8Array | undefined {
+  if (blob instanceof DeferredBlob && blob.held === undefined) return blob.storedBytes();
+  const { data } = blob;
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -241,7 +350,7 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
   const legacyDims = [0, 0, 0, 0];
   let legacyShape = false;
   let shape: number[] | undefined;
-  const floats: Float32Array[] = [];
+  const floats: Uint8Array[] = [];
   const doubles: Float64Array[] = [];
   const int32s: Int32Array[] = [];
   const uint64s: BigUint64Array[] = [];
@@ -257,7 +366,7 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
     } else if (tag === tagOf(BLOB_SHAPE, WireType.LENGTH)) {
       shape = readShape(reader.message(), shape ?? []);
     } else if (field === BLOB_DATA && (packed || wireType === WireType.FIXED32)) {
-      floats.push(reader.floats(packed ? reader.length() : 4));
+      floats.push(reader.packedBytes(packed ? reader.length() : 4, 4));
     } else if (field === BLOB_DOUBLE_DATA && (packed || wireType === WireType.FIXED64)) {
       doubles.push(reader.doubles(packed ? reader.length() : 8));
     } else if (tag === tagOf(BLOB_INT8_DATA, WireType.LENGTH)) {
@@ -272,10 +381,13 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
   }
   // Caffe's Blob::FromProto: `shape` wins over legacy dims; double_data over data.
   const dims = shape ?? (legacyShape ? legacyDims : []);
-  const data: BlobData = totalLength(doubles) > 0
+  const floatBytes = totalLength(floats);
+  const data: BlobData | Uint8Array = totalLength(doubles) > 0
     ? new Float32Array(joined(doubles, (n) => new Float64Array(n)))
-    : totalLength(floats) > 0
-    ? joined(floats, (n) => new Float32Array(n))
+    : floatBytes > 0
+    ? floats.length === 1
+      ? floats[0]
+      : new Float32Array(joined(floats, (n) => new Uint8Array(n)).buffer)
     : int8s !== undefined && int8s.length > 0
     ? int8s
     : totalLength(int32s) > 0
@@ -283,21 +395,26 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
     : totalLength(uint64s) > 0
     ? joined(uint64s, (n) => new BigUint64Array(n))
     : new Float32Array(0);
+  const length = data instanceof Uint8Array ? data.length / 4 : data.length;
   const bad = dims.find((dim) => !Number.isSafeInteger(dim) || dim < 0);
   const count = dims.reduce((product, dim) => product * dim, 1);
-  if (bad !== undefined || count !== data.length) {
+  if (bad !== undefined || count !== length) {
     const problem = bad !== undefined
       ? `has dimension ${bad}`
-      : `has ${data.length} values but its shape [${dims.join(", ")}] needs ${count}`;
+      : `has ${length} values but its shape [${dims.join(", ")}] needs ${count}`;
     throw new ConvertError(
       "BLOB_SIZE_MISMATCH",
       `the blob at byte ${start} of layer "${layer}" ${problem}`,
       { offset: start, layer },
     );
   }
-  return shape === undefined && legacyShape
-    ? { shape: dims, data, legacyShape }
-    : { shape: dims, data };
+  const blob: Blob = !(data instanceof Uint8Array)
+    ? { shape: dims, data }
+    : data.byteOffset % 4 === 0
+    ? { shape: dims, data: new Float32Array(data.buffer, data.byteOffset, length) }
+    : new UnalignedFloats(dims, data);
+  if (shape === undefined && legacyShape) blob.legacyShape = true;
+  return blob;
 }
 
 /** Reads a `BlobShape`, appending its dims (packed or not) to `dims`. */
@@ -322,7 +439,7 @@ function totalLength(parts: ArrayLike<unknown>[]): number {
 }
 
 /** One array holding `parts` in order (the part itself when there is one). */
-function joined<A extends Float32Array | Float64Array | Int32Array | BigUint64Array>(
+function joined<A extends Uint8Array | Float64Array | Int32Array | BigUint64Array>(
   parts: A[],
   make: (length: number) => A,
 ): A {
@@ -340,6 +457,10 @@ function joined<A extends Float32Array | Float64Array | Int32Array | BigUint64Ar
 /** A blob with the sizes it takes on the wire. */
 interface BlobPlan {
   blob: Blob;
+  /** The type of its elements. */
+  elementType: ElementType;
+  /** The number of elements. */
+  length: number;
   /** Bytes of the packed `dim` values. */
   dimsSize: number;
   /** Bytes of the `BlobShape` message. */
@@ -359,10 +480,19 @@ interface LayerPlan {
   size: number;
 }
 
+/** A whole net sized for the wire. */
+interface NetPlan {
+  header: Uint8Array;
+  layers: LayerPlan[];
+  /** Bytes of the file. */
+  size: number;
+}
+
 /**
  * Writes `net` as a V2 binary caffemodel: the header fields, then one `layer` per layer holding
  * its parameters (without `phase`), its raw unknown fields and its blobs (with `shape`). The
- * output is one buffer of precomputed size; blob data are copied into it with one copy each.
+ * output is one buffer of precomputed size; blob data goes into it with one copy each, and
+ * deferred blobs are produced straight into it.
  *
  * @example
  * ```ts ignore
@@ -370,6 +500,39 @@ interface LayerPlan {
  * ```
  */
 export function writeCaffemodel(net: Net): Uint8Array {
+  const plan = planNet(net);
+  const writer = new WireWriter(plan.size);
+  for (const _ of netPieces(plan, writer, undefined)) {
+    throw new Error("caffemodel writer: the preallocated buffer was too small");
+  }
+  return writer.finish();
+}
+
+/** Pieces of a caffemodel that may be this long or longer are handed out as they are. */
+const DIRECT_PIECE_BYTES = 1 << 16;
+
+/**
+ * The bytes of {@linkcode writeCaffemodel}`(net)` as a sequence of pieces, for streaming to a
+ * file without holding the whole output: the pieces are written through two buffers of
+ * `bufferBytes` bytes used in turn, except blob data already held somewhere (e.g. views on the
+ * input file), which comes as it is. A piece is valid until the piece after the next one is
+ * asked for, so a consumer may write one piece while the next is being made.
+ *
+ * @example
+ * ```ts ignore
+ * for (const piece of caffemodelPieces(net)) await file.write(piece);
+ * ```
+ */
+export function* caffemodelPieces(net: Net, bufferBytes = 1 << 22): Generator<Uint8Array> {
+  const plan = planNet(net);
+  const size = Math.max(4096, bufferBytes);
+  const writer = new WireWriter(new Uint8Array(size));
+  yield* netPieces(plan, writer, new Uint8Array(size));
+  if (writer.pos > 0) yield writer.swap(writer.bytes);
+}
+
+/** Sizes every layer and blob of `net` for the wire. */
+function planNet(net: Net): NetPlan {
   const header = encodeMessage(caffeType("caffe.NetParameter"), net.header);
   const layerType = caffeType("caffe.LayerParameter");
   const layers = net.layers.map((layer) => planLayer(layer, layerType));
@@ -377,10 +540,7 @@ export function writeCaffemodel(net: Net): Uint8Array {
     (total, layer) => total + lengthFieldSize(NET_LAYER, layer.size),
     header.length,
   );
-  const writer = new WireWriter(size);
-  writer.raw(header);
-  for (const layer of layers) writeLayer(writer, layer);
-  return writer.finish();
+  return { header, layers, size };
 }
 
 /** Encodes a text tree as `type` with protobufjs (fields the schema does not know are left out). */
@@ -402,51 +562,124 @@ function planLayer(layer: Layer, layerType: MessageType): LayerPlan {
 }
 
 function planBlob(blob: Blob): BlobPlan {
+  const elementType = blobElementType(blob);
+  const length = blob instanceof DeferredBlob && blob.held === undefined
+    ? blob.length
+    : blob.data.length;
   const dimsSize = blob.shape.reduce((total, dim) => total + signedVarintSize(dim), 0);
   const shapeSize = blob.shape.length > 0 ? lengthFieldSize(SHAPE_DIM, dimsSize) : 0;
-  const dataSize = dataPayloadSize(blob.data);
+  const dataSize = elementType === "int32"
+    ? int32sSize(blob.data as Int32Array)
+    : elementType === "uint64"
+    ? uint64sSize(blob.data as BigUint64Array)
+    : length * ELEMENT_SIZE[elementType];
   const size = lengthFieldSize(BLOB_SHAPE, shapeSize) +
-    (blob.data.length > 0 ? lengthFieldSize(dataField(blob.data), dataSize) : 0);
-  return { blob, dimsSize, shapeSize, dataSize, size };
+    (length > 0 ? lengthFieldSize(DATA_FIELDS[elementType], dataSize) : 0);
+  return { blob, elementType, length, dimsSize, shapeSize, dataSize, size };
 }
 
-/** The `BlobProto` field that holds data of this array type. */
-function dataField(data: BlobData): number {
-  if (data instanceof Float32Array) return BLOB_DATA;
-  if (data instanceof Int8Array) return BLOB_INT8_DATA;
-  if (data instanceof Int32Array) return BLOB_INT32_DATA;
-  return BLOB_UINT64_DATA;
-}
+/** The `BlobProto` field that holds data of each element type. */
+const DATA_FIELDS: Record<ElementType, number> = {
+  float32: BLOB_DATA,
+  int8: BLOB_INT8_DATA,
+  int32: BLOB_INT32_DATA,
+  uint64: BLOB_UINT64_DATA,
+};
 
-function dataPayloadSize(data: BlobData): number {
-  if (data instanceof Int32Array) return int32sSize(data);
-  if (data instanceof BigUint64Array) return uint64sSize(data);
-  return data.byteLength;
-}
+/** Room for the tags and length varints written between two checks (each at most 10 bytes). */
+const SMALL_WRITE_BYTES = 64;
 
-function writeLayer(writer: WireWriter, layer: LayerPlan): void {
-  writer.tag(NET_LAYER, WireType.LENGTH);
-  writer.varint(layer.size);
-  writer.raw(layer.params);
-  writer.raw(layer.unknownBytes);
-  for (const blob of layer.blobs) writeBlob(writer, blob);
-}
-
-function writeBlob(writer: WireWriter, plan: BlobPlan): void {
-  const { shape, data } = plan.blob;
-  writer.tag(LAYER_BLOBS, WireType.LENGTH);
-  writer.varint(plan.size);
-  writer.tag(BLOB_SHAPE, WireType.LENGTH);
-  writer.varint(plan.shapeSize);
-  if (shape.length > 0) {
-    writer.tag(SHAPE_DIM, WireType.LENGTH);
-    writer.varint(plan.dimsSize);
-    for (const dim of shape) writer.signedVarint(dim);
+/**
+ * Writes a sized net with `writer`. With no `spare` buffer, everything must fit the writer's
+ * buffer and nothing is yielded; with one, the writer's buffer and `spare` take turns, each
+ * yielded when full, and large data held elsewhere is yielded as it is.
+ */
+function* netPieces(
+  plan: NetPlan,
+  writer: WireWriter,
+  spare: Uint8Array | undefined,
+): Generator<Uint8Array> {
+  /** Yields what the buffer holds (streaming only) and goes on in the other buffer. */
+  function* flush(): Generator<Uint8Array> {
+    if (spare === undefined || writer.pos === 0) return;
+    const next = spare;
+    spare = writer.bytes;
+    yield writer.swap(next);
   }
-  if (data.length === 0) return;
-  writer.tag(dataField(data), WireType.LENGTH);
-  writer.varint(plan.dataSize);
-  if (data instanceof Int32Array) writer.int32s(data);
-  else if (data instanceof BigUint64Array) writer.uint64s(data);
-  else writer.typedArray(data);
+  /** Makes room for `size` bytes (at most a buffer's size). */
+  function* room(size: number): Generator<Uint8Array> {
+    if (writer.room < size) yield* flush();
+  }
+  /** True when `size` bytes go out as a piece of their own rather than through the buffer. */
+  const direct = (size: number) =>
+    spare !== undefined && (size >= DIRECT_PIECE_BYTES || size > writer.bytes.length);
+  /** Writes bytes held elsewhere: copied into the buffer, or yielded as they are when large. */
+  function* stored(bytes: Uint8Array): Generator<Uint8Array> {
+    if (direct(bytes.length)) {
+      yield* flush();
+      yield bytes;
+    } else {
+      yield* room(bytes.length);
+      writer.raw(bytes);
+    }
+  }
+
+  /** The data field of a blob: tag, length, then the elements. */
+  function* blobData(plan: BlobPlan): Generator<Uint8Array> {
+    yield* room(SMALL_WRITE_BYTES);
+    writer.tag(DATA_FIELDS[plan.elementType], WireType.LENGTH);
+    writer.varint(plan.dataSize);
+    const { blob } = plan;
+    if (plan.elementType === "int32" || plan.elementType === "uint64") {
+      // Varint data (biases, dequant scales) is small; a run larger than a buffer gets its own.
+      const own = direct(plan.dataSize) ? new WireWriter(plan.dataSize) : undefined;
+      if (own === undefined) yield* room(plan.dataSize);
+      const target = own ?? writer;
+      if (plan.elementType === "int32") target.int32s(blob.data as Int32Array);
+      else target.uint64s(blob.data as BigUint64Array);
+      if (own !== undefined) yield* stored(own.finish());
+      return;
+    }
+    const bytes = blobBytes(blob);
+    if (bytes !== undefined) {
+      yield* stored(bytes);
+      return;
+    }
+    const deferred = blob as DeferredBlob;
+    const size = ELEMENT_SIZE.float32;
+    for (let done = 0; done < plan.length;) {
+      yield* room(size);
+      const count = Math.min(plan.length - done, Math.floor(writer.room / size));
+      deferred.writeBytes(
+        done,
+        count,
+        writer.bytes.subarray(writer.pos, writer.pos + count * size),
+      );
+      writer.pos += count * size;
+      done += count;
+    }
+  }
+
+  yield* stored(plan.header);
+  for (const layer of plan.layers) {
+    yield* room(SMALL_WRITE_BYTES);
+    writer.tag(NET_LAYER, WireType.LENGTH);
+    writer.varint(layer.size);
+    yield* stored(layer.params);
+    yield* stored(layer.unknownBytes);
+    for (const blob of layer.blobs) {
+      yield* room(SMALL_WRITE_BYTES);
+      writer.tag(LAYER_BLOBS, WireType.LENGTH);
+      writer.varint(blob.size);
+      writer.tag(BLOB_SHAPE, WireType.LENGTH);
+      writer.varint(blob.shapeSize);
+      if (blob.blob.shape.length > 0) {
+        yield* room(blob.shapeSize);
+        writer.tag(SHAPE_DIM, WireType.LENGTH);
+        writer.varint(blob.dimsSize);
+        for (const dim of blob.blob.shape) writer.signedVarint(dim);
+      }
+      if (blob.length > 0) yield* blobData(blob);
+    }
+  }
 }

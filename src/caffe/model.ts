@@ -7,7 +7,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
-import { readCaffemodel } from "./caffemodel.ts";
+import { DeferredBlob, readCaffemodel } from "./caffemodel.ts";
 import { groupCount, hasBiasTerm, kernelSize, numOutput } from "./layers.ts";
 import type { Blob, Layer, Net } from "./net.ts";
 import { readPrototxt } from "./prototxt.ts";
@@ -72,7 +72,8 @@ function needsWeights(layer: Layer): boolean {
 /**
  * The shape Caffe gives a blob that came with legacy `num/channels/height/width`: weights of
  * Convolution/Deconvolution stay 4-D, InnerProduct weights become `[N, K]`, every other blob
- * (biases, per-channel parameters) becomes 1-D. Blobs stored with `shape` are kept as they are.
+ * (biases, per-channel parameters) becomes 1-D. Blobs stored with `shape` are kept as they are;
+ * a deferred blob (unaligned file data) is reshaped in place, its data still not made.
  */
 function caffeShaped(layer: Layer, blob: Blob, index: number): Blob {
   if (!blob.legacyShape) return blob;
@@ -86,7 +87,10 @@ function caffeShaped(layer: Layer, blob: Blob, index: number): Blob {
   } else {
     shape = [count];
   }
-  return { shape, data: blob.data };
+  if (!(blob instanceof DeferredBlob)) return { shape, data: blob.data };
+  blob.shape = shape;
+  delete blob.legacyShape;
+  return blob;
 }
 
 function shapeText(shape: number[]): string {

@@ -1,13 +1,15 @@
 /**
  * `convert_model` on files: read the three inputs, convert in memory, write the five outputs
- * all-or-nothing (SPEC §7).
+ * all-or-nothing (SPEC §7). The caffemodels are streamed to their files in bounded pieces, their
+ * quantized weights computed as they go, so no output is ever held whole.
  *
  * @module
  */
 
-import { convertInMemory, type ConvertReport, type ProgressCallback } from "../quant/convert.ts";
+import { caffemodelPieces } from "../caffe/caffemodel.ts";
+import { type ConvertReport, convertToNets, type ProgressCallback } from "../quant/convert.ts";
 import { outputNames, type OutputPaths } from "../output_names.ts";
-import { readInput, readInputText, writeAllOrNothing } from "./files.ts";
+import { type OutputFile, readInput, readInputText, writeAllOrNothing } from "./files.ts";
 
 /** Options of {@linkcode convertModel}. */
 export interface ConvertModelOptions {
@@ -39,23 +41,31 @@ export async function convertModel(options: ConvertModelOptions): Promise<Conver
     readInputText(recordFile),
   ]);
   const readMs = performance.now() - started;
-  const { files, report } = await convertInMemory({
+  const { fakeQuant, deploy, texts, report } = await convertToNets({
     model,
     weights,
     record,
     files: { model: modelFile, weights: weightsFile, record: recordFile },
     onProgress,
   });
+  const contents: Record<keyof OutputPaths, OutputFile["content"]> = {
+    fakeQuantModel: texts.fakeQuantModel,
+    fakeQuantWeights: caffemodelPieces(fakeQuant),
+    deployModel: texts.deployModel,
+    deployWeights: caffemodelPieces(deploy),
+    quantInfo: texts.quantInfo,
+  };
   const { dir, names } = outputNames(savePath);
   const writeStarted = performance.now();
   const written = await writeAllOrNothing(
     dir,
     (Object.keys(names) as (keyof OutputPaths)[]).map((key) => ({
       name: names[key],
-      content: files[key],
+      content: contents[key],
     })),
     [modelFile, weightsFile, recordFile],
   );
+  onProgress?.("write", 1, 1);
   const [fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo] = written.paths;
   return {
     ...report,

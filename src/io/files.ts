@@ -6,7 +6,7 @@
  * @module
  */
 
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConvertError } from "../errors.ts";
 
@@ -38,8 +38,12 @@ function inputError(path: string, error: unknown): ConvertError {
 export interface OutputFile {
   /** File name (no directory). */
   name: string;
-  /** Content: text is written as UTF-8. */
-  content: Uint8Array | string;
+  /**
+   * Content: text is written as UTF-8; pieces (e.g. `caffemodelPieces`) are written in order as
+   * they come, each while the next is made, so a piece must stay valid until the piece after
+   * the next one is asked for.
+   */
+  content: Uint8Array | string | Iterable<Uint8Array>;
 }
 
 /** What {@linkcode writeAllOrNothing} did. */
@@ -86,17 +90,99 @@ export async function writeAllOrNothing(
     join(dirname(target), `.${basename(target)}.${Date.now().toString(36)}-${i}.tmp`)
   );
   try {
-    for (let i = 0; i < files.length; i++) await writeFile(temporaries[i], files[i].content);
-    for (let i = 0; i < files.length; i++) await rename(temporaries[i], targets[i]);
+    for (let i = 0; i < files.length; i++) {
+      await writeContent(temporaries[i], files[i].content, dir);
+    }
+    for (let i = 0; i < files.length; i++) {
+      await rename(temporaries[i], targets[i]).catch((error) => {
+        throw outputError(dir, error);
+      });
+    }
   } catch (error) {
     await Promise.all(temporaries.map((path) => rm(path, { force: true })));
-    throw new ConvertError(
-      "OUTPUT_DIR",
-      `cannot write the outputs: ${(error as Error).message}`,
-      { file: dir },
-    );
+    throw error;
   }
   return { paths: targets, overwritten };
+}
+
+/** OUTPUT_DIR for a failure to write into `dir`. */
+function outputError(dir: string, error: unknown): ConvertError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new ConvertError("OUTPUT_DIR", `cannot write the outputs: ${reason}`, { file: dir });
+}
+
+/**
+ * Writes one file's content to `path`. Pieces are written in order, each while the producer
+ * makes the next one; file system failures are OUTPUT_DIR errors, a producer's own errors pass.
+ */
+async function writeContent(
+  path: string,
+  content: OutputFile["content"],
+  dir: string,
+): Promise<void> {
+  const fail = (error: unknown): never => {
+    throw outputError(dir, error);
+  };
+  if (typeof content === "string" || content instanceof Uint8Array) {
+    await writeFile(path, content).catch(fail);
+    return;
+  }
+  const file = await openForPieces(path).catch(fail);
+  let pending: Promise<void> = Promise.resolve();
+  try {
+    for (const piece of content) {
+      await pending;
+      pending = file.write(piece).catch(fail);
+    }
+    await pending;
+  } catch (error) {
+    await pending.catch(() => {});
+    throw error;
+  } finally {
+    await file.close().catch(() => {});
+  }
+}
+
+/** A file being written piece by piece, in order. */
+interface PieceFile {
+  /** Writes all of `bytes` after what was written before. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes the file. */
+  close(): Promise<void>;
+}
+
+/** The part of Deno's own file API used here (typed locally: this module also runs in Node). */
+interface DenoFiles {
+  open(
+    path: string,
+    options: { write: true; create: true; truncate: true },
+  ): Promise<{ write(bytes: Uint8Array): Promise<number>; close(): void }>;
+}
+
+/**
+ * Opens `path` for writing pieces. Deno's own file API writes on another thread while the next
+ * piece is made (its `node:fs` file handles do not), so Deno uses it; Node uses `node:fs`.
+ */
+async function openForPieces(path: string): Promise<PieceFile> {
+  const deno = (globalThis as { Deno?: DenoFiles }).Deno;
+  if (deno !== undefined) {
+    const file = await deno.open(path, { write: true, create: true, truncate: true });
+    return {
+      async write(bytes) {
+        for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+      },
+      close: () => Promise.resolve(file.close()),
+    };
+  }
+  const handle = await open(path, "w");
+  return {
+    async write(bytes) {
+      for (let done = 0; done < bytes.length;) {
+        done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
+      }
+    },
+    close: () => handle.close(),
+  };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -184,6 +184,18 @@ export class WireReader {
     this.pos += byteLength;
   }
 
+  /**
+   * `byteLength` bytes of packed fixed-width data (elements of `size` bytes) as a view on the
+   * input, at any alignment.
+   */
+  packedBytes(byteLength: number, size: number): Uint8Array {
+    if (byteLength % size !== 0) {
+      throw notProtobuf(this.pos, `packed ${size}-byte data of ${byteLength} bytes`);
+    }
+    const at = this.take(byteLength);
+    return this.bytes.subarray(at, at + byteLength);
+  }
+
   /** `byteLength` bytes of packed float32 data: a view when 4-aligned, else one copy. */
   floats(byteLength: number): Float32Array {
     const [buffer, offset] = this.aligned(byteLength, 4);
@@ -422,7 +434,8 @@ export function uint64sSize(values: BigUint64Array): number {
 }
 
 /**
- * Writes protobuf wire data into one buffer of a size computed beforehand.
+ * Writes protobuf wire data into one buffer of a size computed beforehand, or through bounded
+ * buffers handed out one after another ({@linkcode WireWriter.swap}).
  *
  * @example
  * ```ts
@@ -436,14 +449,27 @@ export function uint64sSize(values: BigUint64Array): number {
  * ```
  */
 export class WireWriter {
-  /** The output buffer, allocated once. */
-  readonly bytes: Uint8Array;
+  /** The buffer being written. */
+  bytes: Uint8Array;
   /** Index of the next byte to write. */
   pos = 0;
 
-  /** A writer over a new buffer of exactly `size` bytes. */
-  constructor(size: number) {
-    this.bytes = new Uint8Array(size);
+  /** A writer over a new buffer of exactly `size` bytes, or over `buffer` from its start. */
+  constructor(size: number | Uint8Array) {
+    this.bytes = typeof size === "number" ? new Uint8Array(size) : size;
+  }
+
+  /** The bytes written into the current buffer; writing goes on at the start of `next`. */
+  swap(next: Uint8Array): Uint8Array {
+    const written = this.bytes.subarray(0, this.pos);
+    this.bytes = next;
+    this.pos = 0;
+    return written;
+  }
+
+  /** Bytes left in the current buffer. */
+  get room(): number {
+    return this.bytes.length - this.pos;
   }
 
   /** Writes the tag of field `field` with wire type `wireType`. */

@@ -28,7 +28,10 @@ export interface ConvertReport {
   sharedQuantLayers: { name: string; consumers: string[] }[];
   /** Things the user should know that are not errors. */
   warnings: string[];
-  /** Milliseconds spent per stage. */
+  /**
+   * Milliseconds spent per stage. Weights are quantized while the caffemodels are written, so
+   * that work counts in `serialize` (in memory) or `write` (files).
+   */
   timings: Record<string, number>;
 }
 
@@ -153,6 +156,47 @@ export interface ConvertOutput {
   report: ConvertReport;
 }
 
+/** The outputs of a conversion before the caffemodels are written. */
+export interface ConvertedNets {
+  /** The fake-quant net, for `fake_quant_weights.caffemodel`. */
+  fakeQuant: Net;
+  /** The deploy net, for `deploy_weights.caffemodel`. */
+  deploy: Net;
+  /** The three text outputs. */
+  texts: Pick<ConvertedFiles, "fakeQuantModel" | "deployModel" | "quantInfo">;
+  /** What was done (timings up to printing the texts, as `serialize`). */
+  report: ConvertReport;
+}
+
+/**
+ * `convert_model` on in-memory inputs up to the caffemodels: loads and converts the net and
+ * prints the text outputs. The nets' quantized weights are computed when they are written.
+ */
+export async function convertToNets(input: ConvertInput): Promise<ConvertedNets> {
+  const { files = {}, onProgress } = input;
+  let started = performance.now();
+  const net = loadNet(input.model, input.weights, files);
+  onProgress?.("load", 1, 1);
+  const loadMs = performance.now() - started;
+  const result = await convertNet(net, input.record, { files, onProgress });
+  started = performance.now();
+  const texts = {
+    fakeQuantModel: printPrototxt(result.fakeQuant),
+    deployModel: printPrototxt(result.deploy),
+    quantInfo: result.quantInfo,
+  };
+  const { report } = result;
+  return {
+    fakeQuant: result.fakeQuant,
+    deploy: result.deploy,
+    texts,
+    report: {
+      ...report,
+      timings: { load: loadMs, ...report.timings, serialize: performance.now() - started },
+    },
+  };
+}
+
 /**
  * `convert_model` on in-memory inputs: loads the net, converts it and serialises the five
  * outputs. The same inputs always give byte-identical outputs.
@@ -163,27 +207,19 @@ export interface ConvertOutput {
  * ```
  */
 export async function convertInMemory(input: ConvertInput): Promise<ConvertOutput> {
-  const { files = {}, onProgress } = input;
-  let started = performance.now();
-  const net = loadNet(input.model, input.weights, files);
-  onProgress?.("load", 1, 1);
-  const loadMs = performance.now() - started;
-  const result = await convertNet(net, input.record, { files, onProgress });
-  started = performance.now();
+  const { fakeQuant, deploy, texts, report } = await convertToNets(input);
+  const started = performance.now();
   const converted: ConvertedFiles = {
-    fakeQuantModel: printPrototxt(result.fakeQuant),
-    fakeQuantWeights: writeCaffemodel(result.fakeQuant),
-    deployModel: printPrototxt(result.deploy),
-    deployWeights: writeCaffemodel(result.deploy),
-    quantInfo: result.quantInfo,
+    fakeQuantModel: texts.fakeQuantModel,
+    fakeQuantWeights: writeCaffemodel(fakeQuant),
+    deployModel: texts.deployModel,
+    deployWeights: writeCaffemodel(deploy),
+    quantInfo: texts.quantInfo,
   };
-  onProgress?.("serialize", 1, 1);
-  const { report } = result;
+  input.onProgress?.("serialize", 1, 1);
+  const serializeMs = report.timings.serialize + performance.now() - started;
   return {
     files: converted,
-    report: {
-      ...report,
-      timings: { load: loadMs, ...report.timings, serialize: performance.now() - started },
-    },
+    report: { ...report, timings: { ...report.timings, serialize: serializeMs } },
   };
 }

@@ -15,7 +15,7 @@ import {
   weightParamMessage,
 } from "../caffe/layers.ts";
 import type { ModelFiles } from "../caffe/model.ts";
-import type { Blob, Layer, Net } from "../caffe/net.ts";
+import type { Layer, Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
 import {
   type ChannelLayout,
@@ -24,7 +24,8 @@ import {
   type QuantKernels,
   quantKernels,
 } from "../wasm/quant.ts";
-import { type BlobValues, blobValues, floatData, layerLike } from "./plan.ts";
+import { type BlobValues, blobValues, checkFloatBlob, floatData, layerLike } from "./plan.ts";
+import { FoldedWeights, storedTensor } from "./weights.ts";
 
 /** One fused composite, by the names of its three original layers. */
 export interface FusedComposite {
@@ -228,9 +229,8 @@ function foldComposite(
   if (batchNorm.blobs.length < 3) {
     throw shapeError(batchNorm, "needs 3 blobs (mean, variance, factor)", weightsFile);
   }
-  const folded = kernels.foldBatchNorm({
-    weights: floatData(layer, 0, weightsFile),
-    layout,
+  checkFloatBlob(layer, 0, weightsFile);
+  const factors = kernels.batchNormFactors({
     bias: layer.blobs.length > 1 ? perChannel(layer, 1, "bias") : null,
     mean: perChannel(batchNorm, 0, "mean"),
     variance: perChannel(batchNorm, 1, "variance"),
@@ -239,6 +239,7 @@ function foldComposite(
     gamma: perChannel(scale, 0, "scale"),
     beta: scaleBias ? perChannel(scale, 1, "bias") : null,
   });
+  const source = storedTensor(layer.blobs[0], layout);
   const params = layer.params.clone();
   const messageName = weightParamMessage(layer.type)!;
   let message = params.message(messageName);
@@ -247,8 +248,9 @@ function foldComposite(
     params.add(messageName, message);
   }
   message.set("bias_term", true);
-  const weights: Blob = { shape: layer.blobs[0].shape.slice(), data: folded.weights };
-  const fused = layerLike(layer, params, [weights, { shape: [channels], data: folded.bias }]);
+  const shape = layer.blobs[0].shape.slice();
+  const weights = new FoldedWeights(kernels, shape, { ...source, alpha: factors.alpha });
+  const fused = layerLike(layer, params, [weights, { shape: [channels], data: factors.bias }]);
   fused.tops = [scale.tops[0]];
   return fused;
 }

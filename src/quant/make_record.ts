@@ -13,7 +13,8 @@ import { printText } from "../proto/text.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { fuseBatchNorm, weightLayout } from "./fuse.ts";
-import { checkFloatModel, floatData } from "./plan.ts";
+import { checkFloatBlob, checkFloatModel, floatData } from "./plan.ts";
+import { weightTensor } from "./weights.ts";
 
 /** Activation factors: `scale_d` (float32) and `offset_d`. */
 export interface ActivationFactors {
@@ -122,18 +123,13 @@ function weightScales(
   scaleD: number,
   perTensor: boolean,
 ): number[] {
-  const weights = floatData(layer, 0);
+  checkFloatBlob(layer, 0);
+  const channelMax = kernels.channelMaxAbs(weightTensor(layer.blobs[0], weightLayout(layer)));
   const bias = layer.blobs.length > 1 ? floatData(layer, 1) : null;
-  const perChannel = kernels.weightScalesFromWeights(weights, weightLayout(layer), bias, scaleD);
+  const perChannel = kernels.weightScalesFromMax(channelMax, bias, scaleD);
   if (!perTensor) return [...perChannel];
-  const wholeTensor = {
-    outer: 1,
-    mid: 1,
-    inner: weights.length,
-    channelAxis: 0 as const,
-    groups: 1,
-  };
-  let scale = kernels.weightScalesFromWeights(weights, wholeTensor, null, scaleD)[0];
+  const tensorMax = channelMax.reduce((largest, value) => Math.max(largest, value), 0);
+  let scale = kernels.weightScalesFromMax(Float32Array.of(tensorMax), null, scaleD)[0];
   for (const channelScale of perChannel) {
     if (channelScale !== 1 && channelScale > scale) scale = channelScale;
   }

@@ -6,6 +6,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
+import { blobElementType } from "../caffe/caffemodel.ts";
 import { QUANTIZED_MARKER_TYPES } from "../caffe/layers.ts";
 import { type Blob, Layer, type Net } from "../caffe/net.ts";
 import type { TextMessage } from "../proto/tree.ts";
@@ -19,22 +20,24 @@ export function layerLike(source: Layer, params: TextMessage, blobs: Blob[]): La
 }
 
 /**
- * Blob `index` of `layer` as float32 data; integer data (`int8_data`, `int32_data`,
- * `uint64_data`) means the model is already quantized.
+ * Throws ALREADY_QUANTIZED unless blob `index` of `layer` holds float32 data (`int8_data`,
+ * `int32_data`, `uint64_data` mean the model is already quantized). Deferred data is not made.
  */
-export function floatData(layer: Layer, index: number, file?: string): Float32Array {
-  const { data } = layer.blobs[index];
-  if (data instanceof Float32Array) return data;
-  const kind = data instanceof Int8Array
-    ? "int8_data"
-    : data instanceof Int32Array
-    ? "int32_data"
-    : "uint64_data";
+export function checkFloatBlob(layer: Layer, index: number, file?: string): void {
+  const type = blobElementType(layer.blobs[index]);
+  if (type === "float32") return;
+  const kind = type === "int8" ? "int8_data" : type === "int32" ? "int32_data" : "uint64_data";
   throw new ConvertError(
     "ALREADY_QUANTIZED",
     `layer "${layer.name}" blob ${index} holds ${kind}: the model is already quantized`,
     { file, layer: layer.name },
   );
+}
+
+/** Blob `index` of `layer` as float32 data (see {@linkcode checkFloatBlob}). */
+export function floatData(layer: Layer, index: number, file?: string): Float32Array {
+  checkFloatBlob(layer, index, file);
+  return layer.blobs[index].data as Float32Array;
 }
 
 /**
@@ -50,7 +53,7 @@ export function checkFloatModel(net: Net, files: { model?: string; weights?: str
         { file: files.model, line: layer.line, layer: layer.name },
       );
     }
-    layer.blobs.forEach((_, index) => floatData(layer, index, files.weights));
+    layer.blobs.forEach((_, index) => checkFloatBlob(layer, index, files.weights));
   }
 }
 

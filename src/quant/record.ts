@@ -117,12 +117,13 @@ function checkEntry(
   if (layer === undefined) {
     fail("RECORD_UNKNOWN_LAYER", `the model has no layer "${key}"`, keyField(entry));
   }
-  const shiftBit = value.entry("shift_bit");
+  const fields = fieldsByName(value);
+  const shiftBit = fields.get("shift_bit")?.at(-1);
   if (shiftBit !== undefined) {
     fail("RECORD_SHIFT_BIT", "shift_bit is not supported by convert_model", shiftBit);
   }
-  const skipFusion = value.get("skip_fusion") === true;
-  if (!FACTOR_FIELDS.some((name) => value.has(name))) return { layer: key, skipFusion };
+  const skipFusion = fields.get("skip_fusion")?.at(-1)?.value === true;
+  if (!FACTOR_FIELDS.some((name) => fields.has(name))) return { layer: key, skipFusion };
   const blocker = quantizeBlocker(layer!);
   if (blocker !== undefined) {
     fail(
@@ -131,7 +132,18 @@ function checkEntry(
     );
   }
   const valueField = (entry.value as TextMessage).entry("value")!;
-  return { layer: key, skipFusion, factors: checkFactors(layer!, value, valueField, fail) };
+  return { layer: key, skipFusion, factors: checkFactors(layer!, fields, valueField, fail) };
+}
+
+/** The fields of a message by name, each name's entries in order (one pass over long lists). */
+function fieldsByName(message: TextMessage): Map<string, TextField[]> {
+  const byName = new Map<string, TextField[]>();
+  for (const field of message.fields) {
+    const entries = byName.get(field.name);
+    if (entries === undefined) byName.set(field.name, [field]);
+    else entries.push(field);
+  }
+  return byName;
 }
 
 /** The `key` field of an entry (for its place), or the entry itself. */
@@ -139,14 +151,17 @@ function keyField(entry: TextField): TextField {
   return (entry.value as TextMessage).entry("key") ?? entry;
 }
 
-/** Checks the factor fields of a quantizable layer's record and returns them as float32. */
+/**
+ * Checks the factor fields of a quantizable layer's record (`fields`, by name) and returns them
+ * as float32.
+ */
 function checkFactors(
   layer: Layer,
-  value: TextMessage,
+  fields: Map<string, TextField[]>,
   valueField: TextField,
   fail: (code: ErrorCode, text: string, field?: TextField) => never,
 ): QuantFactors {
-  const scaleDField = value.entry("scale_d");
+  const scaleDField = fields.get("scale_d")?.at(-1);
   if (scaleDField === undefined) fail("RECORD_BAD_SCALE", "scale_d is missing", valueField);
   const scaleD = Math.fround(Number(scaleDField!.value));
   if (!(Number.isFinite(scaleD) && scaleD > 0)) {
@@ -156,12 +171,12 @@ function checkFactors(
       scaleDField,
     );
   }
-  const offsetDField = value.entry("offset_d");
+  const offsetDField = fields.get("offset_d")?.at(-1);
   const offsetD = offsetDField === undefined ? 0 : Number(offsetDField.value);
   if (!(offsetD >= -128 && offsetD <= 127)) {
     fail("RECORD_BAD_OFFSET_D", `offset_d ${offsetD} is outside -128..127`, offsetDField);
   }
-  const scaleWFields = value.fields.filter((field) => field.name === "scale_w");
+  const scaleWFields = fields.get("scale_w") ?? [];
   const scaleW = new Float32Array(scaleWFields.map((field) => Number(field.value)));
   scaleW.forEach((scale, index) => {
     if (!(Number.isFinite(scale) && scale > 0)) {
@@ -180,7 +195,7 @@ function checkFactors(
       );
     }
   });
-  const offsetWFields = value.fields.filter((field) => field.name === "offset_w");
+  const offsetWFields = fields.get("offset_w") ?? [];
   for (const [index, field] of offsetWFields.entries()) {
     if (field.value !== 0) {
       fail("RECORD_BAD_OFFSET_W", `offset_w[${index}] is ${field.value}, not 0`, field);

@@ -2,6 +2,8 @@
  * The two output nets (SPEC §4, §5): Quant and DeQuant layers inserted around each quantized
  * layer, and the quantized layers' blobs in fake-quant form (float weights that are exactly
  * representable in int8 · scale_w) and deploy form (`int8_data`, `int32_data`, `uint64_data`).
+ * Every check runs here, with the int8 weights in the same pass; fake-quant weights are computed
+ * from those later, while the fake-quant net is written.
  *
  * @module
  */
@@ -12,7 +14,15 @@ import { type Blob, Layer, type Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
 import { weightLayout } from "./fuse.ts";
-import { floatData, layerLike, type LayerPlan, type QuantGroup, type QuantPlan } from "./plan.ts";
+import {
+  checkFloatBlob,
+  floatData,
+  layerLike,
+  type LayerPlan,
+  type QuantGroup,
+  type QuantPlan,
+} from "./plan.ts";
+import { FakeQuantWeights, weightTensor } from "./weights.ts";
 import type { QuantFactors } from "./record.ts";
 
 /** The fake-quant and deploy nets. */
@@ -159,29 +169,30 @@ function quantizeBlobs(
   const deqScale = kernels.dequantScales(scaleD, scaleW);
   if (layer.blobs.length === 0) return { fakeQuant: [], deploy: [], deqScale };
   const place = { file: weightsFile, layer: layer.name };
-  const checkFinite = (values: Float32Array, what: string) => {
-    const index = kernels.firstNonFinite(values);
-    if (index >= 0) {
-      throw new ConvertError(
-        "WEIGHTS_NOT_FINITE",
-        `layer "${layer.name}": ${what} element ${index} is ${values[index]}`,
-        place,
-      );
-    }
-  };
-  const weights = floatData(layer, 0, weightsFile);
-  checkFinite(weights, "weight");
+  const notFinite = (what: string, index: number, value: number) =>
+    new ConvertError(
+      "WEIGHTS_NOT_FINITE",
+      `layer "${layer.name}": ${what} element ${index} is ${value}`,
+      place,
+    );
+  checkFloatBlob(layer, 0, weightsFile);
   const { shape } = layer.blobs[0];
-  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
-    weights,
-    weightLayout(layer),
-    scaleW,
-  );
-  const fakeQuant: Blob[] = [{ shape, data: weightsFake }];
+  const weights = weightTensor(layer.blobs[0], weightLayout(layer));
+  const weightsInt8 = new Int8Array(weights.bytes.length / 4);
+  const badWeight = kernels.quantizeToInt8(weights, scaleW, weightsInt8);
+  if (badWeight >= 0) {
+    const value = new Float32Array(1);
+    kernels.writeWeights(weights, badWeight, 1, new Uint8Array(value.buffer));
+    throw notFinite("weight", badWeight, value[0]);
+  }
+  const fakeQuant: Blob[] = [
+    new FakeQuantWeights(kernels, shape, weightsInt8, weights.layout, scaleW),
+  ];
   const deploy: Blob[] = [{ shape, data: weightsInt8 }];
   if (layer.blobs.length > 1) {
     const bias = floatData(layer, 1, weightsFile);
-    checkFinite(bias, "bias");
+    const badBias = kernels.firstNonFinite(bias);
+    if (badBias >= 0) throw notFinite("bias", badBias, bias[badBias]);
     const quantized = kernels.quantizeBias(bias, deqScale);
     if (quantized.overflowChannel >= 0) {
       throw new ConvertError(

@@ -1,9 +1,14 @@
 /**
  * The typed wrapper of the quantization kernels (assembly/quant.ts): BatchNorm folding (SPEC §3),
  * weight, bias and dequant-scale arithmetic (SPEC §4), weight scales from weights (SPEC §9) and
- * activation fake-quant. Every call copies each tensor into WebAssembly memory once, runs one
- * kernel over the whole tensor and copies the results out once; results equal SPEC's float32 /
- * float64 definitions bit for bit.
+ * activation fake-quant. Results equal SPEC's float32 / float64 definitions bit for bit.
+ *
+ * Weight tensors ({@linkcode WeightTensor}) stream through a bounded WebAssembly buffer in chunks
+ * of {@linkcode CHUNK_ELEMENTS}: each chunk is copied in once, folded and quantized there, and
+ * copied out once straight into the caller's target (an output file's buffer), so the module's
+ * memory stays small whatever the tensor size. Per-channel data (factors, biases) crosses the
+ * boundary once per call. `foldBatchNorm`, `quantizeWeights` and `weightScalesFromWeights` are
+ * the same arithmetic on whole float32 arrays, returning new arrays (for small tensors).
  *
  * Arguments that break a kernel's contract (lengths that disagree with the layout, a layer type
  * without weights) throw a `RangeError`: callers validate user input first and raise
@@ -60,8 +65,73 @@ function product(sizes: number[]): number {
   return sizes.reduce((total, size) => total * size, 1);
 }
 
-/** The quantization kernels, each over whole tensors. */
+/**
+ * A float32 weight tensor as little-endian bytes (at any alignment, e.g. a view into a
+ * caffemodel), optionally folded: with `alpha`, the tensor meant is W' = f32(W * alpha[c]).
+ */
+export interface WeightTensor {
+  /** The elements W as float32 little-endian bytes (4 per element). */
+  bytes: Uint8Array;
+  /** How the elements map to output channels. */
+  layout: ChannelLayout;
+  /** SPEC §3 fold factors a[c] (float64, one per output channel), or null for W as it is. */
+  alpha: Float64Array | null;
+}
+
+/** Elements per chunk of a weight tensor streamed through WebAssembly memory (256 KiB of floats). */
+export const CHUNK_ELEMENTS = 1 << 16;
+
+/** The quantization kernels. */
 export interface QuantKernels {
+  /**
+   * SPEC §3 per-channel factors: a[c] = gamma[c]/sqrt(var[c]*f + eps) in float64
+   * (f = factor == 0 ? 0 : 1/factor) and b'[c] = f32((b - mean*f)*a + beta). `factor` and `eps`
+   * are used as float32 values; a null bias or beta reads as zeros. All arrays have C_out values.
+   */
+  batchNormFactors(input: {
+    bias: Float32Array | null;
+    mean: Float32Array;
+    variance: Float32Array;
+    factor: number;
+    eps: number;
+    gamma: Float32Array;
+    beta: Float32Array | null;
+  }): { alpha: Float64Array; bias: Float32Array };
+  /**
+   * Writes elements [start, start + count) of the (folded) `tensor` into `target` as float32
+   * little-endian bytes (exactly `count * 4`).
+   */
+  writeWeights(tensor: WeightTensor, start: number, count: number, target: Uint8Array): void;
+  /**
+   * SPEC §4 w_q of the whole (folded) tensor into `target` (one per element), checking every
+   * chunk first: returns the index of the first NaN/Inf element of the (folded) tensor, where it
+   * stops (`target` is then incomplete), or -1 when all are finite.
+   */
+  quantizeToInt8(tensor: WeightTensor, scaleW: Float32Array, target: Int8Array): number;
+  /**
+   * SPEC §4 w_fake = f32(w_q * scale_w[c]) of elements [start, start + count) of the quantized
+   * weights `weightsInt8` (laid out as `layout`) into `target` as float32 little-endian bytes
+   * (exactly `count * 4`). scaleW has length 1 or C_out.
+   */
+  writeFakeWeights(
+    weightsInt8: Int8Array,
+    layout: ChannelLayout,
+    scaleW: Float32Array,
+    start: number,
+    count: number,
+    target: Uint8Array,
+  ): void;
+  /** The largest |w| of each output channel of the (folded) tensor (float32, C_out values). */
+  channelMaxAbs(tensor: WeightTensor): Float32Array;
+  /**
+   * SPEC §9 weight scales from per-channel largest |W'| (see weightScalesFromWeights), with
+   * bias b' (null: no bias).
+   */
+  weightScalesFromMax(
+    channelMax: Float32Array,
+    bias: Float32Array | null,
+    scaleD: number,
+  ): Float32Array;
   /**
    * SPEC §3: a[c] = gamma[c]/sqrt(var[c]*f + eps) in float64 (f = factor == 0 ? 0 : 1/factor),
    * W' = f32(W*a), b' = f32((b - mean*f)*a + beta). `factor` and `eps` are used as float32 values.
@@ -137,24 +207,12 @@ export interface QuantKernels {
 
 /** The exports of assembly/quant.ts (offsets are bytes into the module's memory; 0 = absent). */
 interface QuantExports {
-  quantizeWeights(
+  quantizeRange(
     weights: number,
     weightsInt8: number,
-    outer: number,
-    mid: number,
-    inner: number,
-    channelAxis: number,
-    groups: number,
-    scaleW: number,
-    scaleStride: number,
+    ...rest: [...RangeArgs, scaleW: number, scaleStride: number]
   ): void;
-  foldBatchNorm(
-    weights: number,
-    outer: number,
-    mid: number,
-    inner: number,
-    channelAxis: number,
-    groups: number,
+  batchNormFactors(
     channels: number,
     bias: number,
     mean: number,
@@ -166,6 +224,13 @@ interface QuantExports {
     alpha: number,
     biasOut: number,
   ): void;
+  dequantizeRange(
+    weightsInt8: number,
+    weights: number,
+    ...rest: [...RangeArgs, scaleW: number, scaleStride: number]
+  ): void;
+  scaleRange(weights: number, ...rest: [...RangeArgs, alpha: number]): void;
+  maxAbsRange(weights: number, ...rest: [...RangeArgs, channelMax: number]): void;
   firstNonFinite(values: number, count: number): number;
   dequantScales(scaleD: number, scaleW: number, count: number, deqOut: number): void;
   quantizeBias(
@@ -178,21 +243,21 @@ interface QuantExports {
     overflowValue: number,
   ): number;
   packDequantScales(deq: number, count: number, packedOut: number): void;
-  weightScalesFromWeights(
-    weights: number,
-    outer: number,
-    mid: number,
-    inner: number,
-    channelAxis: number,
-    groups: number,
+  weightScalesFromMax(
+    channelMax: number,
     channels: number,
     bias: number,
     scaleD: number,
-    channelMax: number,
     scaleOut: number,
   ): void;
   fakeQuantActivations(values: number, count: number, scaleD: number, offsetD: number): void;
 }
+
+/**
+ * The range arguments of the weight kernels: count, firstRow, rowOffset, inner, mid, channelAxis,
+ * outerPerGroup (see assembly/quant.ts).
+ */
+type RangeArgs = [number, number, number, number, number, number, number];
 
 /** Throws unless `values` has `expected` elements. */
 function checkLength(name: string, values: ArrayLike<number>, expected: number): void {
@@ -201,8 +266,8 @@ function checkLength(name: string, values: ArrayLike<number>, expected: number):
   }
 }
 
-/** Throws unless the layout is well formed and `weights` fills it. */
-function checkLayout(weights: Float32Array, layout: ChannelLayout): void {
+/** Throws unless the layout is well formed; returns its element count. */
+function layoutSize(layout: ChannelLayout): number {
   const { outer, mid, inner, groups } = layout;
   const sizes = [outer, mid, inner, groups];
   if (sizes.some((size) => !Number.isInteger(size) || size < 0) || groups < 1) {
@@ -211,7 +276,34 @@ function checkLayout(weights: Float32Array, layout: ChannelLayout): void {
   if (layout.channelAxis === 1 && outer % groups !== 0) {
     throw new RangeError(`outer ${outer} is not a multiple of groups ${groups}`);
   }
-  checkLength("weights", weights, outer * mid * inner);
+  return outer * mid * inner;
+}
+
+/** Throws unless `tensor` is well formed (bytes fill the layout, alpha per channel). */
+function checkTensor(tensor: WeightTensor): number {
+  const count = layoutSize(tensor.layout);
+  if (tensor.bytes.length !== count * 4) {
+    throw new RangeError(`weights have ${tensor.bytes.length} bytes, expected ${count * 4}`);
+  }
+  if (tensor.alpha !== null) checkLength("alpha", tensor.alpha, outputChannelCount(tensor.layout));
+  return count;
+}
+
+/** Throws unless [start, start + count) is a range of `total` elements. */
+function checkRange(start: number, count: number, total: number): void {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0) {
+    throw new RangeError(`bad range ${start} + ${count}`);
+  }
+  if (start + count > total) {
+    throw new RangeError(`range ${start} + ${count} is past the ${total} weights`);
+  }
+}
+
+/** The range arguments of the weight kernels for `count` elements from element `index`. */
+function rangeArgs(layout: ChannelLayout, index: number, count: number): RangeArgs {
+  const { outer, mid, inner, channelAxis, groups } = layout;
+  const firstRow = Math.floor(index / inner);
+  return [count, firstRow, index - firstRow * inner, inner, mid, channelAxis, outer / groups];
 }
 
 /** Per-channel factors of length 1 (per tensor) or `channels`; returns the read stride (0 or 1). */
@@ -221,28 +313,110 @@ function factorStride(name: string, factors: Float32Array, channels: number): nu
   return 1;
 }
 
-/** The view arguments of a layout, in kernel order: outer, mid, inner, channelAxis, groups. */
-function layoutArgs(layout: ChannelLayout): [number, number, number, number, number] {
-  return [layout.outer, layout.mid, layout.inner, layout.channelAxis, layout.groups];
+/** The bytes of a typed array (a view, no copy). */
+function bytesOf(values: Float32Array | Int8Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** A whole float32 array as an unfolded weight tensor. */
+function plainTensor(weights: Float32Array, layout: ChannelLayout): WeightTensor {
+  return { bytes: bytesOf(weights), layout, alpha: null };
 }
 
 /** Binds the kernels to an instance of assembly/quant.ts. */
 function bindKernels(wasm: WasmInstance): QuantKernels {
   const kernels = wasm.exports as unknown as QuantExports;
   /** Copies optional `values` in; 0 (absent) for null. */
-  const copyInOptional = (values: Float32Array | null) => values === null ? 0 : wasm.copyIn(values);
+  const copyInOptional = (values: Float32Array | Float64Array | null) =>
+    values === null ? 0 : wasm.copyIn(values);
 
-  return {
-    foldBatchNorm(input) {
-      const { weights, layout } = input;
-      checkLayout(weights, layout);
-      const channels = outputChannelCount(layout);
-      for (const name of ["bias", "mean", "variance", "gamma", "beta"] as const) {
+  /**
+   * Streams elements [start, start + count) of `tensor` through scratch memory: after `reset`
+   * and the caller's `allocate` (its regions, given the chunk length), each chunk is copied in,
+   * folded when the tensor has alpha, and handed to `each` with the range arguments of the
+   * kernels and a view of the whole memory; `each` returns false to stop there.
+   */
+  function eachChunk<R>(
+    tensor: WeightTensor,
+    start: number,
+    count: number,
+    allocate: (chunkLength: number) => R,
+    each: (
+      regions: R,
+      chunkAt: number,
+      done: number,
+      range: RangeArgs,
+      memory: Uint8Array,
+    ) => boolean,
+  ): void {
+    checkRange(start, count, checkTensor(tensor));
+    wasm.reset();
+    const chunkLength = Math.min(count, CHUNK_ELEMENTS);
+    const alphaAt = copyInOptional(tensor.alpha);
+    const regions = allocate(chunkLength);
+    const chunkAt = wasm.alloc(chunkLength * 4);
+    const memory = wasm.view(Uint8Array, 0, wasm.memory.buffer.byteLength);
+    for (let done = 0; done < count;) {
+      const length = Math.min(chunkLength, count - done);
+      const index = start + done;
+      const range = rangeArgs(tensor.layout, index, length);
+      memory.set(tensor.bytes.subarray(index * 4, (index + length) * 4), chunkAt);
+      if (alphaAt !== 0) kernels.scaleRange(chunkAt, ...range, alphaAt);
+      if (!each(regions, chunkAt, done, range, memory)) return;
+      done += length;
+    }
+  }
+
+  /**
+   * Elements [start, start + count) of the tensor, quantized with `scaleW` when given, into
+   * `floatTarget` (as float32 bytes) and/or `int8Target` (w_q bytes, needs scaleW). With
+   * `check`, each chunk is checked for NaN/Inf first; returns the index of the first such
+   * element (where it stops), or -1.
+   */
+  function runWeights(
+    tensor: WeightTensor,
+    scaleW: Float32Array | null,
+    start: number,
+    count: number,
+    floatTarget: Uint8Array | null,
+    int8Target: Uint8Array | null,
+    check: boolean,
+  ): number {
+    const channels = outputChannelCount(tensor.layout);
+    const scaleStride = scaleW === null ? 0 : factorStride("scaleW", scaleW, channels);
+    let nonFinite = -1;
+    eachChunk(
+      tensor,
+      start,
+      count,
+      (chunkLength) => ({
+        scaleAt: copyInOptional(scaleW),
+        int8At: scaleW === null ? 0 : wasm.alloc(chunkLength),
+      }),
+      ({ scaleAt, int8At }, chunkAt, done, range, memory) => {
+        const length = range[0];
+        const bad = check ? kernels.firstNonFinite(chunkAt, length) : -1;
+        if (bad >= 0) {
+          nonFinite = start + done + bad;
+          return false;
+        }
+        if (scaleAt !== 0) kernels.quantizeRange(chunkAt, int8At, ...range, scaleAt, scaleStride);
+        floatTarget?.set(memory.subarray(chunkAt, chunkAt + length * 4), done * 4);
+        int8Target?.set(memory.subarray(int8At, int8At + length), done);
+        return true;
+      },
+    );
+    return nonFinite;
+  }
+
+  const kernelSet: QuantKernels = {
+    batchNormFactors(input) {
+      const channels = input.mean.length;
+      for (const name of ["bias", "variance", "gamma", "beta"] as const) {
         const values = input[name];
         if (values !== null) checkLength(name, values, channels);
       }
       wasm.reset();
-      const weightsAt = wasm.copyIn(weights);
       const biasAt = copyInOptional(input.bias);
       const meanAt = wasm.copyIn(input.mean);
       const varianceAt = wasm.copyIn(input.variance);
@@ -250,9 +424,7 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       const betaAt = copyInOptional(input.beta);
       const alphaAt = wasm.alloc(channels * 8);
       const biasOutAt = wasm.alloc(channels * 4);
-      kernels.foldBatchNorm(
-        weightsAt,
-        ...layoutArgs(layout),
+      kernels.batchNormFactors(
         channels,
         biasAt,
         meanAt,
@@ -265,28 +437,108 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
         biasOutAt,
       );
       return {
-        weights: wasm.copyOut(Float32Array, weightsAt, weights.length),
+        alpha: wasm.copyOut(Float64Array, alphaAt, channels),
         bias: wasm.copyOut(Float32Array, biasOutAt, channels),
       };
     },
 
-    quantizeWeights(weights, layout, scaleW) {
-      checkLayout(weights, layout);
+    foldBatchNorm(input) {
+      const { weights, layout } = input;
+      const count = layoutSize(layout);
+      checkLength("weights", weights, count);
+      checkLength("mean", input.mean, outputChannelCount(layout));
+      const { alpha, bias } = kernelSet.batchNormFactors(input);
+      const folded = new Float32Array(count);
+      const tensor = { bytes: bytesOf(weights), layout, alpha };
+      runWeights(tensor, null, 0, count, bytesOf(folded), null, false);
+      return { weights: folded, bias };
+    },
+
+    writeWeights(tensor, start, count, target) {
+      checkLength("target", target, count * 4);
+      runWeights(tensor, null, start, count, target, null, false);
+    },
+
+    writeFakeWeights(weightsInt8, layout, scaleW, start, count, target) {
+      checkLength("weightsInt8", weightsInt8, layoutSize(layout));
+      checkRange(start, count, weightsInt8.length);
+      checkLength("target", target, count * 4);
       const scaleStride = factorStride("scaleW", scaleW, outputChannelCount(layout));
       wasm.reset();
-      const weightsAt = wasm.copyIn(weights);
+      const chunkLength = Math.min(count, CHUNK_ELEMENTS);
       const scaleAt = wasm.copyIn(scaleW);
-      const int8At = wasm.alloc(weights.length);
-      kernels.quantizeWeights(weightsAt, int8At, ...layoutArgs(layout), scaleAt, scaleStride);
-      return {
-        weightsInt8: wasm.copyOut(Int8Array, int8At, weights.length),
-        weightsFake: wasm.copyOut(Float32Array, weightsAt, weights.length),
-      };
+      const int8At = wasm.alloc(chunkLength);
+      const floatAt = wasm.alloc(chunkLength * 4);
+      const memory = wasm.view(Uint8Array, 0, wasm.memory.buffer.byteLength);
+      const bytes = bytesOf(weightsInt8);
+      for (let done = 0; done < count;) {
+        const length = Math.min(chunkLength, count - done);
+        const index = start + done;
+        memory.set(bytes.subarray(index, index + length), int8At);
+        const range = rangeArgs(layout, index, length);
+        kernels.dequantizeRange(int8At, floatAt, ...range, scaleAt, scaleStride);
+        target.set(memory.subarray(floatAt, floatAt + length * 4), done * 4);
+        done += length;
+      }
+    },
+
+    quantizeToInt8(tensor, scaleW, target) {
+      const count = checkTensor(tensor);
+      checkLength("target", target, count);
+      return runWeights(tensor, scaleW, 0, count, null, bytesOf(target), true);
+    },
+
+    quantizeWeights(weights, layout, scaleW) {
+      const count = layoutSize(layout);
+      checkLength("weights", weights, count);
+      const weightsFake = new Float32Array(count);
+      const weightsInt8 = new Int8Array(count);
+      const tensor = plainTensor(weights, layout);
+      runWeights(tensor, scaleW, 0, count, bytesOf(weightsFake), bytesOf(weightsInt8), false);
+      return { weightsInt8, weightsFake };
     },
 
     firstNonFinite(values) {
+      const layout: ChannelLayout = {
+        outer: 1,
+        mid: 1,
+        inner: values.length,
+        channelAxis: 0,
+        groups: 1,
+      };
+      const tensor = plainTensor(values, layout);
+      return runWeights(tensor, null, 0, values.length, null, null, true);
+    },
+
+    channelMaxAbs(tensor) {
+      const channels = outputChannelCount(tensor.layout);
+      let maxAt = 0;
+      const allocate = () => {
+        maxAt = wasm.alloc(channels * 4);
+        wasm.view(Uint8Array, maxAt, channels * 4).fill(0);
+      };
+      eachChunk(tensor, 0, checkTensor(tensor), allocate, (_, chunkAt, _done, range) => {
+        kernels.maxAbsRange(chunkAt, ...range, maxAt);
+        return true;
+      });
+      return wasm.copyOut(Float32Array, maxAt, channels);
+    },
+
+    weightScalesFromMax(channelMax, bias, scaleD) {
+      const channels = channelMax.length;
+      if (bias !== null) checkLength("bias", bias, channels);
       wasm.reset();
-      return kernels.firstNonFinite(wasm.copyIn(values), values.length);
+      const maxAt = wasm.copyIn(channelMax);
+      const biasAt = copyInOptional(bias);
+      const scaleAt = wasm.alloc(channels * 4);
+      kernels.weightScalesFromMax(maxAt, channels, biasAt, scaleD, scaleAt);
+      return wasm.copyOut(Float32Array, scaleAt, channels);
+    },
+
+    weightScalesFromWeights(weights, layout, bias, scaleD) {
+      checkLength("weights", weights, layoutSize(layout));
+      const channelMax = kernelSet.channelMaxAbs(plainTensor(weights, layout));
+      return kernelSet.weightScalesFromMax(channelMax, bias, scaleD);
     },
 
     dequantScales(scaleD, scaleW) {
@@ -330,27 +582,6 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       return wasm.copyOut(BigUint64Array, packedAt, deqScale.length);
     },
 
-    weightScalesFromWeights(weights, layout, bias, scaleD) {
-      checkLayout(weights, layout);
-      const channels = outputChannelCount(layout);
-      if (bias !== null) checkLength("bias", bias, channels);
-      wasm.reset();
-      const weightsAt = wasm.copyIn(weights);
-      const biasAt = copyInOptional(bias);
-      const channelMaxAt = wasm.alloc(channels * 4);
-      const scaleAt = wasm.alloc(channels * 4);
-      kernels.weightScalesFromWeights(
-        weightsAt,
-        ...layoutArgs(layout),
-        channels,
-        biasAt,
-        scaleD,
-        channelMaxAt,
-        scaleAt,
-      );
-      return wasm.copyOut(Float32Array, scaleAt, channels);
-    },
-
     fakeQuantActivations(values, scaleD, offsetD, out) {
       if (out !== undefined) checkLength("out", out, values.length);
       wasm.reset();
@@ -361,6 +592,7 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       return out;
     },
   };
+  return kernelSet;
 }
 
 let cached: Promise<QuantKernels> | undefined;

@@ -1,0 +1,659 @@
+/**
+ * Conversion benchmark: converts each benchmark net (made by scripts/make_model.ts) under Deno,
+ * Node and Chromium and prints, per runtime and net, the wall time of each stage, the end-to-end
+ * time, the peak resident memory, and the I/O floor measured in the same run (reading the input
+ * files and writing files of the output sizes with plain file APIs) with the ratio of the two.
+ *
+ * ```sh
+ * deno run -A scripts/make_model.ts all          # once: bench-out/resnet50, bench-out/vgg16
+ * deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] [--json]
+ * ```
+ *
+ * Each runtime and net is measured in a fresh process: one warm-up conversion, then `--runs`
+ * (default 5) rounds of floor + conversion; medians are shown. Peak memory is the process's
+ * VmHWM (Linux), reset before each conversion through /proc/self/clear_refs after a garbage
+ * collection; the largest of the rounds is shown. Node runs an esbuild bundle of this script
+ * made from the current sources; Chromium (playwright-core, /usr/bin/chromium or $CHROMIUM) runs
+ * the in-memory API (`core.ts` bundled) on inputs fetched from a local server, and its memory is
+ * the renderer process's. Also measured, in Deno and Node: caffemodel parsing (GB/s), text
+ * parsing of the prototxt and record (MB/s), weight quantization through the kernels (w_q with
+ * folding and the finiteness check, and w_fake from w_q, each into a caller's buffer; G weights/s)
+ * and the in-memory API's time.
+ *
+ * Timing is never asserted anywhere; this script only reports.
+ *
+ * @module
+ */
+
+import type { Plugin } from "esbuild";
+import { open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import process from "node:process";
+import { loadNet } from "../src/caffe/model.ts";
+import { readCaffemodel } from "../src/caffe/caffemodel.ts";
+import { readPrototxt } from "../src/caffe/prototxt.ts";
+import { convertModel } from "../src/io/convert_model.ts";
+import { outputNames } from "../src/output_names.ts";
+import { caffeType } from "../src/proto/schema.ts";
+import { parseText } from "../src/proto/text.ts";
+import { convertInMemory } from "../src/quant/convert.ts";
+import { fuseBatchNorm, weightLayout } from "../src/quant/fuse.ts";
+import { readRecord } from "../src/quant/record.ts";
+import { weightTensor } from "../src/quant/weights.ts";
+import { quantKernels } from "../src/wasm/quant.ts";
+
+const USAGE = "deno run -A scripts/bench.ts [model...] [--runs N] " +
+  "[--runtimes deno,node,chromium] [--json]";
+
+/** The benchmark nets, in bench-out/<name>/ (scripts/make_model.ts). */
+const MODELS = ["resnet50", "vgg16"];
+
+/** The input files of a benchmark net, in its folder. */
+const INPUTS = { model: "deploy.prototxt", weights: "weights.caffemodel", record: "record.txt" };
+
+/** Chromium flags, as the browser tests use them, plus a GC the page can call. */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--disable-quic",
+  "--disable-sync",
+  "--js-flags=--expose-gc",
+];
+
+/** Marks the result line a worker prints. */
+const RESULT_PREFIX = "BENCH_RESULT ";
+
+/** What one runtime measured on one net. */
+interface Result {
+  runtime: string;
+  model: string;
+  runs: number;
+  /** Input caffemodel bytes. */
+  weightsBytes: number;
+  /** Median milliseconds per stage of the conversion (convertModel's timings). */
+  stages: Record<string, number>;
+  /** Median end-to-end milliseconds (files in, files out, or in memory for Chromium). */
+  total: number;
+  /** The first (cold) conversion's milliseconds. */
+  first: number;
+  /** Median milliseconds of the I/O floor (absent in Chromium). */
+  floor?: number;
+  /**
+   * The fastest conversion over the fastest floor: on a busy machine the medians carry other
+   * processes' load, the best rounds less of it.
+   */
+  bestRatio?: number;
+  /** Largest peak resident memory of the conversions, bytes (absent when unmeasurable). */
+  peakRss?: number;
+  /** Median milliseconds of the in-memory API (convertInMemory / core `convert`). */
+  inMemory?: number;
+  /** Caffemodel parsing, GB/s. */
+  caffemodelGBps?: number;
+  /** Prototxt + record text parsing, MB/s. */
+  textMBps?: number;
+  /** Weight quantization (w_q: folding, the finiteness check, rounding), G weights/s. */
+  quantizeGWps?: number;
+  /** Fake-quant weights (w_fake from w_q) into a caller's buffer, G weights/s. */
+  fakeGWps?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring (runs in Deno and, bundled, in Node)
+// ---------------------------------------------------------------------------------------------
+
+/** The median of `values`. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Milliseconds `work` takes, median of `runs` after one warm-up. */
+async function timeMedian(runs: number, work: () => unknown): Promise<number> {
+  await work();
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const started = performance.now();
+    await work();
+    times.push(performance.now() - started);
+  }
+  return median(times);
+}
+
+/** Runs a garbage collection when the runtime exposes one (--expose-gc). */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** A process's peak resident memory from /proc (bytes), or undefined. */
+async function peakResident(pid: number | "self"): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    return match === null ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resets a process's peak resident memory to its current one; false when not allowed. */
+async function resetPeakResident(pid: number | "self"): Promise<boolean> {
+  try {
+    await writeFile(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The I/O floor: reads the three inputs and writes files of `sizes` (the outputs' sizes) from
+ * the bytes just read, with plain file calls.
+ */
+async function ioFloor(paths: string[], sizes: number[], dir: string): Promise<number> {
+  const started = performance.now();
+  const inputs = await Promise.all(paths.map((path) => readFile(path)));
+  const source = inputs.reduce((largest, bytes) => bytes.length > largest.length ? bytes : largest);
+  for (let index = 0; index < sizes.length; index++) {
+    const handle = await open(`${dir}/floor-${index}.bin`, "w");
+    for (let done = 0; done < sizes[index];) {
+      const length = Math.min(source.length, sizes[index] - done);
+      done += (await handle.write(source, 0, length)).bytesWritten;
+    }
+    await handle.close();
+  }
+  return performance.now() - started;
+}
+
+/** Measures one net in this process (Deno or Node); `modelsDir` holds its folder. */
+async function measure(modelsDir: string, model: string, runs: number): Promise<Result> {
+  const runtime = typeof Deno === "object" ? "deno" : "node";
+  const folder = `${modelsDir}/${model}`;
+  const paths = [INPUTS.model, INPUTS.weights, INPUTS.record].map((file) => `${folder}/${file}`);
+  const outDir = `${modelsDir}/out-${runtime}-${model}`;
+  const savePath = `${outDir}/${model}`;
+  const options = {
+    modelFile: paths[0],
+    weightsFile: paths[1],
+    recordFile: paths[2],
+    savePath,
+  };
+
+  let started = performance.now();
+  await convertModel(options);
+  const first = performance.now() - started;
+  const { names } = outputNames(savePath);
+  const outputFiles = Object.values(names).map((name) => `${outDir}/${name}`);
+  const sizes = await Promise.all(outputFiles.map(async (path) => (await stat(path)).size));
+  await ioFloor(paths, sizes, outDir);
+
+  const floors: number[] = [];
+  const totals: number[] = [];
+  const stageRuns: Record<string, number>[] = [];
+  let peakRss: number | undefined = 0;
+  for (let run = 0; run < runs; run++) {
+    collectGarbage();
+    floors.push(await ioFloor(paths, sizes, outDir));
+    collectGarbage();
+    const canReset = await resetPeakResident("self");
+    started = performance.now();
+    const report = await convertModel(options);
+    totals.push(performance.now() - started);
+    stageRuns.push(report.timings);
+    const peak = canReset ? await peakResident("self") : undefined;
+    peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
+  }
+  const stages: Record<string, number> = {};
+  for (const stage of Object.keys(stageRuns[0])) {
+    stages[stage] = median(stageRuns.map((timings) => timings[stage] ?? 0));
+  }
+
+  // The pieces, on inputs read into memory now (after the memory measurements).
+  const [modelBytes, weightsBuffer, recordBytes] = await Promise.all(
+    paths.map((path) => readFile(path)),
+  );
+  const [modelText, recordText] = [modelBytes, recordBytes].map((bytes) =>
+    new TextDecoder().decode(bytes)
+  );
+  const weights = new Uint8Array(
+    weightsBuffer.buffer,
+    weightsBuffer.byteOffset,
+    weightsBuffer.byteLength,
+  );
+  collectGarbage();
+  const caffemodelMs = await timeMedian(runs, () => readCaffemodel(weights));
+  const recordType = caffeType("ScaleOffsetRecord");
+  const textMs = await timeMedian(runs, () => {
+    readPrototxt(modelText);
+    parseText(recordText, recordType);
+  });
+  const { quantizeMs, fakeMs, quantizedCount } = await timeWeightKernels(
+    modelText,
+    weights,
+    recordText,
+    runs,
+  );
+  collectGarbage();
+  const inMemory = await timeMedian(
+    runs,
+    () => convertInMemory({ model: modelText, weights, record: recordText }),
+  );
+  await rm(outDir, { recursive: true, force: true });
+  return {
+    runtime,
+    model,
+    runs,
+    weightsBytes: weights.length,
+    stages,
+    total: median(totals),
+    first,
+    floor: median(floors),
+    bestRatio: Math.min(...totals) / Math.min(...floors),
+    peakRss: peakRss || undefined,
+    inMemory,
+    caffemodelGBps: weights.length / caffemodelMs / 1e6,
+    textMBps: (modelText.length + recordText.length) / textMs / 1e3,
+    quantizeGWps: quantizedCount / quantizeMs / 1e6,
+    fakeGWps: quantizedCount / fakeMs / 1e6,
+  };
+}
+
+/**
+ * Milliseconds the kernels take over every weight tensor the record quantizes (median of
+ * `runs`): w_q into an int8 array, and w_fake from it into a float buffer.
+ */
+async function timeWeightKernels(
+  modelText: string,
+  weights: Uint8Array,
+  recordText: string,
+  runs: number,
+): Promise<{ quantizeMs: number; fakeMs: number; quantizedCount: number }> {
+  const net = loadNet(modelText, weights);
+  const record = readRecord(recordText, net);
+  const skipFusion = new Set(
+    [...record.values()].filter((entry) => entry.skipFusion).map((entry) => entry.layer),
+  );
+  const fused = (await fuseBatchNorm(net, { skipFusion })).net;
+  const kernels = await quantKernels();
+  const jobs = fused.layers.flatMap((layer) => {
+    const scaleW = record.get(layer.name)?.factors?.scaleW;
+    if (scaleW === undefined || layer.blobs.length === 0) return [];
+    return [{ tensor: weightTensor(layer.blobs[0], weightLayout(layer)), scaleW }];
+  });
+  const counts = jobs.map((job) => job.tensor.bytes.length / 4);
+  const int8 = new Int8Array(Math.max(...counts));
+  const floats = new Uint8Array(int8.length * 4);
+  const quantizeMs = await timeMedian(runs, () => {
+    jobs.forEach((job, i) =>
+      kernels.quantizeToInt8(job.tensor, job.scaleW, int8.subarray(0, counts[i]))
+    );
+  });
+  const fakeMs = await timeMedian(runs, () => {
+    jobs.forEach((job, i) => {
+      const count = counts[i];
+      kernels.writeFakeWeights(
+        int8.subarray(0, count),
+        job.tensor.layout,
+        job.scaleW,
+        0,
+        count,
+        floats.subarray(0, count * 4),
+      );
+    });
+  });
+  return { quantizeMs, fakeMs, quantizedCount: counts.reduce((a, b) => a + b, 0) };
+}
+
+/** The worker's entry: measures one net and prints the result line. */
+async function runWorker(args: string[]): Promise<void> {
+  const [modelsDir, model, runs] = args;
+  const result = await measure(modelsDir, model, Number(runs));
+  process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + "\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrating (Deno)
+// ---------------------------------------------------------------------------------------------
+
+/** The repository root (a path ending in `/`). */
+const root = new URL("../", import.meta.url).pathname;
+
+/** Runs a command; returns the result line it printed, failing with its output otherwise. */
+async function runMeasurement(command: string, args: string[]): Promise<Result> {
+  const output = await new Deno.Command(command, { args, cwd: root, stdout: "piped" }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  const line = text.split("\n").find((entry) => entry.startsWith(RESULT_PREFIX));
+  if (!output.success || line === undefined) {
+    throw new Error(`${command} ${args.join(" ")} failed:\n${text}`);
+  }
+  return JSON.parse(line.slice(RESULT_PREFIX.length));
+}
+
+/** Resolves `npm:protobufjs@8.0.0` to the protobufjs package for esbuild. */
+const npmPlugin: Plugin = {
+  name: "npm-specifiers",
+  setup(build) {
+    build.onResolve(
+      { filter: /^npm:protobufjs@/ },
+      (args) => build.resolve("protobufjs", { kind: args.kind, resolveDir: root }),
+    );
+  },
+};
+
+/** Bundles this script for Node, and core.ts for the browser, into `dir`. */
+async function buildBundles(dir: string): Promise<void> {
+  const esbuild = await import("esbuild");
+  const common = {
+    absWorkingDir: root,
+    bundle: true,
+    format: "esm" as const,
+    logLevel: "warning" as const,
+    plugins: [npmPlugin],
+  };
+  try {
+    await esbuild.build({
+      ...common,
+      entryPoints: ["scripts/bench.ts"],
+      outfile: `${dir}/bench.node.mjs`,
+      platform: "node",
+      target: "node20",
+      external: ["playwright-core", "esbuild"],
+      define: { "import.meta.main": "true" },
+    });
+    await esbuild.build({
+      ...common,
+      entryPoints: ["core.ts"],
+      outfile: `${dir}/core.browser.js`,
+      platform: "browser",
+      target: "es2022",
+    });
+  } finally {
+    await esbuild.stop();
+  }
+}
+
+/** The benchmark page: loads the inputs once, then converts on request. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>caffe-quant bench</title>
+<script type="module">
+import { convert } from "/core.js";
+let input;
+window.loadInputs = async (model) => {
+  const get = (file) => fetch("/files/" + model + "/" + file);
+  const [modelText, weights, record] = await Promise.all([
+    get("${INPUTS.model}").then((r) => r.text()),
+    get("${INPUTS.weights}").then((r) => r.arrayBuffer()),
+    get("${INPUTS.record}").then((r) => r.text()),
+  ]);
+  input = { model: modelText, weights: new Uint8Array(weights), record };
+  return input.weights.length;
+};
+window.convertOnce = async () => {
+  globalThis.gc?.();
+  const started = performance.now();
+  const { report } = await convert(input);
+  return { total: performance.now() - started, timings: report.timings };
+};
+window.ready = true;
+</script>`;
+
+/** Process ids of `pid`'s descendants (from /proc). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry.name)]);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const found: number[] = [];
+  const visit = (id: number) => {
+    for (const child of children.get(id) ?? []) {
+      found.push(child);
+      visit(child);
+    }
+  };
+  visit(pid);
+  return found;
+}
+
+/** The renderer processes among `pids`. */
+function renderers(pids: number[]): number[] {
+  return pids.filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("--type=renderer");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Measures the in-memory API on each net in headless Chromium. */
+async function measureChromium(
+  models: string[],
+  modelsDir: string,
+  bundleDir: string,
+  runs: number,
+): Promise<Result[]> {
+  const { chromium } = await import("playwright-core");
+  const core = await Deno.readFile(`${bundleDir}/core.browser.js`);
+  const listening = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => listening.resolve(port),
+  }, async (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
+    if (path === "/core.js") {
+      return new Response(core, { headers: { "content-type": "text/javascript" } });
+    }
+    const match = /^\/files\/(\w+)\/([\w.]+)$/.exec(path);
+    if (match === null) return new Response("not found", { status: 404 });
+    const file = await Deno.open(`${modelsDir}/${match[1]}/${match[2]}`);
+    return new Response(file.readable);
+  });
+  const port = await listening.promise;
+  const browserServer = await chromium.launchServer({
+    executablePath: Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  const results: Result[] = [];
+  try {
+    const browser = await chromium.connect(browserServer.wsEndpoint());
+    const browserPid = browserServer.process().pid!;
+    for (const model of models) {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(600_000);
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
+      const weightsBytes = await page.evaluate(
+        (name) =>
+          (globalThis as unknown as { loadInputs(m: string): Promise<number> }).loadInputs(name),
+        model,
+      );
+      const convertOnce = () =>
+        page.evaluate(() =>
+          (globalThis as unknown as {
+            convertOnce(): Promise<{ total: number; timings: Record<string, number> }>;
+          }).convertOnce()
+        );
+      const first = (await convertOnce()).total;
+      const totals: number[] = [];
+      const stageRuns: Record<string, number>[] = [];
+      let peakRss: number | undefined = 0;
+      for (let run = 0; run < runs; run++) {
+        const pids = renderers(descendants(browserPid));
+        const resets = await Promise.all(pids.map((pid) => resetPeakResident(pid)));
+        const { total, timings } = await convertOnce();
+        totals.push(total);
+        stageRuns.push(timings);
+        const peaks = await Promise.all(pids.map((pid) => peakResident(pid)));
+        const peak = resets.every(Boolean) && peaks.every((value) => value !== undefined)
+          ? Math.max(...peaks as number[])
+          : undefined;
+        peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
+      }
+      const stages: Record<string, number> = {};
+      for (const stage of Object.keys(stageRuns[0])) {
+        stages[stage] = median(stageRuns.map((timings) => timings[stage] ?? 0));
+      }
+      const total = median(totals);
+      results.push({
+        runtime: "chromium",
+        model,
+        runs,
+        weightsBytes,
+        stages,
+        total,
+        first,
+        peakRss: peakRss || undefined,
+        inMemory: total,
+      });
+      await page.close();
+    }
+    await browser.close();
+  } finally {
+    await browserServer.close();
+    await server.shutdown();
+  }
+  return results;
+}
+
+/** Formats a number with `digits` decimals, or "-" when absent. */
+function show(value: number | undefined, digits = 0): string {
+  return value === undefined || !Number.isFinite(value) ? "-" : value.toFixed(digits);
+}
+
+/** The result table as text. */
+function table(results: Result[]): string {
+  const stageNames = ["read", "load", "record", "fuse", "quantize", "info", "serialize", "write"];
+  const header = [
+    "runtime",
+    "model",
+    ...stageNames,
+    "total ms",
+    "first",
+    "floor ms",
+    "total/floor",
+    "best",
+    "peak MB",
+    "peak/input",
+    "in-mem ms",
+    "parse GB/s",
+    "text MB/s",
+    "quant G/s",
+    "fake G/s",
+  ];
+  const rows = results.map((result) => [
+    result.runtime,
+    result.model,
+    ...stageNames.map((stage) => show(result.stages[stage])),
+    show(result.total),
+    show(result.first),
+    show(result.floor),
+    show(result.floor === undefined ? undefined : result.total / result.floor, 2),
+    show(result.bestRatio, 2),
+    show(result.peakRss === undefined ? undefined : result.peakRss / 1e6),
+    show(result.peakRss === undefined ? undefined : result.peakRss / result.weightsBytes, 2),
+    show(result.inMemory),
+    show(result.caffemodelGBps, 1),
+    show(result.textMBps),
+    show(result.quantizeGWps, 2),
+    show(result.fakeGWps, 2),
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column].length))
+  );
+  const line = (cells: string[]) =>
+    cells.map((cell, column) =>
+      column < 2 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])
+    )
+      .join("  ");
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+/** The orchestrator's entry: parses the command line, runs every measurement, reports. */
+async function main(args: string[]): Promise<number> {
+  const models: string[] = [];
+  let runs = 5;
+  let runtimes = ["deno", "node", "chromium"];
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--runs") runs = Number(args[++i]);
+    else if (args[i] === "--runtimes") runtimes = args[++i].split(",");
+    else if (args[i] === "--json") json = true;
+    else models.push(args[i]);
+  }
+  const chosen = models.length > 0 ? models : MODELS;
+  const unknownRuntime = runtimes.find((name) => !["deno", "node", "chromium"].includes(name));
+  if (!Number.isInteger(runs) || runs < 1 || unknownRuntime !== undefined) {
+    console.error(`usage: ${USAGE}`);
+    return 2;
+  }
+  const modelsDir = `${root}bench-out`;
+  for (const model of chosen) {
+    for (const file of Object.values(INPUTS)) {
+      try {
+        await stat(`${modelsDir}/${model}/${file}`);
+      } catch {
+        console.error(
+          `missing ${modelsDir}/${model}/${file}: run deno run -A scripts/make_model.ts ${model}`,
+        );
+        return 2;
+      }
+    }
+  }
+  const bundleDir = `${modelsDir}/bundles`;
+  if (runtimes.includes("node") || runtimes.includes("chromium")) await buildBundles(bundleDir);
+  const results: Result[] = [];
+  const log = (text: string) => {
+    if (!json) console.error(text);
+  };
+  for (const model of chosen) {
+    const workerArgs = [modelsDir, model, String(runs)];
+    if (runtimes.includes("deno")) {
+      log(`deno: ${model}…`);
+      results.push(
+        await runMeasurement(Deno.execPath(), [
+          "run",
+          "-A",
+          "--v8-flags=--expose-gc",
+          "scripts/bench.ts",
+          "--worker",
+          ...workerArgs,
+        ]),
+      );
+    }
+    if (runtimes.includes("node")) {
+      log(`node: ${model}…`);
+      results.push(
+        await runMeasurement("node", [
+          "--expose-gc",
+          `${bundleDir}/bench.node.mjs`,
+          "--worker",
+          ...workerArgs,
+        ]),
+      );
+    }
+  }
+  if (runtimes.includes("chromium")) {
+    log(`chromium: ${chosen.join(", ")}…`);
+    results.push(...await measureChromium(chosen, modelsDir, bundleDir, runs));
+  }
+  if (json) console.log(JSON.stringify(results, null, 2));
+  else console.log(table(results));
+  return 0;
+}
+
+if (import.meta.main) {
+  const args = process.argv.slice(2);
+  if (args[0] === "--worker") await runWorker(args.slice(1));
+  else process.exit(await main(args));
+}
