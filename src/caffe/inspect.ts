@@ -51,7 +51,7 @@ export function inspectNet(net: Net): NetSummary {
       bottoms: layer.bottoms,
       tops: layer.tops,
       blobShapes,
-      parameterCount: layer.blobs.reduce((sum, blob) => sum + blob.data.length, 0),
+      parameterCount: blobShapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0),
       quantizable: reason === undefined,
       ...(reason === undefined ? {} : { reason }),
     };
