@@ -55,11 +55,6 @@ function quantizeLanes(weights: v128, scale: v128): v128 {
   return clampRoundLanes(f32x4.div(weights, scale), f32x4.splat(-128), f32x4.splat(127));
 }
 
-/** f32(w_q * scale) of four lanes from quantizeLanes (exact 8-bit integer times scale, rounded once). */
-function fakeLanes(rounded: v128, scale: v128): v128 {
-  return f32x4.mul(magicToFloat(rounded), scale);
-}
-
 /** Saturating narrowing of four quantizeLanes results to sixteen int8 lanes. */
 function narrowToBytes(q0: v128, q1: v128, q2: v128, q3: v128): v128 {
   const low = i16x8.narrow_i32x4_s(magicToInt(q0), magicToInt(q1));
@@ -74,24 +69,18 @@ function quantizeSegment(source: usize, target: usize, count: i32, scale: v128):
     const q1 = quantizeLanes(v128.load(source, 16), scale);
     const q2 = quantizeLanes(v128.load(source, 32), scale);
     const q3 = quantizeLanes(v128.load(source, 48), scale);
-    v128.store(source, fakeLanes(q0, scale));
-    v128.store(source, fakeLanes(q1, scale), 16);
-    v128.store(source, fakeLanes(q2, scale), 32);
-    v128.store(source, fakeLanes(q3, scale), 48);
     v128.store(target, narrowToBytes(q0, q1, q2, q3));
     source += 64;
     target += 16;
   }
   for (; left >= 4; left -= 4) {
     const q = quantizeLanes(v128.load(source), scale);
-    v128.store(source, fakeLanes(q, scale));
     v128.store32_lane(target, narrowToBytes(q, q, q, q), 0);
     source += 16;
     target += 4;
   }
   for (; left > 0; left--) {
     const q = quantizeLanes(f32x4.splat(load<f32>(source)), scale);
-    store<f32>(source, f32x4.extract_lane(fakeLanes(q, scale), 0));
     v128.store8_lane(target, narrowToBytes(q, q, q, q), 0);
     source += 4;
     target += 1;
@@ -99,10 +88,10 @@ function quantizeSegment(source: usize, target: usize, count: i32, scale: v128):
 }
 
 /**
- * SPEC §4 weight quantization of a range of a tensor (see the header). Writes w_q bytes to
- * `weightsInt8` and w_fake over `weights` (in place). `scaleW` holds float32 scales read with
- * `scaleStride` (0 or 1) per channel. A NaN weight gives w_q 127 and w_fake NaN (callers reject
- * NaN weights first).
+ * SPEC §4 weight quantization of a range of a tensor (see the header): writes the w_q bytes of
+ * `weights` to `weightsInt8` (dequantizeRange makes w_fake from them). `scaleW` holds float32
+ * scales read with `scaleStride` (0 or 1) per channel. Weights must be finite: the caller checks
+ * each range with firstNonFinite first.
  */
 export function quantizeRange(
   weights: usize,
@@ -163,8 +152,8 @@ function dequantizeSegment(source: usize, target: usize, count: i32, scale: v128
 
 /**
  * SPEC §4 fake-quant weights from quantized ones, over a range of a tensor (see the header):
- * w_fake = f32(w_q * scale_w[c]) from the int8 `weightsInt8` to float32 `weights`; the same
- * values quantizeRange writes in place, since w_q is an exact integer in float32.
+ * w_fake = f32(w_q * scale_w[c]) from the int8 `weightsInt8` to float32 `weights` (w_q is an
+ * exact integer in float32, so the product is rounded once).
  */
 export function dequantizeRange(
   weightsInt8: usize,
@@ -195,26 +184,6 @@ export function dequantizeRange(
     row++;
     offset = 0;
   }
-}
-
-/** quantizeRange over a whole tensor of `outer * mid` rows (kept for scripts/bench_kernels.ts). */
-export function quantizeWeights(
-  weights: usize,
-  weightsInt8: usize,
-  outer: i32,
-  mid: i32,
-  inner: i32,
-  channelAxis: i32,
-  groups: i32,
-  scaleW: usize,
-  scaleStride: i32,
-): void {
-  const count = outer * mid * inner;
-  const outerPerGroup = outer / groups;
-  quantizeRange(
-    weights, weightsInt8, count, 0, 0,
-    inner, mid, channelAxis, outerPerGroup, scaleW, scaleStride,
-  );
 }
 
 /** Four float32 lanes times a float64 factor (f64x2 splat), each product rounded once to f32. */
@@ -304,33 +273,6 @@ export function scaleRange(
     row++;
     offset = 0;
   }
-}
-
-/**
- * batchNormFactors, then scaleRange over a whole tensor of `outer * mid` rows (kept for
- * scripts/bench_kernels.ts). `alpha` is scratch for `channels` float64s.
- */
-export function foldBatchNorm(
-  weights: usize,
-  outer: i32,
-  mid: i32,
-  inner: i32,
-  channelAxis: i32,
-  groups: i32,
-  channels: i32,
-  bias: usize,
-  mean: usize,
-  variance: usize,
-  gamma: usize,
-  beta: usize,
-  factor: f64,
-  eps: f64,
-  alpha: usize,
-  biasOut: usize,
-): void {
-  batchNormFactors(channels, bias, mean, variance, gamma, beta, factor, eps, alpha, biasOut);
-  const count = outer * mid * inner;
-  scaleRange(weights, count, 0, 0, inner, mid, channelAxis, outer / groups, alpha);
 }
 
 /** Index of the first NaN or infinity among `count` float32 values, or -1. */

@@ -1,6 +1,8 @@
 // Tests of the WebAssembly quantization kernels (src/wasm/quant.ts) against SPEC §3/§4/§9:
 // SPEC's worked example, hand-derived edge cases, and an independent plain-TypeScript reference
-// (float64 arithmetic with Math.fround) on seeded random tensors of odd sizes.
+// (float64 arithmetic with Math.fround) on seeded random tensors of odd sizes. Weight tensors go
+// through the calls a conversion makes: batchNormFactors and writeWeights (folding),
+// quantizeToInt8 and writeFakeWeights (w_q, w_fake), channelMaxAbs and weightScalesFromMax.
 
 import assert from "node:assert/strict";
 import {
@@ -9,6 +11,7 @@ import {
   CHUNK_ELEMENTS,
   outputChannelCount,
   quantKernels,
+  type WeightTensor,
 } from "../src/wasm/quant.ts";
 import { unitGenerator } from "../src/random.ts";
 
@@ -64,6 +67,38 @@ function assertBitsEqual(actual: Float32Array, expected: Float32Array, label: st
 
 function assertArrayEqual(actual: ArrayLike<unknown>, expected: ArrayLike<unknown>, label: string) {
   assert.deepEqual(Array.from(actual), Array.from(expected), label);
+}
+
+/** Splits [0, count) into ranges at seeded random points (empty ranges included). */
+function randomRanges(random: () => number, count: number): [number, number][] {
+  const cuts = [0, count, 0, 1, count - 1];
+  for (let cut = 0; cut < 6; cut++) cuts.push(Math.floor(random() * count));
+  cuts.sort((a, b) => a - b);
+  return cuts.slice(1).map((end, index) => [cuts[index], end - cuts[index]]);
+}
+
+/** One float32 array of `count` elements written range by range by `write`. */
+function writtenInRanges(
+  write: (start: number, length: number, target: Uint8Array) => void,
+  ranges: [number, number][],
+  count: number,
+): Float32Array {
+  const result = new Float32Array(count);
+  const bytes = new Uint8Array(result.buffer);
+  for (const [start, length] of ranges) {
+    write(start, length, bytes.subarray(start * 4, (start + length) * 4));
+  }
+  return result;
+}
+
+/** A float32 array as a weight tensor with `layout` (a view, no copy), folded by `alpha` if given. */
+function tensorOf(
+  weights: Float32Array,
+  layout: ChannelLayout,
+  alpha: Float64Array | null = null,
+): WeightTensor {
+  const bytes = new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
+  return { bytes, layout, alpha };
 }
 
 /** Shortest decimal that rounds to the same float32. */
@@ -203,8 +238,30 @@ function referenceQuantizeWeights(
   return { weightsInt8, weightsFake };
 }
 
+/**
+ * w_q and w_fake of `weights` the way a conversion makes them: quantizeToInt8 (which must find
+ * every weight finite), then writeFakeWeights range by range.
+ */
+function quantizeThroughKernels(
+  weights: Float32Array,
+  layout: ChannelLayout,
+  scaleW: Float32Array,
+  ranges: [number, number][] = [[0, weights.length]],
+) {
+  const weightsInt8 = new Int8Array(weights.length);
+  assert.equal(kernels.quantizeToInt8(tensorOf(weights, layout), scaleW, weightsInt8), -1);
+  const weightsFake = writtenInRanges(
+    (start, length, target) =>
+      kernels.writeFakeWeights(weightsInt8, layout, scaleW, start, length, target),
+    ranges,
+    weights.length,
+  );
+  return { weightsInt8, weightsFake };
+}
+
 for (const perChannel of [false, true]) {
-  Deno.test(`quantizeWeights matches the reference (${perChannel ? "per channel" : "per tensor"})`, () => {
+  const kind = perChannel ? "per channel" : "per tensor";
+  Deno.test(`quantizeToInt8 and writeFakeWeights match the reference (${kind})`, () => {
     const random = unitGenerator(perChannel ? 11 : 12);
     const seen = new Set<number>();
     for (const testCase of CASES) {
@@ -218,7 +275,9 @@ for (const perChannel of [false, true]) {
         const k = Math.floor(random() * 271) - 135;
         weights[index] = (k + 0.5) * scaleOf(scaleW, channels[index]);
       }
-      const actual = kernels.quantizeWeights(weights, layoutOf(testCase), scaleW);
+      // w_fake written in ranges cut at seeded random points (inside rows and SIMD blocks).
+      const ranges = randomRanges(random, weights.length);
+      const actual = quantizeThroughKernels(weights, layoutOf(testCase), scaleW, ranges);
       const expected = referenceQuantizeWeights(weights, channels, scaleW);
       assertArrayEqual(actual.weightsInt8, expected.weightsInt8, `${testCase.name} int8`);
       assertBitsEqual(actual.weightsFake, expected.weightsFake, `${testCase.name} fake`);
@@ -228,7 +287,7 @@ for (const perChannel of [false, true]) {
   });
 }
 
-Deno.test("quantizeWeights rounds ties to even and clamps at 127 / -128", () => {
+Deno.test("quantizeToInt8 rounds ties to even and clamps at 127 / -128", () => {
   // scale 0.25 divides these exactly, so W/scale is exactly the listed .5 value.
   const quotients = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5, -128.5, -129.5, 1000];
   const expected = [0, 2, 2, 0, -2, -2, 126, 127, -128, -128, -128, 127];
@@ -236,7 +295,7 @@ Deno.test("quantizeWeights rounds ties to even and clamps at 127 / -128", () => 
   const padded = [...quotients, 3, 3, 3, 3, 3, 3, 3];
   const weights = new Float32Array(padded.map((quotient) => quotient * 0.25));
   const layout = channelLayout("InnerProduct", [1, weights.length], 1);
-  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
+  const { weightsInt8, weightsFake } = quantizeThroughKernels(
     weights,
     layout,
     new Float32Array([0.25]),
@@ -248,19 +307,22 @@ Deno.test("quantizeWeights rounds ties to even and clamps at 127 / -128", () => 
   assert.ok(Object.is(weightsFake[3], 0));
 });
 
-Deno.test("quantizeWeights gives w_q 127 and w_fake NaN for a NaN weight (documented)", () => {
+Deno.test("quantizeToInt8 stops at the first NaN or infinite weight; writeWeights reads it", () => {
   const weights = new Float32Array([1, NaN, -1, 2, NaN]);
-  const { weightsInt8, weightsFake } = kernels.quantizeWeights(
-    weights,
-    channelLayout("InnerProduct", [1, 5], 1),
-    new Float32Array([1]),
-  );
-  assertArrayEqual(weightsInt8, [1, 127, -1, 2, 127], "NaN lanes");
-  assertArrayEqual(
-    Array.from(weightsFake, Number.isNaN),
-    [false, true, false, false, true],
-    "fake",
-  );
+  const tensor = tensorOf(weights, channelLayout("InnerProduct", [1, 5], 1));
+  const scaleW = new Float32Array([1]);
+  const weightsInt8 = new Int8Array(weights.length);
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 1, "first NaN");
+  const value = new Float32Array(1);
+  kernels.writeWeights(tensor, 1, 1, new Uint8Array(value.buffer));
+  assert.ok(Number.isNaN(value[0]), "the NaN weight read back");
+  weights[1] = 0;
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 4, "the last NaN");
+  weights[4] = -Infinity;
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 4, "-Infinity");
+  weights[4] = 3;
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), -1, "all finite");
+  assertArrayEqual(weightsInt8, [1, 0, -1, 2, 3], "w_q once finite");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -279,12 +341,12 @@ interface FoldInput {
 
 function referenceFold(input: FoldInput, channels: Int32Array, channelCount: number) {
   const f = input.factor === 0 ? 0 : 1 / input.factor;
-  const alpha: number[] = [];
+  const alpha = new Float64Array(channelCount);
   const bias = new Float32Array(channelCount);
   for (let channel = 0; channel < channelCount; channel++) {
     const variance = input.variance[channel] * f;
     const a = input.gamma[channel] / Math.sqrt(variance + input.eps);
-    alpha.push(a);
+    alpha[channel] = a;
     const b = input.bias === null ? 0 : input.bias[channel];
     const beta = input.beta === null ? 0 : input.beta[channel];
     bias[channel] = (b - input.mean[channel] * f) * a + beta;
@@ -293,10 +355,29 @@ function referenceFold(input: FoldInput, channels: Int32Array, channelCount: num
   for (let index = 0; index < weights.length; index++) {
     weights[index] = input.weights[index] * alpha[channels[index]];
   }
-  return { weights, bias };
+  return { weights, bias, alpha };
 }
 
-Deno.test("foldBatchNorm matches the float64 reference", () => {
+/**
+ * BatchNorm folding the way a conversion does it: batchNormFactors, then writeWeights of the
+ * tensor folded by its factors, range by range.
+ */
+function foldThroughKernels(
+  input: FoldInput,
+  layout: ChannelLayout,
+  ranges: [number, number][] = [[0, input.weights.length]],
+) {
+  const { alpha, bias } = kernels.batchNormFactors(input);
+  const tensor = tensorOf(input.weights, layout, alpha);
+  const weights = writtenInRanges(
+    (start, length, target) => kernels.writeWeights(tensor, start, length, target),
+    ranges,
+    input.weights.length,
+  );
+  return { weights, bias, alpha };
+}
+
+Deno.test("batchNormFactors and writeWeights fold like the float64 reference", () => {
   const random = unitGenerator(21);
   const eps = f32(1e-5);
   let variant = 0;
@@ -314,17 +395,19 @@ Deno.test("foldBatchNorm matches the float64 reference", () => {
         gamma: randomFloats(random, count, 1.5),
         beta: variant % 3 === 0 ? null : randomFloats(random, count, 0.7),
       };
-      const actual = kernels.foldBatchNorm({ ...input, layout: layoutOf(testCase) });
+      const ranges = randomRanges(random, input.weights.length);
+      const actual = foldThroughKernels(input, layoutOf(testCase), ranges);
       const channels = referenceChannels(testCase.type, testCase.shape, testCase.groups);
       const expected = referenceFold(input, channels, count);
       const label = `${testCase.name} factor ${factor}`;
+      assertArrayEqual(actual.alpha, expected.alpha, `${label} alpha`);
       assertBitsEqual(actual.weights, expected.weights, `${label} weights`);
       assertBitsEqual(actual.bias, expected.bias, `${label} bias`);
     }
   }
 });
 
-Deno.test("foldBatchNorm uses eps as a float32 value", () => {
+Deno.test("batchNormFactors uses eps as a float32 value", () => {
   // a = 1/sqrt(eps) with variance 0: find a weight whose W*a rounds differently for eps = 1e-5
   // and eps = f32(1e-5); the kernel must give the float32-eps result.
   const alphaF32 = 1 / Math.sqrt(f32(1e-5));
@@ -335,9 +418,8 @@ Deno.test("foldBatchNorm uses eps as a float32 value", () => {
     if (f32(candidate * alphaF32) !== f32(candidate * alphaF64)) weight = candidate;
   }
   assert.notEqual(weight, 0, "a weight that tells the two eps apart");
-  const { weights } = kernels.foldBatchNorm({
+  const { weights, alpha } = foldThroughKernels({
     weights: new Float32Array([weight]),
-    layout: channelLayout("InnerProduct", [1, 1], 1),
     bias: null,
     mean: new Float32Array([0]),
     variance: new Float32Array([0]),
@@ -345,7 +427,8 @@ Deno.test("foldBatchNorm uses eps as a float32 value", () => {
     eps: 1e-5,
     gamma: new Float32Array([1]),
     beta: null,
-  });
+  }, channelLayout("InnerProduct", [1, 1], 1));
+  assert.equal(alpha[0], alphaF32);
   assert.equal(weights[0], f32(weight * alphaF32));
 });
 
@@ -390,28 +473,6 @@ const LARGE_CASES: Case[] = [
     channels: 1,
   },
 ];
-
-/** Splits [0, count) into ranges at seeded random points (empty ranges included). */
-function randomRanges(random: () => number, count: number): [number, number][] {
-  const cuts = [0, count, 0, 1, count - 1];
-  for (let cut = 0; cut < 6; cut++) cuts.push(Math.floor(random() * count));
-  cuts.sort((a, b) => a - b);
-  return cuts.slice(1).map((end, index) => [cuts[index], end - cuts[index]]);
-}
-
-/** One float32 array of `count` elements written range by range by `write`. */
-function writtenInRanges(
-  write: (start: number, length: number, target: Uint8Array) => void,
-  ranges: [number, number][],
-  count: number,
-): Float32Array {
-  const result = new Float32Array(count);
-  const bytes = new Uint8Array(result.buffer);
-  for (const [start, length] of ranges) {
-    write(start, length, bytes.subarray(start * 4, (start + length) * 4));
-  }
-  return result;
-}
 
 Deno.test("tensors over a chunk, folded or not: W', w_q, and w_fake in any ranges", () => {
   const random = unitGenerator(71);
@@ -609,7 +670,7 @@ function referenceWeightScales(
   return scales;
 }
 
-Deno.test("weightScalesFromWeights matches the reference, with zero and dead channels", () => {
+Deno.test("channelMaxAbs and weightScalesFromMax: reference, zero and dead channels", () => {
   const random = unitGenerator(51);
   const scaleD = f32(0.02);
   for (const testCase of CASES) {
@@ -627,7 +688,8 @@ Deno.test("weightScalesFromWeights matches the reference, with zero and dead cha
         bias[0] = 0;
         bias[1] = 3e6;
       }
-      const actual = kernels.weightScalesFromWeights(weights, layoutOf(testCase), bias, scaleD);
+      const channelMax = kernels.channelMaxAbs(tensorOf(weights, layoutOf(testCase)));
+      const actual = kernels.weightScalesFromMax(channelMax, bias, scaleD);
       const expected = referenceWeightScales(weights, channels, count, bias, scaleD);
       assertBitsEqual(actual, expected, `${testCase.name}${withBias ? " with bias" : ""}`);
       assert.equal(actual[0], 1, "all-zero channel");

@@ -7,8 +7,7 @@
  * of {@linkcode CHUNK_ELEMENTS}: each chunk is copied in once, folded and quantized there, and
  * copied out once straight into the caller's target (an output file's buffer), so the module's
  * memory stays small whatever the tensor size. Per-channel data (factors, biases) crosses the
- * boundary once per call. `foldBatchNorm`, `quantizeWeights` and `weightScalesFromWeights` are
- * the same arithmetic on whole float32 arrays, returning new arrays (for small tensors).
+ * boundary once per call.
  *
  * Arguments that break a kernel's contract (lengths that disagree with the layout, a layer type
  * without weights) throw a `RangeError`: callers validate user input first and raise
@@ -124,40 +123,18 @@ export interface QuantKernels {
   /** The largest |w| of each output channel of the (folded) tensor (float32, C_out values). */
   channelMaxAbs(tensor: WeightTensor): Float32Array;
   /**
-   * SPEC §9 weight scales from per-channel largest |W'| (see weightScalesFromWeights), with
-   * bias b' (null: no bias).
+   * SPEC §9 weight scales from the per-channel largest |W'[c]| (of
+   * {@linkcode QuantKernels.channelMaxAbs}) and bias b' (null: no bias):
+   * scale_w[c] = max(f32(max|W'[c]|/127), f32(|b'[c]|/(scaleD*2^30))), each quotient computed in
+   * float64 and rounded once to float32 (the first equals the float32 division); a result of 0
+   * (all-zero channel with zero or no bias, or quotients below the float32 range) becomes 1.0.
+   * `scaleD` is used as given (float64).
    */
   weightScalesFromMax(
     channelMax: Float32Array,
     bias: Float32Array | null,
     scaleD: number,
   ): Float32Array;
-  /**
-   * SPEC §3: a[c] = gamma[c]/sqrt(var[c]*f + eps) in float64 (f = factor == 0 ? 0 : 1/factor),
-   * W' = f32(W*a), b' = f32((b - mean*f)*a + beta). `factor` and `eps` are used as float32 values.
-   * A null bias or beta reads as zeros. mean, variance, gamma (and beta, bias) have C_out values.
-   */
-  foldBatchNorm(input: {
-    weights: Float32Array;
-    layout: ChannelLayout;
-    bias: Float32Array | null;
-    mean: Float32Array;
-    variance: Float32Array;
-    factor: number;
-    eps: number;
-    gamma: Float32Array;
-    beta: Float32Array | null;
-  }): { weights: Float32Array; bias: Float32Array };
-  /**
-   * SPEC §4: w_q = clamp(rint(f32(W/scale_w[c])), -128, 127); w_fake = f32(w_q*scale_w[c]).
-   * scaleW has length 1 or C_out. A NaN weight gives w_q 127 and w_fake NaN (reject NaN first
-   * with {@linkcode QuantKernels.firstNonFinite}).
-   */
-  quantizeWeights(
-    weights: Float32Array,
-    layout: ChannelLayout,
-    scaleW: Float32Array,
-  ): { weightsInt8: Int8Array; weightsFake: Float32Array };
   /** Index of the first NaN/Inf element, or -1. */
   firstNonFinite(values: Float32Array): number;
   /** deq[c] = f32(scale_d*scale_w[c]); `scaleD` is used as a float32 value. */
@@ -179,19 +156,6 @@ export interface QuantKernels {
   };
   /** SPEC §4: uint64 = float32 bits of deq[c] in bits 31..0, rest 0. */
   packDequantScales(deqScale: Float32Array): BigUint64Array;
-  /**
-   * SPEC §9, on fused weights W' and bias b' (null: no bias):
-   * scale_w[c] = max(f32(max|W'[c]|/127), f32(|b'[c]|/(scaleD*2^30))), each quotient computed in
-   * float64 and rounded once to float32 (the first equals the float32 division); a result of 0
-   * (all-zero channel with zero or no bias, or quotients below the float32 range) becomes 1.0.
-   * `scaleD` is used as given (float64). Weights must be finite.
-   */
-  weightScalesFromWeights(
-    weights: Float32Array,
-    layout: ChannelLayout,
-    bias: Float32Array | null,
-    scaleD: number,
-  ): Float32Array;
   /**
    * SPEC §4 activation fake-quant: q = clamp(rint(f32(x*S)) + offsetD, -128, 127),
    * x^ = f32((q - offsetD)*scaleD), S = f32(1/scaleD); `scaleD` is used as a float32 value and a
@@ -368,10 +332,10 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
   }
 
   /**
-   * Elements [start, start + count) of the tensor, quantized with `scaleW` when given, into
-   * `floatTarget` (as float32 bytes) and/or `int8Target` (w_q bytes, needs scaleW). With
-   * `check`, each chunk is checked for NaN/Inf first; returns the index of the first such
-   * element (where it stops), or -1.
+   * Elements [start, start + count) of the (folded) tensor into `floatTarget` (as float32 bytes)
+   * and/or their w_q with `scaleW` into `int8Target` (needs scaleW). With `check`, each chunk is
+   * checked for NaN/Inf first; returns the index of the first such element (where it stops), or
+   * -1.
    */
   function runWeights(
     tensor: WeightTensor,
@@ -442,18 +406,6 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       };
     },
 
-    foldBatchNorm(input) {
-      const { weights, layout } = input;
-      const count = layoutSize(layout);
-      checkLength("weights", weights, count);
-      checkLength("mean", input.mean, outputChannelCount(layout));
-      const { alpha, bias } = kernelSet.batchNormFactors(input);
-      const folded = new Float32Array(count);
-      const tensor = { bytes: bytesOf(weights), layout, alpha };
-      runWeights(tensor, null, 0, count, bytesOf(folded), null, false);
-      return { weights: folded, bias };
-    },
-
     writeWeights(tensor, start, count, target) {
       checkLength("target", target, count * 4);
       runWeights(tensor, null, start, count, target, null, false);
@@ -486,16 +438,6 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       const count = checkTensor(tensor);
       checkLength("target", target, count);
       return runWeights(tensor, scaleW, 0, count, null, bytesOf(target), true);
-    },
-
-    quantizeWeights(weights, layout, scaleW) {
-      const count = layoutSize(layout);
-      checkLength("weights", weights, count);
-      const weightsFake = new Float32Array(count);
-      const weightsInt8 = new Int8Array(count);
-      const tensor = plainTensor(weights, layout);
-      runWeights(tensor, scaleW, 0, count, bytesOf(weightsFake), bytesOf(weightsInt8), false);
-      return { weightsInt8, weightsFake };
     },
 
     firstNonFinite(values) {
@@ -533,12 +475,6 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       const scaleAt = wasm.alloc(channels * 4);
       kernels.weightScalesFromMax(maxAt, channels, biasAt, scaleD, scaleAt);
       return wasm.copyOut(Float32Array, scaleAt, channels);
-    },
-
-    weightScalesFromWeights(weights, layout, bias, scaleD) {
-      checkLength("weights", weights, layoutSize(layout));
-      const channelMax = kernelSet.channelMaxAbs(plainTensor(weights, layout));
-      return kernelSet.weightScalesFromMax(channelMax, bias, scaleD);
     },
 
     dequantScales(scaleD, scaleW) {
