@@ -7,6 +7,7 @@
  */
 
 import { quantizeBlocker } from "../caffe/layers.ts";
+import { ConvertError } from "../errors.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { caffeType } from "../proto/schema.ts";
 import { printText } from "../proto/text.ts";
@@ -126,6 +127,18 @@ function weightScales(
   checkFloatBlob(layer, 0);
   const channelMax = kernels.channelMaxAbs(weightTensor(layer.blobs[0], weightLayout(layer)));
   const bias = layer.blobs.length > 1 ? floatData(layer, 1) : null;
+  for (
+    const [what, values] of [["weights of channel", channelMax], ["bias element", bias]] as const
+  ) {
+    const bad = values === null ? -1 : kernels.firstNonFinite(values);
+    if (bad >= 0) {
+      throw new ConvertError(
+        "WEIGHTS_NOT_FINITE",
+        `layer "${layer.name}": the ${what} ${bad} hold NaN or infinity`,
+        { layer: layer.name },
+      );
+    }
+  }
   const perChannel = kernels.weightScalesFromMax(channelMax, bias, scaleD);
   if (!perTensor) return [...perChannel];
   const tensorMax = channelMax.reduce((largest, value) => Math.max(largest, value), 0);
