@@ -24,6 +24,47 @@ function rowChannel(row: i32, mid: i32, channelAxis: i32, outerPerGroup: i32): i
   return (outerIndex / outerPerGroup) * mid + (row - outerIndex * mid);
 }
 
+/** The address of a row segment's per-channel entry (see forEachSegment). */
+type SegmentOp = (source: usize, target: usize, count: i32, entry: usize) => void;
+
+/**
+ * Walks a range of a tensor (see the header) as row segments and calls `segment` on each with
+ * its source and target addresses (advancing `count << sourceShift` and `count << targetShift`
+ * bytes per segment), its length, and the address of its channel's entry in `table`:
+ * `table + ((channel * tableStride) << tableShift)`.
+ */
+function forEachSegment(
+  segment: SegmentOp,
+  source: usize,
+  sourceShift: i32,
+  target: usize,
+  targetShift: i32,
+  count: i32,
+  firstRow: i32,
+  rowOffset: i32,
+  inner: i32,
+  mid: i32,
+  channelAxis: i32,
+  outerPerGroup: i32,
+  table: usize,
+  tableStride: i32,
+  tableShift: i32,
+): void {
+  let row = firstRow;
+  let offset = rowOffset;
+  let left = count;
+  while (left > 0) {
+    const length = min(inner - offset, left);
+    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
+    segment(source, target, length, table + ((<usize> (channel * tableStride)) << tableShift));
+    source += <usize> length << sourceShift;
+    target += <usize> length << targetShift;
+    left -= length;
+    row++;
+    offset = 0;
+  }
+}
+
 /**
  * 1.5 * 2^23: for |x| <= 2^22, f32(x + ROUND_MAGIC) is ROUND_MAGIC + rint(x) exactly (the float32
  * addition rounds half to even at unit spacing), and its bits are ROUND_MAGIC_BITS + rint(x).
@@ -106,22 +147,10 @@ export function quantizeRange(
   scaleW: usize,
   scaleStride: i32,
 ): void {
-  let source = weights;
-  let target = weightsInt8;
-  let row = firstRow;
-  let offset = rowOffset;
-  let left = count;
-  while (left > 0) {
-    const length = min(inner - offset, left);
-    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
-    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
-    quantizeSegment(source, target, length, scale);
-    source += <usize> length << 2;
-    target += <usize> length;
-    left -= length;
-    row++;
-    offset = 0;
-  }
+  const segment: SegmentOp = (source, target, length, entry) =>
+    quantizeSegment(source, target, length, v128.load_splat<f32>(entry));
+  forEachSegment(segment, weights, 2, weightsInt8, 0, count, firstRow, rowOffset, inner, mid,
+    channelAxis, outerPerGroup, scaleW, scaleStride, 2);
 }
 
 /** w_fake = f32(w_q * scale) of `count` contiguous int8 weights of one channel, to float32. */
@@ -168,22 +197,10 @@ export function dequantizeRange(
   scaleW: usize,
   scaleStride: i32,
 ): void {
-  let source = weightsInt8;
-  let target = weights;
-  let row = firstRow;
-  let offset = rowOffset;
-  let left = count;
-  while (left > 0) {
-    const length = min(inner - offset, left);
-    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
-    const scale = v128.load_splat<f32>(scaleW + ((<usize> (channel * scaleStride)) << 2));
-    dequantizeSegment(source, target, length, scale);
-    source += <usize> length;
-    target += <usize> length << 2;
-    left -= length;
-    row++;
-    offset = 0;
-  }
+  const segment: SegmentOp = (source, target, length, entry) =>
+    dequantizeSegment(source, target, length, v128.load_splat<f32>(entry));
+  forEachSegment(segment, weightsInt8, 0, weights, 2, count, firstRow, rowOffset, inner, mid,
+    channelAxis, outerPerGroup, scaleW, scaleStride, 2);
 }
 
 /** Four float32 lanes times a float64 factor (f64x2 splat), each product rounded once to f32. */
@@ -260,19 +277,10 @@ export function scaleRange(
   outerPerGroup: i32,
   alpha: usize,
 ): void {
-  let source = weights;
-  let row = firstRow;
-  let offset = rowOffset;
-  let left = count;
-  while (left > 0) {
-    const length = min(inner - offset, left);
-    const channel = rowChannel(row, mid, channelAxis, outerPerGroup);
-    scaleSegment(source, length, load<f64>(alpha + (<usize> channel << 3)));
-    source += <usize> length << 2;
-    left -= length;
-    row++;
-    offset = 0;
-  }
+  const segment: SegmentOp = (source, _target, length, entry) =>
+    scaleSegment(source, length, load<f64>(entry));
+  forEachSegment(segment, weights, 2, 0, 0, count, firstRow, rowOffset, inner, mid, channelAxis,
+    outerPerGroup, alpha, 1, 3);
 }
 
 /** Index of the first NaN or infinity among `count` float32 values, or -1. */
@@ -379,19 +387,10 @@ export function maxAbsRange(
   outerPerGroup: i32,
   channelMax: usize,
 ): void {
-  let source = weights;
-  let row = firstRow;
-  let offset = rowOffset;
-  let left = count;
-  while (left > 0) {
-    const length = min(inner - offset, left);
-    const at = channelMax + (<usize> rowChannel(row, mid, channelAxis, outerPerGroup) << 2);
-    store<f32>(at, max(load<f32>(at), maxAbs(source, length)));
-    source += <usize> length << 2;
-    left -= length;
-    row++;
-    offset = 0;
-  }
+  const segment: SegmentOp = (source, _target, length, entry) =>
+    store<f32>(entry, max(load<f32>(entry), maxAbs(source, length)));
+  forEachSegment(segment, weights, 2, 0, 0, count, firstRow, rowOffset, inner, mid, channelAxis,
+    outerPerGroup, channelMax, 1, 2);
 }
 
 /**
