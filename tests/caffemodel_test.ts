@@ -8,60 +8,24 @@ import {
   writeCaffemodel,
 } from "../src/caffe/caffemodel.ts";
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
-import { ConvertError, type ErrorCode } from "../src/errors.ts";
+import { ConvertError } from "../src/errors.ts";
 import { TextMessage } from "../src/proto/tree.ts";
 import { modelFile, modelNames } from "./_models.ts";
+import {
+  assertConvertErrorAt,
+  float32Bytes,
+  float64Bytes,
+  lengthField,
+  stringField,
+  tag,
+  varint,
+  varintField,
+} from "./_protobuf_bytes.ts";
 
-// ---- An independent, naive protobuf encoder (number arrays, bigint varints) ----
-
-function varint(value: number | bigint): number[] {
-  let rest = BigInt.asUintN(64, BigInt(value));
-  const out: number[] = [];
-  while (rest >= 128n) {
-    out.push(Number(rest % 128n) + 128);
-    rest /= 128n;
-  }
-  out.push(Number(rest));
-  return out;
-}
-const tag = (field: number, wireType: number) => varint(field * 8 + wireType);
-const varintField = (field: number, value: number | bigint) => [...tag(field, 0), ...varint(value)];
-const lengthField = (field: number, payload: number[]) => [
-  ...tag(field, 2),
-  ...varint(payload.length),
-  ...payload,
-];
-const stringField = (field: number, text: string) =>
-  lengthField(field, [...new TextEncoder().encode(text)]);
-function float32Bytes(values: number[]): number[] {
-  const view = new DataView(new ArrayBuffer(4 * values.length));
-  values.forEach((value, i) => view.setFloat32(4 * i, value, true));
-  return [...new Uint8Array(view.buffer)];
-}
-function float64Bytes(values: number[]): number[] {
-  const view = new DataView(new ArrayBuffer(8 * values.length));
-  values.forEach((value, i) => view.setFloat64(8 * i, value, true));
-  return [...new Uint8Array(view.buffer)];
-}
 const shapeField = (dims: number[]) => lengthField(7, lengthField(1, dims.flatMap(varint)));
 const floatBlob = (dims: number[], values: number[]) =>
   lengthField(7, [...shapeField(dims), ...lengthField(5, float32Bytes(values))]);
 const layerField = (payload: number[]) => lengthField(100, payload);
-
-function assertConvertError(
-  run: () => unknown,
-  code: ErrorCode,
-  offset: number,
-  layer?: string,
-): void {
-  assert.throws(run, (error: unknown) => {
-    assert.ok(error instanceof ConvertError, `not a ConvertError: ${error}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.offset, offset, error.message);
-    if (layer !== undefined) assert.equal(error.layer, layer);
-    return true;
-  });
-}
 
 const bytesOf = (data: Blob["data"]) =>
   new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -506,8 +470,8 @@ Deno.test("a V1 layer type number the schema lacks fails with the layer's offset
 });
 
 Deno.test("not protobuf: bad wire types, field 0, an overlong varint", () => {
-  assertConvertError(() => readCaffemodel(Uint8Array.of(0x0f)), "BINARY_NOT_PROTOBUF", 0);
-  assertConvertError(
+  assertConvertErrorAt(() => readCaffemodel(Uint8Array.of(0x0f)), "BINARY_NOT_PROTOBUF", 0);
+  assertConvertErrorAt(
     () => readCaffemodel(new TextEncoder().encode("hello")),
     "BINARY_NOT_PROTOBUF",
     2,
@@ -515,19 +479,19 @@ Deno.test("not protobuf: bad wire types, field 0, an overlong varint", () => {
   const layerPrefix = [...stringField(1, "n")];
   const inLayer = [...layerPrefix, ...layerField([...stringField(1, "a"), 0x0e, 0x00])];
   // tag(100) is 2 bytes, its length 1 byte, then name "a" (3 bytes): wire type 6 at +6.
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(inLayer)),
     "BINARY_NOT_PROTOBUF",
     layerPrefix.length + 6,
   );
   const fieldZeroInBlob = layerField([...lengthField(7, [0x00, 0x00])]);
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(fieldZeroInBlob)),
     "BINARY_NOT_PROTOBUF",
     5,
   );
   const overlong = [...tag(5, 0), ...Array(10).fill(0x80), 0x00];
-  assertConvertError(() => readCaffemodel(Uint8Array.from(overlong)), "BINARY_NOT_PROTOBUF", 1);
+  assertConvertErrorAt(() => readCaffemodel(Uint8Array.from(overlong)), "BINARY_NOT_PROTOBUF", 1);
   const file = Uint8Array.of(0x0f);
   assert.throws(() => readCaffemodel(file, "w.caffemodel"), (error: unknown) => {
     assert.ok(error instanceof ConvertError);
@@ -550,7 +514,7 @@ Deno.test("truncated files fail with the offset of the cut item", () => {
     [file.length - 1, 7],
   ];
   for (const [cut, offset] of cases) {
-    assertConvertError(
+    assertConvertErrorAt(
       () => readCaffemodel(Uint8Array.from(file.slice(0, cut))),
       "BINARY_TRUNCATED",
       offset,
@@ -560,7 +524,7 @@ Deno.test("truncated files fail with the offset of the cut item", () => {
   // length (at 12: layer body at 8, name 3 bytes, blob tag 1 byte) runs past the end.
   const cutBody = layerBody.slice(0, -3);
   const cutBlob = [...name, ...tag(100, 2), ...varint(cutBody.length), ...cutBody];
-  assertConvertError(() => readCaffemodel(Uint8Array.from(cutBlob)), "BINARY_TRUNCATED", 12);
+  assertConvertErrorAt(() => readCaffemodel(Uint8Array.from(cutBlob)), "BINARY_TRUNCATED", 12);
 });
 
 Deno.test("a length past its enclosing message (not the file) fails at that length", () => {
@@ -576,7 +540,7 @@ Deno.test("a length past its enclosing message (not the file) fails at that leng
   ];
   // layer: tag 2 + length 1; name 3 bytes; blob tag 1 + length 1; shape 5 bytes; data tag 1.
   const lengthAt = 3 + 3 + 2 + 5 + 1;
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(file)),
     "BINARY_LENGTH_PAST_END",
     lengthAt,
@@ -591,7 +555,7 @@ Deno.test("groups nested past the limit fail with BINARY_TOO_DEEP at the deepest
   const deep = layerField([...stringField(1, "g"), ...groups(100)]);
   const firstGroupAt = 2 + 2 + 3; // layer tag 2 bytes, its length 2 bytes, name 3 bytes
   assert.equal(varint(200 + 3).length, 2);
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(deep)),
     "BINARY_TOO_DEEP",
     firstGroupAt + 99,
@@ -604,14 +568,14 @@ Deno.test("a blob whose data count disagrees with its shape fails with offset an
   const bad = floatBlob([2, 3], [1, 2, 3, 4, 5]);
   const file = [...header, ...layerField([...stringField(1, "conv9"), ...first, ...bad])];
   const badAt = header.length + 3 + 7 + first.length;
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(file)),
     "BLOB_SIZE_MISMATCH",
     badAt,
     "conv9",
   );
   const negative = layerField([...stringField(1, "neg"), ...lengthField(7, shapeField([-1]))]);
-  assertConvertError(
+  assertConvertErrorAt(
     () => readCaffemodel(Uint8Array.from(negative)),
     "BLOB_SIZE_MISMATCH",
     8,

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import {
   int32sSize,
   lengthFieldSize,
@@ -12,30 +11,10 @@ import {
   WireType,
   WireWriter,
 } from "../src/proto/wire.ts";
-
-// An independent varint encoder: base-128 groups of a bigint, low group first.
-function varint(value: bigint | number): number[] {
-  let rest = BigInt.asUintN(64, BigInt(value));
-  const out: number[] = [];
-  while (rest >= 128n) {
-    out.push(Number(rest % 128n) + 128);
-    rest /= 128n;
-  }
-  out.push(Number(rest));
-  return out;
-}
+import { assertConvertErrorAt, varint } from "./_protobuf_bytes.ts";
 
 function reader(bytes: number[]): WireReader {
   return new WireReader(Uint8Array.from(bytes));
-}
-
-function assertError(run: () => unknown, code: ErrorCode, offset: number): void {
-  assert.throws(run, (error: unknown) => {
-    assert.ok(error instanceof ConvertError, `not a ConvertError: ${error}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.offset, offset, error.message);
-    return true;
-  });
 }
 
 Deno.test("varints decode as the protobuf documentation encodes them", () => {
@@ -106,51 +85,51 @@ Deno.test("tags: field number, wire type and the bad ones", () => {
   assert.equal(tag >>> 3, 100);
   assert.equal(tag & 7, WireType.LENGTH);
   assert.equal(wire.tagAt, 0);
-  assertError(() => reader([0x02]).tag(), "BINARY_NOT_PROTOBUF", 0); // field 0
+  assertConvertErrorAt(() => reader([0x02]).tag(), "BINARY_NOT_PROTOBUF", 0); // field 0
   const sixAt2 = reader([0x08, 0x01, 0x0e]);
   sixAt2.skip(sixAt2.tag(), 0);
-  assertError(() => sixAt2.tag(), "BINARY_NOT_PROTOBUF", 2); // wire type 6
-  assertError(() => reader([0x0f]).tag(), "BINARY_NOT_PROTOBUF", 0); // wire type 7
-  assertError(() => reader([...varint(2n ** 35n + 8n)]).tag(), "BINARY_NOT_PROTOBUF", 0);
+  assertConvertErrorAt(() => sixAt2.tag(), "BINARY_NOT_PROTOBUF", 2); // wire type 6
+  assertConvertErrorAt(() => reader([0x0f]).tag(), "BINARY_NOT_PROTOBUF", 0); // wire type 7
+  assertConvertErrorAt(() => reader([...varint(2n ** 35n + 8n)]).tag(), "BINARY_NOT_PROTOBUF", 0);
   const endGroup = reader([0x0c]);
-  assertError(() => endGroup.skip(endGroup.tag(), 0), "BINARY_NOT_PROTOBUF", 0);
+  assertConvertErrorAt(() => endGroup.skip(endGroup.tag(), 0), "BINARY_NOT_PROTOBUF", 0);
 });
 
 Deno.test("varint errors: too long, truncated, past the enclosing end", () => {
   const eleven = [0x08, ...Array(10).fill(0x80), 0x01];
   const long = reader(eleven);
   long.tag();
-  assertError(() => long.uint64(), "BINARY_NOT_PROTOBUF", 1);
-  assertError(() => reader([0x96, 0x80]).skip(0x08, 0), "BINARY_TRUNCATED", 0);
+  assertConvertErrorAt(() => long.uint64(), "BINARY_NOT_PROTOBUF", 1);
+  assertConvertErrorAt(() => reader([0x96, 0x80]).skip(0x08, 0), "BINARY_TRUNCATED", 0);
   const cut = reader([0x08, 0x96]);
   cut.tag();
-  assertError(() => cut.uint32(), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => cut.uint32(), "BINARY_TRUNCATED", 1);
   // A varint that runs past its message's end while the file goes on.
   const outer = reader([0x0a, 0x02, 0x08, 0x96, 0x01]);
   outer.tag();
   const inner = outer.message();
   inner.tag();
-  assertError(() => inner.uint32(), "BINARY_LENGTH_PAST_END", 3);
+  assertConvertErrorAt(() => inner.uint32(), "BINARY_LENGTH_PAST_END", 3);
 });
 
 Deno.test("lengths: past the file, past the message, huge, and fixed values cut short", () => {
   const pastFile = reader([0x0a, 0x05, 1, 2]);
   pastFile.tag();
-  assertError(() => pastFile.length(), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => pastFile.length(), "BINARY_TRUNCATED", 1);
   const nested = reader([0x0a, 0x03, 0x12, 0x05, 0x00, 9, 9, 9, 9, 9]);
   nested.tag();
   const inner = nested.message();
   inner.tag();
-  assertError(() => inner.length(), "BINARY_LENGTH_PAST_END", 3);
+  assertConvertErrorAt(() => inner.length(), "BINARY_LENGTH_PAST_END", 3);
   // A length near 2^63 is rejected before anything is allocated.
   const huge = reader([0x0a, ...varint(2n ** 63n), 0]);
   huge.tag();
-  assertError(() => huge.length(), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => huge.length(), "BINARY_TRUNCATED", 1);
   const fixed = reader([0x0d, 1, 2]);
   fixed.tag();
-  assertError(() => fixed.float(), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => fixed.float(), "BINARY_TRUNCATED", 1);
   const fixed64 = reader([0x09, 1, 2, 3, 4, 5, 6, 7]);
-  assertError(() => fixed64.skip(fixed64.tag(), 0), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => fixed64.skip(fixed64.tag(), 0), "BINARY_TRUNCATED", 1);
 });
 
 Deno.test("skip: every wire type, and nested groups up to the limit", () => {
@@ -179,12 +158,12 @@ Deno.test("skip: every wire type, and nested groups up to the limit", () => {
   deepest.skip(deepest.tag(), 0);
   assert.ok(deepest.done);
   const tooDeep = nestedGroups(MAX_NESTING + 1);
-  assertError(() => tooDeep.skip(tooDeep.tag(), 0), "BINARY_TOO_DEEP", MAX_NESTING);
+  assertConvertErrorAt(() => tooDeep.skip(tooDeep.tag(), 0), "BINARY_TOO_DEEP", MAX_NESTING);
 
   const mismatched = reader([0x0b, 0x14]); // group 1 closed by end-group of field 2
-  assertError(() => mismatched.skip(mismatched.tag(), 0), "BINARY_NOT_PROTOBUF", 1);
+  assertConvertErrorAt(() => mismatched.skip(mismatched.tag(), 0), "BINARY_NOT_PROTOBUF", 1);
   const unclosed = reader([0x0b, 0x08, 0x01]);
-  assertError(() => unclosed.skip(unclosed.tag(), 0), "BINARY_TRUNCATED", 0);
+  assertConvertErrorAt(() => unclosed.skip(unclosed.tag(), 0), "BINARY_TRUNCATED", 0);
 });
 
 function floatBytes(values: number[], padding: number): Uint8Array {
@@ -208,8 +187,8 @@ Deno.test("packed floats: a view when 4-aligned, one copy when not", () => {
   // Alignment counts from the start of the ArrayBuffer, not of the Uint8Array.
   const shifted = new WireReader(floatBytes(values, 5).subarray(1), 4);
   assert.deepEqual([...shifted.floats(16)], values);
-  assertError(() => new WireReader(new Uint8Array(8)).floats(6), "BINARY_NOT_PROTOBUF", 0);
-  assertError(() => new WireReader(new Uint8Array(8)).floats(12), "BINARY_TRUNCATED", 0);
+  assertConvertErrorAt(() => new WireReader(new Uint8Array(8)).floats(6), "BINARY_NOT_PROTOBUF", 0);
+  assertConvertErrorAt(() => new WireReader(new Uint8Array(8)).floats(12), "BINARY_TRUNCATED", 0);
 });
 
 Deno.test("packed doubles and int8 views", () => {
@@ -246,17 +225,17 @@ Deno.test("packed int32 and uint64 varints, with negatives and their sizes", () 
   // The last varint of the run is cut by the run's end (the file goes on).
   const cut = reader([0x01, 0x96, 0x01]);
   const runEnd = new WireReader(cut.bytes, 0, 2);
-  assertError(() => runEnd.int32s(2), "BINARY_LENGTH_PAST_END", 1);
-  assertError(() => reader([0x01, 0x96]).uint64s(2), "BINARY_TRUNCATED", 1);
+  assertConvertErrorAt(() => runEnd.int32s(2), "BINARY_LENGTH_PAST_END", 1);
+  assertConvertErrorAt(() => reader([0x01, 0x96]).uint64s(2), "BINARY_TRUNCATED", 1);
   const eleven = [0x05, ...Array(10).fill(0xff), 0x01];
-  assertError(() => reader(eleven).int32s(12), "BINARY_NOT_PROTOBUF", 1);
+  assertConvertErrorAt(() => reader(eleven).int32s(12), "BINARY_NOT_PROTOBUF", 1);
 });
 
 Deno.test("skipPacked checks whole elements", () => {
   const varints = reader([0x03, 0x01, 0x96, 0x01, 0x07]);
   varints.skipPacked(WireType.VARINT);
   assert.equal(varints.pos, 4);
-  assertError(
+  assertConvertErrorAt(
     () => reader([0x02, 0x01, 0x96, 0x01]).skipPacked(WireType.VARINT),
     "BINARY_LENGTH_PAST_END",
     2,
@@ -264,7 +243,7 @@ Deno.test("skipPacked checks whole elements", () => {
   const floats = reader([0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
   floats.skipPacked(WireType.FIXED32);
   assert.ok(floats.done);
-  assertError(
+  assertConvertErrorAt(
     () => reader([0x06, 1, 2, 3, 4, 5, 6]).skipPacked(WireType.FIXED64),
     "BINARY_NOT_PROTOBUF",
     1,
