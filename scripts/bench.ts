@@ -40,6 +40,7 @@ import { fuseBatchNorm, weightLayout } from "../src/quant/fuse.ts";
 import { readRecord } from "../src/quant/record.ts";
 import { weightTensor } from "../src/quant/weights.ts";
 import { quantKernels } from "../src/wasm/quant.ts";
+import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
 const USAGE = "deno run -A scripts/bench.ts [model...] [--runs N] " +
   "[--runtimes deno,node,chromium] [--json]";
@@ -49,18 +50,6 @@ const MODELS = ["resnet50", "vgg16"];
 
 /** The input files of a benchmark net, in its folder. */
 const INPUTS = { model: "deploy.prototxt", weights: "weights.caffemodel", record: "record.txt" };
-
-/** Chromium flags, as the browser tests use them, plus a GC the page can call. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-quic",
-  "--disable-sync",
-  "--js-flags=--expose-gc",
-];
 
 /** Marks the result line a worker prints. */
 const RESULT_PREFIX = "BENCH_RESULT ";
@@ -460,9 +449,9 @@ async function measureChromium(
   });
   const port = await listening.promise;
   const browserServer = await chromium.launchServer({
-    executablePath: Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium",
+    executablePath: chromiumPath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc"],
   });
   const results: Result[] = [];
   try {

@@ -15,9 +15,9 @@ import {
   outputFileName,
   type OutputKey,
 } from "./_runtime_fixture.ts";
+import { CHROMIUM_ARGS, chromiumPath } from "../scripts/chromium.ts";
 
 /** The Chromium binary the tests drive. */
-export const chromiumPath: string = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 
 function findChromium(): boolean {
   try {
@@ -33,17 +33,6 @@ function findChromium(): boolean {
 
 /** Whether the browser tests can run here. */
 export const haveChromium: boolean = findChromium();
-
-/** Chromium flags: headless in a container, no network of its own, no background services. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-quic",
-  "--disable-sync",
-];
 
 /** What {@linkcode withPage} hands its callback. */
 export interface PageSession {
@@ -76,7 +65,7 @@ export async function withPage(
     browser = await chromium.launch({
       executablePath: chromiumPath,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS],
       timeout: 30_000,
     });
     const context = await browser.newContext({
