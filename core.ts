@@ -32,7 +32,8 @@ export { type FieldValue, type Scalar, type TextField, TextMessage } from "./src
 export { inspectNet, type LayerSummary, type NetSummary } from "./src/caffe/inspect.ts";
 export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
-export { readCaffemodel, writeCaffemodel } from "./src/caffe/caffemodel.ts";
+export { readCaffemodel } from "./src/caffe/caffemodel_read.ts";
+export { writeCaffemodel } from "./src/caffe/caffemodel_write.ts";
 export { type Blob, type BlobData, Layer, type Net, type NetInput } from "./src/caffe/net.ts";
 export { outputNames, type OutputPaths } from "./src/output_names.ts";
 export { crc32, type ZipEntry, zipStore } from "./src/zip.ts";

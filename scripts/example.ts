@@ -8,7 +8,7 @@
  */
 
 import { readPrototxt } from "../src/caffe/prototxt.ts";
-import { writeCaffemodel } from "../src/caffe/caffemodel.ts";
+import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import type { Blob, Net } from "../src/caffe/net.ts";
 import { observeActivationRanges } from "../src/engine/calibrate.ts";
 import { uniformGenerator } from "../src/engine/inputs.ts";

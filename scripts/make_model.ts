@@ -23,7 +23,7 @@
  */
 
 import protobuf from "npm:protobufjs@8.0.0";
-import { writeCaffemodel } from "../src/caffe/caffemodel.ts";
+import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Blob, Layer } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";

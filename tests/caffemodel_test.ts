@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  blobBytes,
-  blobElementType,
-  caffemodelPieces,
-  DeferredBlob,
-  readCaffemodel,
-  writeCaffemodel,
-} from "../src/caffe/caffemodel.ts";
+import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
+import { caffemodelPieces, writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
+import { blobBytes, blobElementType, DeferredBlob } from "../src/caffe/deferred_blob.ts";
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
 import { ConvertError } from "../src/errors.ts";
 import { TextMessage } from "../src/proto/tree.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readCaffemodel, writeCaffemodel } from "../src/caffe/caffemodel.ts";
+import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
+import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Layer, Net } from "../src/caffe/net.ts";
 import { printPrototxt, readPrototxt } from "../src/caffe/prototxt.ts";

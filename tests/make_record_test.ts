@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { ConvertError } from "../src/errors.ts";
 import { caffeType } from "../src/proto/schema.ts";
-import { parseText } from "../src/proto/text.ts";
+import { parseText } from "../src/proto/text_read.ts";
 import { activationFactors, makeRecord } from "../src/quant/make_record.ts";
 import { conv, net, random } from "./_builders.ts";
 

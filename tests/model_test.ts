@@ -1,7 +1,7 @@
 // Loading a float model (prototxt + caffemodel, SPEC §1) and writing it back.
 
 import assert from "node:assert/strict";
-import { writeCaffemodel } from "../src/caffe/caffemodel.ts";
+import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Blob, Net } from "../src/caffe/net.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";

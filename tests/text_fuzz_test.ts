@@ -6,7 +6,7 @@ import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { uniformGenerator } from "../src/engine/inputs.ts";
 import { ConvertError } from "../src/errors.ts";
 import { caffeType } from "../src/proto/schema.ts";
-import { parseText } from "../src/proto/text.ts";
+import { parseText } from "../src/proto/text_read.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 const NOISE = ['"', "{", "}", ":", "#", "\\", "\n", "-", "e", "0x", "<", "[", ",", "nan", " "];

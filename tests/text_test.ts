@@ -3,13 +3,10 @@ import assert from "node:assert/strict";
 import protobuf from "npm:protobufjs@8.0.0";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { caffeType } from "../src/proto/schema.ts";
-import {
-  formatFloat32,
-  messageFromObject,
-  objectFromMessage,
-  parseText,
-  printText,
-} from "../src/proto/text.ts";
+import { formatFloat32 } from "../src/proto/text_numbers.ts";
+import { messageFromObject, objectFromMessage } from "../src/proto/text_objects.ts";
+import { printText } from "../src/proto/text_print.ts";
+import { parseText } from "../src/proto/text_read.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
 
 // A schema with one field of every scalar kind, written for these tests.

@@ -4,7 +4,8 @@ import { printPrototxt, readPrototxt } from "../src/caffe/prototxt.ts";
 import { upgradeV1Layer, v1TypeName } from "../src/caffe/upgrade.ts";
 import { ConvertError } from "../src/errors.ts";
 import { caffeType } from "../src/proto/schema.ts";
-import { parseText, printText } from "../src/proto/text.ts";
+import { printText } from "../src/proto/text_print.ts";
+import { parseText } from "../src/proto/text_read.ts";
 import { TextMessage } from "../src/proto/tree.ts";
 import { modelFile, modelNames } from "./_models.ts";
 

@@ -8,7 +8,7 @@
 /// <reference lib="webworker" />
 
 import { convert, ConvertError, loadNet } from "../core.ts";
-import { formatFloat32 } from "../src/proto/text.ts";
+import { formatFloat32 } from "../src/proto/text_numbers.ts";
 import { readRecord } from "../src/quant/record.ts";
 import type { ConvertReport } from "../src/quant/convert.ts";
 import type { ConvertRequest, LayerRow, WorkerMessage } from "./messages.ts";

@@ -7,7 +7,8 @@
  */
 
 import { ConvertError } from "../errors.ts";
-import { DeferredBlob, readCaffemodel } from "./caffemodel.ts";
+import { readCaffemodel } from "./caffemodel_read.ts";
+import { DeferredBlob } from "./deferred_blob.ts";
 import { groupCount, hasBiasTerm, kernelSize, numOutput } from "./layers.ts";
 import type { Blob, Layer, Net } from "./net.ts";
 import { readPrototxt } from "./prototxt.ts";

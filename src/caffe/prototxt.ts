@@ -7,7 +7,8 @@
 
 import { ConvertError } from "../errors.ts";
 import { caffeType } from "../proto/schema.ts";
-import { parseText, printText } from "../proto/text.ts";
+import { printText } from "../proto/text_print.ts";
+import { parseText } from "../proto/text_read.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { Layer, type Net } from "./net.ts";
 import { upgradeV1Layer } from "./upgrade.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { caffemodelPieces } from "../caffe/caffemodel.ts";
+import { caffemodelPieces } from "../caffe/caffemodel_write.ts";
 import { type ConvertReport, convertToNets, type ProgressCallback } from "../quant/convert.ts";
 import { outputNames, type OutputPaths } from "../output_names.ts";
 import { type OutputFile, readInput, readInputText, writeAllOrNothing } from "./files.ts";

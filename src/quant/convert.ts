@@ -6,7 +6,7 @@
  */
 
 import { printPrototxt } from "../caffe/prototxt.ts";
-import { writeCaffemodel } from "../caffe/caffemodel.ts";
+import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
 import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";

@@ -10,7 +10,7 @@ import { quantizeBlocker } from "../caffe/layers.ts";
 import { ConvertError } from "../errors.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { caffeType } from "../proto/schema.ts";
-import { printText } from "../proto/text.ts";
+import { printText } from "../proto/text_print.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { fuseBatchNorm, weightLayout } from "./fuse.ts";

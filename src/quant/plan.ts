@@ -6,7 +6,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
-import { blobElementType } from "../caffe/caffemodel.ts";
+import { blobElementType } from "../caffe/deferred_blob.ts";
 import { QUANTIZED_MARKER_TYPES } from "../caffe/layers.ts";
 import { type Blob, Layer, type Net } from "../caffe/net.ts";
 import type { TextMessage } from "../proto/tree.ts";

@@ -10,7 +10,7 @@ import { ConvertError, type ErrorCode } from "../errors.ts";
 import { numOutput, quantizeBlocker } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { caffeType } from "../proto/schema.ts";
-import { parseText } from "../proto/text.ts";
+import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
 
 /** The quantization factors of one layer, as float32 values. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { blobBytes, DeferredBlob } from "../caffe/caffemodel.ts";
+import { blobBytes, DeferredBlob } from "../caffe/deferred_blob.ts";
 import type { Blob } from "../caffe/net.ts";
 import type { ChannelLayout, QuantKernels, WeightTensor } from "../wasm/quant.ts";
 

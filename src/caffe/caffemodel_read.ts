@@ -1,0 +1,354 @@
+/**
+ * The reader of Caffe's binary weights file (`.caffemodel`, a binary `NetParameter`) into a
+ * {@linkcode Net}. It walks the file with the wire reader: blobs are parsed here into typed arrays
+ * that are views into the input bytes, or, for float data at an offset that is not a multiple of
+ * 4, into a {@linkcode DeferredBlob} holding a byte view (so no blob data is copied); every other
+ * field the schema knows is decoded with protobufjs into a lossless text tree; fields the schema
+ * does not know are kept as raw bytes on their layer. V1 layers are upgraded to V2.
+ *
+ * @module
+ */
+
+import { ConvertError } from "../errors.ts";
+import { caffeType } from "../proto/schema.ts";
+import { messageFromObject } from "../proto/text_objects.ts";
+import type { TextMessage } from "../proto/tree.ts";
+import { WireReader, WireType } from "../proto/wire.ts";
+import {
+  BLOB_DATA,
+  BLOB_DOUBLE_DATA,
+  BLOB_INT32_DATA,
+  BLOB_INT8_DATA,
+  BLOB_NUM,
+  BLOB_SHAPE,
+  BLOB_UINT64_DATA,
+  BLOB_WIDTH,
+  LAYER_BLOBS,
+  type MessageType,
+  NET_LAYER,
+  NET_LAYERS_V1,
+  SHAPE_DIM,
+  V1_LAYER_BLOBS,
+} from "./caffemodel_fields.ts";
+import { DeferredBlob } from "./deferred_blob.ts";
+import { type Blob, type BlobData, Layer, type Net } from "./net.ts";
+import { upgradeV1Layer } from "./upgrade.ts";
+
+/** Nesting depth of a layer's fields (the net's own fields are at depth 0). */
+const LAYER_DEPTH = 1;
+
+/** A tag as it appears on the wire for field `field` with wire type `wireType`. */
+function tagOf(field: number, wireType: number): number {
+  return field * 8 + wireType;
+}
+
+/** Half-open byte range `[start, end)` of one whole field (tag and value) in the input. */
+interface FieldRange {
+  start: number;
+  end: number;
+}
+
+/** Float data at an unaligned offset of a caffemodel: a byte view on the file. */
+class UnalignedFloats extends DeferredBlob {
+  readonly #bytes: Uint8Array;
+
+  constructor(shape: number[], bytes: Uint8Array) {
+    super(shape);
+    this.#bytes = bytes;
+  }
+
+  override storedBytes(): Uint8Array | undefined {
+    return this.held === undefined ? this.#bytes : undefined;
+  }
+
+  protected produce(start: number, count: number, target: Uint8Array): void {
+    target.set(this.#bytes.subarray(start * 4, (start + count) * 4));
+  }
+}
+
+/**
+ * Reads a binary caffemodel. V1 nets (`layers`, field 2) are upgraded to V2 layers; blobs are
+ * typed arrays, views into `bytes` where alignment allows. Errors are {@linkcode ConvertError}s
+ * with the byte offset, and `file` when given.
+ *
+ * @example
+ * ```ts ignore
+ * const net = readCaffemodel(await Deno.readFile("weights.caffemodel"), "weights.caffemodel");
+ * console.log(net.layers.map((layer) => `${layer.name}: ${layer.blobs.length} blobs`));
+ * ```
+ */
+export function readCaffemodel(bytes: Uint8Array, file?: string): Net {
+  try {
+    return readNet(bytes);
+  } catch (error) {
+    if (error instanceof ConvertError && file !== undefined) throw error.inFile(file);
+    throw error;
+  }
+}
+
+function readNet(bytes: Uint8Array): Net {
+  const netType = caffeType("caffe.NetParameter");
+  const reader = new WireReader(bytes);
+  const headerFields: FieldRange[] = [];
+  const layers: Layer[] = [];
+  while (!reader.done) {
+    const tag = reader.tag();
+    const start = reader.tagAt;
+    if (tag === tagOf(NET_LAYER, WireType.LENGTH)) {
+      layers.push(readLayer(reader.message(), start, false));
+    } else if (tag === tagOf(NET_LAYERS_V1, WireType.LENGTH)) {
+      layers.push(readLayer(reader.message(), start, true));
+    } else if (fieldFits(netType, tag, reader, 0)) {
+      headerFields.push({ start, end: reader.pos });
+    }
+  }
+  return { header: decodeFields(netType, bytes, headerFields), layers };
+}
+
+/** Reads one `layer` (V2) or `layers` (V1, then upgraded) message whose field is at `layerAt`. */
+function readLayer(reader: WireReader, layerAt: number, v1: boolean): Layer {
+  const layerType = caffeType(v1 ? "caffe.V1LayerParameter" : "caffe.LayerParameter");
+  const blobsTag = tagOf(v1 ? V1_LAYER_BLOBS : LAYER_BLOBS, WireType.LENGTH);
+  const blobMessages: WireReader[] = [];
+  const blobStarts: number[] = [];
+  const known: FieldRange[] = [];
+  const unknown: FieldRange[] = [];
+  while (!reader.done) {
+    const tag = reader.tag();
+    const start = reader.tagAt;
+    if (tag === blobsTag) {
+      blobMessages.push(reader.message());
+      blobStarts.push(start);
+    } else {
+      const fits = fieldFits(layerType, tag, reader, LAYER_DEPTH);
+      (fits ? known : unknown).push({ start, end: reader.pos });
+    }
+  }
+  const decoded = decodeFields(layerType, reader.bytes, known);
+  const params = v1 ? upgradeV1(decoded, layerAt) : decoded;
+  const name = String(params.get("name") ?? "");
+  const blobs = blobMessages.map((message, i) => readBlob(message, blobStarts[i], name));
+  // V1 field numbers mean nothing in a V2 layer, so a V1 layer's unknown fields are not kept.
+  const unknownBytes = v1 ? new Uint8Array(0) : gather(reader.bytes, unknown);
+  return new Layer(params, blobs, unknownBytes);
+}
+
+/** Upgrades a decoded V1 layer; its errors (a type the schema lacks) get the layer's offset. */
+function upgradeV1(v1: TextMessage, offset: number): TextMessage {
+  try {
+    return upgradeV1Layer(v1);
+  } catch (error) {
+    if (!(error instanceof ConvertError)) throw error;
+    const layer = v1.get("name");
+    throw new ConvertError(error.code, `${error.message} (V1 layer at byte ${offset})`, {
+      offset,
+      layer: layer === undefined ? undefined : String(layer),
+    });
+  }
+}
+
+/**
+ * Consumes the value of a field whose tag was just read and tells whether the schema `type`
+ * knows the field with this wire type, its nested messages included (protobuf treats a known
+ * field with another wire type as unknown). Structural damage is an error either way.
+ */
+function fieldFits(type: MessageType, tag: number, reader: WireReader, depth: number): boolean {
+  const field = type.fieldsById[tag >>> 3];
+  const wireType = tag & 7;
+  if (field === undefined || field.map || field.delimited) {
+    reader.skip(tag, depth);
+    return false;
+  }
+  const resolved = field.resolve().resolvedType;
+  if (resolved !== null && "fieldsById" in resolved) {
+    if (wireType !== WireType.LENGTH) {
+      reader.skip(tag, depth);
+      return false;
+    }
+    return messageFits(resolved, reader.message(), depth + 1);
+  }
+  const scalarWireType = resolved !== null ? WireType.VARINT : SCALAR_WIRE_TYPES[field.type];
+  if (wireType === scalarWireType) {
+    reader.skip(tag, depth);
+    return true;
+  }
+  if (wireType !== WireType.LENGTH || !field.repeated || scalarWireType === WireType.LENGTH) {
+    reader.skip(tag, depth);
+    return false;
+  }
+  reader.skipPacked(scalarWireType);
+  return true;
+}
+
+/** Wire types of the scalar field types (enums are varints). */
+const SCALAR_WIRE_TYPES: Record<string, number> = {
+  double: WireType.FIXED64,
+  float: WireType.FIXED32,
+  int32: WireType.VARINT,
+  uint32: WireType.VARINT,
+  sint32: WireType.VARINT,
+  fixed32: WireType.FIXED32,
+  sfixed32: WireType.FIXED32,
+  int64: WireType.VARINT,
+  uint64: WireType.VARINT,
+  sint64: WireType.VARINT,
+  fixed64: WireType.FIXED64,
+  sfixed64: WireType.FIXED64,
+  bool: WireType.VARINT,
+  string: WireType.LENGTH,
+  bytes: WireType.LENGTH,
+};
+
+/**
+ * Walks a nested message: true when every field it has fits `type` (see `fieldFits`). The
+ * schema's messages nest a few levels only; deeper nesting can only come from groups, which
+ * the wire reader limits.
+ */
+function messageFits(type: MessageType, reader: WireReader, depth: number): boolean {
+  let fits = true;
+  while (!reader.done) {
+    const tag = reader.tag();
+    const known = fieldFits(type, tag, reader, depth);
+    if (!known && type.fieldsById[tag >>> 3] !== undefined) fits = false;
+  }
+  return fits;
+}
+
+/** The bytes of `ranges` of `bytes`, concatenated into one new array. */
+function gather(bytes: Uint8Array, ranges: FieldRange[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(ranges.reduce((size, range) => size + range.end - range.start, 0));
+  let at = 0;
+  for (const range of ranges) {
+    out.set(bytes.subarray(range.start, range.end), at);
+    at += range.end - range.start;
+  }
+  return out;
+}
+
+/**
+ * Decodes the fields at `ranges` (already checked to fit `type`) with protobufjs into a text
+ * tree, in field-number order. Should protobufjs still reject them, that is
+ * `BINARY_NOT_PROTOBUF` at the first of the fields.
+ */
+function decodeFields(type: MessageType, bytes: Uint8Array, ranges: FieldRange[]): TextMessage {
+  try {
+    return messageFromObject(type, type.decode(gather(bytes, ranges)));
+  } catch (error) {
+    const offset = ranges[0]?.start ?? 0;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConvertError(
+      "BINARY_NOT_PROTOBUF",
+      `the ${type.name} fields from byte ${offset} do not decode: ${reason}`,
+      { offset },
+    );
+  }
+}
+
+/** Parses one `BlobProto`; `start` is the offset of its field in the layer, for errors. */
+function readBlob(reader: WireReader, start: number, layer: string): Blob {
+  const legacyDims = [0, 0, 0, 0];
+  let legacyShape = false;
+  let shape: number[] | undefined;
+  const floats: Uint8Array[] = [];
+  const doubles: Float64Array[] = [];
+  const int32s: Int32Array[] = [];
+  const uint64s: BigUint64Array[] = [];
+  let int8s: Int8Array | undefined;
+  while (!reader.done) {
+    const tag = reader.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    const packed = wireType === WireType.LENGTH;
+    if (field >= BLOB_NUM && field <= BLOB_WIDTH && wireType === WireType.VARINT) {
+      legacyDims[field - BLOB_NUM] = reader.int32();
+      legacyShape = true;
+    } else if (tag === tagOf(BLOB_SHAPE, WireType.LENGTH)) {
+      shape = readShape(reader.message(), shape ?? []);
+    } else if (field === BLOB_DATA && (packed || wireType === WireType.FIXED32)) {
+      floats.push(reader.packedBytes(packed ? reader.length() : 4, 4));
+    } else if (field === BLOB_DOUBLE_DATA && (packed || wireType === WireType.FIXED64)) {
+      doubles.push(reader.doubles(packed ? reader.length() : 8));
+    } else if (tag === tagOf(BLOB_INT8_DATA, WireType.LENGTH)) {
+      int8s = reader.int8s(reader.length());
+    } else if (field === BLOB_INT32_DATA && (packed || wireType === WireType.VARINT)) {
+      int32s.push(packed ? reader.int32s(reader.length()) : Int32Array.of(reader.int32()));
+    } else if (field === BLOB_UINT64_DATA && (packed || wireType === WireType.VARINT)) {
+      uint64s.push(packed ? reader.uint64s(reader.length()) : BigUint64Array.of(reader.uint64()));
+    } else {
+      reader.skip(tag, LAYER_DEPTH + 1); // diff, double_diff, fields of other schemas
+    }
+  }
+  // Caffe's Blob::FromProto: `shape` wins over legacy dims; double_data over data.
+  const dims = shape ?? (legacyShape ? legacyDims : []);
+  const floatBytes = totalLength(floats);
+  const data: BlobData | Uint8Array = totalLength(doubles) > 0
+    ? new Float32Array(joined(doubles, (n) => new Float64Array(n)))
+    : floatBytes > 0
+    ? floats.length === 1
+      ? floats[0]
+      : new Float32Array(joined(floats, (n) => new Uint8Array(n)).buffer)
+    : int8s !== undefined && int8s.length > 0
+    ? int8s
+    : totalLength(int32s) > 0
+    ? joined(int32s, (n) => new Int32Array(n))
+    : totalLength(uint64s) > 0
+    ? joined(uint64s, (n) => new BigUint64Array(n))
+    : new Float32Array(0);
+  const length = data instanceof Uint8Array ? data.length / 4 : data.length;
+  const bad = dims.find((dim) => !Number.isSafeInteger(dim) || dim < 0);
+  const count = dims.reduce((product, dim) => product * dim, 1);
+  if (bad !== undefined || count !== length) {
+    const problem = bad !== undefined
+      ? `has dimension ${bad}`
+      : `has ${length} values but its shape [${dims.join(", ")}] needs ${count}`;
+    throw new ConvertError(
+      "BLOB_SIZE_MISMATCH",
+      `the blob at byte ${start} of layer "${layer}" ${problem}`,
+      { offset: start, layer },
+    );
+  }
+  const blob: Blob = !(data instanceof Uint8Array)
+    ? { shape: dims, data }
+    : data.byteOffset % 4 === 0
+    ? { shape: dims, data: new Float32Array(data.buffer, data.byteOffset, length) }
+    : new UnalignedFloats(dims, data);
+  if (shape === undefined && legacyShape) blob.legacyShape = true;
+  return blob;
+}
+
+/** Reads a `BlobShape`, appending its dims (packed or not) to `dims`. */
+function readShape(reader: WireReader, dims: number[]): number[] {
+  while (!reader.done) {
+    const tag = reader.tag();
+    if (tag === tagOf(SHAPE_DIM, WireType.VARINT)) {
+      dims.push(reader.int64());
+    } else if (tag === tagOf(SHAPE_DIM, WireType.LENGTH)) {
+      const packed = reader.message();
+      while (!packed.done) dims.push(packed.int64());
+    } else {
+      reader.skip(tag, LAYER_DEPTH + 2);
+    }
+  }
+  return dims;
+}
+
+/** The number of elements in `parts`. */
+function totalLength(parts: ArrayLike<unknown>[]): number {
+  return parts.reduce((length, part) => length + part.length, 0);
+}
+
+/** One array holding `parts` in order (the part itself when there is one). */
+function joined<A extends Uint8Array | Float64Array | Int32Array | BigUint64Array>(
+  parts: A[],
+  make: (length: number) => A,
+): A {
+  if (parts.length === 1) return parts[0];
+  const out = make(totalLength(parts));
+  const outBytes = new Uint8Array(out.buffer);
+  let at = 0;
+  for (const part of parts) {
+    outBytes.set(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), at);
+    at += part.byteLength;
+  }
+  return out;
+}
