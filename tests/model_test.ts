@@ -1,10 +1,12 @@
 // Loading a float model (prototxt + caffemodel, SPEC §1) and writing it back.
 
 import assert from "node:assert/strict";
+import { quantizeBlocker } from "../src/caffe/layers.ts";
+import { ConvertError } from "../src/errors.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Blob, Net } from "../src/caffe/net.ts";
-import { printPrototxt } from "../src/caffe/prototxt.ts";
+import { printPrototxt, readPrototxt } from "../src/caffe/prototxt.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 function load(name: string): Net {
@@ -64,4 +66,37 @@ Deno.test("caffemodel layers the prototxt lacks are ignored (mtcnn_rnet's conv5-
       assert.ok(layer.blobs.length > 0, `${layer.name} has weights`);
     }
   }
+});
+
+/** A model text and its caffemodel bytes, with `blobs` attached to the named layers. */
+function modelPair(text: string, blobs: Record<string, Blob[]>): [string, Uint8Array] {
+  const net = readPrototxt(text);
+  for (const layer of net.layers) layer.blobs = blobs[layer.name] ?? [];
+  return [text, writeCaffemodel(net)];
+}
+
+const ones = (shape: number[]): Blob => ({
+  shape,
+  data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(1),
+});
+
+Deno.test("a transposed InnerProduct ([K, N] weights) loads; num_output is checked on N", () => {
+  const text = `input: "x" input_shape { dim: 1 dim: 3 }
+layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"
+  inner_product_param { num_output: 2 transpose: true } }`;
+  const net = loadNet(...modelPair(text, { fc: [ones([3, 2]), ones([2])] }));
+  assert.deepEqual(net.layers[0].blobs[0].shape, [3, 2]);
+  assert.throws(
+    () => loadNet(...modelPair(text, { fc: [ones([2, 3]), ones([2])] })),
+    (error) => error instanceof ConvertError && error.code === "WEIGHTS_SHAPE_MISMATCH",
+  );
+});
+
+Deno.test("an N-D convolution loads (only quantizing it is refused)", () => {
+  const text = `input: "x" input_shape { dim: 1 dim: 2 dim: 4 dim: 4 dim: 4 }
+layer { name: "c3" type: "Convolution" bottom: "x" top: "y"
+  convolution_param { num_output: 3 kernel_size: 2 kernel_size: 2 kernel_size: 2 } }`;
+  const net = loadNet(...modelPair(text, { c3: [ones([3, 2, 2, 2, 2]), ones([3])] }));
+  assert.deepEqual(net.layers[0].blobs[0].shape, [3, 2, 2, 2, 2]);
+  assert.match(quantizeBlocker(net.layers[0]) ?? "", /5-D/);
 });

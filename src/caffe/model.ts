@@ -9,7 +9,7 @@
 import { ConvertError } from "../errors.ts";
 import { readCaffemodel } from "./caffemodel_read.ts";
 import { DeferredBlob } from "./deferred_blob.ts";
-import { groupCount, hasBiasTerm, kernelSize, numOutput } from "./layers.ts";
+import { boolParam, groupCount, hasBiasTerm, kernelSize, numOutput } from "./layers.ts";
 import type { Blob, Layer, Net } from "./net.ts";
 import { readPrototxt } from "./prototxt.ts";
 
@@ -115,8 +115,13 @@ function checkWeights(layer: Layer, file: string | undefined): void {
     );
   }
   const weights = layer.blobs[0].shape;
+  // Deconvolution weights are [C_in, C_out/G, ...]; a transposed InnerProduct's are [K, N].
+  const transposed = layer.type === "InnerProduct" &&
+    boolParam(layer, "inner_product_param", "transpose", false);
   const channelsOut = layer.type === "Deconvolution"
     ? (weights[1] ?? 0) * groupCount(layer)
+    : transposed
+    ? weights[1]
     : weights[0];
   if (channelsOut !== outputs) {
     throw mismatch(
@@ -124,8 +129,9 @@ function checkWeights(layer: Layer, file: string | undefined): void {
         `num_output is ${outputs}`,
     );
   }
-  if (layer.type !== "InnerProduct") {
-    if (weights.length !== 4) throw mismatch(`weight blob ${shapeText(weights)} is not 4-D`);
+  // 2-D kernels are checked; N-D convolutions load (SPEC §2 only keeps them from being quantized).
+  const spatialAxes = layer.paramAll("convolution_param", "kernel_size").length;
+  if (layer.type !== "InnerProduct" && weights.length === 4 && spatialAxes <= 2) {
     const [kernelH, kernelW] = kernelSize(layer);
     if (weights[2] !== kernelH || weights[3] !== kernelW) {
       throw mismatch(
