@@ -40,3 +40,24 @@ Deno.test("NaN or infinity in weights or bias is WEIGHTS_NOT_FINITE naming the l
     });
   }
 });
+
+Deno.test("unusable default factors are refused; a scale alone gets offset 0", async () => {
+  const layer = conv("c", "data", "c", { numOutput: 2, channelsIn: 1, next: random(7) });
+  const model = net("data", [1, 1, 4, 4], [layer]);
+  const cases: [{ scaleD?: number; offsetD?: number }, string][] = [
+    [{ offsetD: 3.5 }, "RECORD_BAD_OFFSET_D"],
+    [{ offsetD: 300 }, "RECORD_BAD_OFFSET_D"],
+    [{ scaleD: -1 }, "RECORD_BAD_SCALE"],
+    [{ scaleD: 1e-39 }, "RECORD_BAD_SCALE"],
+    [{ scaleD: NaN }, "RECORD_BAD_SCALE"],
+  ];
+  for (const [options, code] of cases) {
+    await assert.rejects(
+      makeRecord(model, options),
+      (error) => error instanceof ConvertError && error.code === code,
+      JSON.stringify(options),
+    );
+  }
+  const text = await makeRecord(model, { scaleD: 0.25 });
+  assert.match(text, /scale_d: 0\.25\n\s*offset_d: 0\n/);
+});

@@ -37,7 +37,10 @@ export interface ActivationRange {
 export interface MakeRecordOptions {
   /** `scale_d` for layers without an observed range (default: that of the range [-1, 1]). */
   scaleD?: number;
-  /** `offset_d` for layers without an observed range (default: that of the range [-1, 1]). */
+  /**
+   * `offset_d` for layers without an observed range (default: 0 when `scaleD` is given, else
+   * that of the range [-1, 1]).
+   */
   offsetD?: number;
   /** One `scale_w` per layer instead of one per output channel. */
   perTensor?: boolean;
@@ -67,8 +70,28 @@ export function activationFactors(range: ActivationRange): ActivationFactors {
   return { scaleD, offsetD };
 }
 
-/** The default activation factors: those of the range [-1, 1]. */
-const DEFAULT_FACTORS = activationFactors({ min: -1, max: 1 });
+/**
+ * The factors for layers without an observed range: `options.scaleD` (float32, finite, > 0, with
+ * a finite 1/scale_d) and `options.offsetD` (an integer in -128..127, default 0 when a scale is
+ * given), else those of the range [-1, 1].
+ */
+function defaultFactors(options: MakeRecordOptions): ActivationFactors {
+  if (options.scaleD === undefined && options.offsetD === undefined) {
+    return activationFactors({ min: -1, max: 1 });
+  }
+  const scaleD = Math.fround(options.scaleD ?? activationFactors({ min: -1, max: 1 }).scaleD);
+  const offsetD = options.offsetD ?? 0;
+  if (!(scaleD > 0) || !Number.isFinite(scaleD) || !Number.isFinite(Math.fround(1 / scaleD))) {
+    throw new ConvertError("RECORD_BAD_SCALE", `scale_d ${options.scaleD} is not a usable scale`);
+  }
+  if (!Number.isInteger(offsetD) || offsetD < -128 || offsetD > 127) {
+    throw new ConvertError(
+      "RECORD_BAD_OFFSET_D",
+      `offset_d ${offsetD} is not an integer in -128..127`,
+    );
+  }
+  return { scaleD, offsetD };
+}
 
 /**
  * A record text (`ScaleOffsetRecord` text format) with factors for every layer of `net` that
@@ -82,6 +105,7 @@ const DEFAULT_FACTORS = activationFactors({ min: -1, max: 1 });
  */
 export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Promise<string> {
   checkFloatModel(net);
+  const defaults = defaultFactors(options);
   const kernels = await quantKernels();
   const fused = new Map((await fuseBatchNorm(net)).net.layers.map((layer) => [layer.name, layer]));
   const root = new TextMessage();
@@ -89,10 +113,7 @@ export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Pro
     if (quantizeBlocker(original) !== undefined) continue;
     const layer = fused.get(original.name)!;
     const range = options.activationRanges?.get(layer.name);
-    const { scaleD, offsetD } = range !== undefined ? activationFactors(range) : {
-      scaleD: Math.fround(options.scaleD ?? DEFAULT_FACTORS.scaleD),
-      offsetD: options.offsetD ?? DEFAULT_FACTORS.offsetD,
-    };
+    const { scaleD, offsetD } = range !== undefined ? activationFactors(range) : defaults;
     const value = new TextMessage([
       { name: "scale_d", value: scaleD },
       { name: "offset_d", value: offsetD },
