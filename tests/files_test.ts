@@ -193,3 +193,25 @@ Deno.test("model mistakes: typed errors naming the layer, nothing written", {
   );
   assert.deepEqual(await list(), before);
 });
+
+Deno.test("path mistakes are found before the model is read or converted", {
+  ignore: !hasLenet,
+}, async () => {
+  const { dir, list } = await workspace();
+  // Both the model and the weights are missing: the model, named first, is reported.
+  const missingModel = join(dir, "none.prototxt");
+  await rejectsWith(
+    convertModel({
+      ...options(join(dir, "record.txt"), join(dir, "m")),
+      modelFile: missingModel,
+      weightsFile: join(dir, "none.caffemodel"),
+    }),
+    "INPUT_NOT_FOUND",
+    missingModel,
+  );
+  // A record that would fail, saved where an output would replace it: the path is reported.
+  const record = join(dir, "m_quant.json");
+  await writeFile(record, "not a record {");
+  await rejectsWith(convertModel(options(record, join(dir, "m"))), "OUTPUT_OVERWRITES_INPUT");
+  assert.deepEqual(await list(), ["m_quant.json", "record.txt"]);
+});

@@ -9,7 +9,14 @@
 import { caffemodelPieces } from "../caffe/caffemodel_write.ts";
 import { type ConvertReport, convertToNets, type ProgressCallback } from "../quant/convert.ts";
 import { outputNames, type OutputPaths } from "../output_names.ts";
-import { type OutputFile, readInput, readInputText, writeAllOrNothing } from "./files.ts";
+import { join } from "node:path";
+import {
+  type OutputFile,
+  readInput,
+  readInputText,
+  refuseInputOverwrites,
+  writeAllOrNothing,
+} from "./files.ts";
 
 /** Options of {@linkcode convertModel}. */
 export interface ConvertModelOptions {
@@ -34,12 +41,14 @@ export interface ConvertModelReport extends ConvertReport {
 /** Converts the files named in `options` and writes the five outputs (all or none). */
 export async function convertModel(options: ConvertModelOptions): Promise<ConvertModelReport> {
   const { modelFile, weightsFile, recordFile, savePath, onProgress } = options;
+  const inputs = [modelFile, weightsFile, recordFile];
+  const { dir, names } = outputNames(savePath);
+  await refuseInputOverwrites(Object.values(names).map((name) => join(dir, name)), inputs);
   const started = performance.now();
-  const [model, weights, record] = await Promise.all([
-    readInputText(modelFile),
-    readInput(weightsFile),
-    readInputText(recordFile),
-  ]);
+  // One after the other, so that of several missing inputs the first is reported.
+  const model = await readInputText(modelFile);
+  const weights = await readInput(weightsFile);
+  const record = await readInputText(recordFile);
   const readMs = performance.now() - started;
   const { fakeQuant, deploy, texts, report } = await convertToNets({
     model,
@@ -55,7 +64,6 @@ export async function convertModel(options: ConvertModelOptions): Promise<Conver
     deployWeights: caffemodelPieces(deploy),
     quantInfo: texts.quantInfo,
   };
-  const { dir, names } = outputNames(savePath);
   const writeStarted = performance.now();
   const written = await writeAllOrNothing(
     dir,
@@ -63,7 +71,7 @@ export async function convertModel(options: ConvertModelOptions): Promise<Conver
       name: names[key],
       content: contents[key],
     })),
-    [modelFile, weightsFile, recordFile],
+    inputs,
   );
   onProgress?.("write", 1, 1);
   const [fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo] = written.paths;

@@ -55,9 +55,27 @@ export interface WriteResult {
 }
 
 /**
+ * Refuses, before anything is written, outputs at `targets` that would replace one of `inputs`
+ * (paths compared after resolving links).
+ */
+export async function refuseInputOverwrites(targets: string[], inputs: string[]): Promise<void> {
+  const inputPaths = new Set(await Promise.all(inputs.map(canonicalPath)));
+  for (const target of targets) {
+    if (inputPaths.has(await canonicalPath(target))) {
+      throw new ConvertError(
+        "OUTPUT_OVERWRITES_INPUT",
+        `the output ${basename(target)} would overwrite an input file`,
+        { file: resolve(target) },
+      );
+    }
+  }
+}
+
+/**
  * Writes every file into `dir` or none: the directory is created if missing, each file goes to
- * a temporary name in `dir` first, and only when all are written are they renamed into place.
- * An output that would replace one of `inputs` is refused before anything is written.
+ * a temporary name in `dir` first, and only when all are written are they moved into place (the
+ * files they replace are set aside first and put back if a move fails). An output that would
+ * replace one of `inputs` is refused before anything is written.
  */
 export async function writeAllOrNothing(
   dir: string,
@@ -65,16 +83,7 @@ export async function writeAllOrNothing(
   inputs: string[],
 ): Promise<WriteResult> {
   const targets = files.map((file) => resolve(dir, file.name));
-  const inputPaths = new Set(await Promise.all(inputs.map(canonicalPath)));
-  for (const target of targets) {
-    if (inputPaths.has(await canonicalPath(target))) {
-      throw new ConvertError(
-        "OUTPUT_OVERWRITES_INPUT",
-        `the output ${basename(target)} would overwrite an input file`,
-        { file: target },
-      );
-    }
-  }
+  await refuseInputOverwrites(targets, inputs);
   try {
     await mkdir(dir, { recursive: true });
   } catch (error) {
@@ -86,22 +95,35 @@ export async function writeAllOrNothing(
   }
   const overwritten = [];
   for (const target of targets) if (await exists(target)) overwritten.push(target);
-  const temporaries = targets.map((target, i) =>
-    join(dirname(target), `.${basename(target)}.${Date.now().toString(36)}-${i}.tmp`)
-  );
+  const stamp = Date.now().toString(36);
+  const sideName = (target: string, i: number, ending: string) =>
+    join(dirname(target), `.${basename(target)}.${stamp}-${i}.${ending}`);
+  const temporaries = targets.map((target, i) => sideName(target, i, "tmp"));
+  const setAside = new Map<string, string>();
+  const placed: string[] = [];
   try {
     for (let i = 0; i < files.length; i++) {
       await writeContent(temporaries[i], files[i].content, dir);
     }
-    for (let i = 0; i < files.length; i++) {
-      await rename(temporaries[i], targets[i]).catch((error) => {
+    const move = (from: string, to: string) =>
+      rename(from, to).catch((error) => {
         throw outputError(dir, error);
       });
+    for (const [i, target] of overwritten.entries()) {
+      await move(target, sideName(target, i, "old"));
+      setAside.set(target, sideName(target, i, "old"));
+    }
+    for (let i = 0; i < files.length; i++) {
+      await move(temporaries[i], targets[i]);
+      placed.push(targets[i]);
     }
   } catch (error) {
+    await Promise.all(placed.map((path) => rm(path, { force: true })));
+    for (const [target, aside] of setAside) await rename(aside, target).catch(() => {});
     await Promise.all(temporaries.map((path) => rm(path, { force: true })));
     throw error;
   }
+  await Promise.all([...setAside.values()].map((path) => rm(path, { force: true })));
   return { paths: targets, overwritten };
 }
 
