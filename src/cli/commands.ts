@@ -380,7 +380,7 @@ const compare: Command = {
 };
 
 /** The human summary of a conversion. */
-export function formatConvertReport(report: ConvertModelReport): string {
+function formatConvertReport(report: ConvertModelReport): string {
   const lines: string[] = [];
   for (const { layer, batchNorm, scale } of report.fusedComposites) {
     lines.push(`fused      ${layer} + ${batchNorm} + ${scale}`);
