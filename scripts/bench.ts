@@ -36,10 +36,10 @@ import { outputNames } from "../src/output_names.ts";
 import { caffeType } from "../src/proto/schema.ts";
 import { parseText } from "../src/proto/text_read.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
-import { fuseBatchNorm, weightLayout } from "../src/quant/fuse.ts";
+import { fuseBatchNorm } from "../src/quant/fuse.ts";
 import { readRecord } from "../src/quant/record.ts";
 import { weightTensor } from "../src/quant/weights.ts";
-import { quantKernels } from "../src/wasm/quant.ts";
+import { channelLayout, quantKernels } from "../src/wasm/quant.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
 const USAGE = "deno run -A scripts/bench.ts [model...] [--runs N] " +
@@ -269,7 +269,7 @@ async function timeWeightKernels(
   const jobs = fused.layers.flatMap((layer) => {
     const scaleW = record.get(layer.name)?.factors?.scaleW;
     if (scaleW === undefined || layer.blobs.length === 0) return [];
-    return [{ tensor: weightTensor(layer.blobs[0], weightLayout(layer)), scaleW }];
+    return [{ tensor: weightTensor(layer.blobs[0], channelLayout(layer)), scaleW }];
   });
   const counts = jobs.map((job) => job.tensor.bytes.length / 4);
   const int8 = new Int8Array(Math.max(...counts));

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   TEXT_UNKNOWN_ENUM: "an enum value the schema does not define",
   TEXT_WRONG_TYPE: "a value of the wrong type for its field",
   TEXT_OUT_OF_RANGE: "a number outside its field's range",
+  TEXT_UNKNOWN_FIELD: "a field the schema does not define",
   // Net structure.
   DUPLICATE_LAYER: "two layers share a name",
   UNDEFINED_BOTTOM: "a bottom blob that no earlier layer produces",

@@ -117,6 +117,30 @@ Deno.test("quant info: every fake-quant layer in order, groups and DeQuant origi
   ]);
 });
 
+Deno.test("records that do nothing are warned about; records that act are not", async () => {
+  assert.deepEqual((await convertNet(mixedNet(), MIXED_RECORD)).report.warnings, []);
+  const record = recordText({
+    conv1: "scale_d: 0.02 offset_d: 4 scale_w: 0.01 offset_w: 0",
+    conv2: "skip_fusion: true", // heads conv2 + bn2 + scale2: acts
+    conv3: "skip_fusion: true", // no BatchNorm + Scale after conv3
+    bn1: "skip_fusion: true", // a BatchNorm heads no composite
+    relu1: "", // an empty value
+    scale2: "skip_fusion: false channels: 4", // neither factors nor skip_fusion: true
+  });
+  const { report } = await convertNet(mixedNet(), record);
+  const mentioning = (name: string) =>
+    report.warnings.filter((warning) => warning.includes(`"${name}"`));
+  for (const name of ["conv3", "bn1", "relu1", "scale2"]) {
+    assert.equal(mentioning(name).length, 1, `${name}: ${report.warnings.join("; ")}`);
+  }
+  for (const name of ["conv3", "bn1"]) {
+    assert.ok(mentioning(name)[0].includes("skip_fusion"), mentioning(name)[0]);
+  }
+  assert.equal(report.warnings.length, 4, report.warnings.join("; "));
+  assert.deepEqual(report.fusedComposites.map((c) => c.layer), ["conv1"]);
+  assert.deepEqual(report.quantizedLayers, ["conv1"]);
+});
+
 Deno.test("convertInMemory: the same input twice gives byte-identical outputs", async () => {
   const input = mixedNet();
   const model = printPrototxt(input);

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { ConvertError } from "../src/errors.ts";
 import type { Layer, Net } from "../src/caffe/net.ts";
+import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
+import { storedTensor } from "../src/quant/weights.ts";
+import { channelLayout, outputChannelCount, quantKernels } from "../src/wasm/quant.ts";
 import {
   batchNorm,
   batchNormScaleForward,
@@ -308,4 +311,62 @@ Deno.test("fusion: a transposed InnerProduct ([K, N] weights) folds along axis 1
   const [weights, bias] = fused.layers[0].blobs.map((b) => b.data as Float32Array);
   const actual = transposedForward(weights, bias, x);
   assert.ok(maxRelativeError(actual.data, expected.data) < 2e-5);
+});
+
+/** Round half to even. */
+function rint(value: number): number {
+  const floor = Math.floor(value);
+  const diff = value - floor;
+  if (diff !== 0.5) return Math.round(value);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+Deno.test("channelLayout of a layer: a transposed InnerProduct's output channel is axis 1", async () => {
+  const next = random(13);
+  const inputs = 5;
+  const outputs = 3;
+  const transposed = layer("fc", "InnerProduct", ["data"], ["x"], {
+    inner_product_param: { num_output: outputs, transpose: true },
+  }, [blob([inputs, outputs], next)]);
+  const plain = layer("fc2", "InnerProduct", ["data"], ["y"], {
+    inner_product_param: { num_output: outputs },
+  }, [blob([outputs, inputs], next)]);
+  const scaleW = Float32Array.from([0.01, 0.02, 0.04]);
+  const kernels = await quantKernels();
+  const cases: [Layer, (index: number) => number][] = [
+    [transposed, (index) => index % outputs], // [K, N]: element (k, n) is output channel n
+    [plain, (index) => Math.floor(index / inputs)], // [N, K]: element (n, k) is channel n
+  ];
+  for (const [weighted, channelOf] of cases) {
+    const layout = channelLayout(weighted);
+    assert.equal(outputChannelCount(layout), outputs, weighted.name);
+    const weights = weighted.blobs[0].data as Float32Array;
+    const weightsInt8 = new Int8Array(weights.length);
+    assert.equal(
+      kernels.quantizeToInt8(storedTensor(weighted.blobs[0], layout), scaleW, weightsInt8),
+      -1,
+    );
+    const expected = Array.from(
+      weights,
+      (w, i) => Math.min(127, Math.max(-128, rint(Math.fround(w / scaleW[channelOf(i)])))),
+    );
+    assert.deepEqual([...weightsInt8], expected, weighted.name);
+  }
+  // the same layout from the type, shape and transpose flag
+  assert.deepEqual(
+    channelLayout("InnerProduct", [inputs, outputs], 1, true),
+    channelLayout(transposed),
+  );
+});
+
+Deno.test("fusion: a net without weights (prototxt only) is left as it is", async () => {
+  // makeRecord is public and takes any Net, e.g. one read from a prototxt alone
+  const input = readPrototxt(`input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }
+    layer { name: "conv1" type: "Convolution" bottom: "data" top: "x"
+            convolution_param { num_output: 2 kernel_size: 1 } }
+    layer { name: "bn1" type: "BatchNorm" bottom: "x" top: "x" }
+    layer { name: "scale1" type: "Scale" bottom: "x" top: "x" }`);
+  const result = await fuseBatchNorm(input);
+  assert.deepEqual(result.composites, []);
+  assert.equal(result.net, input);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConvertError } from "../src/errors.ts";
-import { blobValues, checkFloatModel, planQuantization } from "../src/quant/plan.ts";
+import { blobValues, checkFloatModel } from "../src/quant/blobs.ts";
+import { planQuantization } from "../src/quant/plan.ts";
 import type { QuantRecord } from "../src/quant/record.ts";
 import { avePool, conv, layer, net, random, relu } from "./_builders.ts";
 

@@ -168,6 +168,60 @@ Deno.test("RECORD_BAD_SCALE: scale_d or scale_w not a finite float32 > 0, at the
   );
 });
 
+Deno.test("RECORD_BAD_SCALE: a subnormal scale_d whose 1/scale_d overflows float32", () => {
+  // float32's largest value is (2 - 2^-23) * 2^127 ≈ 3.4028235e38, so S = 1/scale_d needs
+  // scale_d ≥ about 2.9387e-39; 1e-39 is a float32 > 0 (subnormal) but S would be infinite.
+  const largestFloat32 = (2 - 2 ** -23) * 2 ** 127;
+  assert.ok(1 / Math.fround(1e-39) > largestFloat32 && Math.fround(1e-39) > 0);
+  assertError(
+    () =>
+      readRecord(
+        recordText({ conv1: "scale_d: 1e-39 offset_d: 0 scale_w: 0.1 offset_w: 0" }),
+        testNet,
+        "r.txt",
+      ),
+    "RECORD_BAD_SCALE",
+    { file: "r.txt", line: 4, column: 5, layer: "conv1" },
+    "1/scale_d",
+  );
+  // just above the limit: accepted
+  assert.ok(1 / Math.fround(3e-39) < largestFloat32);
+  const record = readRecord(
+    recordText({ conv1: "scale_d: 3e-39 offset_d: 0 scale_w: 0.1 offset_w: 0" }),
+    testNet,
+  );
+  assert.equal(record.get("conv1")!.factors!.scaleD, Math.fround(3e-39));
+});
+
+Deno.test("TEXT_UNKNOWN_FIELD: a field the record schema does not define, at any depth", () => {
+  const cases: [string, number, number, string][] = [
+    // misspelt skip_fusion inside a value
+    [`record {\n  key: "conv1"\n  value { skip_fusoin: true }\n}\n`, 3, 11, "skip_fusoin"],
+    // a misspelt top-level field
+    [`records {\n  key: "conv1"\n  value { skip_fusion: true }\n}\n`, 1, 1, "records"],
+    // a misspelt entry field
+    [`record {\n  kye: "conv1"\n  value { scale_d: 1 }\n}\n`, 2, 3, "kye"],
+    // an unknown message nested in a value, after valid factors
+    [
+      recordText({ conv1: GOOD_CONV }) +
+      `record {\n  key: "ip1"\n  value {\n    scale_d: 1 extra { a: 1 }\n  }\n}\n`,
+      10,
+      16,
+      "extra",
+    ],
+    // an extension name
+    [`record { key: "conv1" value { [pkg.scale]: 1 } }`, 1, 31, "[pkg.scale]"],
+  ];
+  for (const [text, line, column, name] of cases) {
+    assertError(
+      () => readRecord(text, testNet, "r.txt"),
+      "TEXT_UNKNOWN_FIELD",
+      { file: "r.txt", line, column },
+      `"${name}"`,
+    );
+  }
+});
+
 Deno.test("RECORD_BAD_OFFSET_D: outside -128..127", () => {
   for (const bad of [128, -129, 1000]) {
     assertError(

@@ -53,7 +53,7 @@ interface BlobPlan {
 }
 
 /** A layer with its encoded parameters and the sizes it takes on the wire. */
-interface LayerPlan {
+interface LayerWirePlan {
   params: Uint8Array;
   unknownBytes: Uint8Array;
   blobs: BlobPlan[];
@@ -64,7 +64,7 @@ interface LayerPlan {
 /** A whole net sized for the wire. */
 interface NetPlan {
   header: Uint8Array;
-  layers: LayerPlan[];
+  layers: LayerWirePlan[];
   /** Bytes of the file. */
   size: number;
 }
@@ -129,7 +129,7 @@ function encodeMessage(type: MessageType, message: TextMessage): Uint8Array {
   return type.encode(type.fromObject(objectFromMessage(type, message))).finish();
 }
 
-function planLayer(layer: Layer, layerType: MessageType): LayerPlan {
+function planLayer(layer: Layer, layerType: MessageType): LayerWirePlan {
   const params = encodeMessage(
     layerType,
     new TextMessage(layer.params.fields.filter((field) => field.name !== "phase")),

@@ -10,7 +10,8 @@ import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
 import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";
-import { checkFloatModel, planQuantization } from "./plan.ts";
+import { checkFloatModel } from "./blobs.ts";
+import { planQuantization } from "./plan.ts";
 import { quantInfoJson } from "./quant_info.ts";
 import { readRecord } from "./record.ts";
 import { rewriteNets } from "./rewrite.ts";
@@ -29,8 +30,10 @@ export interface ConvertReport {
   /** Things the user should know that are not errors. */
   warnings: string[];
   /**
-   * Milliseconds spent per stage. Weights are quantized while the caffemodels are written, so
-   * that work counts in `serialize` (in memory) or `write` (files).
+   * Milliseconds spent per stage. The int8 weights and every check are made in `quantize`; only
+   * the float weights of the fake-quant model (and folded weights of fused layers that are not
+   * quantized) are computed while the caffemodels are written, so that work counts in
+   * `serialize` (in memory) or `write` (files).
    */
   timings: Record<string, number>;
 }
@@ -101,7 +104,12 @@ export async function convertNet(
   finish("quantize");
   const quantInfo = quantInfoJson(nets.fakeQuant, plan, fusion.composites);
   finish("info");
-  const warnings = [...fusion.warnings];
+  const warnings = [...record.values()]
+    .filter((entry) => entry.factors === undefined && !entry.skipFusion)
+    .map((entry) =>
+      `the record for "${entry.layer}" has neither factors nor skip_fusion: true; it does nothing`
+    );
+  warnings.push(...fusion.warnings);
   if (plan.layers.size === 0) {
     warnings.push("the record gives factors for no layer: nothing is quantized");
   }
@@ -169,8 +177,9 @@ export interface ConvertedNets {
 }
 
 /**
- * `convert_model` on in-memory inputs up to the caffemodels: loads and converts the net and
- * prints the text outputs. The nets' quantized weights are computed when they are written.
+ * `convert_model` on in-memory inputs up to the caffemodels: loads and converts the net (every
+ * check and the int8 weights included) and prints the text outputs. The fake-quant and folded
+ * float weights are computed when the nets are written.
  */
 export async function convertToNets(input: ConvertInput): Promise<ConvertedNets> {
   const { files = {}, onProgress } = input;

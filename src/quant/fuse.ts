@@ -7,24 +7,17 @@
  */
 
 import { ConvertError } from "../errors.ts";
-import {
-  boolParam,
-  groupCount,
-  numberParam,
-  WEIGHTED_TYPES,
-  weightParamMessage,
-} from "../caffe/layers.ts";
+import { boolParam, numberParam, WEIGHTED_TYPES, weightParamMessage } from "../caffe/layers.ts";
 import type { ModelFiles } from "../caffe/model.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
 import {
-  type ChannelLayout,
   channelLayout,
   outputChannelCount,
   type QuantKernels,
   quantKernels,
 } from "../wasm/quant.ts";
-import { type BlobValues, blobValues, checkFloatBlob, floatData, layerLike } from "./plan.ts";
+import { type BlobValues, blobValues, checkFloatBlob, floatData, layerLike } from "./blobs.ts";
 import { FoldedWeights, storedTensor } from "./weights.ts";
 
 /** One fused composite, by the names of its three original layers. */
@@ -43,26 +36,15 @@ export interface FusionResult {
   net: Net;
   /** The composites fused, in layer order. */
   composites: FusedComposite[];
-  /** Composites left unfused for a reason the user should know. */
+  /**
+   * Composites left unfused for a reason the user should know, and `skipFusion` names that head
+   * no composite (so skip nothing).
+   */
   warnings: string[];
 }
 
 /** Default `batch_norm_param.eps` (1e-5; the kernel rounds it to float32). */
 const DEFAULT_BN_EPS = 1e-5;
-
-/**
- * How the weights of a Convolution, Deconvolution or InnerProduct map to output channels.
- * A transposed InnerProduct stores `[K, N]`, so its output channel is axis 1.
- */
-export function weightLayout(layer: Layer): ChannelLayout {
-  const { shape } = layer.blobs[0];
-  if (
-    layer.type === "InnerProduct" && boolParam(layer, "inner_product_param", "transpose", false)
-  ) {
-    return { outer: shape[0], mid: shape[1], inner: 1, channelAxis: 1, groups: 1 };
-  }
-  return channelLayout(layer.type, shape, groupCount(layer));
-}
 
 /** The indices of a composite's three layers. */
 interface Composite {
@@ -95,8 +77,10 @@ export async function fuseBatchNorm(net: Net, options: FuseOptions = {}): Promis
   const values = blobValues(layers);
   const found: Composite[] = [];
   const warnings: string[] = [];
+  const heads = new Set<string>();
   layers.forEach((layer, index) => {
     const composite = findComposite(layers, values, index);
+    if (composite !== undefined) heads.add(layer.name);
     if (composite === undefined || skipFusion.has(layer.name)) return;
     const blocker = placementBlocker(layers, composite);
     if (blocker !== undefined) {
@@ -117,6 +101,13 @@ export async function fuseBatchNorm(net: Net, options: FuseOptions = {}): Promis
     }
     found.push(composite);
   });
+  for (const name of skipFusion) {
+    if (heads.has(name)) continue;
+    warnings.push(
+      `skip_fusion on "${name}" does nothing: it heads no Convolution/Deconvolution/` +
+        `InnerProduct + BatchNorm + Scale composite`,
+    );
+  }
   if (found.length === 0) return { net, composites: [], warnings };
   const kernels = await quantKernels();
   const replaced = new Map<number, Layer>();
@@ -160,6 +151,8 @@ function findComposite(
   index: number,
 ): Composite | undefined {
   const layer = layers[index];
+  // No blobs: a net made without weights (readPrototxt, then the public makeRecord) has nothing
+  // to fold; loadNet never gives such a layer.
   if (!WEIGHTED_TYPES.has(layer.type) || layer.blobs.length === 0) return undefined;
   if (
     layer.type === "InnerProduct" && numberParam(layer, "inner_product_param", "axis", 1) !== 1
@@ -211,7 +204,7 @@ function foldComposite(
   const layer = layers[composite.layer];
   const batchNorm = layers[composite.batchNorm];
   const scale = layers[composite.scale];
-  const layout = weightLayout(layer);
+  const layout = channelLayout(layer);
   const channels = outputChannelCount(layout);
   const perChannel = (owner: Layer, index: number, what: string): Float32Array => {
     if (owner.blobs.length <= index) throw shapeError(owner, `has no ${what} blob`, weightsFile);

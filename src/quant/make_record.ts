@@ -12,9 +12,9 @@ import type { Layer, Net } from "../caffe/net.ts";
 import { caffeType } from "../proto/schema.ts";
 import { printText } from "../proto/text_print.ts";
 import { TextMessage } from "../proto/tree.ts";
-import { quantKernels } from "../wasm/quant.ts";
-import { fuseBatchNorm, weightLayout } from "./fuse.ts";
-import { checkFloatBlob, checkFloatModel, floatData } from "./plan.ts";
+import { channelLayout, quantKernels } from "../wasm/quant.ts";
+import { fuseBatchNorm } from "./fuse.ts";
+import { checkFloatBlob, checkFloatModel, floatData } from "./blobs.ts";
 import { weightTensor } from "./weights.ts";
 
 /** Activation factors: `scale_d` (float32) and `offset_d`. */
@@ -146,7 +146,7 @@ function weightScales(
   perTensor: boolean,
 ): number[] {
   checkFloatBlob(layer, 0);
-  const channelMax = kernels.channelMaxAbs(weightTensor(layer.blobs[0], weightLayout(layer)));
+  const channelMax = kernels.channelMaxAbs(weightTensor(layer.blobs[0], channelLayout(layer)));
   const bias = layer.blobs.length > 1 ? floatData(layer, 1) : null;
   for (
     const [what, values] of [["weights of channel", channelMax], ["bias element", bias]] as const

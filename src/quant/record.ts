@@ -6,9 +6,11 @@
  * @module
  */
 
+import type protobuf from "npm:protobufjs@8.0.0";
 import { ConvertError, type ErrorCode } from "../errors.ts";
 import { numOutput, quantizeBlocker } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
+import { typeInfo } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
@@ -43,7 +45,8 @@ export type QuantRecord = Map<string, LayerRecord>;
 const FACTOR_FIELDS = ["scale_d", "offset_d", "scale_w", "offset_w"];
 
 /**
- * Reads `recordText` and checks every entry against `net` (the float net, before fusion).
+ * Reads `recordText` and checks every entry against `net` (the float net, before fusion). The
+ * record schema is AMCT's and fixed: a field it does not define is a TEXT_UNKNOWN_FIELD error.
  *
  * @example
  * ```ts ignore
@@ -53,7 +56,9 @@ const FACTOR_FIELDS = ["scale_d", "offset_d", "scale_w", "offset_w"];
  * ```
  */
 export function readRecord(recordText: string, net: Net, file?: string): QuantRecord {
-  const root = parseText(recordText, caffeType("ScaleOffsetRecord"), file);
+  const recordType = caffeType("ScaleOffsetRecord");
+  const root = parseText(recordText, recordType, file);
+  rejectUnknownFields(root, recordType, file);
   const entries = root.fields.filter((field) => field.name === "record");
   if (entries.length === 0) {
     throw new ConvertError("RECORD_EMPTY", "the record file has no record entries", { file });
@@ -75,6 +80,28 @@ export function readRecord(recordText: string, net: Net, file?: string): QuantRe
     firstLines.set(key, entry.line);
   }
   return records;
+}
+
+/**
+ * Throws TEXT_UNKNOWN_FIELD at the first field, in file order and at any depth, that the record
+ * schema does not define: AMCT fixes that schema, so an unknown name is a mistake (a misspelt
+ * `skip_fusion` would otherwise be ignored without a word).
+ */
+function rejectUnknownFields(message: TextMessage, type: protobuf.Type, file?: string): void {
+  const known = typeInfo(type).byName;
+  for (const field of message.fields) {
+    const messageType = known.get(field.name)?.messageType;
+    if (field.unknown) {
+      throw new ConvertError(
+        "TEXT_UNKNOWN_FIELD",
+        `${type.name} has no field "${field.name}" (its fields: ${[...known.keys()].join(", ")})`,
+        { file, line: field.line, column: field.column },
+      );
+    }
+    if (field.value instanceof TextMessage && messageType !== undefined) {
+      rejectUnknownFields(field.value, messageType, file);
+    }
+  }
 }
 
 /** The key and value of a `record { key value }` entry; both must be present. */
@@ -168,6 +195,15 @@ function checkFactors(
     fail(
       "RECORD_BAD_SCALE",
       `scale_d ${scaleDField!.value} is not a finite number > 0`,
+      scaleDField,
+    );
+  }
+  if (!Number.isFinite(Math.fround(1 / scaleD))) {
+    fail(
+      "RECORD_BAD_SCALE",
+      `scale_d ${
+        scaleDField!.value
+      } is too small: the quant scale 1/scale_d does not fit a float32`,
       scaleDField,
     );
   }

@@ -12,16 +12,9 @@ import { ConvertError } from "../errors.ts";
 import type { ModelFiles } from "../caffe/model.ts";
 import { type Blob, Layer, type Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
-import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
-import { weightLayout } from "./fuse.ts";
-import {
-  checkFloatBlob,
-  floatData,
-  layerLike,
-  type LayerPlan,
-  type QuantGroup,
-  type QuantPlan,
-} from "./plan.ts";
+import { channelLayout, type QuantKernels, quantKernels } from "../wasm/quant.ts";
+import { checkFloatBlob, floatData, layerLike } from "./blobs.ts";
+import type { LayerPlan, QuantGroup, QuantPlan } from "./plan.ts";
 import { FakeQuantWeights, weightTensor } from "./weights.ts";
 import type { QuantFactors } from "./record.ts";
 
@@ -177,7 +170,7 @@ function quantizeBlobs(
     );
   checkFloatBlob(layer, 0, weightsFile);
   const { shape } = layer.blobs[0];
-  const weights = weightTensor(layer.blobs[0], weightLayout(layer));
+  const weights = weightTensor(layer.blobs[0], channelLayout(layer));
   const weightsInt8 = new Int8Array(weights.bytes.length / 4);
   const badWeight = kernels.quantizeToInt8(weights, scaleW, weightsInt8);
   if (badWeight >= 0) {
