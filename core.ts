@@ -34,6 +34,31 @@ export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
 export { readCaffemodel } from "./src/caffe/caffemodel_read.ts";
 export { writeCaffemodel } from "./src/caffe/caffemodel_write.ts";
-export { type Blob, type BlobData, Layer, type Net, type NetInput } from "./src/caffe/net.ts";
+export {
+  type Blob,
+  type BlobData,
+  Layer,
+  type Net,
+  type NetInput,
+  netInputs,
+  netOutputs,
+} from "./src/caffe/net.ts";
 export { outputNames, type OutputPaths } from "./src/output_names.ts";
 export { crc32, type ZipEntry, zipStore } from "./src/zip.ts";
+export {
+  runNet,
+  type RunOptions,
+  type RunResult,
+  type SkippedLayer,
+  type Tensor,
+} from "./src/engine/run.ts";
+export {
+  type BlobComparison,
+  compareNets,
+  type CompareOptions,
+  type CompareReport,
+  compareReportHtml,
+  formatCompareTable,
+} from "./src/engine/compare.ts";
+export { type CalibrationOptions, observeActivationRanges } from "./src/engine/calibrate.ts";
+export { npyFileName, readNpy, writeNpy } from "./src/io/npy.ts";
