@@ -65,12 +65,19 @@ function exampleNet(): Net {
       for (let i = 0; i < data.length; i++) {
         const u = next();
         if (layer.type === "BatchNorm") {
-          // mean, variance (> 0), and a moving-average factor of 999.982.
-          data[i] = index === 0 ? u * 0.5 : index === 1 ? 0.5 + 0.4 * u : 999.982;
+          // Caffe stores mean and variance (> 0) times the moving-average factor (999.982).
+          const factor = 999.982;
+          data[i] = index === 0
+            ? u * 0.5 * factor
+            : index === 1
+            ? (0.5 + 0.4 * u) * factor
+            : factor;
         } else if (layer.type === "Scale") {
           data[i] = index === 0 ? 1 + 0.2 * u : 0.1 * u;
         } else {
-          data[i] = index === 0 ? u * Math.sqrt(6 / fanIn) : 0.05 * u;
+          // He-like weights; the classifier gets a larger gain so its softmax is not flat.
+          const gain = layer.type === "InnerProduct" ? 2 : 1;
+          data[i] = index === 0 ? gain * u * Math.sqrt(6 / fanIn) : 0.05 * u;
         }
       }
       return { shape, data };
