@@ -13,7 +13,7 @@
  * @module
  */
 
-import { instantiate, type WasmInstance } from "./load.ts";
+import { onceLoader, type WasmInstance } from "./load.ts";
 import { wasmBase64 } from "./engine.generated.ts";
 
 /** A 2-D window: kernel, pad, stride and dilation, each [height, width]. */
@@ -639,13 +639,5 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 }
 
-let cached: Promise<EngineKernels> | undefined;
-
 /** The simulator's kernels, instantiated once (later calls share the instance). */
-export function engineKernels(): Promise<EngineKernels> {
-  cached ??= instantiate(wasmBase64).then(bindKernels, (error) => {
-    cached = undefined;
-    throw error;
-  });
-  return cached;
-}
+export const engineKernels: () => Promise<EngineKernels> = onceLoader(wasmBase64, bindKernels);

@@ -129,3 +129,18 @@ export async function instantiate(base64: string): Promise<WasmInstance> {
   const { instance } = await WebAssembly.instantiate(decodeBase64(base64), IMPORTS);
   return new WasmInstance(instance);
 }
+
+/**
+ * A loader that instantiates a base64-encoded module once and binds its kernels with `bind`;
+ * every call shares the result, and a failed instantiation is retried on the next call.
+ */
+export function onceLoader<T>(base64: string, bind: (wasm: WasmInstance) => T): () => Promise<T> {
+  let cached: Promise<T> | undefined;
+  return () => {
+    cached ??= instantiate(base64).then(bind, (error) => {
+      cached = undefined;
+      throw error;
+    });
+    return cached;
+  };
+}

@@ -18,7 +18,7 @@
 
 import { boolParam, groupCount, weightChannelAxis, WEIGHTED_TYPES } from "../caffe/layers.ts";
 import type { Layer } from "../caffe/net.ts";
-import { instantiate, type WasmInstance } from "./load.ts";
+import { onceLoader, type WasmInstance } from "./load.ts";
 import { wasmBase64 } from "./quant.generated.ts";
 
 /** How a weight tensor's elements map to output channels. The tensor is viewed as [outer, mid, inner]. */
@@ -559,13 +559,5 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
   return kernelSet;
 }
 
-let cached: Promise<QuantKernels> | undefined;
-
 /** The quantization kernels, instantiated once (later calls share the instance). */
-export function quantKernels(): Promise<QuantKernels> {
-  cached ??= instantiate(wasmBase64).then(bindKernels, (error) => {
-    cached = undefined;
-    throw error;
-  });
-  return cached;
-}
+export const quantKernels: () => Promise<QuantKernels> = onceLoader(wasmBase64, bindKernels);
