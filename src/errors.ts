@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   // Net structure.
   DUPLICATE_LAYER: "two layers share a name",
   UNDEFINED_BOTTOM: "a bottom blob that no earlier layer produces",
+  DUPLICATE_TOP: "a top blob that two layers produce, not in place",
   // Binary caffemodel.
   BINARY_NOT_PROTOBUF: "the bytes are not a protobuf message",
   BINARY_TRUNCATED: "the file ends inside a field",

@@ -184,10 +184,12 @@ Deno.test("RECORD_BAD_SCALE: a subnormal scale_d whose 1/scale_d overflows float
     { file: "r.txt", line: 4, column: 5, layer: "conv1" },
     "1/scale_d",
   );
-  // just above the limit: accepted
+  // just above the limit: accepted, with a scale_w that keeps scale_d · scale_w a normal float32
+  // (at least 2^-126; a subnormal dequant scale is refused)
   assert.ok(1 / Math.fround(3e-39) < largestFloat32);
+  assert.ok(Math.fround(3e-39) * Math.fround(1000) >= 2 ** -126);
   const record = readRecord(
-    recordText({ conv1: "scale_d: 3e-39 offset_d: 0 scale_w: 0.1 offset_w: 0" }),
+    recordText({ conv1: "scale_d: 3e-39 offset_d: 0 scale_w: 1000 offset_w: 0" }),
     testNet,
   );
   assert.equal(record.get("conv1")!.factors!.scaleD, Math.fround(3e-39));

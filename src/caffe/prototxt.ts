@@ -9,7 +9,7 @@ import { ConvertError } from "../errors.ts";
 import { caffeType } from "../proto/schema.ts";
 import { printText } from "../proto/text_print.ts";
 import { parseText } from "../proto/text_read.ts";
-import { TextMessage } from "../proto/tree.ts";
+import { type TextField, TextMessage } from "../proto/tree.ts";
 import { Layer, type Net } from "./net.ts";
 import { upgradeV1Layer } from "./upgrade.ts";
 
@@ -20,7 +20,9 @@ import { upgradeV1Layer } from "./upgrade.ts";
  *
  * @throws {ConvertError} the text errors of {@linkcode parseText}; `DUPLICATE_LAYER` at the
  * second layer's `name`; `UNDEFINED_BOTTOM` at a `bottom` that no net input or earlier layer
- * produces. Errors carry `file` when given.
+ * produces; `DUPLICATE_TOP` at a `top` (or net `input`) that a net input or an earlier top
+ * already produces, unless it is in place (top `i` = bottom `i`, as Caffe requires; this also
+ * rules out cycles). Errors carry `file` when given.
  */
 export function readPrototxt(source: string, file?: string): Net {
   const tree = parseText(source, caffeType("caffe.NetParameter"), file);
@@ -45,28 +47,50 @@ export function readPrototxt(source: string, file?: string): Net {
   return net;
 }
 
-/** Checks layer names are unique and every bottom is produced before it is read. */
+/**
+ * Checks the net as Caffe's `Net::Init` does: every bottom is a net input or a top of an earlier
+ * layer, no blob is produced twice except in place (top `i` of a layer that is also its bottom
+ * `i`), and layer names are unique. In file order, a cycle can only come from a layer that writes
+ * again a blob it is computed from, so the duplicate-top check also rejects cycles.
+ */
 function checkNet(net: Net, file?: string): void {
   const names = new Set<string>();
-  const blobs = new Set(net.header.getAll("input").map(String));
-  for (const layer of net.layers) {
-    const fields = layer.params.fields;
+  /** The index of the layer that first produced each blob, -1 for a net input. */
+  const producers = new Map<string, number>();
+  for (const field of net.header.fields) {
+    if (field.unknown || field.name !== "input") continue;
+    const input = String(field.value);
+    if (producers.has(input)) {
+      throw new ConvertError("DUPLICATE_TOP", `net input "${input}" is declared twice`, {
+        file,
+        line: field.line,
+        column: field.column,
+      });
+    }
+    producers.set(input, -1);
+  }
+  net.layers.forEach((layer, index) => {
+    const fields = layer.params.fields.filter((field) => !field.unknown);
     const name = layer.name;
+    const bottoms: string[] = [];
     for (const field of fields) {
-      if (field.unknown || field.name !== "bottom") continue;
+      if (field.name !== "bottom") continue;
       const bottom = String(field.value);
-      if (!blobs.has(bottom)) {
-        throw new ConvertError(
-          "UNDEFINED_BOTTOM",
-          `bottom "${bottom}" is not a net input nor a top of an earlier layer`,
-          { file, line: field.line, column: field.column, layer: name },
-        );
-      }
+      if (!producers.has(bottom)) throw undefinedBottom(net, index, field, file);
+      bottoms.push(bottom);
     }
+    let topIndex = 0;
     for (const field of fields) {
-      if (!field.unknown && field.name === "top") blobs.add(String(field.value));
+      if (field.name !== "top") continue;
+      const top = String(field.value);
+      const producer = producers.get(top);
+      if (producer === undefined) producers.set(top, index);
+      else if (bottoms[topIndex] !== top) {
+        throw duplicateTop(net, index, topIndex, producer, field, file);
+      }
+      topIndex++;
     }
-    if (name === "") continue;
+    if (name === "") return;
     if (names.has(name)) {
       const at = layer.params.entry("name");
       throw new ConvertError(
@@ -81,7 +105,71 @@ function checkNet(net: Net, file?: string): void {
       );
     }
     names.add(name);
+  });
+}
+
+/** The UNDEFINED_BOTTOM error of `field`, a bottom of layer `index`, naming a later producer. */
+function undefinedBottom(net: Net, index: number, field: TextField, file?: string): ConvertError {
+  const bottom = String(field.value);
+  const layer = net.layers[index];
+  const later = net.layers.slice(index + 1).find((other) => other.tops.includes(bottom));
+  const reason = later !== undefined
+    ? `: layer "${later.name}" produces it later, and Caffe runs the layers in file order`
+    : layer.tops.includes(bottom)
+    ? ": only this layer writes it"
+    : "";
+  return new ConvertError(
+    "UNDEFINED_BOTTOM",
+    `bottom "${bottom}" is not a net input nor a top of an earlier layer${reason}`,
+    { file, line: field.line, column: field.column, layer: layer.name },
+  );
+}
+
+/**
+ * The DUPLICATE_TOP error of `field`, top `topIndex` of layer `index`, whose blob layer `producer`
+ * (-1: a net input) wrote first.
+ */
+function duplicateTop(
+  net: Net,
+  index: number,
+  topIndex: number,
+  producer: number,
+  field: TextField,
+  file?: string,
+): ConvertError {
+  const top = String(field.value);
+  const layer = net.layers[index];
+  const first = producer < 0
+    ? `"${top}" is a net input`
+    : producer === index
+    ? `"${top}" is an earlier top of this layer`
+    : `layer "${net.layers[producer].name}" already produces "${top}"`;
+  const bottomIndex = layer.bottoms.indexOf(top);
+  const position = bottomIndex < 0
+    ? ""
+    : ` ("${top}" is bottom ${bottomIndex} here, top ${topIndex})`;
+  const cycle = bottomIndex < 0 && computedFrom(net.layers, index, top)
+    ? `; "${layer.name}" is computed from "${top}", so the net would have a cycle`
+    : "";
+  return new ConvertError(
+    "DUPLICATE_TOP",
+    `${first}; Caffe lets a layer write a blob again only in place, as its top i = bottom i` +
+      `${position}${cycle}`,
+    { file, line: field.line, column: field.column, layer: layer.name },
+  );
+}
+
+/**
+ * True when layer `index` reads `blob` directly or through earlier layers (in a net whose blobs
+ * before `index` are each produced once, in-place rewrites aside).
+ */
+function computedFrom(layers: readonly Layer[], index: number, blob: string): boolean {
+  const needed = new Set(layers[index].bottoms);
+  for (let earlier = index - 1; earlier >= 0 && !needed.has(blob); earlier--) {
+    if (!layers[earlier].tops.some((top) => needed.has(top))) continue;
+    for (const bottom of layers[earlier].bottoms) needed.add(bottom);
   }
+  return needed.has(blob);
 }
 
 /**

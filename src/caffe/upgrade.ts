@@ -84,6 +84,17 @@ const PARAM_SOURCES: [v1: string, v2: string][] = [
   ["weight_decay", "decay_mult"],
 ];
 
+/** The trees {@linkcode upgradeV1Layer} made, so that a net's V1 origin can be reported. */
+const upgradedTrees = new WeakSet<TextMessage>();
+
+/**
+ * True when `params` is a tree that {@linkcode upgradeV1Layer} made: the layer was written in the
+ * legacy V1 form. A clone of such a tree is not marked.
+ */
+export function isUpgradedV1Layer(params: TextMessage): boolean {
+  return upgradedTrees.has(params);
+}
+
 /**
  * Upgrades a `V1LayerParameter` tree to a `LayerParameter` tree: the enum `type` becomes its V2
  * string, `param` names, `blob_share_mode`, `blobs_lr` and `weight_decay` become `param { name
@@ -148,5 +159,7 @@ export function upgradeV1Layer(v1: TextMessage): TextMessage {
   }
   // Array.prototype.sort is stable: repeated fields keep their order.
   known.sort((a, b) => a.id - b.id);
-  return new TextMessage([...known.map((entry) => entry.field), ...unknown]);
+  const upgraded = new TextMessage([...known.map((entry) => entry.field), ...unknown]);
+  upgradedTrees.add(upgraded);
+  return upgraded;
 }

@@ -6,6 +6,7 @@
  */
 
 import { printPrototxt } from "../caffe/prototxt.ts";
+import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
 import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
@@ -110,6 +111,14 @@ export async function convertNet(
       `the record for "${entry.layer}" has neither factors nor skip_fusion: true; it does nothing`
     );
   warnings.push(...fusion.warnings);
+  const v1Layers = net.layers.filter((layer) => isUpgradedV1Layer(layer.params)).length;
+  if (v1Layers > 0) {
+    warnings.push(
+      `${files.model ?? "the model"} is a legacy V1 net (layers { type: CONVOLUTION }): ` +
+        `${v1Layers === net.layers.length ? "its" : `${v1Layers} of its`} layers were ` +
+        `upgraded to V2, and the output models are V2 (layer { type: "Convolution" })`,
+    );
+  }
   if (plan.layers.size === 0) {
     warnings.push("the record gives factors for no layer: nothing is quantized");
   }

@@ -74,38 +74,30 @@ export interface FuseOptions {
 export async function fuseBatchNorm(net: Net, options: FuseOptions = {}): Promise<FusionResult> {
   const { skipFusion = new Set(), files = {} } = options;
   const { layers } = net;
-  const values = blobValues(layers);
-  const found: Composite[] = [];
-  const warnings: string[] = [];
-  const heads = new Set<string>();
-  layers.forEach((layer, index) => {
-    const composite = findComposite(layers, values, index);
-    if (composite !== undefined) heads.add(layer.name);
-    if (composite === undefined || skipFusion.has(layer.name)) return;
-    const blocker = placementBlocker(layers, composite);
-    if (blocker !== undefined) {
-      warnings.push(
-        `${layer.name} + ${layers[composite.batchNorm].name} + ${layers[composite.scale].name} ` +
-          `not fused: ${blocker}`,
-      );
-      return;
-    }
+  const { all, fusable: found, warnings } = searchComposites(layers, skipFusion);
+  for (const composite of found) {
     const batchNorm = layers[composite.batchNorm];
     if (boolParam(batchNorm, "batch_norm_param", "use_global_stats", true) === false) {
       throw new ConvertError(
         "BN_NOT_GLOBAL_STATS",
-        `BatchNorm "${batchNorm.name}" after "${layer.name}" has use_global_stats: false; ` +
-          `the model is not set up for inference`,
+        `BatchNorm "${batchNorm.name}" after "${layers[composite.layer].name}" has ` +
+          `use_global_stats: false; the model is not set up for inference`,
         { file: files.model, line: batchNorm.line, layer: batchNorm.name },
       );
     }
-    found.push(composite);
-  });
+  }
   for (const name of skipFusion) {
-    if (heads.has(name)) continue;
+    if (all.some((composite) => layers[composite.layer].name === name)) continue;
+    const member = all.find((composite) =>
+      [composite.batchNorm, composite.scale].some((index) => layers[index].name === name)
+    );
     warnings.push(
-      `skip_fusion on "${name}" does nothing: it heads no Convolution/Deconvolution/` +
-        `InnerProduct + BatchNorm + Scale composite`,
+      member === undefined
+        ? `skip_fusion on "${name}" does nothing: it heads no Convolution/Deconvolution/` +
+          `InnerProduct + BatchNorm + Scale composite`
+        : `skip_fusion on "${name}" does nothing: it is part of the composite ` +
+          `${compositeText(layers, member)}; skip_fusion: true belongs in the record for ` +
+          `"${layers[member.layer].name}"`,
     );
   }
   if (found.length === 0) return { net, composites: [], warnings };
@@ -124,13 +116,63 @@ export async function fuseBatchNorm(net: Net, options: FuseOptions = {}): Promis
         removed.has(index) ? [] : [replaced.get(index) ?? layer]
       ),
     },
-    composites: found.map((composite) => ({
-      layer: layers[composite.layer].name,
-      batchNorm: layers[composite.batchNorm].name,
-      scale: layers[composite.scale].name,
-    })),
+    composites: found.map((composite) => compositeNames(layers, composite)),
     warnings,
   };
+}
+
+/**
+ * The composite that fusion folds each BatchNorm and Scale layer of `net` into, by that layer's
+ * name (composites whose first layer is in `skipFusion`, or that a layer between them blocks, are
+ * not folded and not listed).
+ */
+export function foldedLayers(
+  net: Net,
+  skipFusion: ReadonlySet<string>,
+): Map<string, FusedComposite> {
+  const folded = new Map<string, FusedComposite>();
+  for (const composite of searchComposites(net.layers, skipFusion).fusable) {
+    const names = compositeNames(net.layers, composite);
+    folded.set(names.batchNorm, names);
+    folded.set(names.scale, names);
+  }
+  return folded;
+}
+
+/** Every composite of `layers`, those to fuse, and warnings about the ones a layer blocks. */
+function searchComposites(
+  layers: readonly Layer[],
+  skipFusion: ReadonlySet<string>,
+): { all: Composite[]; fusable: Composite[]; warnings: string[] } {
+  const values = blobValues(layers);
+  const all: Composite[] = [];
+  const fusable: Composite[] = [];
+  const warnings: string[] = [];
+  layers.forEach((layer, index) => {
+    const composite = findComposite(layers, values, index);
+    if (composite === undefined) return;
+    all.push(composite);
+    if (skipFusion.has(layer.name)) return;
+    const blocker = placementBlocker(layers, composite);
+    if (blocker === undefined) fusable.push(composite);
+    else warnings.push(`${compositeText(layers, composite)} not fused: ${blocker}`);
+  });
+  return { all, fusable, warnings };
+}
+
+/** The names of a composite's three layers. */
+function compositeNames(layers: readonly Layer[], composite: Composite): FusedComposite {
+  return {
+    layer: layers[composite.layer].name,
+    batchNorm: layers[composite.batchNorm].name,
+    scale: layers[composite.scale].name,
+  };
+}
+
+/** `conv + bn + scale`, the names of a composite's layers. */
+function compositeText(layers: readonly Layer[], composite: Composite): string {
+  const { layer, batchNorm, scale } = compositeNames(layers, composite);
+  return `${layer} + ${batchNorm} + ${scale}`;
 }
 
 /** The only reader of the single top of layer `index`, when that is so. */

@@ -15,6 +15,7 @@ import { TextMessage } from "../proto/tree.ts";
 import { channelLayout, quantKernels } from "../wasm/quant.ts";
 import { fuseBatchNorm } from "./fuse.ts";
 import { checkFloatBlob, checkFloatModel, floatData } from "./blobs.ts";
+import { MIN_NORMAL_FLOAT32, storedScaleProblem } from "./record.ts";
 import { weightTensor } from "./weights.ts";
 
 /** Activation factors: `scale_d` (float32) and `offset_d`. */
@@ -81,8 +82,15 @@ function defaultFactors(options: MakeRecordOptions): ActivationFactors {
   }
   const scaleD = Math.fround(options.scaleD ?? activationFactors({ min: -1, max: 1 }).scaleD);
   const offsetD = options.offsetD ?? 0;
-  if (!(scaleD > 0) || !Number.isFinite(scaleD) || !Number.isFinite(Math.fround(1 / scaleD))) {
+  if (!(scaleD > 0) || !Number.isFinite(scaleD)) {
     throw new ConvertError("RECORD_BAD_SCALE", `scale_d ${options.scaleD} is not a usable scale`);
+  }
+  const quantScaleProblem = storedScaleProblem(1 / scaleD);
+  if (quantScaleProblem !== undefined) {
+    throw new ConvertError(
+      "RECORD_BAD_SCALE",
+      `scale_d ${options.scaleD} is not a usable scale: 1/scale_d ${quantScaleProblem}`,
+    );
   }
   if (!Number.isInteger(offsetD) || offsetD < -128 || offsetD > 127) {
     throw new ConvertError(
@@ -161,11 +169,33 @@ function weightScales(
     }
   }
   const perChannel = kernels.weightScalesFromMax(channelMax, bias, scaleD);
-  if (!perTensor) return [...perChannel];
+  if (!perTensor) return [...perChannel].map((scale) => withNormalDequant(scale, scaleD));
   const tensorMax = channelMax.reduce((largest, value) => Math.max(largest, value), 0);
   let scale = kernels.weightScalesFromMax(Float32Array.of(tensorMax), null, scaleD)[0];
   for (const channelScale of perChannel) {
     if (channelScale !== 1 && channelScale > scale) scale = channelScale;
   }
-  return [scale];
+  return [withNormalDequant(scale, scaleD)];
+}
+
+/**
+ * `scale` (a float32 scale_w), or the smallest float32 above it whose dequant scale
+ * f32(scaleD · scale_w) is a normal float32 when `scale`'s is not: convert refuses subnormal
+ * dequant scales, which only weights and biases near 0 (or a tiny scale_d) give.
+ */
+function withNormalDequant(scale: number, scaleD: number): number {
+  let raised = scale;
+  if (Math.fround(scaleD * raised) < MIN_NORMAL_FLOAT32) {
+    raised = Math.max(raised, Math.fround(MIN_NORMAL_FLOAT32 / scaleD));
+  }
+  // f32 rounding of the quotient may land one step low
+  while (Math.fround(scaleD * raised) < MIN_NORMAL_FLOAT32) raised = nextFloat32Up(raised);
+  return raised;
+}
+
+/** The next float32 above a float32 `value` >= 0. */
+function nextFloat32Up(value: number): number {
+  const bits = new Uint32Array(Float32Array.of(value).buffer);
+  bits[0]++;
+  return new Float32Array(bits.buffer)[0];
 }

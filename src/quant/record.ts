@@ -14,6 +14,7 @@ import { typeInfo } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
+import { foldedLayers, type FusedComposite } from "./fuse.ts";
 
 /** The quantization factors of one layer, as float32 values. */
 export interface QuantFactors {
@@ -47,6 +48,9 @@ const FACTOR_FIELDS = ["scale_d", "offset_d", "scale_w", "offset_w"];
 /**
  * Reads `recordText` and checks every entry against `net` (the float net, before fusion). The
  * record schema is AMCT's and fixed: a field it does not define is a TEXT_UNKNOWN_FIELD error.
+ * Factors for a BatchNorm or Scale that fusion folds into a Convolution/Deconvolution/InnerProduct
+ * are a RECORD_NOT_QUANTIZABLE error naming that layer; S = f32(1/scale_d) and every dequant
+ * scale f32(scale_d · scale_w) must be normal float32 values (RECORD_BAD_SCALE).
  *
  * @example
  * ```ts ignore
@@ -64,22 +68,39 @@ export function readRecord(recordText: string, net: Net, file?: string): QuantRe
     throw new ConvertError("RECORD_EMPTY", "the record file has no record entries", { file });
   }
   const layers = new Map(net.layers.map((layer) => [layer.name, layer]));
-  const records: QuantRecord = new Map();
-  const firstLines = new Map<string, number | undefined>();
+  const parts = new Map<string, { entry: TextField; value: TextMessage }>();
   for (const entry of entries) {
     const { key, value } = entryParts(entry, file);
-    if (records.has(key)) {
-      const first = firstLines.get(key);
+    const earlier = parts.get(key);
+    if (earlier !== undefined) {
+      const first = earlier.entry.line;
       throw new ConvertError(
         "RECORD_DUPLICATE_KEY",
         `a second record for layer "${key}"` + (first ? ` (the first is on line ${first})` : ""),
         { file, line: entry.line, column: entry.column, layer: key },
       );
     }
-    records.set(key, checkEntry(entry, key, value, layers, file));
-    firstLines.set(key, entry.line);
+    parts.set(key, { entry, value });
+  }
+  const skipFusion = new Set(
+    [...parts].filter(([, { value }]) => value.get("skip_fusion") === true).map(([key]) => key),
+  );
+  const context: EntryContext = { layers, file, fusedInto: () => foldedLayers(net, skipFusion) };
+  const records: QuantRecord = new Map();
+  for (const [key, { entry, value }] of parts) {
+    records.set(key, checkEntry(entry, key, value, context));
   }
   return records;
+}
+
+/** What checking an entry needs besides the entry. */
+interface EntryContext {
+  /** The net's layers by name. */
+  layers: Map<string, Layer>;
+  /** The record file's name. */
+  file?: string;
+  /** The composites that fusion folds BatchNorm and Scale layers into, by their names. */
+  fusedInto: () => Map<string, FusedComposite>;
 }
 
 /**
@@ -129,9 +150,9 @@ function checkEntry(
   entry: TextField,
   key: string,
   value: TextMessage,
-  layers: Map<string, Layer>,
-  file?: string,
+  context: EntryContext,
 ): LayerRecord {
+  const { file } = context;
   const fail = (code: ErrorCode, text: string, field: TextField = entry): never => {
     throw new ConvertError(code, `record "${key}": ${text}`, {
       file,
@@ -140,7 +161,7 @@ function checkEntry(
       layer: key,
     });
   };
-  const layer = layers.get(key);
+  const layer = context.layers.get(key);
   if (layer === undefined) {
     fail("RECORD_UNKNOWN_LAYER", `the model has no layer "${key}"`, keyField(entry));
   }
@@ -153,9 +174,14 @@ function checkEntry(
   if (!FACTOR_FIELDS.some((name) => fields.has(name))) return { layer: key, skipFusion };
   const blocker = quantizeBlocker(layer!);
   if (blocker !== undefined) {
+    const composite = context.fusedInto().get(key);
     fail(
       "RECORD_NOT_QUANTIZABLE",
-      `layer "${key}" (${layer!.type}) cannot be quantized: ${blocker}`,
+      composite === undefined
+        ? `layer "${key}" (${layer!.type}) cannot be quantized: ${blocker}`
+        : `${layer!.type} "${key}" is fused into "${composite.layer}" (${composite.layer} + ` +
+          `${composite.batchNorm} + ${composite.scale}): its factors belong in the record for ` +
+          `"${composite.layer}", and describe the fused weights`,
     );
   }
   const valueField = (entry.value as TextMessage).entry("value")!;
@@ -198,12 +224,12 @@ function checkFactors(
       scaleDField,
     );
   }
-  if (!Number.isFinite(Math.fround(1 / scaleD))) {
+  const quantScaleProblem = storedScaleProblem(1 / scaleD);
+  if (quantScaleProblem !== undefined) {
     fail(
       "RECORD_BAD_SCALE",
-      `scale_d ${
-        scaleDField!.value
-      } is too small: the quant scale 1/scale_d does not fit a float32`,
+      `scale_d ${scaleDField!.value}: the Quant layer's scale 1/scale_d = ` +
+        `${shortNumber(1 / scaleD)} ${quantScaleProblem}`,
       scaleDField,
     );
   }
@@ -222,11 +248,12 @@ function checkFactors(
         scaleWFields[index],
       );
     }
-    const deqScale = Math.fround(scaleD * scale);
-    if (!(Number.isFinite(deqScale) && deqScale > 0)) {
+    const deqProblem = storedScaleProblem(scaleD * scale);
+    if (deqProblem !== undefined) {
       fail(
         "RECORD_BAD_SCALE",
-        `scale_d · scale_w[${index}] = ${scaleD * scale} does not fit a float32 > 0`,
+        `the dequant scale scale_d · scale_w[${index}] = ${shortNumber(scaleD * scale)} ` +
+          deqProblem,
         scaleWFields[index],
       );
     }
@@ -242,6 +269,32 @@ function checkFactors(
     fail("RECORD_BAD_LENGTH", lengthProblem, scaleWFields[0] ?? offsetWFields[0] ?? valueField);
   }
   return { scaleD, offsetD, scaleW: scaleW.length === 0 ? new Float32Array([1]) : scaleW };
+}
+
+/** The smallest normal float32, 2^-126. */
+export const MIN_NORMAL_FLOAT32 = 2 ** -126;
+
+/**
+ * Why a scale the outputs store as float32 (S = 1/scale_d, or a dequant scale scale_d · scale_w),
+ * given as its exact value, is unusable, or `undefined` when its float32 rounding is a normal
+ * number. Subnormal scales are refused too: they keep fewer than float32's 24 significant bits,
+ * so the stored scale can be far from the exact one without a word, and hardware that flushes
+ * subnormals to 0 (CPUs in FTZ/DAZ mode, many accelerators) would multiply by 0.
+ */
+export function storedScaleProblem(exact: number): string | undefined {
+  const stored = Math.fround(exact);
+  if (stored === Infinity) return "overflows float32";
+  if (stored === 0) return "underflows float32";
+  if (stored < MIN_NORMAL_FLOAT32) {
+    return `is a subnormal float32 (below ${shortNumber(MIN_NORMAL_FLOAT32)}), which loses ` +
+      `precision and which hardware may flush to 0`;
+  }
+  return undefined;
+}
+
+/** `value` with 8 significant digits, for messages (e.g. `1e-60`, `1.1754944e-38`). */
+function shortNumber(value: number): string {
+  return String(Number(value.toPrecision(8)));
 }
 
 /** Why `scale_w`/`offset_w` have the wrong lengths for `layer`, or `undefined` when they fit. */

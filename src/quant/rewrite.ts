@@ -178,9 +178,22 @@ function quantizeBlobs(
     kernels.writeWeights(weights, badWeight, 1, new Uint8Array(value.buffer));
     throw notFinite("weight", badWeight, value[0]);
   }
-  const fakeQuant: Blob[] = [
-    new FakeQuantWeights(kernels, shape, weightsInt8, weights.layout, scaleW),
-  ];
+  const fakeWeights = new FakeQuantWeights(kernels, shape, weightsInt8, weights.layout, scaleW);
+  // f32(w_q · scale_w) can only overflow when 128 · scale_w does (|w_q| <= 128): check the
+  // fake-quant weights then, made now instead of while they are written.
+  if (scaleW.some((scale) => Math.fround(128 * scale) === Infinity)) {
+    const badFake = kernels.firstNonFinite(fakeWeights.data as Float32Array);
+    if (badFake >= 0) {
+      const largest = scaleW.reduce((a, b) => Math.max(a, b));
+      throw new ConvertError(
+        "RECORD_BAD_SCALE",
+        `layer "${layer.name}": the fake-quant weight element ${badFake} = w_q · scale_w ` +
+          `overflows float32 (scale_w up to ${largest} is too large for these weights)`,
+        place,
+      );
+    }
+  }
+  const fakeQuant: Blob[] = [fakeWeights];
   const deploy: Blob[] = [{ shape, data: weightsInt8 }];
   if (layer.blobs.length > 1) {
     const bias = floatData(layer, 1, weightsFile);
@@ -193,6 +206,16 @@ function quantizeBlobs(
         `layer "${layer.name}": the quantized bias of channel ${quantized.overflowChannel} is ` +
           `${quantized.overflowValue}, outside int32 (bias ${bias[quantized.overflowChannel]}, ` +
           `dequant scale ${deqScale[deqScale.length === 1 ? 0 : quantized.overflowChannel]})`,
+        place,
+      );
+    }
+    const badFakeBias = kernels.firstNonFinite(quantized.biasFake);
+    if (badFakeBias >= 0) {
+      const deq = deqScale[deqScale.length === 1 ? 0 : badFakeBias];
+      throw new ConvertError(
+        "BIAS_OVERFLOW",
+        `layer "${layer.name}": the fake-quant bias of channel ${badFakeBias}, b_q · deq = ` +
+          `${quantized.biasInt32[badFakeBias]} · ${deq}, overflows float32`,
         place,
       );
     }
