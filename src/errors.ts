@@ -14,6 +14,10 @@ export const ERROR_CODES = {
   TEXT_WRONG_TYPE: "a value of the wrong type for its field",
   TEXT_OUT_OF_RANGE: "a number outside its field's range",
   TEXT_UNKNOWN_FIELD: "a field the schema does not define",
+  TEXT_DUPLICATE_FIELD: "a singular field given twice in one message",
+  TEXT_TOO_DEEP: "messages nested too deeply in a text file",
+  INVALID_UTF8: "a string field whose bytes are not valid UTF-8",
+  LIMIT_EXCEEDED: "an input beyond a resource limit (layers, fields, axes, string length)",
   // Net structure.
   DUPLICATE_LAYER: "two layers share a name",
   UNDEFINED_BOTTOM: "a bottom blob that no earlier layer produces",

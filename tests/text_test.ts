@@ -236,13 +236,24 @@ Deno.test("syntax errors with their places", () => {
   );
   let deep = "";
   for (let i = 0; i < 101; i++) deep += "sub {";
-  assertError(deep, "TEXT_SYNTAX", 1, 505);
+  assertError(deep, "TEXT_TOO_DEEP", 1, 505);
+});
+
+Deno.test("a singular field given twice is refused, as Caffe's parser does", () => {
+  assertError("i32: 1\nsub { i32: 2 }\n  i32: 3", "TEXT_DUPLICATE_FIELD", 3, 3);
+  assertError("sub { i32: 1 i32: 2 }", "TEXT_DUPLICATE_FIELD", 1, 14);
+  assertError("sub { } sub { }", "TEXT_DUPLICATE_FIELD", 1, 9);
+  // Repeated fields and unknown fields may repeat; each message counts its own fields.
+  assert.equal(
+    parseText("list: 1 list: 2 subs { i32: 1 } subs { i32: 1 } x: 1 x: 2", All).fields.length,
+    6,
+  );
 });
 
 Deno.test("message syntax: braces, angle brackets, colons, separators, comments, lists", () => {
   const text = `# header comment
-i32: 1; u32: 2, sub { i32: 3 } sub: { i32: 4 }
-sub < i32: 5 >   # trailing comment
+i32: 1; u32: 2, subs { i32: 3 } subs: { i32: 4 }
+subs < i32: 5 >   # trailing comment
 list: [1, 0x2, 03] list: 4 list: []
 subs [{ i32: 6 }, < i32: 7 >] subs: [ ]
 `;
@@ -250,9 +261,9 @@ subs [{ i32: 6 }, < i32: 7 >] subs: [ ]
   assert.deepEqual(plain(tree), [
     ["i32", 1, false],
     ["u32", 2, false],
-    ["sub", [["i32", 3, false]], false],
-    ["sub", [["i32", 4, false]], false],
-    ["sub", [["i32", 5, false]], false],
+    ["subs", [["i32", 3, false]], false],
+    ["subs", [["i32", 4, false]], false],
+    ["subs", [["i32", 5, false]], false],
     ["list", 1, false],
     ["list", 2, false],
     ["list", 3, false],
@@ -261,7 +272,7 @@ subs [{ i32: 6 }, < i32: 7 >] subs: [ ]
     ["subs", [["i32", 7, false]], false],
   ]);
   const places = tree.fields.map((f) => [f.line, f.column]);
-  assert.deepEqual(places, [[2, 1], [2, 9], [2, 17], [2, 32], [3, 1], [4, 8], [4, 11], [4, 16], [
+  assert.deepEqual(places, [[2, 1], [2, 9], [2, 17], [2, 33], [3, 1], [4, 8], [4, 11], [4, 16], [
     4,
     20,
   ], [

@@ -10,6 +10,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
 import { messageFromObject } from "../proto/text_objects.ts";
 import type { TextMessage } from "../proto/tree.ts";
@@ -94,6 +95,15 @@ function readNet(bytes: Uint8Array): Net {
   while (!reader.done) {
     const tag = reader.tag();
     const start = reader.tagAt;
+    const isLayer = tag === tagOf(NET_LAYER, WireType.LENGTH) ||
+      tag === tagOf(NET_LAYERS_V1, WireType.LENGTH);
+    if (isLayer && layers.length >= LIMITS.layers) {
+      throw new ConvertError(
+        "LIMIT_EXCEEDED",
+        `more than ${LIMITS.layers} layers (the limit) at byte ${start}`,
+        { offset: start },
+      );
+    }
     if (tag === tagOf(NET_LAYER, WireType.LENGTH)) {
       layers.push(readLayer(reader.message(), start, false));
     } else if (tag === tagOf(NET_LAYERS_V1, WireType.LENGTH)) {
@@ -169,7 +179,16 @@ function fieldFits(type: MessageType, tag: number, reader: WireReader, depth: nu
   }
   const scalarWireType = resolved !== null ? WireType.VARINT : SCALAR_WIRE_TYPES[field.type];
   if (wireType === scalarWireType) {
+    const start = reader.tagAt;
     reader.skip(tag, depth);
+    if (field.type === "string" && reader.pos - start > LIMITS.stringBytes) {
+      throw new ConvertError(
+        "LIMIT_EXCEEDED",
+        `string field "${field.name}" at byte ${start} is longer than the limit of ` +
+          `${LIMITS.stringBytes} bytes`,
+        { offset: start },
+      );
+    }
     return true;
   }
   if (wireType !== WireType.LENGTH || !field.repeated || scalarWireType === WireType.LENGTH) {
@@ -231,8 +250,9 @@ function gather(bytes: Uint8Array, ranges: FieldRange[]): Uint8Array<ArrayBuffer
  * `BINARY_NOT_PROTOBUF` at the first of the fields.
  */
 function decodeFields(type: MessageType, bytes: Uint8Array, ranges: FieldRange[]): TextMessage {
+  let message: TextMessage;
   try {
-    return messageFromObject(type, type.decode(gather(bytes, ranges)));
+    message = messageFromObject(type, type.decode(gather(bytes, ranges)));
   } catch (error) {
     const offset = ranges[0]?.start ?? 0;
     const reason = error instanceof Error ? error.message : String(error);
@@ -241,6 +261,27 @@ function decodeFields(type: MessageType, bytes: Uint8Array, ranges: FieldRange[]
       `the ${type.name} fields from byte ${offset} do not decode: ${reason}`,
       { offset },
     );
+  }
+  rejectInvalidUtf8(message, type.name, ranges[0]?.start ?? 0);
+  return message;
+}
+
+/**
+ * `INVALID_UTF8` for a string field of `message` (at any depth) whose bytes were not UTF-8:
+ * the decoder put U+FFFD in their place, and a name changed that way would not match.
+ */
+function rejectInvalidUtf8(message: TextMessage, typeName: string, offset: number): void {
+  for (const field of message.fields) {
+    if (typeof field.value === "string" && field.value.includes("\uFFFD")) {
+      throw new ConvertError(
+        "INVALID_UTF8",
+        `the ${typeName} string field "${field.name}" from byte ${offset} is not valid UTF-8`,
+        { offset },
+      );
+    }
+    if (typeof field.value === "object" && "fields" in field.value) {
+      rejectInvalidUtf8(field.value, typeName, offset);
+    }
   }
 }
 
@@ -318,13 +359,26 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
 
 /** Reads a `BlobShape`, appending its dims (packed or not) to `dims`. */
 function readShape(reader: WireReader, dims: number[]): number[] {
+  const addDim = (dim: number, at: number) => {
+    if (dims.length >= LIMITS.blobAxes) {
+      throw new ConvertError(
+        "LIMIT_EXCEEDED",
+        `a blob shape with more than ${LIMITS.blobAxes} axes (Caffe's limit) at byte ${at}`,
+        { offset: at },
+      );
+    }
+    dims.push(dim);
+  };
   while (!reader.done) {
     const tag = reader.tag();
     if (tag === tagOf(SHAPE_DIM, WireType.VARINT)) {
-      dims.push(reader.int64());
+      addDim(reader.int64(), reader.tagAt);
     } else if (tag === tagOf(SHAPE_DIM, WireType.LENGTH)) {
       const packed = reader.message();
-      while (!packed.done) dims.push(packed.int64());
+      while (!packed.done) {
+        const at = packed.pos;
+        addDim(packed.int64(), at);
+      }
     } else {
       reader.skip(tag, LAYER_DEPTH + 2);
     }

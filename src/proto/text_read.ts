@@ -32,9 +32,8 @@ import {
   TextTokenizer,
 } from "./text_tokens.ts";
 import { type Scalar, type TextField, TextMessage } from "./tree.ts";
+import { LIMITS } from "../limits.ts";
 
-/** Deepest message nesting accepted (protobuf's own default recursion limit). */
-const MAX_DEPTH = 100;
 
 /** Smallest and largest value of each integer kind (64-bit kinds: safe integers only). */
 const INT_RANGE: Record<number, [number, number]> = {
@@ -65,6 +64,8 @@ class TextReader extends TextTokenizer {
     const s = this.src;
     const fields: TextField[] = [];
     const infos = type === null ? undefined : typeInfo(type).byName;
+    /** Line of each singular known field given so far: Caffe's parser refuses a second. */
+    const singularLines = new Map<string, number>();
     for (;;) {
       this.skip();
       if (this.pos >= s.length) {
@@ -82,6 +83,7 @@ class TextReader extends TextTokenizer {
       const start = this.pos;
       const line = this.line;
       const column = start - this.lineStart + 1;
+      this.checkFieldCount(fields, start);
       let name: string;
       if (isIdentStart(c)) {
         let p = start + 1;
@@ -101,12 +103,34 @@ class TextReader extends TextTokenizer {
         this.skip();
       }
       const info = infos?.get(name);
+      if (info !== undefined && !info.repeated) {
+        const first = singularLines.get(name);
+        if (first !== undefined) {
+          this.fail(
+            "TEXT_DUPLICATE_FIELD",
+            `field "${name}" is not repeated but is given again (first on line ${first})`,
+            start,
+          );
+        }
+        singularLines.set(name, line);
+      }
       this.fieldValue(fields, name, info, colon, line, column);
       this.skip();
       const sep = s.charCodeAt(this.pos);
       if (sep === 59 || sep === 44) this.pos++;
     }
     return new TextMessage(fields);
+  }
+
+  /** `LIMIT_EXCEEDED` at `at` when `fields` is already full. */
+  private checkFieldCount(fields: TextField[], at: number): void {
+    if (fields.length >= LIMITS.fieldsPerMessage) {
+      this.fail(
+        "LIMIT_EXCEEDED",
+        `a message with more than ${LIMITS.fieldsPerMessage} fields (layers, entries, values)`,
+        at,
+      );
+    }
   }
 
   /** `[pkg.ext]` or `[type.googleapis.com/pkg.Type]`: always an unknown field. */
@@ -150,6 +174,7 @@ class TextReader extends TextTokenizer {
         this.skip();
         const itemLine = this.line;
         const itemColumn = this.pos - this.lineStart + 1;
+        this.checkFieldCount(fields, this.pos);
         const d = this.src.charCodeAt(this.pos);
         if (d === 123 || d === 60) fields.push(this.messageField(name, info, itemLine, itemColumn));
         else if (!colon) this.fail("TEXT_SYNTAX", `expected ':' after field name "${name}"`);
@@ -192,8 +217,8 @@ class TextReader extends TextTokenizer {
     }
     const open = this.src.charCodeAt(this.pos);
     this.pos++;
-    if (++this.depth > MAX_DEPTH) {
-      this.fail("TEXT_SYNTAX", `messages nested more than ${MAX_DEPTH} deep`, this.pos - 1);
+    if (++this.depth > LIMITS.nesting) {
+      this.fail("TEXT_TOO_DEEP", `messages nested more than ${LIMITS.nesting} deep`, this.pos - 1);
     }
     const value = this.messageBody(info?.messageType ?? null, open === 123 ? 125 : 62);
     this.depth--;
@@ -304,7 +329,9 @@ class TextReader extends TextTokenizer {
  * messages are kept with `unknown: true`. Every field has its 1-based line and column.
  *
  * @throws {ConvertError} `TEXT_SYNTAX`, `TEXT_UNTERMINATED_STRING`, `TEXT_UNKNOWN_ENUM`,
- * `TEXT_WRONG_TYPE` or `TEXT_OUT_OF_RANGE`, with `file`, `line` and `column`.
+ * `TEXT_WRONG_TYPE`, `TEXT_OUT_OF_RANGE`, `TEXT_DUPLICATE_FIELD` (a singular field given twice,
+ * which Caffe's parser refuses too), `TEXT_TOO_DEEP`, `INVALID_UTF8` or `LIMIT_EXCEEDED` (see
+ * `LIMITS`), with `file`, `line` and `column`.
  *
  * @example
  * ```ts

@@ -7,6 +7,7 @@
  */
 
 import { ConvertError, type ErrorCode } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 import { hexValue, pushUtf8, SIMPLE_ESCAPES, utf8Decoder, utf8Encoder } from "./text_strings.ts";
 
 /** Token kind: one or more adjacent string literals. */
@@ -196,6 +197,7 @@ export class TextTokenizer {
     const s = this.src;
     let pieces: (string | number[])[] | null = null;
     let literals: string[] | null = null;
+    let length = 0;
     for (;;) {
       const quoteChar = s.charCodeAt(this.pos);
       const open = this.pos;
@@ -218,6 +220,14 @@ export class TextTokenizer {
           }
         }
         p++;
+      }
+      length += p - open - 1;
+      if (length > LIMITS.stringBytes) {
+        this.fail(
+          "LIMIT_EXCEEDED",
+          `a string longer than the limit of ${LIMITS.stringBytes} bytes`,
+          open,
+        );
       }
       const piece = escaped ? this.unescape(open + 1, p) : s.slice(open + 1, p);
       const literal = s.slice(open, p + 1);
@@ -318,13 +328,24 @@ export class TextTokenizer {
     return Uint8Array.from(bytes);
   }
 
-  /** The text of the last string token (escaped bytes read as UTF-8). */
+  /**
+   * The text of the last string token (escaped bytes read as UTF-8). Bytes that are not UTF-8
+   * (escaped, or replaced by U+FFFD when the file was decoded) are `INVALID_UTF8`.
+   */
   protected tokString(): string {
     const piece = this.tokPiece;
-    if (this.tokPieces === null) {
-      return typeof piece === "string" ? piece : utf8Decoder.decode(Uint8Array.from(piece));
+    const text = this.tokPieces === null
+      ? typeof piece === "string" ? piece : utf8Decoder.decode(Uint8Array.from(piece))
+      : this.tokPieces.every((p) => typeof p === "string")
+      ? this.tokPieces.join("")
+      : utf8Decoder.decode(this.tokBytes());
+    if (text.includes("\uFFFD")) {
+      this.fail(
+        "INVALID_UTF8",
+        `the string ${this.tokRaw().slice(0, 40)} is not valid UTF-8 (or holds U+FFFD)`,
+        this.tokStart,
+      );
     }
-    if (this.tokPieces.every((p) => typeof p === "string")) return this.tokPieces.join("");
-    return utf8Decoder.decode(this.tokBytes());
+    return text;
   }
 }

@@ -10,6 +10,7 @@
  */
 
 import { ConvertError, type ErrorCode } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 
 /** The wire types of the protobuf binary format. */
 export const WireType = {
@@ -28,7 +29,7 @@ export const WireType = {
 } as const;
 
 /** Deepest nesting of messages and groups accepted (protobuf's own default limit). */
-export const MAX_NESTING = 100;
+export const MAX_NESTING: number = LIMITS.nesting;
 
 /** The longest varint the format allows, in bytes. */
 const MAX_VARINT_BYTES = 10;
