@@ -18,4 +18,6 @@ export const LIMITS = {
   blobAxes: 32,
   /** Longest string (UTF-8 bytes) in a text or binary file. */
   stringBytes: 1 << 20,
+  /** Most elements of one simulator tensor: Caffe's `INT_MAX` blob count. */
+  tensorElements: 2 ** 31 - 1,
 } as const;

@@ -9,6 +9,8 @@ import { LIMITS } from "../src/limits.ts";
 import { caffeType } from "../src/proto/schema.ts";
 import { parseText } from "../src/proto/text_read.ts";
 import { assertConvertErrorAt, lengthField, stringField, varintField } from "./_protobuf_bytes.ts";
+import { blob, layer, net, random } from "./_builders.ts";
+import { runNet } from "../src/engine/run.ts";
 
 const NET = caffeType("caffe.NetParameter");
 
@@ -114,4 +116,21 @@ Deno.test("caffemodel: a string that is not UTF-8 is INVALID_UTF8 at its layer's
   ]);
   // The first layer takes 9 bytes; the second's fields start after its 2-byte tag and length.
   assertConvertErrorAt(() => readCaffemodel(bytes), "INVALID_UTF8", 9 + 3);
+});
+
+Deno.test("simulator: an input or a layer output too large to allocate is LIMIT_EXCEEDED", async () => {
+  const next = random(3);
+  await assert.rejects(runNet(net("data", [1, 1, 100000, 100000], [])), (error) => {
+    assert.ok(error instanceof ConvertError && error.code === "LIMIT_EXCEEDED", String(error));
+    return true;
+  });
+  // A 1×1 deconvolution with stride 60000 turns a 2×2 input into 60001×60001 (3.6e9 floats).
+  const wide = layer("wide", "Deconvolution", ["data"], ["out"], {
+    convolution_param: { num_output: 1, kernel_size: 1, stride: 60000, bias_term: false },
+  }, [blob([1, 1, 1, 1], next)]);
+  await assert.rejects(runNet(net("data", [1, 1, 2, 2], [wide])), (error) => {
+    assert.ok(error instanceof ConvertError, String(error));
+    assert.deepEqual([error.code, error.layer], ["LIMIT_EXCEEDED", "wide"], error.message);
+    return true;
+  });
 });

@@ -7,6 +7,7 @@
 
 import { type Net, netInputs } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 import { mulberry32 } from "../random.ts";
 import { product, shapeText, type Tensor } from "./tensor.ts";
 
@@ -38,6 +39,12 @@ export function seededInputs(
       throw new ConvertError(
         "BAD_INPUT",
         `input "${name}" has no usable declared shape ${shapeText(shape)}; give it as a tensor`,
+      );
+    }
+    if (product(shape) > LIMITS.tensorElements) {
+      throw new ConvertError(
+        "LIMIT_EXCEEDED",
+        `input "${name}" ${shapeText(shape)} has more than ${LIMITS.tensorElements} elements`,
       );
     }
     const data = new Float32Array(product(shape));

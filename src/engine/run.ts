@@ -208,7 +208,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
         return skip(layer, error.message);
       }
-      throw error;
+      throw error instanceof ConvertError ? error : outOfMemory(layer, error);
     }
     if (tops.length !== layer.tops.length) {
       throw badInput(layer, `it has ${layer.tops.length} tops, the layer gives ${tops.length}`);
@@ -235,4 +235,18 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     skipped,
     deployBlobs,
   };
+}
+
+/**
+ * A layer whose outputs cannot be allocated (a typed array or the WebAssembly memory would be too
+ * large: shapes far beyond real nets) as `LIMIT_EXCEEDED`; any other failure is a bug and passes.
+ */
+function outOfMemory(layer: Layer, error: unknown): unknown {
+  const message = error instanceof Error ? error.message : "";
+  if (!(error instanceof RangeError) && !message.includes("memory cannot grow")) return error;
+  return new ConvertError(
+    "LIMIT_EXCEEDED",
+    `layer "${layer.name}" (${layer.type}) needs more memory than can be allocated: ${message}`,
+    { layer: layer.name },
+  );
 }
