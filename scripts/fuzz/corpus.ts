@@ -1,0 +1,157 @@
+/**
+ * The fuzzer's seed files: the prototxt, caffemodel and a record of every model in
+ * `../shared/models` (records made from the weights as SPEC §9 says) and of the built-in example,
+ * each tokenized or field-mapped once. Fuzz cases are made from these by
+ * {@linkcode fuzzCase}, reproducibly from a seed and an index.
+ *
+ * @module
+ */
+
+import { loadNet } from "../../src/caffe/model.ts";
+import { makeRecord } from "../../src/quant/make_record.ts";
+import { exampleFiles } from "../example_model.ts";
+import { BINARY_MUTATIONS, mapBinary, type MappedBinary } from "./binary_mutations.ts";
+import { Rng } from "./rng.ts";
+import { TEXT_MUTATIONS, type TokenizedText, tokenizeText } from "./text_mutations.ts";
+
+/** `../shared/models/` beside the repository. */
+export const MODELS_DIR: URL = new URL("../../../shared/models/", import.meta.url);
+
+/** One model's three input files, ready for mutation. */
+export interface CorpusEntry {
+  /** Model folder name, or `example`. */
+  name: string;
+  /** The prototxt. */
+  model: TokenizedText;
+  /** The caffemodel. */
+  weights: MappedBinary;
+  /** The record file. */
+  record: TokenizedText;
+}
+
+/** Which of the three inputs a case damages. */
+export type Target = "model" | "weights" | "record";
+
+const TARGETS: readonly Target[] = ["model", "weights", "record"];
+
+/**
+ * The corpus: the example, then the models of `dir` in name order (`only` keeps those named).
+ * A missing `dir` is an error when `CI=true`, else the example alone is used with a warning.
+ */
+export async function loadCorpus(dir = MODELS_DIR, only?: string[]): Promise<CorpusEntry[]> {
+  const example = await exampleFiles();
+  const entries = [entry("example", example.model, example.weights, example.record)];
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isDirectory).map((e) => e.name).sort();
+  } catch (error) {
+    if (Deno.env.get("CI") === "true") {
+      throw new Error(`CI=true but the shared models are missing at ${dir.pathname}: ${error}`);
+    }
+    console.warn(`fuzzing the built-in example only: ${dir.pathname} is missing`);
+    names = [];
+  }
+  for (const name of names) {
+    const model = Deno.readTextFileSync(new URL(`${name}/deploy.prototxt`, dir));
+    const weights = Deno.readFileSync(new URL(`${name}/weights.caffemodel`, dir));
+    const record = await makeRecord(loadNet(model, weights), { scaleD: 0.05, offsetD: 3 });
+    entries.push(entry(name, model, weights, record));
+  }
+  const kept = only === undefined ? entries : entries.filter((e) => only.includes(e.name));
+  if (kept.length === 0) throw new Error(`no corpus entry is named ${only?.join(", ")}`);
+  return kept;
+}
+
+function entry(name: string, model: string, weights: Uint8Array, record: string): CorpusEntry {
+  return {
+    name,
+    model: tokenizeText(model),
+    weights: mapBinary(weights),
+    record: tokenizeText(record),
+  };
+}
+
+/** The three inputs of a case as bytes (text files as UTF-8, possibly broken on purpose). */
+export interface CaseFiles {
+  /** The prototxt bytes. */
+  model: Uint8Array;
+  /** The caffemodel bytes. */
+  weights: Uint8Array;
+  /** The record bytes. */
+  record: Uint8Array;
+}
+
+/** A case: what was damaged and how, and the resulting inputs. */
+export interface FuzzCase {
+  /** Corpus entry name. */
+  entry: string;
+  /** The damaged input. */
+  target: Target;
+  /** The mutation's name. */
+  mutation: string;
+  /** The inputs. */
+  files: CaseFiles;
+}
+
+const encoder = new TextEncoder();
+
+/** The unchanged inputs of `entry`. */
+export function originals(entry: CorpusEntry): CaseFiles {
+  return {
+    model: encoder.encode(entry.model.text),
+    weights: entry.weights.bytes,
+    record: encoder.encode(entry.record.text),
+  };
+}
+
+/** Case `index` of a run seeded with `seed`: a random mutation of a random input. */
+export function fuzzCase(corpus: readonly CorpusEntry[], seed: number, index: number): FuzzCase {
+  const rng = new Rng(seed, index);
+  const entry = corpus[index % corpus.length];
+  const target = rng.pick(TARGETS);
+  const files = originals(entry);
+  if (target === "weights") {
+    const mutation = rng.pickWeighted(BINARY_MUTATIONS);
+    files.weights = mutation.apply(entry.weights, rng);
+    return { entry: entry.name, target, mutation: mutation.name, files };
+  }
+  const mutation = rng.pickWeighted(TEXT_MUTATIONS);
+  files[target] = mutation.apply(entry[target], rng);
+  return { entry: entry.name, target, mutation: mutation.name, files };
+}
+
+/** How many truncation cases {@linkcode sweepCase} has: one per boundary of every input. */
+export function sweepSize(corpus: readonly CorpusEntry[]): number {
+  return corpus.reduce(
+    (n, e) =>
+      n + e.weights.boundaries.length + 2 * (e.model.tokens.length + e.record.tokens.length),
+    0,
+  );
+}
+
+/**
+ * Sweep case `index`: every input of every entry cut at each of its structural boundaries in
+ * turn (caffemodel field boundaries; before and after every text token).
+ */
+export function sweepCase(corpus: readonly CorpusEntry[], index: number): FuzzCase {
+  let rest = index;
+  for (const entry of corpus) {
+    const files = originals(entry);
+    const cut = (target: Target, bytes: Uint8Array): FuzzCase => {
+      files[target] = bytes;
+      return { entry: entry.name, target, mutation: "sweep-truncate", files };
+    };
+    if (rest < entry.weights.boundaries.length) {
+      return cut("weights", entry.weights.bytes.slice(0, entry.weights.boundaries[rest]));
+    }
+    rest -= entry.weights.boundaries.length;
+    for (const target of ["model", "record"] as const) {
+      const { text, tokens } = entry[target];
+      if (rest < 2 * tokens.length) {
+        return cut(target, encoder.encode(text.slice(0, tokens[rest >> 1][rest & 1])));
+      }
+      rest -= 2 * tokens.length;
+    }
+  }
+  throw new RangeError(`sweep case ${index} is past the end (${sweepSize(corpus)})`);
+}
