@@ -88,14 +88,15 @@ export async function runCase(
   let result = "converted";
   let finding: string | undefined;
   let detail: string | undefined;
-  let keep: unknown;
+  /** The conversion's result, held until memory is measured (outputs count as growth). */
+  let outputs: unknown;
   const dir = onDisk ? Deno.makeTempDirSync({ prefix: "caffe-quant-fuzz-" }) : "";
   try {
     if (onDisk) {
       for (const [key, name] of Object.entries(NAMES)) {
         Deno.writeFileSync(`${dir}/${name}`, files[key as keyof CaseFiles]);
       }
-      keep = await convertModel({
+      outputs = await convertModel({
         modelFile: `${dir}/${NAMES.model}`,
         weightsFile: `${dir}/${NAMES.weights}`,
         recordFile: `${dir}/${NAMES.record}`,
@@ -103,7 +104,7 @@ export async function runCase(
       });
     } else {
       const decoder = new TextDecoder();
-      keep = await convertInMemory({
+      outputs = await convertInMemory({
         model: decoder.decode(files.model),
         weights: files.weights,
         record: decoder.decode(files.record),
@@ -129,7 +130,7 @@ export async function runCase(
     growth = Math.max(growth, heldBytes() - heldBefore);
   }
   const memoryRatio = MEASURES_MEMORY ? (growth - MEMORY_ALLOWANCE) / Math.max(1, inputBytes) : 0;
-  keep = undefined;
+  void outputs;
   if (onDisk) {
     if (result !== "converted" && finding === undefined) {
       const left = leftFiles(`${dir}/out`);

@@ -14,7 +14,7 @@ import {
   type OutputFile,
   readInput,
   readInputText,
-  refuseInputOverwrites,
+  refuseOutputPaths,
   writeAllOrNothing,
 } from "./files.ts";
 
@@ -43,7 +43,7 @@ export async function convertModel(options: ConvertModelOptions): Promise<Conver
   const { modelFile, weightsFile, recordFile, savePath, onProgress } = options;
   const inputs = [modelFile, weightsFile, recordFile];
   const { dir, names } = outputNames(savePath);
-  await refuseInputOverwrites(Object.values(names).map((name) => join(dir, name)), inputs);
+  await refuseOutputPaths(Object.values(names).map((name) => join(dir, name)), inputs);
   const started = performance.now();
   // One after the other, so that of several missing inputs the first is reported.
   const model = await readInputText(modelFile);

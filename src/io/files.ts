@@ -6,7 +6,17 @@
  * @module
  */
 
-import { mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  writeFile,
+} from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConvertError } from "../errors.ts";
 
@@ -56,9 +66,9 @@ export interface WriteResult {
 
 /**
  * Refuses, before anything is written, outputs at `targets` that would replace one of `inputs`
- * (paths compared after resolving links).
+ * (paths compared after resolving links) or an existing directory.
  */
-export async function refuseInputOverwrites(targets: string[], inputs: string[]): Promise<void> {
+export async function refuseOutputPaths(targets: string[], inputs: string[]): Promise<void> {
   const inputPaths = new Set(await Promise.all(inputs.map(canonicalPath)));
   for (const target of targets) {
     if (inputPaths.has(await canonicalPath(target))) {
@@ -68,14 +78,17 @@ export async function refuseInputOverwrites(targets: string[], inputs: string[])
         { file: resolve(target) },
       );
     }
+    await existingFile(target, dirname(target));
   }
 }
 
 /**
  * Writes every file into `dir` or none: the directory is created if missing, each file goes to
  * a temporary name in `dir` first, and only when all are written are they moved into place (the
- * files they replace are set aside first and put back if a move fails). An output that would
- * replace one of `inputs` is refused before anything is written.
+ * files they replace are set aside first). If anything fails, the files set aside are put back
+ * and the temporaries and directories made here are removed before the (typed) error is thrown.
+ * An output that would replace one of `inputs` or a directory is refused before anything is
+ * written.
  */
 export async function writeAllOrNothing(
   dir: string,
@@ -83,68 +96,127 @@ export async function writeAllOrNothing(
   inputs: string[],
 ): Promise<WriteResult> {
   const targets = files.map((file) => resolve(dir, file.name));
-  await refuseInputOverwrites(targets, inputs);
+  await refuseOutputPaths(targets, inputs);
+  let createdDir: string | undefined;
   try {
-    await mkdir(dir, { recursive: true });
+    createdDir = await mkdir(dir, { recursive: true });
   } catch (error) {
-    throw new ConvertError(
-      "OUTPUT_DIR",
-      `cannot create the output directory: ${(error as Error).message}`,
-      { file: dir },
-    );
+    throw outputError(dir, "cannot create the output directory", error);
   }
-  const overwritten = [];
-  for (const target of targets) if (await exists(target)) overwritten.push(target);
-  const stamp = Date.now().toString(36);
+  // Random, so that runs writing into the same directory at once never share a temporary.
+  const tag = crypto.randomUUID().slice(0, 13);
   const sideName = (target: string, i: number, ending: string) =>
-    join(dirname(target), `.${basename(target)}.${stamp}-${i}.${ending}`);
+    join(dirname(target), `.${basename(target)}.${tag}-${i}.${ending}`);
   const temporaries = targets.map((target, i) => sideName(target, i, "tmp"));
   const setAside = new Map<string, string>();
   const placed: string[] = [];
   try {
-    for (let i = 0; i < files.length; i++) {
-      await writeContent(temporaries[i], files[i].content, dir);
-    }
-    const move = (from: string, to: string) =>
-      rename(from, to).catch((error) => {
-        throw outputError(dir, error);
+    for (const [i, file] of files.entries()) {
+      await writeContent(temporaries[i], file.content, (error) => {
+        throw outputError(dir, `cannot write ${file.name}`, error);
       });
-    for (const [i, target] of overwritten.entries()) {
-      await move(target, sideName(target, i, "old"));
-      setAside.set(target, sideName(target, i, "old"));
     }
-    for (let i = 0; i < files.length; i++) {
-      await move(temporaries[i], targets[i]);
-      placed.push(targets[i]);
+    // Looked at again now: the directory may have changed while the files were being written.
+    for (const [i, target] of targets.entries()) {
+      if (!await existingFile(target, dir)) continue;
+      const aside = sideName(target, i, "old");
+      await rename(target, aside).catch((error) => {
+        throw outputError(dir, `cannot set aside the existing ${basename(target)}`, error);
+      });
+      setAside.set(target, aside);
+    }
+    for (const [i, target] of targets.entries()) {
+      await rename(temporaries[i], target).catch((error) => {
+        throw outputError(dir, `cannot move ${basename(target)} into place`, error);
+      });
+      placed.push(target);
     }
   } catch (error) {
-    await Promise.all(placed.map((path) => rm(path, { force: true })));
-    for (const [target, aside] of setAside) await rename(aside, target).catch(() => {});
-    await Promise.all(temporaries.map((path) => rm(path, { force: true })));
-    throw error;
+    const notes = await undo(placed, setAside, temporaries);
+    if (createdDir !== undefined) await removeEmptyDirs(dir, createdDir);
+    if (!(error instanceof ConvertError) || notes.length === 0) throw error;
+    throw new ConvertError(error.code, `${error.message}; ${notes.join("; ")}`, error.place());
   }
-  await Promise.all([...setAside.values()].map((path) => rm(path, { force: true })));
-  return { paths: targets, overwritten };
+  // Best effort: the outputs are all in place, an old copy that stays behind changes nothing.
+  await Promise.all([...setAside.values()].map((aside) => succeeds(rm(aside, { force: true }))));
+  return { paths: targets, overwritten: [...setAside.keys()] };
 }
 
-/** OUTPUT_DIR for a failure to write into `dir`. */
-function outputError(dir: string, error: unknown): ConvertError {
+/**
+ * Undoes a partial {@linkcode writeAllOrNothing}: puts back the files set aside, removes the
+ * outputs placed and the temporaries. Never throws; resolves to notes on what could not be
+ * undone.
+ */
+async function undo(
+  placed: string[],
+  setAside: Map<string, string>,
+  temporaries: string[],
+): Promise<string[]> {
+  const notes: string[] = [];
+  const restored = new Set<string>();
+  for (const [target, aside] of setAside) {
+    // Moving the old file back also replaces the new one if it was placed.
+    if (await succeeds(rename(aside, target))) restored.add(target);
+    else notes.push(`the previous ${basename(target)} is kept as ${aside}`);
+  }
+  for (const target of placed) {
+    if (!restored.has(target) && !await succeeds(rm(target, { force: true }))) {
+      notes.push(`the new ${basename(target)} could not be removed`);
+    }
+  }
+  await Promise.all(temporaries.map((path) => succeeds(rm(path, { force: true }))));
+  return notes;
+}
+
+/** Removes `dir` and its parents up to `createdDir` (the first one made), while empty. */
+async function removeEmptyDirs(dir: string, createdDir: string): Promise<void> {
+  const last = resolve(createdDir);
+  for (let path = resolve(dir); await succeeds(rmdir(path)); path = dirname(path)) {
+    if (path === last || path === dirname(path)) return;
+  }
+}
+
+/** Whether `operation` succeeded (its failure swallowed). */
+function succeeds(operation: Promise<unknown>): Promise<boolean> {
+  return operation.then(() => true, () => false);
+}
+
+/**
+ * Whether something that is not a directory exists at `target` (a file or a link, which would
+ * be replaced); an existing directory is refused, as is a path that cannot be looked at.
+ */
+async function existingFile(target: string, dir: string): Promise<boolean> {
+  try {
+    if (!(await lstat(target)).isDirectory()) return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    // Missing, or under a path that is not a directory (refused when the directory is made).
+    if (code === "ENOENT" || code === "ENOTDIR") return false;
+    throw outputError(dir, `cannot look at ${basename(target)}`, error);
+  }
+  throw new ConvertError(
+    "OUTPUT_DIR",
+    `an output would replace this directory (remove it or choose another save path)`,
+    { file: resolve(target) },
+  );
+}
+
+/** OUTPUT_DIR for a file system failure while writing into `dir`. */
+function outputError(dir: string, what: string, error: unknown): ConvertError {
   const reason = error instanceof Error ? error.message : String(error);
-  return new ConvertError("OUTPUT_DIR", `cannot write the outputs: ${reason}`, { file: dir });
+  return new ConvertError("OUTPUT_DIR", `${what}: ${reason}`, { file: dir });
 }
 
 /**
  * Writes one file's content to `path`. Pieces are written in order, each while the producer
- * makes the next one; file system failures are OUTPUT_DIR errors, a producer's own errors pass.
+ * makes the next one. File system failures (closing included) go to `fail`, which throws; a
+ * producer's own errors pass.
  */
 async function writeContent(
   path: string,
   content: OutputFile["content"],
-  dir: string,
+  fail: (error: unknown) => never,
 ): Promise<void> {
-  const fail = (error: unknown): never => {
-    throw outputError(dir, error);
-  };
   if (typeof content === "string" || content instanceof Uint8Array) {
     await writeFile(path, content).catch(fail);
     return;
@@ -159,10 +231,10 @@ async function writeContent(
     await pending;
   } catch (error) {
     await pending.catch(() => {});
-    throw error;
-  } finally {
     await file.close().catch(() => {});
+    throw error;
   }
+  await file.close().catch(fail);
 }
 
 /** A file being written piece by piece, in order. */
@@ -193,7 +265,8 @@ async function openForPieces(path: string): Promise<PieceFile> {
       async write(bytes) {
         for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
       },
-      close: () => Promise.resolve(file.close()),
+      // A promise that rejects when the close fails (Deno's close throws).
+      close: () => new Promise((done) => done(file.close())),
     };
   }
   const handle = await open(path, "w");
@@ -205,15 +278,6 @@ async function openForPieces(path: string): Promise<PieceFile> {
     },
     close: () => handle.close(),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
