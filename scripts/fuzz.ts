@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
     sweep: { type: "boolean", default: false },
     only: { type: "string" },
     findings: { type: "string", default: "fuzz-findings" },
-    "hang-ms": { type: "string", default: "15000" },
+    "hang-ms": { type: "string", default: "30000" },
     replay: { type: "string" },
   },
 });
@@ -77,6 +77,8 @@ const results = new Map<string, number>();
 const findings: CaseReply[] = [];
 let slowest = 0;
 let largestMemory = 0;
+/** Cases that went unanswered once but answered on a fresh worker (the machine stalled). */
+let stalls = 0;
 const started = performance.now();
 
 function request(position: number): CaseRequest {
@@ -110,9 +112,14 @@ function regenerate(request: CaseRequest, entries: readonly CorpusEntry[]) {
   return request.sweep ? sweepCase(entries, request.index) : fuzzCase(entries, seed, request.index);
 }
 
-/** Runs cases on one worker until the queue or the time is used up; restarts it after a hang. */
+/**
+ * Runs cases on one worker until the queue or the time is used up. A case with no answer in
+ * `--hang-ms` is run again on a fresh worker: a second silence is a hang finding, an answer means
+ * the machine stalled (counted, not a finding).
+ */
 async function drive(): Promise<void> {
-  while (next < total && performance.now() < deadline) {
+  let retry: CaseRequest | undefined;
+  while ((retry !== undefined || next < total) && performance.now() < deadline) {
     const worker = new Worker(new URL("./fuzz/worker.ts", import.meta.url), { type: "module" });
     const replies: ((reply: CaseReply) => void)[] = [];
     worker.onmessage = (event) => replies.shift()?.(event.data);
@@ -120,9 +127,11 @@ async function drive(): Promise<void> {
     const readyReply = answer();
     worker.postMessage({ seed, only });
     await readyReply;
-    let hung = false;
-    while (!hung && next < total && performance.now() < deadline) {
-      const asked = request(next++);
+    let silent = false;
+    while (!silent && (retry !== undefined || next < total) && performance.now() < deadline) {
+      const second = retry !== undefined;
+      const asked = retry ?? request(next++);
+      retry = undefined;
       const reply = answer();
       worker.postMessage(asked);
       let timer = 0;
@@ -131,9 +140,13 @@ async function drive(): Promise<void> {
         new Promise<undefined>((resolve) => timer = setTimeout(resolve, hangMs)),
       ]);
       clearTimeout(timer);
-      done++;
       if (outcome === undefined) {
-        hung = true;
+        silent = true;
+        if (!second) {
+          retry = asked;
+          continue;
+        }
+        done++;
         const made = regenerate(asked, corpus);
         saveFinding({
           index: asked.index,
@@ -142,13 +155,15 @@ async function drive(): Promise<void> {
           mutation: made.mutation,
           result: "hang",
           finding: "hang",
-          detail: `no answer in ${hangMs} ms`,
+          detail: `no answer in ${hangMs} ms, twice`,
           ms: hangMs,
           memoryRatio: 0,
           files: made.files,
         }, asked.sweep);
         continue;
       }
+      done++;
+      if (second) stalls++;
       const key = outcome.finding ?? outcome.result;
       results.set(key, (results.get(key) ?? 0) + 1);
       slowest = Math.max(slowest, outcome.ms);
@@ -183,6 +198,7 @@ console.log(
     largestMemory.toFixed(2)
   }× the input`,
 );
+if (stalls > 0) console.log(`${stalls} cases answered only on a second try (machine stalls)`);
 console.log(
   `${findings.length} findings${findings.length ? ` (saved under ${args.findings}/)` : ""}`,
 );
