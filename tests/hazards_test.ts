@@ -280,10 +280,12 @@ Deno.test("V1 net: a record key matches the upgraded layer, SPEC §4 outputs, V2
     assert.equal(readCaffemodel(bytes).layers.length, 4);
     assert.ok(!containsTopLevelField(bytes, 2), "a V1 `layers` field (2) in the output");
   }
+  // One warning per legacy input: the prototxt and the caffemodel.
   const v1Warnings = report.warnings.filter((warning) => warning.includes("V1"));
-  assert.equal(v1Warnings.length, 1, report.warnings.join("; "));
+  assert.equal(v1Warnings.length, 2, report.warnings.join("; "));
   assert.ok(v1Warnings[0].includes("small.prototxt"), v1Warnings[0]);
-  assert.ok(v1Warnings[0].includes("V2"), v1Warnings[0]);
+  assert.ok(v1Warnings[1].includes("small.caffemodel"), v1Warnings[1]);
+  for (const warning of v1Warnings) assert.ok(warning.includes("V2"), warning);
 });
 
 /** True when the top-level protobuf message `bytes` has a field numbered `field`. */
@@ -315,8 +317,20 @@ function containsTopLevelField(bytes: Uint8Array, field: number): boolean {
 Deno.test("V1/V2 prototxt with V2/V1 caffemodel: the same five outputs in every combination", async () => {
   const outputs = [];
   for (const model of [V2_PROTOTXT, V1_PROTOTXT]) {
-    for (const weights of [v2Caffemodel(), v1Caffemodel()]) {
-      outputs.push((await convertInMemory({ model, weights, record: SMALL_RECORD })).files);
+    for (const [weights, v1Weights] of [[v2Caffemodel(), false], [v1Caffemodel(), true]] as const) {
+      const files = { model: "m.prototxt", weights: "w.caffemodel" };
+      const converted = await convertInMemory({ model, weights, record: SMALL_RECORD, files });
+      outputs.push(converted.files);
+      // Each legacy input is named in a warning, and only a legacy one.
+      const legacy = converted.report.warnings.filter((w) => w.includes("legacy V1"));
+      assert.deepEqual(
+        legacy.map((w) => w.split(" ")[0]),
+        [
+          ...(model === V1_PROTOTXT ? ["m.prototxt"] : []),
+          ...(v1Weights ? ["w.caffemodel"] : []),
+        ],
+        legacy.join("; "),
+      );
     }
   }
   for (const other of outputs.slice(1)) assert.deepEqual(other, outputs[0]);

@@ -12,6 +12,7 @@ import { DeferredBlob } from "./deferred_blob.ts";
 import { boolParam, groupCount, hasBiasTerm, kernelSize, numOutput } from "./layers.ts";
 import type { Blob, Layer, Net } from "./net.ts";
 import { readPrototxt } from "./prototxt.ts";
+import { isUpgradedV1Layer } from "./upgrade.ts";
 
 /** Names shown in errors for the two inputs (paths, or labels for in-memory input). */
 export interface ModelFiles {
@@ -35,6 +36,14 @@ const NEEDS_WEIGHTS: ReadonlySet<string> = new Set([
 /** Layers whose blob is a learned per-channel parameter only when they have one bottom. */
 const NEEDS_WEIGHTS_WITH_ONE_BOTTOM: ReadonlySet<string> = new Set(["Scale", "Bias"]);
 
+/** Nets made by {@linkcode loadNet} whose weights came from V1 layers of the caffemodel. */
+const netsWithV1Weights = new WeakSet<Net>();
+
+/** True when `net` came from {@linkcode loadNet} and took weights from a legacy V1 caffemodel. */
+export function hasV1Weights(net: Net): boolean {
+  return netsWithV1Weights.has(net);
+}
+
 /**
  * Parses `modelText` and attaches the blobs of `weights` by layer name.
  *
@@ -51,6 +60,7 @@ export function loadNet(modelText: string, weights: Uint8Array, files: ModelFile
   for (const layer of net.layers) {
     const source = trained.get(layer.name);
     if (source !== undefined && source.blobs.length > 0) {
+      if (isUpgradedV1Layer(source.params)) netsWithV1Weights.add(net);
       layer.blobs = source.blobs.map((blob, index) => caffeShaped(layer, blob, index));
       checkWeights(layer, files.weights);
     } else if (needsWeights(layer)) {

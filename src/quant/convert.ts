@@ -8,7 +8,7 @@
 import { printPrototxt } from "../caffe/prototxt.ts";
 import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
 import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
-import { loadNet, type ModelFiles } from "../caffe/model.ts";
+import { hasV1Weights, loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
 import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";
 import { checkFloatModel } from "./blobs.ts";
@@ -117,6 +117,12 @@ export async function convertNet(
       `${files.model ?? "the model"} is a legacy V1 net (layers { type: CONVOLUTION }): ` +
         `${v1Layers === net.layers.length ? "its" : `${v1Layers} of its`} layers were ` +
         `upgraded to V2, and the output models are V2 (layer { type: "Convolution" })`,
+    );
+  }
+  if (hasV1Weights(net)) {
+    warnings.push(
+      `${files.weights ?? "the caffemodel"} is a legacy V1 caffemodel (layers, field 2): its ` +
+        `weights were matched to the layers by name, and the output caffemodels are V2`,
     );
   }
   if (plan.layers.size === 0) {
