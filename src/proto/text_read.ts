@@ -34,7 +34,6 @@ import {
 import { type Scalar, type TextField, TextMessage } from "./tree.ts";
 import { LIMITS } from "../limits.ts";
 
-
 /** Smallest and largest value of each integer kind (64-bit kinds: safe integers only). */
 const INT_RANGE: Record<number, [number, number]> = {
   [INT32]: [-0x80000000, 0x7fffffff],
