@@ -235,7 +235,18 @@ class TextReader extends TextTokenizer {
     this.readToken();
     const raw = this.tokRaw();
     if (info === undefined) {
-      if (this.tokKind === T_STRING) this.tokBytes(); // validates the escapes
+      // The raw text is printed back as it is: escapes (any bytes) must be valid, and the text
+      // must not hold bytes the file's decoding replaced (it would no longer hold them).
+      if (this.tokKind === T_STRING) {
+        this.tokBytes();
+        if (raw.includes("\uFFFD")) {
+          this.fail(
+            "INVALID_UTF8",
+            `the string of field "${name}" is not valid UTF-8`,
+            this.tokStart,
+          );
+        }
+      }
       return { name, value: raw, raw, unknown: true, line, column };
     }
     return { name, value: this.convert(info, name, raw), raw, line, column };
