@@ -51,6 +51,14 @@ const RECIPES: Recipe[] = [
     why: "53,000 copies of a layer: reported as 9× memory growth, which was garbage a stale " +
       "stack slot kept through the collection (the harness now measures from a fresh task)",
   },
+  {
+    seed: 20261126,
+    index: 20144,
+    made: "mtcnn_pnet model huge-repeated",
+    expect: "converted",
+    why: "93,000 `param` blocks in one layer are a valid net; its printed prototxts were ropes " +
+      "(a string grown by +=) that held 20× the input: printed text is now joined once",
+  },
 ];
 
 const corpus = modelNames.length > 0 ? await loadCorpus() : [];

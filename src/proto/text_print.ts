@@ -51,23 +51,30 @@ function formatScalar(field: TextField, info: FieldInfo | undefined): string {
   }
 }
 
-function printFields(message: TextMessage, type: protobuf.Type | null, indent: string): string {
+/**
+ * Appends the lines of `message` to `out`. Pieces are joined once at the end: a string grown by
+ * `+=` is a rope whose nodes outweigh its characters many times over.
+ */
+function printFields(
+  message: TextMessage,
+  type: protobuf.Type | null,
+  indent: string,
+  out: string[],
+): void {
   const infos = type === null ? undefined : typeInfo(type).byName;
-  let out = "";
   for (const field of message.fields) {
     const info = field.unknown ? undefined : infos?.get(field.name);
     const value = field.value;
     if (value instanceof TextMessage) {
-      out += indent + field.name + " {\n" +
-        printFields(value, info?.messageType ?? null, indent + "  ") +
-        indent + "}\n";
+      out.push(indent, field.name, " {\n");
+      printFields(value, info?.messageType ?? null, indent + "  ", out);
+      out.push(indent, "}\n");
     } else if (field.unknown) {
-      out += indent + field.name + ": " + (field.raw ?? formatLoose(value)) + "\n";
+      out.push(indent, field.name, ": ", field.raw ?? formatLoose(value), "\n");
     } else {
-      out += indent + field.name + ": " + formatScalar(field, info) + "\n";
+      out.push(indent, field.name, ": ", formatScalar(field, info), "\n");
     }
   }
-  return out;
 }
 
 /**
@@ -78,5 +85,7 @@ function printFields(message: TextMessage, type: protobuf.Type | null, indent: s
  * with a newline (empty for an empty message).
  */
 export function printText(message: TextMessage, type: protobuf.Type): string {
-  return printFields(message, type, "");
+  const out: string[] = [];
+  printFields(message, type, "", out);
+  return out.join("");
 }
