@@ -76,6 +76,9 @@ let done = 0;
 const results = new Map<string, number>();
 const findings: CaseReply[] = [];
 let slowest = 0;
+/** The case of `slowest` and of `largestMemory`, as `recipe (entry target mutation)`. */
+let slowestCase = "";
+let largestMemoryCase = "";
 let largestMemory = -Infinity;
 /** Cases that went unanswered once but answered on a fresh worker (the machine stalled). */
 let stalls = 0;
@@ -166,8 +169,14 @@ async function drive(): Promise<void> {
       if (second) stalls++;
       const key = outcome.finding ?? outcome.result;
       results.set(key, (results.get(key) ?? 0) + 1);
-      slowest = Math.max(slowest, outcome.ms);
-      largestMemory = Math.max(largestMemory, outcome.memoryRatio);
+      const which = () =>
+        `${
+          recipe(asked)
+        } (${outcome.entry} ${outcome.target} ${outcome.mutation}, ${outcome.result})`;
+      if (outcome.ms > slowest) [slowest, slowestCase] = [outcome.ms, which()];
+      if (outcome.memoryRatio > largestMemory) {
+        [largestMemory, largestMemoryCase] = [outcome.memoryRatio, which()];
+      }
       if (outcome.finding !== undefined) saveFinding(outcome, asked.sweep);
     }
     worker.terminate();
@@ -193,9 +202,10 @@ const seconds = (performance.now() - started) / 1000;
 const byCount = [...results].sort((a, b) => b[1] - a[1]);
 console.log(`\n${done} cases in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)}/s)`);
 console.log(`outcomes: ${byCount.map(([code, n]) => `${code} ${n}`).join(", ")}`);
+console.log(`slowest case ${slowest.toFixed(0)} ms: ${slowestCase}`);
 console.log(
-  `slowest case ${slowest.toFixed(0)} ms; largest memory growth beyond the ` +
-    `${MEMORY_ALLOWANCE >> 20} MiB allowance: ${largestMemory.toFixed(2)}× the input`,
+  `largest memory growth beyond the ${MEMORY_ALLOWANCE >> 20} MiB allowance: ` +
+    `${largestMemory.toFixed(2)}× the input: ${largestMemoryCase}`,
 );
 if (stalls > 0) console.log(`${stalls} cases answered only on a second try (machine stalls)`);
 console.log(
