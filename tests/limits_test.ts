@@ -64,7 +64,10 @@ Deno.test("text: strings that are not UTF-8 are INVALID_UTF8; comments may hold 
   assertTextError('layer { ssd_extra: "a\uFFFD" }', "INVALID_UTF8", 1, 20);
   // Escaped bytes in an unknown field are printed back as written, whatever they are.
   const unknownBytes = String.raw`layer { fork_bytes: "\377\000" }`;
-  assert.equal(parseText(unknownBytes, NET).message("layer")?.fields[0].raw, String.raw`"\377\000"`);
+  assert.equal(
+    parseText(unknownBytes, NET).message("layer")?.fields[0].raw,
+    String.raw`"\377\000"`,
+  );
   const comment = new Uint8Array([
     0x23,
     0xb2,
