@@ -98,9 +98,9 @@ const encoder = new TextEncoder();
 /** The unchanged inputs of `entry`. */
 export function originals(entry: CorpusEntry): CaseFiles {
   return {
-    model: encoder.encode(entry.model.text),
+    model: entry.model.bytes,
     weights: entry.weights.bytes,
-    record: encoder.encode(entry.record.text),
+    record: entry.record.bytes,
   };
 }
 

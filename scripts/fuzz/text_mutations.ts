@@ -14,6 +14,8 @@ import { MAX_MUTATED_BYTES } from "./binary_mutations.ts";
 export interface TokenizedText {
   /** The original text. */
   text: string;
+  /** The original text as UTF-8 (shared: mutations copy it before changing it). */
+  bytes: Uint8Array;
   /** Tokens (whitespace and comments excluded) as [start, end) offsets, in order. */
   tokens: [number, number][];
   /** Spans [start, end) of every `{ … }` block with the field name before it. */
@@ -42,7 +44,7 @@ export function tokenizeText(text: string): TokenizedText {
       blocks.push([tokens[Math.max(0, first - 1)][0], end]);
     }
   }
-  return { text, tokens, blocks };
+  return { text, bytes: encoder.encode(text), tokens, blocks };
 }
 
 /** One text mutation: a name and the function making the damaged bytes. */
@@ -109,7 +111,7 @@ export const TEXT_MUTATIONS: readonly TextMutation[] = [
   {
     name: "bit-flips",
     apply(file, rng) {
-      const out = encoder.encode(file.text);
+      const out = file.bytes.slice();
       for (let n = rng.between(1, 4); n > 0; n--) out[rng.below(out.length)] ^= 1 << rng.below(8);
       return out;
     },
@@ -138,7 +140,7 @@ export const TEXT_MUTATIONS: readonly TextMutation[] = [
         ? Math.min(file.tokens.length - 1, i + 1)
         : rng.below(file.tokens.length);
       const [a, b] = i < j ? [i, j] : [j, i];
-      if (a === b) return encoder.encode(file.text);
+      if (a === b) return file.bytes;
       const [aStart, aEnd] = file.tokens[a];
       const [bStart, bEnd] = file.tokens[b];
       return utf8([
@@ -211,7 +213,7 @@ export const TEXT_MUTATIONS: readonly TextMutation[] = [
         ]);
       }
       const i = rng.below(Math.max(1, file.tokens.length - 2));
-      if (tokenText(file, i + 1) !== ":") return encoder.encode(file.text);
+      if (tokenText(file, i + 1) !== ":") return file.bytes;
       const field = file.text.slice(file.tokens[i][0], file.tokens[i + 2][1]) + " ";
       const at = file.tokens[i + 2][1];
       return utf8([file.text.slice(0, at), " ", repeatedText(field, count), file.text.slice(at)]);
@@ -220,7 +222,7 @@ export const TEXT_MUTATIONS: readonly TextMutation[] = [
   {
     name: "invalid-utf8",
     apply(file, rng) {
-      const bytes = encoder.encode(file.text);
+      const bytes = file.bytes;
       // Into a string literal when there is one, else anywhere.
       const strings = file.tokens.filter(([s]) => file.text[s] === '"');
       const at = strings.length > 0 && rng.chance(0.7)

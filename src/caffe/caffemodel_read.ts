@@ -13,7 +13,7 @@ import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
 import { messageFromObject } from "../proto/text_objects.ts";
-import type { TextMessage } from "../proto/tree.ts";
+import { TextMessage } from "../proto/tree.ts";
 import { WireReader, WireType } from "../proto/wire.ts";
 import {
   BLOB_DATA,
@@ -95,19 +95,16 @@ function readNet(bytes: Uint8Array): Net {
   while (!reader.done) {
     const tag = reader.tag();
     const start = reader.tagAt;
-    const isLayer = tag === tagOf(NET_LAYER, WireType.LENGTH) ||
-      tag === tagOf(NET_LAYERS_V1, WireType.LENGTH);
-    if (isLayer && layers.length >= LIMITS.layers) {
-      throw new ConvertError(
-        "LIMIT_EXCEEDED",
-        `more than ${LIMITS.layers} layers (the limit) at byte ${start}`,
-        { offset: start },
-      );
-    }
-    if (tag === tagOf(NET_LAYER, WireType.LENGTH)) {
-      layers.push(readLayer(reader.message(), start, false));
-    } else if (tag === tagOf(NET_LAYERS_V1, WireType.LENGTH)) {
-      layers.push(readLayer(reader.message(), start, true));
+    const v1 = tag === tagOf(NET_LAYERS_V1, WireType.LENGTH);
+    if (v1 || tag === tagOf(NET_LAYER, WireType.LENGTH)) {
+      if (layers.length >= LIMITS.layers) {
+        throw new ConvertError(
+          "LIMIT_EXCEEDED",
+          `more than ${LIMITS.layers} layers (the limit) at byte ${start}`,
+          { offset: start },
+        );
+      }
+      layers.push(readLayer(reader.message(), start, v1));
     } else if (fieldFits(netType, tag, reader, 0)) {
       headerFields.push({ start, end: reader.pos });
     }
@@ -279,9 +276,7 @@ function rejectInvalidUtf8(message: TextMessage, typeName: string, offset: numbe
         { offset },
       );
     }
-    if (typeof field.value === "object" && "fields" in field.value) {
-      rejectInvalidUtf8(field.value, typeName, offset);
-    }
+    if (field.value instanceof TextMessage) rejectInvalidUtf8(field.value, typeName, offset);
   }
 }
 

@@ -41,13 +41,14 @@ export function seededInputs(
         `input "${name}" has no usable declared shape ${shapeText(shape)}; give it as a tensor`,
       );
     }
-    if (product(shape) > LIMITS.tensorElements) {
+    const count = product(shape);
+    if (count > LIMITS.tensorElements) {
       throw new ConvertError(
         "LIMIT_EXCEEDED",
         `input "${name}" ${shapeText(shape)} has more than ${LIMITS.tensorElements} elements`,
       );
     }
-    const data = new Float32Array(product(shape));
+    const data = new Float32Array(count);
     for (let i = 0; i < data.length; i++) data[i] = next();
     inputs.set(name, { shape: shape.slice(), data });
   }

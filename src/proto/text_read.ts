@@ -239,13 +239,7 @@ class TextReader extends TextTokenizer {
       // must not hold bytes the file's decoding replaced (it would no longer hold them).
       if (this.tokKind === T_STRING) {
         this.tokBytes();
-        if (raw.includes("\uFFFD")) {
-          this.fail(
-            "INVALID_UTF8",
-            `the string of field "${name}" is not valid UTF-8`,
-            this.tokStart,
-          );
-        }
+        this.rejectReplacedBytes(raw);
       }
       return { name, value: raw, raw, unknown: true, line, column };
     }

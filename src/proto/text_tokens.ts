@@ -339,6 +339,15 @@ export class TextTokenizer {
       : this.tokPieces.every((p) => typeof p === "string")
       ? this.tokPieces.join("")
       : utf8Decoder.decode(this.tokBytes());
+    this.rejectReplacedBytes(text);
+    return text;
+  }
+
+  /**
+   * `INVALID_UTF8` at the last string token when `text` (its value, or its source text) holds
+   * U+FFFD: bytes that were not UTF-8, replaced when decoded, which the outputs would not keep.
+   */
+  protected rejectReplacedBytes(text: string): void {
     if (text.includes("\uFFFD")) {
       this.fail(
         "INVALID_UTF8",
@@ -346,6 +355,5 @@ export class TextTokenizer {
         this.tokStart,
       );
     }
-    return text;
   }
 }
