@@ -4,7 +4,7 @@
  * the runner's own summary, so a run that executed no test can be told from a green one.
  *
  * ```sh
- * npm test                       # = deno run -A scripts/test.ts
+ * npm test                       # = deno run -A scripts/run_tests.ts
  * npm test -- tests/npy_test.ts  # arguments go to `deno test`
  * ```
  * @module

@@ -1,0 +1,86 @@
+/**
+ * What the commands share: where they write, what a command is, reading a model and the
+ * `--input` tensors, and option values.
+ *
+ * @module
+ */
+
+import { isAbsolute, relative } from "node:path";
+import { loadNet } from "../caffe/model.ts";
+import type { Net } from "../caffe/net.ts";
+import type { Tensor } from "../engine/run.ts";
+import { ConvertError } from "../errors.ts";
+import { readInput, readInputText } from "../io/files.ts";
+import { readNpy } from "../io/npy.ts";
+import type { ParsedArgs } from "./args.ts";
+
+/** Where a command writes. */
+export interface Output {
+  /** Standard output. */
+  out(text: string): void;
+  /** Standard error. */
+  err(text: string): void;
+  /** True when standard error is a terminal (progress bars are drawn there). */
+  isTerminal: boolean;
+}
+
+/** A command: its usage line, its help text and what it does. */
+export interface Command {
+  /** `name <args> [options]`. */
+  usage: string;
+  /** What the command does, for `--help`. */
+  help: string;
+  /** Runs with the words after the command name. */
+  run(argv: string[], io: Output): Promise<void>;
+}
+
+/** `path` relative to the working directory when it lies below it, else as it is. */
+export function shownPath(path: string): string {
+  const below = relative(".", path);
+  return below.startsWith("..") || isAbsolute(below) ? path : below;
+}
+
+/** Reads a prototxt, then a caffemodel (so a missing model is reported first), and loads both. */
+export async function loadModelFiles(modelFile: string, weightsFile: string): Promise<Net> {
+  const modelText = await readInputText(modelFile);
+  const weights = await readInput(weightsFile);
+  return loadNet(modelText, weights, { model: modelFile, weights: weightsFile });
+}
+
+/** The tensors of `--input <blob>=<file.npy>` options. */
+export async function inputTensors(args: ParsedArgs): Promise<Map<string, Tensor> | undefined> {
+  const specs = args.options.get("input");
+  if (specs === undefined) return undefined;
+  const inputs = new Map<string, Tensor>();
+  for (const spec of specs) {
+    const equals = spec.indexOf("=");
+    if (equals < 1) {
+      throw new ConvertError("USAGE", `--input needs <blob>=<file.npy>, not "${spec}"`);
+    }
+    const file = spec.slice(equals + 1);
+    inputs.set(spec.slice(0, equals), readNpy(await readInput(file), file));
+  }
+  return inputs;
+}
+
+/** A whole-number option (the last one given), or `fallback`. */
+export function integerOption(args: ParsedArgs, name: string, fallback: number): number {
+  const text = args.options.get(name)?.at(-1);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ConvertError("USAGE", `--${name} needs a whole number >= 0, not "${text}"`);
+  }
+  return value;
+}
+
+/** A number option (the last one given), or undefined. */
+export function numberOption(args: ParsedArgs, name: string): number | undefined {
+  const text = args.options.get(name)?.at(-1);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value)) {
+    throw new ConvertError("USAGE", `--${name} needs a number, not "${text}"`);
+  }
+  return value;
+}
