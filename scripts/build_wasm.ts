@@ -18,6 +18,7 @@ import asc from "assemblyscript/asc";
 const MODULES: { entry: string; output: string }[] = [
   { entry: "assembly/quant.ts", output: "src/wasm/quant.generated.ts" },
   { entry: "assembly/engine.ts", output: "src/wasm/engine.generated.ts" },
+  { entry: "assembly/calibrate.ts", output: "src/wasm/calibrate.generated.ts" },
 ];
 
 /** Compiler flags shared by every module. */

@@ -1,0 +1,281 @@
+/**
+ * The typed wrapper of the calibration kernels (assembly/calibrate.ts): ranges, histograms,
+ * IFMR's candidates and round-trip errors (SPEC §11), and HFMG's clip-range search. Each call
+ * copies its arrays into the module's scratch memory once and copies results out once.
+ *
+ * @module
+ */
+
+import { onceLoader, type WasmInstance } from "./load.ts";
+import { wasmBase64 } from "./calibrate.generated.ts";
+
+/** IFMR's search parameters (SPEC §11; AMCT's names in the comments). */
+export interface IfmrParams {
+  /** `max_percentile`, in (0.5, 1]. */
+  maxPercentile: number;
+  /** `min_percentile`, in (0.5, 1]. */
+  minPercentile: number;
+  /** `search_range`: [start, end) of the factor s. */
+  searchRange: readonly [number, number];
+  /** `search_step`, > 0. */
+  searchStep: number;
+  /** `activation_offset`: asymmetric (true) or symmetric (false) int8. */
+  withOffset: boolean;
+}
+
+/** IFMR's candidates: float32 scale_d, S = f32(1/scale_d) and offset_d of each. */
+export interface IfmrCandidates {
+  /** scale_d of each candidate (float32). */
+  scaleD: Float32Array;
+  /** S = f32(1 / scale_d) of each candidate. */
+  quantScale: Float32Array;
+  /** offset_d of each candidate (integers, -128..127). */
+  offsetD: Float32Array;
+}
+
+/** The clip range HFMG's search chose, in bins, and its estimated error. */
+export interface HfmgChoice {
+  /** First bin of the clip range. */
+  first: number;
+  /** Last bin of the clip range. */
+  last: number;
+  /** The estimated squared error, in squared bin widths. */
+  error: number;
+}
+
+/** The calibration kernels. */
+export interface CalibrateKernels {
+  /** [min, max] of `values` (at least one); NaN when any value is NaN. */
+  minMax(values: Float32Array): [number, number];
+  /** The non-zero values of `values`, in order. */
+  nonZeroValues(values: Float32Array): Float32Array;
+  /**
+   * Adds `values` to `counts`, a histogram of `counts.length` equal bins over [lo, hi]: value v
+   * goes to bin min(bins − 1, floor((v − lo) / (hi − lo) · bins)) in float64 (0 when hi = lo).
+   */
+  addToHistogram(values: Float32Array, lo: number, hi: number, counts: Float64Array): void;
+  /**
+   * The histogram `counts` over [oldLo, oldHi] spread onto as many bins over [newLo, newHi]
+   * (which holds the old range), each old bin's count in proportion to overlap.
+   */
+  rebinHistogram(
+    counts: Float64Array,
+    oldLo: number,
+    oldHi: number,
+    newLo: number,
+    newHi: number,
+  ): Float64Array;
+  /** IFMR steps 1–3 from the 128-bin `histogram` of `n` values over [lo, hi]. */
+  ifmrCandidates(
+    histogram: Float64Array,
+    n: number,
+    lo: number,
+    hi: number,
+    params: IfmrParams,
+  ): IfmrCandidates;
+  /**
+   * Adds each candidate's Σ (x̂ − x)² over `values` (in order, float64) to `sums` (one per
+   * candidate), x̂ the SPEC §4 round trip.
+   */
+  addRoundTripErrors(values: Float32Array, candidates: IfmrCandidates, sums: Float64Array): void;
+  /** The index of the least sum; ties go to the first. */
+  leastIndex(sums: Float64Array): number;
+  /**
+   * HFMG's search over clip ranges [bin first, bin last] of the histogram `counts`, where the
+   * value 0 lies `zero` bin widths above the bottom (see README "Calibration").
+   */
+  hfmgSearch(counts: Float64Array, zero: number, withOffset: boolean): HfmgChoice;
+}
+
+/** The exports of assembly/calibrate.ts (offsets are bytes into the module's memory). */
+interface CalibrateExports {
+  minMax(values: number, count: number, out: number): void;
+  compactNonZero(values: number, count: number): number;
+  addToHistogram(
+    values: number,
+    count: number,
+    lo: number,
+    hi: number,
+    bins: number,
+    counts: number,
+  ): void;
+  rebinHistogram(
+    oldCounts: number,
+    oldLo: number,
+    oldHi: number,
+    newCounts: number,
+    newLo: number,
+    newHi: number,
+    bins: number,
+  ): void;
+  ifmrCandidates(
+    histogram: number,
+    n: number,
+    lo: number,
+    hi: number,
+    maxPercentile: number,
+    minPercentile: number,
+    start: number,
+    end: number,
+    step: number,
+    withOffset: number,
+    capacity: number,
+    scaleOut: number,
+    quantScaleOut: number,
+    offsetOut: number,
+  ): number;
+  addRoundTripErrors(
+    values: number,
+    count: number,
+    scales: number,
+    quantScales: number,
+    offsets: number,
+    candidates: number,
+    sums: number,
+  ): void;
+  leastIndex(sums: number, count: number): number;
+  hfmgSearch(
+    counts: number,
+    bins: number,
+    zero: number,
+    withOffset: number,
+    scratch: number,
+    out: number,
+  ): void;
+}
+
+/** IFMR bins (SPEC §11 step 1). */
+export const IFMR_BINS = 128;
+
+/** Most IFMR candidates computed (the defaults give 60). */
+const MAX_CANDIDATES = 4096;
+
+/** `values` padded to a multiple of 4 elements by repeating the last (for the 4-lane kernel). */
+function padToLanes<T extends Float32Array | Float64Array>(values: T, make: (n: number) => T): T {
+  const length = Math.ceil(values.length / 4) * 4;
+  if (length === values.length) return values;
+  const padded = make(length);
+  padded.set(values);
+  padded.fill(values[values.length - 1], values.length);
+  return padded;
+}
+
+function bindKernels(wasm: WasmInstance): CalibrateKernels {
+  const kernels = wasm.exports as unknown as CalibrateExports;
+  return {
+    minMax(values) {
+      if (values.length === 0) throw new RangeError("minMax of no values");
+      wasm.reset();
+      const valuesAt = wasm.copyIn(values);
+      const outAt = wasm.alloc(8);
+      kernels.minMax(valuesAt, values.length, outAt);
+      const [min, max] = wasm.view(Float32Array, outAt, 2);
+      return [min, max];
+    },
+
+    nonZeroValues(values) {
+      wasm.reset();
+      const valuesAt = wasm.copyIn(values);
+      return wasm.copyOut(Float32Array, valuesAt, kernels.compactNonZero(valuesAt, values.length));
+    },
+
+    addToHistogram(values, lo, hi, counts) {
+      wasm.reset();
+      const valuesAt = wasm.copyIn(values);
+      const countsAt = wasm.copyIn(counts);
+      kernels.addToHistogram(valuesAt, values.length, lo, hi, counts.length, countsAt);
+      counts.set(wasm.view(Float64Array, countsAt, counts.length));
+    },
+
+    rebinHistogram(counts, oldLo, oldHi, newLo, newHi) {
+      if (!(newLo <= oldLo && oldHi <= newHi)) {
+        throw new RangeError(`[${newLo}, ${newHi}] does not hold [${oldLo}, ${oldHi}]`);
+      }
+      wasm.reset();
+      const oldAt = wasm.copyIn(counts);
+      const newAt = wasm.copyIn(new Float64Array(counts.length));
+      kernels.rebinHistogram(oldAt, oldLo, oldHi, newAt, newLo, newHi, counts.length);
+      return wasm.copyOut(Float64Array, newAt, counts.length);
+    },
+
+    ifmrCandidates(histogram, n, lo, hi, params) {
+      if (histogram.length !== IFMR_BINS) {
+        throw new RangeError(`an IFMR histogram has ${IFMR_BINS} bins, not ${histogram.length}`);
+      }
+      wasm.reset();
+      const histogramAt = wasm.copyIn(histogram);
+      const outAt = [0, 1, 2].map(() => wasm.alloc(MAX_CANDIDATES * 4));
+      const count = kernels.ifmrCandidates(
+        histogramAt,
+        n,
+        lo,
+        hi,
+        params.maxPercentile,
+        params.minPercentile,
+        params.searchRange[0],
+        params.searchRange[1],
+        params.searchStep,
+        params.withOffset ? 1 : 0,
+        MAX_CANDIDATES,
+        outAt[0],
+        outAt[1],
+        outAt[2],
+      );
+      const [scaleD, quantScale, offsetD] = outAt.map((at) =>
+        wasm.copyOut(Float32Array, at, count)
+      );
+      return { scaleD, quantScale, offsetD };
+    },
+
+    addRoundTripErrors(values, candidates, sums) {
+      const count = candidates.scaleD.length;
+      if (sums.length !== count) {
+        throw new RangeError(`${sums.length} sums for ${count} candidates`);
+      }
+      if (count === 0 || values.length === 0) return;
+      wasm.reset();
+      const pad32 = (array: Float32Array) => padToLanes(array, (n) => new Float32Array(n));
+      const scalesAt = wasm.copyIn(pad32(candidates.scaleD));
+      const quantScalesAt = wasm.copyIn(pad32(candidates.quantScale));
+      const offsetsAt = wasm.copyIn(pad32(candidates.offsetD));
+      const sumsAt = wasm.copyIn(padToLanes(sums, (n) => new Float64Array(n)));
+      const valuesAt = wasm.copyIn(values);
+      const nonZero = kernels.compactNonZero(valuesAt, values.length);
+      const lanes = Math.ceil(count / 4) * 4;
+      kernels.addRoundTripErrors(
+        valuesAt,
+        nonZero,
+        scalesAt,
+        quantScalesAt,
+        offsetsAt,
+        lanes,
+        sumsAt,
+      );
+      sums.set(wasm.view(Float64Array, sumsAt, count));
+    },
+
+    leastIndex(sums) {
+      if (sums.length === 0) throw new RangeError("leastIndex of no sums");
+      wasm.reset();
+      return kernels.leastIndex(wasm.copyIn(sums), sums.length);
+    },
+
+    hfmgSearch(counts, zero, withOffset) {
+      const bins = counts.length;
+      if (bins === 0) throw new RangeError("hfmgSearch of no bins");
+      wasm.reset();
+      const countsAt = wasm.copyIn(counts);
+      const scratchAt = wasm.alloc((bins + 1) * 48 + 16);
+      const outAt = wasm.alloc(24);
+      kernels.hfmgSearch(countsAt, bins, zero, withOffset ? 1 : 0, scratchAt, outAt);
+      const [first, last, error] = wasm.view(Float64Array, outAt, 3);
+      return { first, last, error };
+    },
+  };
+}
+
+/** The calibration kernels, instantiated once (later calls share the instance). */
+export const calibrateKernels: () => Promise<CalibrateKernels> = onceLoader(
+  wasmBase64,
+  bindKernels,
+);
