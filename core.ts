@@ -61,4 +61,26 @@ export {
   formatCompareTable,
 } from "./src/engine/compare.ts";
 export { type CalibrationOptions, observeActivationRanges } from "./src/engine/calibrate.ts";
+export {
+  calibrate,
+  type CalibrateOptions,
+  type CalibrationProgress,
+  type CalibrationResult,
+  DEFAULT_MEMORY_BUDGET,
+  type LayerCalibrationStats,
+  type Sample,
+  type SampleSource,
+} from "./src/calibrate/calibrate.ts";
+export {
+  type CalibrationConfig,
+  defaultCalibrationConfig,
+  type DefaultConfigOptions,
+  type LayerCalibration,
+  quantizableLayers,
+} from "./src/calibrate/config.ts";
+export {
+  type ActivationAlgorithm,
+  type ActivationSettings,
+  DEFAULT_ACTIVATION_SETTINGS,
+} from "./src/calibrate/activation.ts";
 export { npyFileName, readNpy, writeNpy } from "./src/io/npy.ts";

@@ -51,6 +51,13 @@ export const ERROR_CODES = {
   INPUT_UNREADABLE: "an input file cannot be read",
   OUTPUT_DIR: "the output directory cannot be created or written",
   OUTPUT_OVERWRITES_INPUT: "an output file would overwrite an input",
+  // Calibration and its configuration.
+  CALIBRATION_NO_DATA: "no calibration samples, or a layer to calibrate that never ran",
+  CALIBRATION_NOT_FINITE: "NaN or infinity in a blob being calibrated",
+  CONFIG_SYNTAX: "a quantization configuration that is not valid JSON",
+  CONFIG_UNKNOWN_FIELD: "a configuration field AMCT does not define",
+  CONFIG_UNKNOWN_LAYER: "a configuration that names a layer the model lacks",
+  CONFIG_BAD_VALUE: "a configuration value of the wrong type or out of range",
   // Simulator and command line.
   UNSUPPORTED_LAYER: "a layer type the simulator cannot run",
   BAD_INPUT: "an input tensor that does not fit the net",

@@ -143,11 +143,11 @@ export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Pro
 }
 
 /**
- * SPEC §9 weight scales of a (fused) weighted layer. Per tensor: the largest per-channel scale,
- * where channels the kernel set to 1.0 because their weights and bias are all zero do not count
- * (the whole-tensor weight scale still does).
+ * SPEC §9 weight scales of a (fused) weighted layer (ARQ, SPEC §11). Per tensor: the largest
+ * per-channel scale, where channels the kernel set to 1.0 because their weights and bias are all
+ * zero do not count (the whole-tensor weight scale still does).
  */
-function weightScales(
+export function weightScales(
   kernels: Awaited<ReturnType<typeof quantKernels>>,
   layer: Layer,
   scaleD: number,
