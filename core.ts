@@ -51,15 +51,43 @@ export {
   type RunResult,
   type SkippedLayer,
   type Tensor,
+  type ValueKind,
 } from "./src/engine/run.ts";
 export {
   type BlobComparison,
   compareNets,
   type CompareOptions,
   type CompareReport,
+  type LayerSensitivity,
+  layerSensitivity,
+  type OutputMetrics,
+  type OutputTask,
+} from "./src/engine/compare.ts";
+export {
+  type CompareLabels,
   compareReportHtml,
   formatCompareTable,
-} from "./src/engine/compare.ts";
+  outputVerdict,
+} from "./src/engine/report.ts";
+export {
+  addAgreement,
+  type AgreementTotals,
+  type ClassLayout,
+  confidentAgreement,
+  cosineOf,
+  DEFAULT_THRESHOLDS,
+  emptyTotals,
+  failedChecks,
+  formatMetric,
+  type JudgedMetrics,
+  psnrDb,
+  relativeL2Of,
+  sqnrDb,
+  type Thresholds,
+  topKAgreement,
+  topKCorrect,
+} from "./src/engine/metrics.ts";
+export type { Agreement } from "./src/wasm/engine.ts";
 export { type CalibrationOptions, observeActivationRanges } from "./src/engine/calibrate.ts";
 export {
   calibrate,

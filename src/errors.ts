@@ -62,6 +62,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_LAYER: "a layer type the simulator cannot run",
   BAD_INPUT: "an input tensor that does not fit the net",
   NPY_FORMAT: "a .npy file this reader does not accept",
+  NOTHING_TO_COMPARE: "two nets to compare share no layer output",
   USAGE: "wrong command-line usage",
 } as const;
 

@@ -265,10 +265,26 @@ Deno.test("record --calibrate, convert --compare and compare --lockstep --html",
   assert.equal(compared.code, 0, compared.err);
   const report = JSON.parse(compared.out);
   assert.equal(report.lockstep, true);
+  // ip1 is quantized and followed by relu1 in place: one row each, ip1's at its DeQuant.
   assert.deepEqual(
-    report.rows.map((row: { blob: string }) => row.blob),
-    ["data", "conv1", "pool1", "conv2", "pool2", "ip1", "ip2", "prob"],
+    report.rows.map((row: { layer: string; blob: string }) => `${row.layer}:${row.blob}`),
+    [
+      "data:data",
+      "conv1:conv1",
+      "pool1:pool1",
+      "conv2:conv2",
+      "pool2:pool2",
+      "ip1:ip1",
+      "relu1:ip1",
+      "ip2:ip2",
+      "prob:prob",
+    ],
   );
+  assert.deepEqual(
+    report.sensitivity.map((entry: { layer: string }) => entry.layer),
+    ["conv1", "conv2", "ip1", "ip2"], // lenet pools by MAX: not quantized
+  );
+  assert.match(compared.err, new RegExp(`wrote ${html.replaceAll(".", "\\.")}\n`));
   const page = await readFile(html, "utf8");
   assert.match(page, /<svg/);
   assert.doesNotMatch(page, /<script src|<link /);

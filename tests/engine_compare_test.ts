@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import type { Net } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
-import { compareNets, compareReportHtml, formatCompareTable } from "../src/engine/compare.ts";
+import { compareNets, layerSensitivity } from "../src/engine/compare.ts";
+import { compareReportHtml, formatCompareTable } from "../src/engine/report.ts";
+import { ConvertError } from "../src/errors.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 
 /** data [2, 5] -> y = scale * data (Power) -> prob (Softmax). */
@@ -56,7 +58,7 @@ Deno.test("compareNets: y against -y has cosine -1, relative L2 2, no top-1 agre
   // Rows' arg-max of x is the arg-min of -x: [3] vs [1], [6] vs [8].
   assert.equal(row(report, "prob").top1Agreement, 0);
   assert.equal(row(report, "data").flagged, false);
-  assert.deepEqual(report.worst[0], "y");
+  assert.deepEqual(report.worst[0], "lin");
 });
 
 Deno.test("compareNets: samples use seed + i and aggregate the max error over samples", async () => {
@@ -71,7 +73,108 @@ Deno.test("compareNets: samples use seed + i and aggregate the max error over sa
   assert.ok(row(single, "y").maxAbsError <= largest);
 });
 
-Deno.test("compareNets: different shapes and deploy integers are listed with a note, not compared", async () => {
+/** A 1x1 convolution "c" (weight 1, no bias) writing "y", then a ReLU in place on "y". */
+const FLOAT_CONV_RELU = `
+  input: "data" input_shape { dim: 1 dim: 1 dim: 1 dim: 4 }
+  layer { name: "c" type: "Convolution" bottom: "data" top: "y"
+    convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+  layer { name: "r" type: "ReLU" bottom: "y" top: "y" }
+`;
+
+/**
+ * The fake-quant (or deploy) form of {@linkcode FLOAT_CONV_RELU}: Quant with S = 4 (scale_d
+ * 0.25), offset 0; scale_w 1 so the weight stays 1; DeQuant deq = 0.25 * 1.
+ */
+function quantizedConvRelu(deploy: boolean): Net {
+  const net = readPrototxt(`
+    input: "data" input_shape { dim: 1 dim: 1 dim: 1 dim: 4 }
+    layer { name: "c_quant_layer" type: "Quant" bottom: "data" top: "c_quant_layer"
+      quant_param { scale: 4 offset: "\\000" with_offset: true object_layer: "c" } }
+    layer { name: "c" type: "Convolution" bottom: "c_quant_layer" top: "y_raw"
+      convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+    layer { name: "c_dequant_layer" type: "DeQuant" bottom: "y_raw" top: "y" }
+    layer { name: "r" type: "ReLU" bottom: "y" top: "y" }
+  `);
+  net.layers[1].blobs = [{
+    shape: [1, 1, 1, 1],
+    data: deploy ? new Int8Array([1]) : new Float32Array([1]),
+  }];
+  const deq = 0.25;
+  net.layers[2].blobs = deploy
+    ? [{
+      shape: [1],
+      data: new BigUint64Array([BigInt(new Uint32Array(new Float32Array([deq]).buffer)[0])]),
+    }]
+    : [{ shape: [1], data: new Float32Array([deq]) }];
+  return net;
+}
+
+/** The input of the conv+ReLU nets, and its fake-quantized form at scale_d 0.25 by hand. */
+const X = [0.3, -0.6, 0.9, 0.1];
+const X_HAT = [0.25, -0.5, 1, 0]; // rint(4x) / 4: 1.2 -> 1, -2.4 -> -2, 3.6 -> 4, 0.4 -> 0
+
+/** ||x - x^|| / ||x|| in float64, by hand from X and X_HAT. */
+function relativeL2ByHand(a: number[], b: number[]): number {
+  const diff = a.reduce((sum, value, i) => sum + (value - b[i]) ** 2, 0);
+  return Math.sqrt(diff / a.reduce((sum, value) => sum + value ** 2, 0));
+}
+
+Deno.test("compareNets: a quantized layer followed by an in-place ReLU is measured at its DeQuant, named by the quantized layer", async () => {
+  const inputs = new Map([["data", { shape: [1, 1, 1, 4], data: new Float32Array(X) }]]);
+  const float = readPrototxt(FLOAT_CONV_RELU);
+  float.layers[0].blobs = [{ shape: [1, 1, 1, 1], data: new Float32Array([1]) }];
+  const expected = relativeL2ByHand(X, X_HAT); // 0.15997
+  for (const lockstep of [true, false]) {
+    const report = await compareNets(float, quantizedConvRelu(false), { inputs, lockstep });
+    const quantized = report.rows.filter((entry) => entry.quantized);
+    assert.equal(quantized.length, 1, `lockstep ${lockstep}: one row per quantized layer`);
+    assert.equal(quantized[0].layer, "c");
+    assert.equal(quantized[0].type, "Convolution");
+    assert.equal(quantized[0].blob, "y");
+    assert.ok(
+      Math.abs(quantized[0].relativeL2 - expected) < 1e-6,
+      `lockstep ${lockstep}: rel L2 ${quantized[0].relativeL2}, by hand ${expected}`,
+    );
+    assert.equal(quantized[0].flagged, true); // > 0.1
+    // Running freely the ReLU's rel L2 is 0.157 (> 0.1): flagged after the conv's 0.160.
+    assert.deepEqual(report.worst, lockstep ? ["c"] : ["c", "r"]);
+    assert.equal(report.firstFlagged, "c");
+    const relu = report.rows.find((entry) => entry.layer === "r")!;
+    // In lockstep the ReLU reads A's input: it adds no error itself. Running freely it carries
+    // the conv's error through max(0, .): [0.3, 0, 0.9, 0.1] vs [0.25, 0, 1, 0].
+    const reluExpected = lockstep ? 0 : relativeL2ByHand([0.3, 0, 0.9, 0.1], [0.25, 0, 1, 0]);
+    assert.ok(Math.abs(relu.relativeL2 - reluExpected) < 1e-6, `relu ${relu.relativeL2}`);
+    assert.deepEqual(report.sensitivity.map((entry) => entry.layer), ["c"]);
+    assert.ok(Math.abs(report.sensitivity[0].relativeL2 - expected) < 1e-6);
+  }
+  const sensitivity = await layerSensitivity(float, quantizedConvRelu(false), { inputs });
+  assert.equal(sensitivity.length, 1);
+  assert.ok(Math.abs(sensitivity[0].cosine - cosineByHand(X, X_HAT)) < 1e-6);
+});
+
+/** Cosine similarity in float64, by hand. */
+function cosineByHand(a: number[], b: number[]): number {
+  const dot = a.reduce((sum, value, i) => sum + value * b[i], 0);
+  const norm = (v: number[]) => Math.sqrt(v.reduce((sum, value) => sum + value ** 2, 0));
+  return dot / (norm(a) * norm(b));
+}
+
+Deno.test("compareNets: fake-quant vs deploy rows pair the DeQuant outputs; integer values are left out", async () => {
+  const report = await compareNets(quantizedConvRelu(false), quantizedConvRelu(true), {
+    samples: 2,
+    lockstep: true,
+  });
+  assert.deepEqual(report.rows.map((entry) => [entry.layer, entry.blob]), [
+    ["data", "data"],
+    ["c", "y"],
+    ["r", "y"],
+  ]);
+  assert.equal(report.rows[1].quantized, true);
+  assert.ok(report.rows[1].relativeL2 < 1e-6, JSON.stringify(report.rows[1]));
+  assert.deepEqual(report.sensitivity, []); // quantized in both nets
+});
+
+Deno.test("compareNets: different shapes are listed with a note, not compared", async () => {
   const reshaped = readPrototxt(`
     input: "data" input_shape { dim: 2 dim: 5 }
     layer { name: "lin" type: "Reshape" bottom: "data" top: "y" reshape_param { shape { dim: 10 } } }
@@ -80,55 +183,71 @@ Deno.test("compareNets: different shapes and deploy integers are listed with a n
   assert.match(row(report, "y").note ?? "", /shape \[2, 5\] in A, \[10\] in B/);
   assert.equal(row(report, "y").flagged, false);
   assert.equal(report.rows.some((entry) => entry.blob === "prob"), false);
+});
 
-  const quantized = (deploy: boolean) => {
-    const net = readPrototxt(`
-      input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
-      layer { name: "c_quant_layer" type: "Quant" bottom: "data" top: "c_quant_layer"
-        quant_param { scale: 100 offset: "\\000" with_offset: true object_layer: "c" } }
-      layer { name: "c" type: "Convolution" bottom: "c_quant_layer" top: "y_raw"
-        convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
-      layer { name: "c_dequant_layer" type: "DeQuant" bottom: "y_raw" top: "y" }
-    `);
-    const deq = Math.fround(0.01 * 0.5);
-    net.layers[1].blobs = [{
-      shape: [1, 2, 1, 1],
-      data: deploy ? new Int8Array([2, -1]) : new Float32Array([1, -0.5]),
-    }];
-    net.layers[2].blobs = deploy
-      ? [{
-        shape: [1],
-        data: new BigUint64Array([BigInt(new Uint32Array(new Float32Array([deq]).buffer)[0])]),
-      }]
-      : [{ shape: [1], data: new Float32Array([deq]) }];
-    return net;
-  };
-  const mixed = await compareNets(quantized(false), quantized(true), { samples: 2 });
-  assert.match(row(mixed, "c_quant_layer").note ?? "", /float values in A and int8 values in B/);
-  assert.match(row(mixed, "y_raw").note ?? "", /accumulator/);
-  const y = row(mixed, "y");
-  assert.equal(y.note, undefined);
-  assert.ok(y.cosine > 0.99999 && y.maxAbsError < 1e-6, JSON.stringify(y));
+Deno.test("compareNets: nets sharing no layer output are a NOTHING_TO_COMPARE error", async () => {
+  const other = readPrototxt(`
+    input: "image" input_shape { dim: 2 dim: 5 }
+    layer { name: "other" type: "Power" bottom: "image" top: "z" }
+  `);
+  await assert.rejects(
+    () => compareNets(scalingNet(1), other),
+    (error) => error instanceof ConvertError && error.code === "NOTHING_TO_COMPARE",
+  );
 });
 
 Deno.test("formatCompareTable and compareReportHtml: the rows, flags and an inline SVG, no external assets", async () => {
   const report = await compareNets(scalingNet(1, "a<b&c"), scalingNet(-1, "a<b&c"), { samples: 1 });
-  const table = formatCompareTable(report);
+  const labels = { a: "float.prototxt", b: "neg<ated>.prototxt" };
+  const table = formatCompareTable(report, labels);
   const lines = table.trimEnd().split("\n");
-  assert.match(lines[0], /1 sample\(s\), seed 0, free-running; flagged: cosine < 0\.99/);
-  assert.match(lines[1], /^#\s+blob\s+layer\s+shape\s+cosine\s+max\|err\|\s+rel L2\s+top-1/);
+  assert.deepEqual(lines.slice(0, 2), ["A: float.prototxt", "B: neg<ated>.prototxt"]);
+  assert.match(lines[2], /^1 sample\(s\) of generated inputs .*seed 0\), free-running/);
+  assert.match(lines[2], /flagged: cosine < 0\.99 or rel L2 > 0\.1$/);
+  assert.match(lines[3], /^#\s+layer\s+blob\s+shape\s+cosine\s+max\|err\|\s+rel L2\s+SQNR\s+flag$/);
   const flaggedLine = lines.find((line) => line.includes("a<b&c"))!;
-  assert.match(flaggedLine, /lin \(Power\)\s+\[2, 5\]\s+-1\.000000/);
-  assert.match(flaggedLine, /<<$/);
-  assert.match(table, /worst: a<b&c/);
+  assert.match(flaggedLine, /^2\s+lin \(Power\)\s+a<b&c\s+\[2, 5\]\s+-1\.000000/);
+  assert.match(flaggedLine, /<< cosine -1\.000000 < 0\.99, rel L2 2\.00 > 0\.1$/);
+  assert.match(
+    table,
+    /\nworst: lin, prob; error jumps first at lin \(rel L2 2\.00, at most 0 before it\)\n/,
+  );
+  assert.match(table, /\n {2}prob \(classifier\): FAIL \(.*top-1 0\.0% < 99\.0%\)/);
 
-  const html = compareReportHtml(report);
+  const html = compareReportHtml(report, labels);
   assert.match(html, /^<!DOCTYPE html>/);
   assert.match(html, /<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.equal((html.match(/<circle /g) ?? []).length, report.rows.length);
   assert.match(html, /<td>a&#60;b&#38;c<\/td>/);
+  assert.match(html, /<dd>neg&#60;ated&#62;\.prototxt<\/dd>/);
   assert.doesNotMatch(html, /a<b/);
   assert.doesNotMatch(html, /\b(src|href)=/);
-  assert.equal((html.match(/https?:\/\//g) ?? []).length, 1); // only the SVG namespace
-  assert.equal((html.match(/<tr class="flagged">/g) ?? []).length, report.worst.length);
+  assert.equal((html.match(/https?:\/\//g) ?? []).length, 1); // the SVG namespace
+  assert.equal(
+    (html.match(/<tr class="flagged">/g) ?? []).length,
+    report.rows.filter((entry) => entry.flagged).length,
+  );
+});
+
+Deno.test("formatCompareTable: the worst line names five layers, then how many more", async () => {
+  const layers = Array.from(
+    { length: 8 },
+    (_, i) =>
+      `layer { name: "p${i}" type: "Power" bottom: "${i === 0 ? "data" : `y${i - 1}`}" ` +
+      `top: "y${i}" power_param { scale: SCALE } }`,
+  ).join("\n");
+  const chain = (scale: number) =>
+    readPrototxt(
+      `input: "data" input_shape { dim: 2 dim: 5 }\n${layers.replaceAll("SCALE", String(scale))}`,
+    );
+  const report = await compareNets(chain(1), chain(-1));
+  // Every layer flips the sign once more: odd layers differ (-y), even ones agree.
+  assert.deepEqual(report.worst, ["p0", "p2", "p4", "p6"]);
+  const five = await compareNets(chain(1), chain(2), { thresholds: { maxRelativeL2: 0.5 } });
+  // y_i = 2^(i+1) x against x: rel L2 2^(i+1) - 1, worst last.
+  assert.deepEqual(five.worst, ["p7", "p6", "p5", "p4", "p3", "p2", "p1", "p0"]);
+  assert.match(
+    formatCompareTable(five),
+    /\nworst: p7, p6, p5, p4, p3 \(\+3 more\); error jumps first at p0 /,
+  );
 });

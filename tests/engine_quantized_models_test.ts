@@ -2,8 +2,11 @@
 // model of ../shared/models (record from the weights and the float net's observed input ranges).
 //
 // - In lockstep (each layer of the deploy net reads what the fake-quant net's layer read), every
-//   blob the two nets share agrees within relative L2 1e-5: the two output models say the same
-//   thing, layer by layer (measured worst: 7e-7, ultraface_rfb320).
+//   value the two nets write agrees within relative L2 1e-5 (SPEC §10), each quantized layer
+//   measured at its DeQuant output (before any in-place layer after it): the two output models
+//   say the same thing, layer by layer.
+// - Float vs fake-quant in lockstep has one row per quantized layer, named by it, and the same
+//   layers in its sensitivity list.
 // - Running freely, a float rounding difference just before a Quant layer now and then moves a
 //   value across a rounding boundary (one int8 step), and that propagates: the outputs still
 //   agree with cosine > 0.9999, while their relative L2 error reaches ~4e-3 on the largest nets.
@@ -26,7 +29,7 @@ for (const name of modelNames) {
     const floatNet = loadNet(model, weights);
     const activationRanges = await observeActivationRanges(floatNet, { samples: 1, seed: 1 });
     const record = await makeRecord(floatNet, { activationRanges });
-    const { files } = await convertInMemory({ model, weights, record });
+    const { files, report } = await convertInMemory({ model, weights, record });
     const fakeNet = loadNet(files.fakeQuantModel, files.fakeQuantWeights);
     const deployNet = loadNet(files.deployModel, files.deployWeights);
     const outputs = [...(await runNet(floatNet, { seed: 2 })).outputs.keys()];
@@ -49,12 +52,24 @@ for (const name of modelNames) {
     for (const output of outputs) {
       assert.ok(compared.some((row) => row.blob === output), `${output} is compared`);
     }
+    const quantizedRows = compared.filter((row) => row.quantized).map((row) => row.layer);
+    assert.deepEqual(quantizedRows, report.quantizedLayers);
     for (const row of compared) {
-      assert.ok(row.relativeL2 <= 1e-5, `lockstep ${row.blob}: rel L2 ${row.relativeL2}`);
+      assert.ok(row.relativeL2 <= 1e-5, `lockstep ${row.layer}: rel L2 ${row.relativeL2}`);
     }
-    const worst = Math.max(...compared.map((row) => row.relativeL2));
+    const worst = compared.reduce((x, y) => (y.relativeL2 > x.relativeL2 ? y : x));
     console.log(
-      `${name}: lockstep worst rel L2 ${worst.toExponential(1)} over ${compared.length} blobs`,
+      `${name}: fake vs deploy lockstep worst rel L2 ${worst.relativeL2.toExponential(1)} at ` +
+        `${worst.layer} over ${compared.length} values`,
     );
+    const alone = await compareNets(floatNet, fakeNet, { seed: 2, lockstep: true });
+    assert.deepEqual(
+      alone.rows.filter((row) => row.quantized).map((row) => row.layer),
+      report.quantizedLayers,
+    );
+    assert.deepEqual(alone.sensitivity.map((entry) => entry.layer), report.quantizedLayers);
+    for (const entry of alone.sensitivity) {
+      assert.ok(entry.relativeL2 > 0, `${entry.layer} alone adds some error`);
+    }
   });
 }

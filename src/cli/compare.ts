@@ -1,31 +1,42 @@
 /**
- * `caffe-quant compare`: two nets run on the same inputs, blob by blob.
+ * `caffe-quant compare`: two nets run on the same inputs, layer by layer.
  *
  * @module
  */
 
 import { basename, dirname } from "node:path";
-import { compareNets, compareReportHtml, formatCompareTable } from "../engine/compare.ts";
+import { compareNets } from "../engine/compare.ts";
+import { compareReportHtml, formatCompareTable } from "../engine/report.ts";
 import { writeAllOrNothing } from "../io/files.ts";
 import { parseArgs } from "./args.ts";
-import { type Command, inputTensors, integerOption, loadModelFiles } from "./common.ts";
+import { type Command, inputTensors, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import {
+  THRESHOLD_HELP,
+  THRESHOLD_OPTIONS,
+  THRESHOLD_USAGE,
+  thresholdOptions,
+} from "./thresholds.ts";
 
 export const compareCommand: Command = {
   usage: "compare <model_a> <weights_a> <model_b> <weights_b> [--input <blob>=<file.npy>]... " +
-    "[--samples N] [--seed N] [--lockstep] [--json] [--html <file>]",
-  help: "Runs both nets on the same inputs and reports, for every blob they share, cosine\n" +
-    "similarity, max absolute error, relative L2 error and, for classifiers, top-1 agreement,\n" +
-    "in layer order with the worst blobs flagged. A float net and its fake-quant or deploy net\n" +
-    "line up, since DeQuant layers restore the original blob names. --lockstep feeds each layer\n" +
-    "of B what the same layer of A read, so each row shows the error the layer adds itself.\n" +
-    "--html writes a self-contained report page.",
+    `[--samples N] [--seed N] [--lockstep] ${THRESHOLD_USAGE} [--json] [--html <file>]`,
+  help: "Runs both nets on the same inputs and reports, for every layer output they share,\n" +
+    "cosine similarity, max absolute error, relative L2 error and SQNR, in layer order with the\n" +
+    "worst layers flagged, then a verdict for each net output (top-1/top-5 agreement for\n" +
+    "classifiers, PSNR for images, confident-position agreement for detector scores). A\n" +
+    "quantized layer of B is measured at its DeQuant output and named by the quantized layer.\n" +
+    "For each layer quantized in B only, its sensitivity: its error when it alone is quantized.\n" +
+    "--lockstep feeds each layer of B what the same layer of A read, so each row shows the\n" +
+    "error the layer adds itself. --html writes a self-contained report page.\n" +
+    THRESHOLD_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_a", "weights_a", "model_b", "weights_b"],
       flags: ["json", "lockstep"],
-      options: ["input", "samples", "seed", "html"],
+      options: ["input", "samples", "seed", "html", ...THRESHOLD_OPTIONS],
     }, this.usage);
     const { model_a, weights_a, model_b, weights_b } = args.positionals;
+    const thresholds = thresholdOptions(args);
     const [netA, netB] = await Promise.all([
       loadModelFiles(model_a!, weights_a!),
       loadModelFiles(model_b!, weights_b!),
@@ -35,17 +46,25 @@ export const compareCommand: Command = {
       samples: integerOption(args, "samples", 1),
       seed: integerOption(args, "seed", 0),
       lockstep: args.flags.has("lockstep"),
+      thresholds,
     });
+    const labels = {
+      a: `${shownPath(model_a!)} + ${shownPath(weights_a!)}`,
+      b: `${shownPath(model_b!)} + ${shownPath(weights_b!)}`,
+    };
     const html = args.options.get("html")?.at(-1);
     if (html !== undefined) {
       await writeAllOrNothing(
         dirname(html),
-        [{ name: basename(html), content: compareReportHtml(report) }],
+        [{ name: basename(html), content: compareReportHtml(report, labels) }],
         [model_a!, weights_a!, model_b!, weights_b!],
       );
+      io.err(`wrote ${shownPath(html)}\n`);
     }
     io.out(
-      args.flags.has("json") ? JSON.stringify(report, null, 2) + "\n" : formatCompareTable(report),
+      args.flags.has("json")
+        ? JSON.stringify(report, null, 2) + "\n"
+        : formatCompareTable(report, labels),
     );
   },
 };

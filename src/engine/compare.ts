@@ -1,46 +1,77 @@
 /**
  * Layer-by-layer agreement of two nets (e.g. float vs fake-quant, fake-quant vs deploy) on the
- * same inputs: cosine similarity, max absolute error and relative L2 error of every blob they
- * share, top-1 agreement of classifier outputs.
+ * same inputs: cosine similarity, max absolute error, relative L2 error and SQNR of every layer
+ * output they share, task metrics and a verdict for each net output, and for the layers quantized
+ * in net B only, their sensitivity (the error each adds when it alone is quantized).
+ *
+ * A row is one value a layer writes, taken right after that layer ran (so a layer followed by
+ * in-place layers is measured before them). A quantized layer of net B is measured at its
+ * DeQuant's output and named by the quantized layer; its counterpart in net A is the blob's value
+ * just before the next layer of both nets that uses it (after a fused BatchNorm and Scale).
  *
  * @module
  */
 
-import { type Layer, type Net, netInputs } from "../caffe/net.ts";
 import { numberParam } from "../caffe/layers.ts";
+import type { Layer, Net } from "../caffe/net.ts";
+import { ConvertError } from "../errors.ts";
 import { engineKernels } from "../wasm/engine.ts";
-import { seededInputs } from "./inputs.ts";
-import { runNet, type RunResult, type SkippedLayer } from "./run.ts";
-import { shapeText, type Tensor } from "./tensor.ts";
-
-export { compareReportHtml, formatCompareTable } from "./report.ts";
+import { runInputs, seededInputs } from "./inputs.ts";
+import {
+  addAgreement,
+  type AgreementTotals,
+  type ClassLayout,
+  confidentAgreement,
+  cosineOf,
+  DEFAULT_THRESHOLDS,
+  emptyTotals,
+  failedChecks,
+  psnrDb,
+  relativeL2Of,
+  sqnrDb,
+  type Thresholds,
+  topKAgreement,
+} from "./metrics.ts";
+import { netInputs } from "../caffe/net.ts";
+import { runNet, type SkippedLayer, type ValueKind } from "./run.ts";
+import { product, shapeText, type Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode compareNets}. */
 export interface CompareOptions {
-  /** Inputs for both nets (then one sample is run). */
+  /** Inputs for both nets (then one sample is run); declared inputs not given are seeded. */
   inputs?: Map<string, Tensor>;
   /** Samples when inputs are generated (default 1); sample i uses seed + i. */
   samples?: number;
   /** Seed of the first sample (default 0). */
   seed?: number;
-  /** Rows with a cosine similarity below this are flagged (default 0.99). */
-  flagBelow?: number;
+  /** Flagging and verdict thresholds (defaults: {@linkcode DEFAULT_THRESHOLDS}). */
+  thresholds?: Partial<Thresholds>;
   /**
-   * Lockstep: every layer of B reads the values the layer of A with the same name read (a
-   * Quant layer reads what its object layer read in A), so each row shows the error a layer
-   * adds itself, not the error it inherits. Without it, both nets run freely.
+   * Lockstep: every layer of B reads the values the layer of A with the same name read from the
+   * same blob (a Quant layer reads what its object layer read in A), so each row shows the error
+   * a layer adds itself, not the error it inherits. Without it, both nets run freely.
    */
   lockstep?: boolean;
+  /**
+   * Measure {@linkcode CompareReport.sensitivity} (default true): for free-running comparisons
+   * this runs net B once more per sample, in lockstep.
+   */
+  sensitivity?: boolean;
 }
 
-/** The agreement of one blob the two nets share, aggregated over the samples. */
+/** The agreement of one value the two nets write, aggregated over the samples. */
 export interface BlobComparison {
   /** Blob name. */
   blob: string;
-  /** The layer of net A that writes the blob's final value. */
+  /**
+   * The layer that wrote the value: for a quantized layer's output (measured at its DeQuant),
+   * the quantized layer.
+   */
   layer: string;
   /** Its type. */
   type: string;
+  /** Whether this is a quantized layer's output, measured at its DeQuant layer. */
+  quantized: boolean;
   /** The blob's shape in net A (last sample). */
   shape: number[];
   /** Cosine similarity of A and B over all samples (1 when both are all zeros). */
@@ -49,12 +80,74 @@ export interface BlobComparison {
   maxAbsError: number;
   /** ||A - B|| / ||A|| (0 when both are zero, Infinity when only A is). */
   relativeL2: number;
+  /** Signal-to-quantization-noise ratio, -20·log10(relativeL2) dB. */
+  sqnr: number;
   /** For classifier outputs: the fraction of rows (over samples) whose arg-max agrees. */
   top1Agreement?: number;
-  /** Whether the cosine is below the threshold (or not a number). */
+  /** Whether a threshold check failed (see `failed`). */
   flagged: boolean;
-  /** Why the blob was not compared (shapes differ, or it holds deploy integers in one net). */
+  /** The failed threshold checks, e.g. `rel L2 0.53 > 0.1`. */
+  failed: string[];
+  /** Why the value was not compared (shapes differ, or it holds deploy integers in one net). */
   note?: string;
+}
+
+/**
+ * The error one quantized layer adds by itself: its output (at its DeQuant) when it reads the
+ * float net's exact input, against the float net's output of the same layer (after a fused
+ * BatchNorm and Scale). Lower cosine, higher relative L2: more sensitive.
+ */
+export interface LayerSensitivity {
+  /** The quantized layer. */
+  layer: string;
+  /** Its type. */
+  type: string;
+  /** The blob it writes (its DeQuant's top). */
+  blob: string;
+  /** Cosine similarity to the float output. */
+  cosine: number;
+  /** Relative L2 error against the float output. */
+  relativeL2: number;
+  /** SQNR in dB. */
+  sqnr: number;
+  /** Max absolute error. */
+  maxAbsError: number;
+}
+
+/** What a net output is, judging by the layer writing it and its shape. */
+export type OutputTask = "classifier" | "detector" | "image" | "tensor";
+
+/** Task metrics and the verdict of one output of net A. */
+export interface OutputMetrics {
+  /** The output blob. */
+  blob: string;
+  /**
+   * `classifier`: a Softmax with one position per sample (top-1/top-5 agreement);
+   * `detector`: a Softmax with many positions per sample (confident-position agreement);
+   * `image`: a 4-D output of 1 or 3 channels (PSNR); `tensor`: anything else.
+   */
+  task: OutputTask;
+  /** Cosine similarity. */
+  cosine: number;
+  /** Relative L2 error. */
+  relativeL2: number;
+  /** SQNR in dB. */
+  sqnr: number;
+  /** Max absolute error. */
+  maxAbsError: number;
+  /** Classifiers: fraction of positions whose arg-max agrees. */
+  top1?: number;
+  /** Classifiers: fraction of positions whose B arg-max is among A's top 5. */
+  top5?: number;
+  /** Images: PSNR in dB, with A's value range as the peak. */
+  psnr?: number;
+  /**
+   * Detectors: positions with a non-background score > 0.5 in both nets, over those with one in
+   * either (1 when neither has one).
+   */
+  confident?: number;
+  /** The failed threshold checks; empty when the output passes. */
+  failed: string[];
 }
 
 /** What {@linkcode compareNets} found. */
@@ -63,85 +156,260 @@ export interface CompareReport {
   samples: number;
   /** Seed of the first sample (undefined when inputs were given). */
   seed?: number;
-  /** The flagging threshold on cosine similarity. */
-  flagBelow: number;
+  /** The thresholds rows and outputs were judged by. */
+  thresholds: Thresholds;
   /** Whether B ran in lockstep with A (see {@linkcode CompareOptions.lockstep}). */
   lockstep: boolean;
-  /** One row per shared blob, in net A's layer order. */
+  /** One row per value both nets write, in net B's layer order. */
   rows: BlobComparison[];
-  /** The flagged rows' blob names, worst cosine first. */
+  /** The flagged rows' layers, worst (highest relative L2) first. */
   worst: string[];
+  /** The first flagged row's layer in net order: where the error crosses a threshold. */
+  firstFlagged?: string;
+  /** Each layer quantized in B but not in A, measured alone (empty otherwise). */
+  sensitivity: LayerSensitivity[];
+  /** Each output of net A that B also writes, with task metrics and the failed checks. */
+  outputs: OutputMetrics[];
   /** Layers net A skipped. */
   skippedA: SkippedLayer[];
   /** Layers net B skipped. */
   skippedB: SkippedLayer[];
 }
 
+/** Where a row's value of net A is found. */
+type SourceA =
+  | { kind: "input"; blob: string }
+  | { kind: "written"; layer: number; top: number }
+  | { kind: "before"; blob: string; layer: number }
+  | { kind: "final"; blob: string };
+
+/** One row to measure: a value net B writes and its counterpart in net A. */
+interface Point {
+  blob: string;
+  layer: string;
+  type: string;
+  quantized: boolean;
+  /** Whether the layer is quantized in B only (a sensitivity point). */
+  quantizedInBOnly: boolean;
+  a: SourceA;
+  /** Net B's layer index and top index (-1: a net input). */
+  b: { layer: number; top: number };
+}
+
+/** The layer writing `blob` last before index `before` in `net`, if any. */
+function writerBefore(net: Net, blob: string, before: number): number | undefined {
+  for (let index = before - 1; index >= 0; index--) {
+    if (net.layers[index].tops.includes(blob)) return index;
+  }
+  return undefined;
+}
+
 /**
- * What `layer` of net B reads in lockstep: the values the layer of A with its name read, or for
- * a Quant layer, the data input of its object layer in A.
+ * Net A's counterpart of blob `blob` written by a layer B quantized: its value just before the
+ * first layer after `from` (A's index of the quantized layer) that both nets have and that uses
+ * the blob, or its final value; undefined when A writes it nowhere from `from` on.
  */
-function readsInA(
-  layer: Layer,
-  readsA: Map<string, readonly Tensor[]>,
-): readonly Tensor[] | undefined {
-  if (layer.type !== "Quant") return readsA.get(layer.name);
-  const objectLayer = layer.param("quant_param", "object_layer");
-  const reads = typeof objectLayer === "string" ? readsA.get(objectLayer) : undefined;
-  return reads && reads.slice(0, 1);
+function counterpartInA(
+  a: Net,
+  shared: Set<string>,
+  blob: string,
+  from: number,
+): SourceA | undefined {
+  for (let index = from + 1; index < a.layers.length; index++) {
+    const layer = a.layers[index];
+    if (!shared.has(layer.name)) continue;
+    if (!layer.bottoms.includes(blob) && !layer.tops.includes(blob)) continue;
+    const writer = writerBefore(a, blob, index);
+    return writer !== undefined && writer >= from
+      ? { kind: "before", blob, layer: index }
+      : undefined;
+  }
+  const writer = writerBefore(a, blob, a.layers.length);
+  return writer !== undefined && writer >= from ? { kind: "final", blob } : undefined;
 }
 
-/** Running sums of one blob over the samples. */
-interface Totals {
-  dot: number;
-  squaresA: number;
-  squaresB: number;
-  squaresDiff: number;
-  maxAbs: number;
-  rows: number;
-  agreeing: number;
-  note?: string;
-  shape: number[];
-}
-
-/** The blob names net A writes, by the index of the layer writing each final value. */
-function finalWriters(net: Net): Map<string, number> {
-  const writers = new Map<string, number>();
-  for (const name of net.header.getAll("input").map(String)) writers.set(name, -1);
-  net.layers.forEach((layer, index) => {
-    for (const top of layer.tops) {
-      writers.delete(top);
-      writers.set(top, index);
+/** The rows to measure, in net B's layer order. */
+function comparisonPoints(a: Net, b: Net): Point[] {
+  const indexA = new Map(a.layers.map((layer, index) => [layer.name, index]));
+  const shared = new Set(b.layers.map((layer) => layer.name).filter((name) => indexA.has(name)));
+  const inputsA = new Set(a.header.getAll("input").map(String));
+  const inputsB = b.header.getAll("input").map(String);
+  const points: Point[] = inputsB.filter((name) => inputsA.has(name)).map((name) => ({
+    blob: name,
+    layer: name,
+    type: "Input",
+    quantized: false,
+    quantizedInBOnly: false,
+    a: { kind: "input", blob: name },
+    b: { layer: -1, top: 0 },
+  }));
+  b.layers.forEach((layer, index) => {
+    const quantizedIndex = layer.type === "DeQuant"
+      ? writerBefore(b, layer.bottoms[0], index)
+      : undefined;
+    const quantized = quantizedIndex === undefined ? undefined : b.layers[quantizedIndex];
+    const named = { layer: quantized?.name ?? layer.name, type: quantized?.type ?? layer.type };
+    const atA = indexA.get(layer.name);
+    if (atA !== undefined) {
+      layer.tops.forEach((blob, top) => {
+        if (a.layers[atA].tops[top] !== blob) return;
+        points.push({
+          blob,
+          ...named,
+          quantized: quantized !== undefined,
+          quantizedInBOnly: false,
+          a: { kind: "written", layer: atA, top },
+          b: { layer: index, top },
+        });
+      });
+      return;
     }
+    const quantizedAtA = quantized && indexA.get(quantized.name);
+    if (quantizedAtA === undefined) return;
+    const source = counterpartInA(a, shared, layer.tops[0], quantizedAtA);
+    if (source === undefined) return;
+    points.push({
+      blob: layer.tops[0],
+      ...named,
+      quantized: true,
+      quantizedInBOnly: true,
+      a: source,
+      b: { layer: index, top: 0 },
+    });
   });
-  return new Map([...writers].sort((x, y) => x[1] - y[1]));
+  return points;
 }
 
-/** Whether net output `name` of net A is a classifier output: Softmax on its last axis, or 2-D. */
-function isClassifier(net: Net, name: string, writer: number, result: RunResult): boolean {
-  const tensor = result.outputs.get(name);
-  if (tensor === undefined) return false;
-  const layer = net.layers[writer];
-  if (layer?.type === "Softmax") {
-    const axis = numberParam(layer, "softmax_param", "axis", 1);
-    return axis === tensor.shape.length - 1 || axis === -1;
+/** A value and what it holds. */
+interface Held {
+  tensor: Tensor;
+  kind: ValueKind;
+}
+
+/** Every value one run wrote: by layer index, and each blob's history (layer index, value). */
+interface Trace {
+  written: Map<number, Held[]>;
+  history: Map<string, { layer: number; value: Held }[]>;
+  reads: Map<string, readonly Tensor[]>;
+  outputs: Map<string, Tensor>;
+  skipped: SkippedLayer[];
+}
+
+/** Runs `net` on `inputs` and records every value it writes (and, with `keepReads`, reads). */
+async function traceRun(
+  net: Net,
+  inputs: Map<string, Tensor>,
+  substitute?: (layer: Layer) => readonly (Tensor | undefined)[] | undefined,
+): Promise<Trace> {
+  const indexOf = new Map(net.layers.map((layer, index) => [layer.name, index]));
+  const trace: Trace = {
+    written: new Map(),
+    history: new Map(),
+    reads: new Map(),
+    outputs: new Map(),
+    skipped: [],
+  };
+  for (const [blob, tensor] of inputs) {
+    trace.history.set(blob, [{ layer: -1, value: { tensor, kind: "float" } }]);
   }
-  return tensor.shape.length === 2;
+  const result = await runNet(net, {
+    inputs,
+    observe: (layer, bottoms) => trace.reads.set(layer.name, bottoms),
+    substitute,
+    written: (layer, tops, kinds) => {
+      const index = indexOf.get(layer.name)!;
+      const values = tops.map((tensor, i) => ({ tensor, kind: kinds[i] }));
+      trace.written.set(index, values);
+      layer.tops.forEach((blob, i) => {
+        const entries = trace.history.get(blob) ?? [];
+        entries.push({ layer: index, value: values[i] });
+        trace.history.set(blob, entries);
+      });
+    },
+  });
+  trace.outputs = result.outputs;
+  trace.skipped = result.skipped;
+  return trace;
 }
 
-/** Rows (of the last axis) of a and b whose arg-max agree. */
-function agreeingRows(a: Float32Array, b: Float32Array, classes: number): number {
-  let agreeing = 0;
-  for (let start = 0; start < a.length; start += classes) {
-    let bestA = start;
-    let bestB = start;
-    for (let i = start + 1; i < start + classes; i++) {
-      if (a[i] > a[bestA]) bestA = i;
-      if (b[i] > b[bestB]) bestB = i;
+/** Net A's value of a row. */
+function valueInA(trace: Trace, source: SourceA): Held | undefined {
+  if (source.kind === "written") return trace.written.get(source.layer)?.[source.top];
+  const history = trace.history.get(source.blob) ?? [];
+  if (source.kind === "input") return history[0]?.layer === -1 ? history[0].value : undefined;
+  if (source.kind === "final") return history.at(-1)?.value;
+  return history.findLast((entry) => entry.layer < source.layer)?.value;
+}
+
+/** Net B's value of a row. */
+function valueInB(trace: Trace, point: Point): Held | undefined {
+  if (point.b.layer === -1) return trace.history.get(point.blob)?.[0]?.value;
+  return trace.written.get(point.b.layer)?.[point.b.top];
+}
+
+/**
+ * What `layer` of net B reads in lockstep: for each bottom, the value the layer of A with its
+ * name read from the same blob; for a Quant layer B alone has, what its object layer read in A
+ * from the same blob.
+ */
+function lockstepReads(
+  a: Net,
+  readsA: Map<string, readonly Tensor[]>,
+): (layer: Layer) => readonly (Tensor | undefined)[] | undefined {
+  const byName = new Map(a.layers.map((layer) => [layer.name, layer]));
+  return (layer) => {
+    const same = byName.get(layer.name);
+    let counterpart = same;
+    if (same === undefined && layer.type === "Quant") {
+      const objectLayer = layer.param("quant_param", "object_layer");
+      counterpart = typeof objectLayer === "string" ? byName.get(objectLayer) : undefined;
     }
-    if (bestA === bestB) agreeing++;
+    const reads = counterpart && readsA.get(counterpart.name);
+    if (counterpart === undefined || reads === undefined) return undefined;
+    return layer.bottoms.map((blob, i) => counterpart.bottoms[i] === blob ? reads[i] : undefined);
+  };
+}
+
+/** Running sums of one row. */
+interface RowTotals {
+  sums: AgreementTotals;
+  shape: number[];
+  note?: string;
+  /** Set when one net holds a deploy model's integers there (such values are not listed). */
+  integers?: boolean;
+}
+
+/** The class layout of a Softmax output, if `layer` is one. */
+function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout | undefined {
+  if (layer?.type !== "Softmax" || shape.length === 0) return undefined;
+  let axis = numberParam(layer, "softmax_param", "axis", 1);
+  if (axis < 0) axis += shape.length;
+  if (axis < 0 || axis >= shape.length) return undefined;
+  return { classes: shape[axis], inner: product(shape.slice(axis + 1)) };
+}
+
+/** The task of output `blob` of net A, written last by `layer`, of shape `shape`. */
+function outputTask(layer: Layer | undefined, shape: number[]): OutputTask {
+  const layout = softmaxLayout(layer, shape);
+  if (layout !== undefined) {
+    const perSample = product(shape.slice(1)) / layout.classes;
+    return perSample === 1 ? "classifier" : "detector";
   }
-  return agreeing;
+  return shape.length === 4 && (shape[1] === 1 || shape[1] === 3) ? "image" : "tensor";
+}
+
+/** Running sums of one net output. */
+interface OutputTotals {
+  task: OutputTask;
+  layout?: ClassLayout;
+  sums: AgreementTotals;
+  top1: number;
+  top5: number;
+  rows: number;
+  both: number;
+  either: number;
+  low: number;
+  high: number;
 }
 
 /** The inputs of sample `sample` for both nets. */
@@ -151,16 +419,53 @@ function sampleInputs(
   options: CompareOptions,
   sample: number,
 ): [Map<string, Tensor>, Map<string, Tensor>] {
-  const inputsA = options.inputs ?? seededInputs(a, (options.seed ?? 0) + sample);
+  const seed = (options.seed ?? 0) + sample;
+  const inputsA = options.inputs === undefined
+    ? seededInputs(a, seed)
+    : runInputs(a, options.inputs, seed);
   const namesB = new Set(netInputs(b).map((input) => input.name));
-  return [inputsA, new Map([...inputsA].filter(([name]) => namesB.has(name)))];
+  const inputsB = runInputs(
+    b,
+    new Map([...inputsA].filter(([name]) => namesB.has(name))),
+    seed,
+  );
+  return [inputsA, inputsB];
+}
+
+/** Adds one sample's pair of values to a row's sums, or notes why they cannot be compared. */
+function addValues(
+  kernels: Awaited<ReturnType<typeof engineKernels>>,
+  entry: RowTotals,
+  valueA: Held,
+  valueB: Held,
+): boolean {
+  entry.shape = valueA.tensor.shape;
+  if (valueA.kind !== valueB.kind) {
+    entry.integers = true;
+    return false;
+  }
+  if (shapeText(valueA.tensor.shape) !== shapeText(valueB.tensor.shape)) {
+    entry.note = `shape ${shapeText(valueA.tensor.shape)} in A, ${
+      shapeText(valueB.tensor.shape)
+    } in B`;
+    return false;
+  }
+  addAgreement(
+    entry.sums,
+    kernels.agreement(valueA.tensor.data, valueB.tensor.data),
+    valueA.tensor.data.length,
+  );
+  return true;
 }
 
 /**
  * Runs nets `a` and `b` on the same inputs (given, or `samples` seeded samples, sample i with
- * seed + i) and compares every blob name both nets produce, in net A's layer order (by the
- * layer writing the blob's final value). A blob that holds a deploy model's integers in one net
- * and floats in the other, or whose shapes differ, is listed with a note and not compared.
+ * seed + i) and compares every value both write, in net B's layer order: each layer both nets
+ * have, right after it ran, and each layer quantized in B only at its DeQuant output (see the
+ * module doc). Values that hold a deploy model's integers in one net and floats in the other
+ * (Quant outputs, accumulators) are left out; a value whose shapes differ is listed with a note
+ * and not compared. Nets with no output in common
+ * are a `NOTHING_TO_COMPARE` error.
  *
  * @example
  * ```ts ignore
@@ -175,112 +480,222 @@ export async function compareNets(
 ): Promise<CompareReport> {
   const kernels = await engineKernels();
   const samples = options.inputs === undefined ? Math.max(1, options.samples ?? 1) : 1;
-  const flagBelow = options.flagBelow ?? 0.99;
-  const writers = finalWriters(a);
-  const totals = new Map<string, Totals>();
+  const thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
+  const lockstep = options.lockstep ?? false;
+  const points = comparisonPoints(a, b);
+  if (points.length === 0) {
+    throw new ConvertError(
+      "NOTHING_TO_COMPARE",
+      "the two nets share no layer output or input: nothing to compare " +
+        "(rows pair layers of the same name, and quantized layers at their DeQuant)",
+    );
+  }
+  const sensitivityPoints = options.sensitivity === false
+    ? []
+    : points.filter((point) => point.quantizedInBOnly);
+  const totals = points.map((): RowTotals => ({ sums: emptyTotals(), shape: [] }));
+  const sensitivityTotals = sensitivityPoints.map(() => emptyTotals());
+  const outputTotals = new Map<string, OutputTotals>();
   let skippedA: SkippedLayer[] = [];
   let skippedB: SkippedLayer[] = [];
   for (let sample = 0; sample < samples; sample++) {
     const [inputsA, inputsB] = sampleInputs(a, b, options, sample);
-    const readsA = new Map<string, readonly Tensor[]>();
-    const resultA = await runNet(a, {
-      inputs: inputsA,
-      keepAll: true,
-      observe: options.lockstep ? (layer, bottoms) => readsA.set(layer.name, bottoms) : undefined,
+    const traceA = await traceRun(a, inputsA);
+    const followA = lockstepReads(a, traceA.reads);
+    const traceB = await traceRun(b, inputsB, lockstep ? followA : undefined);
+    skippedA = traceA.skipped;
+    skippedB = traceB.skipped;
+    points.forEach((point, i) => {
+      const valueA = valueInA(traceA, point.a);
+      const valueB = valueInB(traceB, point);
+      if (valueA !== undefined && valueB !== undefined) {
+        addValues(kernels, totals[i], valueA, valueB);
+      }
     });
-    const resultB = await runNet(b, {
-      inputs: inputsB,
-      keepAll: true,
-      seed: (options.seed ?? 0) + sample,
-      substitute: options.lockstep ? (layer) => readsInA(layer, readsA) : undefined,
-    });
-    ({ skipped: skippedA } = resultA);
-    ({ skipped: skippedB } = resultB);
-    for (const [name, writer] of writers) {
-      const tensorA = resultA.blobs.get(name);
-      const tensorB = resultB.blobs.get(name);
-      if (tensorA === undefined || tensorB === undefined) continue;
-      const entry = totals.get(name) ??
-        {
-          dot: 0,
-          squaresA: 0,
-          squaresB: 0,
-          squaresDiff: 0,
-          maxAbs: 0,
-          rows: 0,
-          agreeing: 0,
-          shape: tensorA.shape,
-        };
-      totals.set(name, entry);
-      entry.shape = tensorA.shape;
-      const kindA = resultA.deployBlobs.get(name) ?? "float";
-      const kindB = resultB.deployBlobs.get(name) ?? "float";
-      if (kindA !== kindB) {
-        entry.note = `holds ${kindA} values in A and ${kindB} values in B`;
-        continue;
-      }
-      if (shapeText(tensorA.shape) !== shapeText(tensorB.shape)) {
-        entry.note = `shape ${shapeText(tensorA.shape)} in A, ${shapeText(tensorB.shape)} in B`;
-        continue;
-      }
-      const sums = kernels.agreement(tensorA.data, tensorB.data);
-      entry.dot += sums.dot;
-      entry.squaresA += sums.squaresA;
-      entry.squaresB += sums.squaresB;
-      entry.squaresDiff += sums.squaresDiff;
-      entry.maxAbs = Number.isNaN(sums.maxAbs) || Number.isNaN(entry.maxAbs)
-        ? NaN
-        : Math.max(entry.maxAbs, sums.maxAbs);
-      if (isClassifier(a, name, writer, resultA) && tensorA.shape.length > 0) {
-        const classes = tensorA.shape[tensorA.shape.length - 1];
-        entry.rows += tensorA.data.length / classes;
-        entry.agreeing += agreeingRows(tensorA.data, tensorB.data, classes);
-      }
+    if (sensitivityPoints.length > 0) {
+      const alone = lockstep ? traceB : await traceRun(b, inputsB, followA);
+      sensitivityPoints.forEach((point, i) => {
+        const valueA = valueInA(traceA, point.a);
+        const valueB = valueInB(alone, point);
+        if (valueA === undefined || valueB === undefined) return;
+        const entry: RowTotals = { sums: sensitivityTotals[i], shape: [] };
+        addValues(kernels, entry, valueA, valueB);
+      });
     }
+    addOutputs(kernels, a, traceA, traceB, outputTotals);
   }
-  const rows: BlobComparison[] = [];
-  for (const [name, writer] of writers) {
-    const entry = totals.get(name);
-    if (entry === undefined) continue;
-    const layer = a.layers[writer];
-    const row: BlobComparison = {
-      blob: name,
-      layer: layer?.name ?? name,
-      type: layer?.type ?? "Input",
-      shape: entry.shape,
-      cosine: NaN,
-      maxAbsError: NaN,
-      relativeL2: NaN,
-      flagged: false,
-    };
-    if (entry.note !== undefined) {
-      row.note = entry.note;
-    } else {
-      const normProduct = Math.sqrt(entry.squaresA) * Math.sqrt(entry.squaresB);
-      row.cosine = normProduct === 0
-        ? (entry.squaresA === entry.squaresB ? 1 : 0)
-        : entry.dot / normProduct;
-      row.maxAbsError = entry.maxAbs;
-      row.relativeL2 = entry.squaresA === 0
-        ? (entry.squaresDiff === 0 ? 0 : Infinity)
-        : Math.sqrt(entry.squaresDiff / entry.squaresA);
-      if (entry.rows > 0) row.top1Agreement = entry.agreeing / entry.rows;
-      row.flagged = !(row.cosine >= flagBelow);
-    }
-    rows.push(row);
+  const outputs = [...outputTotals].map(([blob, entry]) => finishOutput(blob, entry, thresholds));
+  const rows = points.flatMap((point, i) =>
+    totals[i].integers ? [] : [finishRow(point, totals[i], thresholds)]
+  );
+  for (const output of outputs) {
+    const last = rows.findLast((row) => row.blob === output.blob);
+    if (last === undefined || output.top1 === undefined || last.note !== undefined) continue;
+    last.top1Agreement = output.top1;
+    last.failed.push(...failedChecks({ top1: output.top1 }, thresholds));
+    last.flagged = last.failed.length > 0;
   }
-  const worst = rows.filter((row) => row.flagged).sort((x, y) =>
-    (Number.isNaN(x.cosine) ? -Infinity : x.cosine) -
-    (Number.isNaN(y.cosine) ? -Infinity : y.cosine)
-  ).map((row) => row.blob);
+  const flagged = rows.filter((row) => row.flagged);
+  const worst = [
+    ...new Set(
+      [...flagged].sort((x, y) => errorRank(y.relativeL2) - errorRank(x.relativeL2))
+        .map((row) => row.layer),
+    ),
+  ];
   return {
     samples,
     seed: options.inputs === undefined ? options.seed ?? 0 : undefined,
-    flagBelow,
-    lockstep: options.lockstep ?? false,
+    thresholds,
+    lockstep,
     rows,
     worst,
+    ...(flagged.length > 0 ? { firstFlagged: flagged[0].layer } : {}),
+    sensitivity: sensitivityPoints.map((point, i) => {
+      const sums = sensitivityTotals[i];
+      const relativeL2 = relativeL2Of(sums);
+      return {
+        layer: point.layer,
+        type: point.type,
+        blob: point.blob,
+        cosine: cosineOf(sums),
+        relativeL2,
+        sqnr: sqnrDb(relativeL2),
+        maxAbsError: sums.maxAbs,
+      };
+    }),
+    outputs,
     skippedA,
     skippedB,
   };
+}
+
+/** A relative L2 error for sorting: NaN ranks worst. */
+function errorRank(value: number): number {
+  return Number.isNaN(value) ? Infinity : value;
+}
+
+/** A row from its sums. */
+function finishRow(point: Point, entry: RowTotals, thresholds: Thresholds): BlobComparison {
+  const row: BlobComparison = {
+    blob: point.blob,
+    layer: point.layer,
+    type: point.type,
+    quantized: point.quantized,
+    shape: entry.shape,
+    cosine: NaN,
+    maxAbsError: NaN,
+    relativeL2: NaN,
+    sqnr: NaN,
+    flagged: false,
+    failed: [],
+  };
+  if (entry.note !== undefined || entry.sums.count === 0) {
+    row.note = entry.note ?? "not computed in one of the nets";
+    return row;
+  }
+  row.cosine = cosineOf(entry.sums);
+  row.maxAbsError = entry.sums.maxAbs;
+  row.relativeL2 = relativeL2Of(entry.sums);
+  row.sqnr = sqnrDb(row.relativeL2);
+  row.failed = failedChecks({ cosine: row.cosine, relativeL2: row.relativeL2 }, thresholds);
+  row.flagged = row.failed.length > 0;
+  return row;
+}
+
+/** Adds one sample's net outputs of A (and B's values of the same blobs) to `outputTotals`. */
+function addOutputs(
+  kernels: Awaited<ReturnType<typeof engineKernels>>,
+  a: Net,
+  traceA: Trace,
+  traceB: Trace,
+  outputTotals: Map<string, OutputTotals>,
+): void {
+  for (const [blob, tensorA] of traceA.outputs) {
+    const historyA = traceA.history.get(blob);
+    const held = historyA?.at(-1);
+    const heldB = traceB.history.get(blob)?.at(-1)?.value;
+    if (held === undefined || heldB === undefined || held.value.kind !== "float") continue;
+    if (heldB.kind !== "float" || !traceB.outputs.has(blob)) continue;
+    if (shapeText(tensorA.shape) !== shapeText(heldB.tensor.shape)) continue;
+    const writer = a.layers[held.layer];
+    let entry = outputTotals.get(blob);
+    if (entry === undefined) {
+      entry = {
+        task: outputTask(writer, tensorA.shape),
+        layout: softmaxLayout(writer, tensorA.shape),
+        sums: emptyTotals(),
+        top1: 0,
+        top5: 0,
+        rows: 0,
+        both: 0,
+        either: 0,
+        low: Infinity,
+        high: -Infinity,
+      };
+      outputTotals.set(blob, entry);
+    }
+    const dataB = heldB.tensor.data;
+    addAgreement(entry.sums, kernels.agreement(tensorA.data, dataB), tensorA.data.length);
+    if (entry.task === "classifier" && entry.layout !== undefined) {
+      const top1 = topKAgreement(tensorA.data, dataB, entry.layout, 1);
+      entry.top1 += top1.agreeing;
+      entry.top5 += topKAgreement(tensorA.data, dataB, entry.layout, 5).agreeing;
+      entry.rows += top1.rows;
+    } else if (entry.task === "detector" && entry.layout !== undefined) {
+      const { both, either } = confidentAgreement(tensorA.data, dataB, entry.layout);
+      entry.both += both;
+      entry.either += either;
+    } else if (entry.task === "image") {
+      const [low, high] = kernels.range(tensorA.data);
+      entry.low = Math.min(entry.low, low);
+      entry.high = Math.max(entry.high, high);
+    }
+  }
+}
+
+/** An output's metrics and failed checks from its sums. */
+function finishOutput(blob: string, entry: OutputTotals, thresholds: Thresholds): OutputMetrics {
+  const relativeL2 = relativeL2Of(entry.sums);
+  const metrics: OutputMetrics = {
+    blob,
+    task: entry.task,
+    cosine: cosineOf(entry.sums),
+    relativeL2,
+    sqnr: sqnrDb(relativeL2),
+    maxAbsError: entry.sums.maxAbs,
+    failed: [],
+  };
+  if (entry.task === "classifier" && entry.rows > 0) {
+    metrics.top1 = entry.top1 / entry.rows;
+    metrics.top5 = entry.top5 / entry.rows;
+  }
+  if (entry.task === "detector") {
+    metrics.confident = entry.either === 0 ? 1 : entry.both / entry.either;
+  }
+  if (entry.task === "image" && entry.high > entry.low) {
+    metrics.psnr = psnrDb(entry.sums, entry.high - entry.low);
+  }
+  metrics.failed = failedChecks(metrics, thresholds);
+  return metrics;
+}
+
+/**
+ * The sensitivity of every layer quantized in `fakeQuant` (a fake-quant or deploy net made from
+ * `float`): for each, the cosine, relative L2 and SQNR of its output when it alone is quantized
+ * and reads the float net's exact input, against the float net's output of that layer, over the
+ * samples. In net order; sort by `relativeL2` (or `cosine`) for the most sensitive.
+ *
+ * @example
+ * ```ts ignore
+ * const ranked = (await layerSensitivity(floatNet, fakeQuantNet, { samples: 8 }))
+ *   .sort((x, y) => x.cosine - y.cosine); // most sensitive first
+ * ```
+ */
+export async function layerSensitivity(
+  float: Net,
+  fakeQuant: Net,
+  options: Pick<CompareOptions, "inputs" | "samples" | "seed"> = {},
+): Promise<LayerSensitivity[]> {
+  const report = await compareNets(float, fakeQuant, { ...options, lockstep: true });
+  return report.sensitivity;
 }

@@ -47,7 +47,17 @@ export interface RunOptions {
     layer: Layer,
     bottoms: readonly Tensor[],
   ) => readonly (Tensor | undefined)[] | undefined;
+  /**
+   * Called after each layer ran, with the values it wrote (one per top, in order) and what each
+   * holds: `float`, or a deploy model's `int8` / `accumulator` integers (see
+   * {@linkcode RunResult.deployBlobs}). Unlike `blobs`, this sees every value an in-place chain
+   * writes. The tensors must not be changed.
+   */
+  written?: (layer: Layer, tops: readonly Tensor[], kinds: readonly ValueKind[]) => void;
 }
+
+/** What a blob value holds: floats, or a deploy model's int8 Quant output or accumulators. */
+export type ValueKind = "float" | "int8" | "accumulator";
 
 /** A layer the simulator did not run, and why. */
 export interface SkippedLayer {
@@ -217,6 +227,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       open.delete(name);
       if (!keepAll && lastRead.get(name) === index) values.delete(name);
     }
+    options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     layer.tops.forEach((name, i) => {
       values.set(name, tops[i]);
       open.add(name);
