@@ -39,7 +39,8 @@ import { convertInMemory } from "../src/quant/convert.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
 import { readRecord } from "../src/quant/record.ts";
 import { weightTensor } from "../src/quant/weights.ts";
-import { channelLayout, quantKernels } from "../src/wasm/quant.ts";
+import { quantKernels } from "../src/wasm/quant.ts";
+import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
 const USAGE = "deno run -A scripts/bench.ts [model...] [--runs N] " +

@@ -4,7 +4,8 @@ import type { Layer, Net } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
 import { storedTensor } from "../src/quant/weights.ts";
-import { channelLayout, outputChannelCount, quantKernels } from "../src/wasm/quant.ts";
+import { outputChannelCount, quantKernels } from "../src/wasm/quant.ts";
+import { channelLayout } from "../src/quant/channel_layout.ts";
 import {
   batchNorm,
   batchNormScaleForward,

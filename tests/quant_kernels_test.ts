@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import {
   type ChannelLayout,
-  channelLayout,
   CHUNK_ELEMENTS,
   outputChannelCount,
   quantKernels,
   type WeightTensor,
 } from "../src/wasm/quant.ts";
+import { channelLayout } from "../src/quant/channel_layout.ts";
 import { unitGenerator } from "../src/random.ts";
 
 const kernels = await quantKernels();

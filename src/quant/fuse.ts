@@ -11,12 +11,8 @@ import { boolParam, numberParam, WEIGHTED_TYPES, weightParamMessage } from "../c
 import type { ModelFiles } from "../caffe/model.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
-import {
-  channelLayout,
-  outputChannelCount,
-  type QuantKernels,
-  quantKernels,
-} from "../wasm/quant.ts";
+import { outputChannelCount, type QuantKernels, quantKernels } from "../wasm/quant.ts";
+import { channelLayout } from "./channel_layout.ts";
 import { type BlobValues, blobValues, checkFloatBlob, floatData, layerLike } from "./blobs.ts";
 import { FoldedWeights, storedTensor } from "./weights.ts";
 
