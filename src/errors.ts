@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   DUPLICATE_LAYER: "two layers share a name",
   UNDEFINED_BOTTOM: "a bottom blob that no earlier layer produces",
   DUPLICATE_TOP: "a top blob that two layers produce, not in place",
+  MIXED_LAYER_FORMATS: "a net with both legacy V1 `layers` and V2 `layer` entries",
+  INPUT_SHAPE_CONFLICT: "net inputs whose input_dim and input_shape disagree or do not match",
+  BAD_LAYER_PARAM: "a layer parameter Caffe refuses (kernel, stride, group, dilation, pad)",
   // Binary caffemodel.
   BINARY_NOT_PROTOBUF: "the bytes are not a protobuf message",
   BINARY_TRUNCATED: "the file ends inside a field",
@@ -44,6 +47,7 @@ export const ERROR_CODES = {
   // Model content.
   ALREADY_QUANTIZED: "the model is already quantized",
   BN_NOT_GLOBAL_STATS: "a BatchNorm to fuse has use_global_stats: false",
+  BN_BAD_VARIANCE: "a BatchNorm to fuse whose variance + eps is not > 0",
   WEIGHTS_NOT_FINITE: "NaN or infinity in weights of a layer to quantize",
   BIAS_OVERFLOW: "a quantized bias does not fit in int32",
   // Paths.

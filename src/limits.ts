@@ -18,6 +18,10 @@ export const LIMITS = {
   blobAxes: 32,
   /** Longest string (UTF-8 bytes) in a text or binary file. */
   stringBytes: 1 << 20,
-  /** Most elements of one simulator tensor: Caffe's `INT_MAX` blob count. */
-  tensorElements: 2 ** 31 - 1,
+  /**
+   * Bytes of one simulator tensor (float32) must stay below this: the 4 GiB of WebAssembly
+   * memory, which the layer's kernels work in (Caffe's own limit, `INT_MAX` elements, is twice
+   * as large).
+   */
+  tensorBytes: 2 ** 32,
 } as const;

@@ -33,7 +33,7 @@ import {
 } from "./caffemodel_fields.ts";
 import { DeferredBlob } from "./deferred_blob.ts";
 import { type Blob, type BlobData, Layer, type Net } from "./net.ts";
-import { upgradeV1Layer } from "./upgrade.ts";
+import { mixedFormats, upgradeV1Layer } from "./upgrade.ts";
 
 /** Nesting depth of a layer's fields (the net's own fields are at depth 0). */
 const LAYER_DEPTH = 1;
@@ -92,11 +92,15 @@ function readNet(bytes: Uint8Array): Net {
   const reader = new WireReader(bytes);
   const headerFields: FieldRange[] = [];
   const layers: Layer[] = [];
+  const formats = new Set<boolean>();
+  const count = fieldCounter("NetParameter");
   while (!reader.done) {
     const tag = reader.tag();
     const start = reader.tagAt;
     const v1 = tag === tagOf(NET_LAYERS_V1, WireType.LENGTH);
     if (v1 || tag === tagOf(NET_LAYER, WireType.LENGTH)) {
+      formats.add(v1);
+      if (formats.size > 1) throw mixedFormats({ name: v1 ? "layers" : "layer" }, undefined, start);
       if (layers.length >= LIMITS.layers) {
         throw new ConvertError(
           "LIMIT_EXCEEDED",
@@ -105,11 +109,30 @@ function readNet(bytes: Uint8Array): Net {
         );
       }
       layers.push(readLayer(reader.message(), start, v1));
-    } else if (fieldFits(netType, tag, reader, 0)) {
-      headerFields.push({ start, end: reader.pos });
+    } else {
+      count(start);
+      if (fieldFits(netType, tag, reader, 0)) headerFields.push({ start, end: reader.pos });
     }
   }
   return { header: decodeFields(netType, bytes, headerFields), layers };
+}
+
+/**
+ * A counter of the fields of one message of type `typeName`: call it with each field's offset;
+ * the field beyond `LIMITS.fieldsPerMessage` is `LIMIT_EXCEEDED` there, before the reader keeps
+ * anything for it (a few bytes per field on disk would otherwise cost a hundred in memory).
+ */
+function fieldCounter(typeName: string): (offset: number) => void {
+  let fields = 0;
+  return (offset) => {
+    if (++fields <= LIMITS.fieldsPerMessage) return;
+    throw new ConvertError(
+      "LIMIT_EXCEEDED",
+      `more than ${LIMITS.fieldsPerMessage} fields (the limit) in one ${typeName} message, at ` +
+        `byte ${offset}; Caffe writes blob values packed, as one field`,
+      { offset },
+    );
+  };
 }
 
 /** Reads one `layer` (V2) or `layers` (V1, then upgraded) message whose field is at `layerAt`. */
@@ -120,9 +143,11 @@ function readLayer(reader: WireReader, layerAt: number, v1: boolean): Layer {
   const blobStarts: number[] = [];
   const known: FieldRange[] = [];
   const unknown: FieldRange[] = [];
+  const count = fieldCounter(layerType.name);
   while (!reader.done) {
     const tag = reader.tag();
     const start = reader.tagAt;
+    count(start);
     if (tag === blobsTag) {
       blobMessages.push(reader.message());
       blobStarts.push(start);
@@ -222,8 +247,10 @@ const SCALAR_WIRE_TYPES: Record<string, number> = {
  */
 function messageFits(type: MessageType, reader: WireReader, depth: number): boolean {
   let fits = true;
+  const count = fieldCounter(type.name);
   while (!reader.done) {
     const tag = reader.tag();
+    count(reader.tagAt);
     const known = fieldFits(type, tag, reader, depth);
     if (!known && type.fieldsById[tag >>> 3] !== undefined) fits = false;
   }
@@ -290,8 +317,10 @@ function readBlob(reader: WireReader, start: number, layer: string): Blob {
   const int32s: Int32Array[] = [];
   const uint64s: BigUint64Array[] = [];
   let int8s: Int8Array | undefined;
+  const countField = fieldCounter("BlobProto");
   while (!reader.done) {
     const tag = reader.tag();
+    countField(reader.tagAt);
     const field = tag >>> 3;
     const wireType = tag & 7;
     const packed = wireType === WireType.LENGTH;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { quantizeBlocker } from "./layers.ts";
+import { boolParam, quantizeBlocker } from "./layers.ts";
 import { type Net, type NetInput, netInputs } from "./net.ts";
 
 /** One layer of an {@linkcode NetSummary}. */
@@ -38,6 +38,27 @@ export interface NetSummary {
   layers: LayerSummary[];
   /** Parameter values over all layers. */
   parameterCount: number;
+  /** What the user should know before running or converting the net ({@linkcode netWarnings}). */
+  warnings: string[];
+}
+
+/**
+ * Warnings about a net that loads but does not do what an inference net should: a BatchNorm with
+ * `use_global_stats: false` normalizes each batch by that batch's own statistics (Caffe's
+ * training mode), and `convert` refuses to fuse it.
+ */
+export function netWarnings(net: Net): string[] {
+  return net.layers
+    .filter((layer) =>
+      layer.type === "BatchNorm" &&
+      boolParam(layer, "batch_norm_param", "use_global_stats", true) === false
+    )
+    .map((layer) =>
+      `BatchNorm "${layer.name}"${layer.line === undefined ? "" : ` (line ${layer.line})`} has ` +
+      `use_global_stats: false: it normalizes each batch with that batch's own mean and ` +
+      `variance, not the stored ones (a training setting), and convert refuses to fuse it ` +
+      `(BN_NOT_GLOBAL_STATS)`
+    );
 }
 
 /** Summarises `net` (weights attached or not). */
@@ -61,6 +82,7 @@ export function inspectNet(net: Net): NetSummary {
     inputs: netInputs(net),
     layers,
     parameterCount: layers.reduce((sum, layer) => sum + layer.parameterCount, 0),
+    warnings: netWarnings(net),
   };
 }
 
@@ -88,5 +110,6 @@ export function formatNetSummary(summary: NetSummary): string {
     `${summary.parameterCount} parameters, inputs ${inputs.join(", ") || "(none)"}`,
     line(header),
     ...rows.map(line),
+    ...summary.warnings.map((warning) => `warning: ${warning}`),
   ].join("\n") + "\n";
 }

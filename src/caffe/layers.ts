@@ -99,9 +99,19 @@ export function weightChannelAxis(type: string): 0 | 1 {
 
 /**
  * Why SPEC §2 does not allow quantizing `layer`, or `undefined` when it may be quantized.
- * Pooling qualifies with `pool: AVE`, not global; weighted layers by their structure.
+ * Pooling qualifies with `pool: AVE`, not global; weighted layers by their structure. A layer
+ * computed in place (top = bottom) cannot be: its DeQuant layer would write that blob again, not
+ * in place, which Caffe (and caffe-quant) refuse to read.
  */
 export function quantizeBlocker(layer: Layer): string | undefined {
+  const blocker = typeBlocker(layer);
+  if (blocker !== undefined || layer.tops[0] !== layer.bottoms[0]) return blocker;
+  return `it computes "${layer.tops[0]}" in place (top = bottom), and the DeQuant layer that ` +
+    `would follow it cannot write that blob again; give the layer a top of its own`;
+}
+
+/** Why SPEC §2's rule for its type keeps `layer` from being quantized. */
+function typeBlocker(layer: Layer): string | undefined {
   const { type } = layer;
   const oneTop = layer.tops.length === 1;
   const oneBottom = layer.bottoms.length === 1;

@@ -54,9 +54,16 @@ export function hasV1Weights(net: Net): boolean {
  * ```
  */
 export function loadNet(modelText: string, weights: Uint8Array, files: ModelFiles = {}): Net {
-  const net = readPrototxt(modelText, files.model);
+  let net: Net;
+  let trainedNet: Net;
+  try {
+    net = readPrototxt(modelText, files.model);
+    trainedNet = readCaffemodel(weights, files.weights);
+  } catch (error) {
+    throw withSwapHint(error, modelText, weights, files);
+  }
   const trained = new Map<string, Layer>();
-  for (const layer of readCaffemodel(weights, files.weights).layers) trained.set(layer.name, layer);
+  for (const layer of trainedNet.layers) trained.set(layer.name, layer);
   for (const layer of net.layers) {
     const source = trained.get(layer.name);
     if (source !== undefined && source.blobs.length > 0) {
@@ -73,6 +80,50 @@ export function loadNet(modelText: string, weights: Uint8Array, files: ModelFile
     if (source !== undefined) layer.unknownBytes = source.unknownBytes;
   }
   return net;
+}
+
+/**
+ * `error` (from reading the prototxt or the caffemodel) with a hint when the inputs look swapped:
+ * a weights file that is text (a prototxt, or a record file), given where the binary caffemodel
+ * belongs, perhaps with the caffemodel given as the prototxt.
+ */
+function withSwapHint(
+  error: unknown,
+  modelText: string,
+  weights: Uint8Array,
+  files: ModelFiles,
+): unknown {
+  if (!(error instanceof ConvertError)) return error;
+  const weightsText = textStart(weights);
+  if (weightsText === undefined) return error;
+  const weightsName = files.weights ?? "the weights";
+  const modelName = files.model ?? "the model";
+  const what = /^\s*record\s*\{/m.test(weightsText) ? "a record file (text)" : "a prototxt (text)";
+  const modelBinary = modelText.slice(0, 4096).includes("\0");
+  const hint = modelBinary
+    ? `${modelName} looks like a binary caffemodel and ${weightsName} like ${what}: are ` +
+      "`model_file` and `weights_file` swapped?"
+    : `${weightsName} looks like ${what}, not a binary caffemodel: are ` +
+      (what.startsWith("a record")
+        ? "`weights_file` and `record_file` swapped?"
+        : "`model_file` and `weights_file` swapped?");
+  return new ConvertError(error.code, `${error.message}; ${hint}`, error.place());
+}
+
+/**
+ * The first 4 KiB of `bytes` as text when they look like a text file (no NUL byte, almost only
+ * printable characters, starting with a letter or `#` after blanks), else `undefined`.
+ */
+function textStart(bytes: Uint8Array): string | undefined {
+  const head = bytes.subarray(0, 4096);
+  if (head.length === 0 || head.includes(0)) return undefined;
+  let printable = 0;
+  for (const byte of head) {
+    if (byte >= 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d) printable++;
+  }
+  if (printable < head.length * 0.98) return undefined;
+  const text = new TextDecoder().decode(head);
+  return /^\s*[A-Za-z#]/.test(text) ? text : undefined;
 }
 
 function needsWeights(layer: Layer): boolean {
@@ -95,8 +146,12 @@ function caffeShaped(layer: Layer, blob: Blob, index: number): Blob {
   } else if (index === 0 && layer.type === "InnerProduct") {
     const [num, channels, height, width] = blob.shape;
     shape = num * channels === 1 ? [height, width] : [num, channels * height * width];
-  } else {
+  } else if (blob.shape.slice(0, -1).every((dim) => dim === 1)) {
     shape = [count];
+  } else {
+    // Caffe compares a legacy blob with a 1-D parameter as [1, 1, 1, n]; keep other dims as
+    // they are, for the checks below to refuse.
+    shape = blob.shape;
   }
   if (!(blob instanceof DeferredBlob)) return { shape, data: blob.data };
   blob.shape = shape;
@@ -108,15 +163,24 @@ function shapeText(shape: number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
-/** Checks a weighted layer's blobs against `num_output`, `group`, kernel size and `bias_term`. */
-function checkWeights(layer: Layer, file: string | undefined): void {
-  const outputs = numOutput(layer);
-  if (outputs === undefined) return;
+/**
+ * Checks a layer's blobs as Caffe's `LayerSetUp` and `CopyTrainedLayersFrom` do: weighted layers
+ * against `num_output`, `group`, kernel size and `bias_term`; BatchNorm's three blobs (mean and
+ * variance of one length, a factor of one value); a one-bottom Scale's γ (and β with
+ * `bias_term: true`, of γ's shape).
+ *
+ * @throws {ConvertError} `WEIGHTS_SHAPE_MISMATCH` naming the layer, with `file`.
+ */
+export function checkWeights(layer: Layer, file: string | undefined): void {
   const mismatch = (message: string) =>
     new ConvertError("WEIGHTS_SHAPE_MISMATCH", `layer "${layer.name}": ${message}`, {
       file,
       layer: layer.name,
     });
+  if (layer.type === "BatchNorm") return checkBatchNorm(layer, mismatch);
+  if (layer.type === "Scale" && layer.bottoms.length === 1) return checkScale(layer, mismatch);
+  const outputs = numOutput(layer);
+  if (outputs === undefined) return;
   const expectedBlobs = hasBiasTerm(layer) ? 2 : 1;
   if (layer.blobs.length !== expectedBlobs) {
     throw mismatch(
@@ -150,11 +214,56 @@ function checkWeights(layer: Layer, file: string | undefined): void {
       );
     }
   }
+  if (layer.type === "Deconvolution" && (weights[0] ?? 0) % groupCount(layer) !== 0) {
+    throw mismatch(
+      `weight blob ${shapeText(weights)} has ${weights[0]} input channels, which group ` +
+        `${groupCount(layer)} does not divide`,
+    );
+  }
   if (expectedBlobs === 2) {
     const bias = layer.blobs[1].shape;
-    const count = bias.reduce((a, b) => a * b, 1);
-    if (count !== outputs) {
-      throw mismatch(`bias blob ${shapeText(bias)} has ${count} values, num_output is ${outputs}`);
+    if (bias.length !== 1 || bias[0] !== outputs) {
+      throw mismatch(`bias blob ${shapeText(bias)} is not [${outputs}] (num_output)`);
     }
+  }
+}
+
+/** BatchNorm: mean [C], variance [C], factor [1] (Caffe's blobs; C ≥ 1). */
+function checkBatchNorm(layer: Layer, mismatch: (message: string) => ConvertError): void {
+  if (layer.blobs.length !== 3) {
+    throw mismatch(
+      `a BatchNorm has 3 blobs (mean, variance, factor), the caffemodel has ${layer.blobs.length}`,
+    );
+  }
+  const [mean, variance, factor] = layer.blobs.map((blob) => blob.shape);
+  if (mean.length !== 1 || mean[0] < 1 || shapeText(variance) !== shapeText(mean)) {
+    throw mismatch(
+      `BatchNorm mean ${shapeText(mean)} and variance ${shapeText(variance)} must be one ` +
+        `[C] shape`,
+    );
+  }
+  if (factor.reduce((a, b) => a * b, 1) !== 1) {
+    throw mismatch(`the BatchNorm factor blob ${shapeText(factor)} must hold one value`);
+  }
+}
+
+/** One-bottom Scale: γ, and β of γ's shape exactly when `bias_term: true`. */
+function checkScale(layer: Layer, mismatch: (message: string) => ConvertError): void {
+  const biasTerm = boolParam(layer, "scale_param", "bias_term", false);
+  const expected = biasTerm ? 2 : 1;
+  if (layer.blobs.length !== expected) {
+    throw mismatch(
+      `the caffemodel has ${layer.blobs.length} blobs, the prototxt (bias_term: ${biasTerm}) ` +
+        `needs ${expected}`,
+    );
+  }
+  const [gamma, beta] = layer.blobs.map((blob) => blob.shape);
+  if (gamma.reduce((a, b) => a * b, 1) < 1) {
+    throw mismatch(`the Scale blob ${shapeText(gamma)} is empty`);
+  }
+  if (beta !== undefined && shapeText(beta) !== shapeText(gamma)) {
+    throw mismatch(
+      `the Scale bias ${shapeText(beta)} is not of the scale's shape ${shapeText(gamma)}`,
+    );
   }
 }

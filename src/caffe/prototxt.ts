@@ -10,8 +10,9 @@ import { caffeType } from "../proto/schema.ts";
 import { printText } from "../proto/text_print.ts";
 import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
+import { checkLayerParams } from "./layer_checks.ts";
 import { Layer, type Net } from "./net.ts";
-import { upgradeV1Layer } from "./upgrade.ts";
+import { mixedFormats, upgradeV1Layer } from "./upgrade.ts";
 
 /**
  * Reads a net prototxt. The header holds every `NetParameter` field but `layer`/`layers`, in
@@ -28,8 +29,13 @@ export function readPrototxt(source: string, file?: string): Net {
   const tree = parseText(source, caffeType("caffe.NetParameter"), file);
   const header = new TextMessage();
   const layers: Layer[] = [];
+  const formats = new Set<string>();
   for (const field of tree.fields) {
     const value = field.value;
+    if (!field.unknown && (field.name === "layer" || field.name === "layers")) {
+      formats.add(field.name);
+      if (formats.size > 1) throw mixedFormats(field, file);
+    }
     if (!field.unknown && field.name === "layer" && value instanceof TextMessage) {
       layers.push(new Layer(value));
     } else if (!field.unknown && field.name === "layers" && value instanceof TextMessage) {
@@ -43,8 +49,54 @@ export function readPrototxt(source: string, file?: string): Net {
     }
   }
   const net = { header, layers };
+  checkInputShapes(header, file);
   checkNet(net, file);
+  for (const layer of layers) checkLayerParams(layer, file);
   return net;
+}
+
+/**
+ * Checks the net-level input shapes as Caffe does: `input_dim` holds 4 values per `input`,
+ * `input_shape` one shape per `input`, and where both are given they must agree (Caffe uses one
+ * and ignores the other, so a disagreement means the net is not what one of them says).
+ */
+function checkInputShapes(header: TextMessage, file?: string): void {
+  const fields = header.fields.filter((field) => !field.unknown);
+  const inputs = fields.filter((field) => field.name === "input");
+  const dims = fields.filter((field) => field.name === "input_dim");
+  const shapes = fields.filter((field) => field.name === "input_shape");
+  const fail = (message: string, at: TextField | undefined) =>
+    new ConvertError("INPUT_SHAPE_CONFLICT", message, {
+      file,
+      line: at?.line,
+      column: at?.column,
+    });
+  if (dims.length > 0 && dims.length !== 4 * inputs.length) {
+    throw fail(
+      `${dims.length} input_dim values for ${inputs.length} input(s): input_dim gives 4 per input`,
+      dims[0],
+    );
+  }
+  if (shapes.length > 0 && shapes.length !== inputs.length) {
+    throw fail(
+      `${shapes.length} input_shape(s) for ${inputs.length} input(s): give one per input`,
+      shapes[Math.min(shapes.length, inputs.length)] ?? shapes[0],
+    );
+  }
+  if (dims.length === 0 || shapes.length === 0) return;
+  shapes.forEach((shape, i) => {
+    const fromShape = shape.value instanceof TextMessage
+      ? shape.value.getAll("dim").map(Number)
+      : [];
+    const fromDims = dims.slice(4 * i, 4 * i + 4).map((field) => Number(field.value));
+    if (fromShape.join() !== fromDims.join()) {
+      throw fail(
+        `input "${inputs[i].value}" has input_shape [${fromShape.join(", ")}] but input_dim ` +
+          `[${fromDims.join(", ")}]; give one of them, or make them agree`,
+        shape,
+      );
+    }
+  });
 }
 
 /**

@@ -163,3 +163,22 @@ export function upgradeV1Layer(v1: TextMessage): TextMessage {
   upgradedTrees.add(upgraded);
   return upgraded;
 }
+
+/**
+ * `MIXED_LAYER_FORMATS` at `field`, the first `layer` (or `layers`) entry after one of the other
+ * kind: Caffe refuses to upgrade such a net ("the definition includes both 'layer' and 'layers'
+ * fields"), as the two kinds have no defined order between them.
+ */
+export function mixedFormats(
+  field: { name: string; line?: number; column?: number },
+  file?: string,
+  offset?: number,
+): ConvertError {
+  const other = field.name === "layer" ? "layers" : "layer";
+  return new ConvertError(
+    "MIXED_LAYER_FORMATS",
+    `this net has both legacy V1 \`layers\` and V2 \`layer\` entries (this \`${field.name}\` ` +
+      `follows a \`${other}\`), which Caffe refuses; write every layer in one form`,
+    { file, line: field.line, column: field.column, offset },
+  );
+}

@@ -32,7 +32,8 @@ export const recordCommand: Command = {
       flags: ["per-tensor"],
       options: ["calibrate", "input", "scale-d", "offset-d", "out", "seed"],
     }, this.usage);
-    const net = await loadModelFiles(args.positionals.model_file!, args.positionals.weights_file!);
+    const files = { model: args.positionals.model_file!, weights: args.positionals.weights_file! };
+    const net = await loadModelFiles(files.model, files.weights);
     const inputs = await inputTensors(args);
     const samples = integerOption(args, "calibrate", 0);
     const activationRanges = inputs !== undefined || samples > 0
@@ -47,6 +48,7 @@ export const recordCommand: Command = {
       offsetD: numberOption(args, "offset-d"),
       perTensor: args.flags.has("per-tensor"),
       activationRanges,
+      files,
     });
     const out = args.options.get("out")?.at(-1);
     if (out === undefined) {

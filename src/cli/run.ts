@@ -4,6 +4,7 @@
  * @module
  */
 
+import { netWarnings } from "../caffe/inspect.ts";
 import { runNet } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { writeAllOrNothing } from "../io/files.ts";
@@ -30,6 +31,7 @@ export const runCommand: Command = {
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
+    for (const warning of netWarnings(net)) io.err(`warning: ${warning}\n`);
     const result = await runNet(net, {
       inputs: await inputTensors(args),
       seed: integerOption(args, "seed", 0),

@@ -6,6 +6,7 @@
  */
 
 import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../caffe/layers.ts";
+import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { Window2d } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
@@ -13,6 +14,7 @@ import {
   ACCUMULATOR,
   badInput,
   canonicalAxis,
+  checkTensorSize,
   FLOAT,
   product,
   shapeText,
@@ -89,6 +91,7 @@ function imageShape(layer: Layer, input: Value): [number, number, number, number
 
 /** Convolution / Deconvolution of one bottom. */
 function convolve(layer: Layer, input: Value, context: RunContext, transposed: boolean): Value {
+  checkLayerParams(layer);
   const shape = imageShape(layer, input);
   const [batch, channels, height, width] = shape;
   const window = convolutionWindow(layer);
@@ -114,6 +117,7 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
   if (outSize[0] < 1 || outSize[1] < 1) {
     throw badInput(layer, `input ${shapeText(input.tensor.shape)} gives an empty output`);
   }
+  checkTensorSize(layer.tops[0], [batch, outputs, ...outSize], layer);
   const args = {
     x: input.tensor.data,
     offsetD,
@@ -144,13 +148,19 @@ function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
   const { weights, bias, offsetD } = layerWeights(layer, input);
   const rows = product(shape.slice(0, axis));
   const depth = product(shape.slice(axis));
-  const outputs = depth === 0 ? 0 : weights.length / depth;
-  if (!Number.isInteger(outputs) || outputs === 0) {
+  // Weights are [N, K] ([K, N] transposed): each row of the input must hold exactly K values
+  // (Caffe: "Input size incompatible with inner product parameters").
+  const weightShape = requiredBlob(layer, 0).shape;
+  const outputs = (transposed ? weightShape.at(-1) : weightShape[0]) ?? 0;
+  const expected = outputs === 0 ? 0 : weights.length / outputs;
+  if (outputs === 0 || depth !== expected) {
     throw badInput(
       layer,
-      `input ${shapeText(shape)} (${depth} values per row) does not fit ${weights.length} weights`,
+      `input ${shapeText(shape)} has ${depth} values per row from axis ${axis}, but the ` +
+        `weights ${shapeText(weightShape)} take ${expected}`,
     );
   }
+  checkTensorSize(layer.tops[0], [...shape.slice(0, axis), outputs], layer);
   const data = context.kernels.innerProduct({
     x: input.tensor.data,
     offsetD,

@@ -7,9 +7,8 @@
 
 import { type Net, netInputs } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
-import { LIMITS } from "../limits.ts";
 import { mulberry32 } from "../random.ts";
-import { product, shapeText, type Tensor } from "./tensor.ts";
+import { checkTensorSize, product, shapeText, type Tensor } from "./tensor.ts";
 
 /**
  * A seeded generator of floats uniform in [-1, 1): mulberry32 (32-bit state; each step adds
@@ -41,14 +40,8 @@ export function seededInputs(
         `input "${name}" has no usable declared shape ${shapeText(shape)}; give it as a tensor`,
       );
     }
-    const count = product(shape);
-    if (count > LIMITS.tensorElements) {
-      throw new ConvertError(
-        "LIMIT_EXCEEDED",
-        `input "${name}" ${shapeText(shape)} has more than ${LIMITS.tensorElements} elements`,
-      );
-    }
-    const data = new Float32Array(count);
+    checkTensorSize(name, shape);
+    const data = new Float32Array(product(shape));
     for (let i = 0; i < data.length; i++) data[i] = next();
     inputs.set(name, { shape: shape.slice(), data });
   }

@@ -8,10 +8,19 @@
  */
 
 import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
+import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { Window2d } from "../wasm/engine.ts";
 import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
-import { ACCUMULATOR, badInput, FLOAT, shapeText, unsupported, type Value } from "./tensor.ts";
+import {
+  ACCUMULATOR,
+  badInput,
+  checkTensorSize,
+  FLOAT,
+  shapeText,
+  unsupported,
+  type Value,
+} from "./tensor.ts";
 
 /** A [height, width] of `pooling_param`: the `_h`/`_w` fields, else `single`, else `fallback`. */
 function spatialPair(
@@ -43,6 +52,7 @@ function pooledSize(
 
 /** Pools one bottom. */
 function pool(layer: Layer, input: Value, context: RunContext): Value {
+  checkLayerParams(layer);
   const { shape } = input.tensor;
   if (shape.length !== 4) {
     throw unsupported(layer, `only 4-D (NCHW) inputs are simulated, got ${shapeText(shape)}`);
@@ -76,6 +86,7 @@ function pool(layer: Layer, input: Value, context: RunContext): Value {
   if (outSize[0] < 1 || outSize[1] < 1) {
     throw badInput(layer, `input ${shapeText(shape)} gives an empty output`);
   }
+  checkTensorSize(layer.tops[0], [batch, channels, ...outSize], layer);
   const int8Input = input.domain.kind === "int8" ? input.domain : undefined;
   if (int8Input !== undefined && method !== "AVE") {
     throw unsupported(layer, "only AVE pooling can read a Quant layer's int8 output");

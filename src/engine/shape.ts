@@ -12,6 +12,7 @@ import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
 import {
   badInput,
   canonicalAxis,
+  checkTensorSize,
   type Domain,
   FLOAT,
   product,
@@ -69,6 +70,9 @@ function concat(layer: Layer, bottoms: Value[]): Value[] {
   const outer = product(first.slice(0, axis));
   const inner = product(first.slice(axis + 1));
   const total = bottoms.reduce((sum, { tensor }) => sum + tensor.shape[axis], 0);
+  const shape = first.slice();
+  shape[axis] = total;
+  checkTensorSize(layer.tops[0], shape, layer);
   const data = new Float32Array(outer * total * inner);
   let offset = 0;
   for (const { tensor } of bottoms) {
@@ -78,8 +82,6 @@ function concat(layer: Layer, bottoms: Value[]): Value[] {
     }
     offset += chunk;
   }
-  const shape = first.slice();
-  shape[axis] = total;
   return [{ tensor: { shape, data }, domain: commonDomain(layer, bottoms) }];
 }
 

@@ -8,7 +8,7 @@
 import { boolParam, numberParam } from "../caffe/layers.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { RunnerTable } from "./context.ts";
-import { badInput, floatValue, shapeText, type Value } from "./tensor.ts";
+import { badInput, checkTensorSize, floatValue, shapeText, type Value } from "./tensor.ts";
 
 /** The aspect ratios SSD uses: 1, then each new ratio (and its inverse when `flip`). */
 function aspectRatios(layer: Layer): number[] {
@@ -70,6 +70,7 @@ function priorBox(layer: Layer, bottoms: Value[]): Value[] {
   const clip = boolParam(layer, "prior_box_param", "clip", false);
   const priors = ratios.length * minSizes.length + maxSizes.length;
   const dim = layerHeight * layerWidth * priors * 4;
+  checkTensorSize(layer.tops[0], [1, 2, dim], layer);
   const data = new Float32Array(2 * dim);
   let index = 0;
   const pushBox = (centerX: number, centerY: number, boxWidth: number, boxHeight: number) => {

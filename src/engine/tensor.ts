@@ -5,6 +5,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 import type { Layer } from "../caffe/net.ts";
 
 /** A float32 tensor in C (row-major) order; NCHW for images. */
@@ -73,4 +74,21 @@ export function canonicalAxis(layer: Layer, axis: number, axes: number): number 
     throw badInput(layer, `axis ${axis} is out of range for a ${axes}-D input`);
   }
   return axis < 0 ? axis + axes : axis;
+}
+
+/**
+ * `LIMIT_EXCEEDED` naming `blob` when a float32 tensor of `shape` would not fit the simulator's
+ * memory ({@linkcode LIMITS}.tensorBytes, the 4 GiB of WebAssembly memory), or when a size is
+ * not a whole number; checked before the tensor is allocated. `layer` is the producer, if any.
+ */
+export function checkTensorSize(blob: string, shape: readonly number[], layer?: Layer): void {
+  const count = product(shape);
+  if (Number.isSafeInteger(count) && count >= 0 && count * 4 < LIMITS.tensorBytes) return;
+  const producer = layer === undefined ? "" : ` (top of layer "${layer.name}", ${layer.type})`;
+  throw new ConvertError(
+    "LIMIT_EXCEEDED",
+    `blob "${blob}"${producer} would be ${shapeText(shape)}: ${count} float32 values, not ` +
+      `below the simulator's limit of ${LIMITS.tensorBytes / 4} (4 GiB, the WebAssembly memory)`,
+    { layer: layer?.name },
+  );
 }

@@ -366,7 +366,8 @@ export class WireReader {
       ? "BINARY_TRUNCATED"
       : "BINARY_LENGTH_PAST_END";
     const message = code === "BINARY_TRUNCATED"
-      ? `the data ends inside ${what} starting at byte ${start}`
+      ? `the data ends inside ${what} starting at byte ${start}: the file ends at ` +
+        `${this.bytes.length} bytes but needs at least ${stop}: truncated download?`
       : `${what} at byte ${start} runs past the end of its message at byte ${this.end}`;
     return new ConvertError(code, message, { offset: start });
   }

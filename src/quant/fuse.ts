@@ -8,7 +8,7 @@
 
 import { ConvertError } from "../errors.ts";
 import { boolParam, numberParam, WEIGHTED_TYPES, weightParamMessage } from "../caffe/layers.ts";
-import type { ModelFiles } from "../caffe/model.ts";
+import { checkWeights, type ModelFiles } from "../caffe/model.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { outputChannelCount, type QuantKernels, quantKernels } from "../wasm/quant.ts";
@@ -242,6 +242,7 @@ function foldComposite(
   const layer = layers[composite.layer];
   const batchNorm = layers[composite.batchNorm];
   const scale = layers[composite.scale];
+  for (const member of [layer, batchNorm, scale]) checkWeights(member, weightsFile);
   const layout = channelLayout(layer);
   const channels = outputChannelCount(layout);
   const perChannel = (owner: Layer, index: number, what: string): Float32Array => {
@@ -257,19 +258,20 @@ function foldComposite(
     return data;
   };
   const scaleBias = boolParam(scale, "scale_param", "bias_term", false);
-  if (batchNorm.blobs.length < 3) {
-    throw shapeError(batchNorm, "needs 3 blobs (mean, variance, factor)", weightsFile);
-  }
   checkFloatBlob(layer, 0, weightsFile);
+  const variance = perChannel(batchNorm, 1, "variance");
+  const factor = floatData(batchNorm, 2, weightsFile)[0];
+  const eps = numberParam(batchNorm, "batch_norm_param", "eps", DEFAULT_BN_EPS);
   const factors = kernels.batchNormFactors({
     bias: layer.blobs.length > 1 ? perChannel(layer, 1, "bias") : null,
     mean: perChannel(batchNorm, 0, "mean"),
-    variance: perChannel(batchNorm, 1, "variance"),
-    factor: floatData(batchNorm, 2, weightsFile)[0] ?? 0,
-    eps: numberParam(batchNorm, "batch_norm_param", "eps", DEFAULT_BN_EPS),
+    variance,
+    factor,
+    eps,
     gamma: perChannel(scale, 0, "scale"),
     beta: scaleBias ? perChannel(scale, 1, "bias") : null,
   });
+  checkVariance(batchNorm, factors.alpha, { variance, factor, eps }, weightsFile);
   const source = storedTensor(layer.blobs[0], layout);
   const params = layer.params.clone();
   const messageName = weightParamMessage(layer.type)!;
@@ -284,6 +286,30 @@ function foldComposite(
   const fused = layerLike(layer, params, [weights, { shape: [channels], data: factors.bias }]);
   fused.tops = [scale.tops[0]];
   return fused;
+}
+
+/**
+ * `BN_BAD_VARIANCE` at the first channel whose folding factor γ/√(variance·f + eps) is not finite
+ * because variance·f + eps ≤ 0 (f = 1/factor, 0 for factor 0, as Caffe's BatchNorm computes
+ * it); other non-finite factors come from NaN/∞ blobs, which later checks name.
+ */
+function checkVariance(
+  batchNorm: Layer,
+  alpha: Float64Array,
+  { variance, factor, eps }: { variance: Float32Array; factor: number; eps: number },
+  file: string | undefined,
+): void {
+  const f = factor === 0 ? 0 : 1 / factor;
+  const epsilon = Math.fround(eps);
+  const channel = alpha.findIndex((a, c) => !Number.isFinite(a) && variance[c] * f + epsilon <= 0);
+  if (channel < 0) return;
+  throw new ConvertError(
+    "BN_BAD_VARIANCE",
+    `BatchNorm "${batchNorm.name}" channel ${channel}: variance/factor + eps = ` +
+      `${variance[channel]}/${factor} + ${epsilon} = ${variance[channel] * f + epsilon} is not ` +
+      `> 0, so the channel cannot be normalized (its square root divides the weights)`,
+    { file, layer: batchNorm.name },
+  );
 }
 
 /** A WEIGHTS_SHAPE_MISMATCH error about `layer`'s blobs. */

@@ -14,6 +14,7 @@ import { printText } from "../proto/text_print.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { channelLayout } from "./channel_layout.ts";
+import type { ModelFiles } from "../caffe/model.ts";
 import { fuseBatchNorm } from "./fuse.ts";
 import { checkFloatBlob, checkFloatModel, floatData } from "./blobs.ts";
 import { MIN_NORMAL_FLOAT32, storedScaleProblem } from "./record.ts";
@@ -51,6 +52,8 @@ export interface MakeRecordOptions {
    * {@linkcode activationFactors} of its range instead of the defaults.
    */
   activationRanges?: ReadonlyMap<string, ActivationRange>;
+  /** The model's files, named in errors. */
+  files?: ModelFiles;
 }
 
 /** Round half to even. */
@@ -113,10 +116,13 @@ function defaultFactors(options: MakeRecordOptions): ActivationFactors {
  * ```
  */
 export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Promise<string> {
-  checkFloatModel(net);
+  const { files } = options;
+  checkFloatModel(net, files);
   const defaults = defaultFactors(options);
   const kernels = await quantKernels();
-  const fused = new Map((await fuseBatchNorm(net)).net.layers.map((layer) => [layer.name, layer]));
+  const fused = new Map(
+    (await fuseBatchNorm(net, { files })).net.layers.map((layer) => [layer.name, layer]),
+  );
   const root = new TextMessage();
   for (const original of net.layers) {
     if (quantizeBlocker(original) !== undefined) continue;
