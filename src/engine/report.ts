@@ -310,16 +310,18 @@ function sensitivitySvg(report: CompareReport): string {
       `<text x="${PLOT.width - PLOT.right}" y="${Number(threshold) - 4}" font-size="11" ` +
       `fill="#c00" text-anchor="end">max rel L2 ${limit}</text>`,
       ...yLabels(
-        [[0, "0"], [high, formatMetric(high, "error")], [limit, String(limit)], [
-          high / 2,
-          formatMetric(high / 2, "error"),
-        ]],
+        [[0, "0"], [high, tickText(high)], [limit, String(limit)], [high / 2, tickText(high / 2)]],
         yOf,
       ),
       ...bars,
       ...xLabels(entries.map((entry) => entry.layer), xAt),
     ],
   );
+}
+
+/** A tick value with two significant digits. */
+function tickText(value: number): string {
+  return String(Number(value.toPrecision(2)));
 }
 
 /** An HTML table; `numeric` columns right-aligned, rows with `flagged` highlighted. */
@@ -356,7 +358,7 @@ export function compareReportHtml(report: CompareReport, labels?: CompareLabels)
     `<h2>Sensitivity of each quantized layer</h2>`,
     `<p>Each quantized layer alone: its output when it reads the float net's exact input, ` +
     `against the float net's. Most sensitive first in the table.</p>`,
-    sensitivitySvg(report),
+    `<div class="scroll">\n${sensitivitySvg(report)}\n</div>`,
     htmlTable(
       SENSITIVITY_HEADERS,
       rankedSensitivity(report).map((entry, rank) => ({
@@ -386,7 +388,7 @@ th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; white-space
 th { background: #f4f4f4; }
 tr.flagged td { background: #fdd; }
 li.fail { color: #a00; }
-svg { max-width: 900px; display: block; margin: 0.5em 0; }
+svg { max-width: 900px; min-width: 640px; display: block; margin: 0.5em 0; }
 </style>
 </head>
 <body>
@@ -396,7 +398,9 @@ ${names}
 <p>${escapeHtml(worstText(report))}.</p>
 ${outputs}
 <h2>Cosine similarity along the net</h2>
+<div class="scroll">
 ${similaritySvg(report)}
+</div>
 ${sensitivity}
 <h2>Every layer</h2>
 <div class="scroll">
