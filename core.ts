@@ -106,6 +106,13 @@ export {
   type LayerCalibration,
   quantizableLayers,
 } from "./src/calibrate/config.ts";
+export { readQuantConfig } from "./src/calibrate/config_read.ts";
+export {
+  readJsonConfig,
+  type WriteConfigOptions,
+  writeJsonConfig,
+} from "./src/calibrate/config_json.ts";
+export { readTextConfig } from "./src/calibrate/config_text.ts";
 export {
   type ActivationAlgorithm,
   type ActivationSettings,

@@ -1,5 +1,5 @@
 /**
- * Embeds the schema files `proto/caffe.proto` and `proto/scale_offset_record.proto` in
+ * Embeds the schema files of `proto/` (Caffe, AMCT's record and calibration config) in
  * `src/proto/schema.generated.ts` as string constants, so that `src/` needs no file access.
  * Run with `npx deno run -A scripts/build_schema.ts`; the output is deterministic and CI checks
  * that it matches the committed file.
@@ -13,6 +13,7 @@ const repo = new URL("../", import.meta.url);
 const SOURCES: [name: string, path: string][] = [
   ["CAFFE_PROTO", "proto/caffe.proto"],
   ["SCALE_OFFSET_RECORD_PROTO", "proto/scale_offset_record.proto"],
+  ["CALIBRATION_CONFIG_PROTO", "proto/calibration_config_caffe.proto"],
 ];
 
 /** The body of a template literal that evaluates to `text`. */

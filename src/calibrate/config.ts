@@ -69,3 +69,62 @@ export function defaultCalibrationConfig(
   }
   return { doFusion: true, skipFusionLayers: [], layers };
 }
+
+/** AMCT's HFMG bin counts. */
+export const HFMG_BIN_COUNTS: readonly number[] = [1024, 2048, 4096, 8192];
+
+/** Most IFMR candidates a search range and step may give. */
+const MAX_IFMR_CANDIDATES = 4096;
+
+/**
+ * Why `value` is not a usable value of the AMCT setting `name` (`max_percentile`,
+ * `min_percentile`, `search_step` given `searchRange`, `search_range`, `num_of_bins`,
+ * `batch_num`, `num_bits`), or undefined when it is.
+ */
+export function settingProblem(
+  name: string,
+  value: number | readonly number[],
+  searchRange?: readonly number[],
+): string | undefined {
+  const number = typeof value === "number" ? value : NaN;
+  switch (name) {
+    case "max_percentile":
+    case "min_percentile":
+      return number > 0.5 && number <= 1 ? undefined : `${name} must be in (0.5, 1], not ${value}`;
+    case "search_range": {
+      const [start, end] = value as number[];
+      const fine = Array.isArray(value) && value.length === 2 && start > 0 && end > start &&
+        Number.isFinite(end);
+      return fine ? undefined : `search_range must be [start, end] with 0 < start < end`;
+    }
+    case "search_step": {
+      const [start, end] = searchRange ?? [0, 0];
+      if (!(number > 0)) return `search_step must be > 0, not ${value}`;
+      return (end - start) / number <= MAX_IFMR_CANDIDATES
+        ? undefined
+        : `search_step ${value} gives more than ${MAX_IFMR_CANDIDATES} candidates`;
+    }
+    case "num_of_bins":
+      return HFMG_BIN_COUNTS.includes(number)
+        ? undefined
+        : `num_of_bins must be one of ${HFMG_BIN_COUNTS.join(", ")}, not ${value}`;
+    case "batch_num":
+      return Number.isInteger(number) && number >= 1
+        ? undefined
+        : `batch_num must be an integer >= 1, not ${value}`;
+    case "num_bits":
+      return number === 8 ? undefined : `num_bits must be 8 (INT8), not ${value}`;
+  }
+  return undefined;
+}
+
+/**
+ * Why layer `name` cannot be named by a configuration's per-layer settings: `unknown` when `net`
+ * lacks it, else the reason SPEC §2 gives when it cannot be quantized; undefined when it can.
+ */
+export function layerProblem(net: Net, name: string): "unknown" | string | undefined {
+  const layer = net.layers.find((candidate) => candidate.name === name);
+  if (layer === undefined) return "unknown";
+  const blocker = quantizeBlocker(layer);
+  return blocker === undefined ? undefined : `layer "${name}" cannot be quantized: ${blocker}`;
+}

@@ -7,6 +7,7 @@
 
 import type { Command } from "./common.ts";
 import { compareCommand } from "./compare.ts";
+import { configCommand } from "./config.ts";
 import { convertCommand } from "./convert.ts";
 import { inspectCommand } from "./inspect.ts";
 import { recordCommand } from "./record.ts";
@@ -21,4 +22,5 @@ export const COMMANDS: Record<string, Command> = {
   record: recordCommand,
   run: runCommand,
   compare: compareCommand,
+  config: configCommand,
 };

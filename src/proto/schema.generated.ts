@@ -1095,3 +1095,60 @@ message ScaleOffsetRecord {
   repeated MapFiledEntry record = 1;
 }
 `;
+
+/** The text of `proto/calibration_config_caffe.proto`. */
+export const CALIBRATION_CONFIG_PROTO: string = `// AMCT's simplified post-training quantization configuration for Caffe
+// (calibration_config_caffe.proto), as AMCT's public documentation describes its fields. The
+// field numbers are ours: the file is read in protobuf text format only, where numbers do not
+// appear. AMCT's NUQ (non-uniform quantization) and deprecated per-type configs are not part of
+// it; a file using them is refused.
+syntax = "proto2";
+
+package amct;
+
+message AMCTConfig {
+  optional uint32 batch_num = 1 [default = 1];
+  optional bool activation_offset = 2 [default = true];
+  optional bool joint_quant = 3 [default = false];
+  repeated string skip_layers = 4;
+  repeated string skip_layer_types = 5;
+  optional int32 version = 6;
+  optional CalibrationConfig common_config = 7;
+  repeated OverrideLayerType override_layer_types = 8;
+  repeated OverrideLayer override_layer_configs = 9;
+  optional bool do_fusion = 10 [default = true];
+  repeated string skip_fusion_layers = 11;
+}
+
+message OverrideLayerType {
+  required string layer_type = 1;
+  required CalibrationConfig calibration_config = 2;
+}
+
+message OverrideLayer {
+  required string layer_name = 1;
+  required CalibrationConfig calibration_config = 2;
+}
+
+message CalibrationConfig {
+  optional ARQuantize arq_quantize = 1;
+  optional FMRQuantize ifmr_quantize = 2;
+  optional HFMGQuantize hfmg_quantize = 3;
+}
+
+message ARQuantize {
+  optional bool channel_wise = 1 [default = true];
+}
+
+message FMRQuantize {
+  optional float search_range_start = 1 [default = 0.7];
+  optional float search_range_end = 2 [default = 1.3];
+  optional float search_step = 3 [default = 0.01];
+  optional float max_percentile = 4 [default = 0.999999];
+  optional float min_percentile = 5 [default = 0.999999];
+}
+
+message HFMGQuantize {
+  optional uint32 num_of_bins = 1 [default = 4096];
+}
+`;

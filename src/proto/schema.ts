@@ -6,20 +6,26 @@
  */
 
 import protobuf from "npm:protobufjs@8.0.0";
-import { CAFFE_PROTO, SCALE_OFFSET_RECORD_PROTO } from "./schema.generated.ts";
+import {
+  CAFFE_PROTO,
+  CALIBRATION_CONFIG_PROTO,
+  SCALE_OFFSET_RECORD_PROTO,
+} from "./schema.generated.ts";
 
 let root: protobuf.Root | undefined;
 
 /**
  * The root holding `caffe.*` (from `proto/caffe.proto`) and the record types `ScaleOffsetRecord`
- * and `SingleLayerRecord` (from `proto/scale_offset_record.proto`, no package), parsed on first
- * use and resolved.
+ * and `SingleLayerRecord` (from `proto/scale_offset_record.proto`, no package), and AMCT's
+ * simplified calibration config `amct.AMCTConfig` (from `proto/calibration_config_caffe.proto`),
+ * parsed on first use and resolved.
  */
 export function caffeRoot(): protobuf.Root {
   if (root === undefined) {
     const parsed = new protobuf.Root();
     protobuf.parse(CAFFE_PROTO, parsed, { keepCase: true });
     protobuf.parse(SCALE_OFFSET_RECORD_PROTO, parsed, { keepCase: true });
+    protobuf.parse(CALIBRATION_CONFIG_PROTO, parsed, { keepCase: true });
     parsed.resolveAll();
     root = parsed;
   }
@@ -28,8 +34,9 @@ export function caffeRoot(): protobuf.Root {
 
 /**
  * The message type with the given full name, e.g. `"caffe.NetParameter"`,
- * `"caffe.LayerParameter"`, `"caffe.V1LayerParameter"`, `"caffe.BlobProto"` or
- * `"ScaleOffsetRecord"`. Throws when the schema has no such type (a programming error).
+ * `"caffe.LayerParameter"`, `"caffe.V1LayerParameter"`, `"caffe.BlobProto"`,
+ * `"ScaleOffsetRecord"` or `"amct.AMCTConfig"`. Throws when the schema has no such type (a
+ * programming error).
  */
 export function caffeType(name: string): protobuf.Type {
   return caffeRoot().lookupType(name);

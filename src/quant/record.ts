@@ -104,11 +104,15 @@ interface EntryContext {
 }
 
 /**
- * Throws TEXT_UNKNOWN_FIELD at the first field, in file order and at any depth, that the record
- * schema does not define: AMCT fixes that schema, so an unknown name is a mistake (a misspelt
- * `skip_fusion` would otherwise be ignored without a word).
+ * Throws TEXT_UNKNOWN_FIELD at the first field, in file order and at any depth, that `type` does
+ * not define: AMCT fixes the record (and calibration config) schema, so an unknown name is a
+ * mistake (a misspelt `skip_fusion` would otherwise be ignored without a word).
  */
-function rejectUnknownFields(message: TextMessage, type: protobuf.Type, file?: string): void {
+export function rejectUnknownFields(
+  message: TextMessage,
+  type: protobuf.Type,
+  file?: string,
+): void {
   const known = typeInfo(type).byName;
   for (const field of message.fields) {
     const messageType = known.get(field.name)?.messageType;
