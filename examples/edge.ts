@@ -6,7 +6,7 @@
  * Everything happens in memory with the in-memory API; nothing is stored.
  *
  * ```sh
- * deno serve --port 8000 examples/edge.ts
+ * npx deno serve --port 8000 examples/edge.ts
  * curl -F model=@deploy.prototxt -F weights=@weights.caffemodel -F record=@record.txt \
  *   -F prefix=lenet -o lenet.zip http://localhost:8000/
  * ```
@@ -48,7 +48,7 @@ export async function handler(request: Request): Promise<Response> {
     return new Response(archive as Uint8Array<ArrayBuffer>, {
       headers: {
         "content-type": "application/zip",
-        "content-disposition": `attachment; filename="${prefix || "caffe-quant"}.zip"`,
+        "content-disposition": contentDisposition(`${prefix || "caffe-quant"}.zip`),
       },
     });
   } catch (error) {
@@ -99,6 +99,22 @@ async function formBytes(form: FormData, field: string): Promise<Field<Uint8Arra
     throw new ConvertError("USAGE", `the form field "${field}" must be a file upload`);
   }
   return { name: value.name || field, content: new Uint8Array(await value.arrayBuffer()) };
+}
+
+/**
+ * `attachment` with `filename`: a quoted name for every client when it is plain ASCII; else
+ * (RFC 6266 §4.3, RFC 8187) an ASCII fallback with `_` for each other character, followed by
+ * `filename*=UTF-8''<percent-encoded UTF-8>`, which clients that know it prefer.
+ */
+function contentDisposition(name: string): string {
+  const fallback = name.replace(/[^\x20-\x7e]|["\\%]/gu, "_");
+  if (fallback === name) return `attachment; filename="${name}"`;
+  // RFC 8187 attr-char keeps only ALPHA DIGIT ! # $ & + - . ^ _ ` | ~ unencoded.
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }
 
 /** The `prefix` field: letters, digits, `.`, `_`, `+`, `-` (no path); `""` when absent. */

@@ -2,8 +2,9 @@
  * Builds the browser page (web/) with esbuild and serves it on this machine:
  *
  * ```sh
- * deno task web            # or: npm run web
- * deno run -A scripts/serve_web.ts --port 8080 --build-only
+ * npm run web              # or: npx deno task web
+ * npx deno run -A scripts/serve_web.ts --port 8080 --host 127.0.0.1
+ * npx deno run -A scripts/serve_web.ts --build-only
  * ```
  *
  * The page converts in a Web Worker; the server only hands out the static files, and the
@@ -118,22 +119,51 @@ export function serveStatic(options: ServeOptions): Deno.HttpServer<Deno.NetAddr
   });
 }
 
+const USAGE = `usage: npm run web -- [--port N] [--host H] [--build-only]
+       npx deno task web [--port N] [--host H] [--build-only]
+
+Builds the browser page into web/dist/ and serves it on http://127.0.0.1:8000/ (--port 0
+picks a free port). --build-only builds and exits.`;
+
 function option(args: string[], name: string): string | undefined {
   const index = args.indexOf(`--${name}`);
   return index < 0 ? undefined : args[index + 1];
 }
 
+/**
+ * Stops the server once the process that started it is gone. Stopping `npm run web` with
+ * SIGTERM ends npm and its shell but not this process (the shell does not pass the signal on),
+ * which would otherwise keep listening as an orphan.
+ */
+function stopWithParent(server: Deno.HttpServer): void {
+  const parent = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid === parent) return;
+    clearInterval(timer);
+    console.log("caffe-quant page: the parent process is gone, stopping");
+    server.shutdown();
+  }, 250);
+}
+
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   const outDir = `${webDir}dist`;
   await buildWeb(outDir);
   if (Deno.args.includes("--build-only")) {
     console.log(`built ${outDir}`);
   } else {
-    serveStatic({
+    const server = serveStatic({
       root: outDir,
       hostname: option(Deno.args, "host"),
       port: Number(option(Deno.args, "port") ?? 8000),
       onListen: (url) => console.log(`caffe-quant page: ${url} (Ctrl-C to stop)`),
     });
+    stopWithParent(server);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => server.shutdown().then(() => Deno.exit(0)));
+    }
   }
 }

@@ -133,3 +133,23 @@ Deno.test("edge handler refuses a prefix with a path separator", async () => {
 function timeout(): AbortSignal {
   return AbortSignal.timeout(60_000);
 }
+
+Deno.test({
+  name: "edge handler names a non-ASCII prefix's ZIP with an ASCII fallback and RFC 8187 filename*",
+  ignore: !haveLenet,
+  async fn() {
+    await withServer(async (url) => {
+      const form = await lenetForm();
+      form.set("prefix", "café-ü");
+      const response = await fetch(url, { method: "POST", body: form, signal: timeout() });
+      assert.equal(response.status, 200, await response.clone().text());
+      // By hand: é is UTF-8 C3 A9, ü is C3 BC; each non-ASCII character is one "_" in the fallback.
+      assert.equal(
+        response.headers.get("content-disposition"),
+        `attachment; filename="caf_-_.zip"; filename*=UTF-8''caf%C3%A9-%C3%BC.zip`,
+      );
+      const names = readStoredZip(new Uint8Array(await response.arrayBuffer())).map((e) => e.name);
+      assert.equal(names[4], "café-ü_quant.json");
+    });
+  },
+});
