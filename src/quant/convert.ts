@@ -110,7 +110,7 @@ export async function convertNet(
     .map((entry) =>
       `the record for "${entry.layer}" has neither factors nor skip_fusion: true; it does nothing`
     );
-  warnings.push(...fusion.warnings);
+  warnings.push(...fusion.warnings, ...nets.warnings);
   const v1Layers = net.layers.filter((layer) => isUpgradedV1Layer(layer.params)).length;
   if (v1Layers > 0) {
     warnings.push(
@@ -129,7 +129,8 @@ export async function convertNet(
     warnings.push("the record gives factors for no layer: nothing is quantized");
   }
   return {
-    ...nets,
+    fakeQuant: nets.fakeQuant,
+    deploy: nets.deploy,
     quantInfo,
     report: {
       quantizedLayers: [...plan.layers.keys()],

@@ -16,6 +16,7 @@ import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
 import { channelLayout } from "./channel_layout.ts";
 import { checkFloatBlob, floatData, layerLike } from "./blobs.ts";
 import type { LayerPlan, QuantGroup, QuantPlan } from "./plan.ts";
+import { weightWarnings } from "./weight_health.ts";
 import { FakeQuantWeights, weightTensor } from "./weights.ts";
 import type { QuantFactors } from "./record.ts";
 
@@ -25,6 +26,8 @@ export interface QuantizedNets {
   fakeQuant: Net;
   /** For Ascend ATC: integer weights and packed dequant scales. */
   deploy: Net;
+  /** Warnings about quantized weights and biases that suggest a bad record (weight_health.ts). */
+  warnings: string[];
 }
 
 /** Options of {@linkcode rewriteNets}. */
@@ -40,6 +43,7 @@ interface QuantizedBlobs {
   fakeQuant: Blob[];
   deploy: Blob[];
   deqScale: Float32Array;
+  warnings: string[];
 }
 
 /**
@@ -60,6 +64,7 @@ export async function rewriteNets(
   const kernels = await quantKernels();
   const fakeQuant: Layer[] = [];
   const deploy: Layer[] = [];
+  const warnings: string[] = [];
   let done = 0;
   for (const layer of net.layers) {
     const layerPlan = plan.layers.get(layer.name);
@@ -73,6 +78,7 @@ export async function rewriteNets(
       deploy.push(quantLayer(layerPlan.quant));
     }
     const blobs = quantizeBlobs(kernels, layer, layerPlan.factors, files.weights);
+    warnings.push(...blobs.warnings);
     const params = rewiredParams(layer, layerPlan);
     fakeQuant.push(layerLike(layer, params, blobs.fakeQuant));
     deploy.push(layerLike(layer, params.clone(), blobs.deploy));
@@ -90,6 +96,7 @@ export async function rewriteNets(
   return {
     fakeQuant: { header: net.header, layers: fakeQuant },
     deploy: { header: net.header, layers: deploy },
+    warnings,
   };
 }
 
@@ -161,7 +168,7 @@ function quantizeBlobs(
 ): QuantizedBlobs {
   const { scaleD, scaleW } = factors;
   const deqScale = kernels.dequantScales(scaleD, scaleW);
-  if (layer.blobs.length === 0) return { fakeQuant: [], deploy: [], deqScale };
+  if (layer.blobs.length === 0) return { fakeQuant: [], deploy: [], deqScale, warnings: [] };
   const place = { file: weightsFile, layer: layer.name };
   const notFinite = (what: string, index: number, value: number) =>
     new ConvertError(
@@ -223,5 +230,12 @@ function quantizeBlobs(
     fakeQuant.push({ shape: [bias.length], data: quantized.biasFake });
     deploy.push({ shape: [bias.length], data: quantized.biasInt32 });
   }
-  return { fakeQuant, deploy, deqScale };
+  const biasInt32 = deploy[1]?.data as Int32Array | undefined;
+  const warnings = weightWarnings(layer.name, weightsInt8, {
+    layout: weights.layout,
+    channelMax: kernels.channelMaxAbs(weights),
+    scaleW,
+    bias: biasInt32,
+  });
+  return { fakeQuant, deploy, deqScale, warnings };
 }
