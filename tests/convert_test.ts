@@ -118,7 +118,13 @@ Deno.test("quant info: every fake-quant layer in order, groups and DeQuant origi
 });
 
 Deno.test("records that do nothing are warned about; records that act are not", async () => {
-  assert.deepEqual((await convertNet(mixedNet(), MIXED_RECORD)).report.warnings, []);
+  // MIXED_RECORD's scale_w clip most weights (weight_health_test.ts covers those warnings).
+  const recordWarnings = (warnings: string[]) =>
+    warnings.filter((warning) => !warning.includes("of its weights"));
+  assert.deepEqual(
+    recordWarnings((await convertNet(mixedNet(), MIXED_RECORD)).report.warnings),
+    [],
+  );
   const record = recordText({
     conv1: "scale_d: 0.02 offset_d: 4 scale_w: 0.01 offset_w: 0",
     conv2: "skip_fusion: true", // heads conv2 + bn2 + scale2: acts
@@ -136,7 +142,7 @@ Deno.test("records that do nothing are warned about; records that act are not", 
   for (const name of ["conv3", "bn1"]) {
     assert.ok(mentioning(name)[0].includes("skip_fusion"), mentioning(name)[0]);
   }
-  assert.equal(report.warnings.length, 4, report.warnings.join("; "));
+  assert.equal(recordWarnings(report.warnings).length, 4, report.warnings.join("; "));
   assert.deepEqual(report.fusedComposites.map((c) => c.layer), ["conv1"]);
   assert.deepEqual(report.quantizedLayers, ["conv1"]);
 });

@@ -122,7 +122,11 @@ Deno.test(
     // And a good run replaces all five, leaving no temporary files behind.
     const report = await convertModel(options(record, join(out, "m")));
     assert.equal((await readdir(out)).length, 5);
-    assert.deepEqual(report.warnings, [`overwrote the existing file ${join(out, "m_quant.json")}`]);
+    // (RECORD's scale_w clips some of conv1's weights: weight_health_test.ts covers that warning.)
+    assert.deepEqual(
+      report.warnings.filter((warning) => !warning.includes("of its weights")),
+      [`overwrote the existing file ${join(out, "m_quant.json")}`],
+    );
   },
 );
 
