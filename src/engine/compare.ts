@@ -380,7 +380,7 @@ interface RowTotals {
 }
 
 /** The class layout of a Softmax output, if `layer` is one. */
-function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout | undefined {
+export function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout | undefined {
   if (layer?.type !== "Softmax" || shape.length === 0) return undefined;
   let axis = numberParam(layer, "softmax_param", "axis", 1);
   if (axis < 0) axis += shape.length;
@@ -388,8 +388,8 @@ function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout |
   return { classes: shape[axis], inner: product(shape.slice(axis + 1)) };
 }
 
-/** The task of output `blob` of net A, written last by `layer`, of shape `shape`. */
-function outputTask(layer: Layer | undefined, shape: number[]): OutputTask {
+/** The task of a net output written last by `layer`, of shape `shape`. */
+export function outputTask(layer: Layer | undefined, shape: number[]): OutputTask {
   const layout = softmaxLayout(layer, shape);
   if (layout !== undefined) {
     const perSample = product(shape.slice(1)) / layout.classes;
