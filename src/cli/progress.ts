@@ -32,3 +32,44 @@ export function progressBar(write: (text: string) => void): ProgressBar {
     },
   };
 }
+
+/** A status line for long steps: redrawn in place on a terminal, a line every 10 s elsewhere. */
+export interface StatusLine {
+  /** Shows `text` (e.g. `calibrating: 37/100 samples, conv2, about 3 s left`). */
+  show: (text: string) => void;
+  /** Clears the line if it was drawn. */
+  done: () => void;
+}
+
+const LOG_INTERVAL_MS = 10_000;
+const REDRAW_MS = 100;
+
+/** A {@linkcode StatusLine} on standard error (`write`); `terminal`: whether it is one. */
+export function statusLine(write: (text: string) => void, terminal: boolean): StatusLine {
+  const started = performance.now();
+  let shownAt = terminal ? started + DELAY_MS - REDRAW_MS : started;
+  let width = 0;
+  return {
+    show(text) {
+      const now = performance.now();
+      if (now - shownAt < (terminal ? REDRAW_MS : LOG_INTERVAL_MS)) return;
+      shownAt = now;
+      if (!terminal) {
+        write(`${text}\n`);
+        return;
+      }
+      write(`\r${text.padEnd(width)}`);
+      width = text.length;
+    },
+    done() {
+      if (width > 0) write(`\r${" ".repeat(width)}\r`);
+      width = 0;
+    },
+  };
+}
+
+/** `seconds` as a short duration: `42 s`, `3 min 5 s`. */
+export function durationText(seconds: number): string {
+  const whole = Math.max(0, Math.round(seconds));
+  return whole < 60 ? `${whole} s` : `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}

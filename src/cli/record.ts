@@ -1,14 +1,24 @@
 /**
- * `caffe-quant record`: a record file made from the weights and observed activation ranges.
+ * `caffe-quant record`: a record file made by calibrating the float net on samples (SPEC §11),
+ * or, without samples, from the weights and guessed activation factors.
  *
  * @module
  */
 
 import { basename, dirname } from "node:path";
-import { observeActivationRanges } from "../engine/calibrate.ts";
+import { calibrate, type Sample } from "../calibrate/calibrate.ts";
+import { seededInputs } from "../engine/inputs.ts";
+import { ConvertError } from "../errors.ts";
 import { writeAllOrNothing } from "../io/files.ts";
 import { makeRecord } from "../quant/make_record.ts";
 import { parseArgs } from "./args.ts";
+import {
+  CALIBRATION_FLAGS,
+  CALIBRATION_OPTIONS,
+  calibrationConfig,
+  calibrationProgress,
+  calibrationSummary,
+} from "./calibration.ts";
 import {
   type Command,
   inputTensors,
@@ -18,39 +28,74 @@ import {
   shownPath,
 } from "./common.ts";
 
+/** The warning of a record whose activation factors were not measured on real data. */
+export function guessWarning(calibrated: number): string {
+  const what = calibrated > 0
+    ? `come from ${calibrated} seeded random inputs (uniform in [-1, 1)), not from real data`
+    : "were not measured on any data (those of the range [-1, 1], or --scale-d/--offset-d)";
+  return `warning: the activation factors ${what}: they are guesses, and a model quantized ` +
+    `with them may lose much of its accuracy. Calibrate on real samples with --data or --input.\n`;
+}
+
 export const recordCommand: Command = {
-  usage: "record <model_file> <weights_file> [--calibrate N] [--input <blob>=<file.npy>]... " +
-    "[--scale-d X] [--offset-d N] [--per-tensor] [--out <file>]",
-  help:
-    "Writes a record file for every quantizable layer from the weights (SPEC §9): per-channel\n" +
-    "scale_w from the fused weights. Activation factors come from the ranges the simulator\n" +
-    "observes on N seeded inputs (--calibrate N) or on the given inputs, else from --scale-d\n" +
-    "and --offset-d (default: those of the range [-1, 1]). Prints the record without --out.",
+  usage: "record <model_file> <weights_file> [--input <blob>=<file.npy>]... [--calibrate N] " +
+    "[--algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
+    "[--out <file>]",
+  help: "Calibrates the float net on samples and writes AMCT's record (SPEC §11): per-channel\n" +
+    "scale_w from the fused weights (ARQ), and activation factors by IFMR (the default, as\n" +
+    "AMCT), HFMG or min/max (--algo) over the values each quantized layer reads. Samples come\n" +
+    "from --input .npy tensors, or from N seeded random inputs (--calibrate N, a baseline only).\n" +
+    "Without samples the activation factors are guesses: --scale-d and --offset-d, default\n" +
+    "those of the range [-1, 1]. Prints what calibration observed (samples, each layer's range,\n" +
+    "ranges that look wrong), and the record itself without --out.",
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file"],
-      flags: ["per-tensor"],
-      options: ["calibrate", "input", "scale-d", "offset-d", "out", "seed"],
+      flags: CALIBRATION_FLAGS,
+      options: ["calibrate", "input", "scale-d", "offset-d", "out", "seed", ...CALIBRATION_OPTIONS],
     }, this.usage);
-    const files = { model: args.positionals.model_file!, weights: args.positionals.weights_file! };
-    const net = await loadModelFiles(files.model, files.weights);
+    const modelFile = args.positionals.model_file!;
+    const weightsFile = args.positionals.weights_file!;
+    const net = await loadModelFiles(modelFile, weightsFile);
     const inputs = await inputTensors(args);
-    const samples = integerOption(args, "calibrate", 0);
-    const activationRanges = inputs !== undefined || samples > 0
-      ? await observeActivationRanges(net, {
-        samples,
-        seed: integerOption(args, "seed", 0),
-        inputs: inputs && [inputs],
-      })
-      : undefined;
-    const text = await makeRecord(net, {
-      scaleD: numberOption(args, "scale-d"),
-      offsetD: numberOption(args, "offset-d"),
-      perTensor: args.flags.has("per-tensor"),
-      activationRanges,
-      files,
-    });
+    const seeded = integerOption(args, "calibrate", 0);
     const out = args.options.get("out")?.at(-1);
+    // The summary goes where the record does not.
+    const say = out === undefined ? io.err : io.out;
+    let text: string;
+    if (inputs !== undefined || seeded > 0) {
+      if (args.options.has("scale-d") || args.options.has("offset-d")) {
+        throw new ConvertError(
+          "USAGE",
+          "--scale-d and --offset-d set guessed factors: they do not go with calibration samples",
+        );
+      }
+      const seed = integerOption(args, "seed", 0);
+      const samples = inputs !== undefined ? [inputs] : () => seededSamples(seeded);
+      const source = inputs !== undefined ? "--input" : "seeded random inputs (--calibrate)";
+      function* seededSamples(count: number): Generator<Sample> {
+        for (let i = 0; i < count; i++) yield seededInputs(net, seed + i);
+      }
+      const progress = calibrationProgress(io);
+      try {
+        const result = await calibrate(net, samples, {
+          config: calibrationConfig(args, net),
+          onProgress: progress.onProgress,
+        });
+        text = result.record;
+        progress.done();
+        say(calibrationSummary(net, result, source));
+      } finally {
+        progress.done();
+      }
+    } else {
+      text = await makeRecord(net, {
+        scaleD: numberOption(args, "scale-d"),
+        offsetD: numberOption(args, "offset-d"),
+        perTensor: args.flags.has("per-tensor"),
+      });
+    }
+    if (inputs === undefined) io.err(guessWarning(seeded));
     if (out === undefined) {
       io.out(text);
       return;
@@ -58,7 +103,7 @@ export const recordCommand: Command = {
     const { paths } = await writeAllOrNothing(
       dirname(out),
       [{ name: basename(out), content: text }],
-      [args.positionals.model_file!, args.positionals.weights_file!],
+      [modelFile, weightsFile],
     );
     io.out(`wrote ${shownPath(paths[0])}\n`);
   },

@@ -1,0 +1,115 @@
+/**
+ * What `record` and `quantize` share about calibration: the options that choose the algorithm,
+ * the progress line, and the summary of what calibration observed (samples, per-layer ranges,
+ * ranges that look wrong).
+ *
+ * @module
+ */
+
+import type { Net } from "../caffe/net.ts";
+import type {
+  CalibrationProgress,
+  CalibrationResult,
+  LayerCalibrationStats,
+} from "../calibrate/calibrate.ts";
+import type { ActivationAlgorithm } from "../calibrate/activation.ts";
+import { type CalibrationConfig, defaultCalibrationConfig } from "../calibrate/config.ts";
+import { rangeWarnings } from "../calibrate/range_checks.ts";
+import { ConvertError } from "../errors.ts";
+import type { ParsedArgs } from "./args.ts";
+import type { Output } from "./common.ts";
+import { durationText, statusLine } from "./progress.ts";
+
+/** Options (with a value) that choose how to calibrate. */
+export const CALIBRATION_OPTIONS = ["algo"];
+
+/** Flags that choose how to calibrate. */
+export const CALIBRATION_FLAGS = ["no-offset", "per-tensor"];
+
+const ALGORITHMS: ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+
+/** The calibration configuration of `--algo`, `--no-offset` and `--per-tensor`. */
+export function calibrationConfig(args: ParsedArgs, net: Net): CalibrationConfig {
+  const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
+  if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
+    throw new ConvertError(
+      "USAGE",
+      `--algo needs one of ${ALGORITHMS.join(", ")}, not "${algorithm}"`,
+    );
+  }
+  const config = defaultCalibrationConfig(net, {
+    activation: {
+      algorithm: algorithm as ActivationAlgorithm,
+      ...(args.flags.has("no-offset") ? { withOffset: false } : {}),
+    },
+  });
+  if (args.flags.has("per-tensor")) {
+    for (const settings of config.layers.values()) settings.channelWise = false;
+  }
+  return config;
+}
+
+/** A progress callback for `calibrate()` drawing on standard error. */
+export function calibrationProgress(
+  io: Output,
+): { onProgress: (progress: CalibrationProgress) => void; done: () => void } {
+  const line = statusLine(io.err, io.isTerminal);
+  return {
+    onProgress({ pass, samples, totalSamples, layer, etaSeconds }) {
+      const count = totalSamples === undefined ? `${samples}` : `${samples}/${totalSamples}`;
+      const eta = etaSeconds === undefined ? "" : `, about ${durationText(etaSeconds)} left`;
+      line.show(
+        `calibrating (pass ${pass + 1}): ${count} samples${layer ? `, at ${layer}` : ""}${eta}`,
+      );
+    },
+    done: line.done,
+  };
+}
+
+/** A range as text, 4 significant digits. */
+function rangeText([low, high]: [number, number]): string {
+  const shown = (value: number) => Number.isInteger(value) ? String(value) : value.toPrecision(4);
+  return `[${shown(low)}, ${shown(high)}]`;
+}
+
+/** The table rows of the calibrated layers (one per layer; shared inputs say so). */
+function layerRows(layers: LayerCalibrationStats[]): string[][] {
+  return layers.map((stats) => [
+    stats.layer,
+    stats.blob,
+    stats.algorithm,
+    rangeText(stats.range),
+    rangeText(stats.clip),
+    stats.scaleD.toPrecision(6),
+    String(stats.offsetD),
+  ]);
+}
+
+/** Rows as aligned text lines. */
+function aligned(rows: string[][]): string[] {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+}
+
+/**
+ * What calibration observed, for people: the samples used and where from (`source`), one row
+ * per quantized layer (its input blob, algorithm, observed range, the range the chosen factors
+ * represent, `scale_d`, `offset_d`), and a `warning:` line for each range that looks wrong.
+ */
+export function calibrationSummary(net: Net, result: CalibrationResult, source: string): string {
+  const passes = result.passes === 1 ? "1 pass" : `${result.passes} passes`;
+  const lines = [
+    `calibrated ${result.layers.length} layers on ${result.samples} samples of ${source} ` +
+    `(${passes})`,
+    ...aligned([
+      ["layer", "input", "algorithm", "range seen", "range kept", "scale_d", "offset_d"],
+      ...layerRows(result.layers),
+    ]).map((line) => `  ${line}`),
+  ];
+  for (const warning of [...result.warnings, ...rangeWarnings(net, result.layers).map((w) =>
+    `layer ${w.layer}: ${w.message}`
+  )]) {
+    lines.push(`warning: ${warning}`);
+  }
+  return lines.join("\n") + "\n";
+}
