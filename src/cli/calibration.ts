@@ -15,21 +15,40 @@ import type {
 import type { ActivationAlgorithm } from "../calibrate/activation.ts";
 import { type CalibrationConfig, defaultCalibrationConfig } from "../calibrate/config.ts";
 import { rangeWarnings } from "../calibrate/range_checks.ts";
+import { readQuantConfig } from "../calibrate/config_read.ts";
 import { ConvertError } from "../errors.ts";
+import { readInputText } from "../io/files.ts";
 import type { ParsedArgs } from "./args.ts";
 import type { Output } from "./common.ts";
 import { durationText, statusLine } from "./progress.ts";
 
 /** Options (with a value) that choose how to calibrate. */
-export const CALIBRATION_OPTIONS = ["algo"];
+export const CALIBRATION_OPTIONS = ["algo", "config"];
 
 /** Flags that choose how to calibrate. */
 export const CALIBRATION_FLAGS = ["no-offset", "per-tensor"];
 
 const ALGORITHMS: ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
 
-/** The calibration configuration of `--algo`, `--no-offset` and `--per-tensor`. */
-export function calibrationConfig(args: ParsedArgs, net: Net): CalibrationConfig {
+/**
+ * The calibration configuration: AMCT's config file of `--config` (JSON or simplified .cfg), or
+ * the defaults changed by `--algo`, `--no-offset` and `--per-tensor` (which a config file sets
+ * itself).
+ */
+export async function calibrationConfig(args: ParsedArgs, net: Net): Promise<CalibrationConfig> {
+  const file = args.options.get("config")?.at(-1);
+  if (file !== undefined) {
+    const other = ["algo", "no-offset", "per-tensor"].find((name) =>
+      args.options.has(name) || args.flags.has(name)
+    );
+    if (other !== undefined) {
+      throw new ConvertError(
+        "USAGE",
+        `--${other} does not go with --config: set it in the configuration file`,
+      );
+    }
+    return readQuantConfig(await readInputText(file), net, file);
+  }
   const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
   if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
     throw new ConvertError(
@@ -106,9 +125,12 @@ export function calibrationSummary(net: Net, result: CalibrationResult, source: 
       ...layerRows(result.layers),
     ]).map((line) => `  ${line}`),
   ];
-  for (const warning of [...result.warnings, ...rangeWarnings(net, result.layers).map((w) =>
-    `layer ${w.layer}: ${w.message}`
-  )]) {
+  for (
+    const warning of [
+      ...result.warnings,
+      ...rangeWarnings(net, result.layers).map((w) => `layer ${w.layer}: ${w.message}`),
+    ]
+  ) {
     lines.push(`warning: ${warning}`);
   }
   return lines.join("\n") + "\n";

@@ -39,11 +39,11 @@ export function guessWarning(calibrated: number): string {
 
 export const recordCommand: Command = {
   usage: "record <model_file> <weights_file> [--input <blob>=<file.npy>]... [--calibrate N] " +
-    "[--algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
+    "[--config F | --algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
     "[--out <file>]",
   help: "Calibrates the float net on samples and writes AMCT's record (SPEC §11): per-channel\n" +
     "scale_w from the fused weights (ARQ), and activation factors by IFMR (the default, as\n" +
-    "AMCT), HFMG or min/max (--algo) over the values each quantized layer reads. Samples come\n" +
+    "AMCT), HFMG or min/max (--algo, or AMCT's config file: --config) over the values each quantized layer reads. Samples come\n" +
     "from --input .npy tensors, or from N seeded random inputs (--calibrate N, a baseline only).\n" +
     "Without samples the activation factors are guesses: --scale-d and --offset-d, default\n" +
     "those of the range [-1, 1]. Prints what calibration observed (samples, each layer's range,\n" +
@@ -79,11 +79,10 @@ export const recordCommand: Command = {
       const progress = calibrationProgress(io);
       try {
         const result = await calibrate(net, samples, {
-          config: calibrationConfig(args, net),
+          config: await calibrationConfig(args, net),
           onProgress: progress.onProgress,
         });
         text = result.record;
-        progress.done();
         say(calibrationSummary(net, result, source));
       } finally {
         progress.done();

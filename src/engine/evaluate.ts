@@ -10,7 +10,7 @@
 
 import type { Net } from "../caffe/net.ts";
 import { engineKernels } from "../wasm/engine.ts";
-import { outputTask, type OutputTask, softmaxLayout } from "./compare.ts";
+import { type OutputTask, outputTask, softmaxLayout } from "./compare.ts";
 import {
   addAgreement,
   type AgreementTotals,
