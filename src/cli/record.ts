@@ -6,6 +6,7 @@
  */
 
 import { basename, dirname } from "node:path";
+import type { Net } from "../caffe/net.ts";
 import { calibrate, type Sample } from "../calibrate/calibrate.ts";
 import { seededInputs } from "../engine/inputs.ts";
 import { ConvertError } from "../errors.ts";
@@ -35,6 +36,11 @@ export function guessWarning(calibrated: number): string {
     : "were not measured on any data (those of the range [-1, 1], or --scale-d/--offset-d)";
   return `warning: the activation factors ${what}: they are guesses, and a model quantized ` +
     `with them may lose much of its accuracy. Calibrate on real samples with --data or --input.\n`;
+}
+
+/** `count` samples of seeded inputs uniform in [-1, 1), sample i from `seed + i`. */
+function* seededSamples(net: Net, seed: number, count: number): Generator<Sample> {
+  for (let i = 0; i < count; i++) yield seededInputs(net, seed + i);
 }
 
 export const recordCommand: Command = {
@@ -71,11 +77,8 @@ export const recordCommand: Command = {
         );
       }
       const seed = integerOption(args, "seed", 0);
-      const samples = inputs !== undefined ? [inputs] : () => seededSamples(seeded);
+      const samples = inputs !== undefined ? [inputs] : () => seededSamples(net, seed, seeded);
       const source = inputs !== undefined ? "--input" : "seeded random inputs (--calibrate)";
-      function* seededSamples(count: number): Generator<Sample> {
-        for (let i = 0; i < count; i++) yield seededInputs(net, seed + i);
-      }
       const progress = calibrationProgress(io);
       try {
         const result = await calibrate(net, samples, {
