@@ -243,9 +243,16 @@ Deno.test("record --calibrate, convert --compare and compare --lockstep --html",
 
   const converted = await run("convert", model, weights, record, join(dir, "m"), "--compare");
   assert.equal(converted.code, 0, converted.err);
-  const accuracy = /prob\s+(\S+)\s+(\S+)\s+100\.0%/.exec(converted.out);
-  assert.ok(accuracy, converted.out);
-  assert.ok(Number(accuracy[1]) > 0.99 && Number(accuracy[2]) > 0.99);
+  for (const net of ["fake-quant", "deploy"]) {
+    const accuracy = new RegExp(
+      `${net} +prob \\(classifier\\): PASS: cosine (\\S+), .*top-1 100\\.0%`,
+    )
+      .exec(converted.out);
+    assert.ok(accuracy, converted.out);
+    assert.ok(Number(accuracy[1]) > 0.99);
+  }
+  assert.match(converted.out, /\nmost sensitive layers alone: \w+ rel L2 /);
+  assert.match(converted.out, /\nflagged layers: none\n/);
   const lockstep = /lockstep\): worst relative L2 (\S+) at (\S+)/.exec(converted.out);
   assert.ok(lockstep, converted.out);
   assert.ok(Number(lockstep[1]) > 0 && Number(lockstep[1]) <= 1e-5, lockstep[0]);
@@ -289,3 +296,46 @@ Deno.test("record --calibrate, convert --compare and compare --lockstep --html",
   assert.match(page, /<svg/);
   assert.doesNotMatch(page, /<script src|<link /);
 });
+
+Deno.test(
+  "convert --compare with an absurd record: a weight warning, the layer flagged, the output failed",
+  {
+    ignore: !modelNames.includes("lenet"),
+  },
+  async () => {
+    const dir = await mkdtemp("/tmp/caffe-quant-cli-");
+    const model = modelFile("lenet", "deploy.prototxt");
+    const weights = modelFile("lenet", "weights.caffemodel");
+    // ip2's weights lie within ±1: scale_w 10 rounds every one of them to 0.
+    const record = join(dir, "record.txt");
+    await writeFile(
+      record,
+      'record { key: "ip2" value { scale_d: 0.05 offset_d: 0 scale_w: 10 offset_w: 0 } }\n',
+    );
+    const converted = await run("convert", model, weights, record, join(dir, "m"), "--compare");
+    assert.equal(converted.code, 0, converted.err);
+    assert.match(converted.err, /warning: layer "ip2": 100\.0% of its weights quantize to 0/);
+    assert.match(converted.out, /\nflagged layers \(alone\): ip2 \(.*rel L2 \S+ > 0\.1.*\)\n/);
+    assert.match(converted.out, /fake-quant +prob \(classifier\): FAIL \(/);
+    const lenient = await run(
+      "convert",
+      model,
+      weights,
+      record,
+      join(dir, "n"),
+      "--compare",
+      "--max-rel-l2",
+      "100",
+      "--min-cosine",
+      "-1",
+      "--min-top1",
+      "0",
+    );
+    assert.equal(lenient.code, 0, lenient.err);
+    assert.match(lenient.out, /\nflagged layers: none\n/);
+    assert.match(lenient.out, /fake-quant +prob \(classifier\): PASS/);
+    const wrong = await run("convert", model, weights, record, join(dir, "o"), "--min-top1", "2");
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.err, /--min-top1 must lie in \[0, 1\], not 2/);
+  },
+);

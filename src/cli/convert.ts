@@ -5,27 +5,36 @@
  * @module
  */
 
-import { netOutputs } from "../caffe/net.ts";
-import { compareNets } from "../engine/compare.ts";
+import { compareNets, type LayerSensitivity, type OutputMetrics } from "../engine/compare.ts";
+import { failedChecks, formatMetric, type Thresholds } from "../engine/metrics.ts";
+import { outputVerdict } from "../engine/report.ts";
 import { convertModel, type ConvertModelReport } from "../io/convert_model.ts";
 import { parseArgs } from "./args.ts";
 import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
 import { progressBar } from "./progress.ts";
+import {
+  THRESHOLD_HELP,
+  THRESHOLD_OPTIONS,
+  THRESHOLD_USAGE,
+  thresholdOptions,
+} from "./thresholds.ts";
 
 export const convertCommand: Command = {
   usage: "convert <model_file> <weights_file> <record_file> <save_path> [--compare] " +
-    "[--samples N] [--json]",
+    `[--samples N] ${THRESHOLD_USAGE} [--json]`,
   help: "Fuses Conv+BatchNorm+Scale, quantizes the layers the record file names, and writes\n" +
     "<save_path>_fake_quant_model.prototxt, _fake_quant_weights.caffemodel,\n" +
     "_deploy_model.prototxt, _deploy_weights.caffemodel and _quant.json (all or none).\n" +
     "--compare then runs the float, fake-quant and deploy nets on N seeded inputs (default 4)\n" +
-    "and prints how far each output moved.",
+    "and prints a verdict for each output, the quantized layers that hurt most alone, and\n" +
+    "those that fail a threshold alone.\n" + THRESHOLD_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "record_file", "save_path"],
       flags: ["json", "compare"],
-      options: ["samples"],
+      options: ["samples", ...THRESHOLD_OPTIONS],
     }, this.usage);
+    const thresholds = thresholdOptions(args);
     const progress = io.isTerminal && !args.flags.has("json") ? progressBar(io.err) : undefined;
     let report: ConvertModelReport;
     try {
@@ -46,6 +55,7 @@ export const convertCommand: Command = {
         args.positionals.weights_file!,
         report,
         integerOption(args, "samples", 4),
+        thresholds,
       )
       : undefined;
     if (args.flags.has("json")) {
@@ -57,30 +67,28 @@ export const convertCommand: Command = {
   },
 };
 
-/** How far one net output moved through quantization. */
-export interface OutputAccuracy {
-  /** The output blob. */
-  blob: string;
-  /** Cosine similarity of the float and fake-quant outputs. */
-  cosineFake: number;
-  /** Cosine similarity of the float and deploy outputs. */
-  cosineDeploy: number;
-  /** For classifier outputs, the float and fake-quant top-1 agreement. */
-  top1Agreement?: number;
-}
-
 /** What `convert --compare` measured. */
 export interface ConversionAccuracy {
-  /** Seeded inputs run. */
+  /** Samples run. */
   samples: number;
-  /** Each net output, float against fake-quant and deploy (free-running). */
-  outputs: OutputAccuracy[];
+  /** Seed of the first generated sample. */
+  seed: number;
+  /** The thresholds of the verdicts and flags. */
+  thresholds: Thresholds;
+  /** Each float net output against the fake-quant net's (free-running), with its verdict. */
+  fakeQuant: OutputMetrics[];
+  /** Each float net output against the deploy net's (free-running), with its verdict. */
+  deploy: OutputMetrics[];
+  /** Each quantized layer alone (see `layerSensitivity`), in net order. */
+  sensitivity: LayerSensitivity[];
+  /** The quantized layers that fail a threshold alone, with the failed checks. */
+  flaggedLayers: { layer: string; failed: string[] }[];
   /**
    * Fake-quant against deploy layer by layer, in lockstep (each deploy layer reads what the
-   * fake-quant layer read): the blob where they differ most and its relative L2 error. The two
+   * fake-quant layer read): the layer where they differ most and its relative L2 error. The two
    * models should say the same thing, up to float rounding.
    */
-  deployVsFake: { blob: string; relativeL2: number };
+  deployVsFake: { layer: string; relativeL2: number };
 }
 
 /** Runs the float, fake-quant and deploy nets on seeded inputs and compares them. */
@@ -89,58 +97,77 @@ async function conversionAccuracy(
   weightsFile: string,
   report: ConvertModelReport,
   samples: number,
+  thresholds: Thresholds,
 ): Promise<ConversionAccuracy> {
   const [float, fake, deploy] = await Promise.all([
     loadModelFiles(modelFile, weightsFile),
     loadModelFiles(report.outputs.fakeQuantModel, report.outputs.fakeQuantWeights),
     loadModelFiles(report.outputs.deployModel, report.outputs.deployWeights),
   ]);
-  const options = { samples: Math.max(1, samples), seed: 0 };
+  const options = { samples: Math.max(1, samples), seed: 0, thresholds };
   const floatVsFake = await compareNets(float, fake, options);
-  const floatVsDeploy = await compareNets(float, deploy, options);
+  const floatVsDeploy = await compareNets(float, deploy, { ...options, sensitivity: false });
   const fakeVsDeploy = await compareNets(fake, deploy, { ...options, lockstep: true });
-  const outputs = netOutputs(float).flatMap((blob) => {
-    const fakeRow = floatVsFake.rows.find((entry) => entry.blob === blob);
-    if (fakeRow === undefined) return [];
-    const deployRow = floatVsDeploy.rows.find((entry) => entry.blob === blob);
-    return [{
-      blob,
-      cosineFake: fakeRow.cosine,
-      cosineDeploy: deployRow?.cosine ?? NaN,
-      ...(fakeRow.top1Agreement === undefined ? {} : { top1Agreement: fakeRow.top1Agreement }),
-    }];
-  });
   const worst = fakeVsDeploy.rows
     .filter((row) => row.note === undefined)
-    .reduce((a, b) => (b.relativeL2 > a.relativeL2 ? b : a), { blob: "", relativeL2: 0 });
+    .reduce((a, b) => (b.relativeL2 > a.relativeL2 ? b : a), { layer: "", relativeL2: 0 });
+  const flaggedLayers = floatVsFake.sensitivity.flatMap((entry) => {
+    const failed = failedChecks(entry, thresholds);
+    return failed.length === 0 ? [] : [{ layer: entry.layer, failed }];
+  });
   return {
     samples: options.samples,
-    outputs,
-    deployVsFake: { blob: worst.blob, relativeL2: worst.relativeL2 },
+    seed: options.seed,
+    thresholds,
+    fakeQuant: floatVsFake.outputs,
+    deploy: floatVsDeploy.outputs,
+    sensitivity: floatVsFake.sensitivity,
+    flaggedLayers,
+    deployVsFake: { layer: worst.layer, relativeL2: worst.relativeL2 },
   };
 }
 
-/** The accuracy figures as a few lines. */
+/** The most sensitive layers named in the summary. */
+const SENSITIVE_SHOWN = 3;
+
+/** The accuracy figures as a few lines: a verdict per output and net, the layers that hurt. */
 function formatAccuracy(accuracy: ConversionAccuracy): string {
-  const width = Math.max(6, ...accuracy.outputs.map((row) => row.blob.length));
   const lines = [
-    `accuracy on ${accuracy.samples} seeded input(s), cosine similarity to the float net:`,
-    `  ${"output".padEnd(width)}  fake-quant  deploy    top-1`,
+    `accuracy on ${accuracy.samples} generated input(s) (uniform in [-1, 1), seed ` +
+    `${accuracy.seed}; not real data), against the float net:`,
+    ...accuracy.fakeQuant.map((output) => `  fake-quant  ${outputVerdict(output)}`),
+    ...accuracy.deploy.map((output) => `  deploy      ${outputVerdict(output)}`),
   ];
-  for (const row of accuracy.outputs) {
-    const top1 = row.top1Agreement === undefined ? "" : `${(100 * row.top1Agreement).toFixed(1)}%`;
-    lines.push(
-      `  ${row.blob.padEnd(width)}  ${row.cosineFake.toFixed(6)}    ${
-        row.cosineDeploy.toFixed(6)
-      }  ${top1}`.trimEnd(),
+  const ranked = [...accuracy.sensitivity]
+    .sort((x, y) => errorRank(y.relativeL2) - errorRank(x.relativeL2))
+    .slice(0, SENSITIVE_SHOWN)
+    .map((entry) =>
+      `${entry.layer} rel L2 ${formatMetric(entry.relativeL2, "error")} (${
+        formatMetric(entry.sqnr, "db")
+      })`
     );
+  if (ranked.length > 0) {
+    lines.push(`most sensitive layers alone: ${ranked.join(", ")}`);
   }
-  const { blob, relativeL2 } = accuracy.deployVsFake;
+  lines.push(
+    accuracy.flaggedLayers.length === 0
+      ? "flagged layers: none"
+      : `flagged layers (alone): ${
+        accuracy.flaggedLayers.map(({ layer, failed }) => `${layer} (${failed.join(", ")})`)
+          .join("; ")
+      }`,
+  );
+  const { layer, relativeL2 } = accuracy.deployVsFake;
   lines.push(
     `fake-quant vs deploy, layer by layer (lockstep): worst relative L2 ` +
-      `${relativeL2.toExponential(1)}${blob ? ` at ${blob}` : ""}`,
+      `${relativeL2.toExponential(1)}${layer ? ` at ${layer}` : ""}`,
   );
   return lines.join("\n") + "\n";
+}
+
+/** A relative L2 error for sorting: NaN ranks worst. */
+function errorRank(value: number): number {
+  return Number.isNaN(value) ? Infinity : value;
 }
 
 /** The human summary of a conversion. */
