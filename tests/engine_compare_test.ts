@@ -251,3 +251,55 @@ Deno.test("formatCompareTable: the worst line names five layers, then how many m
     /\nworst: p7, p6, p5, p4, p3 \(\+3 more\); error jumps first at p0 /,
   );
 });
+
+Deno.test("compareNets outputs: classifier accuracy with labels, detector and image metrics", async () => {
+  const data: Tensor = {
+    shape: [2, 5],
+    data: new Float32Array([0.5, -1, 0.25, 2, 0, -0.75, 1.5, 0.1, -2.5, 0.3]),
+  };
+  // Arg-max of A's rows: 3, 1; of B's (negated) rows: 1, 3. Labels 3, 1: A all right, B none.
+  const classified = await compareNets(scalingNet(1), scalingNet(-1), {
+    inputs: new Map([["data", data]]),
+    labels: [[3, 1]],
+  });
+  const prob = classified.outputs.find((output) => output.blob === "prob")!;
+  assert.equal(prob.task, "classifier");
+  assert.equal(prob.top1, 0);
+  assert.equal(prob.top5, 1); // 5 classes
+  assert.deepEqual(prob.accuracy, { a: { top1: 1, top5: 1 }, b: { top1: 0, top5: 1 } });
+
+  // Softmax over 2 classes at 4 positions: a detector's scores. Negating the input swaps the
+  // two probabilities, so no position kept (> 0.5) by A is kept by B.
+  const detector = (scale: number) =>
+    readPrototxt(`
+      input: "data" input_shape { dim: 1 dim: 2 dim: 1 dim: 4 }
+      layer { name: "lin" type: "Power" bottom: "data" top: "y" power_param { scale: ${scale} } }
+      layer { name: "score" type: "Softmax" bottom: "y" top: "score" }
+    `);
+  const detected = await compareNets(detector(1), detector(-1), { seed: 3 });
+  const score = detected.outputs[0];
+  assert.equal(score.task, "detector");
+  assert.equal(score.confident, 0);
+  assert.ok(score.failed.some((check) => check.startsWith("confident")));
+
+  // An image output [1, 3, 4, 4], B = 1.1 A: PSNR = 10 log10(peak² / mean (0.1 x)²).
+  const image = (scale: number) =>
+    readPrototxt(`
+      input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }
+      layer { name: "lin" type: "Power" bottom: "data" top: "y" power_param { scale: ${scale} } }
+    `);
+  const imaged = await compareNets(image(1), image(1.1), { seed: 4 });
+  const input = (await runNet(image(1), { seed: 4 })).outputs.get("y")!.data;
+  const values = [...input];
+  const peak = Math.max(...values) - Math.min(...values);
+  const meanSquare = values.reduce(
+    (sum, x) => sum + (x - Math.fround(Math.fround(1.1) * x)) ** 2,
+    0,
+  ) / values.length;
+  const psnr = 10 * Math.log10((peak * peak) / meanSquare);
+  assert.equal(imaged.outputs[0].task, "image");
+  assert.ok(
+    Math.abs(imaged.outputs[0].psnr! - psnr) < 1e-3,
+    `${imaged.outputs[0].psnr} vs ${psnr}`,
+  );
+});

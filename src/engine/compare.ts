@@ -31,6 +31,7 @@ import {
   sqnrDb,
   type Thresholds,
   topKAgreement,
+  topKCorrect,
 } from "./metrics.ts";
 import { netInputs } from "../caffe/net.ts";
 import { runNet, type SkippedLayer, type ValueKind } from "./run.ts";
@@ -52,6 +53,11 @@ export interface CompareOptions {
    * a layer adds itself, not the error it inherits. Without it, both nets run freely.
    */
   lockstep?: boolean;
+  /**
+   * True classes for classifier outputs: `labels[i][r]` is the class of row r (batch item) of
+   * sample i. With them each classifier output reports both nets' top-1 and top-5 accuracy.
+   */
+  labels?: readonly ArrayLike<number>[];
   /**
    * Measure {@linkcode CompareReport.sensitivity} (default true): for free-running comparisons
    * this runs net B once more per sample, in lockstep.
@@ -139,6 +145,8 @@ export interface OutputMetrics {
   top1?: number;
   /** Classifiers: fraction of positions whose B arg-max is among A's top 5. */
   top5?: number;
+  /** Classifiers with labels: top-1 and top-5 accuracy of each net (fractions). */
+  accuracy?: { a: { top1: number; top5: number }; b: { top1: number; top5: number } };
   /** Images: PSNR in dB, with A's value range as the peak. */
   psnr?: number;
   /**
@@ -406,6 +414,9 @@ interface OutputTotals {
   top1: number;
   top5: number;
   rows: number;
+  /** Correct top-1 / top-5 of A and B, over `labelled` rows. */
+  correct: [number, number, number, number];
+  labelled: number;
   both: number;
   either: number;
   low: number;
@@ -522,7 +533,7 @@ export async function compareNets(
         addValues(kernels, entry, valueA, valueB);
       });
     }
-    addOutputs(kernels, a, traceA, traceB, outputTotals);
+    addOutputs(kernels, a, traceA, traceB, outputTotals, options.labels?.[sample]);
   }
   const outputs = [...outputTotals].map(([blob, entry]) => finishOutput(blob, entry, thresholds));
   const rows = points.flatMap((point, i) =>
@@ -609,6 +620,7 @@ function addOutputs(
   traceA: Trace,
   traceB: Trace,
   outputTotals: Map<string, OutputTotals>,
+  labels: ArrayLike<number> | undefined,
 ): void {
   for (const [blob, tensorA] of traceA.outputs) {
     const historyA = traceA.history.get(blob);
@@ -627,6 +639,8 @@ function addOutputs(
         top1: 0,
         top5: 0,
         rows: 0,
+        correct: [0, 0, 0, 0],
+        labelled: 0,
         both: 0,
         either: 0,
         low: Infinity,
@@ -641,6 +655,19 @@ function addOutputs(
       entry.top1 += top1.agreeing;
       entry.top5 += topKAgreement(tensorA.data, dataB, entry.layout, 5).agreeing;
       entry.rows += top1.rows;
+      if (labels !== undefined) {
+        const [a1, a5, b1, b5] = [[tensorA.data, 1], [tensorA.data, 5], [dataB, 1], [dataB, 5]]
+          .map(([data, k]) =>
+            topKCorrect(data as Float32Array, labels, entry!.layout!, k as number)
+          );
+        entry.correct = [
+          entry.correct[0] + a1.correct,
+          entry.correct[1] + a5.correct,
+          entry.correct[2] + b1.correct,
+          entry.correct[3] + b5.correct,
+        ];
+        entry.labelled += a1.rows;
+      }
     } else if (entry.task === "detector" && entry.layout !== undefined) {
       const { both, either } = confidentAgreement(tensorA.data, dataB, entry.layout);
       entry.both += both;
@@ -668,6 +695,10 @@ function finishOutput(blob: string, entry: OutputTotals, thresholds: Thresholds)
   if (entry.task === "classifier" && entry.rows > 0) {
     metrics.top1 = entry.top1 / entry.rows;
     metrics.top5 = entry.top5 / entry.rows;
+  }
+  if (entry.task === "classifier" && entry.labelled > 0) {
+    const [a1, a5, b1, b5] = entry.correct.map((correct) => correct / entry.labelled);
+    metrics.accuracy = { a: { top1: a1, top5: a5 }, b: { top1: b1, top5: b5 } };
   }
   if (entry.task === "detector") {
     metrics.confident = entry.either === 0 ? 1 : entry.both / entry.either;

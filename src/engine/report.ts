@@ -76,6 +76,13 @@ function outputFigures(output: OutputMetrics): string[] {
   ];
   if (output.top1 !== undefined) figures.push(`top-1 ${formatMetric(output.top1, "fraction")}`);
   if (output.top5 !== undefined) figures.push(`top-5 ${formatMetric(output.top5, "fraction")}`);
+  if (output.accuracy !== undefined) {
+    const { a, b } = output.accuracy;
+    figures.push(
+      `accuracy top-1 ${formatMetric(a.top1, "fraction")} -> ${formatMetric(b.top1, "fraction")}`,
+      `top-5 ${formatMetric(a.top5, "fraction")} -> ${formatMetric(b.top5, "fraction")}`,
+    );
+  }
   if (output.psnr !== undefined) figures.push(`PSNR ${formatMetric(output.psnr, "db")}`);
   if (output.confident !== undefined) {
     figures.push(`confident outputs kept ${formatMetric(output.confident, "fraction")}`);
