@@ -138,3 +138,41 @@ Deno.test("npyFileName: output.<blob>.npy with characters outside [A-Za-z0-9._-]
   assert.equal(npyFileName("a.b_c"), "output.a.b_c.npy");
   assert.equal(npyFileName("é"), "output._.npy");
 });
+
+Deno.test("readNpy: the header is read as a Python dict literal, anything else refused at its byte", () => {
+  const data = littleEndianFloats([1, 2], 4);
+  /** The NPY_FORMAT error of a v1 file with `header`, checked for `pattern` and its offset. */
+  const headerError = (header: string, pattern: RegExp, offsetInHeader: number) =>
+    assert.throws(
+      () => readNpy(npyBytes(1, header, data), "x.npy"),
+      (error: unknown) =>
+        error instanceof ConvertError && error.code === "NPY_FORMAT" && error.file === "x.npy" &&
+        pattern.test(error.message) && error.offset === 10 + offsetInHeader,
+      header,
+    );
+  // A 'descr' inside another entry's text is not the dtype (the regex reader took '<f4' here).
+  const hidden = `{'x': "'descr': '<f4'", 'descr': '<i4', 'fortran_order': False, 'shape': (2,)}`;
+  headerError(hidden, /unknown key 'x'/, 1);
+  // A key given twice is refused at the second one (the regex reader used the first).
+  const twice = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'descr': '<i4'}";
+  headerError(twice, /'descr' is given twice/, twice.lastIndexOf("'descr'"));
+  // (2) is the number 2 in Python, not a tuple.
+  const notTuple = "{'descr': '<f4', 'fortran_order': False, 'shape': (2)}";
+  headerError(notTuple, /one-item tuple/, notTuple.indexOf("(2)"));
+  const trailing = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk";
+  headerError(trailing, /after the closing/, trailing.indexOf("junk"));
+  const badOrder = "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}";
+  headerError(badOrder, /'fortran_order' is not True or False/, badOrder.indexOf("0,"));
+  const structured = "{'descr': ('a', '<f4'), 'fortran_order': False, 'shape': (2,)}";
+  headerError(structured, /'descr' is not a string/, structured.indexOf("("));
+  const negative = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1)}";
+  headerError(negative, /whole number >= 0/, negative.indexOf("-1"));
+  const unclosed = "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}";
+  headerError(unclosed, /expected ',' or '}'/, unclosed.indexOf("fortran"));
+  headerError("{'descr': '<f4', 'shape': (2,)}", /no 'fortran_order'/, 0);
+  // What Python's literal syntax allows is read: double quotes, spaces, trailing commas or none.
+  const loose = readNpy(
+    npyBytes(1, '{ "shape" : ( 1 , 2 , ) ,"fortran_order":False,"descr":"<f4" }  \n', data),
+  );
+  assert.deepEqual(loose.shape, [1, 2]);
+});

@@ -8,6 +8,7 @@
 
 import { ConvertError } from "../errors.ts";
 import type { Tensor } from "../engine/tensor.ts";
+import { parseNpyHeader } from "./npy_header.ts";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const ALIGN = 64;
@@ -15,15 +16,6 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function formatError(message: string, file: string | undefined, offset?: number): ConvertError {
   return new ConvertError("NPY_FORMAT", message, { file, offset });
-}
-
-/** The value of `key` in a NumPy header dict, as its source text. */
-function headerEntry(header: string, key: string, file: string | undefined): string {
-  const match = new RegExp(`['"]${key}['"]\\s*:\\s*('[^']*'|"[^"]*"|\\([^)]*\\)|True|False)`).exec(
-    header,
-  );
-  if (match === null) throw formatError(`the header has no '${key}': ${header.trim()}`, file, 10);
-  return match[1];
 }
 
 /**
@@ -52,7 +44,7 @@ export function readNpy(bytes: Uint8Array, file?: string): Tensor {
   const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
     bytes.subarray(headerStart, dataStart),
   );
-  const descr = headerEntry(header, "descr", file).slice(1, -1);
+  const { descr, fortranOrder, shape } = parseNpyHeader(header, headerStart, file);
   if (descr !== "<f4" && descr !== "<f8") {
     throw formatError(
       `dtype '${descr}' is not supported (only '<f4' and '<f8')`,
@@ -60,15 +52,10 @@ export function readNpy(bytes: Uint8Array, file?: string): Tensor {
       headerStart,
     );
   }
-  if (headerEntry(header, "fortran_order", file) !== "False") {
+  if (fortranOrder) {
     throw formatError("Fortran-order arrays are not supported (C order only)", file, headerStart);
   }
-  const dims = headerEntry(header, "shape", file).slice(1, -1).split(",").map((s) => s.trim())
-    .filter((s) => s !== "");
-  const shape = dims.map(Number);
-  if (shape.some((size) => !Number.isInteger(size) || size < 0)) {
-    throw formatError(`bad shape (${dims.join(", ")})`, file, headerStart);
-  }
+  const dims = shape.map(String);
   const count = shape.reduce((total, size) => total * size, 1);
   const itemSize = descr === "<f4" ? 4 : 8;
   if (bytes.length - dataStart < count * itemSize) {
