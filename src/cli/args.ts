@@ -29,28 +29,46 @@ export interface ParsedArgs {
   options: Map<string, string[]>;
 }
 
-/** Parses `argv` (the words after the command name) against `spec`. */
+/**
+ * Parses `argv` (the words after the command name) against `spec`. Every word after `--` is a
+ * positional (so a path may start with `-`); before it, a word starting with `-` is an option.
+ * An option's value is the next word, which must not start with `--` (write `--name=--x` for
+ * that). Empty values, empty positionals, flags given a value and unknown options are `USAGE`
+ * errors naming the option or argument.
+ */
 export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedArgs {
   const words: string[] = [];
   const flags = new Set<string>();
   const options = new Map<string, string[]>();
   const fail = (message: string) => new ConvertError("USAGE", `${message}\nusage: ${usage}`);
+  let optionsEnded = false;
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i];
-    if (!word.startsWith("--") || word === "--") {
+    if (optionsEnded || !word.startsWith("-") || word === "-") {
       words.push(word);
       continue;
     }
+    if (word === "--") {
+      optionsEnded = true;
+      continue;
+    }
+    if (!word.startsWith("--")) {
+      throw fail(`unknown option ${word} (write -- before an argument that starts with -)`);
+    }
     const equals = word.indexOf("=");
     const name = word.slice(2, equals < 0 ? undefined : equals);
-    if (spec.flags?.includes(name) && equals < 0) {
+    if (spec.flags?.includes(name)) {
+      if (equals >= 0) throw fail(`--${name} takes no value`);
       flags.add(name);
     } else if (spec.options?.includes(name)) {
       const value = equals < 0 ? argv[++i] : word.slice(equals + 1);
-      if (value === undefined) throw fail(`--${name} needs a value`);
+      if (value === undefined || (equals < 0 && value.startsWith("--"))) {
+        throw fail(`--${name} needs a value`);
+      }
+      if (value === "") throw fail(`--${name} needs a value, not an empty one`);
       options.set(name, [...(options.get(name) ?? []), value]);
     } else {
-      throw fail(`unknown option ${word}`);
+      throw fail(`unknown option --${name}`);
     }
   }
   const optional = spec.optional ?? [];
@@ -61,6 +79,9 @@ export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedA
     throw fail(`unexpected argument ${words[spec.positionals.length + optional.length]}`);
   }
   const positionals: Record<string, string | undefined> = {};
-  [...spec.positionals, ...optional].forEach((name, i) => positionals[name] = words[i]);
+  [...spec.positionals, ...optional].forEach((name, i) => {
+    if (words[i] === "") throw fail(`<${name}> is empty`);
+    positionals[name] = words[i];
+  });
   return { positionals, flags, options };
 }

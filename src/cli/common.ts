@@ -63,22 +63,26 @@ export async function inputTensors(args: ParsedArgs): Promise<Map<string, Tensor
   return inputs;
 }
 
-/** A whole-number option (the last one given), or `fallback`. */
-export function integerOption(args: ParsedArgs, name: string, fallback: number): number {
+/**
+ * A whole-number option (the last one given), or `fallback`: decimal digits only, at least
+ * `min` (0 unless said), else a `USAGE` error naming the option.
+ */
+export function integerOption(args: ParsedArgs, name: string, fallback: number, min = 0): number {
   const text = args.options.get(name)?.at(-1);
   if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new ConvertError("USAGE", `--${name} needs a whole number >= 0, not "${text}"`);
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConvertError("USAGE", `--${name} needs a whole number >= ${min}, not "${text}"`);
   }
   return value;
 }
 
-/** A number option (the last one given), or undefined. */
+/** A number option (the last one given, in decimal notation), or undefined. */
 export function numberOption(args: ParsedArgs, name: string): number | undefined {
   const text = args.options.get(name)?.at(-1);
   if (text === undefined) return undefined;
-  const value = Number(text);
+  const decimal = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(text);
+  const value = decimal ? Number(text) : NaN;
   if (!Number.isFinite(value)) {
     throw new ConvertError("USAGE", `--${name} needs a number, not "${text}"`);
   }

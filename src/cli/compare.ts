@@ -43,7 +43,7 @@ export const compareCommand: Command = {
     ]);
     const report = await compareNets(netA, netB, {
       inputs: await inputTensors(args),
-      samples: integerOption(args, "samples", 1),
+      samples: integerOption(args, "samples", 1, 1),
       seed: integerOption(args, "seed", 0),
       lockstep: args.flags.has("lockstep"),
       thresholds,

@@ -35,8 +35,7 @@ export const configCommand: Command = {
     if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
       throw new ConvertError("USAGE", `--algo takes ${ALGORITHMS.join(", ")}, not "${algorithm}"`);
     }
-    const batchNum = integerOption(args, "batch-num", 1);
-    if (batchNum < 1) throw new ConvertError("USAGE", "--batch-num needs a whole number >= 1");
+    const batchNum = integerOption(args, "batch-num", 1, 1);
     const text = writeJsonConfig(net, {
       skip: args.options.get("skip") ?? [],
       activation: {

@@ -35,6 +35,7 @@ export const convertCommand: Command = {
       options: ["samples", ...THRESHOLD_OPTIONS],
     }, this.usage);
     const thresholds = thresholdOptions(args);
+    const samples = integerOption(args, "samples", 4, 1);
     const progress = io.isTerminal && !args.flags.has("json") ? progressBar(io.err) : undefined;
     let report: ConvertModelReport;
     try {
@@ -54,7 +55,7 @@ export const convertCommand: Command = {
         args.positionals.model_file!,
         args.positionals.weights_file!,
         report,
-        integerOption(args, "samples", 4),
+        samples,
         thresholds,
       )
       : undefined;
@@ -104,7 +105,7 @@ async function conversionAccuracy(
     loadModelFiles(report.outputs.fakeQuantModel, report.outputs.fakeQuantWeights),
     loadModelFiles(report.outputs.deployModel, report.outputs.deployWeights),
   ]);
-  const options = { samples: Math.max(1, samples), seed: 0, thresholds };
+  const options = { samples, seed: 0, thresholds };
   const floatVsFake = await compareNets(float, fake, options);
   const floatVsDeploy = await compareNets(float, deploy, { ...options, sensitivity: false });
   const fakeVsDeploy = await compareNets(fake, deploy, { ...options, lockstep: true });
