@@ -10,6 +10,7 @@
 import process from "node:process";
 import { ConvertError } from "./errors.ts";
 import { COMMANDS, type Output } from "./cli/commands.ts";
+import { readingInputs } from "./io/files.ts";
 
 const USAGE = `caffe-quant: quantize Caffe models to INT8 (AMCT convert_model)
 
@@ -47,7 +48,8 @@ export async function main(argv: string[], io: Output = processOutput()): Promis
       io.out(`usage: caffe-quant ${command.usage}\n\n${command.help}\n`);
       return 0;
     }
-    await command.run(rest, io);
+    // Every file the command reads is noted, so that no output of it may replace one.
+    await readingInputs(() => command.run(rest, io));
     return 0;
   } catch (error) {
     if (!(error instanceof ConvertError)) throw error;

@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   INPUT_UNREADABLE: "an input file cannot be read",
   OUTPUT_DIR: "the output directory cannot be created or written",
   OUTPUT_OVERWRITES_INPUT: "an output file would overwrite an input",
+  OUTPUT_NOT_A_FILE: "an existing output path that is not a regular file (FIFO, device, bad link)",
+  OUTPUT_LOCKED: "another run is writing the same outputs",
   // Calibration and its configuration.
   CALIBRATION_NO_DATA: "no calibration samples, or a layer to calibrate that never ran",
   CALIBRATION_NOT_FINITE: "NaN or infinity in a blob being calibrated",

@@ -1,18 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  readlink,
-  symlink,
-  writeFile,
-} from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConvertError } from "../src/errors.ts";
 import { convertModel } from "../src/io/convert_model.ts";
-import { type OutputFile, writeAllOrNothing } from "../src/io/files.ts";
 import { outputNames } from "../src/output_names.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
@@ -228,35 +218,4 @@ Deno.test("path mistakes are found before the model is read or converted", {
   await writeFile(record, "not a record {");
   await rejectsWith(convertModel(options(record, join(dir, "m"))), "OUTPUT_OVERWRITES_INPUT");
   assert.deepEqual(await list(), ["m_quant.json", "record.txt"]);
-});
-
-Deno.test("links at output paths are replaced, never written through; a failure puts them back", async () => {
-  const { dir, list } = await workspace();
-  const elsewhere = join(dir, "elsewhere.txt");
-  await writeFile(elsewhere, "keep");
-  const [linked, dangling] = [join(dir, "a.txt"), join(dir, "b.txt")];
-  await symlink(elsewhere, linked);
-  await symlink(join(dir, "missing.txt"), dangling);
-  const before = await list();
-  function* failing(): Generator<Uint8Array> {
-    yield new Uint8Array(1);
-    throw new ConvertError("WEIGHTS_NOT_FINITE", "from the producer");
-  }
-  const outputs = (last: OutputFile["content"]) => [
-    { name: "a.txt", content: "new a" },
-    { name: "b.txt", content: "new b" },
-    { name: "c.txt", content: last },
-  ];
-  await rejectsWith(writeAllOrNothing(dir, outputs(failing()), []), "WEIGHTS_NOT_FINITE");
-  assert.deepEqual(await list(), before);
-  assert.equal(await readlink(linked), elsewhere);
-  assert.equal(await readlink(dangling), join(dir, "missing.txt"));
-  const result = await writeAllOrNothing(dir, outputs("new c"), []);
-  assert.deepEqual(result.overwritten, [linked, dangling]);
-  for (const [path, text] of [[linked, "new a"], [dangling, "new b"]]) {
-    assert.ok((await lstat(path)).isFile(), path);
-    assert.equal(await readFile(path, "utf8"), text);
-  }
-  assert.equal(await readFile(elsewhere, "utf8"), "keep");
-  assert.deepEqual(await list(), [...before, "c.txt"].sort());
 });

@@ -131,12 +131,18 @@ Deno.test("writeNpy: v1 header padded to 64 bytes, ending in a newline; readNpy 
   assert.throws(() => writeNpy({ shape: [2, 2], data: new Float32Array(3) }), RangeError);
 });
 
-Deno.test("npyFileName: output.<blob>.npy with characters outside [A-Za-z0-9._-] as _", () => {
+Deno.test("npyFileName: output.<blob>.npy, other bytes as %XX, one file per blob", () => {
   assert.equal(npyFileName("prob"), "output.prob.npy");
   assert.equal(npyFileName("conv4-2"), "output.conv4-2.npy");
-  assert.equal(npyFileName("conv1/relu:0 x"), "output.conv1_relu_0_x.npy");
   assert.equal(npyFileName("a.b_c"), "output.a.b_c.npy");
-  assert.equal(npyFileName("é"), "output._.npy");
+  // By hand: "/" 0x2F, ":" 0x3A, " " 0x20, "%" 0x25, "é" UTF-8 C3 A9.
+  assert.equal(npyFileName("conv1/relu:0 x"), "output.conv1%2Frelu%3A0%20x.npy");
+  assert.equal(npyFileName("é"), "output.%C3%A9.npy");
+  assert.equal(npyFileName("100%"), "output.100%25.npy");
+  // Names that "_" for every unsafe character made one file: now all different.
+  const blobs = ["p/q", "p_q", "p q", "p%2Fq", "p%5Fq", "p\\q", "p:q"];
+  const names = blobs.map(npyFileName);
+  assert.equal(new Set(names).size, blobs.length, names.join(" "));
 });
 
 Deno.test("readNpy: the header is read as a Python dict literal, anything else refused at its byte", () => {

@@ -57,7 +57,6 @@ export const compareCommand: Command = {
       await writeAllOrNothing(
         dirname(html),
         [{ name: basename(html), content: compareReportHtml(report, labels) }],
-        [model_a!, weights_a!, model_b!, weights_b!],
       );
       io.err(`wrote ${shownPath(html)}\n`);
     }

@@ -105,7 +105,6 @@ export const recordCommand: Command = {
     const { paths } = await writeAllOrNothing(
       dirname(out),
       [{ name: basename(out), content: text }],
-      [modelFile, weightsFile],
     );
     io.out(`wrote ${shownPath(paths[0])}\n`);
   },

@@ -40,7 +40,6 @@ export const runCommand: Command = {
     const { paths } = await writeAllOrNothing(
       out,
       outputs.map(({ blob, tensor }) => ({ name: npyFileName(blob), content: writeNpy(tensor) })),
-      [modelFile, weightsFile],
     );
     const summary = {
       outputs: outputs.map(({ blob, tensor }, i) => ({

@@ -12,6 +12,7 @@ import { outputNames, type OutputPaths } from "../output_names.ts";
 import { join } from "node:path";
 import {
   type OutputFile,
+  readingInputs,
   readInput,
   readInputText,
   refuseOutputPaths,
@@ -28,7 +29,13 @@ export interface ConvertModelOptions {
   recordFile: string;
   /** `<dir>/<prefix>`; a path ending in `/` means no prefix. `<dir>` is created if missing. */
   savePath: string;
-  /** Called as each stage progresses (`stage`, work done, total work). */
+  /**
+   * Called as each stage progresses (`stage`, work done, total work); the last call is
+   * `("write", 1, 1)`, once every output is written and before they are moved into place. If
+   * it throws, or a promise it returns rejects, the conversion stops before anything is moved
+   * into place (nothing changes on disk) and rejects with that error; its promises are waited
+   * for before the outputs are moved into place.
+   */
   onProgress?: ProgressCallback;
 }
 
@@ -39,8 +46,43 @@ export interface ConvertModelReport extends ConvertReport {
 }
 
 /** Converts the files named in `options` and writes the five outputs (all or none). */
-export async function convertModel(options: ConvertModelOptions): Promise<ConvertModelReport> {
-  const { modelFile, weightsFile, recordFile, savePath, onProgress } = options;
+export function convertModel(options: ConvertModelOptions): Promise<ConvertModelReport> {
+  return readingInputs(() => convertFiles(options));
+}
+
+/**
+ * `onProgress` made safe to call anywhere: a throw passes to the caller as usual, and a returned
+ * promise is kept so that {@linkcode GuardedProgress.settled} can wait for it (its rejection is
+ * never left unhandled).
+ */
+interface GuardedProgress {
+  /** Calls the callback. */
+  report: ProgressCallback;
+  /** Waits for every promise the callback returned; rejects with the first rejection. */
+  settled(): Promise<void>;
+}
+
+function guardProgress(onProgress: ProgressCallback | undefined): GuardedProgress {
+  const pending: Promise<unknown>[] = [];
+  return {
+    report(stage, done, total) {
+      const returned: unknown = onProgress?.(stage, done, total);
+      if (returned instanceof Promise) {
+        // Handled now so that a rejection is never unhandled; reported by settled().
+        returned.catch(() => {});
+        pending.push(returned);
+      }
+    },
+    async settled() {
+      await Promise.all(pending);
+    },
+  };
+}
+
+async function convertFiles(options: ConvertModelOptions): Promise<ConvertModelReport> {
+  const { modelFile, weightsFile, recordFile, savePath } = options;
+  const progress = guardProgress(options.onProgress);
+  const onProgress = progress.report;
   const inputs = [modelFile, weightsFile, recordFile];
   const { dir, names } = outputNames(savePath);
   await refuseOutputPaths(Object.values(names).map((name) => join(dir, name)), inputs);
@@ -72,8 +114,13 @@ export async function convertModel(options: ConvertModelOptions): Promise<Conver
       content: contents[key],
     })),
     inputs,
+    {
+      beforeCommit: async () => {
+        onProgress("write", 1, 1);
+        await progress.settled();
+      },
+    },
   );
-  onProgress?.("write", 1, 1);
   const [fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo] = written.paths;
   return {
     ...report,

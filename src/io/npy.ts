@@ -108,7 +108,17 @@ export function writeNpy(tensor: Tensor): Uint8Array {
   return bytes;
 }
 
-/** `output.<blob>.npy`, with characters outside [A-Za-z0-9._-] in the blob name written as `_`. */
+/**
+ * `output.<blob>.npy`, with every UTF-8 byte of the blob name outside `[A-Za-z0-9._-]` written
+ * as `%XX` (so `%` itself is `%25`): a different blob always gets a different file name (`p/q`,
+ * `p_q` and `p q` give `output.p%2Fq.npy`, `output.p_q.npy` and `output.p%20q.npy`).
+ */
 export function npyFileName(blob: string): string {
-  return `output.${blob.replace(/[^A-Za-z0-9._-]/g, "_")}.npy`;
+  const escaped = [...new TextEncoder().encode(blob)].map((byte) => {
+    const char = String.fromCharCode(byte);
+    return /[A-Za-z0-9._-]/.test(char)
+      ? char
+      : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  });
+  return `output.${escaped.join("")}.npy`;
 }
