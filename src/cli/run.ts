@@ -17,7 +17,8 @@ export const runCommand: Command = {
     "--out <dir> [--json]",
   help: "Runs the net (float, fake-quant or deploy) in the simulator on .npy inputs, or on\n" +
     "seeded uniform [-1, 1) inputs of the declared shapes, and writes every net output as\n" +
-    "<dir>/output.<blob>.npy (float32, C order). Layers it cannot run are listed.",
+    "<dir>/output.<blob>.npy (float32, C order; bytes of the blob name outside [A-Za-z0-9._-]\n" +
+    "as %XX). Layers it cannot run are listed.",
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file"],
