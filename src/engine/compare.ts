@@ -143,7 +143,7 @@ export interface OutputMetrics {
   maxAbsError: number;
   /** Classifiers: fraction of positions whose arg-max agrees. */
   top1?: number;
-  /** Classifiers: fraction of positions whose B arg-max is among A's top 5. */
+  /** Classifiers of more than 5 classes: fraction of positions whose B arg-max is among A's top 5. */
   top5?: number;
   /** Classifiers with labels: top-1 and top-5 accuracy of each net (fractions). */
   accuracy?: { a: { top1: number; top5: number }; b: { top1: number; top5: number } };
@@ -694,7 +694,7 @@ function finishOutput(blob: string, entry: OutputTotals, thresholds: Thresholds)
   };
   if (entry.task === "classifier" && entry.rows > 0) {
     metrics.top1 = entry.top1 / entry.rows;
-    metrics.top5 = entry.top5 / entry.rows;
+    if (entry.layout!.classes > 5) metrics.top5 = entry.top5 / entry.rows;
   }
   if (entry.task === "classifier" && entry.labelled > 0) {
     const [a1, a5, b1, b5] = entry.correct.map((correct) => correct / entry.labelled);

@@ -80,8 +80,12 @@ function outputFigures(output: OutputMetrics): string[] {
     const { a, b } = output.accuracy;
     figures.push(
       `accuracy top-1 ${formatMetric(a.top1, "fraction")} -> ${formatMetric(b.top1, "fraction")}`,
-      `top-5 ${formatMetric(a.top5, "fraction")} -> ${formatMetric(b.top5, "fraction")}`,
     );
+    if (output.top5 !== undefined) {
+      figures.push(
+        `top-5 ${formatMetric(a.top5, "fraction")} -> ${formatMetric(b.top5, "fraction")}`,
+      );
+    }
   }
   if (output.psnr !== undefined) figures.push(`PSNR ${formatMetric(output.psnr, "db")}`);
   if (output.confident !== undefined) {
