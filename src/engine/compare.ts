@@ -346,7 +346,9 @@ function valueInA(trace: Trace, source: SourceA): Held | undefined {
   const history = trace.history.get(source.blob) ?? [];
   if (source.kind === "input") return history[0]?.layer === -1 ? history[0].value : undefined;
   if (source.kind === "final") return history.at(-1)?.value;
-  return history.findLast((entry) => entry.layer < source.layer)?.value;
+  let found: Held | undefined;
+  for (const entry of history) if (entry.layer < source.layer) found = entry.value;
+  return found;
 }
 
 /** Net B's value of a row. */
@@ -540,7 +542,7 @@ export async function compareNets(
     totals[i].integers ? [] : [finishRow(point, totals[i], thresholds)]
   );
   for (const output of outputs) {
-    const last = rows.findLast((row) => row.blob === output.blob);
+    const last = rows.filter((row) => row.blob === output.blob).at(-1);
     if (last === undefined || output.top1 === undefined || last.note !== undefined) continue;
     last.top1Agreement = output.top1;
     last.failed.push(...failedChecks({ top1: output.top1 }, thresholds));
