@@ -18,9 +18,16 @@ import { conv, net, random, recordText, relu } from "./_builders.ts";
 
 const isRoot = Deno.uid() === 0;
 
+/** The workspaces made, removed when the tests end. */
+const made: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of made) Deno.removeSync(dir, { recursive: true });
+});
+
 /** A temp dir with a small model (conv1 then three ReLUs), its weights, a record and an input. */
 async function workspace() {
   const dir = await Deno.makeTempDir({ prefix: "caffe-quant-safety-" });
+  made.push(dir);
   const next = random(11);
   const model = net("data", [1, 4, 6, 6], [
     conv("conv1", "data", "conv1", { numOutput: 8, channelsIn: 4, next }),
