@@ -303,3 +303,54 @@ Deno.test("compareNets outputs: classifier accuracy with labels, detector and im
     `${imaged.outputs[0].psnr} vs ${psnr}`,
   );
 });
+
+Deno.test("layerSensitivity with outputs: each quantized layer alone, its effect on the net output", async () => {
+  // Float: y = c1(x) (weight 1), ReLU in place, z = c2(y) (weight 2). Fake-quant: c1 at S = 4
+  // (scale_d 0.25), c2 at S = 2 (scale_d 0.5), weights exact.
+  const float = readPrototxt(`
+    input: "data" input_shape { dim: 1 dim: 1 dim: 1 dim: 4 }
+    layer { name: "c1" type: "Convolution" bottom: "data" top: "y"
+      convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+    layer { name: "r" type: "ReLU" bottom: "y" top: "y" }
+    layer { name: "c2" type: "Convolution" bottom: "y" top: "z"
+      convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+  `);
+  const fake = readPrototxt(`
+    input: "data" input_shape { dim: 1 dim: 1 dim: 1 dim: 4 }
+    layer { name: "c1_quant_layer" type: "Quant" bottom: "data" top: "c1_quant_layer"
+      quant_param { scale: 4 offset: "\\000" with_offset: true object_layer: "c1" } }
+    layer { name: "c1" type: "Convolution" bottom: "c1_quant_layer" top: "y_raw"
+      convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+    layer { name: "c1_dequant_layer" type: "DeQuant" bottom: "y_raw" top: "y" }
+    layer { name: "r" type: "ReLU" bottom: "y" top: "y" }
+    layer { name: "c2_quant_layer" type: "Quant" bottom: "y" top: "c2_quant_layer"
+      quant_param { scale: 2 offset: "\\000" with_offset: true object_layer: "c2" } }
+    layer { name: "c2" type: "Convolution" bottom: "c2_quant_layer" top: "z_raw"
+      convolution_param { num_output: 1 kernel_size: 1 bias_term: false } }
+    layer { name: "c2_dequant_layer" type: "DeQuant" bottom: "z_raw" top: "z" }
+  `);
+  const weight = (value: number) => [{ shape: [1, 1, 1, 1], data: new Float32Array([value]) }];
+  float.layers[0].blobs = weight(1);
+  float.layers[2].blobs = weight(2);
+  fake.layers[1].blobs = weight(1);
+  fake.layers[2].blobs = [{ shape: [1], data: new Float32Array([0.25]) }];
+  fake.layers[5].blobs = weight(2);
+  fake.layers[6].blobs = [{ shape: [1], data: new Float32Array([1]) }];
+  const inputs = new Map([["data", { shape: [1, 1, 1, 4], data: new Float32Array(X) }]]);
+  const entries = await layerSensitivity(float, fake, { inputs, outputs: true });
+  assert.deepEqual(entries.map((entry) => entry.layer), ["c1", "c2"]);
+  // Float z = 2 relu(x) = [0.6, 0, 1.8, 0.2].
+  const z = [0.6, 0, 1.8, 0.2];
+  // c1 alone: y = [0.25, -0.5, 1, 0], z = 2 relu(y) = [0.5, 0, 2, 0].
+  assert.ok(Math.abs(entries[0].relativeL2 - relativeL2ByHand(X, X_HAT)) < 1e-6);
+  assert.equal(entries[0].outputs?.length, 1);
+  assert.equal(entries[0].outputs![0].blob, "z");
+  assert.ok(
+    Math.abs(entries[0].outputs![0].relativeL2 - relativeL2ByHand(z, [0.5, 0, 2, 0])) < 1e-6,
+  );
+  // c2 alone: relu(x) = [0.3, 0, 0.9, 0.1] at scale_d 0.5 is [0.5, 0, 1, 0]; z = [1, 0, 2, 0].
+  const c2Alone = relativeL2ByHand(z, [1, 0, 2, 0]);
+  assert.ok(Math.abs(entries[1].relativeL2 - c2Alone) < 1e-6, `${entries[1].relativeL2}`);
+  assert.ok(Math.abs(entries[1].outputs![0].relativeL2 - c2Alone) < 1e-6);
+  assert.equal((await layerSensitivity(float, fake, { inputs }))[0].outputs, undefined);
+});

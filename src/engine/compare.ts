@@ -63,6 +63,11 @@ export interface CompareOptions {
    * this runs net B once more per sample, in lockstep.
    */
   sensitivity?: boolean;
+  /**
+   * Also measure how each layer quantized alone moves the float net's outputs
+   * ({@linkcode LayerSensitivity.outputs}): one more run of net A per such layer and sample.
+   */
+  sensitivityOutputs?: boolean;
 }
 
 /** The agreement of one value the two nets write, aggregated over the samples. */
@@ -118,6 +123,11 @@ export interface LayerSensitivity {
   sqnr: number;
   /** Max absolute error. */
   maxAbsError: number;
+  /**
+   * With `sensitivityOutputs`: each output of the float net when this layer alone is quantized
+   * (the rest of the net float), against the float net's.
+   */
+  outputs?: { blob: string; cosine: number; relativeL2: number }[];
 }
 
 /** What a net output is, judging by the layer writing it and its shape. */
@@ -508,6 +518,7 @@ export async function compareNets(
     : points.filter((point) => point.quantizedInBOnly);
   const totals = points.map((): RowTotals => ({ sums: emptyTotals(), shape: [] }));
   const sensitivityTotals = sensitivityPoints.map(() => emptyTotals());
+  const effectTotals = sensitivityPoints.map(() => new Map<string, AgreementTotals>());
   const outputTotals = new Map<string, OutputTotals>();
   let skippedA: SkippedLayer[] = [];
   let skippedB: SkippedLayer[] = [];
@@ -527,13 +538,14 @@ export async function compareNets(
     });
     if (sensitivityPoints.length > 0) {
       const alone = lockstep ? traceB : await traceRun(b, inputsB, followA);
-      sensitivityPoints.forEach((point, i) => {
+      for (const [i, point] of sensitivityPoints.entries()) {
         const valueA = valueInA(traceA, point.a);
         const valueB = valueInB(alone, point);
-        if (valueA === undefined || valueB === undefined) return;
+        if (valueA === undefined || valueB === undefined) continue;
         const entry: RowTotals = { sums: sensitivityTotals[i], shape: [] };
-        addValues(kernels, entry, valueA, valueB);
-      });
+        if (!addValues(kernels, entry, valueA, valueB) || !options.sensitivityOutputs) continue;
+        await outputEffect(kernels, a, traceA, inputsA, point.a, valueB.tensor, effectTotals[i]);
+      }
     }
     addOutputs(kernels, a, traceA, traceB, outputTotals, options.labels?.[sample]);
   }
@@ -574,12 +586,63 @@ export async function compareNets(
         relativeL2,
         sqnr: sqnrDb(relativeL2),
         maxAbsError: sums.maxAbs,
+        ...(options.sensitivityOutputs
+          ? {
+            outputs: [...effectTotals[i]].map(([blob, effect]) => ({
+              blob,
+              cosine: cosineOf(effect),
+              relativeL2: relativeL2Of(effect),
+            })),
+          }
+          : {}),
       };
     }),
     outputs,
     skippedA,
     skippedB,
   };
+}
+
+/**
+ * Adds to `totals` (by output blob) how net A's outputs move when the value at `source` (a
+ * quantized layer's output) is `replacement`: net A runs again, every layer from the source's
+ * reader on reading the replacement where it read that value of the blob.
+ */
+async function outputEffect(
+  kernels: Awaited<ReturnType<typeof engineKernels>>,
+  a: Net,
+  traceA: Trace,
+  inputsA: Map<string, Tensor>,
+  source: SourceA,
+  replacement: Tensor,
+  totals: Map<string, AgreementTotals>,
+): Promise<void> {
+  if (source.kind !== "before" && source.kind !== "final") return;
+  const blob = source.blob;
+  let outputs = new Map(traceA.outputs);
+  if (source.kind === "final") {
+    outputs.set(blob, replacement);
+  } else {
+    const indexOf = new Map(a.layers.map((layer, index) => [layer.name, index]));
+    const writer = writerBefore(a, blob, source.layer);
+    outputs = (await runNet(a, {
+      inputs: inputsA,
+      substitute: (layer) => {
+        const index = indexOf.get(layer.name)!;
+        if (index < source.layer) return undefined;
+        return layer.bottoms.map((name) =>
+          name === blob && writerBefore(a, blob, index) === writer ? replacement : undefined
+        );
+      },
+    })).outputs;
+  }
+  for (const [name, reference] of traceA.outputs) {
+    const moved = outputs.get(name);
+    if (moved === undefined || shapeText(moved.shape) !== shapeText(reference.shape)) continue;
+    const entry = totals.get(name) ?? emptyTotals();
+    totals.set(name, entry);
+    addAgreement(entry, kernels.agreement(reference.data, moved.data), reference.data.length);
+  }
 }
 
 /** A relative L2 error for sorting: NaN ranks worst. */
@@ -716,7 +779,9 @@ function finishOutput(blob: string, entry: OutputTotals, thresholds: Thresholds)
  * The sensitivity of every layer quantized in `fakeQuant` (a fake-quant or deploy net made from
  * `float`): for each, the cosine, relative L2 and SQNR of its output when it alone is quantized
  * and reads the float net's exact input, against the float net's output of that layer, over the
- * samples. In net order; sort by `relativeL2` (or `cosine`) for the most sensitive.
+ * samples. In net order; sort by `relativeL2` (or `cosine`) for the most sensitive. With
+ * `outputs: true`, each entry also says how the float net's outputs move when that layer alone is
+ * quantized (one more float run per layer and sample).
  *
  * @example
  * ```ts ignore
@@ -727,8 +792,15 @@ function finishOutput(blob: string, entry: OutputTotals, thresholds: Thresholds)
 export async function layerSensitivity(
   float: Net,
   fakeQuant: Net,
-  options: Pick<CompareOptions, "inputs" | "samples" | "seed"> = {},
+  options: Pick<CompareOptions, "inputs" | "samples" | "seed"> & {
+    /** Also measure each layer's effect on the float net's outputs (see `outputs`). */
+    outputs?: boolean;
+  } = {},
 ): Promise<LayerSensitivity[]> {
-  const report = await compareNets(float, fakeQuant, { ...options, lockstep: true });
+  const report = await compareNets(float, fakeQuant, {
+    ...options,
+    lockstep: true,
+    sensitivityOutputs: options.outputs,
+  });
   return report.sensitivity;
 }
