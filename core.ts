@@ -13,6 +13,7 @@
  */
 
 export { ConvertError, ERROR_CODES, type ErrorCode, type ErrorPlace } from "./src/errors.ts";
+export type { BinaryInput } from "./src/arguments.ts";
 export {
   type ConvertedFiles,
   convertInMemory as convert,

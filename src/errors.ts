@@ -66,7 +66,8 @@ export const ERROR_CODES = {
   CONFIG_BAD_VALUE: "a configuration value of the wrong type or out of range",
   // Simulator and command line.
   UNSUPPORTED_LAYER: "a layer type the simulator cannot run",
-  BAD_INPUT: "an input tensor that does not fit the net",
+  BAD_INPUT: "an input tensor, or a shape a layer computes from it, that does not fit the net",
+  BAD_ARGUMENT: "a library call's argument of the wrong type or out of range",
   NPY_FORMAT: "a .npy file this reader does not accept",
   NOTHING_TO_COMPARE: "two nets to compare share no layer output",
   USAGE: "wrong command-line usage",

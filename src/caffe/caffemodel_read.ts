@@ -9,6 +9,7 @@
  * @module
  */
 
+import { type BinaryInput, bytesArgument } from "../arguments.ts";
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
@@ -69,8 +70,9 @@ class UnalignedFloats extends DeferredBlob {
 
 /**
  * Reads a binary caffemodel. V1 nets (`layers`, field 2) are upgraded to V2 layers; blobs are
- * typed arrays, views into `bytes` where alignment allows. Errors are {@linkcode ConvertError}s
- * with the byte offset, and `file` when given.
+ * typed arrays, views into `bytes` where alignment allows. `bytes` may be a `Uint8Array`, an
+ * `ArrayBuffer` or another view of bytes. Errors are {@linkcode ConvertError}s with the byte
+ * offset, and `file` when given.
  *
  * @example
  * ```ts ignore
@@ -78,9 +80,9 @@ class UnalignedFloats extends DeferredBlob {
  * console.log(net.layers.map((layer) => `${layer.name}: ${layer.blobs.length} blobs`));
  * ```
  */
-export function readCaffemodel(bytes: Uint8Array, file?: string): Net {
+export function readCaffemodel(bytes: BinaryInput, file?: string): Net {
   try {
-    return readNet(bytes);
+    return readNet(bytesArgument(bytes, "the caffemodel", file));
   } catch (error) {
     if (error instanceof ConvertError && file !== undefined) throw error.inFile(file);
     throw error;

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type BinaryInput, bytesArgument, textArgument } from "../arguments.ts";
 import { ConvertError } from "../errors.ts";
 import { readCaffemodel } from "./caffemodel_read.ts";
 import { DeferredBlob } from "./deferred_blob.ts";
@@ -45,7 +46,8 @@ export function hasV1Weights(net: Net): boolean {
 }
 
 /**
- * Parses `modelText` and attaches the blobs of `weights` by layer name.
+ * Parses `modelText` and attaches the blobs of `weights` by layer name. `weights` may be a
+ * `Uint8Array`, an `ArrayBuffer` or another view of bytes (`BAD_ARGUMENT` for anything else).
  *
  * @example
  * ```ts ignore
@@ -53,7 +55,13 @@ export function hasV1Weights(net: Net): boolean {
  *   await Deno.readFile("weights.caffemodel"), { model: "deploy.prototxt" });
  * ```
  */
-export function loadNet(modelText: string, weights: Uint8Array, files: ModelFiles = {}): Net {
+export function loadNet(
+  modelText: string,
+  weightsBytes: BinaryInput,
+  files: ModelFiles = {},
+): Net {
+  textArgument(modelText, "the model", files.model);
+  const weights = bytesArgument(weightsBytes, "the weights", files.weights);
   let net: Net;
   let trainedNet: Net;
   try {

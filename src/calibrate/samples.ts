@@ -32,7 +32,7 @@ export class SamplePasses {
   constructor(source: SampleSource, batchSize: number, limit: number, keep: boolean) {
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new ConvertError(
-        "USAGE",
+        "BAD_ARGUMENT",
         `the batch size must be a positive integer, not ${batchSize}`,
       );
     }

@@ -77,14 +77,22 @@ export function canonicalAxis(layer: Layer, axis: number, axes: number): number 
 }
 
 /**
- * `LIMIT_EXCEEDED` naming `blob` when a float32 tensor of `shape` would not fit the simulator's
- * memory ({@linkcode LIMITS}.tensorBytes, the 4 GiB of WebAssembly memory), or when a size is
- * not a whole number; checked before the tensor is allocated. `layer` is the producer, if any.
+ * Checks a float32 tensor of `shape` before it is allocated: a size that is not a whole number
+ * >= 0 is `BAD_INPUT`; a tensor beyond the simulator's memory ({@linkcode LIMITS}.tensorBytes,
+ * the 4 GiB of WebAssembly memory) is `LIMIT_EXCEEDED`. Both name `blob` and `layer`, its
+ * producer, if any.
  */
 export function checkTensorSize(blob: string, shape: readonly number[], layer?: Layer): void {
-  const count = product(shape);
-  if (Number.isSafeInteger(count) && count >= 0 && count * 4 < LIMITS.tensorBytes) return;
   const producer = layer === undefined ? "" : ` (top of layer "${layer.name}", ${layer.type})`;
+  if (!shape.every((size) => Number.isInteger(size) && size >= 0)) {
+    throw new ConvertError(
+      "BAD_INPUT",
+      `blob "${blob}"${producer} would be ${shapeText(shape)}: sizes must be whole numbers >= 0`,
+      { layer: layer?.name },
+    );
+  }
+  const count = product(shape);
+  if (Number.isSafeInteger(count) && count * 4 < LIMITS.tensorBytes) return;
   throw new ConvertError(
     "LIMIT_EXCEEDED",
     `blob "${blob}"${producer} would be ${shapeText(shape)}: ${count} float32 values, not ` +

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type BinaryInput, textArgument } from "../arguments.ts";
 import { printPrototxt } from "../caffe/prototxt.ts";
 import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
 import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
@@ -148,8 +149,8 @@ export async function convertNet(
 export interface ConvertInput {
   /** The float model's prototxt text. */
   model: string;
-  /** The float model's caffemodel bytes. */
-  weights: Uint8Array;
+  /** The float model's caffemodel bytes: a `Uint8Array`, an `ArrayBuffer` or another view. */
+  weights: BinaryInput;
   /** The record file's text. */
   record: string;
   /** Names of the inputs, for errors. */
@@ -201,9 +202,10 @@ export async function convertToNets(input: ConvertInput): Promise<ConvertedNets>
   const { files = {}, onProgress } = input;
   let started = performance.now();
   const net = loadNet(input.model, input.weights, files);
+  const record = textArgument(input.record, "the record", files.record);
   onProgress?.("load", 1, 1);
   const loadMs = performance.now() - started;
-  const result = await convertNet(net, input.record, { files, onProgress });
+  const result = await convertNet(net, record, { files, onProgress });
   started = performance.now();
   const texts = {
     fakeQuantModel: printPrototxt(result.fakeQuant),
