@@ -30,7 +30,13 @@ export {
   type MakeRecordOptions,
 } from "./src/quant/make_record.ts";
 export { type FieldValue, type Scalar, type TextField, TextMessage } from "./src/proto/tree.ts";
-export { inspectNet, type LayerSummary, type NetSummary } from "./src/caffe/inspect.ts";
+export {
+  type InspectFacts,
+  inspectNet,
+  type LayerSummary,
+  type NetSummary,
+} from "./src/caffe/inspect.ts";
+export { describeNet } from "./src/engine/describe.ts";
 export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
 export { readCaffemodel } from "./src/caffe/caffemodel_read.ts";

@@ -7,6 +7,7 @@
  */
 
 import { ConvertError } from "./errors.ts";
+import { withArticle } from "./printable.ts";
 
 /** The contents of a binary file: a `Uint8Array`, an `ArrayBuffer` or any other view of bytes. */
 export type BinaryInput = Uint8Array | ArrayBuffer | ArrayBufferView;
@@ -15,9 +16,8 @@ export type BinaryInput = Uint8Array | ArrayBuffer | ArrayBufferView;
 function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "undefined";
-  if (typeof value !== "object") return `a ${typeof value}`;
-  const name = (value as object).constructor?.name ?? "Object";
-  return /^[AEIO]/.test(name) ? `an ${name}` : `a ${name}`;
+  if (typeof value !== "object") return withArticle(typeof value);
+  return withArticle((value as object).constructor?.name ?? "Object");
 }
 
 /**

@@ -9,6 +9,7 @@
 
 import process from "node:process";
 import { ConvertError } from "./errors.ts";
+import { printable } from "./printable.ts";
 import { COMMANDS, type Output } from "./cli/commands.ts";
 import { readingInputs } from "./io/files.ts";
 
@@ -33,6 +34,10 @@ function processOutput(): Output {
  * standard streams by default); resolves to the exit code.
  */
 export async function main(argv: string[], io: Output = processOutput()): Promise<number> {
+  // Whatever goes to standard error is for a human: names in warnings and progress lines have
+  // their control characters escaped (standard output may carry data, such as a record).
+  const { err } = io;
+  io = { ...io, err: (text) => err(printable(text, { keepLines: true })) };
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     io.out(USAGE + "\n");
@@ -42,7 +47,7 @@ export async function main(argv: string[], io: Output = processOutput()): Promis
   const json = rest.includes("--json");
   try {
     if (command === undefined) {
-      throw new ConvertError("USAGE", `unknown command "${name}"\n${USAGE}`);
+      throw new ConvertError("USAGE", `unknown command "${printable(name)}"\n${USAGE}`);
     }
     if (rest.includes("--help")) {
       io.out(`usage: caffe-quant ${command.usage}\n\n${command.help}\n`);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { printable } from "./printable.ts";
+
 /** Stable error codes. Scripts may match on them; they never change meaning. */
 export const ERROR_CODES = {
   // Protobuf text format (prototxt, record file).
@@ -70,7 +72,7 @@ export const ERROR_CODES = {
   BAD_ARGUMENT: "a library call's argument of the wrong type or out of range",
   NPY_FORMAT: "a .npy file this reader does not accept",
   NOTHING_TO_COMPARE: "two nets to compare share no layer output",
-  USAGE: "wrong command-line usage",
+  USAGE: "wrong command-line usage (an unknown option, a missing argument, a bad option value)",
 } as const;
 
 /** A stable error code, one of the keys of {@linkcode ERROR_CODES}. */
@@ -140,7 +142,9 @@ export class ConvertError extends Error {
 
   /**
    * `error[CODE] file:line:col: message`, the form the command line prints (`file@offset` for
-   * binary files; the layer is named when the message does not already name it).
+   * binary files; the layer is named when the message does not already name it). Control and
+   * invisible formatting characters are escaped ({@linkcode printable}), so the line shows what
+   * the names hold; only a `USAGE` message keeps its own line breaks (the usage it appends).
    */
   format(): string {
     let where = this.file ?? "";
@@ -149,7 +153,8 @@ export class ConvertError extends Error {
     const layer = this.layer !== undefined && !this.message.includes(`"${this.layer}"`)
       ? `layer "${this.layer}": `
       : "";
-    return `error[${this.code}] ${where ? where + ": " : ""}${layer}${this.message}`;
+    const message = printable(layer + this.message, { keepLines: this.code === "USAGE" });
+    return `error[${this.code}] ${where ? printable(where) + ": " : ""}${message}`;
   }
 
   /** A JSON form: `{ code, message, file, line, column, offset, layer }` (unset fields left out). */

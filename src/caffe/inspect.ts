@@ -1,10 +1,12 @@
 /**
- * A summary of a net for people and scripts: every layer with its wiring, blob shapes,
- * parameter count, and whether SPEC §2 allows quantizing it (and if not, why).
+ * A summary of a net for people and scripts: every layer with its wiring, output shapes,
+ * parameter blob shapes and count, and whether it can be quantized (SPEC §2), is folded into a
+ * layer before it by fusion, or why not.
  *
  * @module
  */
 
+import { printable } from "../printable.ts";
 import { boolParam, quantizeBlocker } from "./layers.ts";
 import { type Net, type NetInput, netInputs } from "./net.ts";
 
@@ -18,6 +20,8 @@ export interface LayerSummary {
   bottoms: string[];
   /** Output blob names. */
   tops: string[];
+  /** The shape of each top as the simulator computed it, when known. */
+  topShapes?: number[][];
   /** Shape of each parameter blob. */
   blobShapes: number[][];
   /** Number of parameter values over all blobs. */
@@ -26,6 +30,18 @@ export interface LayerSummary {
   quantizable: boolean;
   /** Why it may not, when `quantizable` is false. */
   reason?: string;
+  /** For a BatchNorm or Scale that fusion folds into a layer before it: that layer's name. */
+  fusedInto?: string;
+}
+
+/** What {@linkcode inspectNet} cannot find out from the net alone (see `describeNet`). */
+export interface InspectFacts {
+  /** Each layer's top shapes, by layer name. */
+  topShapes?: ReadonlyMap<string, number[][]>;
+  /** The layer each BatchNorm and Scale that fusion absorbs is folded into, by layer name. */
+  fusedInto?: ReadonlyMap<string, string>;
+  /** Why top shapes are missing (the simulator stopped with this error). */
+  shapeProblem?: string;
 }
 
 /** The summary `inspect` prints. */
@@ -38,7 +54,10 @@ export interface NetSummary {
   layers: LayerSummary[];
   /** Parameter values over all layers. */
   parameterCount: number;
-  /** What the user should know before running or converting the net ({@linkcode netWarnings}). */
+  /**
+   * What the user should know before running or converting the net ({@linkcode netWarnings}),
+   * and why top shapes are missing if they are.
+   */
   warnings: string[];
 }
 
@@ -61,55 +80,86 @@ export function netWarnings(net: Net): string[] {
     );
 }
 
-/** Summarises `net` (weights attached or not). */
-export function inspectNet(net: Net): NetSummary {
+/** Summarises `net` (weights attached or not), with what `facts` adds. */
+export function inspectNet(net: Net, facts: InspectFacts = {}): NetSummary {
   const layers = net.layers.map((layer): LayerSummary => {
     const reason = quantizeBlocker(layer);
     const blobShapes = layer.blobs.map((blob) => blob.shape);
+    const topShapes = facts.topShapes?.get(layer.name);
+    const fusedInto = facts.fusedInto?.get(layer.name);
     return {
       name: layer.name,
       type: layer.type,
       bottoms: layer.bottoms,
       tops: layer.tops,
+      ...(topShapes === undefined ? {} : { topShapes }),
       blobShapes,
       parameterCount: blobShapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0),
       quantizable: reason === undefined,
       ...(reason === undefined ? {} : { reason }),
+      ...(fusedInto === undefined ? {} : { fusedInto }),
     };
   });
+  const shapeProblem = facts.shapeProblem === undefined
+    ? []
+    : [`output shapes are not shown: ${facts.shapeProblem}`];
   return {
     name: String(net.header.get("name") ?? ""),
     inputs: netInputs(net),
     layers,
     parameterCount: layers.reduce((sum, layer) => sum + layer.parameterCount, 0),
-    warnings: netWarnings(net),
+    warnings: [...netWarnings(net), ...shapeProblem],
   };
 }
 
-/** The human form of a summary: a header line, then one aligned row per layer. */
+/**
+ * The human form of a summary: a header line, then one aligned row per layer (names with control
+ * characters escaped), then the warnings.
+ */
 export function formatNetSummary(summary: NetSummary): string {
-  const rows = summary.layers.map((layer, index) => [
-    String(index),
-    layer.name,
-    layer.type,
-    `${layer.bottoms.join(",")} -> ${layer.tops.join(",")}`,
-    layer.blobShapes.map((shape) => `[${shape.join("x")}]`).join(" "),
-    layer.parameterCount ? String(layer.parameterCount) : "",
-    layer.quantizable ? "yes" : `no: ${layer.reason}`,
-  ]);
-  const header = ["#", "name", "type", "bottoms -> tops", "blobs", "params", "quantizable"];
+  const shapes = (list: number[][]) => list.map((shape) => `[${shape.join("x")}]`).join(" ");
+  const showTops = summary.layers.some((layer) => layer.topShapes !== undefined);
+  const rows = summary.layers.map((layer, index) =>
+    [
+      String(index),
+      layer.name,
+      layer.type,
+      `${layer.bottoms.join(",")} -> ${layer.tops.join(",")}`,
+      ...(showTops ? [shapes(layer.topShapes ?? [])] : []),
+      shapes(layer.blobShapes),
+      layer.parameterCount ? String(layer.parameterCount) : "",
+      layer.quantizable
+        ? "yes"
+        : layer.fusedInto !== undefined
+        ? `fused into ${layer.fusedInto}`
+        : `no: ${layer.reason}`,
+    ].map((cell) => printable(cell))
+  );
+  const header = [
+    "#",
+    "name",
+    "type",
+    "bottoms -> tops",
+    ...(showTops ? ["top shapes"] : []),
+    "blobs",
+    "params",
+    "quantizable",
+  ];
+  const last = header.length - 1;
   const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => column === 6 ? 0 : row[column].length))
+    Math.max(title.length, ...rows.map((row) => column === last ? 0 : row[column].length))
   );
   const line = (cells: string[]) =>
-    cells.map((cell, column) => column === 6 ? cell : cell.padEnd(widths[column])).join("  ")
+    cells.map((cell, column) => column === last ? cell : cell.padEnd(widths[column])).join("  ")
       .trimEnd();
   const inputs = summary.inputs.map((input) => `${input.name} [${input.shape.join("x")}]`);
   return [
-    `net ${summary.name || "(unnamed)"}: ${summary.layers.length} layers, ` +
-    `${summary.parameterCount} parameters, inputs ${inputs.join(", ") || "(none)"}`,
+    printable(
+      `net ${summary.name || "(unnamed)"}: ${summary.layers.length} layers, ` +
+        `${summary.parameterCount} parameters, inputs ${inputs.join(", ") || "(none)"}`,
+    ),
     line(header),
     ...rows.map(line),
-    ...summary.warnings.map((warning) => `warning: ${warning}`),
+    ...summary.warnings.map((warning) => `warning: ${printable(warning)}`),
   ].join("\n") + "\n";
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { withArticle } from "../printable.ts";
 import type { Layer } from "./net.ts";
 
 /** Layer types whose weights are quantized per output channel: Conv, Deconv, InnerProduct. */
@@ -147,6 +148,6 @@ function typeBlocker(layer: Layer): string | undefined {
       if (!oneTop) return "it must have exactly one top";
       return undefined;
     default:
-      return `a ${type} layer cannot be quantized`;
+      return `${withArticle(type)} layer cannot be quantized`;
   }
 }

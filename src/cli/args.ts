@@ -6,6 +6,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
+import { printable } from "../printable.ts";
 
 /** What a command accepts. */
 export interface ArgSpec {
@@ -40,7 +41,9 @@ export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedA
   const words: string[] = [];
   const flags = new Set<string>();
   const options = new Map<string, string[]>();
-  const fail = (message: string) => new ConvertError("USAGE", `${message}\nusage: ${usage}`);
+  // The message may quote the user's words: escaped here, as USAGE messages keep their lines.
+  const fail = (message: string) =>
+    new ConvertError("USAGE", `${printable(message)}\nusage: ${usage}`);
   let optionsEnded = false;
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i];

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import type { Net } from "../caffe/net.ts";
 import type {
   CalibrationProgress,
@@ -131,7 +132,7 @@ export function calibrationSummary(net: Net, result: CalibrationResult, source: 
       ...rangeWarnings(net, result.layers).map((w) => `layer ${w.layer}: ${w.message}`),
     ]
   ) {
-    lines.push(`warning: ${warning}`);
+    lines.push(`warning: ${printable(warning)}`);
   }
   return lines.join("\n") + "\n";
 }

@@ -12,6 +12,7 @@ import type { Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { readInput, readInputText } from "../io/files.ts";
 import { readNpy } from "../io/npy.ts";
+import { printable } from "../printable.ts";
 import type { ParsedArgs } from "./args.ts";
 
 /** Where a command writes. */
@@ -55,7 +56,7 @@ export async function inputTensors(args: ParsedArgs): Promise<Map<string, Tensor
   for (const spec of specs) {
     const equals = spec.indexOf("=");
     if (equals < 1) {
-      throw new ConvertError("USAGE", `--input needs <blob>=<file.npy>, not "${spec}"`);
+      throw new ConvertError("USAGE", `--input needs <blob>=<file.npy>, not "${printable(spec)}"`);
     }
     const file = spec.slice(equals + 1);
     inputs.set(spec.slice(0, equals), readNpy(await readInput(file), file));
@@ -72,7 +73,10 @@ export function integerOption(args: ParsedArgs, name: string, fallback: number, 
   if (text === undefined) return fallback;
   const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new ConvertError("USAGE", `--${name} needs a whole number >= ${min}, not "${text}"`);
+    throw new ConvertError(
+      "USAGE",
+      `--${name} needs a whole number >= ${min}, not "${printable(text)}"`,
+    );
   }
   return value;
 }
@@ -84,7 +88,7 @@ export function numberOption(args: ParsedArgs, name: string): number | undefined
   const decimal = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(text);
   const value = decimal ? Number(text) : NaN;
   if (!Number.isFinite(value)) {
-    throw new ConvertError("USAGE", `--${name} needs a number, not "${text}"`);
+    throw new ConvertError("USAGE", `--${name} needs a number, not "${printable(text)}"`);
   }
   return value;
 }

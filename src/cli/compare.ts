@@ -4,6 +4,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import { basename, dirname } from "node:path";
 import { compareNets } from "../engine/compare.ts";
 import { compareReportHtml, formatCompareTable } from "../engine/report.ts";
@@ -63,7 +64,7 @@ export const compareCommand: Command = {
     io.out(
       args.flags.has("json")
         ? JSON.stringify(report, null, 2) + "\n"
-        : formatCompareTable(report, labels),
+        : printable(formatCompareTable(report, labels), { keepLines: true }),
     );
   },
 };

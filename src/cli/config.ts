@@ -5,6 +5,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import { basename, dirname } from "node:path";
 import type { ActivationAlgorithm } from "../calibrate/activation.ts";
 import { writeJsonConfig } from "../calibrate/config_json.ts";
@@ -33,7 +34,10 @@ export const configCommand: Command = {
     const net = await loadModelFiles(args.positionals.model_file!, args.positionals.weights_file!);
     const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
     if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
-      throw new ConvertError("USAGE", `--algo takes ${ALGORITHMS.join(", ")}, not "${algorithm}"`);
+      throw new ConvertError(
+        "USAGE",
+        `--algo takes ${ALGORITHMS.join(", ")}, not "${printable(algorithm)}"`,
+      );
     }
     const batchNum = integerOption(args, "batch-num", 1, 1);
     const text = writeJsonConfig(net, {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import { compareNets, type LayerSensitivity, type OutputMetrics } from "../engine/compare.ts";
 import { failedChecks, formatMetric, type Thresholds } from "../engine/metrics.ts";
 import { outputVerdict } from "../engine/report.ts";
@@ -49,7 +50,7 @@ export const convertCommand: Command = {
     } finally {
       progress?.done();
     }
-    for (const warning of report.warnings) io.err(`warning: ${warning}\n`);
+    for (const warning of report.warnings) io.err(`warning: ${printable(warning)}\n`);
     const accuracy = args.flags.has("compare")
       ? await conversionAccuracy(
         args.positionals.model_file!,
@@ -163,7 +164,7 @@ function formatAccuracy(accuracy: ConversionAccuracy): string {
     `fake-quant vs deploy, layer by layer (lockstep): worst relative L2 ` +
       `${relativeL2.toExponential(1)}${layer ? ` at ${layer}` : ""}`,
   );
-  return lines.join("\n") + "\n";
+  return lines.map((line) => printable(line)).join("\n") + "\n";
 }
 
 /** A relative L2 error for sorting: NaN ranks worst. */
@@ -186,5 +187,5 @@ function formatConvertReport(report: ConvertModelReport): string {
   for (const path of Object.values(report.outputs)) lines.push(`wrote      ${shownPath(path)}`);
   const total = Object.values(report.timings).reduce((a, b) => a + b, 0);
   lines.push(`done in ${total.toFixed(0)} ms`);
-  return lines.join("\n") + "\n";
+  return lines.map((line) => printable(line)).join("\n") + "\n";
 }

@@ -4,16 +4,20 @@
  * @module
  */
 
-import { formatNetSummary, inspectNet } from "../caffe/inspect.ts";
+import { formatNetSummary } from "../caffe/inspect.ts";
 import { readPrototxt } from "../caffe/prototxt.ts";
+import { describeNet } from "../engine/describe.ts";
 import { readInputText } from "../io/files.ts";
 import { parseArgs } from "./args.ts";
 import { type Command, loadModelFiles } from "./common.ts";
 
 export const inspectCommand: Command = {
   usage: "inspect <model_file> [weights_file] [--json]",
-  help: "Lists every layer with its type, wiring, blob shapes, parameter count and whether it\n" +
-    "can be quantized (and if not, why). Without weights, blob shapes are not shown.",
+  help:
+    "Lists every layer with its type, wiring, output (top) shapes, parameter blob shapes and\n" +
+    "count, and whether it can be quantized, is fused into the layer before it (BatchNorm and\n" +
+    "Scale of a Conv+BatchNorm+Scale composite), or why not. Without weights, shapes and\n" +
+    "fusion are not shown. Layers and error codes: docs/layers.md, docs/errors.md.",
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file"],
@@ -25,7 +29,7 @@ export const inspectCommand: Command = {
     const net = weightsFile === undefined
       ? readPrototxt(await readInputText(modelFile), modelFile)
       : await loadModelFiles(modelFile, weightsFile);
-    const summary = inspectNet(net);
+    const summary = await describeNet(net, { shapes: weightsFile !== undefined });
     io.out(
       args.flags.has("json") ? JSON.stringify(summary, null, 2) + "\n" : formatNetSummary(summary),
     );

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import { netWarnings } from "../caffe/inspect.ts";
 import { runNet } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
@@ -32,7 +33,7 @@ export const runCommand: Command = {
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
-    for (const warning of netWarnings(net)) io.err(`warning: ${warning}\n`);
+    for (const warning of netWarnings(net)) io.err(`warning: ${printable(warning)}\n`);
     const result = await runNet(net, {
       inputs: await inputTensors(args),
       seed: integerOption(args, "seed", 0),
@@ -55,10 +56,10 @@ export const runCommand: Command = {
       return;
     }
     for (const { blob, shape, file } of summary.outputs) {
-      io.out(`${blob} [${shape.join("x")}] -> ${shownPath(file)}\n`);
+      io.out(`${printable(`${blob} [${shape.join("x")}] -> ${shownPath(file)}`)}\n`);
     }
     for (const { layer, type, reason } of result.skipped) {
-      io.out(`skipped ${layer} (${type}): ${reason}\n`);
+      io.out(`${printable(`skipped ${layer} (${type}): ${reason}`)}\n`);
     }
   },
 };
