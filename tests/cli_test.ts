@@ -292,6 +292,19 @@ Deno.test("record --calibrate, convert --compare and compare --lockstep --html",
     ["conv1", "conv2", "ip1", "ip2"], // lenet pools by MAX: not quantized
   );
   assert.match(compared.err, new RegExp(`wrote ${html.replaceAll(".", "\\.")}\n`));
+  const effects = await run(
+    "compare",
+    model,
+    weights,
+    join(dir, "m_fake_quant_model.prototxt"),
+    join(dir, "m_fake_quant_weights.caffemodel"),
+    "--sensitivity-outputs",
+  );
+  assert.equal(effects.code, 0, effects.err);
+  assert.match(effects.out, /\n {2}rank +layer +blob +cosine +rel L2 +SQNR +net outputs' rel L2/);
+  for (const layer of ["conv1", "conv2", "ip1", "ip2"]) {
+    assert.match(effects.out, new RegExp(`\\n +\\d +${layer} \\(\\w+\\) .* prob \\S+\\n`));
+  }
   const page = await readFile(html, "utf8");
   assert.match(page, /<svg/);
   assert.doesNotMatch(page, /<script src|<link /);

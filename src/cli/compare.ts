@@ -20,20 +20,23 @@ import {
 
 export const compareCommand: Command = {
   usage: "compare <model_a> <weights_a> <model_b> <weights_b> [--input <blob>=<file.npy>]... " +
-    `[--samples N] [--seed N] [--lockstep] ${THRESHOLD_USAGE} [--json] [--html <file>]`,
+    `[--samples N] [--seed N] [--lockstep] [--sensitivity-outputs] ${THRESHOLD_USAGE} [--json] ` +
+    "[--html <file>]",
   help: "Runs both nets on the same inputs and reports, for every layer output they share,\n" +
     "cosine similarity, max absolute error, relative L2 error and SQNR, in layer order with the\n" +
     "worst layers flagged, then a verdict for each net output (top-1/top-5 agreement for\n" +
     "classifiers, PSNR for images, confident-position agreement for detector scores). A\n" +
     "quantized layer of B is measured at its DeQuant output and named by the quantized layer.\n" +
-    "For each layer quantized in B only, its sensitivity: its error when it alone is quantized.\n" +
+    "For each layer quantized in B only, its sensitivity: its error when it alone is quantized\n" +
+    "(with --sensitivity-outputs also how far each net output moves then: one more run of A\n" +
+    "per layer).\n" +
     "--lockstep feeds each layer of B what the same layer of A read, so each row shows the\n" +
     "error the layer adds itself. --html writes a self-contained report page.\n" +
     THRESHOLD_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_a", "weights_a", "model_b", "weights_b"],
-      flags: ["json", "lockstep"],
+      flags: ["json", "lockstep", "sensitivity-outputs"],
       options: ["input", "samples", "seed", "html", ...THRESHOLD_OPTIONS],
     }, this.usage);
     const { model_a, weights_a, model_b, weights_b } = args.positionals;
@@ -47,6 +50,7 @@ export const compareCommand: Command = {
       samples: integerOption(args, "samples", 1, 1),
       seed: integerOption(args, "seed", 0),
       lockstep: args.flags.has("lockstep"),
+      sensitivityOutputs: args.flags.has("sensitivity-outputs"),
       thresholds,
     });
     const labels = {

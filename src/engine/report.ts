@@ -54,11 +54,17 @@ function rankedSensitivity(report: CompareReport): LayerSensitivity[] {
   );
 }
 
-const SENSITIVITY_HEADERS = ["rank", "layer", "blob", "cosine", "rel L2", "SQNR"];
+/** The sensitivity table's headers; the last column only when output effects were measured. */
+function sensitivityHeaders(report: CompareReport): string[] {
+  const headers = ["rank", "layer", "blob", "cosine", "rel L2", "SQNR"];
+  return report.sensitivity.some((entry) => entry.outputs !== undefined)
+    ? [...headers, "net outputs' rel L2 (this layer alone)"]
+    : headers;
+}
 
 /** The cells of one sensitivity row. */
 function sensitivityCells(entry: LayerSensitivity, rank: number): string[] {
-  return [
+  const cells = [
     String(rank + 1),
     `${entry.layer} (${entry.type})`,
     entry.blob,
@@ -66,6 +72,13 @@ function sensitivityCells(entry: LayerSensitivity, rank: number): string[] {
     formatMetric(entry.relativeL2, "error"),
     formatMetric(entry.sqnr, "db"),
   ];
+  if (entry.outputs !== undefined) {
+    cells.push(
+      entry.outputs.map((output) => `${output.blob} ${formatMetric(output.relativeL2, "error")}`)
+        .join(", "),
+    );
+  }
+  return cells;
 }
 
 /** One output's task metrics as `name value` pairs. */
@@ -167,7 +180,7 @@ export function formatCompareTable(report: CompareReport, labels?: CompareLabels
   }
   if (report.sensitivity.length > 0) {
     lines.push("sensitivity of each quantized layer alone (most sensitive first):");
-    const table = [SENSITIVITY_HEADERS, ...rankedSensitivity(report).map(sensitivityCells)];
+    const table = [sensitivityHeaders(report), ...rankedSensitivity(report).map(sensitivityCells)];
     lines.push(...alignedLines(table, new Set([0, 3, 4, 5])).map((line) => `  ${line}`));
   }
   lines.push(...skippedLines("A", report.skippedA), ...skippedLines("B", report.skippedB));
@@ -371,7 +384,7 @@ export function compareReportHtml(report: CompareReport, labels?: CompareLabels)
     `against the float net's. Most sensitive first in the table.</p>`,
     `<div class="scroll">\n${sensitivitySvg(report)}\n</div>`,
     htmlTable(
-      SENSITIVITY_HEADERS,
+      sensitivityHeaders(report),
       rankedSensitivity(report).map((entry, rank) => ({
         cells: sensitivityCells(entry, rank),
         flagged: !(entry.relativeL2 <= report.thresholds.maxRelativeL2),
