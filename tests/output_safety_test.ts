@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";
+import { convert } from "../core.ts";
 import { main } from "../src/cli.ts";
 import type { Output } from "../src/cli/commands.ts";
 import { ConvertError } from "../src/errors.ts";
@@ -307,4 +308,20 @@ Deno.test("onProgress errors abort before the commit: nothing written, no unhand
     },
   });
   assert.ok(waited);
+});
+
+Deno.test("core convert(): an async onProgress that rejects fails the conversion, unhandled never", async () => {
+  const { files } = await workspace();
+  const failure = new Error("from onProgress");
+  const input = {
+    model: await Deno.readTextFile(files.modelFile),
+    weights: await Deno.readFile(files.weightsFile),
+    record: await Deno.readTextFile(files.recordFile),
+  };
+  for (const stage of ["load", "quantize", "serialize"]) {
+    await assert.rejects(
+      convert({ ...input, onProgress: (at) => at === stage ? Promise.reject(failure) : undefined }),
+      (error) => error === failure,
+    );
+  }
 });

@@ -7,7 +7,8 @@
  */
 
 import { caffemodelPieces } from "../caffe/caffemodel_write.ts";
-import { type ConvertReport, convertToNets, type ProgressCallback } from "../quant/convert.ts";
+import { type ConvertReport, convertToNets } from "../quant/convert.ts";
+import { guardProgress, type ProgressCallback } from "../quant/progress.ts";
 import { outputNames, type OutputPaths } from "../output_names.ts";
 import { join } from "node:path";
 import {
@@ -48,35 +49,6 @@ export interface ConvertModelReport extends ConvertReport {
 /** Converts the files named in `options` and writes the five outputs (all or none). */
 export function convertModel(options: ConvertModelOptions): Promise<ConvertModelReport> {
   return readingInputs(() => convertFiles(options));
-}
-
-/**
- * `onProgress` made safe to call anywhere: a throw passes to the caller as usual, and a returned
- * promise is kept so that {@linkcode GuardedProgress.settled} can wait for it (its rejection is
- * never left unhandled).
- */
-interface GuardedProgress {
-  /** Calls the callback. */
-  report: ProgressCallback;
-  /** Waits for every promise the callback returned; rejects with the first rejection. */
-  settled(): Promise<void>;
-}
-
-function guardProgress(onProgress: ProgressCallback | undefined): GuardedProgress {
-  const pending: Promise<unknown>[] = [];
-  return {
-    report(stage, done, total) {
-      const returned: unknown = onProgress?.(stage, done, total);
-      if (returned instanceof Promise) {
-        // Handled now so that a rejection is never unhandled; reported by settled().
-        returned.catch(() => {});
-        pending.push(returned);
-      }
-    },
-    async settled() {
-      await Promise.all(pending);
-    },
-  };
 }
 
 async function convertFiles(options: ConvertModelOptions): Promise<ConvertModelReport> {

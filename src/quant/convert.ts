@@ -18,8 +18,9 @@ import { quantInfoJson } from "./quant_info.ts";
 import { readRecord } from "./record.ts";
 import { rewriteNets } from "./rewrite.ts";
 
-/** Progress of a stage: `done` of `total` units (layers, or 1 for a single step). */
-export type ProgressCallback = (stage: string, done: number, total: number) => void;
+import { guardProgress, type ProgressCallback } from "./progress.ts";
+
+export type { ProgressCallback } from "./progress.ts";
 
 /** What a conversion did. */
 export interface ConvertReport {
@@ -62,7 +63,10 @@ export interface InputFiles extends ModelFiles {
 export interface ConvertNetOptions {
   /** Names of the inputs, for errors. */
   files?: InputFiles;
-  /** Called as each stage progresses. */
+  /**
+   * Called as each stage progresses. A throw, or a rejection of a promise it returns (waited for
+   * before the result is returned), fails the conversion with that error.
+   */
   onProgress?: ProgressCallback;
 }
 
@@ -81,14 +85,16 @@ export async function convertNet(
   recordText: string,
   options: ConvertNetOptions = {},
 ): Promise<ConvertResult> {
-  const { files = {}, onProgress } = options;
+  const { files = {} } = options;
+  const progress = guardProgress(options.onProgress);
+  const onProgress = progress.report;
   const timings: Record<string, number> = {};
   let started = performance.now();
   const finish = (stage: string) => {
     const now = performance.now();
     timings[stage] = now - started;
     started = now;
-    onProgress?.(stage, 1, 1);
+    onProgress(stage, 1, 1);
   };
   checkFloatModel(net, files);
   const record = readRecord(recordText, net, files.record);
@@ -101,7 +107,7 @@ export async function convertNet(
   const plan = planQuantization(fusion.net, record);
   const nets = await rewriteNets(fusion.net, plan, {
     files,
-    onLayer: (done, total) => onProgress?.("quantize", done, total),
+    onLayer: (done, total) => onProgress("quantize", done, total),
   });
   finish("quantize");
   const quantInfo = quantInfoJson(nets.fakeQuant, plan, fusion.composites);
@@ -129,6 +135,7 @@ export async function convertNet(
   if (plan.layers.size === 0) {
     warnings.push("the record gives factors for no layer: nothing is quantized");
   }
+  await progress.settled();
   return {
     fakeQuant: nets.fakeQuant,
     deploy: nets.deploy,
@@ -155,7 +162,10 @@ export interface ConvertInput {
   record: string;
   /** Names of the inputs, for errors. */
   files?: InputFiles;
-  /** Called as each stage progresses. */
+  /**
+   * Called as each stage progresses. A throw, or a rejection of a promise it returns (waited for
+   * before the result is returned), fails the conversion with that error.
+   */
   onProgress?: ProgressCallback;
 }
 
@@ -234,7 +244,11 @@ export async function convertToNets(input: ConvertInput): Promise<ConvertedNets>
  * ```
  */
 export async function convertInMemory(input: ConvertInput): Promise<ConvertOutput> {
-  const { fakeQuant, deploy, texts, report } = await convertToNets(input);
+  const progress = guardProgress(input.onProgress);
+  const { fakeQuant, deploy, texts, report } = await convertToNets({
+    ...input,
+    onProgress: progress.report,
+  });
   const started = performance.now();
   const converted: ConvertedFiles = {
     fakeQuantModel: texts.fakeQuantModel,
@@ -243,7 +257,9 @@ export async function convertInMemory(input: ConvertInput): Promise<ConvertOutpu
     deployWeights: writeCaffemodel(deploy),
     quantInfo: texts.quantInfo,
   };
-  input.onProgress?.("serialize", 1, 1);
+  progress.report("serialize", 1, 1);
+  // A callback's rejected promise fails the conversion (never an unhandled rejection).
+  await progress.settled();
   const serializeMs = report.timings.serialize + performance.now() - started;
   return {
     files: converted,
