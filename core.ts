@@ -39,7 +39,7 @@ export {
 export { describeNet } from "./src/engine/describe.ts";
 export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
-export { readCaffemodel } from "./src/caffe/caffemodel_read.ts";
+export { readBlobProto, readCaffemodel } from "./src/caffe/caffemodel_read.ts";
 export { writeCaffemodel } from "./src/caffe/caffemodel_write.ts";
 export {
   type Blob,
@@ -126,3 +126,21 @@ export {
   DEFAULT_ACTIVATION_SETTINGS,
 } from "./src/calibrate/activation.ts";
 export { npyFileName, readNpy, writeNpy } from "./src/io/npy.ts";
+export {
+  type DataSample,
+  type EncodedItem,
+  readSamples,
+  type ReadSamplesOptions,
+  type SampleItem,
+  splitSamples,
+} from "./src/data/samples.ts";
+export { decodeImage, isImage } from "./src/data/decode.ts";
+export { imageTensor, type Transform } from "./src/data/transform.ts";
+export { type ListEntry, parseImageList } from "./src/data/list.ts";
+export { type DataLayerSettings, dataLayerSettings } from "./src/data/transform_param.ts";
+export {
+  type Image8,
+  type ImageKernels,
+  imageKernels,
+  type NormalizeArgs,
+} from "./src/wasm/image.ts";

@@ -24,6 +24,7 @@ export {
   type ConvertModelOptions,
   type ConvertModelReport,
 } from "./src/io/convert_model.ts";
+export { sampleFiles, type SampleFilesOptions } from "./src/io/sample_files.ts";
 import { convertModel, type ConvertModelReport } from "./src/io/convert_model.ts";
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Builds the npm package into `dist/`:
  *
- * - `dist/mod.js`: the whole API with file access, ESM for Node (protobufjs bundled in);
+ * - `dist/mod.js`: the whole API with file access, ESM for Node (protobufjs, fast-png and @jsquash/jpeg bundled in);
  * - `dist/core.js`: the in-memory API, browser-safe ESM (no `node:` imports), sharing its
  *   chunk (`dist/chunks/`) with `dist/mod.js`;
  * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);
@@ -15,34 +15,12 @@
 
 import * as esbuild from "esbuild";
 import ts from "typescript";
+import { NPM_SPECIFIERS, NPM_TYPES, npmSpecifiers } from "./npm_specifiers.ts";
 
 /** The repository root. */
 const root = new URL("../", import.meta.url).pathname;
 /** Where the package build goes. */
 const dist = `${root}dist/`;
-
-/** The one npm specifier the sources use, and the package it names. */
-const PROTOBUFJS_SPECIFIER = "npm:protobufjs@8.0.0";
-const PROTOBUFJS_PACKAGE = "protobufjs";
-
-/**
- * Resolves `npm:protobufjs@8.0.0` (Deno's specifier) to the `protobufjs` package in
- * node_modules, so that esbuild bundles it.
- */
-const npmSpecifiers: esbuild.Plugin = {
-  name: "npm-specifiers",
-  setup(build) {
-    build.onResolve({ filter: /^npm:/ }, async (args) => {
-      if (args.path !== PROTOBUFJS_SPECIFIER) {
-        return { errors: [{ text: `unexpected npm specifier ${args.path}` }] };
-      }
-      return await build.resolve(PROTOBUFJS_PACKAGE, {
-        kind: args.kind,
-        resolveDir: root,
-      });
-    });
-  },
-};
 
 /** Options every bundle shares. */
 const COMMON: esbuild.BuildOptions = {
@@ -52,7 +30,7 @@ const COMMON: esbuild.BuildOptions = {
   target: "es2022",
   legalComments: "eof",
   logLevel: "warning",
-  plugins: [npmSpecifiers],
+  plugins: [npmSpecifiers(root)],
 };
 
 /** The bundles. */
@@ -113,10 +91,15 @@ function emitDeclarations(): void {
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
     allowImportingTsExtensions: true,
-    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+    lib: ["lib.es2023.d.ts", "lib.dom.d.ts"],
     types: ["node"],
     typeRoots: [`${root}node_modules/@types`],
-    paths: { [PROTOBUFJS_SPECIFIER]: [`${root}node_modules/${PROTOBUFJS_PACKAGE}`] },
+    paths: Object.fromEntries(
+      Object.entries(NPM_TYPES).map(([specifier, target]) => [
+        specifier,
+        [`${root}node_modules/${target}`],
+      ]),
+    ),
   };
   const program = ts.createProgram(TYPE_ROOTS.map((file) => root + file), options);
   const written: string[] = [];
@@ -140,7 +123,11 @@ function emitDeclarations(): void {
 function nodeSpecifiers(declarations: string): string {
   return declarations
     .replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']*)\.ts\2/g, "$1$2$3.js$2")
-    .replaceAll(`"${PROTOBUFJS_SPECIFIER}"`, `"${PROTOBUFJS_PACKAGE}"`);
+    .replace(
+      /"(npm:[^"]+)"/g,
+      (text, specifier: string) =>
+        NPM_SPECIFIERS[specifier] === undefined ? text : `"${NPM_SPECIFIERS[specifier]}"`,
+    );
 }
 
 /** Builds everything into a fresh `dist/`. */

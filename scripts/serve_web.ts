@@ -15,6 +15,7 @@
  */
 
 import * as esbuild from "esbuild";
+import { npmSpecifiers } from "./npm_specifiers.ts";
 
 const webDir = new URL("../web/", import.meta.url).pathname;
 
@@ -58,15 +59,7 @@ export async function buildWeb(outDir: string = `${webDir}dist`): Promise<void> 
       platform: "browser",
       target: "es2022",
       logLevel: "warning",
-      plugins: [{
-        name: "npm-specifiers",
-        setup(build) {
-          build.onResolve(
-            { filter: /^npm:protobufjs@/ },
-            (args) => build.resolve("protobufjs", { kind: args.kind, resolveDir: webDir }),
-          );
-        },
-      }],
+      plugins: [npmSpecifiers(webDir)],
     });
   } finally {
     await esbuild.stop();

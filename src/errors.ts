@@ -72,6 +72,8 @@ export const ERROR_CODES = {
   BAD_ARGUMENT: "a library call's argument of the wrong type or out of range",
   NPY_FORMAT: "a .npy file this reader does not accept",
   NOTHING_TO_COMPARE: "two nets to compare share no layer output",
+  IMAGE_FORMAT: "an image file that does not decode (not JPEG or PNG, truncated, unsupported)",
+  LIST_FORMAT: "a line of an image list file that is not `path label`",
   USAGE: "wrong command-line usage (an unknown option, a missing argument, a bad option value)",
 } as const;
 

@@ -89,6 +89,27 @@ export function readCaffemodel(bytes: BinaryInput, file?: string): Net {
   }
 }
 
+/**
+ * Reads a binary `BlobProto` file, such as a `mean.binaryproto` (Caffe's `mean_file`), as float32
+ * values and their shape (legacy num/channels/height/width or `shape`). Errors name `file`.
+ */
+export function readBlobProto(
+  bytes: Uint8Array,
+  file: string,
+): { shape: number[]; data: Float32Array } {
+  try {
+    const blob = readBlob(new WireReader(bytes), 0, file);
+    const data = blob.data;
+    if (!(data instanceof Float32Array)) {
+      throw new ConvertError("BLOB_SIZE_MISMATCH", "the blob holds no float values", { offset: 0 });
+    }
+    return { shape: blob.shape, data };
+  } catch (error) {
+    if (error instanceof ConvertError) throw error.inFile(file);
+    throw error;
+  }
+}
+
 function readNet(bytes: Uint8Array): Net {
   const netType = caffeType("caffe.NetParameter");
   const reader = new WireReader(bytes);

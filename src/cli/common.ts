@@ -8,10 +8,8 @@
 import { isAbsolute, relative } from "node:path";
 import { loadNet } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
-import type { Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { readInput, readInputText } from "../io/files.ts";
-import { readNpy } from "../io/npy.ts";
 import { printable } from "../printable.ts";
 import type { ParsedArgs } from "./args.ts";
 
@@ -46,22 +44,6 @@ export async function loadModelFiles(modelFile: string, weightsFile: string): Pr
   const modelText = await readInputText(modelFile);
   const weights = await readInput(weightsFile);
   return loadNet(modelText, weights, { model: modelFile, weights: weightsFile });
-}
-
-/** The tensors of `--input <blob>=<file.npy>` options. */
-export async function inputTensors(args: ParsedArgs): Promise<Map<string, Tensor> | undefined> {
-  const specs = args.options.get("input");
-  if (specs === undefined) return undefined;
-  const inputs = new Map<string, Tensor>();
-  for (const spec of specs) {
-    const equals = spec.indexOf("=");
-    if (equals < 1) {
-      throw new ConvertError("USAGE", `--input needs <blob>=<file.npy>, not "${printable(spec)}"`);
-    }
-    const file = spec.slice(equals + 1);
-    inputs.set(spec.slice(0, equals), readNpy(await readInput(file), file));
-  }
-  return inputs;
 }
 
 /**

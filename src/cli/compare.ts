@@ -10,7 +10,8 @@ import { compareNets } from "../engine/compare.ts";
 import { compareReportHtml, formatCompareTable } from "../engine/report.ts";
 import { writeAllOrNothing } from "../io/files.ts";
 import { parseArgs } from "./args.ts";
-import { type Command, inputTensors, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import { collectSamples, DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE } from "./data_options.ts";
 import {
   THRESHOLD_HELP,
   THRESHOLD_OPTIONS,
@@ -19,8 +20,8 @@ import {
 } from "./thresholds.ts";
 
 export const compareCommand: Command = {
-  usage: "compare <model_a> <weights_a> <model_b> <weights_b> [--input <blob>=<file.npy>]... " +
-    `[--samples N] [--seed N] [--lockstep] [--sensitivity-outputs] ${THRESHOLD_USAGE} [--json] ` +
+  usage: `compare <model_a> <weights_a> <model_b> <weights_b> ${DATA_USAGE} ` +
+    `[--seed N] [--lockstep] [--sensitivity-outputs] ${THRESHOLD_USAGE} [--json] ` +
     "[--html <file>]",
   help: "Runs both nets on the same inputs and reports, for every layer output they share,\n" +
     "cosine similarity, max absolute error, relative L2 error and SQNR, in layer order with the\n" +
@@ -32,12 +33,13 @@ export const compareCommand: Command = {
     "per layer).\n" +
     "--lockstep feeds each layer of B what the same layer of A read, so each row shows the\n" +
     "error the layer adds itself. --html writes a self-contained report page.\n" +
-    THRESHOLD_HELP,
+    "Without data, --samples N seeded uniform [-1, 1) inputs (default 1) are run.\n" +
+    THRESHOLD_HELP + "\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_a", "weights_a", "model_b", "weights_b"],
-      flags: ["json", "lockstep", "sensitivity-outputs"],
-      options: ["input", "samples", "seed", "html", ...THRESHOLD_OPTIONS],
+      flags: ["json", "lockstep", "sensitivity-outputs", ...DATA_FLAGS],
+      options: ["seed", "html", ...THRESHOLD_OPTIONS, ...DATA_OPTIONS],
     }, this.usage);
     const { model_a, weights_a, model_b, weights_b } = args.positionals;
     const thresholds = thresholdOptions(args);
@@ -45,8 +47,10 @@ export const compareCommand: Command = {
       loadModelFiles(model_a!, weights_a!),
       loadModelFiles(model_b!, weights_b!),
     ]);
+    const data = await collectSamples(args, netA);
+    if (data) io.err(`data: ${data.samples.length} samples from ${printable(data.description)}\n`);
     const report = await compareNets(netA, netB, {
-      inputs: await inputTensors(args),
+      inputs: data?.samples.map((sample) => sample.inputs),
       samples: integerOption(args, "samples", 1, 1),
       seed: integerOption(args, "seed", 0),
       lockstep: args.flags.has("lockstep"),

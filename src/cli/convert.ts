@@ -9,9 +9,13 @@ import { printable } from "../printable.ts";
 import { compareNets, type LayerSensitivity, type OutputMetrics } from "../engine/compare.ts";
 import { failedChecks, formatMetric, type Thresholds } from "../engine/metrics.ts";
 import { outputVerdict } from "../engine/report.ts";
+import type { Net } from "../caffe/net.ts";
+import type { Tensor } from "../engine/tensor.ts";
+import { ConvertError } from "../errors.ts";
 import { convertModel, type ConvertModelReport } from "../io/convert_model.ts";
 import { parseArgs } from "./args.ts";
 import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import { collectSamples, DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE } from "./data_options.ts";
 import { progressBar } from "./progress.ts";
 import {
   THRESHOLD_HELP,
@@ -21,22 +25,37 @@ import {
 } from "./thresholds.ts";
 
 export const convertCommand: Command = {
-  usage: "convert <model_file> <weights_file> <record_file> <save_path> [--compare] " +
-    `[--samples N] ${THRESHOLD_USAGE} [--json]`,
+  usage: "convert <model_file> <weights_file> <record_file> <save_path> [--compare " +
+    `${DATA_USAGE} ${THRESHOLD_USAGE}] [--json]`,
   help: "Fuses Conv+BatchNorm+Scale, quantizes the layers the record file names, and writes\n" +
     "<save_path>_fake_quant_model.prototxt, _fake_quant_weights.caffemodel,\n" +
     "_deploy_model.prototxt, _deploy_weights.caffemodel and _quant.json (all or none).\n" +
-    "--compare then runs the float, fake-quant and deploy nets on N seeded inputs (default 4)\n" +
+    "--compare then runs the float, fake-quant and deploy nets on your data (the data options\n" +
+    "below), or on --samples N generated uniform [-1, 1) inputs (default 4), one at a time,\n" +
     "and prints a verdict for each output, the quantized layers that hurt most alone, and\n" +
-    "those that fail a threshold alone.\n" + THRESHOLD_HELP,
+    "those that fail a threshold alone.\n" + THRESHOLD_HELP + "\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "record_file", "save_path"],
-      flags: ["json", "compare"],
-      options: ["samples", ...THRESHOLD_OPTIONS],
+      flags: ["json", "compare", ...DATA_FLAGS],
+      options: [...THRESHOLD_OPTIONS, ...DATA_OPTIONS],
     }, this.usage);
     const thresholds = thresholdOptions(args);
     const samples = integerOption(args, "samples", 4, 1);
+    const dataGiven = DATA_OPTIONS.some((name) => args.options.has(name) && name !== "samples") ||
+      DATA_FLAGS.some((name) => args.flags.has(name));
+    if (dataGiven && !args.flags.has("compare")) {
+      throw new ConvertError(
+        "USAGE",
+        `data options only apply with --compare\nusage: ${this.usage}`,
+      );
+    }
+    // The data is read and checked before anything is written.
+    const float = args.flags.has("compare")
+      ? await loadModelFiles(args.positionals.model_file!, args.positionals.weights_file!)
+      : undefined;
+    const data = float && await collectSamples(args, float);
+    if (data) io.err(`data: ${data.samples.length} samples from ${printable(data.description)}\n`);
     const progress = io.isTerminal && !args.flags.has("json") ? progressBar(io.err) : undefined;
     let report: ConvertModelReport;
     try {
@@ -51,12 +70,13 @@ export const convertCommand: Command = {
       progress?.done();
     }
     for (const warning of report.warnings) io.err(`warning: ${printable(warning)}\n`);
-    const accuracy = args.flags.has("compare")
+    const accuracy = float
       ? await conversionAccuracy(
-        args.positionals.model_file!,
-        args.positionals.weights_file!,
+        float,
         report,
-        samples,
+        data
+          ? { inputs: data.samples.map((sample) => sample.inputs), description: data.description }
+          : { generated: samples },
         thresholds,
       )
       : undefined;
@@ -73,6 +93,8 @@ export const convertCommand: Command = {
 export interface ConversionAccuracy {
   /** Samples run. */
   samples: number;
+  /** The data: `generated` (seeded uniform [-1, 1) inputs) or what the data options named. */
+  data: string;
   /** Seed of the first generated sample. */
   seed: number;
   /** The thresholds of the verdicts and flags. */
@@ -93,20 +115,23 @@ export interface ConversionAccuracy {
   deployVsFake: { layer: string; relativeL2: number };
 }
 
-/** Runs the float, fake-quant and deploy nets on seeded inputs and compares them. */
+/**
+ * Runs the float, fake-quant and deploy nets on the given samples (one at a time) or on
+ * `generated` seeded inputs, and compares them.
+ */
 async function conversionAccuracy(
-  modelFile: string,
-  weightsFile: string,
+  float: Net,
   report: ConvertModelReport,
-  samples: number,
+  data: { inputs: Map<string, Tensor>[]; description: string } | { generated: number },
   thresholds: Thresholds,
 ): Promise<ConversionAccuracy> {
-  const [float, fake, deploy] = await Promise.all([
-    loadModelFiles(modelFile, weightsFile),
+  const [fake, deploy] = await Promise.all([
     loadModelFiles(report.outputs.fakeQuantModel, report.outputs.fakeQuantWeights),
     loadModelFiles(report.outputs.deployModel, report.outputs.deployWeights),
   ]);
-  const options = { samples, seed: 0, thresholds };
+  const options = "inputs" in data
+    ? { inputs: data.inputs, samples: data.inputs.length, seed: 0, thresholds }
+    : { samples: data.generated, seed: 0, thresholds };
   const floatVsFake = await compareNets(float, fake, options);
   const floatVsDeploy = await compareNets(float, deploy, { ...options, sensitivity: false });
   const fakeVsDeploy = await compareNets(fake, deploy, { ...options, lockstep: true });
@@ -119,6 +144,7 @@ async function conversionAccuracy(
   });
   return {
     samples: options.samples,
+    data: "inputs" in data ? data.description : "generated",
     seed: options.seed,
     thresholds,
     fakeQuant: floatVsFake.outputs,
@@ -135,8 +161,10 @@ const SENSITIVE_SHOWN = 3;
 /** The accuracy figures as a few lines: a verdict per output and net, the layers that hurt. */
 function formatAccuracy(accuracy: ConversionAccuracy): string {
   const lines = [
-    `accuracy on ${accuracy.samples} generated input(s) (uniform in [-1, 1), seed ` +
-    `${accuracy.seed}; not real data), against the float net:`,
+    accuracy.data === "generated"
+      ? `accuracy on ${accuracy.samples} generated input(s) (uniform in [-1, 1), seed ` +
+        `${accuracy.seed}; not your data: pass --data), against the float net:`
+      : `accuracy on ${accuracy.samples} sample(s) of ${accuracy.data}, against the float net:`,
     ...accuracy.fakeQuant.map((output) => `  fake-quant  ${outputVerdict(output)}`),
     ...accuracy.deploy.map((output) => `  deploy      ${outputVerdict(output)}`),
   ];

@@ -20,14 +20,15 @@ import {
   calibrationProgress,
   calibrationSummary,
 } from "./calibration.ts";
+import { type Command, integerOption, loadModelFiles, numberOption, shownPath } from "./common.ts";
 import {
-  type Command,
-  inputTensors,
-  integerOption,
-  loadModelFiles,
-  numberOption,
-  shownPath,
-} from "./common.ts";
+  DATA_FLAGS,
+  DATA_HELP,
+  DATA_OPTIONS,
+  DATA_USAGE,
+  dataSamples,
+  sampleInputs,
+} from "./data_options.ts";
 
 /** The warning of a record whose activation factors were not measured on real data. */
 export function guessWarning(calibrated: number): string {
@@ -44,32 +45,41 @@ function* seededSamples(net: Net, seed: number, count: number): Generator<Sample
 }
 
 export const recordCommand: Command = {
-  usage: "record <model_file> <weights_file> [--input <blob>=<file.npy>]... [--calibrate N] " +
+  usage: `record <model_file> <weights_file> ${DATA_USAGE} [--calibrate N] ` +
     "[--config F | --algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
     "[--out <file>]",
   help: "Calibrates the float net on samples and writes AMCT's record (SPEC §11): per-channel\n" +
     "scale_w from the fused weights (ARQ), and activation factors by IFMR (the default, as\n" +
     "AMCT), HFMG or min/max (--algo, or AMCT's config file: --config) over the values each quantized layer reads. Samples come\n" +
-    "from --input .npy tensors, or from N seeded random inputs (--calibrate N, a baseline only).\n" +
+    "from your data (--data, --input: below), or from N seeded random inputs (--calibrate N, a\n" +
+    "baseline only).\n" +
     "Without samples the activation factors are guesses: --scale-d and --offset-d, default\n" +
     "those of the range [-1, 1]. Prints what calibration observed (samples, each layer's range,\n" +
-    "ranges that look wrong), and the record itself without --out.",
+    "ranges that look wrong), and the record itself without --out.\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file"],
-      flags: CALIBRATION_FLAGS,
-      options: ["calibrate", "input", "scale-d", "offset-d", "out", "seed", ...CALIBRATION_OPTIONS],
+      flags: [...CALIBRATION_FLAGS, ...DATA_FLAGS],
+      options: [
+        "calibrate",
+        "scale-d",
+        "offset-d",
+        "out",
+        "seed",
+        ...CALIBRATION_OPTIONS,
+        ...DATA_OPTIONS,
+      ],
     }, this.usage);
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
-    const inputs = await inputTensors(args);
+    const data = await dataSamples(args, net);
     const seeded = integerOption(args, "calibrate", 0);
     const out = args.options.get("out")?.at(-1);
     // The summary goes where the record does not.
     const say = out === undefined ? io.err : io.out;
     let text: string;
-    if (inputs !== undefined || seeded > 0) {
+    if (data !== undefined || seeded > 0) {
       if (args.options.has("scale-d") || args.options.has("offset-d")) {
         throw new ConvertError(
           "USAGE",
@@ -77,8 +87,10 @@ export const recordCommand: Command = {
         );
       }
       const seed = integerOption(args, "seed", 0);
-      const samples = inputs !== undefined ? [inputs] : () => seededSamples(net, seed, seeded);
-      const source = inputs !== undefined ? "--input" : "seeded random inputs (--calibrate)";
+      const samples = data !== undefined
+        ? sampleInputs(data)
+        : () => seededSamples(net, seed, seeded);
+      const source = data !== undefined ? data.description : "seeded random inputs (--calibrate)";
       const progress = calibrationProgress(io);
       try {
         const result = await calibrate(net, samples, {
@@ -97,7 +109,7 @@ export const recordCommand: Command = {
         perTensor: args.flags.has("per-tensor"),
       });
     }
-    if (inputs === undefined) io.err(guessWarning(seeded));
+    if (data === undefined) io.err(guessWarning(seeded));
     if (out === undefined) {
       io.out(text);
       return;

@@ -6,25 +6,26 @@
 
 import { printable } from "../printable.ts";
 import { netWarnings } from "../caffe/inspect.ts";
-import { runNet } from "../engine/run.ts";
+import { runNet, type RunResult, type Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { writeAllOrNothing } from "../io/files.ts";
 import { npyFileName, writeNpy } from "../io/npy.ts";
 import { parseArgs } from "./args.ts";
-import { type Command, inputTensors, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
+import { collectSamples, DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE } from "./data_options.ts";
 
 export const runCommand: Command = {
-  usage: "run <model_file> <weights_file> [--input <blob>=<file.npy>]... [--seed N] " +
-    "--out <dir> [--json]",
-  help: "Runs the net (float, fake-quant or deploy) in the simulator on .npy inputs, or on\n" +
+  usage: `run <model_file> <weights_file> ${DATA_USAGE} [--seed N] --out <dir> [--json]`,
+  help: "Runs the net (float, fake-quant or deploy) in the simulator on your data, or on\n" +
     "seeded uniform [-1, 1) inputs of the declared shapes, and writes every net output as\n" +
     "<dir>/output.<blob>.npy (float32, C order; bytes of the blob name outside [A-Za-z0-9._-]\n" +
-    "as %XX). Layers it cannot run are listed.",
+    "as %XX; several samples are run one at a time and their outputs stacked on axis 0, in\n" +
+    "sample order). Layers it cannot run are listed.\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file"],
-      flags: ["json"],
-      options: ["input", "seed", "out"],
+      flags: ["json", ...DATA_FLAGS],
+      options: ["seed", "out", ...DATA_OPTIONS],
     }, this.usage);
     const out = args.options.get("out")?.at(-1);
     if (out === undefined) {
@@ -34,11 +35,16 @@ export const runCommand: Command = {
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
     for (const warning of netWarnings(net)) io.err(`warning: ${printable(warning)}\n`);
-    const result = await runNet(net, {
-      inputs: await inputTensors(args),
-      seed: integerOption(args, "seed", 0),
-    });
-    const outputs = [...result.outputs].map(([blob, tensor]) => ({ blob, tensor }));
+    const data = await collectSamples(args, net);
+    const seed = integerOption(args, "seed", 0);
+    const runs = data?.samples.map((sample) => sample.inputs) ?? [undefined];
+    const results: RunResult[] = [];
+    for (const inputs of runs) results.push(await runNet(net, { inputs, seed }));
+    const result = results[0];
+    const outputs = [...result.outputs].map(([blob]) => ({
+      blob,
+      tensor: stacked(results.map((run) => run.outputs.get(blob)!)),
+    }));
     const { paths } = await writeAllOrNothing(
       out,
       outputs.map(({ blob, tensor }) => ({ name: npyFileName(blob), content: writeNpy(tensor) })),
@@ -63,3 +69,16 @@ export const runCommand: Command = {
     }
   },
 };
+
+/** Tensors of equal shape stacked on axis 0 (one tensor as it is). */
+function stacked(tensors: Tensor[]): Tensor {
+  if (tensors.length === 1) return tensors[0];
+  const [first] = tensors;
+  const shape = first.shape.join("x");
+  if (tensors.some((tensor) => tensor.shape.join("x") !== shape)) {
+    throw new ConvertError("BAD_INPUT", "the samples give outputs of different shapes");
+  }
+  const data = new Float32Array(first.data.length * tensors.length);
+  tensors.forEach((tensor, i) => data.set(tensor.data, i * first.data.length));
+  return { shape: [first.shape[0] * tensors.length, ...first.shape.slice(1)], data };
+}

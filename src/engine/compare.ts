@@ -39,8 +39,11 @@ import { product, shapeText, type Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode compareNets}. */
 export interface CompareOptions {
-  /** Inputs for both nets (then one sample is run); declared inputs not given are seeded. */
-  inputs?: Map<string, Tensor>;
+  /**
+   * Inputs for both nets: one map (one run), or one map per sample, each run by itself;
+   * declared inputs not given are seeded.
+   */
+  inputs?: Map<string, Tensor> | Map<string, Tensor>[];
   /** Samples when inputs are generated (default 1); sample i uses seed + i. */
   samples?: number;
   /** Seed of the first sample (default 0). */
@@ -443,9 +446,10 @@ function sampleInputs(
   sample: number,
 ): [Map<string, Tensor>, Map<string, Tensor>] {
   const seed = (options.seed ?? 0) + sample;
-  const inputsA = options.inputs === undefined
+  const given = options.inputs;
+  const inputsA = given === undefined
     ? seededInputs(a, seed)
-    : runInputs(a, options.inputs, seed);
+    : runInputs(a, Array.isArray(given) ? given[sample] : given, seed);
   const namesB = new Set(netInputs(b).map((input) => input.name));
   const inputsB = runInputs(
     b,
@@ -502,7 +506,11 @@ export async function compareNets(
   options: CompareOptions = {},
 ): Promise<CompareReport> {
   const kernels = await engineKernels();
-  const samples = options.inputs === undefined ? Math.max(1, options.samples ?? 1) : 1;
+  const samples = options.inputs === undefined
+    ? Math.max(1, options.samples ?? 1)
+    : Array.isArray(options.inputs)
+    ? options.inputs.length
+    : 1;
   const thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
   const lockstep = options.lockstep ?? false;
   const points = comparisonPoints(a, b);

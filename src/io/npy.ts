@@ -68,7 +68,8 @@ export function readNpy(bytes: Uint8Array, file?: string): Tensor {
     );
   }
   const data = new Float32Array(count);
-  const raw = bytes.slice(dataStart, dataStart + count * itemSize);
+  // A copy (Node's Buffer.slice would be a view into a shared pool).
+  const raw = new Uint8Array(bytes.subarray(dataStart, dataStart + count * itemSize));
   if (LITTLE_ENDIAN) {
     data.set(itemSize === 4 ? new Float32Array(raw.buffer) : new Float64Array(raw.buffer));
   } else {

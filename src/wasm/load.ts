@@ -106,7 +106,7 @@ export class WasmInstance {
 }
 
 /** Bytes of standard base64 text (`atob` exists in every supported runtime). */
-function decodeBase64(base64: string): Uint8Array<ArrayBuffer> {
+export function decodeBase64(base64: string): Uint8Array<ArrayBuffer> {
   const binaryText = atob(base64);
   const bytes = new Uint8Array(binaryText.length);
   for (let index = 0; index < binaryText.length; index++) {

@@ -1,0 +1,275 @@
+/**
+ * The data options every command that runs samples shares (`record`, `run`, `compare`,
+ * `convert --compare`): where samples come from (`--data`, `--input`), how images become
+ * tensors (Caffe's TEST-phase transform: `--resize`, `--crop`, `--mean`, `--mean-file`,
+ * `--scale`, `--rgb`, `--gray`, `--transform-from`), how many (`--samples`) and their labels
+ * (`--labels`). Every value is checked with a message naming its option.
+ *
+ * @module
+ */
+
+import { basename, dirname, resolve } from "node:path";
+import { readBlobProto } from "../caffe/caffemodel_read.ts";
+import { type Net, netInputs } from "../caffe/net.ts";
+import { type DataSample, readSamples, type SampleItem, splitSamples } from "../data/samples.ts";
+import type { Transform } from "../data/transform.ts";
+import { dataLayerSettings } from "../data/transform_param.ts";
+import type { Tensor } from "../engine/tensor.ts";
+import { ConvertError } from "../errors.ts";
+import { readInput, readInputText } from "../io/files.ts";
+import { readNpy } from "../io/npy.ts";
+import { sampleFiles } from "../io/sample_files.ts";
+import type { ParsedArgs } from "./args.ts";
+
+/** The valued options, for a command's `parseArgs` spec. */
+export const DATA_OPTIONS = [
+  "data",
+  "input",
+  "resize",
+  "crop",
+  "mean",
+  "mean-file",
+  "scale",
+  "transform-from",
+  "samples",
+  "labels",
+];
+
+/** The flags, for a command's `parseArgs` spec. */
+export const DATA_FLAGS = ["rgb", "gray"];
+
+/** The usage text of the data options. */
+export const DATA_USAGE =
+  "[--data <dir|list.txt|file.npy|image>]... [--input <blob>=<file.npy|dir>]... " +
+  "[--resize HxW] [--crop N] [--mean B,G,R | --mean-file F] [--scale X] [--rgb] [--gray] " +
+  "[--transform-from <prototxt>] [--samples N] [--labels F]";
+
+/** The help text of the data options. */
+export const DATA_HELP =
+  "Data: --data takes folders of images (.jpg/.png) or .npy files, Caffe ImageData\n" +
+  "list files (`path label` lines) and single files; --input <blob>=<file.npy> feeds one\n" +
+  "blob (repeat it, or give a folder, for several samples). Images are preprocessed as Caffe's\n" +
+  "TEST phase: --resize HxW (OpenCV INTER_LINEAR), --crop N (centre), --mean B,G,R or\n" +
+  "--mean-file mean.binaryproto, --scale X, --rgb, --gray, or all of it from a data layer of\n" +
+  "--transform-from train_val.prototxt. --samples N uses the first N samples; --labels F gives\n" +
+  "labels (one integer a line) to .npy samples.";
+
+function usage(option: string, message: string): ConvertError {
+  return new ConvertError("USAGE", `--${option} ${message}`);
+}
+
+/** The last value of an option. */
+function last(args: ParsedArgs, name: string): string | undefined {
+  return args.options.get(name)?.at(-1);
+}
+
+/** A finite number, or a USAGE error naming the option. */
+function numberValue(option: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value)) {
+    throw usage(option, `needs a number, not "${text}"`);
+  }
+  return value;
+}
+
+/** A whole number >= 1, or a USAGE error naming the option. */
+function positiveInteger(option: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw usage(option, `needs a whole number >= 1, not "${text}"`);
+  }
+  return value;
+}
+
+/**
+ * The transform the options describe (`--resize`, `--crop`, `--mean`, `--mean-file`, `--scale`,
+ * `--rgb`, `--gray`, on top of `--transform-from`'s), with the list `source` and `rootFolder`
+ * of the `--transform-from` data layer.
+ */
+export async function transformFromArgs(
+  args: ParsedArgs,
+): Promise<{ transform: Transform; source?: string; rootFolder?: string }> {
+  let transform: Transform = {};
+  let meanFile: string | undefined;
+  let source: string | undefined;
+  let rootFolder: string | undefined;
+  const from = last(args, "transform-from");
+  if (from !== undefined) {
+    const settings = dataLayerSettings(await readInputText(from), from);
+    transform = settings.transform;
+    // Paths in a prototxt are as Caffe reads them: relative to where it runs.
+    meanFile = settings.meanFile;
+    source = settings.source;
+    rootFolder = settings.rootFolder;
+  }
+  const resize = last(args, "resize");
+  if (resize !== undefined) {
+    const match = /^(\d+)[xX](\d+)$/.exec(resize.trim());
+    const [height, width] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+    if (!(height > 0 && width > 0)) {
+      throw usage("resize", `needs HEIGHTxWIDTH (e.g. 224x224), not "${resize}"`);
+    }
+    transform.resize = { height, width };
+  }
+  const crop = last(args, "crop");
+  if (crop !== undefined) transform.crop = positiveInteger("crop", crop);
+  const mean = last(args, "mean");
+  if (mean !== undefined) {
+    transform.mean = mean.split(",").map((part) => numberValue("mean", part));
+    if (transform.mean.length !== 1 && transform.mean.length !== 3) {
+      throw usage("mean", `needs one value or three (B,G,R), not "${mean}"`);
+    }
+  }
+  const meanFileOption = last(args, "mean-file");
+  if (meanFileOption !== undefined) meanFile = meanFileOption;
+  if (meanFile !== undefined && mean !== undefined) {
+    throw usage("mean", "and a mean file cannot both be given");
+  }
+  if (meanFile !== undefined) {
+    delete transform.mean;
+    transform.meanImage = readBlobProto(await readInput(meanFile), meanFile);
+  }
+  const scale = last(args, "scale");
+  if (scale !== undefined) transform.scale = numberValue("scale", scale);
+  if (args.flags.has("rgb")) transform.rgb = true;
+  if (args.flags.has("gray")) transform.gray = true;
+  return { transform, source, rootFolder };
+}
+
+/** The integers of a labels file (one a line, blank lines skipped). */
+async function labelsFile(file: string): Promise<number[]> {
+  const labels: number[] = [];
+  (await readInputText(file)).split("\n").forEach((raw, index) => {
+    const text = raw.trim();
+    if (text === "") return;
+    if (!/^[+-]?\d+$/.test(text)) {
+      throw new ConvertError("LIST_FORMAT", `the label "${text}" is not an integer`, {
+        file,
+        line: index + 1,
+        column: 1,
+      });
+    }
+    labels.push(Number(text));
+  });
+  return labels;
+}
+
+/** `--input <blob>=<path>` options grouped by blob, in order; a bad spec is a USAGE error. */
+function inputSpecs(args: ParsedArgs): Map<string, string[]> {
+  const byBlob = new Map<string, string[]>();
+  for (const spec of args.options.get("input") ?? []) {
+    const equals = spec.indexOf("=");
+    if (equals < 1 || equals === spec.length - 1) {
+      throw usage("input", `needs <blob>=<file.npy>, not "${spec}"`);
+    }
+    const blob = spec.slice(0, equals);
+    byBlob.set(blob, [...(byBlob.get(blob) ?? []), spec.slice(equals + 1)]);
+  }
+  return byBlob;
+}
+
+/** The samples of `--input` options: sample i takes the i-th `.npy` sample of every blob. */
+async function* inputSamples(net: Net, byBlob: Map<string, string[]>): AsyncIterable<SampleItem> {
+  const declared = new Map(netInputs(net).map((input) => [input.name, input]));
+  const perBlob = new Map<string, { name: string; tensor: Tensor }[]>();
+  for (const [blob, paths] of byBlob) {
+    const input = declared.get(blob);
+    if (input === undefined) {
+      throw usage(
+        "input",
+        `names "${blob}", not an input of the net (inputs: ${[...declared.keys()].join(", ")})`,
+      );
+    }
+    const tensors: { name: string; tensor: Tensor }[] = [];
+    for await (const item of sampleFiles(paths)) {
+      const parts = await splitSamples(readNpy(item.bytes, item.name), input, item.name);
+      parts.forEach((tensor, i) =>
+        tensors.push({ name: parts.length > 1 ? `${item.name}[${i}]` : item.name, tensor })
+      );
+    }
+    perBlob.set(blob, tensors);
+  }
+  const counts = [...perBlob].map(([blob, tensors]) => `${blob}: ${tensors.length}`);
+  const count = Math.max(...[...perBlob.values()].map((tensors) => tensors.length));
+  if ([...perBlob.values()].some((tensors) => tensors.length !== count)) {
+    throw usage("input", `gives different sample counts per blob (${counts.join(", ")})`);
+  }
+  for (let i = 0; i < count; i++) {
+    const inputs = new Map([...perBlob].map(([blob, tensors]) => [blob, tensors[i].tensor]));
+    const name = [...perBlob.values()].map((tensors) => tensors[i].name).join(" + ");
+    yield { name, inputs };
+  }
+}
+
+/** A command's samples: readable again and again, and what they are in words. */
+export interface DataSamples {
+  /** The samples, one at a time, read afresh on each call (one call per pass over the data). */
+  open(): AsyncIterable<DataSample>;
+  /** What was given, for headings ("data: 8 samples from faces/"). */
+  description: string;
+}
+
+/**
+ * The samples the data options give for `net`, or undefined when neither `--data` nor `--input`
+ * (nor a list `source` in `--transform-from`) is given. `--data` and `--input` exclude each
+ * other. `dataOption` names the option holding the paths (`data`; e.g. `eval-data` for a
+ * second data set with the same transform).
+ */
+export async function dataSamples(
+  args: ParsedArgs,
+  net: Net,
+  dataOption = "data",
+): Promise<DataSamples | undefined> {
+  const data = args.options.get(dataOption) ?? [];
+  const inputs = inputSpecs(args);
+  const samplesText = last(args, "samples");
+  const limit = samplesText === undefined ? undefined : positiveInteger("samples", samplesText);
+  const labelsPath = last(args, "labels");
+  const labels = labelsPath === undefined ? undefined : await labelsFile(labelsPath);
+  const { transform, source, rootFolder } = await transformFromArgs(args);
+  if (data.length > 0 && inputs.size > 0) {
+    throw usage(dataOption, "and --input cannot both be given (it feeds the net's image input)");
+  }
+  if (inputs.size > 0) {
+    return {
+      open: () => readSamples(net, inputSamples(net, inputs), { limit, labels }),
+      description: "--input",
+    };
+  }
+  const paths = data.length > 0 ? data : source === undefined ? [] : [source];
+  if (paths.length === 0) return undefined;
+  const root = rootFolder === undefined ? undefined : resolve(rootFolder);
+  return {
+    open: () =>
+      readSamples(net, sampleFiles(paths, { rootFolder: root }), { transform, limit, labels }),
+    description: paths.map((path) => (path.endsWith("/") ? path : basename(path) || dirname(path)))
+      .join(", "),
+  };
+}
+
+/** The net inputs of each sample, read afresh on each call (calibrate()'s sample source). */
+export function sampleInputs(data: DataSamples): () => AsyncIterable<Map<string, Tensor>> {
+  return async function* () {
+    for await (const sample of data.open()) yield sample.inputs;
+  };
+}
+
+/**
+ * Every sample of the data options as a list (for engine calls that take a list), or undefined
+ * without data. `onSample` is told each sample's name as it is read. No samples is an error.
+ */
+export async function collectSamples(
+  args: ParsedArgs,
+  net: Net,
+  onSample?: (name: string, count: number) => void,
+): Promise<{ samples: DataSample[]; description: string } | undefined> {
+  const given = await dataSamples(args, net);
+  if (given === undefined) return undefined;
+  const samples: DataSample[] = [];
+  for await (const sample of given.open()) {
+    samples.push(sample);
+    onSample?.(sample.name, samples.length);
+  }
+  if (samples.length === 0) throw usage("data", "gives no samples");
+  return { samples, description: given.description };
+}
