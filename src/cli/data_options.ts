@@ -58,9 +58,13 @@ function usage(option: string, message: string): ConvertError {
   return new ConvertError("USAGE", `--${option} ${message}`);
 }
 
-/** The last value of an option. */
+/** The value of a single-valued option; given twice, a USAGE error (nothing is dropped silently). */
 function last(args: ParsedArgs, name: string): string | undefined {
-  return args.options.get(name)?.at(-1);
+  const values = args.options.get(name) ?? [];
+  if (values.length > 1) {
+    throw usage(name, `is given ${values.length} times (${values.join(", ")}): give it once`);
+  }
+  return values[0];
 }
 
 /** A finite number, or a USAGE error naming the option. */
