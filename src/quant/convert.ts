@@ -8,6 +8,7 @@
 import { type BinaryInput, textArgument } from "../arguments.ts";
 import { printPrototxt } from "../caffe/prototxt.ts";
 import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
+import { quantizeBlocker } from "../caffe/layers.ts";
 import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { hasV1Weights, loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
@@ -21,6 +22,14 @@ import { rewriteNets } from "./rewrite.ts";
 import { guardProgress, type ProgressCallback } from "./progress.ts";
 
 export type { ProgressCallback } from "./progress.ts";
+
+/** One line naming the quantizable layers the record leaves out (the first ten of them). */
+function stayFloatWarning(names: string[]): string {
+  const shown = names.slice(0, 10).map((name) => `"${name}"`).join(", ");
+  const more = names.length > 10 ? ` and ${names.length - 10} more` : "";
+  return `${names.length} quantizable layer${names.length === 1 ? " has" : "s have"} no ` +
+    `record entry and stay${names.length === 1 ? "s" : ""} float: ${shown}${more}`;
+}
 
 /** What a conversion did. */
 export interface ConvertReport {
@@ -90,11 +99,12 @@ export async function convertNet(
   const onProgress = progress.report;
   const timings: Record<string, number> = {};
   let started = performance.now();
-  const finish = (stage: string) => {
+  // Each stage reports once as a single step (1 of 1), or unit by unit ending at total of total.
+  const finish = (stage: string, reported = false) => {
     const now = performance.now();
     timings[stage] = now - started;
     started = now;
-    onProgress(stage, 1, 1);
+    if (!reported) onProgress(stage, 1, 1);
   };
   checkFloatModel(net, files);
   const record = readRecord(recordText, net, files.record);
@@ -109,7 +119,7 @@ export async function convertNet(
     files,
     onLayer: (done, total) => onProgress("quantize", done, total),
   });
-  finish("quantize");
+  finish("quantize", plan.layers.size > 0);
   const quantInfo = quantInfoJson(nets.fakeQuant, plan, fusion.composites);
   finish("info");
   const warnings = [...record.values()]
@@ -134,6 +144,11 @@ export async function convertNet(
   }
   if (plan.layers.size === 0) {
     warnings.push("the record gives factors for no layer: nothing is quantized");
+  } else {
+    const unrecorded = fusion.net.layers
+      .filter((layer) => !plan.layers.has(layer.name) && quantizeBlocker(layer) === undefined)
+      .map((layer) => layer.name);
+    if (unrecorded.length > 0) warnings.push(stayFloatWarning(unrecorded));
   }
   await progress.settled();
   return {

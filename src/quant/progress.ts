@@ -7,7 +7,12 @@
  * @module
  */
 
-/** Progress of a stage: `done` of `total` units (layers, or 1 for a single step). */
+/**
+ * Progress of a stage: `done` of `total` units. The stages come in order: `load`, `record`,
+ * `fuse`, `quantize`, `info`, then `serialize` (in memory) or `write` (files). `quantize` reports
+ * each quantized layer (1 … N of N; 1 of 1 when there is none); every other stage reports once,
+ * 1 of 1, when it is done.
+ */
 export type ProgressCallback = (stage: string, done: number, total: number) => void;
 
 /** A guarded {@linkcode ProgressCallback}. */

@@ -85,7 +85,14 @@ export function readRecord(recordText: string, net: Net, file?: string): QuantRe
   const skipFusion = new Set(
     [...parts].filter(([, { value }]) => value.get("skip_fusion") === true).map(([key]) => key),
   );
-  const context: EntryContext = { layers, file, fusedInto: () => foldedLayers(net, skipFusion) };
+  const unknownKeys = [...parts.keys()].filter((key) => !layers.has(key)).length;
+  const context: EntryContext = {
+    layers,
+    file,
+    fusedInto: () => foldedLayers(net, skipFusion),
+    unknownKeys,
+    keys: parts.size,
+  };
   const records: QuantRecord = new Map();
   for (const [key, { entry, value }] of parts) {
     records.set(key, checkEntry(entry, key, value, context));
@@ -101,6 +108,76 @@ interface EntryContext {
   file?: string;
   /** The composites that fusion folds BatchNorm and Scale layers into, by their names. */
   fusedInto: () => Map<string, FusedComposite>;
+  /** How many of the record's keys name no layer of the model. */
+  unknownKeys: number;
+  /** How many keys the record has. */
+  keys: number;
+}
+
+/**
+ * The message for a key that names no layer: the nearest layer name when the key looks like a
+ * typo of it, and how many keys the model lacks when it is more than this one (a record made
+ * for another model lacks most of them).
+ */
+function unknownLayerMessage(key: string, context: EntryContext): string {
+  const nearest = nearestName(key, context.layers.keys());
+  let message = `the model has no layer "${key}"` +
+    (nearest === undefined ? "" : `; did you mean "${nearest}"?`);
+  const { unknownKeys, keys } = context;
+  if (unknownKeys > 1) {
+    message += ` (${unknownKeys} of the record's ${keys} keys name no layer of the model` +
+      (2 * unknownKeys > keys ? ": is the record made for another model?)" : ")");
+  }
+  return message;
+}
+
+/**
+ * The name in `names` nearest `key` by edit distance (insertions, deletions, substitutions, swaps
+ * of neighbours), when it is near enough to be a typo: at most a third of the key's length, at least 1. Ties go to
+ * the first such name.
+ */
+export function nearestName(key: string, names: Iterable<string>): string | undefined {
+  const limit = Math.max(1, Math.floor(key.length / 3));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const name of names) {
+    if (Math.abs(name.length - key.length) >= bestDistance) continue;
+    const distance = editDistance(key, name, bestDistance);
+    if (distance < bestDistance) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/**
+ * Edit distance of `a` and `b` counting insertions, deletions, substitutions and swaps of two
+ * neighbours (optimal string alignment), or any value >= `cap` once it must reach `cap`.
+ */
+function editDistance(a: string, b: string, cap: number): number {
+  let before: number[] = [];
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      let distance = Math.min(
+        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+        previous[j] + 1,
+        current[j - 1] + 1,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        distance = Math.min(distance, before[j - 2] + 1);
+      }
+      current[j] = distance;
+      rowMin = Math.min(rowMin, distance);
+    }
+    if (rowMin >= cap) return cap;
+    before = previous;
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 /**
@@ -167,7 +244,7 @@ function checkEntry(
   };
   const layer = context.layers.get(key);
   if (layer === undefined) {
-    fail("RECORD_UNKNOWN_LAYER", `the model has no layer "${key}"`, keyField(entry));
+    fail("RECORD_UNKNOWN_LAYER", unknownLayerMessage(key, context), keyField(entry));
   }
   const fields = fieldsByName(value);
   const shiftBit = fields.get("shift_bit")?.at(-1);
