@@ -1,7 +1,10 @@
 /**
  * File access for Deno and Node (through `node:fs`, which both provide): reading inputs with
- * typed errors, and writing a set of outputs all-or-nothing (temporary files, then renames).
- * Browsers and edge functions use the in-memory API and never load this module.
+ * typed errors (each noted, see src/io/inputs.ts, so that no output replaces it), and writing a
+ * set of outputs all-or-nothing: refused if it would replace an input or something that is not
+ * a regular file, under a lock (src/io/output_lock.ts), through short temporary files renamed
+ * into place, undone on failure and on SIGINT/SIGTERM (src/io/interrupt.ts). Browsers and edge
+ * functions use the in-memory API and never load this module.
  *
  * @module
  */
