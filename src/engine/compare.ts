@@ -316,7 +316,7 @@ interface Trace {
   skipped: SkippedLayer[];
 }
 
-/** Runs `net` on `inputs` and records every value it writes (and, with `keepReads`, reads). */
+/** Runs `net` on `inputs` and records every value it reads and writes. */
 async function traceRun(
   net: Net,
   inputs: Map<string, Tensor>,
