@@ -50,7 +50,7 @@ export {
   netInputs,
   netOutputs,
 } from "./src/caffe/net.ts";
-export { outputNames, type OutputPaths } from "./src/output_names.ts";
+export { outputNames, type OutputPaths, recordName } from "./src/output_names.ts";
 export { crc32, type ZipEntry, zipStore } from "./src/zip.ts";
 export {
   runNet,
@@ -144,3 +144,21 @@ export {
   imageKernels,
   type NormalizeArgs,
 } from "./src/wasm/image.ts";
+export {
+  quantize,
+  type QuantizeInput,
+  type QuantizeOutput,
+  type QuantizeProgress,
+} from "./src/pipeline/quantize.ts";
+export {
+  type AccuracyReport,
+  evaluateAccuracy,
+  type EvaluatedNet,
+  type EvaluatedNets,
+  type EvaluatedOutput,
+  type EvaluateOptions,
+  type EvaluationSample,
+  type NetAccuracy,
+} from "./src/engine/evaluate.ts";
+export { formatAccuracyTable } from "./src/engine/accuracy_table.ts";
+export { type RangeWarning, rangeWarnings } from "./src/calibrate/range_checks.ts";

@@ -25,6 +25,11 @@ export {
   type ConvertModelReport,
 } from "./src/io/convert_model.ts";
 export { sampleFiles, type SampleFilesOptions } from "./src/io/sample_files.ts";
+export {
+  quantizeModel,
+  type QuantizeModelOptions,
+  type QuantizeModelResult,
+} from "./src/io/quantize_model.ts";
 import { convertModel, type ConvertModelReport } from "./src/io/convert_model.ts";
 
 /**

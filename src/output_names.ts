@@ -39,3 +39,12 @@ export function outputNames(savePath: string): { dir: string; names: OutputPaths
     },
   };
 }
+
+/**
+ * The record file's name for a save path, beside the five outputs (`quantize` writes it):
+ * `<prefix>_record.txt`, or `record.txt` without a prefix.
+ */
+export function recordName(savePath: string): string {
+  const { names } = outputNames(savePath);
+  return names.quantInfo.replace(/quant\.json$/, "record.txt");
+}

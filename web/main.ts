@@ -1,7 +1,9 @@
 /**
- * The caffe-quant page: pick or drop the prototxt, caffemodel and record file; the conversion
- * runs in a Web Worker on this machine; the page shows what was fused and quantized, plots the
- * per-channel weight scales of a layer, and offers the five outputs as downloads.
+ * The caffe-quant page: pick or drop the prototxt, caffemodel and record file, or instead of the
+ * record a folder of calibration images (with Caffe's preprocessing and the algorithm); the
+ * calibration and conversion run in a Web Worker on this machine; the page shows what was fused
+ * and quantized, plots the per-channel weight scales of a layer, and offers the five outputs (and
+ * the record it made) as downloads.
  *
  * @module
  */
@@ -9,8 +11,16 @@
 /// <reference lib="dom" />
 
 import type { ConvertedFiles, ConvertReport } from "../src/quant/convert.ts";
-import { outputNames } from "../src/output_names.ts";
-import type { ConvertRequest, LayerRow, WorkerMessage } from "./messages.ts";
+import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
+import type { Transform } from "../src/data/transform.ts";
+import { outputNames, recordName } from "../src/output_names.ts";
+import type {
+  Calibration,
+  CalibrationSummary,
+  ConvertRequest,
+  LayerRow,
+  WorkerMessage,
+} from "./messages.ts";
 
 /** The three inputs, with the file input that holds each and how to recognise a dropped one. */
 const INPUTS = {
@@ -54,11 +64,74 @@ function formatBytes(size: number): string {
 /** The chosen file of each input. */
 const chosen: Partial<Record<InputName, File>> = {};
 
+/** The chosen calibration images, in path order. */
+let images: File[] = [];
+
+/** Images a folder holds (JPEG and PNG), by path. */
+const IMAGE_NAME = /\.(jpe?g|png)$/i;
+
+/** Whether the inputs are complete; the button says what it will do. */
+function updateButton(): void {
+  const button = $<HTMLButtonElement>("#convert");
+  button.disabled = !(chosen.model && chosen.weights && (chosen.record || images.length > 0));
+  button.textContent = !chosen.record && images.length > 0 ? "Calibrate and convert" : "Convert";
+}
+
 function choose(name: InputName, file: File): void {
   chosen[name] = file;
   $(`${INPUTS[name].input}-name`).textContent = `${file.name} (${formatBytes(file.size)})`;
   $(`${INPUTS[name].input}`).closest(".drop")?.classList.add("chosen");
-  $<HTMLButtonElement>("#convert").disabled = !(chosen.model && chosen.weights && chosen.record);
+  updateButton();
+}
+
+/** The path of a picked file inside its folder, for ordering. */
+function pathOf(file: File): string {
+  return file.webkitRelativePath || file.name;
+}
+
+function chooseImages(files: Iterable<File>): void {
+  images = [...files].filter((file) => IMAGE_NAME.test(file.name))
+    .sort((a, b) => pathOf(a) < pathOf(b) ? -1 : pathOf(a) > pathOf(b) ? 1 : 0);
+  const size = images.reduce((total, file) => total + file.size, 0);
+  $("#image-folder-name").textContent = images.length === 0
+    ? "no images in it"
+    : `${images.length} images (${formatBytes(size)})`;
+  $("#image-folder").closest(".drop")?.classList.toggle("chosen", images.length > 0);
+  updateButton();
+}
+
+$<HTMLInputElement>("#image-folder").addEventListener("change", (event) => {
+  chooseImages((event.target as HTMLInputElement).files ?? []);
+});
+
+/** The calibration settings of the form; a message for a value that does not parse. */
+function calibrationSettings(): Calibration | string {
+  const transform: Transform = {};
+  const resize = $<HTMLInputElement>("#resize").value.trim();
+  if (resize !== "") {
+    const match = /^(\d+)\s*[xX×]\s*(\d+)$/.exec(resize);
+    if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) {
+      return `Resize needs HEIGHTxWIDTH, e.g. 240x320, not "${resize}"`;
+    }
+    transform.resize = { height: Number(match[1]), width: Number(match[2]) };
+  }
+  const mean = $<HTMLInputElement>("#mean").value.trim();
+  if (mean !== "") {
+    const values = mean.split(",").map((part) => part.trim() === "" ? NaN : Number(part));
+    if (values.some((value) => !Number.isFinite(value)) || ![1, 3].includes(values.length)) {
+      return `Mean needs one number or three (B,G,R), not "${mean}"`;
+    }
+    transform.mean = values;
+  }
+  const scale = $<HTMLInputElement>("#scale").value.trim();
+  if (scale !== "") {
+    if (!Number.isFinite(Number(scale))) return `Scale needs a number, not "${scale}"`;
+    transform.scale = Number(scale);
+  }
+  if ($<HTMLInputElement>("#rgb").checked) transform.rgb = true;
+  if ($<HTMLInputElement>("#gray").checked) transform.gray = true;
+  const algorithm = $<HTMLSelectElement>("#algo").value as ActivationAlgorithm;
+  return { images, transform, algorithm };
 }
 
 for (const name of Object.keys(INPUTS) as InputName[]) {
@@ -80,7 +153,12 @@ document.addEventListener("drop", (event) => {
   event.preventDefault();
   document.body.classList.remove("dragging");
   const target = (event.target as Element).closest?.("[data-input]")?.getAttribute("data-input");
-  for (const file of event.dataTransfer?.files ?? []) {
+  const dropped = [...event.dataTransfer?.files ?? []];
+  if (target === "images" || (target === null && dropped.every((f) => IMAGE_NAME.test(f.name)))) {
+    chooseImages(dropped);
+    return;
+  }
+  for (const file of dropped) {
     const name = target as InputName | null ??
       (Object.keys(INPUTS) as InputName[]).find((key) => INPUTS[key].matches.test(file.name))!;
     choose(name, file);
@@ -93,15 +171,21 @@ const downloadUrls: string[] = [];
 $("#inputs").addEventListener("submit", async (event) => {
   event.preventDefault();
   const { model, weights, record } = chosen;
-  if (!model || !weights || !record) return;
+  if (!model || !weights || (!record && images.length === 0)) return;
+  const calibration = record ? undefined : calibrationSettings();
+  if (typeof calibration === "string") {
+    showError(calibration);
+    return;
+  }
   setBusy(true);
   showError(undefined);
   $("#result").hidden = true;
+  stages = calibration ? ["read", "calibrate", ...CONVERT_STAGES] : CONVERT_STAGES;
   const request: ConvertRequest = {
     model: await model.text(),
     weights: await weights.arrayBuffer(),
-    record: await record.text(),
-    names: { model: model.name, weights: weights.name, record: record.name },
+    record: record ? await record.text() : calibration!,
+    names: { model: model.name, weights: weights.name, record: record?.name },
   };
   worker ??= new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = ({ data }: MessageEvent<WorkerMessage>) => {
@@ -109,7 +193,7 @@ $("#inputs").addEventListener("submit", async (event) => {
       showProgress(data.stage, data.done, data.total);
     } else if (data.type === "done") {
       setBusy(false);
-      showResult(data.files, data.report, data.layers);
+      showResult(data.files, data.report, data.layers, data.calibration);
     } else {
       setBusy(false);
       showError(String(data.error.formatted ?? `error[${data.error.code}] ${data.error.message}`));
@@ -123,13 +207,16 @@ $("#inputs").addEventListener("submit", async (event) => {
 });
 
 /** The stages of a conversion in order, for the progress bar. */
-const STAGES = ["load", "record", "fuse", "quantize", "info", "serialize"];
+const CONVERT_STAGES = ["load", "record", "fuse", "quantize", "info", "serialize"];
+
+/** The stages of the running job (with "read" and "calibrate" first when calibrating). */
+let stages = CONVERT_STAGES;
 
 function showProgress(stage: string, done: number, total: number): void {
-  const index = Math.max(0, STAGES.indexOf(stage));
+  const index = Math.max(0, stages.indexOf(stage));
   const fraction = total > 0 ? done / total : 1;
   const progress = $<HTMLProgressElement>("#progress");
-  progress.value = Math.max(progress.value, (index + fraction) / STAGES.length);
+  progress.value = Math.max(progress.value, (index + fraction) / stages.length);
   $("#stage").textContent = `${stage} ${total > 1 ? `${done}/${total}` : ""}`;
 }
 
@@ -145,28 +232,46 @@ function showError(message: string | undefined): void {
   $("#error").textContent = message ?? "";
 }
 
-function showResult(files: ConvertedFiles, report: ConvertReport, layers: LayerRow[]): void {
+function showResult(
+  files: ConvertedFiles,
+  report: ConvertReport,
+  layers: LayerRow[],
+  calibration: CalibrationSummary | undefined,
+): void {
   const total = Object.values(report.timings).reduce((a, b) => a + b, 0);
   $("#summary").textContent = `Quantized ${report.quantizedLayers.length} layers, fused ` +
     `${report.fusedComposites.length} BatchNorm + Scale pairs in ${total.toFixed(0)} ms.`;
-  $("#warnings").replaceChildren(...report.warnings.map((warning) => h("li", {}, warning)));
-  showDownloads(files);
+  $("#calibration-summary").hidden = calibration === undefined;
+  $("#calibration-summary").textContent = calibration === undefined ? "" : `Calibrated ` +
+    `${calibration.layers.length} layers on ${calibration.samples} images (` +
+    calibration.layers.map((stats) =>
+      `${stats.layer}: ${stats.range.map((v) => v.toPrecision(4)).join(" … ")}`
+    ).join("; ") + ").";
+  const warnings = [...(calibration?.warnings ?? []), ...report.warnings];
+  $("#warnings").replaceChildren(...warnings.map((warning) => h("li", {}, warning)));
+  showDownloads(files, calibration?.record);
   showLayers(layers);
   $("#result").hidden = false;
 }
 
-function showDownloads(files: ConvertedFiles): void {
+function showDownloads(files: ConvertedFiles, record: string | undefined): void {
   for (const url of downloadUrls.splice(0)) URL.revokeObjectURL(url);
   const prefix = $<HTMLInputElement>("#prefix").value.trim();
   const { names } = outputNames(prefix);
-  const items = (Object.keys(names) as (keyof ConvertedFiles)[]).map((key) => {
-    const content = files[key];
+  const all: Record<string, string | Uint8Array> = { ...files };
+  const named: Record<string, string> = { ...names };
+  if (record !== undefined) {
+    all.record = record;
+    named.record = recordName(prefix);
+  }
+  const items = Object.keys(named).map((key) => {
+    const content = all[key];
     const blob = new Blob([content as BlobPart], {
       type: typeof content === "string" ? "text/plain" : "application/octet-stream",
     });
     const url = URL.createObjectURL(blob);
     downloadUrls.push(url);
-    const name = names[key];
+    const name = named[key];
     return h(
       "li",
       {},

@@ -4,18 +4,43 @@
  * @module
  */
 
+import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
+import type { LayerCalibrationStats } from "../src/calibrate/calibrate.ts";
+import type { Transform } from "../src/data/transform.ts";
 import type { ConvertedFiles, ConvertReport } from "../src/quant/convert.ts";
 
-/** Page → worker: the three inputs and their file names (for error messages). */
+/** Page → worker: the inputs and their file names (for error messages). */
 export interface ConvertRequest {
   /** The prototxt text. */
   model: string;
   /** The caffemodel bytes (transferred). */
   weights: ArrayBuffer;
-  /** The record file text. */
-  record: string;
+  /** The record file text, or calibration images to make it from. */
+  record: string | Calibration;
   /** The chosen files' names. */
-  names: { model: string; weights: string; record: string };
+  names: { model: string; weights: string; record?: string };
+}
+
+/** Calibration images and how to read them. */
+export interface Calibration {
+  /** The images, in name order. */
+  images: File[];
+  /** Caffe's TEST-phase preprocessing. */
+  transform: Transform;
+  /** The activation algorithm. */
+  algorithm: ActivationAlgorithm;
+}
+
+/** What calibration observed, for the page. */
+export interface CalibrationSummary {
+  /** The record made. */
+  record: string;
+  /** Samples used. */
+  samples: number;
+  /** Per quantized layer. */
+  layers: LayerCalibrationStats[];
+  /** Ranges that look wrong, and other notes. */
+  warnings: string[];
 }
 
 /** One row of the page's layer table: a quantized or fused layer. */
@@ -42,5 +67,11 @@ export interface LayerRow {
 /** Worker → page. */
 export type WorkerMessage =
   | { type: "progress"; stage: string; done: number; total: number }
-  | { type: "done"; files: ConvertedFiles; report: ConvertReport; layers: LayerRow[] }
+  | {
+    type: "done";
+    files: ConvertedFiles;
+    report: ConvertReport;
+    layers: LayerRow[];
+    calibration?: CalibrationSummary;
+  }
   | { type: "error"; error: { code: string; message: string; [place: string]: unknown } };

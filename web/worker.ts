@@ -1,17 +1,35 @@
 /**
- * The page's conversion worker: runs `convert` off the main thread, reports progress, and
- * sends back the five outputs and a per-layer summary of what was fused and quantized.
+ * The page's conversion worker: runs `convert` off the main thread (or, given calibration
+ * images instead of a record, `quantize`: read the images, calibrate, convert), reports
+ * progress, and sends back the five outputs, the record made, and a per-layer summary of what
+ * was fused and quantized.
  *
  * @module
  */
 
 /// <reference lib="webworker" />
 
-import { convert, ConvertError, loadNet } from "../core.ts";
+import {
+  convert,
+  ConvertError,
+  type ConvertOutput,
+  defaultCalibrationConfig,
+  loadNet,
+  quantize,
+  rangeWarnings,
+  type Sample,
+} from "../core.ts";
+import { readSamples } from "../src/data/samples.ts";
 import { formatFloat32 } from "../src/proto/text_numbers.ts";
 import { readRecord } from "../src/quant/record.ts";
 import type { ConvertReport } from "../src/quant/convert.ts";
-import type { ConvertRequest, LayerRow, WorkerMessage } from "./messages.ts";
+import type {
+  Calibration,
+  CalibrationSummary,
+  ConvertRequest,
+  LayerRow,
+  WorkerMessage,
+} from "./messages.ts";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -21,19 +39,30 @@ function post(message: WorkerMessage, transfer: Transferable[] = []): void {
 
 scope.onmessage = async ({ data }: MessageEvent<ConvertRequest>) => {
   try {
-    const input = { model: data.model, weights: new Uint8Array(data.weights), record: data.record };
-    const { files, report } = await convert({
-      ...input,
-      files: data.names,
-      onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),
-    });
-    const layers = layerRows(input, report);
+    const model = data.model;
+    const weights = new Uint8Array(data.weights);
+    let result: ConvertOutput;
+    let calibration: CalibrationSummary | undefined;
+    if (typeof data.record === "string") {
+      result = await convert({
+        model,
+        weights,
+        record: data.record,
+        files: data.names,
+        onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),
+      });
+    } else {
+      ({ result, calibration } = await calibrateAndConvert(model, weights, data.record, data));
+    }
+    const { files, report } = result;
+    const record = typeof data.record === "string" ? data.record : calibration!.record;
+    const layers = layerRows({ model, weights, record }, report);
     const buffers = new Set<Transferable>([files.fakeQuantWeights.buffer as ArrayBuffer]);
     buffers.add(files.deployWeights.buffer as ArrayBuffer);
     for (const row of layers) {
       if (row.factors) buffers.add(row.factors.scaleW.buffer as ArrayBuffer);
     }
-    post({ type: "done", files, report, layers }, [...buffers]);
+    post({ type: "done", files, report, layers, calibration }, [...buffers]);
   } catch (error) {
     post({
       type: "error",
@@ -43,6 +72,49 @@ scope.onmessage = async ({ data }: MessageEvent<ConvertRequest>) => {
     });
   }
 };
+
+/** Reads the images, calibrates the model on them, and converts it with the record made. */
+async function calibrateAndConvert(
+  model: string,
+  weights: Uint8Array,
+  { images, transform, algorithm }: Calibration,
+  { names }: ConvertRequest,
+): Promise<{ result: ConvertOutput; calibration: CalibrationSummary }> {
+  const net = loadNet(model, weights, names);
+  const samples: Sample[] = [];
+  for await (const sample of readSamples(net, images, { transform })) {
+    samples.push(sample.inputs);
+    post({ type: "progress", stage: "read", done: samples.length, total: images.length });
+  }
+  const output = await quantize({
+    model,
+    weights,
+    calibration: samples,
+    config: defaultCalibrationConfig(net, { activation: { algorithm } }),
+    files: names,
+    onProgress: (progress) => {
+      if (progress.step === "calibrate") {
+        const { samples: done, totalSamples } = progress.calibration;
+        post({ type: "progress", stage: "calibrate", done, total: totalSamples ?? done });
+      } else if (progress.step === "convert") {
+        post({ type: "progress", stage: progress.stage, done: progress.done, total: progress.total });
+      }
+    },
+  });
+  const { calibration } = output;
+  return {
+    result: output,
+    calibration: {
+      record: output.record,
+      samples: calibration.samples,
+      layers: calibration.layers,
+      warnings: [
+        ...calibration.warnings,
+        ...rangeWarnings(net, calibration.layers).map((w) => `layer ${w.layer}: ${w.message}`),
+      ],
+    },
+  };
+}
 
 /**
  * The layers the conversion fused or quantized, in net order, with the record's factors. The

@@ -10,6 +10,7 @@ import { compareCommand } from "./compare.ts";
 import { configCommand } from "./config.ts";
 import { convertCommand } from "./convert.ts";
 import { inspectCommand } from "./inspect.ts";
+import { quantizeCommand } from "./quantize.ts";
 import { recordCommand } from "./record.ts";
 import { runCommand } from "./run.ts";
 
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   inspect: inspectCommand,
   convert: convertCommand,
   record: recordCommand,
+  quantize: quantizeCommand,
   run: runCommand,
   compare: compareCommand,
   config: configCommand,

@@ -201,7 +201,7 @@ function errorRank(value: number): number {
 }
 
 /** The human summary of a conversion. */
-function formatConvertReport(report: ConvertModelReport): string {
+export function formatConvertReport(report: ConvertModelReport): string {
   const lines: string[] = [];
   for (const { layer, batchNorm, scale } of report.fusedComposites) {
     lines.push(`fused      ${layer} + ${batchNorm} + ${scale}`);

@@ -72,7 +72,7 @@ export interface NetAccuracy {
 }
 
 /** The figures of one net output. */
-export interface OutputAccuracy {
+export interface EvaluatedOutput {
   /** The output blob. */
   blob: string;
   /** What the output is, as `compareNets` classifies it. */
@@ -92,7 +92,7 @@ export interface AccuracyReport {
   /** The thresholds of the verdicts. */
   thresholds: Thresholds;
   /** Each output of the float net that the other two nets also write, in the float net's order. */
-  outputs: OutputAccuracy[];
+  outputs: EvaluatedOutput[];
 }
 
 /** Options of {@linkcode evaluateAccuracy}. */
@@ -101,6 +101,11 @@ export interface EvaluateOptions {
   thresholds?: Partial<Thresholds>;
   /** Called after each sample with the samples done. */
   onProgress?: (samples: number) => void;
+  /**
+   * What some outputs are, by blob, where the net does not say it (e.g. detector scores
+   * flattened after their Softmax: `{ task: "detector", layout: { classes: 2, inner: 1 } }`).
+   */
+  tasks?: Map<string, { task: OutputTask; layout?: ClassLayout }>;
 }
 
 /** Running sums of one net on one output. */
@@ -183,9 +188,10 @@ export async function evaluateAccuracy(
       let entry = totals.get(blob);
       if (entry === undefined) {
         const writer = writerOf(nets.float, blob);
+        const given = options.tasks?.get(blob);
         entry = {
-          task: outputTask(writer, reference.shape),
-          layout: softmaxLayout(writer, reference.shape),
+          task: given?.task ?? outputTask(writer, reference.shape),
+          layout: given === undefined ? softmaxLayout(writer, reference.shape) : given.layout,
           shape: reference.shape,
           labelledRows: 0,
           rows: 0,

@@ -1,0 +1,262 @@
+/**
+ * `caffe-quant quantize`: AMCT's post-training flow in one command: calibrate on `--data` →
+ * record (written beside the outputs) → the five outputs → accuracy of the float, fake-quant and
+ * deploy nets on evaluation data kept apart from the calibration data.
+ *
+ * @module
+ */
+
+import type { Net } from "../caffe/net.ts";
+import type { Sample as DataSample } from "../data/samples.ts";
+import { formatAccuracyTable } from "../engine/accuracy_table.ts";
+import { compareNets } from "../engine/compare.ts";
+import type { EvaluationSample } from "../engine/evaluate.ts";
+import type { Tensor } from "../engine/run.ts";
+import { compareReportHtml } from "../engine/report.ts";
+import { ConvertError } from "../errors.ts";
+import { writeAllOrNothing } from "../io/files.ts";
+import { quantizeModel, type QuantizeModelResult } from "../io/quantize_model.ts";
+import { loadNet } from "../caffe/model.ts";
+import type { QuantizeProgress } from "../pipeline/quantize.ts";
+import { type ParsedArgs, parseArgs } from "./args.ts";
+import {
+  CALIBRATION_FLAGS,
+  CALIBRATION_OPTIONS,
+  calibrationConfig,
+  calibrationSummary,
+} from "./calibration.ts";
+import { type Command, loadModelFiles, type Output, shownPath } from "./common.ts";
+import { formatConvertReport } from "./convert.ts";
+import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
+import { durationText, statusLine } from "./progress.ts";
+import { basename, dirname } from "node:path";
+
+/** `args` with options replaced (`undefined` removes one). */
+function withOptions(args: ParsedArgs, changes: Record<string, string[] | undefined>): ParsedArgs {
+  const options = new Map(args.options);
+  for (const [name, values] of Object.entries(changes)) {
+    if (values === undefined) options.delete(name);
+    else options.set(name, values);
+  }
+  return { ...args, options };
+}
+
+/** The calibration samples and the evaluation samples of the options, and what was done. */
+interface DataSplit {
+  calibration: Map<string, Tensor>[];
+  evaluation: AsyncIterable<EvaluationSample>;
+  evaluationCount?: number;
+  /** Where the calibration samples come from. */
+  calibrationSource: string;
+  /** Both sets in words. */
+  description: string;
+}
+
+/** The first sample of a stream and the stream of all of them, as evaluation samples. */
+async function* evaluationSamples(
+  samples: AsyncIterator<DataSample> | Iterator<DataSample>,
+  first: (sample: DataSample) => void,
+): AsyncIterable<EvaluationSample> {
+  let index = 0;
+  for (let next = await samples.next(); !next.done; next = await samples.next()) {
+    if (index++ === 0) first(next.value);
+    yield { inputs: next.value.inputs, label: next.value.label };
+  }
+}
+
+/**
+ * The calibration samples (`--data`, first `--samples N`) and the evaluation samples: those of
+ * `--eval-data`, or without it the samples of `--data` after the calibration ones (the first
+ * half when `--samples` is not given), said on stderr.
+ */
+async function splitData(
+  args: ParsedArgs,
+  net: Net,
+  io: Output,
+  onFirst: (sample: DataSample) => void,
+): Promise<DataSplit> {
+  const evalData = args.options.get("eval-data");
+  const limitText = args.options.get("samples")?.at(-1);
+  const limit = limitText === undefined ? undefined : Number(limitText);
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+    throw new ConvertError("USAGE", `--samples needs a whole number >= 1, not "${limitText}"`);
+  }
+  const given = await dataSamples(withOptions(args, { samples: undefined }), net);
+  if (given === undefined) {
+    throw new ConvertError(
+      "USAGE",
+      "quantize needs calibration data: --data <dir|list.txt|file.npy> (or --input)",
+    );
+  }
+  const stream = given.samples[Symbol.asyncIterator]();
+  const calibration: Map<string, Tensor>[] = [];
+  if (evalData !== undefined) {
+    const count = limit ?? Infinity;
+    for (let next = await stream.next(); !next.done; next = await stream.next()) {
+      calibration.push(next.value.inputs);
+      if (calibration.length >= count) break;
+    }
+    const evaluation = await dataSamples(
+      withOptions(args, { data: evalData, input: undefined, samples: undefined }),
+      net,
+    );
+    return {
+      calibration,
+      calibrationSource: given.description,
+      evaluation: evaluationSamples(evaluation!.samples[Symbol.asyncIterator](), onFirst),
+      description: `calibration: ${calibration.length} samples of ${given.description}; ` +
+        `evaluation: ${evaluation!.description}`,
+    };
+  }
+  const all: DataSample[] = [];
+  for (let next = await stream.next(); !next.done; next = await stream.next()) {
+    all.push(next.value);
+  }
+  const count = limit ?? Math.ceil(all.length / 2);
+  if (all.length - count < 1) {
+    throw new ConvertError(
+      "USAGE",
+      `--data gives ${all.length} samples: too few to keep evaluation samples apart from the ` +
+        `${count} calibration samples: give --eval-data, or a smaller --samples`,
+    );
+  }
+  io.err(
+    `no --eval-data: calibrating on the first ${count} of the ${all.length} samples of ` +
+      `${given.description} and evaluating on the other ${all.length - count}\n`,
+  );
+  const rest = all.slice(count);
+  return {
+    calibration: all.slice(0, count).map((sample) => sample.inputs),
+    calibrationSource: `the first ${count} samples of ${given.description}`,
+    evaluation: evaluationSamples(rest.values(), onFirst),
+    evaluationCount: rest.length,
+    description: `calibration: first ${count} samples of ${given.description}; ` +
+      `evaluation: the other ${rest.length}`,
+  };
+}
+
+/** A progress display of the three steps on standard error. */
+function stepProgress(io: Output): { onProgress: (p: QuantizeProgress) => void; done: () => void } {
+  const line = statusLine(io.err, io.isTerminal);
+  let started = performance.now();
+  let step = "";
+  return {
+    onProgress(progress) {
+      if (progress.step !== step) {
+        step = progress.step;
+        started = performance.now();
+      }
+      if (progress.step === "calibrate") {
+        const { pass, samples, totalSamples, layer, etaSeconds } = progress.calibration;
+        const of = totalSamples === undefined ? "" : `/${totalSamples}`;
+        line.show(
+          `calibrating (pass ${pass + 1}): ${samples}${of} samples${layer ? `, at ${layer}` : ""}` +
+            (etaSeconds === undefined ? "" : `, about ${durationText(etaSeconds)} left`),
+        );
+      } else if (progress.step === "convert") {
+        line.show(`converting: ${progress.stage}`);
+      } else {
+        const { samples, totalSamples } = progress;
+        const seconds = (performance.now() - started) / 1000;
+        const eta = totalSamples === undefined || samples === 0
+          ? ""
+          : `, about ${durationText(seconds / samples * (totalSamples - samples))} left`;
+        line.show(
+          `evaluating: ${samples}${totalSamples === undefined ? "" : `/${totalSamples}`} ` +
+            `samples on the float, fake-quant and deploy nets${eta}`,
+        );
+      }
+    },
+    done: line.done,
+  };
+}
+
+/** The per-layer HTML page: float vs fake-quant on the first evaluation sample. */
+async function writeHtml(
+  path: string,
+  args: ParsedArgs,
+  float: Net,
+  result: QuantizeModelResult,
+  first: DataSample,
+): Promise<string> {
+  const fakeQuant = loadNet(result.files.fakeQuantModel, result.files.fakeQuantWeights);
+  const report = await compareNets(float, fakeQuant, { inputs: first.inputs });
+  const page = compareReportHtml(report, {
+    a: `${args.positionals.model_file} (float), evaluation sample ${first.name}`,
+    b: shownPath(result.outputs.fakeQuantModel),
+  });
+  const { paths } = await writeAllOrNothing(dirname(path), [
+    { name: basename(path), content: page },
+  ], [args.positionals.model_file!, args.positionals.weights_file!]);
+  return paths[0];
+}
+
+export const quantizeCommand: Command = {
+  usage: `quantize <model_file> <weights_file> <save_path> ${DATA_USAGE} ` +
+    "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax] " +
+    "[--no-offset] [--per-tensor] [--json] [--html <file>]",
+  help: "AMCT's post-training quantization in one command: calibrates the float net on --data\n" +
+    "(the first --samples N; IFMR by default, as AMCT), writes <save_path>_record.txt and the\n" +
+    "five outputs of convert (all or none), then runs the float, fake-quant and deploy nets on\n" +
+    "the evaluation data (--eval-data; without it, the --data samples not used to calibrate,\n" +
+    "the second half by default) and prints their accuracy: top-1 against labels (list files,\n" +
+    "--labels), top-1 agreement with the float net, detectors' confident outputs kept, cosine\n" +
+    "and relative L2 per output. --json prints all of it as JSON; --html writes the per-layer\n" +
+    "comparison of the float and fake-quant nets on the first evaluation sample.\n" + DATA_HELP,
+  async run(argv, io) {
+    const args = parseArgs(argv, {
+      positionals: ["model_file", "weights_file", "save_path"],
+      flags: ["json", ...DATA_FLAGS, ...CALIBRATION_FLAGS],
+      options: [...DATA_OPTIONS, "eval-data", "html", ...CALIBRATION_OPTIONS],
+    }, this.usage);
+    const modelFile = args.positionals.model_file!;
+    const weightsFile = args.positionals.weights_file!;
+    const net = await loadModelFiles(modelFile, weightsFile);
+    const config = await calibrationConfig(args, net);
+    let first: DataSample | undefined;
+    const data = await splitData(args, net, io, (sample) => first ??= sample);
+    const progress = stepProgress(io);
+    let result: QuantizeModelResult;
+    try {
+      result = await quantizeModel({
+        modelFile,
+        weightsFile,
+        savePath: args.positionals.save_path!,
+        calibration: data.calibration,
+        evaluation: data.evaluation,
+        evaluationCount: data.evaluationCount,
+        config,
+        onProgress: progress.onProgress,
+      });
+    } finally {
+      progress.done();
+    }
+    const html = args.options.get("html")?.at(-1);
+    const htmlPath = html !== undefined && first !== undefined
+      ? await writeHtml(html, args, net, result, first)
+      : undefined;
+    for (const warning of result.report.warnings) io.err(`warning: ${warning}\n`);
+    if (args.flags.has("json")) {
+      const { calibration, report, accuracy, outputs, recordFile } = result;
+      io.out(JSON.stringify(
+        {
+          data: data.description,
+          calibration: { ...calibration, record: undefined },
+          conversion: report,
+          accuracy,
+          recordFile,
+          outputs,
+          html: htmlPath,
+        },
+        null,
+        2,
+      ) + "\n");
+      return;
+    }
+    io.out(calibrationSummary(net, result.calibration, data.calibrationSource));
+    io.out(`wrote      ${shownPath(result.recordFile)}\n`);
+    io.out(formatConvertReport({ ...result.report, outputs: result.outputs }));
+    if (result.accuracy !== undefined) io.out(formatAccuracyTable(result.accuracy));
+    if (htmlPath !== undefined) io.err(`wrote ${shownPath(htmlPath)}\n`);
+  },
+};
