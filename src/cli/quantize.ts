@@ -88,7 +88,7 @@ async function splitData(
       "quantize needs calibration data: --data <dir|list.txt|file.npy> (or --input)",
     );
   }
-  const stream = given.samples[Symbol.asyncIterator]();
+  const stream = given.open()[Symbol.asyncIterator]();
   const calibration: Map<string, Tensor>[] = [];
   if (evalData !== undefined) {
     const count = limit ?? Infinity;
@@ -103,7 +103,7 @@ async function splitData(
     return {
       calibration,
       calibrationSource: given.description,
-      evaluation: evaluationSamples(evaluation!.samples[Symbol.asyncIterator](), onFirst),
+      evaluation: evaluationSamples(evaluation!.open()[Symbol.asyncIterator](), onFirst),
       description: `calibration: ${calibration.length} samples of ${given.description}; ` +
         `evaluation: ${evaluation!.description}`,
     };
@@ -127,7 +127,7 @@ async function splitData(
   const rest = all.slice(count);
   return {
     calibration: all.slice(0, count).map((sample) => sample.inputs),
-    calibrationSource: `the first ${count} samples of ${given.description}`,
+    calibrationSource: given.description,
     evaluation: evaluationSamples(rest.values(), onFirst),
     evaluationCount: rest.length,
     description: `calibration: first ${count} samples of ${given.description}; ` +
