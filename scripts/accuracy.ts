@@ -17,7 +17,7 @@ import { CASES, loadCase, type Method, METHOD_NAMES, METHODS, runCase } from "./
 function cell(figures: NetAccuracy, float: NetAccuracy, net: "float" | "other"): string {
   const parts: string[] = [];
   if (figures.top1Accuracy !== undefined) {
-    parts.push(`top-1 ${formatMetric(figures.top1Accuracy, "fraction")}`);
+    parts.push(`top-1 ${(figures.top1Accuracy * 100).toFixed(2)}%`);
   }
   if (net === "other" && figures.top1Agreement !== undefined) {
     parts.push(`agree ${formatMetric(figures.top1Agreement, "fraction")}`);
@@ -38,19 +38,22 @@ function cell(figures: NetAccuracy, float: NetAccuracy, net: "float" | "other"):
 /** The Markdown table of one model. */
 function table(reports: Map<Method, AccuracyReport>): string {
   const first = reports.get("ifmr")!;
-  const blobs = first.outputs.map((output) => output.blob);
+  // Outputs no quantization changes (e.g. SSD's prior boxes) are left out.
+  const shown = first.outputs.map((output, i) =>
+    [...reports.values()].some((report) => report.outputs[i].nets.deploy.relativeL2 !== 0)
+  );
+  const blobs = first.outputs.filter((_, i) => shown[i]).map((output) => output.blob);
   const lines = [
     `| record | net | ${blobs.map((blob) => `\`${blob}\``).join(" | ")} |`,
     `| --- | --- | ${blobs.map(() => "---").join(" | ")} |`,
     `| — | float | ${
-      first.outputs.map((output) => cell(output.nets.float, output.nets.float, "float")).join(
-        " | ",
-      )
+      first.outputs.filter((_, i) => shown[i])
+        .map((output) => cell(output.nets.float, output.nets.float, "float")).join(" | ")
     } |`,
   ];
   for (const [method, report] of reports) {
     for (const net of ["fakeQuant", "deploy"] as const) {
-      const cells = report.outputs.map((output) =>
+      const cells = report.outputs.filter((_, i) => shown[i]).map((output) =>
         cell(output.nets[net], output.nets.float, "other")
       );
       lines.push(

@@ -18,7 +18,7 @@ import { writeAllOrNothing } from "../io/files.ts";
 import { quantizeModel, type QuantizeModelResult } from "../io/quantize_model.ts";
 import { loadNet } from "../caffe/model.ts";
 import type { QuantizeProgress } from "../pipeline/quantize.ts";
-import { type ParsedArgs, parseArgs } from "./args.ts";
+import { parseArgs, type ParsedArgs } from "./args.ts";
 import {
   CALIBRATION_FLAGS,
   CALIBRATION_OPTIONS,
@@ -238,19 +238,21 @@ export const quantizeCommand: Command = {
     for (const warning of result.report.warnings) io.err(`warning: ${warning}\n`);
     if (args.flags.has("json")) {
       const { calibration, report, accuracy, outputs, recordFile } = result;
-      io.out(JSON.stringify(
-        {
-          data: data.description,
-          calibration: { ...calibration, record: undefined },
-          conversion: report,
-          accuracy,
-          recordFile,
-          outputs,
-          html: htmlPath,
-        },
-        null,
-        2,
-      ) + "\n");
+      io.out(
+        JSON.stringify(
+          {
+            data: data.description,
+            calibration: { ...calibration, record: undefined },
+            conversion: report,
+            accuracy,
+            recordFile,
+            outputs,
+            html: htmlPath,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
       return;
     }
     io.out(calibrationSummary(net, result.calibration, data.calibrationSource));

@@ -143,7 +143,10 @@ function emptyNetTotals(): NetTotals {
 
 /** The last layer of `net` writing `blob`. */
 function writerOf(net: Net, blob: string) {
-  return net.layers.findLast((layer) => layer.tops.includes(blob));
+  for (let index = net.layers.length - 1; index >= 0; index--) {
+    if (net.layers[index].tops.includes(blob)) return net.layers[index];
+  }
+  return undefined;
 }
 
 /**

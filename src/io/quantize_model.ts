@@ -8,7 +8,13 @@
 import { join } from "node:path";
 import { outputNames, type OutputPaths, recordName } from "../output_names.ts";
 import { quantize, type QuantizeInput, type QuantizeOutput } from "../pipeline/quantize.ts";
-import { readInput, readInputText, refuseOutputPaths, writeAllOrNothing } from "./files.ts";
+import {
+  readingInputs,
+  readInput,
+  readInputText,
+  refuseOutputPaths,
+  writeAllOrNothing,
+} from "./files.ts";
 
 /** Options of {@linkcode quantizeModel}. */
 export interface QuantizeModelOptions extends Omit<QuantizeInput, "model" | "weights" | "files"> {
@@ -47,7 +53,12 @@ export interface QuantizeModelResult extends QuantizeOutput {
  * console.log(result.recordFile, result.accuracy?.outputs);
  * ```
  */
-export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
+export function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
+  return readingInputs(() => quantizeFiles(options));
+}
+
+/** {@linkcode quantizeModel} inside its input notes. */
+async function quantizeFiles(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const { modelFile, weightsFile, savePath, ...rest } = options;
   const inputs = [modelFile, weightsFile];
   const { dir, names } = outputNames(savePath);
