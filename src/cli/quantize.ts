@@ -90,12 +90,15 @@ async function splitData(
   }
   const stream = given.open()[Symbol.asyncIterator]();
   const calibration: Map<string, Tensor>[] = [];
+  const reading = statusLine(io.err, io.isTerminal);
   if (evalData !== undefined) {
     const count = limit ?? Infinity;
     for (let next = await stream.next(); !next.done; next = await stream.next()) {
       calibration.push(next.value.inputs);
+      reading.show(`reading calibration data: ${calibration.length} samples`);
       if (calibration.length >= count) break;
     }
+    reading.done();
     const evaluation = await dataSamples(
       withOptions(args, { data: evalData, input: undefined, samples: undefined }),
       net,
@@ -111,7 +114,9 @@ async function splitData(
   const all: DataSample[] = [];
   for (let next = await stream.next(); !next.done; next = await stream.next()) {
     all.push(next.value);
+    reading.show(`reading data: ${all.length} samples`);
   }
+  reading.done();
   const count = limit ?? Math.ceil(all.length / 2);
   if (all.length - count < 1) {
     throw new ConvertError(
