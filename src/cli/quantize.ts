@@ -7,7 +7,7 @@
  */
 
 import type { Net } from "../caffe/net.ts";
-import type { Sample as DataSample } from "../data/samples.ts";
+import type { DataSample } from "../data/samples.ts";
 import { formatAccuracyTable } from "../engine/accuracy_table.ts";
 import { compareNets } from "../engine/compare.ts";
 import type { EvaluationSample } from "../engine/evaluate.ts";
