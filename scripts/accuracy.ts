@@ -39,7 +39,7 @@ function cell(figures: NetAccuracy, float: NetAccuracy, net: "float" | "other"):
 function table(reports: Map<Method, AccuracyReport>): string {
   const first = reports.get("ifmr")!;
   // Outputs no quantization changes (e.g. SSD's prior boxes) are left out.
-  const shown = first.outputs.map((output, i) =>
+  const shown = first.outputs.map((_, i) =>
     [...reports.values()].some((report) => report.outputs[i].nets.deploy.relativeL2 !== 0)
   );
   const blobs = first.outputs.filter((_, i) => shown[i]).map((output) => output.blob);
