@@ -16,6 +16,7 @@ import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { outputNames } from "../src/output_names.ts";
 import { conv, net, random, recordText } from "./_builders.ts";
 import { repoRoot } from "./_runtime_fixture.ts";
+import { npmSpecifiers } from "../scripts/npm_specifiers.ts";
 
 const HOLDER = `import { existsSync } from "node:fs";
 import process from "node:process";
@@ -143,7 +144,7 @@ async function startHolder(ws: Workspace, runtime: "deno" | "node", record: stri
   };
 }
 
-/** The holder bundled for Node, as scripts/bundle.ts bundles the package (protobufjs inside). */
+/** The holder bundled for Node, as scripts/bundle.ts bundles the package (npm code inside). */
 async function nodeHolder(ws: Workspace): Promise<string> {
   const outfile = join(ws.dir, "holder.mjs");
   try {
@@ -155,15 +156,7 @@ async function nodeHolder(ws: Workspace): Promise<string> {
       platform: "node",
       target: "node20",
       logLevel: "warning",
-      plugins: [{
-        name: "npm-specifiers",
-        setup(build) {
-          build.onResolve(
-            { filter: /^npm:protobufjs@/ },
-            (args) => build.resolve("protobufjs", { kind: args.kind, resolveDir: repoRoot }),
-          );
-        },
-      }],
+      plugins: [npmSpecifiers(repoRoot)],
     });
   } finally {
     await esbuild.stop();
