@@ -17,6 +17,7 @@
  * @module
  */
 
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type CorpusEntry, fuzzCase, loadCorpus, sweepCase, sweepSize } from "./fuzz/corpus.ts";
 import { MEMORY_ALLOWANCE, runCase } from "./fuzz/run_case.ts";
@@ -53,9 +54,11 @@ if (args.replay !== undefined) {
     model: Deno.readFileSync(`${dir}/model.prototxt`),
     weights: Deno.readFileSync(`${dir}/weights.caffemodel`),
     record: Deno.readFileSync(`${dir}/record.txt`),
+    input: existsSync(`${dir}/input.npy`) ? Deno.readFileSync(`${dir}/input.npy`) : undefined,
   };
-  await runCase(files); // warm-up: compiled code and WebAssembly are not counted
-  console.log(await runCase(files, { measureHeld: true }));
+  const { run } = JSON.parse(Deno.readTextFileSync(`${dir}/finding.json`));
+  await runCase(files, { run }); // warm-up: compiled code and WebAssembly are not counted
+  console.log(await runCase(files, { measureHeld: true, run }));
   Deno.exit(0);
 }
 
@@ -102,6 +105,7 @@ function saveFinding(reply: CaseReply, sweep: boolean) {
   Deno.writeFileSync(`${dir}/model.prototxt`, reply.files!.model);
   Deno.writeFileSync(`${dir}/weights.caffemodel`, reply.files!.weights);
   Deno.writeFileSync(`${dir}/record.txt`, reply.files!.record);
+  if (reply.files!.input !== undefined) Deno.writeFileSync(`${dir}/input.npy`, reply.files!.input);
   const { files: _, ...about } = reply;
   Deno.writeTextFileSync(`${dir}/finding.json`, JSON.stringify({ seed, sweep, ...about }, null, 2));
   console.log(
@@ -162,6 +166,7 @@ async function drive(): Promise<void> {
           ms: hangMs,
           memoryRatio: 0,
           files: made.files,
+          run: made.run,
         }, asked.sweep);
         continue;
       }

@@ -8,10 +8,13 @@
  */
 
 import { loadNet } from "../../src/caffe/model.ts";
+import { netInputs } from "../../src/caffe/net.ts";
 import { makeRecord } from "../../src/quant/make_record.ts";
 import { exampleFiles } from "../example_model.ts";
 import { BINARY_MUTATIONS, mapBinary, type MappedBinary } from "./binary_mutations.ts";
+import { type DeclaredInput, NPY_MUTATIONS } from "./npy_mutations.ts";
 import { Rng } from "./rng.ts";
+import { STRUCTURE_BINARY_MUTATIONS, STRUCTURE_TEXT_MUTATIONS } from "./structure_mutations.ts";
 import { TEXT_MUTATIONS, type TokenizedText, tokenizeText } from "./text_mutations.ts";
 
 /** `../shared/models/` beside the repository. */
@@ -27,12 +30,17 @@ export interface CorpusEntry {
   weights: MappedBinary;
   /** The record file. */
   record: TokenizedText;
+  /** The net's first declared input, for `.npy` inputs. */
+  input: DeclaredInput;
 }
 
-/** Which of the three inputs a case damages. */
-export type Target = "model" | "weights" | "record";
+/** Which input a case damages (`input`: the `.npy` input of a simulator run). */
+export type Target = "model" | "weights" | "record" | "input";
 
-const TARGETS: readonly Target[] = ["model", "weights", "record"];
+const TARGETS: readonly Target[] = ["model", "weights", "record", "input"];
+
+/** How often a damaged prototxt or caffemodel is damaged by a structure mutation. */
+const STRUCTURE_CHANCE = 0.3;
 
 /**
  * The corpus: the example, then the models of `dir` in name order (`only` keeps those named).
@@ -63,11 +71,13 @@ export async function loadCorpus(dir = MODELS_DIR, only?: string[]): Promise<Cor
 }
 
 function entry(name: string, model: string, weights: Uint8Array, record: string): CorpusEntry {
+  const [input] = netInputs(loadNet(model, weights));
   return {
     name,
     model: tokenizeText(model),
     weights: mapBinary(weights),
     record: tokenizeText(record),
+    input: input ?? { name: "data", shape: [1, 3, 8, 8] },
   };
 }
 
@@ -79,6 +89,8 @@ export interface CaseFiles {
   weights: Uint8Array;
   /** The record bytes. */
   record: Uint8Array;
+  /** A `.npy` input for the simulator run, if the case has one. */
+  input?: Uint8Array;
 }
 
 /** A case: what was damaged and how, and the resulting inputs. */
@@ -91,6 +103,11 @@ export interface FuzzCase {
   mutation: string;
   /** The inputs. */
   files: CaseFiles;
+  /**
+   * Whether the case also runs the simulator (`also`: after the conversion; `only`: instead of
+   * it, for a damaged `.npy` input), as `record --input` does.
+   */
+  run?: "also" | "only";
 }
 
 const encoder = new TextEncoder();
@@ -110,14 +127,29 @@ export function fuzzCase(corpus: readonly CorpusEntry[], seed: number, index: nu
   const entry = corpus[index % corpus.length];
   const target = rng.pick(TARGETS);
   const files = originals(entry);
-  if (target === "weights") {
-    const mutation = rng.pickWeighted(BINARY_MUTATIONS);
-    files.weights = mutation.apply(entry.weights, rng);
-    return { entry: entry.name, target, mutation: mutation.name, files };
+  const made = (mutation: string, run?: "also" | "only"): FuzzCase => ({
+    entry: entry.name,
+    target,
+    mutation,
+    files,
+    run,
+  });
+  if (target === "input") {
+    const mutation = rng.pickWeighted(NPY_MUTATIONS);
+    files.input = mutation.apply(entry.input, rng);
+    return made(mutation.name, "only");
   }
-  const mutation = rng.pickWeighted(TEXT_MUTATIONS);
+  const structure = target !== "record" && rng.chance(STRUCTURE_CHANCE);
+  if (target === "weights") {
+    const mutation = structure
+      ? rng.pick(STRUCTURE_BINARY_MUTATIONS)
+      : rng.pickWeighted(BINARY_MUTATIONS);
+    files.weights = mutation.apply(entry.weights, rng);
+    return made(mutation.name, structure ? "also" : undefined);
+  }
+  const mutation = rng.pickWeighted(structure ? STRUCTURE_TEXT_MUTATIONS : TEXT_MUTATIONS);
   files[target] = mutation.apply(entry[target], rng);
-  return { entry: entry.name, target, mutation: mutation.name, files };
+  return made(mutation.name, structure ? "also" : undefined);
 }
 
 /** How many truncation cases {@linkcode sweepCase} has: one per boundary of every input. */

@@ -14,13 +14,30 @@
  * @module
  */
 
+import { loadNet } from "../../src/caffe/model.ts";
+import { netInputs } from "../../src/caffe/net.ts";
+import { observeActivationRanges } from "../../src/engine/calibrate.ts";
+import { uniformGenerator } from "../../src/engine/inputs.ts";
+import type { Tensor } from "../../src/engine/tensor.ts";
 import { ConvertError } from "../../src/errors.ts";
 import { convertInMemory } from "../../src/quant/convert.ts";
+import { makeRecord } from "../../src/quant/make_record.ts";
 import { convertModel } from "../../src/io/convert_model.ts";
+import { readNpy } from "../../src/io/npy.ts";
 import type { CaseFiles } from "./corpus.ts";
 
-/** A case slower than this (ms) is a finding. */
+/** A case slower than this (ms), plus {@linkcode SLOW_MS_PER_BYTE} per input byte, is a finding. */
 export const SLOW_MS = 2000;
+/**
+ * Time allowed per input byte (ms): linear work on a large input (a 4 MiB mutated caffemodel of
+ * 100,000 layers takes 4–8 s on a loaded 2-core machine) is not a finding; super-linear work is.
+ */
+export const SLOW_MS_PER_BYTE = 0.002;
+/**
+ * A case that runs the simulator may take this many times the net's own run (measured by the
+ * worker on the undamaged files) beyond {@linkcode SLOW_MS}: a batch of 3, plus noise.
+ */
+export const RUN_SLOWDOWN = 10;
 /** Memory growth beyond this many times the inputs' size (plus the allowance) is a finding. */
 export const MEMORY_FACTOR = 4;
 /** Growth always allowed (bytes): compiled code and V8's bookkeeping. */
@@ -43,7 +60,12 @@ export interface CaseOutcome {
   memoryRatio: number;
 }
 
-const NAMES = { model: "fuzz.prototxt", weights: "fuzz.caffemodel", record: "fuzz_record.txt" };
+const NAMES = {
+  model: "fuzz.prototxt",
+  weights: "fuzz.caffemodel",
+  record: "fuzz_record.txt",
+  input: "fuzz_input.npy",
+};
 
 /** V8's `gc`, when exposed (`--v8-flags=--expose-gc`: the fuzzer and `npm test`). */
 const gc = (globalThis as { gc?: (options?: { type: "minor" | "major" }) => void }).gc;
@@ -76,6 +98,13 @@ export interface RunCaseOptions {
    * full collections; otherwise a young-generation collection starts the case).
    */
   measureHeld?: boolean;
+  /**
+   * Also run the simulator as `record --input` does (`also`), or only that (`only`): the float
+   * net observed on `files.input` (or a seeded input), then a record made from the ranges.
+   */
+  run?: "also" | "only";
+  /** A case slower than this (ms) is a finding (default {@linkcode SLOW_MS}). */
+  slowMs?: number;
 }
 
 /** Converts `files` (in memory unless `onDisk`) and judges the outcome. */
@@ -83,8 +112,9 @@ export async function runCase(
   files: CaseFiles,
   options: RunCaseOptions = {},
 ): Promise<CaseOutcome> {
-  const { onDisk = false, measureHeld = false } = options;
-  const inputBytes = files.model.length + files.weights.length + files.record.length;
+  const { onDisk = false, measureHeld = false, run, slowMs = SLOW_MS } = options;
+  const inputBytes = files.model.length + files.weights.length + files.record.length +
+    (files.input?.length ?? 0);
   collectGarbage(measureHeld ? "major" : "minor");
   const externalBefore = Deno.memoryUsage().external;
   const heldBefore = heldBytes();
@@ -96,9 +126,11 @@ export async function runCase(
   let outputs: unknown;
   const dir = onDisk ? Deno.makeTempDirSync({ prefix: "caffe-quant-fuzz-" }) : "";
   try {
-    if (onDisk) {
-      for (const [key, name] of Object.entries(NAMES)) {
-        Deno.writeFileSync(`${dir}/${name}`, files[key as keyof CaseFiles]);
+    if (run === "only") {
+      // No conversion: the damaged input goes to the simulator below.
+    } else if (onDisk) {
+      for (const key of ["model", "weights", "record"] as const) {
+        Deno.writeFileSync(`${dir}/${NAMES[key]}`, files[key]);
       }
       outputs = await convertModel({
         modelFile: `${dir}/${NAMES.model}`,
@@ -125,7 +157,6 @@ export async function runCase(
       detail = error instanceof Error ? (error.stack ?? String(error)) : String(error);
     }
   }
-  const ms = performance.now() - started;
   let growth = Deno.memoryUsage().external - externalBefore;
   if (measureHeld) {
     // From a fresh task, so no stale stack slot keeps garbage alive through the collection.
@@ -133,7 +164,11 @@ export async function runCase(
     collectGarbage("major");
     growth = Math.max(growth, heldBytes() - heldBefore);
   }
-  const memoryRatio = MEASURES_MEMORY ? (growth - MEMORY_ALLOWANCE) / Math.max(1, inputBytes) : 0;
+  // The conversion's memory only: the simulator's WebAssembly memory grows with the net's
+  // activations, not with the input files, and stays grown.
+  const memoryRatio = MEASURES_MEMORY && run !== "only"
+    ? (growth - MEMORY_ALLOWANCE) / Math.max(1, inputBytes)
+    : 0;
   void outputs;
   if (onDisk) {
     if (result !== "converted" && finding === undefined) {
@@ -142,11 +177,70 @@ export async function runCase(
     }
     Deno.removeSync(dir, { recursive: true });
   }
-  if (finding === undefined && ms > SLOW_MS) [finding, detail] = ["slow", `${ms.toFixed(0)} ms`];
+  if (run !== undefined && finding === undefined) {
+    const simulated = await simulate(files);
+    result = run === "only" ? `run:${simulated.result}` : `${result} run:${simulated.result}`;
+    [finding, detail] = [simulated.finding, simulated.detail];
+  }
+  const ms = performance.now() - started;
+  const allowedMs = slowMs + SLOW_MS_PER_BYTE * inputBytes;
+  if (finding === undefined && ms > allowedMs) {
+    [finding, detail] = ["slow", `${ms.toFixed(0)} ms (allowed ${allowedMs.toFixed(0)})`];
+  }
   if (finding === undefined && memoryRatio > MEMORY_FACTOR) {
     [finding, detail] = ["memory", `grew ${memoryRatio.toFixed(1)}× the input`];
   }
   return { result, finding, detail, ms, memoryRatio };
+}
+
+/**
+ * `record --input` in memory: loads the net, reads the `.npy` input (if any) for its first
+ * declared input, observes the activation ranges on it (or on one seeded input) and makes a
+ * record from them. A `ConvertError` is an outcome, anything else a finding.
+ */
+async function simulate(
+  files: CaseFiles,
+): Promise<Pick<CaseOutcome, "result" | "finding" | "detail">> {
+  try {
+    const decoder = new TextDecoder();
+    const net = loadNet(decoder.decode(files.model), files.weights, NAMES);
+    const declared = netInputs(net)[0];
+    const tensor = files.input === undefined
+      ? declared && seededTensor(declared.shape)
+      : readNpy(files.input, NAMES.input);
+    const inputs = tensor !== undefined && declared !== undefined
+      ? [new Map([[declared.name, tensor]])]
+      : undefined;
+    const activationRanges = await observeActivationRanges(net, { inputs, samples: 1, seed: 1 });
+    await makeRecord(net, { activationRanges, files: NAMES });
+    return { result: "ran" };
+  } catch (error) {
+    if (error instanceof ConvertError) return { result: error.code };
+    return {
+      result: "exception",
+      finding: "exception",
+      detail: error instanceof Error ? (error.stack ?? String(error)) : String(error),
+    };
+  }
+}
+
+/** Height and width of the simulator's seeded inputs stop here (keeps big nets' runs short). */
+export const RUN_SIZE = 64;
+
+/**
+ * A seeded input of `shape` with its last two axes cut to {@linkcode RUN_SIZE} (fully
+ * convolutional nets reshape to it; the nets with InnerProduct layers here are smaller), or
+ * `undefined` for a shape the simulator would refuse anyway (left to it).
+ */
+function seededTensor(shape: number[]): Tensor | undefined {
+  if (shape.length === 0 || shape.some((size) => !Number.isInteger(size) || size < 1)) {
+    return undefined;
+  }
+  const cut = shape.map((size, i) => i >= 2 ? Math.min(size, RUN_SIZE) : size);
+  const count = cut.reduce((a, b) => a * b, 1);
+  if (count > 1 << 24) return undefined;
+  const next = uniformGenerator(1);
+  return { shape: cut, data: Float32Array.from({ length: count }, next) };
 }
 
 function leftFiles(dir: string): string[] {

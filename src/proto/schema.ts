@@ -39,5 +39,13 @@ export function caffeRoot(): protobuf.Root {
  * programming error).
  */
 export function caffeType(name: string): protobuf.Type {
-  return caffeRoot().lookupType(name);
+  let type = typesByName.get(name);
+  if (type === undefined) {
+    type = caffeRoot().lookupType(name);
+    typesByName.set(name, type);
+  }
+  return type;
 }
+
+/** The types {@linkcode caffeType} has looked up (a lookup walks the namespace each time). */
+const typesByName = new Map<string, protobuf.Type>();
