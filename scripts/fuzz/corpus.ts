@@ -37,10 +37,15 @@ export interface CorpusEntry {
 /** Which input a case damages (`input`: the `.npy` input of a simulator run). */
 export type Target = "model" | "weights" | "record" | "input";
 
-const TARGETS: readonly Target[] = ["model", "weights", "record", "input"];
+const TARGETS = ["model", "weights", "record"] as const;
 
-/** How often a damaged prototxt or caffemodel is damaged by a structure mutation. */
-const STRUCTURE_CHANCE = 0.3;
+/**
+ * Case indices of these residues mod 8 are structure and `.npy` cases (see
+ * `structure_mutations.ts`, `npy_mutations.ts`), a third each on the prototxt, the caffemodel
+ * and a run's input; the others are made exactly as before these existed, so the recipes of
+ * earlier findings (tests/fuzz_regressions_test.ts) still make their inputs.
+ */
+const STRUCTURE_RESIDUES: ReadonlySet<number> = new Set([2, 3, 6]);
 
 /**
  * The corpus: the example, then the models of `dir` in name order (`only` keeps those named).
@@ -125,31 +130,39 @@ export function originals(entry: CorpusEntry): CaseFiles {
 export function fuzzCase(corpus: readonly CorpusEntry[], seed: number, index: number): FuzzCase {
   const rng = new Rng(seed, index);
   const entry = corpus[index % corpus.length];
-  const target = rng.pick(TARGETS);
   const files = originals(entry);
-  const made = (mutation: string, run?: "also" | "only"): FuzzCase => ({
+  const made = (target: Target, mutation: string, run?: "also" | "only"): FuzzCase => ({
     entry: entry.name,
     target,
     mutation,
     files,
     run,
   });
-  if (target === "input") {
-    const mutation = rng.pickWeighted(NPY_MUTATIONS);
-    files.input = mutation.apply(entry.input, rng);
-    return made(mutation.name, "only");
+  if (STRUCTURE_RESIDUES.has(index % 8)) {
+    const target = rng.pick(["model", "weights", "input"] as const);
+    if (target === "input") {
+      const mutation = rng.pickWeighted(NPY_MUTATIONS);
+      files.input = mutation.apply(entry.input, rng);
+      return made(target, mutation.name, "only");
+    }
+    if (target === "weights") {
+      const mutation = rng.pick(STRUCTURE_BINARY_MUTATIONS);
+      files.weights = mutation.apply(entry.weights, rng);
+      return made(target, mutation.name, "also");
+    }
+    const mutation = rng.pickWeighted(STRUCTURE_TEXT_MUTATIONS);
+    files.model = mutation.apply(entry.model, rng);
+    return made(target, mutation.name, "also");
   }
-  const structure = target !== "record" && rng.chance(STRUCTURE_CHANCE);
+  const target = rng.pick(TARGETS);
   if (target === "weights") {
-    const mutation = structure
-      ? rng.pick(STRUCTURE_BINARY_MUTATIONS)
-      : rng.pickWeighted(BINARY_MUTATIONS);
+    const mutation = rng.pickWeighted(BINARY_MUTATIONS);
     files.weights = mutation.apply(entry.weights, rng);
-    return made(mutation.name, structure ? "also" : undefined);
+    return made(target, mutation.name);
   }
-  const mutation = rng.pickWeighted(structure ? STRUCTURE_TEXT_MUTATIONS : TEXT_MUTATIONS);
+  const mutation = rng.pickWeighted(TEXT_MUTATIONS);
   files[target] = mutation.apply(entry[target], rng);
-  return made(mutation.name, structure ? "also" : undefined);
+  return made(target, mutation.name);
 }
 
 /** How many truncation cases {@linkcode sweepCase} has: one per boundary of every input. */

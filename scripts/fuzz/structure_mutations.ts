@@ -103,6 +103,11 @@ const CONVOLUTION_FIELDS = [
 ];
 const POOLING_FIELDS = ["kernel_size", "stride", "pad", "kernel_h", "stride_w", "pad_h"];
 const PARAM_VALUES = ["0", "1", "2", "3", "5", "7", "1000", "65536", "2147483647", "-1"];
+/**
+ * Pads: a pad of 1000 on a small input makes a valid net a thousand times larger (slow, not
+ * wrong); 2^31 - 1 makes outputs too large to allocate.
+ */
+const PAD_VALUES = ["0", "1", "2", "3", "7", "2147483647", "-1"];
 
 /** The prototxt mutations of this module, all marked to run the simulator. */
 export const STRUCTURE_TEXT_MUTATIONS: readonly TextMutation[] = [
@@ -118,7 +123,9 @@ export const STRUCTURE_TEXT_MUTATIONS: readonly TextMutation[] = [
       const pooling = POOLING_TYPES.includes(layer.type);
       const message = pooling ? "pooling_param" : "convolution_param";
       const field = rng.pick(pooling ? POOLING_FIELDS : CONVOLUTION_FIELDS);
-      const value = rng.chance(0.1) && pooling ? "true" : rng.pick(PARAM_VALUES);
+      const value = rng.chance(0.1) && pooling
+        ? "true"
+        : rng.pick(field.startsWith("pad") ? PAD_VALUES : PARAM_VALUES);
       const written = `${value === "true" ? "global_pooling" : field}: ${value} `;
       const body = file.text.slice(layer.open, layer.close);
       const at = body.search(new RegExp(`\\b${message}\\s*\\{`));

@@ -110,7 +110,38 @@ export function readBlobProto(
   }
 }
 
+/**
+ * `LIMIT_EXCEEDED` at the first layer beyond `LIMITS.layers`, found by skipping over the
+ * top-level fields before any layer is parsed (parsing 100,000 layers first takes seconds). Other
+ * damage ends the scan silently: the full read reports it, at its own place.
+ */
+function checkLayerCount(bytes: Uint8Array): void {
+  const reader = new WireReader(bytes);
+  let layers = 0;
+  try {
+    while (!reader.done) {
+      const tag = reader.tag();
+      const start = reader.tagAt;
+      if (
+        tag === tagOf(NET_LAYERS_V1, WireType.LENGTH) || tag === tagOf(NET_LAYER, WireType.LENGTH)
+      ) {
+        if (++layers > LIMITS.layers) {
+          throw new ConvertError(
+            "LIMIT_EXCEEDED",
+            `more than ${LIMITS.layers} layers (the limit) at byte ${start}`,
+            { offset: start },
+          );
+        }
+      }
+      reader.skip(tag, 0);
+    }
+  } catch (error) {
+    if (error instanceof ConvertError && error.code === "LIMIT_EXCEEDED") throw error;
+  }
+}
+
 function readNet(bytes: Uint8Array): Net {
+  checkLayerCount(bytes);
   const netType = caffeType("caffe.NetParameter");
   const reader = new WireReader(bytes);
   const headerFields: FieldRange[] = [];
