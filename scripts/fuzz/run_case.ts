@@ -23,7 +23,7 @@ import { ConvertError } from "../../src/errors.ts";
 import { convertInMemory } from "../../src/quant/convert.ts";
 import { makeRecord } from "../../src/quant/make_record.ts";
 import { convertModel } from "../../src/io/convert_model.ts";
-import { readNpy } from "../../src/io/npy.ts";
+import { readSamples } from "../../src/data/samples.ts";
 import type { CaseFiles } from "./corpus.ts";
 
 /** A case slower than this (ms), plus {@linkcode SLOW_MS_PER_BYTE} per input byte, is a finding. */
@@ -100,7 +100,8 @@ export interface RunCaseOptions {
   measureHeld?: boolean;
   /**
    * Also run the simulator as `record --input` does (`also`), or only that (`only`): the float
-   * net observed on `files.input` (or a seeded input), then a record made from the ranges.
+   * net observed on the samples of `files.input` (read and checked by `readSamples`, at most 3)
+   * or on a seeded input, then a record made from the ranges.
    */
   run?: "also" | "only";
   /** A case slower than this (ms) is a finding (default {@linkcode SLOW_MS}). */
@@ -205,12 +206,16 @@ async function simulate(
     const decoder = new TextDecoder();
     const net = loadNet(decoder.decode(files.model), files.weights, NAMES);
     const declared = netInputs(net)[0];
-    const tensor = files.input === undefined
-      ? declared && seededTensor(declared.shape)
-      : readNpy(files.input, NAMES.input);
-    const inputs = tensor !== undefined && declared !== undefined
-      ? [new Map([[declared.name, tensor]])]
-      : undefined;
+    const seeded = declared && seededTensor(declared.shape);
+    let inputs: Map<string, Tensor>[] | undefined;
+    if (files.input !== undefined) {
+      // As `record --input`: the file's samples, each checked against the net's input.
+      inputs = [];
+      const items = [{ name: NAMES.input, bytes: files.input }];
+      for await (const sample of readSamples(net, items, { limit: 3 })) inputs.push(sample.inputs);
+    } else if (seeded !== undefined) {
+      inputs = [new Map([[declared!.name, seeded]])];
+    }
     const activationRanges = await observeActivationRanges(net, { inputs, samples: 1, seed: 1 });
     await makeRecord(net, { activationRanges, files: NAMES });
     return { result: "ran" };
