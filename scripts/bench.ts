@@ -5,8 +5,8 @@
  * files and writing files of the output sizes with plain file APIs) with the ratio of the two.
  *
  * ```sh
- * deno run -A scripts/make_model.ts all          # once: bench-out/resnet50, bench-out/vgg16
- * deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] [--json]
+ * npx deno run -A scripts/make_model.ts all          # once: bench-out/resnet50, bench-out/vgg16
+ * npx deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] [--json]
  * ```
  *
  * Each runtime and net is measured in a fresh process: one warm-up conversion, then `--runs`
@@ -43,7 +43,7 @@ import { quantKernels } from "../src/wasm/quant.ts";
 import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
-const USAGE = "deno run -A scripts/bench.ts [model...] [--runs N] " +
+const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] " +
   "[--runtimes deno,node,chromium] [--json]";
 
 /** The benchmark nets, in bench-out/<name>/ (scripts/make_model.ts). */
@@ -594,7 +594,7 @@ async function main(args: string[]): Promise<number> {
         await stat(`${modelsDir}/${model}/${file}`);
       } catch {
         console.error(
-          `missing ${modelsDir}/${model}/${file}: run deno run -A scripts/make_model.ts ${model}`,
+          `missing ${modelsDir}/${model}/${file}: run npx deno run -A scripts/make_model.ts ${model}`,
         );
         return 2;
       }

@@ -7,7 +7,7 @@
  * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);
  * - `dist/types/`: TypeScript declarations of `mod.ts` and `core.ts` and what they export.
  *
- * The package has no runtime dependencies. Run `deno run -A scripts/bundle.ts` (or
+ * The package has no runtime dependencies. Run `npx deno run -A scripts/bundle.ts` (or
  * `npm run build`; `npm pack` runs it first).
  *
  * @module

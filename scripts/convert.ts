@@ -2,7 +2,7 @@
  * AMCT's `convert_model` as a Deno script that needs nothing but file access:
  *
  * ```sh
- * deno run --allow-read --allow-write scripts/convert.ts \
+ * npx deno run --allow-read --allow-write scripts/convert.ts \
  *   deploy.prototxt weights.caffemodel record.txt out/lenet
  * ```
  *
@@ -14,7 +14,7 @@
 
 import { convert_model, ConvertError } from "../mod.ts";
 
-const USAGE = "usage: deno run --allow-read --allow-write scripts/convert.ts " +
+const USAGE = "usage: npx deno run --allow-read --allow-write scripts/convert.ts " +
   "<model_file> <weights_file> <record_file> <save_path>";
 
 /** Converts the files named in `args`; resolves to the exit code. */

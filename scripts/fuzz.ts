@@ -7,9 +7,9 @@
  * `--findings` and makes the exit code 1.
  *
  * ```sh
- * deno run -A scripts/fuzz.ts --cases 20000 --seed 7        # 20,000 random cases
- * deno run -A scripts/fuzz.ts --seconds 120 --sweep          # truncation sweep, then random
- * deno run -A scripts/fuzz.ts --replay fuzz-findings/<dir>   # one saved finding again
+ * npx deno run -A scripts/fuzz.ts --cases 20000 --seed 7        # 20,000 random cases
+ * npx deno run -A scripts/fuzz.ts --seconds 120 --sweep          # truncation sweep, then random
+ * npx deno run -A scripts/fuzz.ts --replay fuzz-findings/<dir>   # one saved finding again
  * ```
  *
  * Case `i` of seed `s` is always the same input: `--seed s --from i --cases 1` makes it again.

@@ -3,7 +3,7 @@
  * seed, plus a record file made from their weights (SPEC §9, `makeRecord`):
  *
  * ```sh
- * deno run -A scripts/make_model.ts <resnet50|vgg16|all> [out_dir] [--seed N] [--bn-factor F] \
+ * npx deno run -A scripts/make_model.ts <resnet50|vgg16|all> [out_dir] [--seed N] [--bn-factor F] \
  *   [--check]
  * ```
  *
@@ -30,7 +30,7 @@ import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { mulberry32 } from "../src/random.ts";
 
-const USAGE = "deno run -A scripts/make_model.ts <resnet50|vgg16|all> [out_dir] " +
+const USAGE = "npx deno run -A scripts/make_model.ts <resnet50|vgg16|all> [out_dir] " +
   "[--seed N] [--bn-factor F] [--check]";
 
 /** Seeded normal deviates: mulberry32 uniforms through the Box-Muller transform. */

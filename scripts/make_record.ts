@@ -3,7 +3,7 @@
  * `record` command:
  *
  * ```sh
- * deno run -A scripts/make_record.ts deploy.prototxt weights.caffemodel \
+ * npx deno run -A scripts/make_record.ts deploy.prototxt weights.caffemodel \
  *   [--calibrate N] [--input <blob>=<file.npy>]... [--scale-d X] [--offset-d N] \
  *   [--per-tensor] [--out record.txt]
  * ```

@@ -74,5 +74,8 @@ Deno.test("scripts/convert.ts prints its usage and exits 2 on wrong arguments", 
     "only-one",
   ], { cwd: repoRoot });
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /^usage: deno run --allow-read --allow-write scripts\/convert\.ts/);
+  assert.match(
+    result.stderr,
+    /^usage: npx deno run --allow-read --allow-write scripts\/convert\.ts/,
+  );
 });
