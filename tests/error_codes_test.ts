@@ -7,7 +7,7 @@ import { exampleFiles } from "../scripts/example_model.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
 import { checkTensorSize } from "../src/engine/tensor.ts";
-import { ConvertError, type ErrorCode } from "../src/errors.ts";
+import { ConvertError, ERROR_CODES, type ErrorCode } from "../src/errors.ts";
 
 function assertCode(action: () => unknown, code: ErrorCode, pattern: RegExp) {
   assert.throws(
@@ -79,4 +79,12 @@ Deno.test("checkTensorSize: sizes that are not whole numbers >= 0 are BAD_INPUT,
   assertCode(() => checkTensorSize("b", [1e20]), "LIMIT_EXCEEDED", /4 GiB/);
   checkTensorSize("b", [2 ** 14, 2 ** 14 - 1]);
   checkTensorSize("b", [0, 3]);
+});
+
+Deno.test("docs/errors.md lists every error code, and no code that does not exist", () => {
+  const text = Deno.readTextFileSync(new URL("../docs/errors.md", import.meta.url));
+  const documented = new Set(
+    [...text.matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((match) => match[1]),
+  );
+  assert.deepEqual([...documented].sort(), Object.keys(ERROR_CODES).sort());
 });
