@@ -18,7 +18,8 @@ const USAGE = `caffe-quant: quantize Caffe models to INT8 (AMCT convert_model)
 usage:
 ${Object.values(COMMANDS).map((command) => `  caffe-quant ${command.usage}`).join("\n")}
 
-Run a command with --help for what it does.`;
+Run a command with --help for what it does. Documentation — file formats, the arithmetic,
+layer wiring, every error code, calibration — is in docs/ of the package (docs/README.md).`;
 
 /** The process's standard output and error. */
 function processOutput(): Output {

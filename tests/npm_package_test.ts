@@ -73,7 +73,12 @@ Deno.test({
           const inRepo = await Deno.stat(`${repoRoot}${optional}`).then(() => true, () => false);
           assert.equal(files.includes(optional), inRepo, `${optional} packed iff it exists`);
         }
-        const stray = files.filter((f) => !f.startsWith("dist/") && !/^[\w.]+$/.test(f));
+        for (const page of ["docs/README.md", "docs/errors.md", "docs/calibration.md"]) {
+          assert.ok(files.includes(page), `${page} is missing: the help texts point to it`);
+        }
+        const stray = files.filter((f) =>
+          !f.startsWith("dist/") && !/^docs\/[\w.-]+\.md$/.test(f) && !/^[\w.]+$/.test(f)
+        );
         assert.deepEqual(stray, []);
         assert.ok(!files.some((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")), "no sources");
         const manifest = JSON.parse(

@@ -33,7 +33,8 @@ export const convertCommand: Command = {
     "--compare then runs the float, fake-quant and deploy nets on your data (the data options\n" +
     "below), or on --samples N generated uniform [-1, 1) inputs (default 4), one at a time,\n" +
     "and prints a verdict for each output, the quantized layers that hurt most alone, and\n" +
-    "those that fail a threshold alone.\n" + THRESHOLD_HELP + "\n" + DATA_HELP,
+    "those that fail a threshold alone. Outputs and error codes: docs/formats.md,\n" +
+    "docs/layers.md, docs/errors.md.\n" + THRESHOLD_HELP + "\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "record_file", "save_path"],

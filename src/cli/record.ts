@@ -1,6 +1,6 @@
 /**
- * `caffe-quant record`: a record file made by calibrating the float net on samples (SPEC §11),
- * or, without samples, from the weights and guessed activation factors.
+ * `caffe-quant record`: a record file made by calibrating the float net on samples
+ * (docs/calibration.md), or, without samples, from the weights and guessed activation factors.
  *
  * @module
  */
@@ -48,9 +48,10 @@ export const recordCommand: Command = {
   usage: `record <model_file> <weights_file> ${DATA_USAGE} [--calibrate N] ` +
     "[--config F | --algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
     "[--out <file>]",
-  help: "Calibrates the float net on samples and writes AMCT's record (SPEC §11): per-channel\n" +
-    "scale_w from the fused weights (ARQ), and activation factors by IFMR (the default, as\n" +
-    "AMCT), HFMG or min/max (--algo, or AMCT's config file: --config) over the values each quantized layer reads. Samples come\n" +
+  help: "Calibrates the float net on samples and writes AMCT's record: per-channel scale_w\n" +
+    "from the fused weights (ARQ), and activation factors by IFMR (the default, as AMCT),\n" +
+    "HFMG or min/max (--algo, or AMCT's config file: --config) over the values each quantized\n" +
+    "layer reads (docs/calibration.md). Samples come\n" +
     "from your data (--data, --input: below), or from N seeded random inputs (--calibrate N, a\n" +
     "baseline only).\n" +
     "Without samples the activation factors are guesses: --scale-d and --offset-d, default\n" +
