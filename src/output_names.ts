@@ -1,5 +1,5 @@
 /**
- * The names of the five output files (SPEC §7), shared by the file API, the browser page and
+ * The names of the five output files (docs/formats.md), shared by the file API, the browser page and
  * the edge function.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * A summary of a net for people and scripts: every layer with its wiring, output shapes,
- * parameter blob shapes and count, and whether it can be quantized (SPEC §2), is folded into a
+ * parameter blob shapes and count, and whether it can be quantized (docs/layers.md), is folded into a
  * layer before it by fusion, or why not.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * What caffe-quant knows about each layer type, in one place: parameter defaults it relies on,
- * which layers carry weights, the output-channel axis of weights, and SPEC §2's rule for which
+ * which layers carry weights, the output-channel axis of weights, and the rule (docs/layers.md) for which
  * layers may be quantized. Fusion, planning, loading, `inspect` and the simulator ask here.
  *
  * @module
@@ -16,7 +16,7 @@ export const WEIGHTED_TYPES: ReadonlySet<string> = new Set([
   "InnerProduct",
 ]);
 
-/** Layer types that mark a net as already quantized (SPEC §8). */
+/** Layer types that mark a net as already quantized (docs/errors.md). */
 export const QUANTIZED_MARKER_TYPES: ReadonlySet<string> = new Set([
   "Quant",
   "DeQuant",
@@ -99,7 +99,7 @@ export function weightChannelAxis(type: string): 0 | 1 {
 }
 
 /**
- * Why SPEC §2 does not allow quantizing `layer`, or `undefined` when it may be quantized.
+ * Why `layer` cannot be quantized (docs/layers.md), or `undefined` when it can.
  * Pooling qualifies with `pool: AVE`, not global; weighted layers by their structure. A layer
  * computed in place (top = bottom) cannot be: its DeQuant layer would write that blob again, not
  * in place, which Caffe (and caffe-quant) refuse to read.
@@ -111,7 +111,7 @@ export function quantizeBlocker(layer: Layer): string | undefined {
     `would follow it cannot write that blob again; give the layer a top of its own`;
 }
 
-/** Why SPEC §2's rule for its type keeps `layer` from being quantized. */
+/** Why the rule for its type (docs/layers.md) keeps `layer` from being quantized. */
 function typeBlocker(layer: Layer): string | undefined {
   const { type } = layer;
   const oneTop = layer.tops.length === 1;

@@ -1,6 +1,6 @@
 /**
  * A float model as Caffe loads it: the prototxt's net with the caffemodel's blobs attached by
- * layer name (SPEC §1, Caffe's `CopyTrainedLayersFrom`), legacy blob dims turned into the shapes
+ * layer name (docs/formats.md, Caffe's `CopyTrainedLayersFrom`), legacy blob dims turned into the shapes
  * Caffe gives them, and every weighted layer checked against its prototxt parameters.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Activation calibration of one blob (SPEC §11): AMCT's IFMR, our HFMG and min/max, each as a
+ * Activation calibration of one blob (docs/calibration.md): AMCT's IFMR, our HFMG and min/max, each as a
  * collector that sees the blob's values batch by batch over one or more passes over the data
  * and then gives `scale_d` and `offset_d`. The numeric work runs in src/wasm/calibrate.ts.
  *
@@ -19,7 +19,7 @@ import {
   type IfmrParams,
 } from "../wasm/calibrate.ts";
 
-/** An activation algorithm: AMCT's `ifmr` and `hfmg`, and `minmax` (SPEC §9). */
+/** An activation algorithm: AMCT's `ifmr` and `hfmg`, and `minmax` (docs/math.md). */
 export type ActivationAlgorithm = "ifmr" | "hfmg" | "minmax";
 
 /** How one blob is calibrated (AMCT's `activation_quant_params` and `activation_offset`). */
@@ -40,7 +40,7 @@ export interface ActivationSettings {
   numOfBins: number;
 }
 
-/** AMCT's defaults (SPEC §11). */
+/** AMCT's defaults (docs/calibration.md). */
 export const DEFAULT_ACTIVATION_SETTINGS: Readonly<ActivationSettings> = Object.freeze({
   algorithm: "ifmr",
   withOffset: true,
@@ -121,11 +121,11 @@ function rint(value: number): number {
   return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
 }
 
-/** IFMR's replacement threshold (SPEC §11 step 3). */
+/** IFMR's replacement threshold (docs/calibration.md step 3). */
 const MIN_SCALE = 1.1920929e-7;
 
 /**
- * SPEC §11 step 3's factors of a clip range [clipMin, clipMax] with s = 1: with offset,
+ * docs/calibration.md step 3's factors of a clip range [clipMin, clipMax] with s = 1: with offset,
  * scale = (max(clipMax, 0) − min(clipMin, 0)) / 255 and offset = clamp(−128 − rint(clipMin /
  * scale)); without, scale = max(|clipMin|, |clipMax|) / 127 and offset 0; a scale below
  * 1.1920929e-7 becomes 1. Used by HFMG.
@@ -143,7 +143,7 @@ export function clipFactors(
   return { scaleD: Math.fround(scale), offsetD };
 }
 
-/** AMCT's IFMR (SPEC §11), exact over all values. */
+/** AMCT's IFMR (docs/calibration.md), exact over all values. */
 class IfmrCollector implements ActivationCollector {
   readonly #range: RangeTracker;
   /** Non-zero values of every batch while the budget allows; null once it did not. */
@@ -218,7 +218,7 @@ class IfmrCollector implements ActivationCollector {
     }
   }
 
-  /** Adds `zeros` values 0 to the histogram (in the bin SPEC §11 step 1 gives 0). */
+  /** Adds `zeros` values 0 to the histogram (in the bin docs/calibration.md step 1 gives 0). */
   #addZeros(zeros: number): void {
     if (zeros === 0) return;
     const { min: lo, max: hi } = this.#range;
@@ -296,7 +296,7 @@ class HfmgCollector implements ActivationCollector {
   }
 }
 
-/** Min/max (SPEC §11, §9): the observed range widened to hold 0. */
+/** Min/max (docs/calibration.md, docs/math.md): the observed range widened to hold 0. */
 class MinMaxCollector implements ActivationCollector {
   readonly #range: RangeTracker;
   constructor(readonly kernels: CalibrateKernels, readonly withOffset: boolean) {

@@ -1,5 +1,5 @@
 /**
- * The calibration driver (SPEC §11): runs the (fused) float net over calibration samples,
+ * The calibration driver (docs/calibration.md): runs the (fused) float net over calibration samples,
  * calibrates the input of every layer to quantize with its algorithm, computes ARQ weight scales,
  * and writes AMCT's record.
  *
@@ -192,7 +192,7 @@ function compositeHeads(net: Net): Set<string> {
 
 /**
  * Calibrates `net` (a float model) on `samples` and returns AMCT's record with per-layer
- * statistics (SPEC §11). Each quantized layer's `bottom[0]`, as the layer reads it, is calibrated
+ * statistics (docs/calibration.md). Each quantized layer's `bottom[0]`, as the layer reads it, is calibrated
  * with its configured algorithm (IFMR by default; layers reading the same value share one
  * calibration and identical factors); weights get ARQ scales; Conv + BatchNorm + Scale
  * composites are fused first unless the configuration says otherwise, and then carry

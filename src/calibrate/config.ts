@@ -1,5 +1,5 @@
 /**
- * What a calibration does, per layer: AMCT's quantization configuration (SPEC §11
+ * What a calibration does, per layer: AMCT's quantization configuration (docs/calibration.md
  * "Configuration") in one resolved form, whichever file it came from (src/calibrate/config_json.ts
  * and config_text.ts read AMCT's two formats into it).
  *
@@ -41,7 +41,7 @@ export interface DefaultConfigOptions {
   activation?: Partial<ActivationSettings>;
 }
 
-/** The layers of `net` that SPEC §2 allows quantizing, in net order. */
+/** The layers of `net` that docs/layers.md allows quantizing, in net order. */
 export function quantizableLayers(net: Net): string[] {
   return net.layers.filter((layer) => quantizeBlocker(layer) === undefined).map((layer) =>
     layer.name
@@ -120,7 +120,7 @@ export function settingProblem(
 
 /**
  * Why layer `name` cannot be named by a configuration's per-layer settings: `unknown` when `net`
- * lacks it, else the reason SPEC §2 gives when it cannot be quantized; undefined when it can.
+ * lacks it, else the reason docs/layers.md gives when it cannot be quantized; undefined when it can.
  */
 export function layerProblem(net: Net, name: string): "unknown" | string | undefined {
   const layer = net.layers.find((candidate) => candidate.name === name);

@@ -36,7 +36,7 @@ import {
   settingProblem,
 } from "./config.ts";
 
-/** Layer types that can be quantized (SPEC §2). */
+/** Layer types that can be quantized (docs/layers.md). */
 const QUANTIZABLE_TYPES = ["Convolution", "Deconvolution", "InnerProduct", "Pooling"];
 
 /** Reads a simplified config against `net`. */

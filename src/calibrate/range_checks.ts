@@ -1,6 +1,6 @@
 /**
  * Calibration ranges that look wrong: the mistakes that make a record useless without any error,
- * found from what calibration observed (SPEC §11 leaves this to us).
+ * found from what calibration observed (ours: AMCT leaves this open).
  *
  * - A net input read as raw 8-bit pixels (all values ≥ 0, up to 32 or more): the classic mistake
  *   of calibrating on 0–255 pixels a net trained on 0–1 (Caffe's `scale: 0.00390625`) or on

@@ -1,6 +1,6 @@
 /**
  * Calibration by simulation: the range of values each quantizable layer reads, observed by
- * running the float net on seeded (or given) inputs, for SPEC §9's activation factors.
+ * running the float net on seeded (or given) inputs, for docs/math.md's activation factors.
  *
  * @module
  */
@@ -22,7 +22,7 @@ export interface CalibrationOptions {
 }
 
 /**
- * The range of `bottom[0]` of every layer SPEC §2 allows quantizing, over all runs: the min and
+ * The range of `bottom[0]` of every layer docs/layers.md allows quantizing, over all runs: the min and
  * max of the values the layer reads, as it reads them (after in-place layers before it).
  *
  * @example

@@ -1,5 +1,5 @@
 /**
- * The Quant and DeQuant layers of SPEC §5, in both output models.
+ * The Quant and DeQuant layers of docs/layers.md, in both output models.
  *
  * A Quant layer stores `scale` S = f32(1/scale_d) and `offset` (one signed byte, offset_d).
  * Which model a Quant layer belongs to is read from its object layer's DeQuant (the DeQuant
@@ -7,7 +7,7 @@
  * fake-quant model (with no DeQuant found: int8 object-layer weights mean deploy).
  *
  * - Fake-quant model: Quant outputs x^ = f32((q - offset_d) * scale_d) with
- *   q = clamp(rint(f32(x * S)) + offset_d, -128, 127) (SPEC §4); DeQuant is the identity.
+ *   q = clamp(rint(f32(x * S)) + offset_d, -128, 127) (docs/math.md); DeQuant is the identity.
  *   scale_d is not stored: for an AVE Pooling object layer it is its DeQuant's deq (scale_d
  *   exactly), for other layers it is recovered from S ({@linkcode scaleDFromQuantScale}).
  * - Deploy model: Quant outputs q itself (an `int8` value carrying offset_d); the quantized layer

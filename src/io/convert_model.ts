@@ -1,6 +1,6 @@
 /**
  * `convert_model` on files: read the three inputs, convert in memory, write the five outputs
- * all-or-nothing (SPEC §7). The caffemodels are streamed to their files in bounded pieces, their
+ * all-or-nothing (docs/formats.md). The caffemodels are streamed to their files in bounded pieces, their
  * quantized weights computed as they go, so no output is ever held whole.
  *
  * @module

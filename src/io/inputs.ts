@@ -1,5 +1,5 @@
 /**
- * The rule that no output may replace an input (SPEC §7), for every input of every command:
+ * The rule that no output may replace an input (docs/formats.md), for every input of every command:
  * files read through `readInput` while a task runs inside {@linkcode readingInputs} are noted by
  * identity (device and inode, so hard links and symbolic links to them count), and
  * {@linkcode refuseInputs} refuses an output that is one of them before anything is written.

@@ -14,7 +14,7 @@ import type { ChannelLayout } from "../wasm/quant.ts";
  * The channel layout of a `Convolution`, `InnerProduct` (channelAxis 0: outer = C_out, mid = 1,
  * inner = the rest) or `Deconvolution` weight blob (`[C_in, C_out/G, kh, kw]`: channelAxis 1,
  * outer = C_in, mid = C_out/G, inner = kh*kw; the output channel of element (i, j, k) is
- * floor(i / (C_in/G)) * (C_out/G) + j, SPEC §3). InnerProduct weights are `[N, K]`, or `[K, N]`
+ * floor(i / (C_in/G)) * (C_out/G) + j, docs/math.md). InnerProduct weights are `[N, K]`, or `[K, N]`
  * with `transpose` (channelAxis 1: outer = K, mid = N, inner = 1).
  */
 export function channelLayout(

@@ -1,5 +1,5 @@
 /**
- * `convert_model` in memory (SPEC §1–§6): record → fusion → plan → both output nets → quant
+ * `convert_model` in memory (docs/): record → fusion → plan → both output nets → quant
  * info. No file system: the same code runs in Deno, Node, browsers and edge functions.
  *
  * @module
@@ -184,7 +184,7 @@ export interface ConvertInput {
   onProgress?: ProgressCallback;
 }
 
-/** The five outputs' contents (SPEC §7 names without the prefix). */
+/** The five outputs' contents (docs/formats.md names without the prefix). */
 export interface ConvertedFiles {
   /** `fake_quant_model.prototxt` */
   fakeQuantModel: string;

@@ -1,5 +1,5 @@
 /**
- * Conv + BatchNorm + Scale fusion (SPEC §3): every `Convolution|Deconvolution|InnerProduct` →
+ * Conv + BatchNorm + Scale fusion (docs/math.md): every `Convolution|Deconvolution|InnerProduct` →
  * `BatchNorm` → `Scale` chain whose intermediate blobs nobody else reads becomes one layer with
  * folded weights and a bias, at the first layer's place, writing the Scale's top.
  *

@@ -1,5 +1,5 @@
 /**
- * A record made from the weights alone (SPEC §9), for tests and for users without AMCT's
+ * A record made from the weights alone (docs/math.md), for tests and for users without AMCT's
  * calibration: weight scales from the fused weights, activation factors from observed ranges
  * when known, else from defaults.
  *
@@ -63,7 +63,7 @@ function rint(value: number): number {
 }
 
 /**
- * SPEC §9 asymmetric int8 factors for a range (widened to hold 0):
+ * docs/math.md asymmetric int8 factors for a range (widened to hold 0):
  * `scale_d = (max − min)/255`, `offset_d = clamp(−128 − rint(min/scale_d), −128, 127)`.
  * An all-zero range gives `scale_d` 1.
  */
@@ -107,7 +107,7 @@ function defaultFactors(options: MakeRecordOptions): ActivationFactors {
 
 /**
  * A record text (`ScaleOffsetRecord` text format) with factors for every layer of `net` that
- * SPEC §2 allows quantizing. Weight scales come from the fused weights; InnerProduct layers and
+ * docs/layers.md allows quantizing. Weight scales come from the fused weights; InnerProduct layers and
  * `perTensor` get one scale for the whole tensor.
  *
  * @example
@@ -150,7 +150,7 @@ export async function makeRecord(net: Net, options: MakeRecordOptions = {}): Pro
 }
 
 /**
- * SPEC §9 weight scales of a (fused) weighted layer (ARQ, SPEC §11). Per tensor: the largest
+ * docs/math.md weight scales of a (fused) weighted layer (ARQ, docs/calibration.md). Per tensor: the largest
  * per-channel scale, where channels the kernel set to 1.0 because their weights and bias are all
  * zero do not count (the whole-tensor weight scale still does).
  */

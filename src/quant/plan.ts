@@ -1,5 +1,5 @@
 /**
- * The quantization plan (SPEC §5): which layers of the fused net are quantized, which of them
+ * The quantization plan (docs/layers.md): which layers of the fused net are quantized, which of them
  * share one Quant layer, and the names of every new layer and blob. No blob data is touched.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The `<prefix>_quant.json` document (SPEC §6): every layer of the fake-quant net as an op with
+ * The `<prefix>_quant.json` document (docs/formats.md): every layer of the fake-quant net as an op with
  * its inputs, and for each quantized or fused group the original layers it came from, the form
  * Ascend's accuracy-comparison tool reads.
  *

@@ -1,5 +1,5 @@
 /**
- * The record file (SPEC §1, §2, §8): AMCT's `ScaleOffsetRecord` in protobuf text format, read and
+ * The record file (docs/formats.md, docs/layers.md, docs/errors.md): AMCT's `ScaleOffsetRecord` in protobuf text format, read and
  * checked against the net it quantizes. Every problem is a {@linkcode ConvertError} with the
  * record file, the line and column of the entry or field at fault, and the layer name.
  *

@@ -1,5 +1,5 @@
 /**
- * The two output nets (SPEC §4, §5): Quant and DeQuant layers inserted around each quantized
+ * The two output nets (docs/math.md, docs/layers.md): Quant and DeQuant layers inserted around each quantized
  * layer, and the quantized layers' blobs in fake-quant form (float weights that are exactly
  * representable in int8 · scale_w) and deploy form (`int8_data`, `int32_data`, `uint64_data`).
  * Every check runs here, with the int8 weights in the same pass; fake-quant weights are computed
@@ -157,7 +157,7 @@ function dequantLayer(layerPlan: LayerPlan, channelWise: boolean, blobs: Blob[])
 }
 
 /**
- * SPEC §4 for one layer: dequant scales, and for weighted layers the quantized weights and bias.
+ * docs/math.md for one layer: dequant scales, and for weighted layers the quantized weights and bias.
  * NaN/∞ in its weights or bias, or a quantized bias outside int32, is an error naming the layer.
  */
 function quantizeBlobs(

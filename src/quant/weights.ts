@@ -1,6 +1,6 @@
 /**
- * Float weight blobs that the kernels compute while they are written: folded weights (SPEC §3)
- * from the input tensor, and fake-quant weights (SPEC §4) from the int8 ones, chunk by chunk
+ * Float weight blobs that the kernels compute while they are written: folded weights (docs/math.md)
+ * from the input tensor, and fake-quant weights (docs/math.md) from the int8 ones, chunk by chunk
  * straight into the output, so no full copy of them is held. Reading a blob's `data` computes it
  * whole.
  *
@@ -11,7 +11,7 @@ import { blobBytes, DeferredBlob } from "../caffe/deferred_blob.ts";
 import type { Blob } from "../caffe/net.ts";
 import type { ChannelLayout, QuantKernels, WeightTensor } from "../wasm/quant.ts";
 
-/** Folded weights W' = f32(W * a[c]) (SPEC §3), computed from the input tensor when needed. */
+/** Folded weights W' = f32(W * a[c]) (docs/math.md), computed from the input tensor when needed. */
 export class FoldedWeights extends DeferredBlob {
   /** The tensor the weights come from, with its fold factors. */
   readonly tensor: WeightTensor;
@@ -30,7 +30,7 @@ export class FoldedWeights extends DeferredBlob {
   }
 }
 
-/** Fake-quant weights w_fake = f32(w_q * scale_w[c]) (SPEC §4), made from the int8 ones. */
+/** Fake-quant weights w_fake = f32(w_q * scale_w[c]) (docs/math.md), made from the int8 ones. */
 export class FakeQuantWeights extends DeferredBlob {
   readonly #kernels: QuantKernels;
   readonly #weightsInt8: Int8Array;

@@ -1,6 +1,6 @@
 /**
  * The typed wrapper of the calibration kernels (assembly/calibrate.ts): ranges, histograms,
- * IFMR's candidates and round-trip errors (SPEC §11), and HFMG's clip-range search. Each call
+ * IFMR's candidates and round-trip errors (docs/calibration.md), and HFMG's clip-range search. Each call
  * copies its arrays into the module's scratch memory once and copies results out once.
  *
  * @module
@@ -9,7 +9,7 @@
 import { onceLoader, type WasmInstance } from "./load.ts";
 import { wasmBase64 } from "./calibrate.generated.ts";
 
-/** IFMR's search parameters (SPEC §11; AMCT's names in the comments). */
+/** IFMR's search parameters (docs/calibration.md; AMCT's names in the comments). */
 export interface IfmrParams {
   /** `max_percentile`, in (0.5, 1]. */
   maxPercentile: number;
@@ -75,7 +75,7 @@ export interface CalibrateKernels {
   ): IfmrCandidates;
   /**
    * Adds each candidate's Σ (x̂ − x)² over `values` (in order, float64) to `sums` (one per
-   * candidate), x̂ the SPEC §4 round trip.
+   * candidate), x̂ the docs/math.md round trip.
    */
   addRoundTripErrors(values: Float32Array, candidates: IfmrCandidates, sums: Float64Array): void;
   /** The index of the least sum; ties go to the first. */
@@ -144,7 +144,7 @@ interface CalibrateExports {
   ): void;
 }
 
-/** IFMR bins (SPEC §11 step 1). */
+/** IFMR bins (docs/calibration.md step 1). */
 export const IFMR_BINS = 128;
 
 /** Most IFMR candidates computed (the defaults give 60). */

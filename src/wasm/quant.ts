@@ -1,7 +1,7 @@
 /**
- * The typed wrapper of the quantization kernels (assembly/quant.ts): BatchNorm folding (SPEC §3),
- * weight, bias and dequant-scale arithmetic (SPEC §4), weight scales from weights (SPEC §9) and
- * activation fake-quant. Results equal SPEC's float32 / float64 definitions bit for bit.
+ * The typed wrapper of the quantization kernels (assembly/quant.ts): BatchNorm folding (docs/math.md),
+ * weight, bias and dequant-scale arithmetic (docs/math.md), weight scales from weights (docs/math.md) and
+ * activation fake-quant. Results equal docs/math.md's float32 / float64 definitions bit for bit.
  *
  * Weight tensors ({@linkcode WeightTensor}) stream through a bounded WebAssembly buffer in chunks
  * of {@linkcode CHUNK_ELEMENTS}: each chunk is copied in once, folded and quantized there, and
@@ -47,7 +47,7 @@ export interface WeightTensor {
   bytes: Uint8Array;
   /** How the elements map to output channels. */
   layout: ChannelLayout;
-  /** SPEC §3 fold factors a[c] (float64, one per output channel), or null for W as it is. */
+  /** docs/math.md fold factors a[c] (float64, one per output channel), or null for W as it is. */
   alpha: Float64Array | null;
 }
 
@@ -57,7 +57,7 @@ export const CHUNK_ELEMENTS = 1 << 16;
 /** The quantization kernels. */
 export interface QuantKernels {
   /**
-   * SPEC §3 per-channel factors: a[c] = gamma[c]/sqrt(var[c]*f + eps) in float64
+   * docs/math.md per-channel factors: a[c] = gamma[c]/sqrt(var[c]*f + eps) in float64
    * (f = factor == 0 ? 0 : 1/factor) and b'[c] = f32((b - mean*f)*a + beta). `factor` and `eps`
    * are used as float32 values; a null bias or beta reads as zeros. All arrays have C_out values.
    */
@@ -76,13 +76,13 @@ export interface QuantKernels {
    */
   writeWeights(tensor: WeightTensor, start: number, count: number, target: Uint8Array): void;
   /**
-   * SPEC §4 w_q of the whole (folded) tensor into `target` (one per element), checking every
+   * docs/math.md w_q of the whole (folded) tensor into `target` (one per element), checking every
    * chunk first: returns the index of the first NaN/Inf element of the (folded) tensor, where it
    * stops (`target` is then incomplete), or -1 when all are finite.
    */
   quantizeToInt8(tensor: WeightTensor, scaleW: Float32Array, target: Int8Array): number;
   /**
-   * SPEC §4 w_fake = f32(w_q * scale_w[c]) of elements [start, start + count) of the quantized
+   * docs/math.md w_fake = f32(w_q * scale_w[c]) of elements [start, start + count) of the quantized
    * weights `weightsInt8` (laid out as `layout`) into `target` as float32 little-endian bytes
    * (exactly `count * 4`). scaleW has length 1 or C_out.
    */
@@ -97,7 +97,7 @@ export interface QuantKernels {
   /** The largest |w| of each output channel of the (folded) tensor (float32, C_out values). */
   channelMaxAbs(tensor: WeightTensor): Float32Array;
   /**
-   * SPEC §9 weight scales from the per-channel largest |W'[c]| (of
+   * docs/math.md weight scales from the per-channel largest |W'[c]| (of
    * {@linkcode QuantKernels.channelMaxAbs}) and bias b' (null: no bias):
    * scale_w[c] = max(f32(max|W'[c]|/127), f32(|b'[c]|/(scaleD*2^30))), each quotient computed in
    * float64 and rounded once to float32 (the first equals the float32 division); a result of 0
@@ -114,7 +114,7 @@ export interface QuantKernels {
   /** deq[c] = f32(scale_d*scale_w[c]); `scaleD` is used as a float32 value. */
   dequantScales(scaleD: number, scaleW: Float32Array): Float32Array;
   /**
-   * SPEC §4: b_q = rint(b/deq[c]) in float64, b_fake = f32(b_q*deq[c]) with the product in float64.
+   * docs/math.md: b_q = rint(b/deq[c]) in float64, b_fake = f32(b_q*deq[c]) with the product in float64.
    * deqScale has length 1 or bias.length. A b_q outside int32 (or NaN) is not thrown: the first
    * such channel and its b_q are reported (`overflowChannel` -1 and `overflowValue` 0 when none),
    * and the overflowing channels hold 0 in both outputs.
@@ -128,10 +128,10 @@ export interface QuantKernels {
     overflowChannel: number;
     overflowValue: number;
   };
-  /** SPEC §4: uint64 = float32 bits of deq[c] in bits 31..0, rest 0. */
+  /** docs/math.md: uint64 = float32 bits of deq[c] in bits 31..0, rest 0. */
   packDequantScales(deqScale: Float32Array): BigUint64Array;
   /**
-   * SPEC §4 activation fake-quant: q = clamp(rint(f32(x*S)) + offsetD, -128, 127),
+   * docs/math.md activation fake-quant: q = clamp(rint(f32(x*S)) + offsetD, -128, 127),
    * x^ = f32((q - offsetD)*scaleD), S = f32(1/scaleD); `scaleD` is used as a float32 value and a
    * NaN stays NaN. Writes into `out` (which may be `values` itself, for in place) or a new array.
    */
