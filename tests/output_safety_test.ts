@@ -4,6 +4,8 @@
 // long names and onProgress errors. Each case checks the directory byte for byte afterwards.
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";
@@ -14,6 +16,7 @@ import { ConvertError } from "../src/errors.ts";
 import { convertModel } from "../src/io/convert_model.ts";
 import { writeAllOrNothing } from "../src/io/files.ts";
 import { writeNpy } from "../src/io/npy.ts";
+import { lockOutputs, outputSet } from "../src/io/output_lock.ts";
 import { outputNames } from "../src/output_names.ts";
 import { conv, net, random, recordText, relu } from "./_builders.ts";
 
@@ -324,4 +327,30 @@ Deno.test("core convert(): an async onProgress that rejects fails the conversion
       (error) => error === failure,
     );
   }
+});
+
+Deno.test("a lock of a process that is gone is taken over; one of another host never", async () => {
+  const { dir } = await workspace();
+  const set = outputSet(dir, ["a.txt"]);
+  const first = await lockOutputs(set);
+  const lock = first.path;
+  await first.release();
+  // A process of this host that has ended: its pid is free (until reused).
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const holder = (host: string, pid: number) =>
+    JSON.stringify({ pid, host, since: "2026-01-01T00:00:00.000Z", nonce: "x" });
+  Deno.writeTextFileSync(lock, holder(hostname(), ended.pid));
+  const taken = await lockOutputs(set);
+  assert.match(Deno.readTextFileSync(lock), new RegExp(`"pid":${Deno.pid}\\b`));
+  await taken.release();
+  assert.ok(!existsSync(lock), "released");
+  Deno.writeTextFileSync(lock, holder("another-host", ended.pid));
+  await assert.rejects(lockOutputs(set), (error) => {
+    assert.ok(error instanceof ConvertError && error.code === "OUTPUT_LOCKED", String(error));
+    assert.equal(error.file, lock);
+    assert.match(error.message, /pid \d+ on another-host/);
+    return true;
+  });
+  assert.equal(Deno.readTextFileSync(lock), holder("another-host", ended.pid));
 });
