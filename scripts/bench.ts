@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { Plugin } from "esbuild";
+import { npmSpecifiers } from "./npm_specifiers.ts";
 import { open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import process from "node:process";
 import { loadNet } from "../src/caffe/model.ts";
@@ -321,17 +321,6 @@ async function runMeasurement(command: string, args: string[]): Promise<Result> 
   return JSON.parse(line.slice(RESULT_PREFIX.length));
 }
 
-/** Resolves `npm:protobufjs@8.0.0` to the protobufjs package for esbuild. */
-const npmPlugin: Plugin = {
-  name: "npm-specifiers",
-  setup(build) {
-    build.onResolve(
-      { filter: /^npm:protobufjs@/ },
-      (args) => build.resolve("protobufjs", { kind: args.kind, resolveDir: root }),
-    );
-  },
-};
-
 /** Bundles this script for Node, and core.ts for the browser, into `dir`. */
 async function buildBundles(dir: string): Promise<void> {
   const esbuild = await import("esbuild");
@@ -340,7 +329,7 @@ async function buildBundles(dir: string): Promise<void> {
     bundle: true,
     format: "esm" as const,
     logLevel: "warning" as const,
-    plugins: [npmPlugin],
+    plugins: [npmSpecifiers(root)],
   };
   try {
     await esbuild.build({

@@ -309,6 +309,15 @@ Deno.test("readSamples: File/Blob images, .npy of N samples, tensors and per-inp
   assert.equal(first[37 * 53], decoded.data[1]);
   assert.equal(first[2 * 37 * 53 + 5], decoded.data[5 * 3 + 2]);
   assert.equal((await collect(readSamples(model, items, { limit: 2 }))).length, 2);
+  // Labels must match the samples that need them, one each.
+  await assert.rejects(
+    collect(readSamples(model, items, { labels: [7, 8] })),
+    (error) => error instanceof ConvertError && error.code === "BAD_INPUT" && error.file === "t",
+  );
+  await assert.rejects(
+    collect(readSamples(model, items, { labels: [1, 2, 3, 4, 5, 6] })),
+    (error) => error instanceof ConvertError && /6 labels for 5 samples/.test(error.message),
+  );
 });
 
 Deno.test("readSamples: NaN, empty and wrong-shape tensors are BAD_INPUT naming the file", async () => {

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as esbuild from "esbuild";
+import { npmSpecifiers } from "../scripts/npm_specifiers.ts";
 import { convert } from "../core.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";

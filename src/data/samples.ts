@@ -53,7 +53,7 @@ export interface ReadSamplesOptions {
   input?: string;
   /** Stop after this many samples. */
   limit?: number;
-  /** Labels for samples without one, in order (e.g. for `.npy` data). */
+  /** Labels by sample position, one per sample (a sample's own label, from a list file, wins). */
   labels?: number[];
 }
 
@@ -200,7 +200,8 @@ async function* itemSamples(
  * The samples of `source` for `net`, one at a time: images decoded and preprocessed (Caffe's
  * TEST phase, {@linkcode Transform}), `.npy` files and tensors split into batch-1 samples, each
  * checked against the net's input. Labels come from the items, else from `options.labels` in
- * order. Stops after `options.limit` samples.
+ * order (a sample left without one, or labels left over, is a `BAD_INPUT`). Stops after
+ * `options.limit` samples.
  *
  * @example
  * ```ts ignore
@@ -219,13 +220,24 @@ export async function* readSamples(
   let count = 0;
   let index = 0;
   if (limit <= 0) return;
+  const labels = options.labels;
   for await (const item of source) {
     for await (const sample of itemSamples(net, item, index++, options)) {
-      const label = sample.label ?? options.labels?.[count];
+      if (labels !== undefined && sample.label === undefined && count >= labels.length) {
+        throw new ConvertError(
+          "BAD_INPUT",
+          `${labels.length} labels for more samples: ${sample.name} has none`,
+          { file: sample.name },
+        );
+      }
+      const label = sample.label ?? labels?.[count];
       yield label === undefined
         ? { name: sample.name, inputs: sample.inputs }
         : { ...sample, label };
       if (++count >= limit) return;
     }
+  }
+  if (labels !== undefined && count < labels.length) {
+    throw new ConvertError("BAD_INPUT", `${labels.length} labels for ${count} samples`);
   }
 }
