@@ -17,7 +17,6 @@ import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { outputNames } from "../src/output_names.ts";
 import { conv, net, random, recordText } from "./_builders.ts";
 import { repoRoot } from "./_runtime_fixture.ts";
-import { npmSpecifiers } from "../scripts/npm_specifiers.ts";
 
 const HOLDER = `import { existsSync } from "node:fs";
 import process from "node:process";
