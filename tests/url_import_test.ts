@@ -1,5 +1,5 @@
 /**
- * Import by URL: the repository served over HTTP on 127.0.0.1, imported as
+ * Import by URL: the repository served over HTTP on 127.0.0.1 (scripts/serve_modules.ts), imported as
  * `http://127.0.0.1:<port>/mod.ts` by a fresh Deno process with an empty module cache, in a
  * folder with no package.json or node_modules, converts lenet. `npm:protobufjs@8.0.0` then
  * resolves from the npm registry (reachable in CI).
@@ -17,33 +17,7 @@ import {
   runCommand,
   writeLenetRecord,
 } from "./_runtime_fixture.ts";
-
-/** Content types Deno accepts for the module kinds the repository holds. */
-const CONTENT_TYPES: Record<string, string> = {
-  ".ts": "application/typescript; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".json": "application/json",
-};
-
-/** Serves the repository's files read-only (no listing, no `..`), recording each path asked for. */
-function serveRepository(requested: string[]): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    const path = decodeURIComponent(new URL(request.url).pathname);
-    requested.push(path);
-    const extension = path.slice(path.lastIndexOf("."));
-    if (path.split("/").some((part) => part.startsWith(".")) || !(extension in CONTENT_TYPES)) {
-      return new Response("not found", { status: 404 });
-    }
-    try {
-      return new Response(await Deno.readFile(repoRoot + path.slice(1)), {
-        headers: { "content-type": CONTENT_TYPES[extension] },
-      });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return new Response("not found", { status: 404 });
-      throw error;
-    }
-  });
-}
+import { serveModules } from "../scripts/serve_modules.ts";
 
 /** The registry Deno fetches npm packages from. */
 const registry = Deno.env.get("NPM_CONFIG_REGISTRY") ?? "https://registry.npmjs.org/";
@@ -72,7 +46,11 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "caffe-quant-url-" });
     const requested: string[] = [];
-    const server = serveRepository(requested);
+    const server = serveModules({
+      root: repoRoot,
+      port: 0,
+      onRequest: (path) => requested.push(path),
+    });
     try {
       const host = `127.0.0.1:${server.addr.port}`;
       const record = await writeLenetRecord(dir);
