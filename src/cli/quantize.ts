@@ -52,14 +52,13 @@ interface DataSplit {
   description: string;
 }
 
-/** The first sample of a stream and the stream of all of them, as evaluation samples. */
+/** The samples of a stream as evaluation samples, each also handed to `first` (which keeps a few). */
 async function* evaluationSamples(
   samples: AsyncIterator<DataSample> | Iterator<DataSample>,
   first: (sample: DataSample) => void,
 ): AsyncIterable<EvaluationSample> {
-  let index = 0;
   for (let next = await samples.next(); !next.done; next = await samples.next()) {
-    if (index++ === 0) first(next.value);
+    first(next.value);
     yield { inputs: next.value.inputs, label: next.value.label };
   }
 }
@@ -176,18 +175,23 @@ function stepProgress(io: Output): { onProgress: (p: QuantizeProgress) => void; 
   };
 }
 
-/** The per-layer HTML page: float vs fake-quant on the first evaluation sample. */
+/** Evaluation samples the per-layer HTML page is measured on. */
+const HTML_SAMPLES = 8;
+
+/** The per-layer HTML page: float vs fake-quant on the first evaluation samples. */
 async function writeHtml(
   path: string,
   args: ParsedArgs,
   float: Net,
   result: QuantizeModelResult,
-  first: DataSample,
+  first: DataSample[],
 ): Promise<string> {
   const fakeQuant = loadNet(result.files.fakeQuantModel, result.files.fakeQuantWeights);
-  const report = await compareNets(float, fakeQuant, { inputs: first.inputs });
+  const report = await compareNets(float, fakeQuant, {
+    inputs: first.map((sample) => sample.inputs),
+  });
   const page = compareReportHtml(report, {
-    a: `${args.positionals.model_file} (float), evaluation sample ${first.name}`,
+    a: `${args.positionals.model_file} (float), on the first ${first.length} evaluation samples`,
     b: shownPath(result.outputs.fakeQuantModel),
   });
   const { paths } = await writeAllOrNothing(dirname(path), [
@@ -207,7 +211,7 @@ export const quantizeCommand: Command = {
     "the second half by default) and prints their accuracy: top-1 against labels (list files,\n" +
     "--labels), top-1 agreement with the float net, detectors' confident outputs kept, cosine\n" +
     "and relative L2 per output. --json prints all of it as JSON; --html writes the per-layer\n" +
-    "comparison of the float and fake-quant nets on the first evaluation sample.\n" + DATA_HELP,
+    "comparison of the float and fake-quant nets on the first 8 evaluation samples.\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "save_path"],
@@ -218,8 +222,10 @@ export const quantizeCommand: Command = {
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
     const config = await calibrationConfig(args, net);
-    let first: DataSample | undefined;
-    const data = await splitData(args, net, io, (sample) => first ??= sample);
+    const first: DataSample[] = [];
+    const data = await splitData(args, net, io, (sample) => {
+      if (first.length < HTML_SAMPLES) first.push(sample);
+    });
     const progress = stepProgress(io);
     let result: QuantizeModelResult;
     try {
@@ -237,7 +243,7 @@ export const quantizeCommand: Command = {
       progress.done();
     }
     const html = args.options.get("html")?.at(-1);
-    const htmlPath = html !== undefined && first !== undefined
+    const htmlPath = html !== undefined && first.length > 0
       ? await writeHtml(html, args, net, result, first)
       : undefined;
     for (const warning of result.report.warnings) io.err(`warning: ${warning}\n`);
