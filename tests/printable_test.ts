@@ -9,6 +9,7 @@ import { main } from "../src/cli.ts";
 import type { Output } from "../src/cli/commands.ts";
 import { ConvertError } from "../src/errors.ts";
 import { printable, withArticle } from "../src/printable.ts";
+import { statusLine } from "../src/cli/progress.ts";
 
 /** Runs the command line in-process and captures what it prints. */
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -90,4 +91,12 @@ Deno.test("the command line escapes names in tables, errors, warnings and usage 
   assert.equal(usage.code, 2);
   assert.match(usage.err, /unknown option --\\u001b\[31m\nusage: /);
   assert.doesNotMatch(usage.err, UNSAFE);
+});
+
+Deno.test("progress status lines show layer names escaped, on one line", async () => {
+  const written: string[] = [];
+  const line = statusLine((text) => written.push(text), true);
+  await new Promise((resolve) => setTimeout(resolve, 350)); // drawn after 300 ms of work
+  line.show("calibrating: at conv\u001b[2J\n1");
+  assert.deepEqual(written, ["\rcalibrating: at conv\\u001b[2J\\n1"]);
 });

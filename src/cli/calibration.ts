@@ -132,7 +132,7 @@ export function calibrationSummary(net: Net, result: CalibrationResult, source: 
       ...rangeWarnings(net, result.layers).map((w) => `layer ${w.layer}: ${w.message}`),
     ]
   ) {
-    lines.push(`warning: ${printable(warning)}`);
+    lines.push(`warning: ${warning}`);
   }
-  return lines.join("\n") + "\n";
+  return lines.map((line) => printable(line)).join("\n") + "\n";
 }

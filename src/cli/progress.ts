@@ -4,6 +4,8 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
+
 /** A progress bar: feed it `update`, call `done` at the end. */
 export interface ProgressBar {
   /** Records progress of `stage`: `done` of `total` units. */
@@ -50,7 +52,8 @@ export function statusLine(write: (text: string) => void, terminal: boolean): St
   let shownAt = terminal ? started + DELAY_MS - REDRAW_MS : started;
   let width = 0;
   return {
-    show(text) {
+    show(shown) {
+      const text = printable(shown); // one line, whatever the layer names in it hold
       const now = performance.now();
       if (now - shownAt < (terminal ? REDRAW_MS : LOG_INTERVAL_MS)) return;
       shownAt = now;
