@@ -211,7 +211,8 @@ export const quantizeCommand: Command = {
     "the second half by default) and prints their accuracy: top-1 against labels (list files,\n" +
     "--labels), top-1 agreement with the float net, detectors' confident outputs kept, cosine\n" +
     "and relative L2 per output. --json prints all of it as JSON; --html writes the per-layer\n" +
-    "comparison of the float and fake-quant nets on the first 8 evaluation samples.\n" + DATA_HELP,
+    "comparison of the float and fake-quant nets on the first 8 evaluation samples.\n" +
+    "More: docs/calibration.md.\n" + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "save_path"],
