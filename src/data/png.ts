@@ -4,7 +4,8 @@
  * keep their high byte (`png_set_strip_16`), 1/2/4-bit gray is scaled to 0..255, palettes are
  * expanded, alpha is dropped (not blended), gray becomes three equal channels for colour output,
  * and colour becomes gray with libpng's `png_set_rgb_to_gray(…, 0.299, 0.587)` weights
- * (9797, 19234 and 3737 of 32768).
+ * (9797, 19234 and 3737 of 32768), in linear light when the file states a gamma (png_gamma.ts;
+ * not for 16-bit samples, where libpng's 16-bit gamma tables are not reproduced).
  *
  * @module
  */
@@ -12,6 +13,7 @@
 import { decode as decodePng } from "npm:fast-png@8.0.0";
 import type { Image8 } from "../wasm/image.ts";
 import { imageError } from "./image_error.ts";
+import { grayInLinearLight, pngFileGamma } from "./png_gamma.ts";
 
 /** Decodes a PNG to BGR (`color`) or gray. */
 export function decodePngImage(bytes: Uint8Array, color: boolean, file: string): Image8 {
@@ -57,6 +59,14 @@ export function decodePngImage(bytes: Uint8Array, color: boolean, file: string):
     for (let i = 0; i < eight.length; i++) eight[i] = levels[i] * factor;
   }
   const isColor = samples >= 3;
+  const gamma = !color && isColor
+    ? pngFileGamma(bytes, png.iccEmbeddedProfile?.profile)
+    : undefined;
+  if (gamma !== undefined) {
+    const rgb = new Uint8Array(pixels * 3);
+    for (let p = 0; p < pixels; p++) rgb.set(eight.subarray(p * samples, p * samples + 3), p * 3);
+    return { height, width, channels: 1, data: grayInLinearLight(rgb, pixels, gamma) };
+  }
   const channels = color ? 3 : 1;
   const out = new Uint8Array(pixels * channels);
   for (let p = 0; p < pixels; p++) {
