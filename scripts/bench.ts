@@ -6,8 +6,13 @@
  *
  * ```sh
  * npx deno run -A scripts/make_model.ts all          # once: bench-out/resnet50, bench-out/vgg16
- * npx deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] [--json]
+ * npx deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] \
+ *   [--dir DIR] [--json]
  * ```
+ *
+ * `--dir` names the folder holding one folder per net (default `bench-out/`); each net's folder
+ * holds `deploy.prototxt`, `weights.caffemodel` and `record.txt` (CI smoke-runs this script on a
+ * tiny net this way).
  *
  * Each runtime and net is measured in a fresh process: one warm-up conversion, then `--runs`
  * (default 5) rounds of floor + conversion; medians are shown. Peak memory is the process's
@@ -27,6 +32,7 @@
 
 import { npmSpecifiers } from "./npm_specifiers.ts";
 import { open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import process from "node:process";
 import { loadNet } from "../src/caffe/model.ts";
 import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
@@ -44,7 +50,7 @@ import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 
 const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] " +
-  "[--runtimes deno,node,chromium] [--json]";
+  "[--runtimes deno,node,chromium] [--dir DIR] [--json]";
 
 /** The benchmark nets, in bench-out/<name>/ (scripts/make_model.ts). */
 const MODELS = ["resnet50", "vgg16"];
@@ -564,8 +570,10 @@ async function main(args: string[]): Promise<number> {
   let runs = 5;
   let runtimes = ["deno", "node", "chromium"];
   let json = false;
+  let modelsDir = `${root}bench-out`;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--runs") runs = Number(args[++i]);
+    else if (args[i] === "--dir") modelsDir = resolve(args[++i]);
     else if (args[i] === "--runtimes") runtimes = args[++i].split(",");
     else if (args[i] === "--json") json = true;
     else models.push(args[i]);
@@ -576,7 +584,6 @@ async function main(args: string[]): Promise<number> {
     console.error(`usage: ${USAGE}`);
     return 2;
   }
-  const modelsDir = `${root}bench-out`;
   for (const model of chosen) {
     for (const file of Object.values(INPUTS)) {
       try {

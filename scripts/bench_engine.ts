@@ -1,12 +1,22 @@
 /**
- * Simulator speed beside conversion speed, on each real model of ../shared/models: the time of
- * `convert` (in memory, record made from the weights beforehand), and images per second of
- * `runNet` on the float, fake-quant and deploy nets (batch 1 whatever the declared batch, seeded
- * input, one warm-up run, then runs for about a second each). Prints a table; `--json` for
- * machines. Nothing here is asserted anywhere.
+ * The simulator's speed beside OpenCV's, in one run: for each real model of ../shared/models and
+ * ResNet-50 (`bench-out/resnet50`, made by `scripts/make_model.ts resnet50`, 224x224), images
+ * per second of `runNet` on the float, fake-quant and deploy nets, and of OpenCV's Caffe importer
+ * (Debian's `python3-opencv` through `/usr/bin/python3`, `cv2.dnn.readNetFromCaffe`) with one thread
+ * (`cv2.setNumThreads(1)`) and with every core, at batch 1 and batched (`--batch`, default 8),
+ * with the ratios of the float engine to OpenCV. Seeded inputs uniform in [-1, 1); one warm-up
+ * run, then runs for `--seconds` each (default 0.5).
  *
- * Run: `npx deno run -A scripts/bench_engine.ts [model ...] [--json]` (all models when none is
- * named).
+ * The machine may be shared: each measurement is taken `--rounds` times (default 3), ours and
+ * OpenCV's interleaved so that both see the same load, and medians are shown; the `uptime` load
+ * average is printed with each model. A net that fails at a batch size (e.g. one whose Reshape
+ * pins the batch) shows `-` there. Nothing here is asserted anywhere.
+ *
+ * ```sh
+ * npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] [--seconds S] \
+ *   [--json]
+ * ```
+ * (all models when none is named; `resnet50` names the benchmark net.)
  *
  * @module
  */
@@ -18,98 +28,340 @@ import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 
-const modelsDir = new URL("../../shared/models/", import.meta.url);
+const USAGE = "npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] " +
+  "[--seconds S] [--json]";
 
-/** Runs per net: at least this many, and until this many milliseconds have passed. */
-const MIN_RUNS = 3;
-const MIN_MILLISECONDS = 1000;
+const root = new URL("../", import.meta.url).pathname;
+const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
 
-/** One model's figures. */
-interface Row {
-  model: string;
-  convertMs: number;
-  imagesPerSecond: { float: number; fakeQuant: number; deploy: number };
+/** Where each model's deploy.prototxt and weights.caffemodel are. */
+function modelFolder(name: string): string {
+  return name === "resnet50" ? `${root}bench-out/resnet50` : `${sharedModels}${name}`;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function listModels(): string[] {
-  return [...Deno.readDirSync(modelsDir)]
+  const shared = [...Deno.readDirSync(sharedModels)]
     .filter((entry) => entry.isDirectory)
     .map((entry) => entry.name)
     .sort();
+  if (exists(`${modelFolder("resnet50")}/weights.caffemodel`)) return [...shared, "resnet50"];
+  console.error(
+    "no bench-out/resnet50: run npx deno run -A scripts/make_model.ts resnet50 to include it",
+  );
+  return shared;
 }
 
-/** Seeded batch-1 inputs of the declared shapes. */
-function batchOneInputs(net: Net): Map<string, Tensor> {
+/** The median of `values` (NaN for none). */
+function median(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** The 1-minute load average from /proc/loadavg (what `uptime` shows). */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenCV, in one Python process driven over stdin/stdout (one JSON line each way)
+// ---------------------------------------------------------------------------------------------
+
+const OPENCV_DRIVER = `
+import json, os, sys, time
+import cv2, numpy as np
+nets = {}
+print(json.dumps({"version": cv2.__version__, "cores": os.cpu_count()}), flush=True)
+for line in sys.stdin:
+    command = json.loads(line)
+    try:
+        if command["op"] == "load":
+            net = cv2.dnn.readNetFromCaffe(command["model"], command["weights"])
+            nets[command["key"]] = (net, net.getUnconnectedOutLayersNames())
+            print(json.dumps({"ok": True}), flush=True)
+            continue
+        net, outputs = nets[command["key"]]
+        cv2.setNumThreads(command["threads"])
+        rng = np.random.default_rng(1)
+        for name, shape in command["inputs"]:
+            net.setInput(rng.uniform(-1, 1, shape).astype(np.float32), name)
+        net.forward(outputs)
+        runs, started = 0, time.perf_counter()
+        while runs < 2 or time.perf_counter() - started < command["seconds"]:
+            net.forward(outputs)
+            runs += 1
+        print(json.dumps({"perSecond": runs / (time.perf_counter() - started)}), flush=True)
+    except Exception as error:
+        print(json.dumps({"error": str(error).splitlines()[0] if str(error) else "failed"}), flush=True)
+`;
+
+/** A running OpenCV driver. */
+class OpenCv {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  readonly #encoder = new TextEncoder();
+
+  constructor() {
+    this.#child = new Deno.Command("/usr/bin/python3", {
+      args: ["-c", OPENCV_DRIVER],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#lines = this.#child.stdout
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(splitLines())[Symbol.asyncIterator]();
+  }
+
+  /** The next reply line, parsed. */
+  async reply(): Promise<Record<string, unknown>> {
+    const next = await this.#lines.next();
+    if (next.done) throw new Error("the OpenCV driver ended (is python3-opencv installed?)");
+    return JSON.parse(next.value);
+  }
+
+  async send(command: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.#writer.write(this.#encoder.encode(JSON.stringify(command) + "\n"));
+    return await this.reply();
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close();
+    await this.#child.status;
+  }
+}
+
+function splitLines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const part of parts) if (part.trim() !== "") controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest.trim() !== "") controller.enqueue(rest);
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ours
+// ---------------------------------------------------------------------------------------------
+
+/** Seeded inputs of the declared shapes with batch `batch`. */
+function batchInputs(net: Net, batch: number): Map<string, Tensor> {
   const next = uniformGenerator(1);
   const inputs = new Map<string, Tensor>();
   for (const { name, shape } of netInputs(net)) {
-    const batchOne = [1, ...shape.slice(1)];
-    const data = new Float32Array(batchOne.reduce((a, b) => a * b, 1)).map(next);
-    inputs.set(name, { shape: batchOne, data });
+    const batched = [batch, ...shape.slice(1)];
+    const data = new Float32Array(batched.reduce((a, b) => a * b, 1)).map(next);
+    inputs.set(name, { shape: batched, data });
   }
   return inputs;
 }
 
-/** Images per second of `net` on `inputs`. */
-async function imagesPerSecond(net: Net, inputs: Map<string, Tensor>): Promise<number> {
-  await runNet(net, { inputs });
+/** Runs per second of `net` on `inputs` (NaN when the net fails on them). */
+async function runsPerSecond(
+  net: Net,
+  inputs: Map<string, Tensor>,
+  seconds: number,
+): Promise<number> {
+  try {
+    await runNet(net, { inputs });
+  } catch {
+    return NaN;
+  }
   let runs = 0;
   const start = performance.now();
-  while (runs < MIN_RUNS || performance.now() - start < MIN_MILLISECONDS) {
+  while (runs < 2 || performance.now() - start < seconds * 1000) {
     await runNet(net, { inputs });
     runs++;
   }
   return runs * 1000 / (performance.now() - start);
 }
 
-async function bench(name: string): Promise<Row> {
-  const model = await Deno.readTextFile(new URL(`${name}/deploy.prototxt`, modelsDir));
-  const weights = await Deno.readFile(new URL(`${name}/weights.caffemodel`, modelsDir));
-  const net = loadNet(model, weights);
-  const record = await makeRecord(net);
-  await convertInMemory({ model, weights, record });
-  const started = performance.now();
-  const { files } = await convertInMemory({ model, weights, record });
-  const convertMs = performance.now() - started;
-  const inputs = batchOneInputs(net);
-  return {
-    model: name,
-    convertMs,
-    imagesPerSecond: {
-      float: await imagesPerSecond(net, inputs),
-      fakeQuant: await imagesPerSecond(
-        loadNet(files.fakeQuantModel, files.fakeQuantWeights),
-        inputs,
-      ),
-      deploy: await imagesPerSecond(loadNet(files.deployModel, files.deployWeights), inputs),
-    },
-  };
+/** The measurements of one model at one batch size, images per second (medians). */
+interface Row {
+  model: string;
+  batch: number;
+  load: string;
+  float: number;
+  fakeQuant: number;
+  deploy: number;
+  opencv1: number;
+  opencvAll: number;
 }
 
-const json = Deno.args.includes("--json");
-const named = Deno.args.filter((arg) => arg !== "--json");
-const rows: Row[] = [];
-for (const name of named.length > 0 ? named : listModels()) rows.push(await bench(name));
-if (json) {
-  console.log(JSON.stringify(rows, null, 2));
-} else {
-  const table = [
-    ["model", "convert ms", "float img/s", "fake-quant img/s", "deploy img/s"],
-    ...rows.map((row) => [
-      row.model,
-      row.convertMs.toFixed(1),
-      row.imagesPerSecond.float.toFixed(1),
-      row.imagesPerSecond.fakeQuant.toFixed(1),
-      row.imagesPerSecond.deploy.toFixed(1),
-    ]),
-  ];
-  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  for (const row of table) {
-    console.log(
-      row.map((cell, column) =>
-        column === 0 ? cell.padEnd(widths[0]) : cell.padStart(widths[column])
-      )
-        .join("  "),
-    );
+async function benchModel(
+  name: string,
+  opencv: OpenCv,
+  cores: number,
+  options: { batches: number[]; rounds: number; seconds: number },
+): Promise<Row[]> {
+  const folder = modelFolder(name);
+  const modelFile = `${folder}/deploy.prototxt`;
+  const weightsFile = `${folder}/weights.caffemodel`;
+  const model = await Deno.readTextFile(modelFile);
+  const weights = await Deno.readFile(weightsFile);
+  const float = loadNet(model, weights);
+  const record = await makeRecord(float);
+  const { files } = await convertInMemory({ model, weights, record });
+  const nets = {
+    float,
+    fakeQuant: loadNet(files.fakeQuantModel, files.fakeQuantWeights),
+    deploy: loadNet(files.deployModel, files.deployWeights),
+  };
+  const loaded = await opencv.send({
+    op: "load",
+    key: name,
+    model: modelFile,
+    weights: weightsFile,
+  });
+  const rows: Row[] = [];
+  for (const batch of options.batches) {
+    const inputs = batchInputs(float, batch);
+    const opencvInputs = [...inputs].map(([blob, tensor]) => [blob, tensor.shape]);
+    const samples: Record<"float" | "fakeQuant" | "deploy" | "opencv1" | "opencvAll", number[]> = {
+      float: [],
+      fakeQuant: [],
+      deploy: [],
+      opencv1: [],
+      opencvAll: [],
+    };
+    const load = loadAverage();
+    const timeOpenCv = async (threads: number) => {
+      if (loaded.error !== undefined) return NaN;
+      const reply = await opencv.send({
+        op: "time",
+        key: name,
+        threads,
+        inputs: opencvInputs,
+        seconds: options.seconds,
+      });
+      return typeof reply.perSecond === "number" ? reply.perSecond * batch : NaN;
+    };
+    for (let round = 0; round < options.rounds; round++) {
+      for (const kind of ["float", "fakeQuant", "deploy"] as const) {
+        samples[kind].push(batch * await runsPerSecond(nets[kind], inputs, options.seconds));
+      }
+      samples.opencv1.push(await timeOpenCv(1));
+      samples.opencvAll.push(await timeOpenCv(cores));
+    }
+    rows.push({
+      model: name,
+      batch,
+      load,
+      float: median(samples.float),
+      fakeQuant: median(samples.fakeQuant),
+      deploy: median(samples.deploy),
+      opencv1: median(samples.opencv1),
+      opencvAll: median(samples.opencvAll),
+    });
   }
+  return rows;
 }
+
+/** A figure with three significant digits or so, or "-". */
+function show(value: number): string {
+  if (!Number.isFinite(value)) return "-";
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/** The rows as a Markdown table. */
+function table(rows: Row[], cores: number): string {
+  const header = [
+    "model",
+    "batch",
+    "float",
+    "fake-quant",
+    "deploy",
+    "OpenCV 1 thread",
+    `OpenCV ${cores} threads`,
+    "float / OpenCV 1",
+    `float / OpenCV ${cores}`,
+    "deploy / float",
+    "load avg",
+  ];
+  const lines = rows.map((row) => [
+    row.model,
+    String(row.batch),
+    show(row.float),
+    show(row.fakeQuant),
+    show(row.deploy),
+    show(row.opencv1),
+    show(row.opencvAll),
+    show(row.float / row.opencv1),
+    show(row.float / row.opencvAll),
+    show(row.deploy / row.float),
+    row.load.split(" ")[0],
+  ]);
+  return [header, header.map(() => "---"), ...lines].map((cells) => `| ${cells.join(" | ")} |`)
+    .join("\n");
+}
+
+async function main(args: string[]): Promise<number> {
+  const named: string[] = [];
+  let batch = 8;
+  let rounds = 3;
+  let seconds = 0.5;
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--batch") batch = Number(args[++i]);
+    else if (args[i] === "--rounds") rounds = Number(args[++i]);
+    else if (args[i] === "--seconds") seconds = Number(args[++i]);
+    else if (args[i] === "--json") json = true;
+    else if (args[i].startsWith("-")) named.push("?");
+    else named.push(args[i]);
+  }
+  const models = named.length > 0 ? named : listModels();
+  const unknown = models.find((name) => !exists(`${modelFolder(name)}/weights.caffemodel`));
+  if (
+    unknown !== undefined || !Number.isInteger(batch) || batch < 1 ||
+    !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0)
+  ) {
+    if (unknown !== undefined) console.error(`no model "${unknown}" at ${modelFolder(unknown)}`);
+    console.error(`usage: ${USAGE}`);
+    return 2;
+  }
+  const opencv = new OpenCv();
+  const { version, cores } = await opencv.reply() as { version: string; cores: number };
+  const batches = batch === 1 ? [1] : [1, batch];
+  const rows: Row[] = [];
+  try {
+    for (const name of models) {
+      if (!json) console.error(`${name}… (load ${loadAverage()})`);
+      rows.push(...await benchModel(name, opencv, cores, { batches, rounds, seconds }));
+    }
+  } finally {
+    await opencv.close();
+  }
+  if (json) {
+    console.log(JSON.stringify({ opencv: version, cores, rounds, rows }, null, 2));
+    return 0;
+  }
+  console.log(
+    `images/s, medians of ${rounds} interleaved rounds; caffe-quant on one thread; ` +
+      `OpenCV ${version}; ${cores} cores; load average at the start of each row`,
+  );
+  console.log(table(rows, cores));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -5,8 +5,13 @@
  * @module
  */
 
-/** The Chromium binary: `$CHROMIUM`, else Debian's `/usr/bin/chromium`. */
-export const chromiumPath: string = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+import process from "node:process";
+
+/**
+ * The Chromium binary: `$CHROMIUM`, else Debian's `/usr/bin/chromium` (read through
+ * `node:process`, so that scripts bundled for Node can import this module).
+ */
+export const chromiumPath: string = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** Chromium flags: headless in a container, no network of its own, no background services. */
 export const CHROMIUM_ARGS: readonly string[] = [
