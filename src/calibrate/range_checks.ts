@@ -32,9 +32,11 @@ export interface RangeWarning {
   message: string;
 }
 
-/** A number for messages: integers as they are, others with 3 significant digits. */
+/** A number for messages: integers as they are, others with 4 significant digits. */
 function shown(value: number): string {
-  return Number.isInteger(value) ? String(value) : value.toPrecision(3);
+  if (Number.isInteger(value)) return String(value);
+  const size = Math.abs(value);
+  return size >= 1e-3 && size < 1e6 ? String(Number(value.toPrecision(4))) : value.toExponential(3);
 }
 
 /**
