@@ -143,3 +143,49 @@ Deno.test("record: bad calibration options are usage errors", { ignore }, async 
   assert.equal(guessed.code, 2);
   assert.match(guessed.err, /--scale-d and --offset-d set guessed factors/);
 });
+
+Deno.test(
+  "record --config: AMCT's JSON config chooses the layers and the algorithm",
+  { ignore },
+  async () => {
+    const dir = await mkdtemp("/tmp/caffe-quant-record-");
+    const { scaled } = await digitFiles(dir);
+    const config = join(dir, "quant.json");
+    const written = await run(
+      "config",
+      model,
+      weights,
+      "--skip",
+      "ip2",
+      "--algo",
+      "hfmg",
+      "--out",
+      config,
+    );
+    assert.equal(written.code, 0, written.err);
+    const made = await run(
+      "record",
+      model,
+      weights,
+      "--input",
+      `data=${scaled}`,
+      "--config",
+      config,
+      "--out",
+      join(dir, "r.txt"),
+    );
+    assert.equal(made.code, 0, made.err);
+    const rows = made.out.split("\n").filter((line) => /^ {2}(conv|ip)/.test(line));
+    assert.deepEqual(rows.map((row) => row.trim().split(/\s+/).slice(0, 3)), [
+      ["conv1", "data", "hfmg"],
+      ["conv2", "pool1", "hfmg"],
+      ["ip1", "pool2", "hfmg"],
+    ]);
+    const record = await readFile(join(dir, "r.txt"), "utf8");
+    assert.deepEqual([...record.matchAll(/key: "(\w+)"/g)].map((m) => m[1]), [
+      "conv1",
+      "conv2",
+      "ip1",
+    ]);
+  },
+);
