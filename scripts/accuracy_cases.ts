@@ -91,6 +91,9 @@ function transposed(tensor: Tensor): Tensor {
   return { shape: [n, c, w, h], data };
 }
 
+/** scikit-image's colour photos. */
+const PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg"];
+
 const facePhotos = files(`${DLIB}/faces`).filter((path) => !path.endsWith("dogs.jpg"));
 const videoFrames = files(`${DLIB}/video_frames`);
 const faceCrops = readdirSync(`${DLIB}/johns`).sort().flatMap((person) =>
@@ -172,6 +175,33 @@ export const CASES: Case[] = [
         // Every crop is a face: class 1 of prob1.
         evaluation: (await imageSamples(net, every(faceCrops, 2, 1), transform, transposed))
           .map((inputs) => ({ inputs, label: 1 })),
+      };
+    },
+  },
+  {
+    model: "cifar10_quick_v1format",
+    preprocessing: "resize 32×32, RGB (as convert_cifar_data stores CIFAR-10), minus the " +
+      "CIFAR-10 training mean per channel (R 125.3, G 123.0, B 113.9: the mean.binaryproto of " +
+      "its train prototxt is not shipped)",
+    calibrationText: `${every(videoFrames, 8).length} dlib video frames`,
+    evaluationText: `${every(videoFrames, 8, 4).length} other video frames and ${
+      facePhotos.length + PHOTOS.length
+    } photos (dlib faces/, skimage ${PHOTOS.join(", ")})`,
+    async samples(net) {
+      // Mean values are in the net's channel order: R, G, B after --rgb.
+      const transform = {
+        resize: { height: 32, width: 32 },
+        rgb: true,
+        mean: [125.3, 123.0, 113.9],
+      };
+      const evaluation = [
+        ...every(videoFrames, 8, 4),
+        ...facePhotos,
+        ...PHOTOS.map((name) => `${SKIMAGE}/${name}`),
+      ];
+      return {
+        calibration: await imageSamples(net, every(videoFrames, 8), transform),
+        evaluation: (await imageSamples(net, evaluation, transform)).map((inputs) => ({ inputs })),
       };
     },
   },

@@ -65,3 +65,19 @@ Deno.test(
     assert.ok(boxes < 0.7 * randomBoxes, `IFMR ${boxes} vs random ${randomBoxes}`);
   },
 );
+
+Deno.test(
+  "cifar10_quick on photos: real calibration keeps the class decisions, random inputs lose them",
+  {
+    ignore: !photos || !modelNames.includes("cifar10_quick_v1format"),
+  },
+  async () => {
+    const { entry, loaded, data } = await caseData("cifar10_quick_v1format");
+    const agreement = async (method: "ifmr" | "random") =>
+      (await runCase(entry, loaded, data, method)).outputs[0].nets.deploy.top1Agreement!;
+    const ifmr = await agreement("ifmr");
+    const random = await agreement("random");
+    assert.ok(ifmr >= 0.95, `IFMR top-1 agreement ${ifmr}`);
+    assert.ok(random < 0.5, `random top-1 agreement ${random}`);
+  },
+);
