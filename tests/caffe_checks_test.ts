@@ -13,6 +13,7 @@ import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet } from "../src/engine/run.ts";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { LIMITS } from "../src/limits.ts";
+import { main } from "../src/cli.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
@@ -571,3 +572,46 @@ Deno.test("a truncated caffemodel says where the file ends and how long it must 
   const needed = Number(/needs at least (\d+)/.exec(error.message)![1]);
   assert.equal(needed, whole.length);
 });
+
+Deno.test("CLI: record names the prototxt of a BatchNorm with use_global_stats: false; run and inspect warn", async () => {
+  const text = COMPOSITE.replace(
+    'type: "BatchNorm" bottom: "c" top: "c"',
+    'type: "BatchNorm" bottom: "c" top: "c" batch_norm_param { use_global_stats: false }',
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = `${dir}/n.prototxt`;
+    const weights = `${dir}/w.caffemodel`;
+    await Deno.writeTextFile(model, text);
+    await Deno.writeFile(weights, weightsFor(text, compositeBlobs()));
+    const { line } = placeOf(text, 'name: "bn"');
+    for (const extra of [[], ["--calibrate", "1"]]) {
+      const record = await cli("record", model, weights, ...extra);
+      assert.equal(record.code, 2, record.err);
+      assert.ok(
+        record.err.includes(`error[BN_NOT_GLOBAL_STATS] ${model}:${line}:`),
+        `${extra.join(" ")}: ${record.err}`,
+      );
+    }
+    const inspected = await cli("inspect", model, weights);
+    assert.equal(inspected.code, 0, inspected.err);
+    assert.match(inspected.out, /warning: BatchNorm "bn" .*use_global_stats: false/);
+    const ran = await cli("run", model, weights, "--out", `${dir}/out`);
+    assert.equal(ran.code, 0, ran.err);
+    assert.match(ran.err, /warning: BatchNorm "bn" .*use_global_stats: false/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Runs the command line in-process and captures what it prints. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await main(argv, {
+    out: (t) => void (out += t),
+    err: (t) => void (err += t),
+    isTerminal: false,
+  });
+  return { code, out, err };
+}

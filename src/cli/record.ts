@@ -79,36 +79,47 @@ export const recordCommand: Command = {
     const out = args.options.get("out")?.at(-1);
     // The summary goes where the record does not.
     const say = out === undefined ? io.err : io.out;
-    let text: string;
-    if (data !== undefined || seeded > 0) {
-      if (args.options.has("scale-d") || args.options.has("offset-d")) {
-        throw new ConvertError(
-          "USAGE",
-          "--scale-d and --offset-d set guessed factors: they do not go with calibration samples",
-        );
+    /** The record: calibrated on samples, else from the weights with guessed factors. */
+    async function recordText(): Promise<string> {
+      if (data !== undefined || seeded > 0) {
+        if (args.options.has("scale-d") || args.options.has("offset-d")) {
+          throw new ConvertError(
+            "USAGE",
+            "--scale-d and --offset-d set guessed factors: they do not go with calibration samples",
+          );
+        }
+        const seed = integerOption(args, "seed", 0);
+        const samples = data !== undefined
+          ? sampleInputs(data)
+          : () => seededSamples(net, seed, seeded);
+        const source = data !== undefined ? data.description : "seeded random inputs (--calibrate)";
+        const progress = calibrationProgress(io);
+        try {
+          const result = await calibrate(net, samples, {
+            config: await calibrationConfig(args, net),
+            onProgress: progress.onProgress,
+          });
+          say(calibrationSummary(net, result, source));
+          return result.record;
+        } finally {
+          progress.done();
+        }
       }
-      const seed = integerOption(args, "seed", 0);
-      const samples = data !== undefined
-        ? sampleInputs(data)
-        : () => seededSamples(net, seed, seeded);
-      const source = data !== undefined ? data.description : "seeded random inputs (--calibrate)";
-      const progress = calibrationProgress(io);
-      try {
-        const result = await calibrate(net, samples, {
-          config: await calibrationConfig(args, net),
-          onProgress: progress.onProgress,
-        });
-        text = result.record;
-        say(calibrationSummary(net, result, source));
-      } finally {
-        progress.done();
-      }
-    } else {
-      text = await makeRecord(net, {
+      return await makeRecord(net, {
         scaleD: numberOption(args, "scale-d"),
         offsetD: numberOption(args, "offset-d"),
         perTensor: args.flags.has("per-tensor"),
+        files: { model: modelFile, weights: weightsFile },
       });
+    }
+    let text: string;
+    try {
+      text = await recordText();
+    } catch (error) {
+      // Fusion knows the BatchNorm's line, not the file it is in: the model file.
+      throw error instanceof ConvertError && error.code === "BN_NOT_GLOBAL_STATS"
+        ? error.inFile(modelFile)
+        : error;
     }
     if (data === undefined) io.err(guessWarning(seeded));
     if (out === undefined) {
