@@ -2,6 +2,8 @@
  * caffe-quant's in-memory API: no file system, so it runs in browsers, Web Workers and edge
  * functions as well as in Deno and Node. `mod.ts` re-exports all of it and adds file access.
  *
+ * Documentation (formats, arithmetic, layer wiring, error codes, calibration): docs/README.md.
+ *
  * @example
  * ```ts ignore
  * import { convert } from "./core.ts";

@@ -3,6 +3,8 @@
  * `convert_model` does, in TypeScript and WebAssembly. This entry adds file access (Deno, Node)
  * to the in-memory API of `core.ts`.
  *
+ * Documentation (formats, arithmetic, layer wiring, error codes, calibration): docs/README.md.
+ *
  * @example
  * ```ts ignore
  * import { convertModel } from "./mod.ts";

@@ -7,7 +7,10 @@
 
 import { printable } from "./printable.ts";
 
-/** Stable error codes. Scripts may match on them; they never change meaning. */
+/**
+ * Stable error codes with a one-line description each. Scripts may match on them; they never
+ * change meaning. docs/errors.md says for each what it means and what to do.
+ */
 export const ERROR_CODES = {
   // Protobuf text format (prototxt, record file).
   TEXT_SYNTAX: "syntax error in a protobuf text file",
