@@ -123,17 +123,30 @@ function option(args: string[], name: string): string | undefined {
   return index < 0 ? undefined : args[index + 1];
 }
 
+/** The parent of process `pid` where /proc tells it (Linux), else undefined. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Stops the server once the process that started it is gone. Stopping `npm run web` with
  * SIGTERM ends npm and its shell but not this process (the shell does not pass the signal on),
- * which would otherwise keep listening as an orphan.
+ * which would otherwise keep listening as an orphan. When npm did not run deno's install script
+ * (`--ignore-scripts`, or npm enforcing `allowScripts`), `deno` is a Node wrapper that runs
+ * this process and outlives the shell too: so the parent's parent is watched as well.
  */
 function stopWithParent(server: Deno.HttpServer): void {
   const parent = Deno.ppid;
+  const grandparent = parentOf(parent);
   const timer = setInterval(() => {
-    if (Deno.ppid === parent) return;
+    if (Deno.ppid === parent && parentOf(parent) === grandparent) return;
     clearInterval(timer);
-    console.log("caffe-quant page: the parent process is gone, stopping");
+    console.log("caffe-quant page: the process that started it is gone, stopping");
     server.shutdown();
   }, 250);
 }
