@@ -417,6 +417,31 @@ Deno.test("InnerProduct: an input whose row count differs from the weights' K is
   assert.equal(fits.outputs.get("fc")?.shape.join(), "2,5");
 });
 
+Deno.test("simulator: a layer with no bottom, an Eltwise of one, a Flatten ending before it starts: BAD_INPUT", async () => {
+  const header = 'input: "data"\ninput_shape { dim: 2 dim: 3 dim: 4 }\n';
+  // Concat, Slice, Eltwise, Scale and Bias without bottoms threw a TypeError before.
+  for (const type of ["Concat", "Slice", "Eltwise", "Scale", "Bias"]) {
+    const text = header + `layer { name: "x" type: "${type}" top: "y" }\n`;
+    await assert.rejects(
+      runNet(readPrototxt(text)),
+      (error) => checkError(error, { code: "BAD_INPUT", layer: "x", parts: ["no bottom"] }),
+      type,
+    );
+  }
+  const one = header + 'layer { name: "e" type: "Eltwise" bottom: "data" top: "y" }\n';
+  await assert.rejects(
+    runNet(readPrototxt(one)),
+    (error) => checkError(error, { code: "BAD_INPUT", layer: "e", parts: ["at least 2"] }),
+  );
+  // axis 2, end_axis 0 of [2, 3, 4] gave the shape [2, 3, 1, 3, 4] for 24 values.
+  const flatten = header +
+    'layer { name: "f" type: "Flatten" bottom: "data" top: "y" flatten_param { axis: 2 end_axis: 0 } }\n';
+  await assert.rejects(
+    runNet(readPrototxt(flatten)),
+    (error) => checkError(error, { code: "BAD_INPUT", layer: "f", parts: ["end_axis 0"] }),
+  );
+});
+
 // ---------------------------------------------------------------------------------------------
 // Items 16–18: resources
 

@@ -71,6 +71,9 @@ function eltwise(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   if (operation !== "SUM" && operation !== "PROD" && operation !== "MAX") {
     throw badInput(layer, `unknown operation ${operation}`);
   }
+  if (bottoms.length < 2) {
+    throw badInput(layer, `Eltwise needs at least 2 bottoms, got ${bottoms.length}`);
+  }
   const shape = bottoms[0].tensor.shape;
   for (const { tensor } of bottoms) {
     if (shapeText(tensor.shape) !== shapeText(shape)) {

@@ -207,6 +207,10 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
         NOT_SIMULATED[layer.type] ?? `layer type "${layer.type}" is not simulated`,
       );
     }
+    if (layer.bottoms.length === 0 && layer.type !== "Input") {
+      // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
+      throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
+    }
     const bottoms = substituted(layer, layer.bottoms.map((name) => values.get(name)!), options);
     const problem = domainProblem(layer, bottoms, layer.bottoms);
     if (problem !== undefined) return skip(layer, problem);

@@ -137,6 +137,12 @@ function flatten(layer: Layer, value: Value): Value {
     numberParam(layer, "flatten_param", "end_axis", -1),
     shape.length,
   );
+  if (end < start) {
+    throw badInput(
+      layer,
+      `end_axis ${end} comes before axis ${start} of input ${shapeText(shape)}`,
+    );
+  }
   return reshaped(value, [
     ...shape.slice(0, start),
     product(shape.slice(start, end + 1)),
