@@ -25,7 +25,7 @@ import {
   calibrationConfig,
   calibrationSummary,
 } from "./calibration.ts";
-import { type Command, loadModelFiles, type Output, shownPath } from "./common.ts";
+import { type Command, integerOption, loadModelFiles, type Output, shownPath } from "./common.ts";
 import { formatConvertReport } from "./convert.ts";
 import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
 import { durationText, statusLine } from "./progress.ts";
@@ -52,13 +52,13 @@ interface DataSplit {
   description: string;
 }
 
-/** The samples of a stream as evaluation samples, each also handed to `first` (which keeps a few). */
+/** The samples of a stream as evaluation samples, each also shown to `onEvaluated`. */
 async function* evaluationSamples(
   samples: AsyncIterator<DataSample> | Iterator<DataSample>,
-  first: (sample: DataSample) => void,
+  onEvaluated: (sample: DataSample) => void,
 ): AsyncIterable<EvaluationSample> {
   for (let next = await samples.next(); !next.done; next = await samples.next()) {
-    first(next.value);
+    onEvaluated(next.value);
     yield { inputs: next.value.inputs, label: next.value.label };
   }
 }
@@ -72,14 +72,10 @@ async function splitData(
   args: ParsedArgs,
   net: Net,
   io: Output,
-  onFirst: (sample: DataSample) => void,
+  onEvaluated: (sample: DataSample) => void,
 ): Promise<DataSplit> {
   const evalData = args.options.get("eval-data");
-  const limitText = args.options.get("samples")?.at(-1);
-  const limit = limitText === undefined ? undefined : Number(limitText);
-  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
-    throw new ConvertError("USAGE", `--samples needs a whole number >= 1, not "${limitText}"`);
-  }
+  const limit = args.options.has("samples") ? integerOption(args, "samples", 0, 1) : undefined;
   const given = await dataSamples(withOptions(args, { samples: undefined }), net);
   if (given === undefined) {
     throw new ConvertError(
@@ -105,7 +101,7 @@ async function splitData(
     return {
       calibration,
       calibrationSource: given.description,
-      evaluation: evaluationSamples(evaluation!.open()[Symbol.asyncIterator](), onFirst),
+      evaluation: evaluationSamples(evaluation!.open()[Symbol.asyncIterator](), onEvaluated),
       description: `calibration: ${calibration.length} samples of ${given.description}; ` +
         `evaluation: ${evaluation!.description}`,
     };
@@ -132,7 +128,7 @@ async function splitData(
   return {
     calibration: all.slice(0, count).map((sample) => sample.inputs),
     calibrationSource: given.description,
-    evaluation: evaluationSamples(rest.values(), onFirst),
+    evaluation: evaluationSamples(rest.values(), onEvaluated),
     evaluationCount: rest.length,
     description: `calibration: first ${count} samples of ${given.description}; ` +
       `evaluation: the other ${rest.length}`,
