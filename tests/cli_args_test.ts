@@ -13,7 +13,7 @@ import { modelFile, modelNames } from "./_models.ts";
 const SPEC = {
   positionals: ["model_file", "save_path"],
   flags: ["json"],
-  options: ["samples", "out", "offset-d"],
+  options: ["samples", "out", "offset-d", "input"],
 };
 
 /** Asserts that `action` throws a USAGE error whose message matches `pattern`. */
@@ -112,4 +112,14 @@ Deno.test("record --calibrate= and compare --samples 0 are USAGE errors naming t
   const compare = await run("compare", model, weights, model, weights, "--samples", "0");
   assert.equal(compare.code, 2);
   assert.match(compare.err, /error\[USAGE\] --samples needs a whole number >= 1, not "0"/);
+});
+
+Deno.test("parseArgs: an option given twice is refused unless it names several things", () => {
+  assertUsage(
+    () => parseArgs(["m", "s", "--out", "a", "--out=b"], SPEC, "u"),
+    /--out is given twice \(a, b\): give it once/,
+  );
+  assertUsage(() => parseArgs(["m", "s", "--samples=1", "--samples=2"], SPEC, "u"), /--samples/);
+  const inputs = parseArgs(["m", "s", "--input", "x=a.npy", "--input", "x=b.npy"], SPEC, "u");
+  assert.deepEqual(inputs.options.get("input"), ["x=a.npy", "x=b.npy"]);
 });

@@ -138,7 +138,7 @@ Deno.test(
       [["--mean", "1,2"], /--mean needs one value or three/],
       [["--scale", "big"], /--scale needs a number/],
       [["--samples", "0"], /--samples needs a whole number >= 1/],
-      [["--resize", "28x28", "--resize", "32x32"], /--resize is given 2 times/],
+      [["--resize", "28x28", "--resize", "32x32"], /--resize is given twice/],
     ];
     const cases = dataCases.map(([options, message]): [string[], RegExp] => [
       ["--data", image, "--gray", ...options],

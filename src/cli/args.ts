@@ -1,12 +1,19 @@
 /**
  * A small argument parser for the command line: positionals, boolean flags and valued options
- * (`--name value` or `--name=value`, repeatable), with usage errors as {@linkcode ConvertError}.
+ * (`--name value` or `--name=value`; a few of them repeatable), with usage errors as
+ * {@linkcode ConvertError}.
  *
  * @module
  */
 
 import { ConvertError } from "../errors.ts";
 import { printable } from "../printable.ts";
+
+/**
+ * The options that name several things and may be repeated (`--input a=x.npy --input b=y.npy`);
+ * any other option given twice is a usage error, so that no value is dropped silently.
+ */
+const REPEATABLE = new Set(["input", "data", "eval-data", "skip"]);
 
 /** What a command accepts. */
 export interface ArgSpec {
@@ -34,8 +41,8 @@ export interface ParsedArgs {
  * Parses `argv` (the words after the command name) against `spec`. Every word after `--` is a
  * positional (so a path may start with `-`); before it, a word starting with `-` is an option.
  * An option's value is the next word, which must not start with `--` (write `--name=--x` for
- * that). Empty values, empty positionals, flags given a value and unknown options are `USAGE`
- * errors naming the option or argument.
+ * that). Empty values, empty positionals, flags given a value, unknown options and a
+ * non-repeatable option given twice are `USAGE` errors naming the option or argument.
  */
 export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedArgs {
   const words: string[] = [];
@@ -69,7 +76,11 @@ export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedA
         throw fail(`--${name} needs a value`);
       }
       if (value === "") throw fail(`--${name} needs a value, not an empty one`);
-      options.set(name, [...(options.get(name) ?? []), value]);
+      const earlier = options.get(name) ?? [];
+      if (earlier.length > 0 && !REPEATABLE.has(name)) {
+        throw fail(`--${name} is given twice (${earlier[0]}, ${value}): give it once`);
+      }
+      options.set(name, [...earlier, value]);
     } else {
       throw fail(`unknown option --${name}`);
     }

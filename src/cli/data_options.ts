@@ -58,13 +58,9 @@ function usage(option: string, message: string): ConvertError {
   return new ConvertError("USAGE", `--${option} ${message}`);
 }
 
-/** The value of a single-valued option; given twice, a USAGE error (nothing is dropped silently). */
+/** The value of a single-valued option (parseArgs refuses one given twice). */
 function last(args: ParsedArgs, name: string): string | undefined {
-  const values = args.options.get(name) ?? [];
-  if (values.length > 1) {
-    throw usage(name, `is given ${values.length} times (${values.join(", ")}): give it once`);
-  }
-  return values[0];
+  return args.options.get(name)?.[0];
 }
 
 /** A finite number, or a USAGE error naming the option. */
