@@ -19,10 +19,8 @@ import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
 import { defaultCalibrationConfig } from "../src/calibrate/config.ts";
 import { readSamples } from "../src/data/samples.ts";
 import type { Transform } from "../src/data/transform.ts";
-import type { OutputTask } from "../src/engine/compare.ts";
 import type { AccuracyReport, EvaluationSample } from "../src/engine/evaluate.ts";
 import { seededInputs } from "../src/engine/inputs.ts";
-import type { ClassLayout } from "../src/engine/metrics.ts";
 import type { Tensor } from "../src/engine/tensor.ts";
 import { sampleFiles } from "../src/io/sample_files.ts";
 import { quantize } from "../src/pipeline/quantize.ts";
@@ -60,8 +58,6 @@ export interface Case {
   samples(
     net: Net,
   ): Promise<{ calibration: Map<string, Tensor>[]; evaluation: EvaluationSample[] }>;
-  /** Output tasks the net does not say itself. */
-  tasks?: Map<string, { task: OutputTask; layout?: ClassLayout }>;
 }
 
 /** The samples of image files, preprocessed by `transform`, optionally changed by `adapt`. */
@@ -105,7 +101,6 @@ function detectorCase(
   model: string,
   transform: Transform,
   preprocessing: string,
-  tasks?: Case["tasks"],
 ): Case {
   const calibration = [...every(videoFrames, 8), ...every(facePhotos, 2, 0)];
   const evaluation = [...every(facePhotos, 2, 1), `${SKIMAGE}/astronaut.png`];
@@ -122,7 +117,6 @@ function detectorCase(
         evaluation: (await imageSamples(net, evaluation, transform)).map((inputs) => ({ inputs })),
       };
     },
-    tasks,
   };
 }
 
@@ -155,7 +149,6 @@ export const CASES: Case[] = [
     "yufacedetect_v1",
     { resize: { height: 240, width: 320 }, mean: [104, 117, 123] },
     "resize 320×240, BGR, mean 104, 117, 123 (its train prototxt)",
-    new Map([["mbox_conf_flatten", { task: "detector", layout: { classes: 2, inner: 1 } }]]),
   ),
   {
     model: "mtcnn_onet",
@@ -251,7 +244,6 @@ export async function runCase(
     calibration,
     evaluation: data.evaluation,
     config: defaultCalibrationConfig(net, { activation: { algorithm } }),
-    tasks: entry.tasks,
   });
   return result.accuracy!;
 }

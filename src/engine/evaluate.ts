@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Net } from "../caffe/net.ts";
+import type { Layer, Net } from "../caffe/net.ts";
 import { engineKernels } from "../wasm/engine.ts";
 import { type OutputTask, outputTask, softmaxLayout } from "./compare.ts";
 import {
@@ -26,6 +26,7 @@ import {
   topKCorrect,
 } from "./metrics.ts";
 import { runNet, type Tensor } from "./run.ts";
+import { product } from "./tensor.ts";
 
 /** One evaluation sample: a tensor per net input (batch 1) and, when known, its true class. */
 export interface EvaluationSample {
@@ -101,11 +102,6 @@ export interface EvaluateOptions {
   thresholds?: Partial<Thresholds>;
   /** Called after each sample with the samples done. */
   onProgress?: (samples: number) => void;
-  /**
-   * What some outputs are, by blob, where the net does not say it (e.g. detector scores
-   * flattened after their Softmax: `{ task: "detector", layout: { classes: 2, inner: 1 } }`).
-   */
-  tasks?: Map<string, { task: OutputTask; layout?: ClassLayout }>;
 }
 
 /** Running sums of one net on one output. */
@@ -139,6 +135,39 @@ function emptyNetTotals(): NetTotals {
     kept: 0,
     either: 0,
   };
+}
+
+/** What an output is and how its classes are laid out. */
+interface OutputKind {
+  task: OutputTask;
+  layout?: ClassLayout;
+}
+
+/**
+ * The kind of output `blob` (shape `shape`) of `net`, as `compareNets` classifies outputs; and
+ * scores flattened or reshaped after a Softmax over their last axis (SSD's `mbox_conf_flatten`)
+ * keep the Softmax's classes (`softmaxShapes`: each Softmax top's shape).
+ */
+function outputKind(
+  net: Net,
+  blob: string,
+  shape: number[],
+  softmaxShapes: Map<string, number[]>,
+): OutputKind {
+  const writer = writerOf(net, blob);
+  if (writer?.type === "Flatten" || writer?.type === "Reshape") {
+    const source = writer.bottoms[0];
+    const scores = softmaxShapes.get(source);
+    const layout = scores && softmaxLayout(writerOf(net, source), scores);
+    if (layout !== undefined && layout.inner === 1) {
+      const positions = product(shape.slice(1)) / layout.classes;
+      return {
+        task: positions === 1 ? "classifier" : "detector",
+        layout: { classes: layout.classes, inner: 1 },
+      };
+    }
+  }
+  return { task: outputTask(writer, shape), layout: softmaxLayout(writer, shape) };
 }
 
 /** The last layer of `net` writing `blob`. */
@@ -175,10 +204,17 @@ export async function evaluateAccuracy(
   const totals = new Map<string, OutputTotals>();
   let count = 0;
   let labelled = 0;
+  const softmaxShapes = new Map<string, number[]>();
+  const noteSoftmax = (layer: Layer, tops: readonly Tensor[]) => {
+    if (layer.type === "Softmax") softmaxShapes.set(layer.tops[0], tops[0].shape);
+  };
   for await (const sample of samples) {
     const outputs = {} as Record<EvaluatedNet, Map<string, Tensor>>;
     for (const name of NETS) {
-      const result = await runNet(nets[name], { inputs: sample.inputs });
+      const result = await runNet(nets[name], {
+        inputs: sample.inputs,
+        written: name === "float" && count === 0 ? noteSoftmax : undefined,
+      });
       outputs[name] = new Map(
         [...result.outputs].filter(([blob]) => !result.deployBlobs.has(blob)),
       );
@@ -190,11 +226,8 @@ export async function evaluateAccuracy(
       if (others.some((tensor) => tensor?.shape.join() !== reference.shape.join())) continue;
       let entry = totals.get(blob);
       if (entry === undefined) {
-        const writer = writerOf(nets.float, blob);
-        const given = options.tasks?.get(blob);
         entry = {
-          task: given?.task ?? outputTask(writer, reference.shape),
-          layout: given === undefined ? softmaxLayout(writer, reference.shape) : given.layout,
+          ...outputKind(nets.float, blob, reference.shape, softmaxShapes),
           shape: reference.shape,
           labelledRows: 0,
           rows: 0,

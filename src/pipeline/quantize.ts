@@ -17,7 +17,6 @@ import type { CalibrationConfig } from "../calibrate/config.ts";
 import {
   type AccuracyReport,
   evaluateAccuracy,
-  type EvaluateOptions,
   type EvaluationSample,
 } from "../engine/evaluate.ts";
 import type { Thresholds } from "../engine/metrics.ts";
@@ -55,8 +54,6 @@ export interface QuantizeInput {
   batchSize?: number;
   /** Verdict thresholds of the accuracy report. */
   thresholds?: Partial<Thresholds>;
-  /** What some outputs are, where the net does not say it (see `EvaluateOptions.tasks`). */
-  tasks?: EvaluateOptions["tasks"];
   /** Names of the inputs, for errors. */
   files?: InputFiles;
   /** Called as each step progresses. */
@@ -120,7 +117,6 @@ export async function quantize(input: QuantizeInput): Promise<QuantizeOutput> {
     };
     output.accuracy = await evaluateAccuracy(nets, input.evaluation, {
       thresholds: input.thresholds,
-      tasks: input.tasks,
       onProgress: onProgress &&
         ((samples) =>
           onProgress({ step: "evaluate", samples, totalSamples: input.evaluationCount })),
