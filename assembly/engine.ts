@@ -24,6 +24,7 @@ export {
 } from "./engine/elementwise";
 export { lrnAcrossChannels, normalize, permute, softmax } from "./engine/channel";
 export { agreement, range } from "./engine/stats";
+export { gemmScratchBytes, setGemmScratch } from "./engine/gemm";
 export {
   int32ToFloat,
   quantize,

@@ -280,6 +280,8 @@ interface EngineExports {
   int32ToFloat(x: number, count: number, y: number): void;
   agreement(a: number, b: number, count: number, out: number): void;
   range(x: number, count: number, out: number): void;
+  gemmScratchBytes(rows: number): number;
+  setGemmScratch(at: number): void;
 }
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
@@ -379,6 +381,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (integer) kernels.int32ToFloat(at, count, at);
     return wasm.copyOut(Float32Array, at, count);
   };
+  /** Gives the integer matrix products their packing scratch for `rows` rows of A. */
+  const gemmScratchIn = (rows: number) =>
+    kernels.setGemmScratch(wasm.alloc(kernels.gemmScratchBytes(rows)));
   /** Copies a window in as assembly/engine/window.ts lays it out. */
   const geometryIn = (window: Window2d) =>
     wasm.copyIn(
@@ -410,6 +415,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
     const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
     const colAt = wasm.alloc(depth * bandRows * rowWidth * 4);
+    if (integer) gemmScratchIn(transposed ? depth : outputs / groups);
     const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
     if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
@@ -460,6 +466,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const outCount = args.rows * args.outputs;
       const yAt = wasm.alloc(outCount * 4);
       const { rows, depth, transposed, outputs } = args;
+      if (integer) gemmScratchIn(rows);
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt, integer);
       return resultOut(yAt, outCount, integer);
     },
