@@ -118,8 +118,10 @@ export function readBlobProto(
 function checkLayerCount(bytes: Uint8Array): void {
   const reader = new WireReader(bytes);
   let layers = 0;
+  let others = 0;
   try {
-    while (!reader.done) {
+    // Past the limit of other fields, the full read fails at once: no need to scan further.
+    while (!reader.done && others <= LIMITS.fieldsPerMessage) {
       const tag = reader.tag();
       const start = reader.tagAt;
       if (
@@ -132,6 +134,8 @@ function checkLayerCount(bytes: Uint8Array): void {
             { offset: start },
           );
         }
+      } else {
+        others++;
       }
       reader.skip(tag, 0);
     }
