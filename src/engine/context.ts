@@ -22,6 +22,11 @@ export interface RunContext {
   layerNamed(name: string): Layer | undefined;
   /** The input tensors of the run, by blob name (Input layers read theirs here). */
   inputs: Map<string, Tensor>;
+  /**
+   * The negative slope of the in-place ReLU that directly follows `layer` and that the run lets
+   * it apply itself (no callback needs the value between the two), or undefined.
+   */
+  fusedReLU(layer: Layer): number | undefined;
 }
 
 /** One layer type's implementation. */

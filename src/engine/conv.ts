@@ -121,6 +121,7 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
   const args = {
     x: input.tensor.data,
     offsetD,
+    reluSlope: transposed || offsetD !== undefined ? undefined : context.fusedReLU(layer),
     shape,
     weights,
     bias,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { numberParam } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
 import { engineKernels } from "../wasm/engine.ts";
@@ -163,12 +164,21 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const inputs = runInputs(net, options.inputs, options.seed ?? 0);
   const keepAll = options.keepAll ?? false;
   const byName = new Map(net.layers.map((layer) => [layer.name, layer]));
+  const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
+    options.substitute !== undefined;
+  const fusions = hooked ? new Map<Layer, number>() : reluFusions(net);
+  const fusedInto = new Set<Layer>();
   const context: RunContext = {
     kernels,
     quantKernels: quant,
     net,
     layerNamed: (name) => byName.get(name),
     inputs,
+    fusedReLU(layer) {
+      const slope = fusions.get(layer);
+      if (slope !== undefined) fusedInto.add(layer);
+      return slope;
+    },
   };
   const values = new Map<string, Value>();
   const skippedProducer = new Map<string, string>();
@@ -188,6 +198,8 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     }
   };
   net.layers.forEach((layer, index) => {
+    // The in-place ReLU its Convolution applied already (reluFusions).
+    if (index > 0 && fusedInto.has(net.layers[index - 1])) return;
     const missing = layer.bottoms.find((name) => !values.has(name));
     if (missing !== undefined) {
       const producer = skippedProducer.get(missing);
@@ -250,6 +262,23 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     skipped,
     deployBlobs,
   };
+}
+
+/**
+ * Convolutions whose single top an in-place ReLU rewrites right after them, with that ReLU's
+ * negative slope: the convolution may apply the ReLU itself (one pass less, one copy less).
+ */
+function reluFusions(net: Net): Map<Layer, number> {
+  const fusions = new Map<Layer, number>();
+  net.layers.forEach((layer, index) => {
+    const next = net.layers[index + 1];
+    if (layer.type !== "Convolution" || layer.tops.length !== 1 || next?.type !== "ReLU") return;
+    const top = layer.tops[0];
+    const inPlace = next.bottoms.length === 1 && next.tops.length === 1 &&
+      next.bottoms[0] === top && next.tops[0] === top;
+    if (inPlace) fusions.set(layer, numberParam(next, "relu_param", "negative_slope", 0));
+  });
+  return fusions;
 }
 
 /**

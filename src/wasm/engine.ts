@@ -52,6 +52,11 @@ export interface ConvolutionArgs extends KernelInput {
   window: Window2d;
   /** Output height and width. */
   outSize: [number, number];
+  /**
+   * Float form only: a ReLU with this negative slope applied to the output (bias included), in
+   * place of a separate ReLU layer.
+   */
+  reluSlope?: number;
 }
 
 /** Arguments of an InnerProduct: y[rows, outputs] = x[rows, depth] W^T + bias. */
@@ -420,6 +425,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
     if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
     else kernels.convolution(...shared, colAt, yAt, integer);
+    if (args.reluSlope !== undefined) {
+      if (integer) throw new RangeError("the integer form has no fused ReLU");
+      kernels.relu(yAt, outCount, args.reluSlope, yAt);
+    }
     return resultOut(yAt, outCount, integer);
   };
 

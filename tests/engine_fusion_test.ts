@@ -1,0 +1,93 @@
+// A Convolution followed by an in-place ReLU applies the ReLU itself when no callback needs the
+// value between the two (src/engine/run.ts reluFusions): the results equal plain loops computed
+// here, with and without callbacks, for slope 0 and a leaky slope, and a ReLU that is not in place.
+
+import assert from "node:assert/strict";
+import { readPrototxt } from "../src/caffe/prototxt.ts";
+import { runNet, type Tensor } from "../src/engine/run.ts";
+
+/** Uniform floats in [-1, 1) from a 32-bit LCG (test data only). */
+function randomValues(count: number, seed: number): Float32Array {
+  let state = (seed * 2654435761) >>> 0;
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[i] = state / 2 ** 31 - 1;
+  }
+  return values;
+}
+
+const [C, H, W, O] = [3, 6, 5, 4];
+
+/** 3x3 convolution, pad 1, then ReLU with `slope`, in float64. */
+function expected(x: Float32Array, w: Float32Array, b: Float32Array, slope: number): number[] {
+  const y: number[] = [];
+  for (let o = 0; o < O; o++) {
+    for (let i = 0; i < H; i++) {
+      for (let j = 0; j < W; j++) {
+        let sum = b[o];
+        for (let c = 0; c < C; c++) {
+          for (let a = 0; a < 3; a++) {
+            for (let d = 0; d < 3; d++) {
+              const [ih, iw] = [i - 1 + a, j - 1 + d];
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+              sum += w[((o * C + c) * 3 + a) * 3 + d] * x[(c * H + ih) * W + iw];
+            }
+          }
+        }
+        y.push(sum > 0 ? sum : sum * slope);
+      }
+    }
+  }
+  return y;
+}
+
+function net(reluText: string) {
+  const parsed = readPrototxt(`input: "x" input_shape { dim: 1 dim: ${C} dim: ${H} dim: ${W} }
+layer { name: "conv" type: "Convolution" bottom: "x" top: "conv"
+  convolution_param { num_output: ${O} kernel_size: 3 pad: 1 } }
+layer { name: "relu" type: "ReLU" ${reluText} }`);
+  parsed.layers[0].blobs = [
+    { shape: [O, C, 3, 3], data: randomValues(O * C * 9, 2) },
+    { shape: [O], data: randomValues(O, 3) },
+  ];
+  return parsed;
+}
+
+function assertClose(actual: Tensor, wanted: number[]): void {
+  assert.deepEqual(actual.shape, [1, O, H, W]);
+  actual.data.forEach((value, i) => assert.ok(Math.abs(value - wanted[i]) < 1e-5, `at ${i}`));
+}
+
+for (const slope of [0, 0.1]) {
+  Deno.test(`Convolution + in-place ReLU (slope ${slope}): fused and with callbacks`, async () => {
+    const x = randomValues(C * H * W, 1);
+    const text = `bottom: "conv" top: "conv" relu_param { negative_slope: ${slope} }`;
+    const model = net(text);
+    const [w, b] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+    const want = expected(x, w, b, slope);
+    const inputs = new Map([["x", { shape: [1, C, H, W], data: x }]]);
+    const fused = await runNet(model, { inputs });
+    assertClose(fused.outputs.get("conv")!, want);
+    const seen: string[] = [];
+    const hooked = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
+    assertClose(hooked.outputs.get("conv")!, want);
+    assert.deepEqual(seen, ["conv", "relu"]);
+  });
+}
+
+Deno.test("Convolution + ReLU into another blob: both values kept", async () => {
+  const x = randomValues(C * H * W, 4);
+  const model = net(`bottom: "conv" top: "act"`);
+  const [w, b] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const result = await runNet(model, {
+    inputs: new Map([["x", { shape: [1, C, H, W], data: x }]]),
+  });
+  assertClose(result.outputs.get("act")!, expected(x, w, b, 0));
+  const raw = expected(x, w, b, 1);
+  const keep = await runNet(model, {
+    inputs: new Map([["x", { shape: [1, C, H, W], data: x }]]),
+    keepAll: true,
+  });
+  assertClose(keep.blobs.get("conv")!, raw);
+});
