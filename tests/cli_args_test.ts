@@ -7,6 +7,7 @@ import { main } from "../src/cli.ts";
 import { parseArgs } from "../src/cli/args.ts";
 import type { Output } from "../src/cli/commands.ts";
 import { integerOption, numberOption } from "../src/cli/common.ts";
+import { DATA_FLAGS, DATA_OPTIONS, transformFromArgs } from "../src/cli/data_options.ts";
 import { ConvertError } from "../src/errors.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
@@ -122,4 +123,28 @@ Deno.test("parseArgs: an option given twice is refused unless it names several t
   assertUsage(() => parseArgs(["m", "s", "--samples=1", "--samples=2"], SPEC, "u"), /--samples/);
   const inputs = parseArgs(["m", "s", "--input", "x=a.npy", "--input", "x=b.npy"], SPEC, "u");
   assert.deepEqual(inputs.options.get("input"), ["x=a.npy", "x=b.npy"]);
+});
+
+Deno.test("data options read their numbers as the other options do: decimal only", async () => {
+  const spec = { positionals: [], flags: DATA_FLAGS, options: DATA_OPTIONS };
+  const transform = (...argv: string[]) => transformFromArgs(parseArgs(argv, spec, "u"));
+  for (
+    const [argv, pattern] of [
+      [["--scale", "0x10"], /--scale needs a number, not "0x10"/],
+      [["--scale", "Infinity"], /--scale needs a number/],
+      [["--crop", "1e2"], /--crop needs a whole number >= 1, not "1e2"/],
+      [["--crop", "0"], /--crop needs a whole number >= 1/],
+      [["--mean", "104,0x75,123"], /--mean needs a number, not "0x75"/],
+    ] as const
+  ) {
+    await assert.rejects(
+      transform(...argv),
+      (error: unknown) =>
+        error instanceof ConvertError && error.code === "USAGE" && pattern.test(error.message),
+      argv.join(" "),
+    );
+  }
+  const { transform: read } = await transform("--mean", "104, 117.5, 123", "--scale", ".5");
+  assert.deepEqual(read.mean, [104, 117.5, 123]);
+  assert.equal(read.scale, 0.5);
 });

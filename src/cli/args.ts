@@ -99,3 +99,31 @@ export function parseArgs(argv: string[], spec: ArgSpec, usage: string): ParsedA
   });
   return { positionals, flags, options };
 }
+
+/**
+ * `text`, the value of `--option`, as a whole number of at least `min`: decimal digits only
+ * (no sign, exponent, hex or spaces), else a `USAGE` error naming the option.
+ */
+export function wholeNumberValue(option: string, text: string, min = 0): number {
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConvertError(
+      "USAGE",
+      `--${option} needs a whole number >= ${min}, not "${printable(text)}"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * `text`, the value of `--option`, as a finite number in decimal notation (`-0.5`, `.5`,
+ * `1e-3`; no hex, `Infinity` or spaces), else a `USAGE` error naming the option.
+ */
+export function numberValue(option: string, text: string): number {
+  const decimal = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(text);
+  const value = decimal ? Number(text) : NaN;
+  if (!Number.isFinite(value)) {
+    throw new ConvertError("USAGE", `--${option} needs a number, not "${printable(text)}"`);
+  }
+  return value;
+}

@@ -8,10 +8,8 @@
 import { isAbsolute, relative } from "node:path";
 import { loadNet } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
-import { ConvertError } from "../errors.ts";
 import { readInput, readInputText } from "../io/files.ts";
-import { printable } from "../printable.ts";
-import type { ParsedArgs } from "./args.ts";
+import { numberValue, type ParsedArgs, wholeNumberValue } from "./args.ts";
 
 /** Where a command writes. */
 export interface Output {
@@ -52,25 +50,11 @@ export async function loadModelFiles(modelFile: string, weightsFile: string): Pr
  */
 export function integerOption(args: ParsedArgs, name: string, fallback: number, min = 0): number {
   const text = args.options.get(name)?.at(-1);
-  if (text === undefined) return fallback;
-  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new ConvertError(
-      "USAGE",
-      `--${name} needs a whole number >= ${min}, not "${printable(text)}"`,
-    );
-  }
-  return value;
+  return text === undefined ? fallback : wholeNumberValue(name, text, min);
 }
 
 /** A number option (the last one given, in decimal notation), or undefined. */
 export function numberOption(args: ParsedArgs, name: string): number | undefined {
   const text = args.options.get(name)?.at(-1);
-  if (text === undefined) return undefined;
-  const decimal = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(text);
-  const value = decimal ? Number(text) : NaN;
-  if (!Number.isFinite(value)) {
-    throw new ConvertError("USAGE", `--${name} needs a number, not "${printable(text)}"`);
-  }
-  return value;
+  return text === undefined ? undefined : numberValue(name, text);
 }

@@ -19,7 +19,7 @@ import { ConvertError } from "../errors.ts";
 import { readInput, readInputText } from "../io/files.ts";
 import { readNpy } from "../io/npy.ts";
 import { sampleFiles } from "../io/sample_files.ts";
-import type { ParsedArgs } from "./args.ts";
+import { numberValue, type ParsedArgs, wholeNumberValue } from "./args.ts";
 
 /** The valued options, for a command's `parseArgs` spec. */
 export const DATA_OPTIONS = [
@@ -63,24 +63,6 @@ function last(args: ParsedArgs, name: string): string | undefined {
   return args.options.get(name)?.[0];
 }
 
-/** A finite number, or a USAGE error naming the option. */
-function numberValue(option: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value)) {
-    throw usage(option, `needs a number, not "${text}"`);
-  }
-  return value;
-}
-
-/** A whole number >= 1, or a USAGE error naming the option. */
-function positiveInteger(option: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw usage(option, `needs a whole number >= 1, not "${text}"`);
-  }
-  return value;
-}
-
 /**
  * The transform the options describe (`--resize`, `--crop`, `--mean`, `--mean-file`, `--scale`,
  * `--rgb`, `--gray`, on top of `--transform-from`'s), with the list `source` and `rootFolder`
@@ -112,10 +94,10 @@ export async function transformFromArgs(
     transform.resize = { height, width };
   }
   const crop = last(args, "crop");
-  if (crop !== undefined) transform.crop = positiveInteger("crop", crop);
+  if (crop !== undefined) transform.crop = wholeNumberValue("crop", crop, 1);
   const mean = last(args, "mean");
   if (mean !== undefined) {
-    transform.mean = mean.split(",").map((part) => numberValue("mean", part));
+    transform.mean = mean.split(",").map((part) => numberValue("mean", part.trim()));
     if (transform.mean.length !== 1 && transform.mean.length !== 3) {
       throw usage("mean", `needs one value or three (B,G,R), not "${mean}"`);
     }
@@ -223,7 +205,7 @@ export async function dataSamples(
   const data = args.options.get(dataOption) ?? [];
   const inputs = inputSpecs(args);
   const samplesText = last(args, "samples");
-  const limit = samplesText === undefined ? undefined : positiveInteger("samples", samplesText);
+  const limit = samplesText === undefined ? undefined : wholeNumberValue("samples", samplesText, 1);
   const labelsPath = last(args, "labels");
   const labels = labelsPath === undefined ? undefined : await labelsFile(labelsPath);
   const { transform, source, rootFolder } = await transformFromArgs(args);
