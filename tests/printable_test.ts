@@ -100,3 +100,26 @@ Deno.test("progress status lines show layer names escaped, on one line", async (
   line.show("calibrating: at conv\u001b[2J\n1");
   assert.deepEqual(written, ["\rcalibrating: at conv\\u001b[2J\\n1"]);
 });
+
+Deno.test("compare's table shows names escaped, one line per row", async () => {
+  const dir = await mkdtemp("/tmp/caffe-quant-printable-");
+  const model = join(dir, "m.prototxt");
+  const weights = join(dir, "w.caffemodel");
+  await writeFile(
+    model,
+    `input: "data"\ninput_shape { dim: 1 dim: 2 dim: 4 dim: 4 }\n` +
+      String.raw`layer { name: "r\033[2J\n1" type: "ReLU" bottom: "data" top: "t\n\033]0;x\007" }` +
+      "\n",
+  );
+  await writeFile(weights, new Uint8Array());
+  const { code, out, err } = await run("compare", model, weights, model, weights);
+  assert.equal(code, 0, err);
+  assert.doesNotMatch(out, UNSAFE);
+  assert.match(out, /t\\n\\u001b\]0;x\\u0007/);
+  const row = out.split("\n").find((line) => line.startsWith("2  "));
+  assert.match(
+    row ?? "",
+    /^2 +r\\u001b\[2J\\n1 \(ReLU\) +t\\n\\u001b\]0;x\\u0007 +\[1, 2, 4, 4\] +1\.000000/,
+  );
+  assert.match(out, /^ +t\\n\\u001b\]0;x\\u0007 \(tensor\): PASS/m);
+});

@@ -72,7 +72,7 @@ export const compareCommand: Command = {
     io.out(
       args.flags.has("json")
         ? JSON.stringify(report, null, 2) + "\n"
-        : printable(formatCompareTable(report, labels), { keepLines: true }),
+        : formatCompareTable(report, labels),
     );
   },
 };

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import type { AccuracyReport, EvaluatedNet, NetAccuracy } from "./evaluate.ts";
 import { formatMetric } from "./metrics.ts";
 
@@ -73,5 +74,6 @@ export function formatAccuracyTable(report: AccuracyReport): string {
   return `accuracy on ${report.samples} evaluation samples${labelled} ` +
     `(against the float net; verdict thresholds: cosine >= ${report.thresholds.minCosine}, ` +
     `rel L2 <= ${report.thresholds.maxRelativeL2}, top-1 agreement >= ` +
-    `${formatMetric(report.thresholds.minTop1, "fraction")}):\n${lines.join("\n")}\n`;
+    `${formatMetric(report.thresholds.minTop1, "fraction")}):\n` +
+    `${lines.map((line) => printable(line)).join("\n")}\n`;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { printable } from "../printable.ts";
 import type { BlobComparison, CompareReport, LayerSensitivity, OutputMetrics } from "./compare.ts";
 import { formatMetric, type Thresholds } from "./metrics.ts";
 import { shapeText } from "./tensor.ts";
@@ -184,7 +185,8 @@ export function formatCompareTable(report: CompareReport, labels?: CompareLabels
     lines.push(...alignedLines(table, new Set([0, 3, 4, 5])).map((line) => `  ${line}`));
   }
   lines.push(...skippedLines("A", report.skippedA), ...skippedLines("B", report.skippedB));
-  return lines.join("\n") + "\n";
+  // Names from the models are shown escaped: every line stays one line of visible characters.
+  return lines.map((line) => printable(line)).join("\n") + "\n";
 }
 
 /** `text` with HTML's special characters escaped. */
