@@ -76,7 +76,7 @@ for (const entry of CASES) {
   const reports = new Map<Method, AccuracyReport>();
   for (const method of METHODS) {
     const started = performance.now();
-    reports.set(method, await runCase(entry, loaded, data, method));
+    reports.set(method, await runCase(loaded, data, method));
     console.error(
       `${entry.model} ${method}: ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );

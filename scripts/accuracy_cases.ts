@@ -228,7 +228,6 @@ export async function loadCase(
  * in [-1, 1), as there are calibration samples) and measures it on the evaluation samples.
  */
 export async function runCase(
-  entry: Case,
   loaded: { model: string; weights: Uint8Array; net: Net },
   data: { calibration: Map<string, Tensor>[]; evaluation: EvaluationSample[] },
   method: Method,

@@ -30,8 +30,8 @@ Deno.test(
     const { entry, loaded, data } = await caseData("yufacedetect_v1");
     const faces = (report: Awaited<ReturnType<typeof runCase>>) =>
       report.outputs.find((output) => output.blob === "mbox_conf_flatten")!.nets;
-    const ifmr = faces(await runCase(entry, loaded, data, "ifmr"));
-    const random = faces(await runCase(entry, loaded, data, "random"));
+    const ifmr = faces(await runCase(loaded, data, "ifmr"));
+    const random = faces(await runCase(loaded, data, "random"));
     const found = ifmr.float.confident!;
     assert.ok(found >= 100, `the float net finds ${found} confident anchors on these photos`);
     for (const net of [ifmr.fakeQuant, ifmr.deploy]) {
@@ -52,8 +52,8 @@ Deno.test(
   },
   async () => {
     const { entry, loaded, data } = await caseData("mtcnn_onet");
-    const ifmr = await runCase(entry, loaded, data, "ifmr");
-    const random = await runCase(entry, loaded, data, "random");
+    const ifmr = await runCase(loaded, data, "ifmr");
+    const random = await runCase(loaded, data, "random");
     const output = (report: typeof ifmr, blob: string) =>
       report.outputs.find((candidate) => candidate.blob === blob)!.nets;
     const prob = output(ifmr, "prob1");
@@ -74,7 +74,7 @@ Deno.test(
   async () => {
     const { entry, loaded, data } = await caseData("cifar10_quick_v1format");
     const agreement = async (method: "ifmr" | "random") =>
-      (await runCase(entry, loaded, data, method)).outputs[0].nets.deploy.top1Agreement!;
+      (await runCase(loaded, data, method)).outputs[0].nets.deploy.top1Agreement!;
     const ifmr = await agreement("ifmr");
     const random = await agreement("random");
     assert.ok(ifmr >= 0.95, `IFMR top-1 agreement ${ifmr}`);
