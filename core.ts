@@ -153,6 +153,17 @@ export {
   type QuantizeProgress,
 } from "./src/pipeline/quantize.ts";
 export {
+  agreementEvaluator,
+  autoCalibrate,
+  type AutoCalibrateInput,
+  type AutoCalibrateProgress,
+  type AutoCalibrateResult,
+  cosineEvaluator,
+  type Evaluator,
+  type SearchStep,
+  top1Evaluator,
+} from "./src/pipeline/auto_calibrate.ts";
+export {
   type AccuracyReport,
   evaluateAccuracy,
   type EvaluatedNet,
