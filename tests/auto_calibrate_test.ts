@@ -1,4 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { main } from "../src/cli.ts";
+import type { Output } from "../src/cli/commands.ts";
+import { writeNpy } from "../src/io/npy.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Net } from "../src/caffe/net.ts";
@@ -129,4 +134,88 @@ Deno.test("autoCalibrate: when no choice meets the target it says so and keeps t
   assert.equal(result.finalScore, best);
   const fake = loadNet(result.files.fakeQuantModel, result.files.fakeQuantWeights);
   assert.ok(Math.abs((await plainCosine(fake, float)) - best) < 1e-6);
+});
+
+/** Runs the command line in-process and captures what it prints. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const io: Output = {
+    out: (t) => void (out += t),
+    err: (t) => void (err += t),
+    isTerminal: false,
+  };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+/** The samples as one .npy of [N, 3, 4, 4]. */
+function npyOf(samples: Map<string, Tensor>[]): Uint8Array {
+  const data = new Float32Array(samples.length * 48);
+  samples.forEach((sample, i) => data.set(sample.get("data")!.data, i * 48));
+  return writeNpy({ shape: [samples.length, 3, 4, 4], data });
+}
+
+Deno.test("quantize --max-drop --metric cosine: the outlier net keeps conv2 and conv3 float; six files; report and JSON", async () => {
+  const dir = await mkdtemp(join(await Deno.makeTempDir(), "auto"));
+  await writeFile(join(dir, "net.prototxt"), model);
+  await writeFile(join(dir, "net.caffemodel"), weights);
+  await writeFile(join(dir, "calib.npy"), npyOf(calibration));
+  await writeFile(join(dir, "eval.npy"), npyOf(evaluation.map((sample) => sample.inputs)));
+  const args = [
+    "quantize",
+    join(dir, "net.prototxt"),
+    join(dir, "net.caffemodel"),
+    join(dir, "out", "q"),
+    "--data",
+    join(dir, "calib.npy"),
+    "--eval-data",
+    join(dir, "eval.npy"),
+    "--max-drop",
+    "0.00001",
+    "--metric",
+    "cosine",
+  ];
+  const text = await cli(...args);
+  assert.equal(text.code, 0, text.err);
+  assert.match(text.out, /target met with 2 layer\(s\) in float/);
+  assert.match(text.out, /layers in float: conv[23], conv[23]/);
+  const record = await readFile(join(dir, "out", "q_record.txt"), "utf8");
+  assert.doesNotMatch(record, /key: "conv2"|key: "conv3"/);
+  assert.equal((await readdir(join(dir, "out"))).length, 6);
+  const json = await cli(...args.slice(0, 3), join(dir, "out2", "q"), ...args.slice(4), "--json");
+  assert.equal(json.code, 0, json.err);
+  const search = JSON.parse(json.out).automaticCalibration;
+  assert.equal(search.met, true);
+  assert.equal(search.metric, "cosine");
+  assert.deepEqual([...search.keptFloat].sort(), ["conv2", "conv3"]);
+  assert.equal(search.steps[0].keptFloat, 0);
+  assert.equal(search.steps[0].meets, false);
+
+  // top1 needs labels; a negative drop is refused; nothing is written.
+  const noLabels = await cli(
+    ...args.slice(0, 3),
+    join(dir, "out3", "q"),
+    ...args.slice(4, -1),
+    "top1",
+  );
+  assert.notEqual(noLabels.code, 0);
+  assert.match(noLabels.err, /--metric top1 needs a label/);
+  const negative = await cli(
+    ...args.slice(0, 3),
+    join(dir, "out3", "q"),
+    ...args.slice(4, 8),
+    "--max-drop",
+    "-1",
+  );
+  assert.notEqual(negative.code, 0);
+  assert.match(negative.err, /--max-drop must be 0 or more/);
+  assert.deepEqual((await readdir(dir)).sort(), [
+    "calib.npy",
+    "eval.npy",
+    "net.caffemodel",
+    "net.prototxt",
+    "out",
+    "out2",
+  ]);
 });

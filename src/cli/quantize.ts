@@ -29,6 +29,14 @@ import { type Command, integerOption, loadModelFiles, type Output, shownPath } f
 import { formatConvertReport } from "./convert.ts";
 import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
 import { durationText, statusLine } from "./progress.ts";
+import {
+  AUTO_HELP,
+  AUTO_OPTIONS,
+  AUTO_USAGE,
+  autoChoice,
+  formatSearch,
+  wantsAuto,
+} from "./auto_calibration.ts";
 import { basename, dirname } from "node:path";
 
 /** `args` with options replaced (`undefined` removes one). */
@@ -44,7 +52,7 @@ function withOptions(args: ParsedArgs, changes: Record<string, string[] | undefi
 /** The calibration samples and the evaluation samples of the options, and what was done. */
 interface DataSplit {
   calibration: Map<string, Tensor>[];
-  evaluation: AsyncIterable<EvaluationSample>;
+  evaluation: AsyncIterable<EvaluationSample> | EvaluationSample[];
   evaluationCount?: number;
   /** Where the calibration samples come from. */
   calibrationSource: string;
@@ -155,6 +163,15 @@ function stepProgress(io: Output): { onProgress: (p: QuantizeProgress) => void; 
         );
       } else if (progress.step === "convert") {
         line.show(`converting: ${progress.stage}`);
+      } else if (progress.step === "search") {
+        const { search } = progress;
+        line.show(
+          search.step === "evaluate"
+            ? `automatic calibration: evaluating with ${search.keptFloat} layer(s) in float`
+            : `automatic calibration: ${
+              search.step === "sensitivity" ? "layer sensitivity" : "converting"
+            }`,
+        );
       } else {
         const { samples, totalSamples } = progress;
         const seconds = (performance.now() - started) / 1000;
@@ -199,7 +216,7 @@ async function writeHtml(
 export const quantizeCommand: Command = {
   usage: `quantize <model_file> <weights_file> <save_path> ${DATA_USAGE} ` +
     "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax] " +
-    "[--no-offset] [--per-tensor] [--json] [--html <file>]",
+    `[--no-offset] [--per-tensor] ${AUTO_USAGE} [--json] [--html <file>]`,
   help: "AMCT's post-training quantization in one command: calibrates the float net on --data\n" +
     "(the first --samples N; IFMR by default, as AMCT), writes <save_path>_record.txt and the\n" +
     "five outputs of convert (all or none), then runs the float, fake-quant and deploy nets on\n" +
@@ -208,12 +225,12 @@ export const quantizeCommand: Command = {
     "--labels), top-1 agreement with the float net, detectors' confident outputs kept, cosine\n" +
     "and relative L2 per output. --json prints all of it as JSON; --html writes the per-layer\n" +
     "comparison of the float and fake-quant nets on the first 8 evaluation samples.\n" +
-    "More: docs/calibration.md.\n" + DATA_HELP,
+    "More: docs/calibration.md.\n" + AUTO_HELP + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "save_path"],
       flags: ["json", ...DATA_FLAGS, ...CALIBRATION_FLAGS],
-      options: [...DATA_OPTIONS, "eval-data", "html", ...CALIBRATION_OPTIONS],
+      options: [...DATA_OPTIONS, "eval-data", "html", ...CALIBRATION_OPTIONS, ...AUTO_OPTIONS],
     }, this.usage);
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
@@ -223,6 +240,14 @@ export const quantizeCommand: Command = {
     const data = await splitData(args, net, io, (sample) => {
       if (first.length < HTML_SAMPLES) first.push(sample);
     });
+    const auto = wantsAuto(args)
+      ? await (async () => {
+        const samples: EvaluationSample[] = [];
+        for await (const sample of data.evaluation) samples.push(sample);
+        data.evaluation = samples;
+        return await autoChoice(args, net, samples);
+      })()
+      : undefined;
     const progress = stepProgress(io);
     let result: QuantizeModelResult;
     try {
@@ -234,6 +259,7 @@ export const quantizeCommand: Command = {
         evaluation: data.evaluation,
         evaluationCount: data.evaluationCount,
         config,
+        auto,
         onProgress: progress.onProgress,
       });
     } finally {
@@ -246,6 +272,15 @@ export const quantizeCommand: Command = {
     for (const warning of result.report.warnings) io.err(`warning: ${warning}\n`);
     if (args.flags.has("json")) {
       const { calibration, report, accuracy, outputs, recordFile } = result;
+      const search = result.auto &&
+        {
+          ...result.auto,
+          metric: auto!.metric,
+          files: undefined,
+          calibration: undefined,
+          report: undefined,
+          record: undefined,
+        };
       io.out(
         JSON.stringify(
           {
@@ -253,6 +288,7 @@ export const quantizeCommand: Command = {
             calibration: { ...calibration, record: undefined },
             conversion: report,
             accuracy,
+            automaticCalibration: search,
             recordFile,
             outputs,
             html: htmlPath,
@@ -266,6 +302,7 @@ export const quantizeCommand: Command = {
     io.out(calibrationSummary(net, result.calibration, data.calibrationSource));
     io.out(`wrote      ${shownPath(result.recordFile)}\n`);
     io.out(formatConvertReport({ ...result.report, outputs: result.outputs }));
+    if (result.auto !== undefined) io.out(formatSearch(result.auto, auto!.metric));
     if (result.accuracy !== undefined) io.out(formatAccuracyTable(result.accuracy));
     if (htmlPath !== undefined) io.err(`wrote ${shownPath(htmlPath)}\n`);
   },

@@ -7,6 +7,7 @@
  */
 
 import { loadNet } from "../caffe/model.ts";
+import type { Net } from "../caffe/net.ts";
 import {
   calibrate,
   type CalibrationProgress,
@@ -21,6 +22,12 @@ import {
 } from "../engine/evaluate.ts";
 import type { Thresholds } from "../engine/metrics.ts";
 import {
+  autoCalibrate,
+  type AutoCalibrateProgress,
+  type AutoCalibrateResult,
+  type Evaluator,
+} from "./auto_calibrate.ts";
+import {
   type ConvertedFiles,
   convertInMemory,
   type ConvertReport,
@@ -31,7 +38,8 @@ import {
 export type QuantizeProgress =
   | { step: "calibrate"; calibration: CalibrationProgress }
   | { step: "convert"; stage: string; done: number; total: number }
-  | { step: "evaluate"; samples: number; totalSamples?: number };
+  | { step: "evaluate"; samples: number; totalSamples?: number }
+  | { step: "search"; search: Exclude<AutoCalibrateProgress, { step: "calibrate" }> };
 
 /** The inputs of {@linkcode quantize}. */
 export interface QuantizeInput {
@@ -52,6 +60,11 @@ export interface QuantizeInput {
   config?: CalibrationConfig;
   /** Calibration samples per forward pass (default 1). */
   batchSize?: number;
+  /**
+   * Accuracy-based automatic calibration (SPEC §12, `autoCalibrate`): the fewest most sensitive
+   * layers are left in float for `evaluate`'s score to drop at most `maxDrop` from the float net's.
+   */
+  auto?: { evaluate: Evaluator; maxDrop: number };
   /** Verdict thresholds of the accuracy report. */
   thresholds?: Partial<Thresholds>;
   /** Names of the inputs, for errors. */
@@ -72,6 +85,8 @@ export interface QuantizeOutput {
   report: ConvertReport;
   /** The three nets' accuracy on the evaluation samples (when given). */
   accuracy?: AccuracyReport;
+  /** The automatic calibration's search (with `auto`). */
+  auto?: AutoCalibrateResult;
 }
 
 /**
@@ -94,26 +109,16 @@ export interface QuantizeOutput {
 export async function quantize(input: QuantizeInput): Promise<QuantizeOutput> {
   const { onProgress, files: names = {} } = input;
   const net = loadNet(input.model, input.weights, names);
-  const calibration = await calibrate(net, input.calibration, {
-    config: input.config,
-    batchSize: input.batchSize,
-    onProgress: onProgress &&
-      ((progress) => onProgress({ step: "calibrate", calibration: progress })),
-  });
-  const { files, report } = await convertInMemory({
-    model: input.model,
-    weights: input.weights,
-    record: calibration.record,
-    files: names,
-    onProgress: onProgress &&
-      ((stage, done, total) => onProgress({ step: "convert", stage, done, total })),
-  });
-  const output: QuantizeOutput = { record: calibration.record, calibration, files, report };
+  const calibrateProgress = onProgress &&
+    ((progress: CalibrationProgress) => onProgress({ step: "calibrate", calibration: progress }));
+  const output: QuantizeOutput = input.auto === undefined
+    ? await calibrateAndConvert(input, net, names, calibrateProgress)
+    : await searchAndConvert(input, input.auto, names, calibrateProgress);
   if (input.evaluation !== undefined) {
     const nets = {
       float: net,
-      fakeQuant: loadNet(files.fakeQuantModel, files.fakeQuantWeights),
-      deploy: loadNet(files.deployModel, files.deployWeights),
+      fakeQuant: loadNet(output.files.fakeQuantModel, output.files.fakeQuantWeights),
+      deploy: loadNet(output.files.deployModel, output.files.deployWeights),
     };
     output.accuracy = await evaluateAccuracy(nets, input.evaluation, {
       thresholds: input.thresholds,
@@ -123,4 +128,55 @@ export async function quantize(input: QuantizeInput): Promise<QuantizeOutput> {
     });
   }
   return output;
+}
+
+/** Calibrates every layer and converts. */
+async function calibrateAndConvert(
+  input: QuantizeInput,
+  net: Net,
+  names: InputFiles,
+  onCalibrate?: (progress: CalibrationProgress) => void,
+): Promise<QuantizeOutput> {
+  const { onProgress } = input;
+  const calibration = await calibrate(net, input.calibration, {
+    config: input.config,
+    batchSize: input.batchSize,
+    onProgress: onCalibrate,
+  });
+  const { files, report } = await convertInMemory({
+    model: input.model,
+    weights: input.weights,
+    record: calibration.record,
+    files: names,
+    onProgress: onProgress &&
+      ((stage, done, total) => onProgress({ step: "convert", stage, done, total })),
+  });
+  return { record: calibration.record, calibration, files, report };
+}
+
+/** The automatic calibration's choice, converted. */
+async function searchAndConvert(
+  input: QuantizeInput,
+  auto: { evaluate: Evaluator; maxDrop: number },
+  names: InputFiles,
+  onCalibrate?: (progress: CalibrationProgress) => void,
+): Promise<QuantizeOutput> {
+  const { onProgress } = input;
+  const result = await autoCalibrate({
+    model: input.model,
+    weights: input.weights,
+    calibration: input.calibration,
+    evaluate: auto.evaluate,
+    maxDrop: auto.maxDrop,
+    config: input.config,
+    batchSize: input.batchSize,
+    files: names,
+    onProgress: onProgress &&
+      ((progress) =>
+        progress.step === "calibrate"
+          ? onCalibrate?.(progress.calibration)
+          : onProgress({ step: "search", search: progress })),
+  });
+  const { record, calibration, files, report } = result;
+  return { record, calibration, files, report, auto: result };
 }
