@@ -545,7 +545,7 @@ Deno.test("swapped model and weights files, or a record as weights, are named as
       checkError(error, {
         code: (error as ConvertError).code,
         parts: ["r.txt looks like a record file", "`weights_file` and `record_file` swapped?"],
-      }),
+      }) && !(error as ConvertError).message.includes("truncated download"),
   );
 });
 

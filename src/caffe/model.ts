@@ -115,7 +115,12 @@ function withSwapHint(
       (what.startsWith("a record")
         ? "`weights_file` and `record_file` swapped?"
         : "`model_file` and `weights_file` swapped?");
-  return new ConvertError(error.code, `${error.message}; ${hint}`, error.place());
+  // A text file read as a caffemodel often "ends early": that guess would mislead here.
+  const message = error.message.replace(
+    /: the file ends at \d+ bytes .* truncated download\?$/,
+    "",
+  );
+  return new ConvertError(error.code, `${message}; ${hint}`, error.place());
 }
 
 /**
