@@ -442,6 +442,26 @@ Deno.test("simulator: a layer with no bottom, an Eltwise of one, a Flatten endin
   );
 });
 
+Deno.test("simulator: a stride far beyond the input gives the one window Caffe computes, not a crash", async () => {
+  const next = random(11);
+  const input = Float32Array.from({ length: 25 }, () => next());
+  const weights = Float32Array.from({ length: 9 }, () => next());
+  // 3×3 kernel over a 5×5 input, stride 2^31 - 1: one output, the top-left window's dot product.
+  let expected = 0;
+  for (let y = 0; y < 3; y++) {
+    for (let x = 0; x < 3; x++) expected += Math.fround(input[y * 5 + x]) * weights[y * 3 + x];
+  }
+  const conv = layer("c", "Convolution", ["data"], ["c"], {
+    convolution_param: { num_output: 1, kernel_size: 3, stride: 2 ** 31 - 1, bias_term: false },
+  }, [{ shape: [1, 1, 3, 3], data: weights }]);
+  const result = await runNet(net("data", [1, 1, 5, 5], [conv]), {
+    inputs: new Map([["data", { shape: [1, 1, 5, 5], data: input }]]),
+  });
+  const output = result.outputs.get("c")!;
+  assert.deepEqual(output.shape, [1, 1, 1, 1]);
+  assert.ok(Math.abs(output.data[0] - expected) < 1e-5, `${output.data[0]} vs ${expected}`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Items 16–18: resources
 

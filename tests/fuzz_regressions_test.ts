@@ -59,6 +59,16 @@ const RECIPES: Recipe[] = [
     why: "93,000 `param` blocks in one layer are a valid net; its printed prototxts were ropes " +
       "(a string grown by +=) that held 20× the input: printed text is now joined once",
   },
+  {
+    seed: 20261204,
+    index: 25750,
+    made: "vanilla_cnn model layer-param",
+    expect: "converted run:BAD_INPUT",
+    why: "a convolution with stride 2^31 - 1 (valid: its output is 1×1, as in Caffe) made the " +
+      "simulator's kernel read out of its memory (32-bit offsets); the kernel now gets the " +
+      "smallest stride with the same output, and the InnerProduct after it, given 1×1 maps " +
+      "instead of the 12×12 its weights take, is BAD_INPUT as Caffe's Reshape refuses it",
+  },
 ];
 
 const corpus = modelNames.length > 0 ? await loadCorpus() : [];
@@ -74,7 +84,7 @@ for (const recipe of RECIPES) {
         recipe.made,
         "mutators changed",
       );
-      const outcome = await runCase(made.files, { measureHeld: true });
+      const outcome = await runCase(made.files, { measureHeld: true, run: made.run });
       assert.equal(outcome.finding, undefined, outcome.detail);
       assert.equal(outcome.result, recipe.expect, recipe.why);
     },

@@ -118,6 +118,14 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
     throw badInput(layer, `input ${shapeText(input.tensor.shape)} gives an empty output`);
   }
   checkTensorSize(layer.tops[0], [batch, outputs, ...outSize], layer);
+  // A stride beyond the padded input (forward) or over an input of size 1 (transposed) is never
+  // taken: the kernels get the smallest stride with the same output, as offsets are 32-bit.
+  const stride = [0, 1].map((axis) => {
+    const size = [height, width][axis];
+    return transposed
+      ? (size === 1 ? 1 : window.stride[axis])
+      : Math.min(window.stride[axis], size + 2 * window.pad[axis]);
+  }) as [number, number];
   const args = {
     x: input.tensor.data,
     offsetD,
@@ -127,7 +135,7 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
     bias,
     outputs,
     groups,
-    window,
+    window: { ...window, stride },
     outSize,
   };
   const data = transposed ? context.kernels.deconvolution(args) : context.kernels.convolution(args);
