@@ -27,7 +27,7 @@ Deno.test(
     ignore: !photos || !modelNames.includes("yufacedetect_v1"),
   },
   async () => {
-    const { entry, loaded, data } = await caseData("yufacedetect_v1");
+    const { loaded, data } = await caseData("yufacedetect_v1");
     const faces = (report: Awaited<ReturnType<typeof runCase>>) =>
       report.outputs.find((output) => output.blob === "mbox_conf_flatten")!.nets;
     const ifmr = faces(await runCase(loaded, data, "ifmr"));
@@ -51,7 +51,7 @@ Deno.test(
     ignore: !photos || !modelNames.includes("mtcnn_onet"),
   },
   async () => {
-    const { entry, loaded, data } = await caseData("mtcnn_onet");
+    const { loaded, data } = await caseData("mtcnn_onet");
     const ifmr = await runCase(loaded, data, "ifmr");
     const random = await runCase(loaded, data, "random");
     const output = (report: typeof ifmr, blob: string) =>
@@ -72,7 +72,7 @@ Deno.test(
     ignore: !photos || !modelNames.includes("cifar10_quick_v1format"),
   },
   async () => {
-    const { entry, loaded, data } = await caseData("cifar10_quick_v1format");
+    const { loaded, data } = await caseData("cifar10_quick_v1format");
     const agreement = async (method: "ifmr" | "random") =>
       (await runCase(loaded, data, method)).outputs[0].nets.deploy.top1Agreement!;
     const ifmr = await agreement("ifmr");

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { writeNpy } from "../src/io/npy.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { loadNet } from "../src/caffe/model.ts";
@@ -15,6 +13,7 @@ import { runNet } from "../src/engine/run.ts";
 import { autoCalibrate, cosineEvaluator } from "../src/pipeline/auto_calibrate.ts";
 import { convertToNets } from "../src/quant/convert.ts";
 import { conv, innerProduct, net, random, relu } from "./_builders.ts";
+import { runCli as cli } from "./_cli.ts";
 
 /**
  * conv1 → relu → conv2 → relu → conv3 → ip. conv1 and conv2 each write one output channel about
@@ -135,19 +134,6 @@ Deno.test("autoCalibrate: when no choice meets the target it says so and keeps t
   const fake = loadNet(result.files.fakeQuantModel, result.files.fakeQuantWeights);
   assert.ok(Math.abs((await plainCosine(fake, float)) - best) < 1e-6);
 });
-
-/** Runs the command line in-process and captures what it prints. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 /** The samples as one .npy of [N, 3, 4, 4]. */
 function npyOf(samples: Map<string, Tensor>[]): Uint8Array {

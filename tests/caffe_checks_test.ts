@@ -13,13 +13,13 @@ import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet } from "../src/engine/run.ts";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { LIMITS } from "../src/limits.ts";
-import { main } from "../src/cli.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { nameAllocator } from "../src/quant/plan.ts";
 import { batchNorm, blob, blobOf, deconv, layer, net, random, scale } from "./_builders.ts";
 import { lengthField, stringField, tag } from "./_protobuf_bytes.ts";
+import { runCli as cli } from "./_cli.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -648,15 +648,3 @@ Deno.test("CLI: record names the prototxt of a BatchNorm with use_global_stats: 
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** Runs the command line in-process and captures what it prints. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  });
-  return { code, out, err };
-}

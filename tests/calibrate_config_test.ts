@@ -10,7 +10,7 @@ import { readJsonConfig, writeJsonConfig } from "../src/calibrate/config_json.ts
 import { readQuantConfig } from "../src/calibrate/config_read.ts";
 import { readTextConfig } from "../src/calibrate/config_text.ts";
 import { ConvertError } from "../src/errors.ts";
-import { main } from "../src/cli.ts";
+import { runCli as run } from "./_cli.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import { modelFile, modelNames } from "./_models.ts";
 import { avePool, conv, innerProduct, layer, net, random, relu } from "./_builders.ts";
@@ -259,16 +259,6 @@ Deno.test("calibrate() follows a config file", async () => {
 Deno.test("caffe-quant config writes the JSON config; --skip, --algo, --out; bad --skip", {
   ignore: !modelNames.includes("lenet"),
 }, async () => {
-  const run = async (...argv: string[]) => {
-    let out = "";
-    let err = "";
-    const code = await main(argv, {
-      out: (text) => void (out += text),
-      err: (text) => void (err += text),
-      isTerminal: false,
-    });
-    return { code, out, err };
-  };
   const model = modelFile("lenet", "deploy.prototxt");
   const weights = modelFile("lenet", "weights.caffemodel");
   const printed = await run("config", model, weights, "--skip", "ip2", "--algo", "hfmg");

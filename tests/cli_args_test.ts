@@ -3,13 +3,12 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { main } from "../src/cli.ts";
 import { parseArgs } from "../src/cli/args.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { integerOption, numberOption } from "../src/cli/common.ts";
 import { DATA_FLAGS, DATA_OPTIONS, transformFromArgs } from "../src/cli/data_options.ts";
 import { ConvertError } from "../src/errors.ts";
 import { modelFile, modelNames } from "./_models.ts";
+import { runCli as run } from "./_cli.ts";
 
 const SPEC = {
   positionals: ["model_file", "save_path"],
@@ -24,19 +23,6 @@ function assertUsage(action: () => unknown, pattern: RegExp) {
     (error: unknown) =>
       error instanceof ConvertError && error.code === "USAGE" && pattern.test(error.message),
   );
-}
-
-/** Runs the command line in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
 }
 
 Deno.test("parseArgs: -- ends the options and is never itself an argument", () => {

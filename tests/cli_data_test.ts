@@ -6,22 +6,9 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { readNpy, writeNpy } from "../src/io/npy.ts";
 import { modelFile, modelNames } from "./_models.ts";
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+import { runCli as run } from "./_cli.ts";
 
 const ignore = !modelNames.includes("lenet");
 const model = modelFile("lenet", "deploy.prototxt");

@@ -2,22 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import protobuf from "npm:protobufjs@8.0.0";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { modelFile, modelNames, modelsDir } from "./_models.ts";
-
-/** Runs the command line in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+import { runCli as run } from "./_cli.ts";
 
 /** V1 enum names of SOURCES.md mapped to V2 type names (written here, independent of upgrade.ts). */
 const V1_NAMES: Record<string, string> = {

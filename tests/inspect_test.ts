@@ -5,23 +5,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EXAMPLE_MODEL, exampleNet } from "../scripts/example_model.ts";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { describeNet } from "../src/engine/describe.ts";
-
-/** Runs the command line in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+import { runCli as run } from "./_cli.ts";
 
 // The example net's top shapes worked by hand from its prototxt: conv1 3x3 pad 1 keeps 32x32;
 // conv2 3x3 pad 1 stride 2 gives (32 + 2 - 3) / 2 + 1 = 16; pool1 2x2 stride 2 gives 8;

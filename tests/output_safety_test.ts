@@ -10,8 +10,6 @@ import { join } from "node:path";
 import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { convert } from "../core.ts";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { ConvertError } from "../src/errors.ts";
 import { convertModel } from "../src/io/convert_model.ts";
 import { writeAllOrNothing } from "../src/io/files.ts";
@@ -19,6 +17,7 @@ import { writeNpy } from "../src/io/npy.ts";
 import { lockOutputs, outputSet } from "../src/io/output_lock.ts";
 import { outputNames } from "../src/output_names.ts";
 import { conv, net, random, recordText, relu } from "./_builders.ts";
+import { runCli as cli } from "./_cli.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -54,18 +53,6 @@ async function workspace() {
   const data = Float32Array.from({ length: 4 * 36 }, (_, i) => Math.sin(i));
   await Deno.writeFile(npy, writeNpy({ shape: [1, 4, 6, 6], data }));
   return { dir, files, npy };
-}
-
-/** Runs the command line in-process. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  return { code: await main(argv, io), out, err };
 }
 
 /**

@@ -5,24 +5,10 @@
 import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { ConvertError } from "../src/errors.ts";
 import { printable, withArticle } from "../src/printable.ts";
 import { statusLine } from "../src/cli/progress.ts";
-
-/** Runs the command line in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+import { runCli as run } from "./_cli.ts";
 
 /** Control characters (other than line ends) and the invisible formatting characters. */
 const UNSAFE =

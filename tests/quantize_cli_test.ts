@@ -2,23 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeNpy } from "../core.ts";
-import { main } from "../src/cli.ts";
-import type { Output } from "../src/cli/commands.ts";
 import { lenetInput, mnistAvailable, mnistDigits } from "./_mnist.ts";
 import { modelFile, modelNames } from "./_models.ts";
-
-/** Runs the command line in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Output = {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    isTerminal: false,
-  };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+import { runCli as run } from "./_cli.ts";
 
 const ignore = !modelNames.includes("lenet") || !mnistAvailable;
 const model = modelFile("lenet", "deploy.prototxt");
