@@ -162,8 +162,11 @@ Deno.test("quantize --max-drop --metric cosine: the outlier net keeps conv2 and 
     "--metric",
     "cosine",
   ];
-  const text = await cli(...args);
+  const text = await cli(...args, "--html", join(dir, "page.html"));
   assert.equal(text.code, 0, text.err);
+  const page = await readFile(join(dir, "page.html"), "utf8");
+  assert.match(page, /<h2>Automatic calibration<\/h2>/);
+  assert.match(page, /target met with 2 layer\(s\) in float/);
   assert.match(text.out, /target met with 2 layer\(s\) in float/);
   assert.match(text.out, /layers in float: conv[23], conv[23]/);
   const record = await readFile(join(dir, "out", "q_record.txt"), "utf8");
@@ -203,5 +206,6 @@ Deno.test("quantize --max-drop --metric cosine: the outlier net keeps conv2 and 
     "net.prototxt",
     "out",
     "out2",
+    "page.html",
   ]);
 });

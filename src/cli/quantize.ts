@@ -198,6 +198,7 @@ async function writeHtml(
   float: Net,
   result: QuantizeModelResult,
   first: DataSample[],
+  search?: string,
 ): Promise<string> {
   const fakeQuant = loadNet(result.files.fakeQuantModel, result.files.fakeQuantWeights);
   const report = await compareNets(float, fakeQuant, {
@@ -206,6 +207,7 @@ async function writeHtml(
   const page = compareReportHtml(report, {
     a: `${args.positionals.model_file} (float), on the first ${first.length} evaluation samples`,
     b: shownPath(result.outputs.fakeQuantModel),
+    sections: search === undefined ? [] : [{ heading: "Automatic calibration", text: search }],
   });
   const { paths } = await writeAllOrNothing(dirname(path), [
     { name: basename(path), content: page },
@@ -267,7 +269,14 @@ export const quantizeCommand: Command = {
     }
     const html = args.options.get("html")?.at(-1);
     const htmlPath = html !== undefined && first.length > 0
-      ? await writeHtml(html, args, net, result, first)
+      ? await writeHtml(
+        html,
+        args,
+        net,
+        result,
+        first,
+        result.auto && formatSearch(result.auto, auto!.metric),
+      )
       : undefined;
     for (const warning of result.report.warnings) io.err(`warning: ${warning}\n`);
     if (args.flags.has("json")) {

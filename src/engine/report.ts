@@ -17,6 +17,8 @@ export interface CompareLabels {
   a: string;
   /** Net B. */
   b: string;
+  /** Preformatted text sections shown before the comparison (e.g. a search's report). */
+  sections?: { heading: string; text: string }[];
 }
 
 /** Flagged layers named in the text's "worst:" line before "(+N more)". */
@@ -420,7 +422,13 @@ svg { max-width: 900px; min-width: 640px; display: block; margin: 0.5em 0; }
 <body>
 <h1>Net comparison</h1>
 ${names}
-<p>${escapeHtml(conditions(report))}; flagged: ${escapeHtml(thresholdText(report.thresholds))}.</p>
+${
+    (labels?.sections ?? []).map(({ heading, text }) =>
+      `<h2>${escapeHtml(heading)}</h2>\n<pre>${escapeHtml(text)}</pre>\n`
+    ).join("")
+  }<p>${escapeHtml(conditions(report))}; flagged: ${
+    escapeHtml(thresholdText(report.thresholds))
+  }.</p>
 <p>${escapeHtml(worstText(report))}.</p>
 ${outputs}
 <h2>Cosine similarity along the net</h2>

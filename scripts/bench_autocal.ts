@@ -1,0 +1,164 @@
+/**
+ * Wall time of the automatic calibration (`autoCalibrate`, SPEC §12) beside a reference run of
+ * the plain flow (`quantize`: calibrate every layer, convert, evaluate once) on the same data:
+ *
+ * ```sh
+ * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P]
+ * ```
+ *
+ * - `ultraface`: ultraface_rfb320 (../shared/models) on 64 photos (the 12 dlib face photos, then
+ *   dlib's video frames), calibrated on the first 32 and evaluated on the other 32, metric cosine.
+ * - `resnet50`: scripts/make_model.ts's ResNet-50 (in bench-out/resnet50; made if missing) on 32
+ *   photos (skimage's colour photos, dlib's face photos, then video frames) resized to 224×224,
+ *   calibrated on the first 16 and evaluated on the other 16, metric agreement.
+ *
+ * Both need the Debian packages libdlib19.1 and python3-skimage (see README, Data).
+ *
+ * @module
+ */
+
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { loadNet } from "../src/caffe/model.ts";
+import type { EvaluationSample } from "../src/engine/evaluate.ts";
+import { readSamples } from "../src/data/samples.ts";
+import type { Transform } from "../src/data/transform.ts";
+import {
+  agreementEvaluator,
+  autoCalibrate,
+  cosineEvaluator,
+  type Evaluator,
+} from "../src/pipeline/auto_calibrate.ts";
+import { quantize } from "../src/pipeline/quantize.ts";
+
+const FACES = "/usr/share/doc/libdlib19.1/examples/faces";
+const FRAMES = "/usr/share/doc/libdlib19.1/examples/video_frames";
+const SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data";
+
+/** The image files of `dir` (sorted), or those named. */
+async function images(dir: string, names?: string[]): Promise<string[]> {
+  const all = names ?? (await readdir(dir)).filter((name) => /\.(jpe?g|png)$/i.test(name)).sort();
+  return all.map((name) => join(dir, name));
+}
+
+/** A case: model files, photo paths, transform, split, metric. */
+interface Case {
+  name: string;
+  model: string;
+  weights: string;
+  photos: string[];
+  transform: Transform;
+  calibrate: number;
+  metric: "cosine" | "agreement";
+}
+
+async function cases(which: string): Promise<Case[]> {
+  const list: Case[] = [];
+  if (which === "ultraface" || which === "all") {
+    const dir = "../shared/models/ultraface_rfb320";
+    const photos = [...await images(FACES), ...await images(FRAMES)].slice(0, 64);
+    list.push({
+      name: "ultraface_rfb320, 64 photos (32 calibrate + 32 evaluate)",
+      model: join(dir, "deploy.prototxt"),
+      weights: join(dir, "weights.caffemodel"),
+      photos,
+      transform: { resize: { height: 240, width: 320 }, rgb: true, mean: [127], scale: 1 / 128 },
+      calibrate: 32,
+      metric: "cosine",
+    });
+  }
+  if (which === "resnet50" || which === "all") {
+    const dir = "bench-out/resnet50";
+    if (!(await stat(join(dir, "weights.caffemodel")).catch(() => undefined))) {
+      const made = new Deno.Command("npx", {
+        args: ["deno", "run", "-A", "scripts/make_model.ts", "resnet50"],
+      }).spawn();
+      if (!(await made.status).success) throw new Error("make_model.ts resnet50 failed");
+    }
+    const colour = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"];
+    const photos = [
+      ...await images(SKIMAGE, colour),
+      ...await images(FACES),
+      ...await images(FRAMES),
+    ].slice(0, 32);
+    list.push({
+      name: "ResNet-50 (make_model.ts), 32 photos (16 calibrate + 16 evaluate)",
+      model: join(dir, "deploy.prototxt"),
+      weights: join(dir, "weights.caffemodel"),
+      photos,
+      transform: { resize: { height: 224, width: 224 }, mean: [104, 117, 123] },
+      calibrate: 16,
+      metric: "agreement",
+    });
+  }
+  return list;
+}
+
+function seconds(started: number): string {
+  return `${((performance.now() - started) / 1000).toFixed(1)} s`;
+}
+
+async function main(): Promise<void> {
+  const which = Deno.args.find((arg) => !arg.startsWith("--")) ?? "all";
+  const dropAt = Deno.args.indexOf("--max-drop");
+  const maxDrop = dropAt >= 0 ? Number(Deno.args[dropAt + 1]) : 0.001;
+  for (const entry of await cases(which)) {
+    const model = await readFile(entry.model, "utf8");
+    const weights = await readFile(entry.weights);
+    const float = loadNet(model, weights);
+    const items = await Promise.all(
+      entry.photos.map(async (path) => ({ name: path, bytes: await readFile(path) })),
+    );
+    const samples: EvaluationSample[] = [];
+    for await (const sample of readSamples(float, items, { transform: entry.transform })) {
+      samples.push({ inputs: sample.inputs });
+    }
+    const calibration = samples.slice(0, entry.calibrate).map((sample) => sample.inputs);
+    const evaluation = samples.slice(entry.calibrate);
+    console.log(`${entry.name}, max drop ${maxDrop}, metric ${entry.metric}`);
+
+    let started = performance.now();
+    await quantize({ model, weights, calibration, evaluation });
+    console.log(
+      `  reference, quantize (calibrate, convert, evaluate 3 nets once): ${seconds(started)}`,
+    );
+
+    started = performance.now();
+    let evaluations = 0;
+    const inner: Evaluator = entry.metric === "cosine"
+      ? await cosineEvaluator(float, evaluation)
+      : await agreementEvaluator(float, evaluation);
+    const floatOutputs = seconds(started);
+    const evaluate: Evaluator = (net) => {
+      evaluations++;
+      return inner(net);
+    };
+    const marks: string[] = [];
+    const result = await autoCalibrate({
+      model,
+      weights,
+      calibration,
+      evaluate,
+      maxDrop,
+      onProgress: (progress) => {
+        if (progress.step === "calibrate") return;
+        marks.push(
+          `${progress.step}${"keptFloat" in progress ? ` k=${progress.keptFloat}` : ""}` +
+            ` from ${seconds(started)}`,
+        );
+      },
+    });
+    console.log(
+      `  autoCalibrate: ${seconds(started)} in all (float outputs once: ${floatOutputs}; ` +
+        `${evaluations} evaluations; ${result.keptFloat.length} of ` +
+        `${result.calibration.layers.length} layers kept float; met: ${result.met}; ` +
+        `float ${result.floatScore.toFixed(6)}, all quantized ${
+          result.quantizedScore.toFixed(6)
+        }, ` +
+        `final ${result.finalScore.toFixed(6)})`,
+    );
+    console.log(`  steps (started at): ${marks.join("; ")}`);
+  }
+}
+
+await main();
