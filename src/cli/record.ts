@@ -31,7 +31,7 @@ import {
 } from "./data_options.ts";
 
 /** The warning of a record whose activation factors were not measured on real data. */
-export function guessWarning(calibrated: number): string {
+function guessWarning(calibrated: number): string {
   const what = calibrated > 0
     ? `come from ${calibrated} seeded random inputs (uniform in [-1, 1)), not from real data`
     : "were not measured on any data (those of the range [-1, 1], or --scale-d/--offset-d)";

@@ -10,13 +10,13 @@
 import type { ChannelLayout } from "../wasm/quant.ts";
 
 /** More than this fraction of weights at -128 or 127 is a warning. */
-export const CLIPPED_LIMIT = 0.01;
+const CLIPPED_LIMIT = 0.01;
 
 /** More than this fraction of weights at 0 is a warning. */
-export const ZERO_LIMIT = 0.5;
+const ZERO_LIMIT = 0.5;
 
 /** A quantized bias beyond this magnitude (half the int32 range) is a warning. */
-export const BIAS_LIMIT = 2 ** 30;
+const BIAS_LIMIT = 2 ** 30;
 
 /** A percentage with one decimal. */
 function percent(part: number, whole: number): string {

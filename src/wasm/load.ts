@@ -125,7 +125,7 @@ const IMPORTS: WebAssembly.Imports = {
 };
 
 /** Compiles and instantiates a base64-encoded module (asynchronously, so browsers allow it). */
-export async function instantiate(base64: string): Promise<WasmInstance> {
+async function instantiate(base64: string): Promise<WasmInstance> {
   const { instance } = await WebAssembly.instantiate(decodeBase64(base64), IMPORTS);
   return new WasmInstance(instance);
 }
