@@ -29,7 +29,20 @@ export const CALIBRATION_OPTIONS = ["algo", "config"];
 /** Flags that choose how to calibrate. */
 export const CALIBRATION_FLAGS = ["no-offset", "per-tensor"];
 
-const ALGORITHMS: ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+/** The values `--algo` takes. */
+const ALGORITHMS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+
+/** The activation algorithm `--algo` names (IFMR, AMCT's default, without it). */
+export function algorithmOption(args: ParsedArgs): ActivationAlgorithm {
+  const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
+  if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
+    throw new ConvertError(
+      "USAGE",
+      `--algo needs one of ${ALGORITHMS.join(", ")}, not "${printable(algorithm)}"`,
+    );
+  }
+  return algorithm as ActivationAlgorithm;
+}
 
 /**
  * The calibration configuration: AMCT's config file of `--config` (JSON or simplified .cfg), or
@@ -50,16 +63,9 @@ export async function calibrationConfig(args: ParsedArgs, net: Net): Promise<Cal
     }
     return readQuantConfig(await readInputText(file), net, file);
   }
-  const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
-  if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
-    throw new ConvertError(
-      "USAGE",
-      `--algo needs one of ${ALGORITHMS.join(", ")}, not "${algorithm}"`,
-    );
-  }
   const config = defaultCalibrationConfig(net, {
     activation: {
-      algorithm: algorithm as ActivationAlgorithm,
+      algorithm: algorithmOption(args),
       ...(args.flags.has("no-offset") ? { withOffset: false } : {}),
     },
   });

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { isAbsolute, relative } from "node:path";
+import { basename, dirname, isAbsolute, relative } from "node:path";
 import { loadNet } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
-import { readInput, readInputText } from "../io/files.ts";
+import { readInput, readInputText, writeAllOrNothing } from "../io/files.ts";
 import { numberValue, type ParsedArgs, wholeNumberValue } from "./args.ts";
 
 /** Where a command writes. */
@@ -57,4 +57,18 @@ export function integerOption(args: ParsedArgs, name: string, fallback: number, 
 export function numberOption(args: ParsedArgs, name: string): number | undefined {
   const text = args.options.get(name)?.at(-1);
   return text === undefined ? undefined : numberValue(name, text);
+}
+
+/** Prints `text`, or with `out` writes it to that file (all or nothing) and says where. */
+export async function printOrWrite(
+  io: Output,
+  text: string,
+  out: string | undefined,
+): Promise<void> {
+  if (out === undefined) {
+    io.out(text);
+    return;
+  }
+  const { paths } = await writeAllOrNothing(dirname(out), [{ name: basename(out), content: text }]);
+  io.out(`wrote ${shownPath(paths[0])}\n`);
 }

@@ -5,17 +5,10 @@
  * @module
  */
 
-import { printable } from "../printable.ts";
-import { basename, dirname } from "node:path";
-import type { ActivationAlgorithm } from "../calibrate/activation.ts";
 import { writeJsonConfig } from "../calibrate/config_json.ts";
-import { ConvertError } from "../errors.ts";
-import { writeAllOrNothing } from "../io/files.ts";
 import { parseArgs } from "./args.ts";
-import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
-
-/** The values `--algo` takes. */
-const ALGORITHMS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+import { algorithmOption } from "./calibration.ts";
+import { type Command, integerOption, loadModelFiles, printOrWrite } from "./common.ts";
 
 export const configCommand: Command = {
   usage: "config <model_file> <weights_file> [--skip <layer>]... [--algo ifmr|hfmg|minmax] " +
@@ -32,32 +25,16 @@ export const configCommand: Command = {
       options: ["skip", "algo", "batch-num", "out"],
     }, this.usage);
     const net = await loadModelFiles(args.positionals.model_file!, args.positionals.weights_file!);
-    const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
-    if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
-      throw new ConvertError(
-        "USAGE",
-        `--algo takes ${ALGORITHMS.join(", ")}, not "${printable(algorithm)}"`,
-      );
-    }
     const batchNum = integerOption(args, "batch-num", 1, 1);
     const text = writeJsonConfig(net, {
       skip: args.options.get("skip") ?? [],
       activation: {
-        algorithm: algorithm as ActivationAlgorithm,
+        algorithm: algorithmOption(args),
         withOffset: !args.flags.has("no-offset"),
       },
       batchNum,
     });
     const out = args.options.get("out")?.at(-1);
-    if (out === undefined) {
-      io.out(text);
-      return;
-    }
-    const { paths } = await writeAllOrNothing(
-      dirname(out),
-      [{ name: basename(out), content: text }],
-      [args.positionals.model_file!, args.positionals.weights_file!],
-    );
-    io.out(`wrote ${shownPath(paths[0])}\n`);
+    await printOrWrite(io, text, out);
   },
 };

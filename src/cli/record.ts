@@ -5,12 +5,10 @@
  * @module
  */
 
-import { basename, dirname } from "node:path";
 import type { Net } from "../caffe/net.ts";
 import { calibrate, type Sample } from "../calibrate/calibrate.ts";
 import { seededInputs } from "../engine/inputs.ts";
 import { ConvertError } from "../errors.ts";
-import { writeAllOrNothing } from "../io/files.ts";
 import { makeRecord } from "../quant/make_record.ts";
 import { parseArgs } from "./args.ts";
 import {
@@ -20,7 +18,13 @@ import {
   calibrationProgress,
   calibrationSummary,
 } from "./calibration.ts";
-import { type Command, integerOption, loadModelFiles, numberOption, shownPath } from "./common.ts";
+import {
+  type Command,
+  integerOption,
+  loadModelFiles,
+  numberOption,
+  printOrWrite,
+} from "./common.ts";
 import {
   DATA_FLAGS,
   DATA_HELP,
@@ -122,14 +126,6 @@ export const recordCommand: Command = {
         : error;
     }
     if (data === undefined) io.err(guessWarning(seeded));
-    if (out === undefined) {
-      io.out(text);
-      return;
-    }
-    const { paths } = await writeAllOrNothing(
-      dirname(out),
-      [{ name: basename(out), content: text }],
-    );
-    io.out(`wrote ${shownPath(paths[0])}\n`);
+    await printOrWrite(io, text, out);
   },
 };
