@@ -285,10 +285,7 @@ function similaritySvg(report: CompareReport): string {
     "layers in net order",
     "cosine similarity",
     [
-      `<line x1="${PLOT.left}" y1="${threshold}" x2="${PLOT.width - PLOT.right}" ` +
-      `y2="${threshold}" stroke="#c00" stroke-dasharray="4 4"/>`,
-      `<text x="${PLOT.width - PLOT.right}" y="${Number(threshold) - 4}" font-size="11" ` +
-      `fill="#c00" text-anchor="end">min cosine ${minCosine}</text>`,
+      ...thresholdLine(threshold, `min cosine ${minCosine}`),
       ...yLabels(
         [[1, "1"], [bottom, bottom.toFixed(2)], [minCosine, String(minCosine)], [
           middle,
@@ -301,6 +298,16 @@ function similaritySvg(report: CompareReport): string {
       ...xLabels(report.rows.map((row) => row.layer), xAt),
     ],
   );
+}
+
+/** A dashed red line across the plot at height `y`, labelled `label` at its right end. */
+function thresholdLine(y: string, label: string): string[] {
+  return [
+    `<line x1="${PLOT.left}" y1="${y}" x2="${PLOT.width - PLOT.right}" y2="${y}" ` +
+    `stroke="#c00" stroke-dasharray="4 4"/>`,
+    `<text x="${PLOT.width - PLOT.right}" y="${Number(y) - 4}" font-size="11" fill="#c00" ` +
+    `text-anchor="end">${label}</text>`,
+  ];
 }
 
 /** A bar plot of each quantized layer's relative L2 error alone, in net order. */
@@ -333,10 +340,7 @@ function sensitivitySvg(report: CompareReport): string {
     "quantized layers in net order",
     "rel L2 (alone)",
     [
-      `<line x1="${PLOT.left}" y1="${threshold}" x2="${PLOT.width - PLOT.right}" ` +
-      `y2="${threshold}" stroke="#c00" stroke-dasharray="4 4"/>`,
-      `<text x="${PLOT.width - PLOT.right}" y="${Number(threshold) - 4}" font-size="11" ` +
-      `fill="#c00" text-anchor="end">max rel L2 ${limit}</text>`,
+      ...thresholdLine(threshold, `max rel L2 ${limit}`),
       ...yLabels(
         [[0, "0"], [high, tickText(high)], [limit, String(limit)], [high / 2, tickText(high / 2)]],
         yOf,
