@@ -49,6 +49,17 @@ export function random(seed: number): (lo?: number, hi?: number) => number {
   return (lo = -1, hi = 1) => lo + (hi - lo) * unit();
 }
 
+/** Uniform floats in [-1, 1) from a 32-bit LCG (test data only; independent of the engine). */
+export function randomValues(count: number, seed: number): Float32Array {
+  let state = (seed * 2654435761) >>> 0;
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[i] = state / 2 ** 31 - 1;
+  }
+  return values;
+}
+
 /** A float32 blob of `shape` filled from `next`. */
 export function blob(shape: number[], next: () => number): Blob {
   const count = shape.reduce((a, b) => a * b, 1);

@@ -11,7 +11,7 @@ import { loadNet } from "../src/caffe/model.ts";
 import type { Blob } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet } from "../src/engine/run.ts";
-import { ConvertError, type ErrorCode } from "../src/errors.ts";
+import type { ConvertError } from "../src/errors.ts";
 import { LIMITS } from "../src/limits.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { fuseBatchNorm } from "../src/quant/fuse.ts";
@@ -20,41 +20,10 @@ import { nameAllocator } from "../src/quant/plan.ts";
 import { batchNorm, blob, blobOf, deconv, layer, net, random, scale } from "./_builders.ts";
 import { lengthField, stringField, tag } from "./_protobuf_bytes.ts";
 import { runCli as cli } from "./_cli.ts";
+import { checkError, placeOf } from "./_errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** 1-based line and column of the first `needle` in `text`. */
-function placeOf(text: string, needle: string): { line: number; column: number } {
-  const at = text.indexOf(needle);
-  assert.ok(at >= 0, `"${needle}" not in the text`);
-  const before = text.slice(0, at).split("\n");
-  return { line: before.length, column: before[before.length - 1].length + 1 };
-}
-
-/** What an expected ConvertError must carry. */
-interface Expected {
-  code: ErrorCode;
-  file?: string;
-  line?: number;
-  column?: number;
-  layer?: string;
-  offset?: number;
-  /** Parts the message must contain. */
-  parts?: string[];
-}
-
-function checkError(error: unknown, expected: Expected): true {
-  assert.ok(error instanceof ConvertError, `not a ConvertError: ${error}`);
-  assert.equal(error.code, expected.code, error.format());
-  for (const key of ["file", "line", "column", "layer", "offset"] as const) {
-    if (key in expected) assert.equal(error[key], expected[key], `${key} of ${error.format()}`);
-  }
-  for (const part of expected.parts ?? []) {
-    assert.ok(error.message.includes(part), `"${part}" not in: ${error.message}`);
-  }
-  return true;
-}
 
 /** The prototxt `text` with the blobs of `blobs` (by layer name), as caffemodel bytes. */
 function weightsFor(text: string, blobs: Record<string, Blob[]>): Uint8Array {

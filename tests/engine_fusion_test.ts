@@ -5,17 +5,7 @@
 import assert from "node:assert/strict";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
-
-/** Uniform floats in [-1, 1) from a 32-bit LCG (test data only). */
-function randomValues(count: number, seed: number): Float32Array {
-  let state = (seed * 2654435761) >>> 0;
-  const values = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    values[i] = state / 2 ** 31 - 1;
-  }
-  return values;
-}
+import { randomValues } from "./_builders.ts";
 
 const [C, H, W, O] = [3, 6, 5, 4];
 

@@ -6,20 +6,10 @@ import { readPrototxt } from "../src/caffe/prototxt.ts";
 import type { Blob, Net } from "../src/caffe/net.ts";
 import { ConvertError } from "../src/errors.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
+import { randomValues } from "./_builders.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Test data and helpers
-
-/** Uniform floats in [-1, 1) from a 32-bit LCG (test data only; independent of the engine). */
-function randomValues(count: number, seed: number): Float32Array {
-  let state = (seed * 2654435761) >>> 0;
-  const values = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    values[i] = state / 2 ** 31 - 1;
-  }
-  return values;
-}
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);

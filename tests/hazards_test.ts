@@ -7,7 +7,6 @@ import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Layer, Net } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
-import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { convertInMemory, convertNet } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { readRecord } from "../src/quant/record.ts";
@@ -24,51 +23,12 @@ import {
   roundHalfEven,
   scale,
 } from "./_builders.ts";
+import { checkError, type Expected, placeOf } from "./_errors.ts";
 import { modelFile, modelNames } from "./_models.ts";
 import { float32Bytes, lengthField, stringField, varint, varintField } from "./_protobuf_bytes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** 1-based line and column of the `occurrence`-th `needle` in `text`. */
-function placeOf(text: string, needle: string, occurrence = 1): { line: number; column: number } {
-  let at = -1;
-  for (let i = 0; i < occurrence; i++) {
-    at = text.indexOf(needle, at + 1);
-    assert.ok(at >= 0, `"${needle}" #${occurrence} not in the text`);
-  }
-  const before = text.slice(0, at).split("\n");
-  return { line: before.length, column: before[before.length - 1].length + 1 };
-}
-
-/** What an expected ConvertError must carry. */
-interface Expected {
-  code: ErrorCode;
-  file?: string;
-  line?: number;
-  column?: number;
-  layer?: string;
-  /** Parts the message must contain. */
-  parts?: string[];
-  /** Parts the message must not contain. */
-  absent?: string[];
-}
-
-/** Checks `error` against `expected` (every listed place field, `layer` even when undefined). */
-function checkError(error: unknown, expected: Expected): true {
-  assert.ok(error instanceof ConvertError, `not a ConvertError: ${error}`);
-  assert.equal(error.code, expected.code, error.format());
-  for (const key of ["file", "line", "column", "layer"] as const) {
-    if (key in expected) assert.equal(error[key], expected[key], `${key} of ${error.format()}`);
-  }
-  for (const part of expected.parts ?? []) {
-    assert.ok(error.message.includes(part), `"${part}" not in: ${error.message}`);
-  }
-  for (const part of expected.absent ?? []) {
-    assert.ok(!error.message.includes(part), `"${part}" in: ${error.message}`);
-  }
-  return true;
-}
 
 /** Expects `readPrototxt(text, "net.prototxt")` to throw `expected`. */
 function assertPrototxtError(text: string, expected: Expected): void {
