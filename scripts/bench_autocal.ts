@@ -3,7 +3,7 @@
  * the plain flow (`quantize`: calibrate every layer, convert, evaluate once) on the same data:
  *
  * ```sh
- * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P]
+ * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P] [--metric cosine|agreement]
  * ```
  *
  * - `ultraface`: ultraface_rfb320 (../shared/models) on 64 photos (the 12 dlib face photos, then
@@ -99,10 +99,14 @@ function seconds(started: number): string {
 }
 
 async function main(): Promise<void> {
-  const which = Deno.args.find((arg) => !arg.startsWith("--")) ?? "all";
+  const which =
+    Deno.args.find((arg, i) => !arg.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")) ??
+      "all";
   const dropAt = Deno.args.indexOf("--max-drop");
   const maxDrop = dropAt >= 0 ? Number(Deno.args[dropAt + 1]) : 0.001;
+  const metricAt = Deno.args.indexOf("--metric");
   for (const entry of await cases(which)) {
+    if (metricAt >= 0) entry.metric = Deno.args[metricAt + 1] === "cosine" ? "cosine" : "agreement";
     const model = await readFile(entry.model, "utf8");
     const weights = await readFile(entry.weights);
     const float = loadNet(model, weights);
