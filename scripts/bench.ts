@@ -48,6 +48,7 @@ import { weightTensor } from "../src/quant/weights.ts";
 import { quantKernels } from "../src/wasm/quant.ts";
 import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
+import { CLI_BUNDLE } from "./cli_bundle.ts";
 
 const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] " +
   "[--runtimes deno,node,chromium] [--dir DIR] [--json]";
@@ -347,6 +348,7 @@ async function buildBundles(dir: string): Promise<void> {
       external: ["playwright-core", "esbuild"],
       define: { "import.meta.main": "true" },
     });
+    await esbuild.build({ ...common, ...CLI_BUNDLE, outfile: `${dir}/cli.js` });
     await esbuild.build({
       ...common,
       entryPoints: ["core.ts"],
@@ -511,6 +513,111 @@ async function measureChromium(
   return results;
 }
 
+/** A way to run the `caffe-quant` bin: the row's name, the program and its first arguments. */
+interface CliRunner {
+  runtime: string;
+  command: string;
+  args: string[];
+  /** The runtime whose in-process floor the row is compared with. */
+  floorOf: string;
+}
+
+/** The bin runners measured: `deno run`, `node` on the bundled bin, and `npx caffe-quant`. */
+function cliRunners(runtimes: string[], bundleDir: string): CliRunner[] {
+  const runners: CliRunner[] = [];
+  if (runtimes.includes("deno")) {
+    runners.push({
+      runtime: "deno cli",
+      command: Deno.execPath(),
+      args: ["run", "-A", "src/cli.ts"],
+      floorOf: "deno",
+    });
+  }
+  if (runtimes.includes("node")) {
+    runners.push({
+      runtime: "node cli",
+      command: "node",
+      args: [`${bundleDir}/cli.js`],
+      floorOf: "node",
+    });
+    // npx runs the package's own bin, dist/cli.js (`npm run build` makes it).
+    try {
+      Deno.statSync(`${root}dist/cli.js`);
+      runners.push({
+        runtime: "npx cli",
+        command: "npx",
+        args: ["--no-install", "caffe-quant"],
+        floorOf: "node",
+      });
+    } catch {
+      console.error("no dist/cli.js (npm run build): npx caffe-quant is not measured");
+    }
+  }
+  return runners;
+}
+
+/**
+ * Times `caffe-quant convert` on one net end to end as a user runs it (a fresh process: runtime
+ * start-up, module loading, conversion, exit), one warm-up then `runs` rounds; the peak memory
+ * is the largest maximum resident size /usr/bin/time reports for the process tree.
+ */
+async function measureCli(
+  runner: CliRunner,
+  modelsDir: string,
+  model: string,
+  runs: number,
+  floor: Result | undefined,
+): Promise<Result> {
+  const folder = `${modelsDir}/${model}`;
+  const outDir = `${modelsDir}/out-cli-${model}`;
+  const inputs = [INPUTS.model, INPUTS.weights, INPUTS.record].map((file) => `${folder}/${file}`);
+  const timeFile = `${outDir}.time`;
+  let timed = true;
+  try {
+    Deno.statSync("/usr/bin/time");
+  } catch {
+    timed = false;
+  }
+  const once = async () => {
+    const convert = [...runner.args, "convert", ...inputs, `${outDir}/${model}`];
+    const [command, args] = timed
+      ? ["/usr/bin/time", ["-f", "%M", "-o", timeFile, runner.command, ...convert]]
+      : [runner.command, convert];
+    const started = performance.now();
+    const output = await new Deno.Command(command, { args, cwd: root, stdout: "null" })
+      .output();
+    const total = performance.now() - started;
+    if (!output.success) {
+      throw new Error(
+        `${runner.runtime} convert failed:\n${new TextDecoder().decode(output.stderr)}`,
+      );
+    }
+    const peak = timed ? Number((await Deno.readTextFile(timeFile)).trim()) * 1024 : undefined;
+    return { total, peak };
+  };
+  const first = (await once()).total;
+  const totals: number[] = [];
+  let peakRss: number | undefined = 0;
+  for (let run = 0; run < runs; run++) {
+    const { total, peak } = await once();
+    totals.push(total);
+    peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
+  }
+  await rm(outDir, { recursive: true, force: true });
+  await rm(timeFile, { force: true });
+  return {
+    runtime: runner.runtime,
+    model,
+    runs,
+    weightsBytes: (await stat(inputs[1])).size,
+    stages: {},
+    total: median(totals),
+    first,
+    floor: floor?.floor,
+    peakRss: peakRss || undefined,
+  };
+}
+
 /** Formats a number with `digits` decimals, or "-" when absent. */
 function show(value: number | undefined, digits = 0): string {
   return value === undefined || !Number.isFinite(value) ? "-" : value.toFixed(digits);
@@ -627,6 +734,15 @@ async function main(args: string[]): Promise<number> {
           ...workerArgs,
         ]),
       );
+    }
+  }
+  for (const runner of cliRunners(runtimes, bundleDir)) {
+    for (const model of chosen) {
+      log(`${runner.runtime}: ${model}…`);
+      const floor = results.find((result) =>
+        result.runtime === runner.floorOf && result.model === model
+      );
+      results.push(await measureCli(runner, modelsDir, model, runs, floor));
     }
   }
   if (runtimes.includes("chromium")) {

@@ -15,6 +15,7 @@
 
 import * as esbuild from "esbuild";
 import ts from "typescript";
+import { CLI_BUNDLE } from "./cli_bundle.ts";
 import { NPM_SPECIFIERS, NPM_TYPES, npmSpecifiers } from "./npm_specifiers.ts";
 
 /** The repository root. */
@@ -47,15 +48,7 @@ const BUNDLES: esbuild.BuildOptions[] = [
     mainFields: ["module", "main"],
     external: ["node:*"],
   },
-  {
-    entryPoints: ["src/cli.ts"],
-    outfile: "dist/cli.js",
-    platform: "node",
-    target: "node20",
-    // src/cli.ts runs `main(process.argv.slice(2))` when it is the program's entry; Node 20 has
-    // no `import.meta.main`, and this bundle is only ever the entry.
-    define: { "import.meta.main": "true" },
-  },
+  { ...CLI_BUNDLE, outfile: "dist/cli.js" },
 ];
 
 /** The modules whose declarations are published (with everything they reference). */

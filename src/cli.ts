@@ -13,13 +13,17 @@ import { printable } from "./printable.ts";
 import { COMMANDS, type Output } from "./cli/commands.ts";
 import { readingInputs } from "./io/files.ts";
 
-const USAGE = `caffe-quant: quantize Caffe models to INT8 (AMCT convert_model)
+/** The usage of every command (loads them all). */
+async function usage(): Promise<string> {
+  const commands = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  return `caffe-quant: quantize Caffe models to INT8 (AMCT convert_model)
 
 usage:
-${Object.values(COMMANDS).map((command) => `  caffe-quant ${command.usage}`).join("\n")}
+${commands.map((command) => `  caffe-quant ${command.usage}`).join("\n")}
 
 Run a command with --help for what it does. Documentation — file formats, the arithmetic,
 layer wiring, every error code, calibration — is in docs/ of the package (docs/README.md).`;
+}
 
 /** The process's standard output and error. */
 function processOutput(): Output {
@@ -41,15 +45,16 @@ export async function main(argv: string[], io: Output = processOutput()): Promis
   io = { ...io, err: (text) => err(printable(text, { keepLines: true })) };
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    io.out(USAGE + "\n");
+    io.out(await usage() + "\n");
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   const json = rest.includes("--json");
   try {
-    if (command === undefined) {
-      throw new ConvertError("USAGE", `unknown command "${printable(name)}"\n${USAGE}`);
+    if (load === undefined) {
+      throw new ConvertError("USAGE", `unknown command "${printable(name)}"\n${await usage()}`);
     }
+    const command = await load();
     if (rest.includes("--help")) {
       io.out(`usage: caffe-quant ${command.usage}\n\n${command.help}\n`);
       return 0;

@@ -1,28 +1,23 @@
 /**
  * The commands of the command line by name: each parses its arguments, calls the library, and
- * prints a human summary or, with `--json`, the machine form.
+ * prints a human summary or, with `--json`, the machine form. Each command's module is imported
+ * only when that command runs (or for the usage of them all), so that the command line starts by
+ * loading what the one command needs (`convert` never loads image decoders or the simulator).
  *
  * @module
  */
 
 import type { Command } from "./common.ts";
-import { compareCommand } from "./compare.ts";
-import { configCommand } from "./config.ts";
-import { convertCommand } from "./convert.ts";
-import { inspectCommand } from "./inspect.ts";
-import { quantizeCommand } from "./quantize.ts";
-import { recordCommand } from "./record.ts";
-import { runCommand } from "./run.ts";
 
 export type { Command, Output } from "./common.ts";
 
-/** Every command by name. */
-export const COMMANDS: Record<string, Command> = {
-  inspect: inspectCommand,
-  convert: convertCommand,
-  record: recordCommand,
-  quantize: quantizeCommand,
-  run: runCommand,
-  compare: compareCommand,
-  config: configCommand,
+/** Every command by name, each loaded on first use. */
+export const COMMANDS: Record<string, () => Promise<Command>> = {
+  inspect: () => import("./inspect.ts").then((module) => module.inspectCommand),
+  convert: () => import("./convert.ts").then((module) => module.convertCommand),
+  record: () => import("./record.ts").then((module) => module.recordCommand),
+  quantize: () => import("./quantize.ts").then((module) => module.quantizeCommand),
+  run: () => import("./run.ts").then((module) => module.runCommand),
+  compare: () => import("./compare.ts").then((module) => module.compareCommand),
+  config: () => import("./config.ts").then((module) => module.configCommand),
 };
