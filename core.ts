@@ -17,11 +17,14 @@
 export { ConvertError, ERROR_CODES, type ErrorCode, type ErrorPlace } from "./src/errors.ts";
 export type { BinaryInput } from "./src/arguments.ts";
 export {
+  type ConvertBlobsOutput,
+  type ConvertedBlobs,
   type ConvertedFiles,
   convertInMemory as convert,
   type ConvertInput,
   type ConvertOutput,
   type ConvertReport,
+  convertToBlobs,
   type InputFiles,
   type ProgressCallback,
 } from "./src/quant/convert.ts";

@@ -9,7 +9,7 @@ import { type BinaryInput, textArgument } from "../arguments.ts";
 import { printPrototxt } from "../caffe/prototxt.ts";
 import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
 import { quantizeBlocker } from "../caffe/layers.ts";
-import { writeCaffemodel } from "../caffe/caffemodel_write.ts";
+import { caffemodelPieces, writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { hasV1Weights, loadNet, type ModelFiles } from "../caffe/model.ts";
 import type { Net } from "../caffe/net.ts";
 import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";
@@ -280,4 +280,55 @@ export async function convertInMemory(input: ConvertInput): Promise<ConvertOutpu
     files: converted,
     report: { ...report, timings: { ...report.timings, serialize: serializeMs } },
   };
+}
+
+/** The five outputs as `Blob`s (docs/formats.md names without the prefix). */
+export type ConvertedBlobs = Record<keyof ConvertedFiles, Blob>;
+
+/** What {@linkcode convertToBlobs} returns. */
+export interface ConvertBlobsOutput {
+  /** The five outputs. */
+  files: ConvertedBlobs;
+  /** What was done. */
+  report: ConvertReport;
+}
+
+/**
+ * {@linkcode convertInMemory} with the outputs as `Blob`s: the caffemodels are made in bounded
+ * pieces, each copied into a `Blob` part as it is made, so that no output caffemodel is ever
+ * held whole as a JavaScript array (a browser keeps Blob data out of the page's memory: ready
+ * for a download link, `blob.stream()`, or `await blob.bytes()` when the bytes are wanted).
+ * The bytes are those of {@linkcode convertInMemory}.
+ *
+ * @example
+ * ```ts ignore
+ * const { files } = await convertToBlobs({ model, weights, record });
+ * link.href = URL.createObjectURL(files.deployWeights);
+ * ```
+ */
+export async function convertToBlobs(input: ConvertInput): Promise<ConvertBlobsOutput> {
+  const progress = guardProgress(input.onProgress);
+  const { fakeQuant, deploy, texts, report } = await convertToNets({
+    ...input,
+    onProgress: progress.report,
+  });
+  const started = performance.now();
+  const caffemodelBlob = (net: Net) => {
+    // A piece is valid only until the one after the next is made: each is copied at once.
+    const parts: Blob[] = [];
+    for (const piece of caffemodelPieces(net)) parts.push(new Blob([piece as BlobPart]));
+    return new Blob(parts, { type: "application/octet-stream" });
+  };
+  const text = (content: string) => new Blob([content], { type: "text/plain" });
+  const files: ConvertedBlobs = {
+    fakeQuantModel: text(texts.fakeQuantModel),
+    fakeQuantWeights: caffemodelBlob(fakeQuant),
+    deployModel: text(texts.deployModel),
+    deployWeights: caffemodelBlob(deploy),
+    quantInfo: text(texts.quantInfo),
+  };
+  progress.report("serialize", 1, 1);
+  await progress.settled();
+  const serializeMs = report.timings.serialize + performance.now() - started;
+  return { files, report: { ...report, timings: { ...report.timings, serialize: serializeMs } } };
 }
