@@ -22,6 +22,9 @@ import {
 /** An activation algorithm: AMCT's `ifmr` and `hfmg`, and `minmax` (docs/math.md). */
 export type ActivationAlgorithm = "ifmr" | "hfmg" | "minmax";
 
+/** Every activation algorithm, in the order help texts list them (`minmax` is caffe-quant's addition). */
+export const ACTIVATION_ALGORITHMS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+
 /** How one blob is calibrated (AMCT's `activation_quant_params` and `activation_offset`). */
 export interface ActivationSettings {
   /** `act_algo` (default `ifmr`). */
@@ -130,7 +133,7 @@ const MIN_SCALE = 1.1920929e-7;
  * scale)); without, scale = max(|clipMin|, |clipMax|) / 127 and offset 0; a scale below
  * 1.1920929e-7 becomes 1. Used by HFMG.
  */
-export function clipFactors(
+function clipFactors(
   clipMin: number,
   clipMax: number,
   withOffset: boolean,

@@ -71,7 +71,7 @@ export function defaultCalibrationConfig(
 }
 
 /** AMCT's HFMG bin counts. */
-export const HFMG_BIN_COUNTS: readonly number[] = [1024, 2048, 4096, 8192];
+const HFMG_BIN_COUNTS: readonly number[] = [1024, 2048, 4096, 8192];
 
 /** Most IFMR candidates a search range and step may give. */
 const MAX_IFMR_CANDIDATES = 4096;

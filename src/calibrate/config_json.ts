@@ -18,6 +18,7 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode } from "../errors.ts";
 import {
+  ACTIVATION_ALGORITHMS,
   type ActivationAlgorithm,
   type ActivationSettings,
   DEFAULT_ACTIVATION_SETTINGS,
@@ -37,9 +38,6 @@ import {
   type JsonPlace,
   parseJsonWithPlaces,
 } from "./json_places.ts";
-
-/** The activation algorithms `act_algo` may name (`minmax` is caffe-quant's addition). */
-const ACT_ALGOS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
 
 /** Fields of `activation_quant_params` by algorithm (besides `act_algo`, `num_bits`, `asymmetric`). */
 const ALGORITHM_FIELDS: Record<ActivationAlgorithm, readonly string[]> = {
@@ -245,7 +243,7 @@ class JsonConfigReader {
     const algoEntry = fields.get("act_algo");
     const algorithm = algoEntry === undefined
       ? "ifmr"
-      : this.string(algoEntry, ACT_ALGOS) as ActivationAlgorithm;
+      : this.string(algoEntry, ACTIVATION_ALGORITHMS) as ActivationAlgorithm;
     for (const [name, field] of fields) {
       if (common.includes(name) || ALGORITHM_FIELDS[algorithm].includes(name)) continue;
       this.fail(

@@ -17,10 +17,10 @@ import { type Net, netInputs } from "../caffe/net.ts";
 import type { LayerCalibrationStats } from "./calibrate.ts";
 
 /** Smallest maximum of a non-negative net input taken for raw 8-bit pixels. */
-export const RAW_PIXEL_MAX = 32;
+const RAW_PIXEL_MAX = 32;
 
 /** Largest magnitude of a layer input that is not flagged. */
-export const LARGE_VALUE = 1000;
+const LARGE_VALUE = 1000;
 
 /** A range that looks wrong, and what to check. */
 export interface RangeWarning {

@@ -13,7 +13,7 @@ import type {
   CalibrationResult,
   LayerCalibrationStats,
 } from "../calibrate/calibrate.ts";
-import type { ActivationAlgorithm } from "../calibrate/activation.ts";
+import { ACTIVATION_ALGORITHMS, type ActivationAlgorithm } from "../calibrate/activation.ts";
 import { type CalibrationConfig, defaultCalibrationConfig } from "../calibrate/config.ts";
 import { rangeWarnings } from "../calibrate/range_checks.ts";
 import { readQuantConfig } from "../calibrate/config_read.ts";
@@ -29,16 +29,13 @@ export const CALIBRATION_OPTIONS = ["algo", "config"];
 /** Flags that choose how to calibrate. */
 export const CALIBRATION_FLAGS = ["no-offset", "per-tensor"];
 
-/** The values `--algo` takes. */
-const ALGORITHMS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
-
 /** The activation algorithm `--algo` names (IFMR, AMCT's default, without it). */
 export function algorithmOption(args: ParsedArgs): ActivationAlgorithm {
   const algorithm = args.options.get("algo")?.at(-1) ?? "ifmr";
-  if (!ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
+  if (!ACTIVATION_ALGORITHMS.includes(algorithm as ActivationAlgorithm)) {
     throw new ConvertError(
       "USAGE",
-      `--algo needs one of ${ALGORITHMS.join(", ")}, not "${printable(algorithm)}"`,
+      `--algo needs one of ${ACTIVATION_ALGORITHMS.join(", ")}, not "${printable(algorithm)}"`,
     );
   }
   return algorithm as ActivationAlgorithm;
