@@ -19,8 +19,11 @@
  * VmHWM (Linux), reset before each conversion through /proc/self/clear_refs after a garbage
  * collection; the largest of the rounds is shown. Node runs an esbuild bundle of this script
  * made from the current sources; Chromium (playwright-core, /usr/bin/chromium or $CHROMIUM) runs
- * the in-memory API (`core.ts` bundled) on inputs fetched from a local server, and its memory is
- * the renderer process's. Also measured, in Deno and Node: caffemodel parsing (GB/s), text
+ * the in-memory API (`core.ts` bundled; `convert`, and `convertToBlobs` as "chromium blobs") on
+ * inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
+ * time `caffe-quant convert` as a user runs it: `deno run -A src/cli.ts`, `node` on the bin's
+ * bundle, and `npx caffe-quant` (dist/cli.js from `npm run build`), start-up included, against
+ * the in-process floor of that runtime; their memory is /usr/bin/time's maximum. Also measured, in Deno and Node: caffemodel parsing (GB/s), text
  * parsing of the prototxt and record (MB/s), weight quantization through the kernels (w_q with
  * folding and the finiteness check, and w_fake from w_q, each into a caller's buffer; G weights/s)
  * and the in-memory API's time.
@@ -364,7 +367,7 @@ async function buildBundles(dir: string): Promise<void> {
 /** The benchmark page: loads the inputs once, then converts on request. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>caffe-quant bench</title>
 <script type="module">
-import { convert } from "/core.js";
+import { convert, convertToBlobs } from "/core.js";
 let input;
 window.loadInputs = async (model) => {
   const get = (file) => fetch("/files/" + model + "/" + file);
@@ -376,10 +379,10 @@ window.loadInputs = async (model) => {
   input = { model: modelText, weights: new Uint8Array(weights), record };
   return input.weights.length;
 };
-window.convertOnce = async () => {
+window.convertOnce = async (blobs) => {
   globalThis.gc?.();
   const started = performance.now();
-  const { report } = await convert(input);
+  const { report } = await (blobs ? convertToBlobs : convert)(input);
   return { total: performance.now() - started, timings: report.timings };
 };
 window.ready = true;
@@ -465,44 +468,49 @@ async function measureChromium(
           (globalThis as unknown as { loadInputs(m: string): Promise<number> }).loadInputs(name),
         model,
       );
-      const convertOnce = () =>
-        page.evaluate(() =>
-          (globalThis as unknown as {
-            convertOnce(): Promise<{ total: number; timings: Record<string, number> }>;
-          }).convertOnce()
-        );
-      const first = (await convertOnce()).total;
-      const totals: number[] = [];
-      const stageRuns: Record<string, number>[] = [];
-      let peakRss: number | undefined = 0;
-      for (let run = 0; run < runs; run++) {
-        const pids = renderers(descendants(browserPid));
-        const resets = await Promise.all(pids.map((pid) => resetPeakResident(pid)));
-        const { total, timings } = await convertOnce();
-        totals.push(total);
-        stageRuns.push(timings);
-        const peaks = await Promise.all(pids.map((pid) => peakResident(pid)));
-        const peak = resets.every(Boolean) && peaks.every((value) => value !== undefined)
-          ? Math.max(...peaks as number[])
-          : undefined;
-        peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
+      for (const blobs of [false, true]) {
+        const convertOnce = () =>
+          page.evaluate((asBlobs) =>
+            (globalThis as unknown as {
+              convertOnce(
+                blobs: boolean,
+              ): Promise<{ total: number; timings: Record<string, number> }>;
+            }).convertOnce(asBlobs), blobs);
+        const first = (await convertOnce()).total;
+        const totals: number[] = [];
+        const stageRuns: Record<string, number>[] = [];
+        let peakRss: number | undefined = 0;
+        for (let run = 0; run < runs; run++) {
+          const pids = renderers(descendants(browserPid));
+          const resets = await Promise.all(pids.map((pid) => resetPeakResident(pid)));
+          const { total, timings } = await convertOnce();
+          totals.push(total);
+          stageRuns.push(timings);
+          const peaks = await Promise.all(pids.map((pid) => peakResident(pid)));
+          const peak = resets.every(Boolean) && peaks.every((value) => value !== undefined)
+            ? Math.max(...peaks as number[])
+            : undefined;
+          peakRss = peak === undefined || peakRss === undefined
+            ? undefined
+            : Math.max(peakRss, peak);
+        }
+        const stages: Record<string, number> = {};
+        for (const stage of Object.keys(stageRuns[0])) {
+          stages[stage] = median(stageRuns.map((timings) => timings[stage] ?? 0));
+        }
+        const total = median(totals);
+        results.push({
+          runtime: blobs ? "chromium blobs" : "chromium",
+          model,
+          runs,
+          weightsBytes,
+          stages,
+          total,
+          first,
+          peakRss: peakRss || undefined,
+          inMemory: total,
+        });
       }
-      const stages: Record<string, number> = {};
-      for (const stage of Object.keys(stageRuns[0])) {
-        stages[stage] = median(stageRuns.map((timings) => timings[stage] ?? 0));
-      }
-      const total = median(totals);
-      results.push({
-        runtime: "chromium",
-        model,
-        runs,
-        weightsBytes,
-        stages,
-        total,
-        first,
-        peakRss: peakRss || undefined,
-        inMemory: total,
-      });
       await page.close();
     }
     await browser.close();
