@@ -72,30 +72,46 @@ function convolutionProblem(param: TextMessage | undefined): Problem | undefined
   if (outputs % group !== 0) {
     return [`num_output ${outputs} is not a multiple of group ${group}`, groupField];
   }
-  const kernels = [
-    ...entries(param, "kernel_size"),
-    ...entries(param, "kernel_h"),
-    ...entries(param, "kernel_w"),
+  const window = splitWindow(param) ?? windowProblem(param);
+  if (window !== undefined) return window;
+  const zeroDilation = firstNotPositive(entries(param, "dilation"));
+  if (zeroDilation !== undefined) return ["every dilation must be > 0", zeroDilation];
+  return undefined;
+}
+
+/**
+ * The fields of one window setting in both its forms: `name` (repeated, one per axis) and
+ * `<axisPrefix>_h` / `<axisPrefix>_w` (`kernel_size` / `kernel_h`, `stride` / `stride_h`).
+ */
+function windowFields(
+  param: TextMessage | undefined,
+  name: string,
+  axisPrefix: string,
+): TextField[] {
+  return [
+    ...entries(param, name),
+    ...entries(param, `${axisPrefix}_h`),
+    ...entries(param, `${axisPrefix}_w`),
   ];
-  const split = bothForms(param, "kernel_size", "kernel") ?? bothForms(param, "stride", "stride") ??
+}
+
+/** A kernel, stride or pad given in both its forms, as Caffe refuses for convolution and pooling. */
+function splitWindow(param: TextMessage | undefined): Problem | undefined {
+  return bothForms(param, "kernel_size", "kernel") ?? bothForms(param, "stride", "stride") ??
     bothForms(param, "pad", "pad");
-  if (split !== undefined) return split;
+}
+
+/** Caffe's kernel and stride checks, shared by convolution and (non-global) pooling. */
+function windowProblem(param: TextMessage | undefined): Problem | undefined {
+  const kernels = windowFields(param, "kernel_size", "kernel");
   if (kernels.length === 0) return ["it has no kernel_size (or kernel_h and kernel_w)"];
-  const hasHeight = entries(param, "kernel_h").length > 0;
-  if (hasHeight !== entries(param, "kernel_w").length > 0) {
+  if ((entries(param, "kernel_h").length > 0) !== (entries(param, "kernel_w").length > 0)) {
     return ["kernel_h and kernel_w must be given together", kernels[0]];
   }
   const zeroKernel = firstNotPositive(kernels);
   if (zeroKernel !== undefined) return ["every kernel dimension must be > 0", zeroKernel];
-  const strides = [
-    ...entries(param, "stride"),
-    ...entries(param, "stride_h"),
-    ...entries(param, "stride_w"),
-  ];
-  const zeroStride = firstNotPositive(strides);
+  const zeroStride = firstNotPositive(windowFields(param, "stride", "stride"));
   if (zeroStride !== undefined) return ["every stride must be > 0", zeroStride];
-  const zeroDilation = firstNotPositive(entries(param, "dilation"));
-  if (zeroDilation !== undefined) return ["every dilation must be > 0", zeroDilation];
   return undefined;
 }
 
@@ -107,37 +123,19 @@ function numberOf(param: TextMessage | undefined, name: string, fallback: number
 
 /** Caffe's checks of a `pooling_param` (absent: every default). */
 function poolingProblem(param: TextMessage | undefined): Problem | undefined {
-  const kernels = [
-    ...entries(param, "kernel_size"),
-    ...entries(param, "kernel_h"),
-    ...entries(param, "kernel_w"),
-  ];
-  const split = bothForms(param, "kernel_size", "kernel") ?? bothForms(param, "stride", "stride") ??
-    bothForms(param, "pad", "pad");
+  const split = splitWindow(param);
   if (split !== undefined) return split;
   if (param?.get("global_pooling") === true) {
+    const kernels = windowFields(param, "kernel_size", "kernel");
     if (kernels.length > 0) return ["a global pooling takes no kernel size", kernels[0]];
-    const moved = [...entries(param, "pad"), ...entries(param, "pad_h"), ...entries(param, "pad_w")]
-      .find((field) => field.value !== 0) ??
-      [...entries(param, "stride"), ...entries(param, "stride_h"), ...entries(param, "stride_w")]
-        .find((field) => field.value !== 1);
+    const moved = windowFields(param, "pad", "pad").find((field) => field.value !== 0) ??
+      windowFields(param, "stride", "stride").find((field) => field.value !== 1);
     return moved === undefined
       ? undefined
       : ["a global pooling must have pad 0 and stride 1", moved];
   }
-  if (kernels.length === 0) return ["it has no kernel_size (or kernel_h and kernel_w)"];
-  if ((entries(param, "kernel_h").length > 0) !== (entries(param, "kernel_w").length > 0)) {
-    return ["kernel_h and kernel_w must be given together", kernels[0]];
-  }
-  const zeroKernel = firstNotPositive(kernels);
-  if (zeroKernel !== undefined) return ["every kernel dimension must be > 0", zeroKernel];
-  const strides = [
-    ...entries(param, "stride"),
-    ...entries(param, "stride_h"),
-    ...entries(param, "stride_w"),
-  ];
-  const zeroStride = firstNotPositive(strides);
-  if (zeroStride !== undefined) return ["every stride must be > 0", zeroStride];
+  const window = windowProblem(param);
+  if (window !== undefined) return window;
   const kernelSize = numberOf(param, "kernel_size", 0);
   for (const axis of ["h", "w"]) {
     const kernel = numberOf(param, `kernel_${axis}`, kernelSize);
