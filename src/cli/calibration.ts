@@ -78,15 +78,18 @@ export function calibrationProgress(
 ): { onProgress: (progress: CalibrationProgress) => void; done: () => void } {
   const line = statusLine(io.err, io.isTerminal);
   return {
-    onProgress({ pass, samples, totalSamples, layer, etaSeconds }) {
-      const count = totalSamples === undefined ? `${samples}` : `${samples}/${totalSamples}`;
-      const eta = etaSeconds === undefined ? "" : `, about ${durationText(etaSeconds)} left`;
-      line.show(
-        `calibrating (pass ${pass + 1}): ${count} samples${layer ? `, at ${layer}` : ""}${eta}`,
-      );
-    },
+    onProgress: (progress) => line.show(calibrationStatus(progress)),
     done: line.done,
   };
+}
+
+/** One status line for calibration progress: pass, samples, layer and time left. */
+export function calibrationStatus(
+  { pass, samples, totalSamples, layer, etaSeconds }: CalibrationProgress,
+): string {
+  const count = totalSamples === undefined ? `${samples}` : `${samples}/${totalSamples}`;
+  const eta = etaSeconds === undefined ? "" : `, about ${durationText(etaSeconds)} left`;
+  return `calibrating (pass ${pass + 1}): ${count} samples${layer ? `, at ${layer}` : ""}${eta}`;
 }
 
 /** A range as text, 4 significant digits. */

@@ -23,6 +23,7 @@ import {
   CALIBRATION_FLAGS,
   CALIBRATION_OPTIONS,
   calibrationConfig,
+  calibrationStatus,
   calibrationSummary,
 } from "./calibration.ts";
 import { type Command, integerOption, loadModelFiles, type Output, shownPath } from "./common.ts";
@@ -155,12 +156,7 @@ function stepProgress(io: Output): { onProgress: (p: QuantizeProgress) => void; 
         started = performance.now();
       }
       if (progress.step === "calibrate") {
-        const { pass, samples, totalSamples, layer, etaSeconds } = progress.calibration;
-        const of = totalSamples === undefined ? "" : `/${totalSamples}`;
-        line.show(
-          `calibrating (pass ${pass + 1}): ${samples}${of} samples${layer ? `, at ${layer}` : ""}` +
-            (etaSeconds === undefined ? "" : `, about ${durationText(etaSeconds)} left`),
-        );
+        line.show(calibrationStatus(progress.calibration));
       } else if (progress.step === "convert") {
         line.show(`converting: ${progress.stage}`);
       } else if (progress.step === "search") {
