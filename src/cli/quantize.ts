@@ -207,7 +207,7 @@ async function writeHtml(
   });
   const { paths } = await writeAllOrNothing(dirname(path), [
     { name: basename(path), content: page },
-  ], [args.positionals.model_file!, args.positionals.weights_file!]);
+  ]);
   return paths[0];
 }
 
