@@ -2,7 +2,7 @@
  * Seeded, reproducible fuzzing of the whole conversion: every prototxt, caffemodel and record of
  * `../shared/models` and of the built-in example is damaged in many ways (see
  * `fuzz/binary_mutations.ts`, `fuzz/text_mutations.ts`) and converted in-process by worker
- * threads. A finding — an exception that is not a ConvertError, a run over 2 s, a hang, memory
+ * threads. A finding — an exception that is not a ConvertError, a run over its time allowance, a hang, memory
  * growth beyond 4× the input, files left by a failed conversion — is saved with its inputs under
  * `--findings` and makes the exit code 1.
  *

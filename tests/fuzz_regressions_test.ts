@@ -69,6 +69,17 @@ const RECIPES: Recipe[] = [
       "smallest stride with the same output, and the InnerProduct after it, given 1×1 maps " +
       "instead of the 12×12 its weights take, is BAD_INPUT as Caffe's Reshape refuses it",
   },
+  {
+    seed: 20261204,
+    index: 68926,
+    made: "example model layer-param",
+    expect: "converted run:BAD_INPUT",
+    why:
+      "a Deconvolution with `stride: 1000` turns an 8×8 map into 8×7,002×7,002 (1.6 GB), which " +
+      "the simulator computes before the InnerProduct after it refuses its size (3–6 s): linear " +
+      "work the damaged net asks for, bounded by the tensor limit, so the harness now allows " +
+      "SLOW_NS_PER_ELEMENT per element written (a case slower than that is still a finding)",
+  },
 ];
 
 const corpus = modelNames.length > 0 ? await loadCorpus() : [];
