@@ -135,3 +135,31 @@ Deno.test("quantize: usage errors", { ignore }, async () => {
   assert.match(tooFew.err, /--data gives 4 samples: too few to keep evaluation samples apart/);
   assert.deepEqual(await readdir(dir), ["digits0.npy", "labels0.txt"], "nothing written");
 });
+
+Deno.test(
+  "quantize: an --html page naming an input or one of its own outputs is refused before anything is written",
+  { ignore },
+  async () => {
+    const dir = await mkdtemp("/tmp/caffe-quant-quantize-");
+    const [npy, labels] = await digitsNpy(dir, 4);
+    const npyBytes = await readFile(npy);
+    const save = join(dir, "out", "lenet");
+    const quantizeWithHtml = (html: string) =>
+      run("quantize", model, weights, save, "--data", npy, "--labels", labels, "--html", html);
+
+    const onData = await quantizeWithHtml(npy);
+    assert.equal(onData.code, 2, onData.err);
+    assert.match(onData.err, /^error\[OUTPUT_OVERWRITES_INPUT\] .*digits0\.npy/m);
+    assert.deepEqual(await readFile(npy), npyBytes, "the data file is unchanged");
+
+    const onLabels = await quantizeWithHtml(labels);
+    assert.equal(onLabels.code, 2, onLabels.err);
+    assert.match(onLabels.err, /^error\[OUTPUT_OVERWRITES_INPUT\] .*labels0\.txt/m);
+
+    const onOwn = await quantizeWithHtml(`${save}_quant.json`);
+    assert.equal(onOwn.code, 2, onOwn.err);
+    assert.match(onOwn.err, /^error\[USAGE\] --html .*lenet_quant\.json is one of the files/m);
+
+    await assert.rejects(readdir(join(dir, "out")), { code: "ENOENT" }, "nothing written");
+  },
+);

@@ -14,7 +14,8 @@ import type { EvaluationSample } from "../engine/evaluate.ts";
 import type { Tensor } from "../engine/run.ts";
 import { compareReportHtml } from "../engine/report.ts";
 import { ConvertError } from "../errors.ts";
-import { writeAllOrNothing } from "../io/files.ts";
+import { refuseOutputPaths, writeAllOrNothing } from "../io/files.ts";
+import { outputNames, recordName } from "../output_names.ts";
 import { quantizeModel, type QuantizeModelResult } from "../io/quantize_model.ts";
 import { loadNet } from "../caffe/model.ts";
 import type { QuantizeProgress } from "../pipeline/quantize.ts";
@@ -38,7 +39,7 @@ import {
   formatSearch,
   wantsAuto,
 } from "./auto_calibration.ts";
-import { basename, dirname } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** `args` with options replaced (`undefined` removes one). */
 function withOptions(args: ParsedArgs, changes: Record<string, string[] | undefined>): ParsedArgs {
@@ -211,6 +212,42 @@ async function writeHtml(
   return paths[0];
 }
 
+/** Files the options name as inputs (data, lists, labels, mean files, configs). */
+const INPUT_OPTIONS = [
+  "data",
+  "input",
+  "eval-data",
+  "labels",
+  "mean-file",
+  "transform-from",
+  "config",
+];
+
+/**
+ * Refuses, before anything is read or written, an `--html` page that would replace an input (the
+ * model, the weights, a file an option names) or one of the six files quantize writes itself.
+ */
+async function refuseHtmlTarget(html: string, args: ParsedArgs): Promise<void> {
+  const savePath = args.positionals.save_path!;
+  const { dir, names } = outputNames(savePath);
+  const own = [recordName(savePath), ...Object.values(names)].map((name) => join(dir, name));
+  if (own.some((path) => resolve(path) === resolve(html))) {
+    throw new ConvertError(
+      "USAGE",
+      `--html ${shownPath(html)} is one of the files quantize writes at ${shownPath(savePath)}`,
+    );
+  }
+  const inputs = INPUT_OPTIONS.flatMap((option) =>
+    (args.options.get(option) ?? []).map((value) =>
+      option === "input" ? value.slice(value.indexOf("=") + 1) : value
+    )
+  );
+  await refuseOutputPaths(
+    [html],
+    [args.positionals.model_file!, args.positionals.weights_file!, ...inputs],
+  );
+}
+
 export const quantizeCommand: Command = {
   usage: `quantize <model_file> <weights_file> <save_path> ${DATA_USAGE} ` +
     "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax] " +
@@ -232,6 +269,8 @@ export const quantizeCommand: Command = {
     }, this.usage);
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
+    const html = args.options.get("html")?.at(-1);
+    if (html !== undefined) await refuseHtmlTarget(html, args);
     const net = await loadModelFiles(modelFile, weightsFile);
     const config = await calibrationConfig(args, net);
     const first: DataSample[] = [];
@@ -263,7 +302,6 @@ export const quantizeCommand: Command = {
     } finally {
       progress.done();
     }
-    const html = args.options.get("html")?.at(-1);
     const htmlPath = html !== undefined && first.length > 0
       ? await writeHtml(
         html,
