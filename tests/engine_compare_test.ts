@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { Net } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { compareNets, layerSensitivity } from "../src/engine/compare.ts";
+import { evaluateAccuracy } from "../src/engine/evaluate.ts";
 import { compareReportHtml, formatCompareTable } from "../src/engine/report.ts";
 import { ConvertError } from "../src/errors.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
@@ -281,6 +282,30 @@ Deno.test("compareNets outputs: classifier accuracy with labels, detector and im
   assert.equal(score.task, "detector");
   assert.equal(score.confident, 0);
   assert.ok(score.failed.some((check) => check.startsWith("confident")));
+
+  // The same scores as SSD lays them out (a Softmax over the last axis, flattened): still a
+  // detector of 2 classes, in compare as in evaluateAccuracy.
+  const flattened = (scale: number) =>
+    readPrototxt(`
+      input: "data" input_shape { dim: 1 dim: 4 dim: 2 }
+      layer { name: "lin" type: "Power" bottom: "data" top: "y" power_param { scale: ${scale} } }
+      layer { name: "score" type: "Softmax" bottom: "y" top: "score" softmax_param { axis: 2 } }
+      layer { name: "flat" type: "Flatten" bottom: "score" top: "flat" }
+    `);
+  const flat = (await compareNets(flattened(1), flattened(-1), { seed: 3 })).outputs[0];
+  assert.equal(flat.blob, "flat");
+  assert.equal(flat.task, "detector");
+  assert.equal(flat.confident, 0);
+  const evaluated = await evaluateAccuracy(
+    { float: flattened(1), fakeQuant: flattened(-1), deploy: flattened(1) },
+    [{
+      inputs: new Map([["data", {
+        shape: [1, 4, 2],
+        data: new Float32Array([1, -1, 0.5, 2, -3, 0, 0.25, -0.5]),
+      }]]),
+    }],
+  );
+  assert.equal(evaluated.outputs[0].task, "detector");
 
   // An image output [1, 3, 4, 4], B = 1.1 A: PSNR = 10 log10(peak² / mean (0.1 x)²).
   const image = (scale: number) =>

@@ -403,7 +403,7 @@ interface RowTotals {
 }
 
 /** The class layout of a Softmax output, if `layer` is one. */
-export function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout | undefined {
+function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassLayout | undefined {
   if (layer?.type !== "Softmax" || shape.length === 0) return undefined;
   let axis = numberParam(layer, "softmax_param", "axis", 1);
   if (axis < 0) axis += shape.length;
@@ -411,14 +411,49 @@ export function softmaxLayout(layer: Layer | undefined, shape: number[]): ClassL
   return { classes: shape[axis], inner: product(shape.slice(axis + 1)) };
 }
 
-/** The task of a net output written last by `layer`, of shape `shape`. */
-export function outputTask(layer: Layer | undefined, shape: number[]): OutputTask {
-  const layout = softmaxLayout(layer, shape);
+/** What a net output is, and how its classes are laid out. */
+export interface OutputKind {
+  task: OutputTask;
+  layout?: ClassLayout;
+}
+
+/**
+ * The kind of output `blob` (shape `shape`) of `net`: the top of a Softmax is a classifier (one
+ * position per sample) or a detector (many); scores flattened or reshaped after a Softmax over
+ * their last axis (SSD's `mbox_conf_flatten`) keep that Softmax's classes (`shapeOf` gives the
+ * shape a blob held in the run); other 4-D outputs of 1 or 3 channels are images, the rest
+ * tensors.
+ */
+export function outputKind(
+  net: Net,
+  blob: string,
+  shape: number[],
+  shapeOf: (blob: string) => number[] | undefined,
+): OutputKind {
+  const writer = lastWriter(net, blob);
+  if (writer?.type === "Flatten" || writer?.type === "Reshape") {
+    const source = writer.bottoms[0];
+    const scores = shapeOf(source);
+    const layout = scores && softmaxLayout(lastWriter(net, source), scores);
+    if (layout !== undefined && layout.inner === 1) {
+      const positions = product(shape.slice(1)) / layout.classes;
+      return {
+        task: positions === 1 ? "classifier" : "detector",
+        layout: { classes: layout.classes, inner: 1 },
+      };
+    }
+  }
+  const layout = softmaxLayout(writer, shape);
   if (layout !== undefined) {
     const perSample = product(shape.slice(1)) / layout.classes;
-    return perSample === 1 ? "classifier" : "detector";
+    return { task: perSample === 1 ? "classifier" : "detector", layout };
   }
-  return shape.length === 4 && (shape[1] === 1 || shape[1] === 3) ? "image" : "tensor";
+  return { task: shape.length === 4 && (shape[1] === 1 || shape[1] === 3) ? "image" : "tensor" };
+}
+
+/** The last layer of `net` writing `blob`, if any. */
+function lastWriter(net: Net, blob: string): Layer | undefined {
+  return net.layers[writerBefore(net, blob, net.layers.length) ?? -1];
 }
 
 /** Running sums of one net output. */
@@ -702,12 +737,15 @@ function addOutputs(
     if (held === undefined || heldB === undefined || held.value.kind !== "float") continue;
     if (heldB.kind !== "float" || !traceB.outputs.has(blob)) continue;
     if (shapeText(tensorA.shape) !== shapeText(heldB.tensor.shape)) continue;
-    const writer = a.layers[held.layer];
     let entry = outputTotals.get(blob);
     if (entry === undefined) {
       entry = {
-        task: outputTask(writer, tensorA.shape),
-        layout: softmaxLayout(writer, tensorA.shape),
+        ...outputKind(
+          a,
+          blob,
+          tensorA.shape,
+          (name) => traceA.history.get(name)?.at(-1)?.value.tensor.shape,
+        ),
         sums: emptyTotals(),
         top1: 0,
         top5: 0,

@@ -10,7 +10,7 @@
 
 import type { Layer, Net } from "../caffe/net.ts";
 import { engineKernels } from "../wasm/engine.ts";
-import { type OutputTask, outputTask, softmaxLayout } from "./compare.ts";
+import { outputKind, type OutputTask } from "./compare.ts";
 import {
   addAgreement,
   type AgreementTotals,
@@ -26,7 +26,6 @@ import {
   topKCorrect,
 } from "./metrics.ts";
 import { runNet, type Tensor } from "./run.ts";
-import { product } from "./tensor.ts";
 
 /** One evaluation sample: a tensor per net input (batch 1) and, when known, its true class. */
 export interface EvaluationSample {
@@ -137,47 +136,6 @@ function emptyNetTotals(): NetTotals {
   };
 }
 
-/** What an output is and how its classes are laid out. */
-interface OutputKind {
-  task: OutputTask;
-  layout?: ClassLayout;
-}
-
-/**
- * The kind of output `blob` (shape `shape`) of `net`, as `compareNets` classifies outputs; and
- * scores flattened or reshaped after a Softmax over their last axis (SSD's `mbox_conf_flatten`)
- * keep the Softmax's classes (`softmaxShapes`: each Softmax top's shape).
- */
-function outputKind(
-  net: Net,
-  blob: string,
-  shape: number[],
-  softmaxShapes: Map<string, number[]>,
-): OutputKind {
-  const writer = writerOf(net, blob);
-  if (writer?.type === "Flatten" || writer?.type === "Reshape") {
-    const source = writer.bottoms[0];
-    const scores = softmaxShapes.get(source);
-    const layout = scores && softmaxLayout(writerOf(net, source), scores);
-    if (layout !== undefined && layout.inner === 1) {
-      const positions = product(shape.slice(1)) / layout.classes;
-      return {
-        task: positions === 1 ? "classifier" : "detector",
-        layout: { classes: layout.classes, inner: 1 },
-      };
-    }
-  }
-  return { task: outputTask(writer, shape), layout: softmaxLayout(writer, shape) };
-}
-
-/** The last layer of `net` writing `blob`. */
-function writerOf(net: Net, blob: string) {
-  for (let index = net.layers.length - 1; index >= 0; index--) {
-    if (net.layers[index].tops.includes(blob)) return net.layers[index];
-  }
-  return undefined;
-}
-
 /**
  * Runs the float, fake-quant and deploy nets on every sample (one at a time) and measures each
  * output of the float net that the other nets also write: for classifiers (a Softmax with one
@@ -227,7 +185,7 @@ export async function evaluateAccuracy(
       let entry = totals.get(blob);
       if (entry === undefined) {
         entry = {
-          ...outputKind(nets.float, blob, reference.shape, softmaxShapes),
+          ...outputKind(nets.float, blob, reference.shape, (name) => softmaxShapes.get(name)),
           shape: reference.shape,
           labelledRows: 0,
           rows: 0,
