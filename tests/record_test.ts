@@ -372,3 +372,20 @@ Deno.test("makeRecord: observed ranges give asymmetric int8 factors", async () =
   assert.equal(record.get("conv1")!.factors!.scaleD, Math.fround(4 / 255));
   assert.deepEqual([...record.keys()], ["conv1", "pool1", "ip1"]);
 });
+
+Deno.test("unnamed layers: never quantized, as a record could not tell them apart", async () => {
+  const unnamed = net("data", [1, 3, 8, 8], [
+    conv("", "data", "a", { numOutput: 4, channelsIn: 3, next }),
+    conv("", "a", "b", { numOutput: 4, channelsIn: 4, next }),
+    conv("named", "b", "c", { numOutput: 4, channelsIn: 4, next }),
+  ]);
+  assertError(
+    () => readRecord(recordText({ "": GOOD_CONV }), unnamed),
+    "RECORD_NOT_QUANTIZABLE",
+    { layer: "" },
+    "it has no name",
+  );
+  const made = await makeRecord(unnamed, { scaleD: 0.1 });
+  assert.deepEqual([...made.matchAll(/key: "([^"]*)"/g)].map((match) => match[1]), ["named"]);
+  assert.deepEqual([...readRecord(made, unnamed).keys()], ["named"]);
+});

@@ -102,10 +102,15 @@ export function weightChannelAxis(type: string): 0 | 1 {
  * Why `layer` cannot be quantized (docs/layers.md), or `undefined` when it can.
  * Pooling qualifies with `pool: AVE`, not global; weighted layers by their structure. A layer
  * computed in place (top = bottom) cannot be: its DeQuant layer would write that blob again, not
- * in place, which Caffe (and caffe-quant) refuse to read.
+ * in place, which Caffe (and caffe-quant) refuse to read. Nor can a layer without a name (records
+ * address layers by name).
  */
 export function quantizeBlocker(layer: Layer): string | undefined {
   const blocker = typeBlocker(layer);
+  if (blocker === undefined && layer.name === "") {
+    return "it has no name, and records and quant.json address a quantized layer by its name " +
+      "(two unnamed layers would share one record); give it a name";
+  }
   if (blocker !== undefined || layer.tops[0] !== layer.bottoms[0]) return blocker;
   return `it computes "${layer.tops[0]}" in place (top = bottom), and the DeQuant layer that ` +
     `would follow it cannot write that blob again; give the layer a top of its own`;
