@@ -102,37 +102,93 @@ function narrowToBytes(q0: v128, q1: v128, q2: v128, q3: v128): v128 {
   return i8x16.narrow_i16x8_s(low, i16x8.narrow_i32x4_s(magicToInt(q2), magicToInt(q3)));
 }
 
-/** SPEC §4 quantization of `count` contiguous weights of one channel (see quantizeRange). */
-function quantizeSegment(source: usize, target: usize, count: i32, scale: v128): void {
+/** The number of lanes of `bytes` equal to 0 (`zeros`) or to 127 or -128 (`extremes`) in `lanes`. */
+function countLanes(bytes: v128, lanes: i32): void {
+  const zero = i8x16.bitmask(i8x16.eq(bytes, i8x16.splat(0)));
+  const extreme = i8x16.bitmask(
+    v128.or(i8x16.eq(bytes, i8x16.splat(127)), i8x16.eq(bytes, i8x16.splat(-128))),
+  );
+  rangeZeros += popcnt<i32>(zero & lanes);
+  segmentExtremes += popcnt<i32>(extreme & lanes);
+}
+
+/** |w| lanes of four vectors folded into one by lane-wise maximum. */
+function maxAbsLanes(w0: v128, w1: v128, w2: v128, w3: v128): v128 {
+  return f32x4.max(
+    f32x4.max(f32x4.abs(w0), f32x4.abs(w1)),
+    f32x4.max(f32x4.abs(w2), f32x4.abs(w3)),
+  );
+}
+
+/** Zero weights counted by quantizeRange so far in the current call. */
+let rangeZeros: i32 = 0;
+/** Weights at 127 or -128 counted in the current segment. */
+let segmentExtremes: i32 = 0;
+
+/**
+ * SPEC §4 quantization of `count` contiguous weights of one channel (see quantizeRange); returns
+ * the largest |w| of the segment and counts its w_q at 0 and at 127 / -128 (countLanes).
+ */
+function quantizeSegment(source: usize, target: usize, count: i32, scale: v128): f32 {
   let left = count;
+  let largest = f32x4.splat(0);
+  segmentExtremes = 0;
   for (; left >= 16; left -= 16) {
-    const q0 = quantizeLanes(v128.load(source), scale);
-    const q1 = quantizeLanes(v128.load(source, 16), scale);
-    const q2 = quantizeLanes(v128.load(source, 32), scale);
-    const q3 = quantizeLanes(v128.load(source, 48), scale);
-    v128.store(target, narrowToBytes(q0, q1, q2, q3));
+    const w0 = v128.load(source);
+    const w1 = v128.load(source, 16);
+    const w2 = v128.load(source, 32);
+    const w3 = v128.load(source, 48);
+    largest = f32x4.max(largest, maxAbsLanes(w0, w1, w2, w3));
+    const bytes = narrowToBytes(
+      quantizeLanes(w0, scale),
+      quantizeLanes(w1, scale),
+      quantizeLanes(w2, scale),
+      quantizeLanes(w3, scale),
+    );
+    v128.store(target, bytes);
+    countLanes(bytes, 0xffff);
     source += 64;
     target += 16;
   }
   for (; left >= 4; left -= 4) {
-    const q = quantizeLanes(v128.load(source), scale);
-    v128.store32_lane(target, narrowToBytes(q, q, q, q), 0);
+    const w = v128.load(source);
+    largest = f32x4.max(largest, f32x4.abs(w));
+    const q = quantizeLanes(w, scale);
+    const bytes = narrowToBytes(q, q, q, q);
+    v128.store32_lane(target, bytes, 0);
+    countLanes(bytes, 0xf);
     source += 16;
     target += 4;
   }
   for (; left > 0; left--) {
-    const q = quantizeLanes(f32x4.splat(load<f32>(source)), scale);
-    v128.store8_lane(target, narrowToBytes(q, q, q, q), 0);
+    const w = f32x4.splat(load<f32>(source));
+    largest = f32x4.max(largest, f32x4.abs(w));
+    const q = quantizeLanes(w, scale);
+    const bytes = narrowToBytes(q, q, q, q);
+    v128.store8_lane(target, bytes, 0);
+    countLanes(bytes, 1);
     source += 4;
     target += 1;
   }
+  return max(
+    max(f32x4.extract_lane(largest, 0), f32x4.extract_lane(largest, 1)),
+    max(f32x4.extract_lane(largest, 2), f32x4.extract_lane(largest, 3)),
+  );
 }
+
+/** quantizeRange's per-channel arrays for the current call (see quantizeRange). */
+let rangeScales: usize = 0;
+let rangeScaleStride: i32 = 0;
+let rangeChannelMax: usize = 0;
+let rangeExtremes: usize = 0;
 
 /**
  * SPEC §4 weight quantization of a range of a tensor (see the header): writes the w_q bytes of
  * `weights` to `weightsInt8` (dequantizeRange makes w_fake from them). `scaleW` holds float32
  * scales read with `scaleStride` (0 or 1) per channel. Weights must be finite: the caller checks
- * each range with firstNonFinite first.
+ * each range with firstNonFinite first. As it goes it raises `channelMax[c]` (float32) to the
+ * largest |w| of channel c, adds to `extremes[c]` (int32) the number of w_q at 127 or -128, and
+ * returns the number of w_q equal to 0 (the caller zeroes both arrays before the first range).
  */
 export function quantizeRange(
   weights: usize,
@@ -146,11 +202,26 @@ export function quantizeRange(
   outerPerGroup: i32,
   scaleW: usize,
   scaleStride: i32,
-): void {
-  const segment: SegmentOp = (source, target, length, entry) =>
-    quantizeSegment(source, target, length, v128.load_splat<f32>(entry));
+  channelMax: usize,
+  extremes: usize,
+): i32 {
+  rangeScales = scaleW;
+  rangeScaleStride = scaleStride;
+  rangeChannelMax = channelMax;
+  rangeExtremes = extremes;
+  rangeZeros = 0;
+  // The table is the channel index itself (entry = channel): the segment finds its arrays.
+  const segment: SegmentOp = (source, target, length, channel) => {
+    const scale = v128.load_splat<f32>(rangeScales + (<usize> (<i32> channel * rangeScaleStride) << 2));
+    const largest = quantizeSegment(source, target, length, scale);
+    const maxAt = rangeChannelMax + (channel << 2);
+    store<f32>(maxAt, max(load<f32>(maxAt), largest));
+    const extremesAt = rangeExtremes + (channel << 2);
+    store<i32>(extremesAt, load<i32>(extremesAt) + segmentExtremes);
+  };
   forEachSegment(segment, weights, 2, weightsInt8, 0, count, firstRow, rowOffset, inner, mid,
-    channelAxis, outerPerGroup, scaleW, scaleStride, 2);
+    channelAxis, outerPerGroup, 0, 1, 0);
+  return rangeZeros;
 }
 
 /** w_fake = f32(w_q * scale) of `count` contiguous int8 weights of one channel, to float32. */

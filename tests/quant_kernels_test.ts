@@ -249,7 +249,10 @@ function quantizeThroughKernels(
   ranges: [number, number][] = [[0, weights.length]],
 ) {
   const weightsInt8 = new Int8Array(weights.length);
-  assert.equal(kernels.quantizeToInt8(tensorOf(weights, layout), scaleW, weightsInt8), -1);
+  assert.equal(
+    kernels.quantizeToInt8(tensorOf(weights, layout), scaleW, weightsInt8).nonFinite,
+    -1,
+  );
   const weightsFake = writtenInRanges(
     (start, length, target) =>
       kernels.writeFakeWeights(weightsInt8, layout, scaleW, start, length, target),
@@ -281,6 +284,24 @@ for (const perChannel of [false, true]) {
       const expected = referenceQuantizeWeights(weights, channels, scaleW);
       assertArrayEqual(actual.weightsInt8, expected.weightsInt8, `${testCase.name} int8`);
       assertBitsEqual(actual.weightsFake, expected.weightsFake, `${testCase.name} fake`);
+      // What the same pass counts: max |w| per channel, w_q at 127/-128 per channel, zeros.
+      const stats = kernels.quantizeToInt8(
+        tensorOf(weights, layoutOf(testCase)),
+        scaleW,
+        new Int8Array(weights.length),
+      );
+      const expectedMax = new Array(testCase.channels).fill(0);
+      const expectedExtremes = new Array(testCase.channels).fill(0);
+      let expectedZeros = 0;
+      expected.weightsInt8.forEach((value, index) => {
+        const channel = channels[index];
+        expectedMax[channel] = Math.max(expectedMax[channel], Math.abs(weights[index]));
+        if (value === 127 || value === -128) expectedExtremes[channel]++;
+        if (value === 0) expectedZeros++;
+      });
+      assertArrayEqual(stats.channelMax, expectedMax, `${testCase.name} channel max`);
+      assertArrayEqual(stats.extremes, expectedExtremes, `${testCase.name} extremes`);
+      assert.equal(stats.zeros, expectedZeros, `${testCase.name} zeros`);
       expected.weightsInt8.forEach((value) => seen.add(value));
     }
     assert.ok(seen.has(127) && seen.has(-128), "some weights clamp at 127 and -128");
@@ -312,16 +333,16 @@ Deno.test("quantizeToInt8 stops at the first NaN or infinite weight; writeWeight
   const tensor = tensorOf(weights, channelLayout("InnerProduct", [1, 5], 1));
   const scaleW = new Float32Array([1]);
   const weightsInt8 = new Int8Array(weights.length);
-  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 1, "first NaN");
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8).nonFinite, 1, "first NaN");
   const value = new Float32Array(1);
   kernels.writeWeights(tensor, 1, 1, new Uint8Array(value.buffer));
   assert.ok(Number.isNaN(value[0]), "the NaN weight read back");
   weights[1] = 0;
-  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 4, "the last NaN");
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8).nonFinite, 4, "the last NaN");
   weights[4] = -Infinity;
-  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), 4, "-Infinity");
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8).nonFinite, 4, "-Infinity");
   weights[4] = 3;
-  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8), -1, "all finite");
+  assert.equal(kernels.quantizeToInt8(tensor, scaleW, weightsInt8).nonFinite, -1, "all finite");
   assertArrayEqual(weightsInt8, [1, 0, -1, 2, 3], "w_q once finite");
 });
 
@@ -506,7 +527,11 @@ Deno.test("tensors over a chunk, folded or not: W', w_q, and w_fake in any range
       assertBitsEqual(folded, plain, `${name} weights`);
       const expected = referenceQuantizeWeights(plain, channels, scaleW);
       const int8 = new Int8Array(count);
-      assert.equal(kernels.quantizeToInt8(tensor, scaleW, int8), -1, `${name}: all finite`);
+      assert.equal(
+        kernels.quantizeToInt8(tensor, scaleW, int8).nonFinite,
+        -1,
+        `${name}: all finite`,
+      );
       assertArrayEqual(int8, expected.weightsInt8, `${name} w_q`);
       const fake = writtenInRanges(
         (start, length, target) =>
@@ -535,10 +560,16 @@ Deno.test("quantizeToInt8 and channelMaxAbs see the folded tensor past the first
   assert.ok(firstOverflow > CHUNK_ELEMENTS);
   const scaleW = Float32Array.of(0.01);
   const int8 = new Int8Array(count);
-  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8), -1);
-  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha }, scaleW, int8), firstOverflow);
+  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8).nonFinite, -1);
+  assert.equal(
+    kernels.quantizeToInt8({ bytes, layout, alpha }, scaleW, int8).nonFinite,
+    firstOverflow,
+  );
   weights[count - 2] = NaN;
-  assert.equal(kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8), count - 2);
+  assert.equal(
+    kernels.quantizeToInt8({ bytes, layout, alpha: null }, scaleW, int8).nonFinite,
+    count - 2,
+  );
   weights[count - 2] = 0;
   const foldable = Float64Array.of(2, 0.5, -3);
   const expectedMax = [0, 0, 0];
@@ -548,6 +579,8 @@ Deno.test("quantizeToInt8 and channelMaxAbs see the folded tensor past the first
   }
   const actualMax = kernels.channelMaxAbs({ bytes, layout, alpha: foldable });
   assertArrayEqual(actualMax, expectedMax.map(f32), "channel max of |W'|");
+  const quantized = kernels.quantizeToInt8({ bytes, layout, alpha: foldable }, scaleW, int8);
+  assertArrayEqual(quantized.channelMax, expectedMax.map(f32), "quantizeToInt8's max of |W'|");
   const scales = kernels.weightScalesFromMax(actualMax, null, 0.02);
   assertArrayEqual(scales, expectedMax.map((max) => f32(max / 127)), "weight scales");
 });

@@ -180,7 +180,8 @@ function quantizeBlobs(
   const { shape } = layer.blobs[0];
   const weights = weightTensor(layer.blobs[0], channelLayout(layer));
   const weightsInt8 = new Int8Array(weights.bytes.length / 4);
-  const badWeight = kernels.quantizeToInt8(weights, scaleW, weightsInt8);
+  const quantization = kernels.quantizeToInt8(weights, scaleW, weightsInt8);
+  const badWeight = quantization.nonFinite;
   if (badWeight >= 0) {
     const value = new Float32Array(1);
     kernels.writeWeights(weights, badWeight, 1, new Uint8Array(value.buffer));
@@ -231,11 +232,6 @@ function quantizeBlobs(
     deploy.push({ shape: [bias.length], data: quantized.biasInt32 });
   }
   const biasInt32 = deploy[1]?.data as Int32Array | undefined;
-  const warnings = weightWarnings(layer.name, weightsInt8, {
-    layout: weights.layout,
-    channelMax: kernels.channelMaxAbs(weights),
-    scaleW,
-    bias: biasInt32,
-  });
+  const warnings = weightWarnings(layer.name, weightsInt8.length, quantization, scaleW, biasInt32);
   return { fakeQuant, deploy, deqScale, warnings };
 }

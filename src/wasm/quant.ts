@@ -51,6 +51,18 @@ export interface WeightTensor {
   alpha: Float64Array | null;
 }
 
+/** What {@linkcode QuantKernels.quantizeToInt8} saw of the weights while quantizing them. */
+export interface WeightQuantization {
+  /** The index of the first NaN/Inf element of the (folded) tensor, or -1 when all are finite. */
+  nonFinite: number;
+  /** The largest |w| of each output channel of the (folded) tensor (float32, C_out values). */
+  channelMax: Float32Array;
+  /** The number of w_q at 127 or -128 in each output channel (C_out values). */
+  extremes: Int32Array;
+  /** The number of w_q equal to 0. */
+  zeros: number;
+}
+
 /** Elements per chunk of a weight tensor streamed through WebAssembly memory (256 KiB of floats). */
 export const CHUNK_ELEMENTS = 1 << 16;
 
@@ -77,10 +89,15 @@ export interface QuantKernels {
   writeWeights(tensor: WeightTensor, start: number, count: number, target: Uint8Array): void;
   /**
    * docs/math.md w_q of the whole (folded) tensor into `target` (one per element), checking every
-   * chunk first: returns the index of the first NaN/Inf element of the (folded) tensor, where it
-   * stops (`target` is then incomplete), or -1 when all are finite.
+   * chunk first, with what the same pass sees of the weights (see
+   * {@linkcode WeightQuantization}). It stops at the first NaN/Inf element of the (folded)
+   * tensor (`target` and the counts are then incomplete).
    */
-  quantizeToInt8(tensor: WeightTensor, scaleW: Float32Array, target: Int8Array): number;
+  quantizeToInt8(
+    tensor: WeightTensor,
+    scaleW: Float32Array,
+    target: Int8Array,
+  ): WeightQuantization;
   /**
    * docs/math.md w_fake = f32(w_q * scale_w[c]) of elements [start, start + count) of the quantized
    * weights `weightsInt8` (laid out as `layout`) into `target` as float32 little-endian bytes
@@ -148,8 +165,14 @@ interface QuantExports {
   quantizeRange(
     weights: number,
     weightsInt8: number,
-    ...rest: [...RangeArgs, scaleW: number, scaleStride: number]
-  ): void;
+    ...rest: [
+      ...RangeArgs,
+      scaleW: number,
+      scaleStride: number,
+      channelMax: number,
+      extremes: number,
+    ]
+  ): number;
   batchNormFactors(
     channels: number,
     bias: number,
@@ -305,48 +328,6 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
     }
   }
 
-  /**
-   * Elements [start, start + count) of the (folded) tensor into `floatTarget` (as float32 bytes)
-   * and/or their w_q with `scaleW` into `int8Target` (needs scaleW). With `check`, each chunk is
-   * checked for NaN/Inf first; returns the index of the first such element (where it stops), or
-   * -1.
-   */
-  function runWeights(
-    tensor: WeightTensor,
-    scaleW: Float32Array | null,
-    start: number,
-    count: number,
-    floatTarget: Uint8Array | null,
-    int8Target: Uint8Array | null,
-    check: boolean,
-  ): number {
-    const channels = outputChannelCount(tensor.layout);
-    const scaleStride = scaleW === null ? 0 : factorStride("scaleW", scaleW, channels);
-    let nonFinite = -1;
-    eachChunk(
-      tensor,
-      start,
-      count,
-      (chunkLength) => ({
-        scaleAt: copyInOptional(scaleW),
-        int8At: scaleW === null ? 0 : wasm.alloc(chunkLength),
-      }),
-      ({ scaleAt, int8At }, chunkAt, done, range, memory) => {
-        const length = range[0];
-        const bad = check ? kernels.firstNonFinite(chunkAt, length) : -1;
-        if (bad >= 0) {
-          nonFinite = start + done + bad;
-          return false;
-        }
-        if (scaleAt !== 0) kernels.quantizeRange(chunkAt, int8At, ...range, scaleAt, scaleStride);
-        floatTarget?.set(memory.subarray(chunkAt, chunkAt + length * 4), done * 4);
-        int8Target?.set(memory.subarray(int8At, int8At + length), done);
-        return true;
-      },
-    );
-    return nonFinite;
-  }
-
   const kernelSet: QuantKernels = {
     batchNormFactors(input) {
       const channels = input.mean.length;
@@ -382,7 +363,10 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
 
     writeWeights(tensor, start, count, target) {
       checkLength("target", target, count * 4);
-      runWeights(tensor, null, start, count, target, null, false);
+      eachChunk(tensor, start, count, () => undefined, (_, chunkAt, done, range, memory) => {
+        target.set(memory.subarray(chunkAt, chunkAt + range[0] * 4), done * 4);
+        return true;
+      });
     },
 
     writeFakeWeights(weightsInt8, layout, scaleW, start, count, target) {
@@ -411,7 +395,45 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
     quantizeToInt8(tensor, scaleW, target) {
       const count = checkTensor(tensor);
       checkLength("target", target, count);
-      return runWeights(tensor, scaleW, 0, count, null, bytesOf(target), true);
+      const channels = outputChannelCount(tensor.layout);
+      const scaleStride = factorStride("scaleW", scaleW, channels);
+      const int8Target = bytesOf(target);
+      let nonFinite = -1;
+      let zeros = 0;
+      // Per-channel max |w| (float32) then counts of w_q at 127 / -128 (int32), zeroed.
+      let statsAt = 0;
+      const allocate = (chunkLength: number) => {
+        const scaleAt = wasm.copyIn(scaleW);
+        statsAt = wasm.alloc(channels * 8);
+        wasm.view(Uint8Array, statsAt, channels * 8).fill(0);
+        return { scaleAt, int8At: wasm.alloc(chunkLength) };
+      };
+      eachChunk(tensor, 0, count, allocate, ({ scaleAt, int8At }, chunkAt, done, range, memory) => {
+        const length = range[0];
+        const bad = kernels.firstNonFinite(chunkAt, length);
+        if (bad >= 0) {
+          nonFinite = done + bad;
+          return false;
+        }
+        const extremesAt = statsAt + channels * 4;
+        zeros += kernels.quantizeRange(
+          chunkAt,
+          int8At,
+          ...range,
+          scaleAt,
+          scaleStride,
+          statsAt,
+          extremesAt,
+        );
+        int8Target.set(memory.subarray(int8At, int8At + length), done);
+        return true;
+      });
+      return {
+        nonFinite,
+        channelMax: wasm.copyOut(Float32Array, statsAt, channels),
+        extremes: wasm.copyOut(Int32Array, statsAt + channels * 4, channels),
+        zeros,
+      };
     },
 
     firstNonFinite(values) {
@@ -422,8 +444,19 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
         channelAxis: 0,
         groups: 1,
       };
-      const tensor = plainTensor(values, layout);
-      return runWeights(tensor, null, 0, values.length, null, null, true);
+      let nonFinite = -1;
+      eachChunk(
+        plainTensor(values, layout),
+        0,
+        values.length,
+        () => undefined,
+        (_, at, done, range) => {
+          const bad = kernels.firstNonFinite(at, range[0]);
+          if (bad >= 0) nonFinite = done + bad;
+          return bad < 0;
+        },
+      );
+      return nonFinite;
     },
 
     channelMaxAbs(tensor) {
