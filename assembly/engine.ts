@@ -32,7 +32,7 @@ export {
   widenInt8,
 } from "./engine/quant";
 
-/** Convolution; see assembly/engine/conv.ts. */
+/** Convolution (float with an optional fused ReLU); see assembly/engine/conv.ts. */
 export function convolution(
   x: usize,
   batch: i32,
@@ -50,16 +50,18 @@ export function convolution(
   col: usize,
   y: usize,
   integer: bool,
+  relu: bool,
+  slope: f32,
 ): void {
   if (integer) {
     conv.convolution<i32>(
       x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y,
+      col, y, false, 0,
     );
   } else {
     conv.convolution<f32>(
       x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y,
+      col, y, relu, slope,
     );
   }
 }

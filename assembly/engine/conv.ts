@@ -3,7 +3,9 @@
 // Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
 // geometry one of a Window (assembly/engine/window.ts).
 
-import { at, gemm, gemmTransB, transpose } from "./gemm";
+import { at, gemm, gemmTransB, packedA, packedB, transpose } from "./gemm";
+import { relu as reluKernel } from "./elementwise";
+import { copyRun, gatherRun, gemmPanels, packRows, zeroRun } from "./panels";
 import { Window } from "./window";
 
 /** The first output column whose input column `ow*stride + shift` is >= 0. */
@@ -66,6 +68,55 @@ function im2col<T>(
           }
           target += rowBytes;
         }
+      }
+    }
+  }
+}
+
+/**
+ * im2col straight into column panels (assembly/engine/panels.ts) for float input: B[(c*kh + i)*kw
+ * + j, (oh - rowStart)*outW + ow] as im2col's col, in panels of `depth` products.
+ */
+function im2colPanels(
+  x: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  window: Window,
+  rowStart: i32,
+  rowEnd: i32,
+  outW: i32,
+  depth: i32,
+  packed: usize,
+): void {
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
+  let p = 0;
+  for (let c = 0; c < channels; c++) {
+    const plane = at(x, c * height * width);
+    for (let i = 0; i < kh; i++) {
+      const rowShift = i * window.dilationH - window.padH;
+      for (let j = 0; j < kw; j++) {
+        const shift = j * window.dilationW - window.padW;
+        const first = min(firstInside(shift, sw), outW);
+        const end = max(endInside(shift, sw, width, outW), first);
+        let q = 0;
+        for (let oh = rowStart; oh < rowEnd; oh++) {
+          const ih = oh * sh + rowShift;
+          if (ih < 0 || ih >= height || first == end) {
+            zeroRun(outW, packed, depth, p, q);
+          } else {
+            zeroRun(first, packed, depth, p, q);
+            const source = at(plane, ih * width + shift + first * sw);
+            if (sw == 1) copyRun(source, end - first, packed, depth, p, q + first);
+            else gatherRun(source, sw, end - first, packed, depth, p, q + first);
+            zeroRun(outW - end, packed, depth, p, q + end);
+          }
+          q += outW;
+        }
+        p++;
       }
     }
   }
@@ -198,10 +249,12 @@ export function addChannelBias<T>(
 }
 
 /**
- * Caffe's Convolution forward: for each image and group, y_g = W_g x im2col(x_g) (+ bias), in
- * bands of `bandRows` output rows, with 1x1/stride 1/no pad kernels read directly and depthwise
- * kernels computed directly. `weights` is [cout, cin/group, kh, kw]; `bias` is 0 for no bias;
- * `col` is scratch of (cin/group)*kh*kw*bandRows*outW elements.
+ * Caffe's Convolution forward: for each image and group, y_g = W_g x im2col(x_g) (+ bias), then
+ * when `relu` max(y, 0) + slope * min(y, 0) (float only), in bands of `bandRows` output rows,
+ * with 1x1/stride 1/no pad kernels read directly and depthwise kernels computed directly.
+ * `weights` is [cout, cin/group, kh, kw]; `bias` is 0 for no bias; `col` is scratch of
+ * (cin/group)*kh*kw*bandRows*outW elements (integer form only); the packing scratch is set
+ * (gemmScratchBytes(cout/group, bandRows*outW, (cin/group)*kh*kw)).
  */
 export function convolution<T>(
   x: usize,
@@ -219,6 +272,8 @@ export function convolution<T>(
   bandRows: i32,
   col: usize,
   y: usize,
+  relu: bool,
+  slope: f32,
 ): void {
   const window = changetype<Window>(geometry);
   const cinGroup = cin / groups;
@@ -228,6 +283,7 @@ export function convolution<T>(
   if (cinGroup == 1 && coutGroup == 1) {
     depthwise<T>(x, batch, cin, height, width, weights, window, outH, outW, y);
     if (bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
+    if (relu) reluKernel(y, batch * cout * spatial, slope, y);
     return;
   }
   const direct = window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 &&
@@ -237,8 +293,28 @@ export function convolution<T>(
       const xGroup = at(x, (n * cin + g * cinGroup) * height * width);
       const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
       const groupWeights = at(weights, g * coutGroup * depth);
+      if (!isInteger<T>()) {
+        const groupBias = bias == 0 ? 0 : at(bias, g * coutGroup);
+        packRows(groupWeights, depth, coutGroup, depth, packedA());
+        const panels = packedB(coutGroup, depth);
+        for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
+          const rowEnd = min(rowStart + bandRows, outH);
+          const columns = (rowEnd - rowStart) * outW;
+          if (direct) {
+            for (let p = 0; p < depth; p++) {
+              const source = at(xGroup, p * spatial + rowStart * outW);
+              copyRun(source, columns, panels, depth, p, 0);
+            }
+          } else {
+            im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
+          }
+          const band = at(yGroup, rowStart * outW);
+          gemmPanels(coutGroup, columns, depth, packedA(), panels, band, spatial, groupBias, relu, slope);
+        }
+        continue;
+      }
       if (direct) {
-        gemm<T>(coutGroup, spatial, depth, groupWeights, xGroup, spatial, yGroup, spatial, false);
+        gemm<T>(coutGroup, spatial, depth, groupWeights, xGroup, spatial, yGroup, spatial);
         continue;
       }
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
@@ -246,11 +322,11 @@ export function convolution<T>(
         im2col<T>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
         const band = at(yGroup, rowStart * outW);
         const columns = (rowEnd - rowStart) * outW;
-        gemm<T>(coutGroup, columns, depth, groupWeights, col, columns, band, spatial, false);
+        gemm<T>(coutGroup, columns, depth, groupWeights, col, columns, band, spatial);
       }
     }
   }
-  if (bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
+  if (isInteger<T>() && bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
 }
 
 /**
@@ -296,7 +372,7 @@ export function deconvolution<T>(
         const rowEnd = min(rowStart + bandRows, height);
         const columns = (rowEnd - rowStart) * width;
         const band = at(xGroup, rowStart * width);
-        gemm<T>(depth, columns, cinGroup, groupWeightsT, band, spatial, col, columns, false);
+        gemm<T>(depth, columns, cinGroup, groupWeightsT, band, spatial, col, columns);
         col2im<T>(col, coutGroup, outH, outW, window, rowStart, rowEnd, width, yGroup);
       }
     }
@@ -319,7 +395,7 @@ export function innerProduct<T>(
   y: usize,
 ): void {
   if (transposed) {
-    gemm<T>(rows, outputs, depth, x, weights, outputs, y, outputs, false);
+    gemm<T>(rows, outputs, depth, x, weights, outputs, y, outputs);
   } else {
     gemmTransB<T>(rows, outputs, depth, x, weights, y);
   }

@@ -2,6 +2,8 @@
 // for the deploy model's integer layers). Matrices are row-major; arguments are byte offsets into
 // linear memory owned by the caller.
 
+import { gemmPanels, packColumns, packedColumnsBytes, packedRowsBytes, packRows } from "./panels";
+
 /** Rows of B (of C's columns) processed per pass, to keep a block of B in cache. */
 const K_BLOCK: i32 = 256;
 /** Columns of B and C processed per pass. */
@@ -10,20 +12,32 @@ const N_BLOCK: i32 = 512;
 /** Bytes of B's packed block in the integer form (int16 pairs, K_BLOCK x N_BLOCK). */
 const PACK_B_BYTES: i32 = K_BLOCK * N_BLOCK * 2;
 
-/** The integer form's packing scratch (set by setGemmScratch; see gemmScratchBytes). */
+/** The packing scratch (set by setGemmScratch; see gemmScratchBytes). */
 let packScratch: usize = 0;
 
 /**
- * Bytes of scratch the integer form of {@link gemm} needs for `rows` rows of A: B's block and
- * A's rows over one K block, as int16 pairs.
+ * Bytes of packing scratch {@link gemm} needs for C[m, n] = A[m, k] x B[k, n]: the float form's
+ * A in row panels and B in column panels (assembly/engine/panels.ts), the integer form's B block
+ * and A's rows over one K block as int16 pairs; the larger of the two.
  */
-export function gemmScratchBytes(rows: i32): i32 {
-  return PACK_B_BYTES + rows * K_BLOCK * 2;
+export function gemmScratchBytes(m: i32, n: i32, k: i32): i32 {
+  const float = packedRowsBytes(m, k) + packedColumnsBytes(n, k);
+  return max(float, PACK_B_BYTES + m * K_BLOCK * 2);
 }
 
-/** Sets the integer form's scratch region (gemmScratchBytes(m) bytes at least, 16-aligned). */
+/** Sets the packing scratch region (gemmScratchBytes bytes at least, 16-aligned). */
 export function setGemmScratch(at: usize): void {
   packScratch = at;
+}
+
+/** The float form's packing scratch for A (row panels) and, after it, B (column panels). */
+export function packedA(): usize {
+  return packScratch;
+}
+
+/** Where B's column panels start after A[m, k]'s row panels in the packing scratch. */
+export function packedB(m: i32, k: i32): usize {
+  return packScratch + <usize>packedRowsBytes(m, k);
 }
 
 /** Byte offset of element `index` of a 4-byte-element array at `base`. */
@@ -33,10 +47,10 @@ export function at(base: usize, index: i32): usize {
 }
 
 /**
- * C[m, n] = A[m, k] x B[k, n], or C += A x B when `accumulate`; rows of B are `ldb` and rows
- * of C `ldc` elements apart (n for dense matrices). Blocked over k and n, four rows of C at a time
- * with SIMD over the columns. The integer form (i32; A and B hold values that fit int16, as the
- * deploy model's int8 weights and q - offset_d do) multiplies int16 pairs (gemmDot).
+ * C[m, n] = A[m, k] x B[k, n]; rows of B are `ldb` and rows of C `ldc` elements apart (n for
+ * dense matrices). The float form packs A and B in panels (assembly/engine/panels.ts); the
+ * integer form (i32; A and B hold values that fit int16, as the deploy model's int8 weights and
+ * q - offset_d do) multiplies int16 pairs (gemmDot). Both use the packing scratch.
  */
 export function gemm<T>(
   m: i32,
@@ -47,142 +61,14 @@ export function gemm<T>(
   ldb: i32,
   c: usize,
   ldc: i32,
-  accumulate: bool,
 ): void {
   if (isInteger<T>()) {
-    gemmDot(m, n, k, a, b, ldb, c, ldc, accumulate);
+    gemmDot(m, n, k, a, b, ldb, c, ldc);
     return;
   }
-  for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
-    const k1 = min(k0 + K_BLOCK, k);
-    const add = accumulate || k0 > 0;
-    for (let n0 = 0; n0 < n; n0 += N_BLOCK) {
-      const n1 = min(n0 + N_BLOCK, n);
-      let row = 0;
-      for (; row + 4 <= m; row += 4) rowsOf4<T>(row, n0, n1, k0, k1, k, a, b, ldb, c, ldc, add);
-      for (; row < m; row++) rowOf1<T>(row, n0, n1, k0, k1, k, a, b, ldb, c, ldc, add);
-    }
-  }
-}
-
-/** Four rows of C, columns n0..n1, over the products k0..k1. */
-function rowsOf4<T>(
-  row: i32,
-  n0: i32,
-  n1: i32,
-  k0: i32,
-  k1: i32,
-  k: i32,
-  a: usize,
-  b: usize,
-  ldb: i32,
-  c: usize,
-  ldc: i32,
-  add: bool,
-): void {
-  const a0 = at(a, row * k);
-  const a1 = at(a0, k);
-  const a2 = at(a1, k);
-  const a3 = at(a2, k);
-  const zero = v128.splat<T>(<T>0);
-  let col = n0;
-  for (; col + 8 <= n1; col += 8) {
-    const c0 = at(c, row * ldc + col);
-    const c1 = at(c0, ldc);
-    const c2 = at(c1, ldc);
-    const c3 = at(c2, ldc);
-    let s00 = add ? v128.load(c0) : zero;
-    let s01 = add ? v128.load(c0, 16) : zero;
-    let s10 = add ? v128.load(c1) : zero;
-    let s11 = add ? v128.load(c1, 16) : zero;
-    let s20 = add ? v128.load(c2) : zero;
-    let s21 = add ? v128.load(c2, 16) : zero;
-    let s30 = add ? v128.load(c3) : zero;
-    let s31 = add ? v128.load(c3, 16) : zero;
-    let bp = at(b, k0 * ldb + col);
-    const bStep = <usize>ldb << 2;
-    for (let p = k0; p < k1; p++) {
-      const b0 = v128.load(bp);
-      const b1 = v128.load(bp, 16);
-      const w0 = v128.splat<T>(load<T>(at(a0, p)));
-      s00 = v128.add<T>(s00, v128.mul<T>(w0, b0));
-      s01 = v128.add<T>(s01, v128.mul<T>(w0, b1));
-      const w1 = v128.splat<T>(load<T>(at(a1, p)));
-      s10 = v128.add<T>(s10, v128.mul<T>(w1, b0));
-      s11 = v128.add<T>(s11, v128.mul<T>(w1, b1));
-      const w2 = v128.splat<T>(load<T>(at(a2, p)));
-      s20 = v128.add<T>(s20, v128.mul<T>(w2, b0));
-      s21 = v128.add<T>(s21, v128.mul<T>(w2, b1));
-      const w3 = v128.splat<T>(load<T>(at(a3, p)));
-      s30 = v128.add<T>(s30, v128.mul<T>(w3, b0));
-      s31 = v128.add<T>(s31, v128.mul<T>(w3, b1));
-      bp += bStep;
-    }
-    v128.store(c0, s00);
-    v128.store(c0, s01, 16);
-    v128.store(c1, s10);
-    v128.store(c1, s11, 16);
-    v128.store(c2, s20);
-    v128.store(c2, s21, 16);
-    v128.store(c3, s30);
-    v128.store(c3, s31, 16);
-  }
-  for (; col < n1; col++) {
-    for (let r = 0; r < 4; r++) columnDot<T>(row + r, col, k0, k1, k, a, b, ldb, c, ldc, add);
-  }
-}
-
-/** One row of C, columns n0..n1, over the products k0..k1. */
-function rowOf1<T>(
-  row: i32,
-  n0: i32,
-  n1: i32,
-  k0: i32,
-  k1: i32,
-  k: i32,
-  a: usize,
-  b: usize,
-  ldb: i32,
-  c: usize,
-  ldc: i32,
-  add: bool,
-): void {
-  const a0 = at(a, row * k);
-  const zero = v128.splat<T>(<T>0);
-  let col = n0;
-  for (; col + 16 <= n1; col += 16) {
-    const c0 = at(c, row * ldc + col);
-    let s0 = add ? v128.load(c0) : zero;
-    let s1 = add ? v128.load(c0, 16) : zero;
-    let s2 = add ? v128.load(c0, 32) : zero;
-    let s3 = add ? v128.load(c0, 48) : zero;
-    let bp = at(b, k0 * ldb + col);
-    const bStep = <usize>ldb << 2;
-    for (let p = k0; p < k1; p++) {
-      const w = v128.splat<T>(load<T>(at(a0, p)));
-      s0 = v128.add<T>(s0, v128.mul<T>(w, v128.load(bp)));
-      s1 = v128.add<T>(s1, v128.mul<T>(w, v128.load(bp, 16)));
-      s2 = v128.add<T>(s2, v128.mul<T>(w, v128.load(bp, 32)));
-      s3 = v128.add<T>(s3, v128.mul<T>(w, v128.load(bp, 48)));
-      bp += bStep;
-    }
-    v128.store(c0, s0);
-    v128.store(c0, s1, 16);
-    v128.store(c0, s2, 32);
-    v128.store(c0, s3, 48);
-  }
-  for (; col + 4 <= n1; col += 4) {
-    const c0 = at(c, row * ldc + col);
-    let s0 = add ? v128.load(c0) : zero;
-    let bp = at(b, k0 * ldb + col);
-    const bStep = <usize>ldb << 2;
-    for (let p = k0; p < k1; p++) {
-      s0 = v128.add<T>(s0, v128.mul<T>(v128.splat<T>(load<T>(at(a0, p))), v128.load(bp)));
-      bp += bStep;
-    }
-    v128.store(c0, s0);
-  }
-  for (; col < n1; col++) columnDot<T>(row, col, k0, k1, k, a, b, ldb, c, ldc, add);
+  packRows(a, k, m, k, packedA());
+  packColumns(b, ldb, k, n, packedB(m, k));
+  gemmPanels(m, n, k, packedA(), packedB(m, k), c, ldc, 0, false, 0);
 }
 
 /** One element of C over the products k0..k1 (scalar remainder). */
@@ -290,7 +176,6 @@ function gemmDot(
   ldb: i32,
   c: usize,
   ldc: i32,
-  accumulate: bool,
 ): void {
   const packB = packScratch;
   const packA = packScratch + <usize>PACK_B_BYTES;
@@ -298,7 +183,7 @@ function gemmDot(
   for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
     const k1 = min(k0 + K_BLOCK, k);
     const pairs = (k1 - k0 + 1) >> 1;
-    const add = accumulate || k0 > 0;
+    const add = k0 > 0;
     for (let row = 0; row < rows4; row++) {
       const source = at(a, row * k);
       const target = packA + (<usize>(row * pairs) << 2);

@@ -195,7 +195,16 @@ export interface Agreement {
 
 /** The exports of assembly/engine.ts (offsets are bytes into the module's memory; 0 = absent). */
 interface EngineExports {
-  convolution(...args: [...ConvolutionArgsIn, col: number, y: number, integer: boolean]): void;
+  convolution(
+    ...args: [
+      ...ConvolutionArgsIn,
+      col: number,
+      y: number,
+      integer: boolean,
+      relu: boolean,
+      slope: number,
+    ]
+  ): void;
   deconvolution(
     ...args: [...ConvolutionArgsIn, weightsT: number, col: number, y: number, integer: boolean]
   ): void;
@@ -285,7 +294,7 @@ interface EngineExports {
   int32ToFloat(x: number, count: number, y: number): void;
   agreement(a: number, b: number, count: number, out: number): void;
   range(x: number, count: number, out: number): void;
-  gemmScratchBytes(rows: number): number;
+  gemmScratchBytes(m: number, n: number, k: number): number;
   setGemmScratch(at: number): void;
 }
 
@@ -386,9 +395,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (integer) kernels.int32ToFloat(at, count, at);
     return wasm.copyOut(Float32Array, at, count);
   };
-  /** Gives the integer matrix products their packing scratch for `rows` rows of A. */
-  const gemmScratchIn = (rows: number) =>
-    kernels.setGemmScratch(wasm.alloc(kernels.gemmScratchBytes(rows)));
+  /** Gives the matrix products their packing scratch for C[m, n] = A[m, k] x B[k, n]. */
+  const gemmScratchIn = (m: number, n: number, k: number) =>
+    kernels.setGemmScratch(wasm.alloc(kernels.gemmScratchBytes(m, n, k)));
   /** Copies a window in as assembly/engine/window.ts lays it out. */
   const geometryIn = (window: Window2d) =>
     wasm.copyIn(
@@ -419,16 +428,19 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
     const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
-    const colAt = wasm.alloc(depth * bandRows * rowWidth * 4);
-    if (integer) gemmScratchIn(transposed ? depth : outputs / groups);
+    // im2col's rows (float convolutions write them straight into the packing scratch).
+    const colAt = integer || transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
+    const bandColumns = bandRows * rowWidth;
+    if (transposed) gemmScratchIn(depth, bandColumns, channels / groups);
+    else gemmScratchIn(outputs / groups, bandColumns, depth);
     const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
-    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
-    else kernels.convolution(...shared, colAt, yAt, integer);
-    if (args.reluSlope !== undefined) {
-      if (integer) throw new RangeError("the integer form has no fused ReLU");
-      kernels.relu(yAt, outCount, args.reluSlope, yAt);
+    const relu = args.reluSlope !== undefined;
+    if (relu && (integer || transposed)) {
+      throw new RangeError("only the float convolution has a fused ReLU");
     }
+    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
+    else kernels.convolution(...shared, colAt, yAt, integer, relu, args.reluSlope ?? 0);
     return resultOut(yAt, outCount, integer);
   };
 
@@ -475,7 +487,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const outCount = args.rows * args.outputs;
       const yAt = wasm.alloc(outCount * 4);
       const { rows, depth, transposed, outputs } = args;
-      if (integer) gemmScratchIn(rows);
+      if (integer || transposed) gemmScratchIn(rows, outputs, depth);
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt, integer);
       return resultOut(yAt, outCount, integer);
     },

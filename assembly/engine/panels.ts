@@ -1,0 +1,305 @@
+// The float matrix product on packed panels: C[m, n] = A[m, k] x B[k, n] with A packed in panels
+// of 4 rows ([k][4] each) and B in panels of 8 columns ([k][8] each), blocked over k so that a
+// piece of a B panel stays in L1 while every row panel of a block of A passes over it, and a
+// 4 x 8 tile of C held in registers (8 accumulators). Every element of C sums its products in
+// order of k in one float32 accumulator, then adds its row's bias and applies the ReLU, as the
+// unpacked loops did (same results to the bit).
+
+import { at } from "./gemm";
+
+/** Rows of A per panel. */
+export const ROWS: i32 = 4;
+/** Columns of B per panel. */
+export const COLUMNS: i32 = 8;
+/** Products per pass: a piece of a B panel (KC x 8 floats, 8 KiB) stays in L1. */
+const KC: i32 = 256;
+/** Rows of A per pass: a block of A (MC x KC floats, 128 KiB) stays in L2. */
+const MC: i32 = 128;
+
+/** A 4 x 8 tile for the edges of C (rows or columns short of a full tile). */
+const edgeTile: usize = memory.data(ROWS * COLUMNS * 4, 16);
+
+/** Bytes of A packed in row panels (m rows rounded up to 4, k products). */
+@inline
+export function packedRowsBytes(m: i32, k: i32): i32 {
+  return ((m + ROWS - 1) / ROWS) * ROWS * k * 4;
+}
+
+/** Bytes of B packed in column panels (n columns rounded up to 8, k products). */
+@inline
+export function packedColumnsBytes(n: i32, k: i32): i32 {
+  return ((n + COLUMNS - 1) / COLUMNS) * COLUMNS * k * 4;
+}
+
+/** Byte offset of B[p, q] in column panels of `k` products at `packed`. */
+@inline
+export function panelAt(packed: usize, k: i32, p: i32, q: i32): usize {
+  return packed + ((<usize>(q >> 3) * <usize>k + <usize>p) << 5) + (<usize>(q & 7) << 2);
+}
+
+/** Packs row-major A[m, k] (rows `lda` apart) in row panels; rows past m are 0. */
+export function packRows(a: usize, lda: i32, m: i32, k: i32, packed: usize): void {
+  const panels = (m + ROWS - 1) / ROWS;
+  let target = packed;
+  for (let panel = 0; panel < panels; panel++) {
+    const row = panel * ROWS;
+    for (let p = 0; p < k; p++) {
+      for (let r = 0; r < ROWS; r++) {
+        const value: f32 = row + r < m ? load<f32>(at(a, (row + r) * lda + p)) : 0;
+        store<f32>(target, value);
+        target += 4;
+      }
+    }
+  }
+}
+
+/** Packs row-major B[k, n] (rows `ldb` apart) in column panels (the last panel's tail unset). */
+export function packColumns(b: usize, ldb: i32, k: i32, n: i32, packed: usize): void {
+  for (let p = 0; p < k; p++) copyRun(at(b, p * ldb), n, packed, k, p, 0);
+}
+
+/** Writes `count` floats from `source` to B[p, q..q+count) of panels of `k` products. */
+export function copyRun(source: usize, count: i32, packed: usize, k: i32, p: i32, q: i32): void {
+  let from = source;
+  let column = q;
+  const end = q + count;
+  while (column < end) {
+    const target = panelAt(packed, k, p, column);
+    if ((column & 7) == 0 && column + 8 <= end) {
+      v128.store(target, v128.load(from));
+      v128.store(target, v128.load(from, 16), 16);
+      column += 8;
+      from += 32;
+    } else {
+      store<f32>(target, load<f32>(from));
+      column++;
+      from += 4;
+    }
+  }
+}
+
+/** Writes `count` floats `stride` apart from `source` to B[p, q..q+count). */
+export function gatherRun(
+  source: usize,
+  stride: i32,
+  count: i32,
+  packed: usize,
+  k: i32,
+  p: i32,
+  q: i32,
+): void {
+  const step = <usize>stride << 2;
+  let from = source;
+  for (let column = q; column < q + count; column++) {
+    store<f32>(panelAt(packed, k, p, column), load<f32>(from));
+    from += step;
+  }
+}
+
+/** Writes `count` zeros to B[p, q..q+count). */
+export function zeroRun(count: i32, packed: usize, k: i32, p: i32, q: i32): void {
+  for (let column = q; column < q + count; column++) {
+    store<f32>(panelAt(packed, k, p, column), 0);
+  }
+}
+
+/**
+ * C[m, n] (rows `ldc` apart) = packed A x packed B; then, when `bias` is not 0, + bias[row];
+ * then, when `relu`, max(v, 0) + slope * min(v, 0).
+ */
+export function gemmPanels(
+  m: i32,
+  n: i32,
+  k: i32,
+  packedA: usize,
+  packedB: usize,
+  c: usize,
+  ldc: i32,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+): void {
+  const panels = (n + COLUMNS - 1) / COLUMNS;
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const k1 = min(k0 + KC, k);
+    const first = k0 == 0;
+    const last = k1 == k;
+    for (let m0 = 0; m0 < m; m0 += MC) {
+      const m1 = min(m0 + MC, m);
+      for (let panel = 0; panel < panels; panel++) {
+        const column = panel * COLUMNS;
+        const columns = min(COLUMNS, n - column);
+        const bp = packedB + ((<usize>panel * <usize>k + <usize>k0) << 5);
+        for (let row = m0; row < m1; row += ROWS) {
+          const ap = packedA + ((<usize>(row >> 2) * <usize>k + <usize>k0) << 4);
+          const rows = min(ROWS, m - row);
+          const target = at(c, row * ldc + column);
+          const rowBias = bias == 0 ? 0 : at(bias, row);
+          if (rows == ROWS && columns == COLUMNS) {
+            tile(ap, bp, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope);
+          } else {
+            edge(ap, bp, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** A tile of C short of 4 x 8: computed in edgeTile, then its `rows` x `columns` copied. */
+function edge(
+  ap: usize,
+  bp: usize,
+  kc: i32,
+  target: usize,
+  ldc: i32,
+  rows: i32,
+  columns: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+): void {
+  if (!first) {
+    for (let r = 0; r < rows; r++) {
+      for (let q = 0; q < columns; q++) {
+        store<f32>(at(edgeTile, r * COLUMNS + q), load<f32>(at(target, r * ldc + q)));
+      }
+    }
+  }
+  tile(ap, bp, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < columns; q++) {
+      store<f32>(at(target, r * ldc + q), load<f32>(at(edgeTile, r * COLUMNS + q)));
+    }
+  }
+}
+
+/** Row r's bias as 4 lanes (0 when r is past `rows` or there is no bias). */
+@inline
+function biasLanes(bias: usize, r: i32, rows: i32): v128 {
+  return bias != 0 && r < rows ? v128.load32_splat(at(bias, r)) : f32x4.splat(0);
+}
+
+/** The ReLU of `v`, as the relu kernel computes it. */
+@inline
+function reluOf(v: v128, slopes: v128): v128 {
+  const zero = f32x4.splat(0);
+  return f32x4.add(f32x4.max(v, zero), f32x4.mul(slopes, f32x4.min(v, zero)));
+}
+
+/** The 4 x 8 tile at `target` (rows `ldc` apart) over `kc` products; see gemmPanels. */
+@inline
+function tile(
+  ap: usize,
+  bp: usize,
+  kc: i32,
+  target: usize,
+  ldc: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  rows: i32,
+  relu: bool,
+  slope: f32,
+): void {
+  const c0 = target;
+  const c1 = at(c0, ldc);
+  const c2 = at(c1, ldc);
+  const c3 = at(c2, ldc);
+  const zero = f32x4.splat(0);
+  let s00 = first ? zero : v128.load(c0);
+  let s01 = first ? zero : v128.load(c0, 16);
+  let s10 = first ? zero : v128.load(c1);
+  let s11 = first ? zero : v128.load(c1, 16);
+  let s20 = first ? zero : v128.load(c2);
+  let s21 = first ? zero : v128.load(c2, 16);
+  let s30 = first ? zero : v128.load(c3);
+  let s31 = first ? zero : v128.load(c3, 16);
+  let a = ap;
+  let b = bp;
+  const end = bp + (<usize>kc << 5);
+  const pairsEnd = bp + (<usize>(kc & ~1) << 5);
+  while (b < pairsEnd) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    const a0 = v128.load32_splat(a);
+    s00 = f32x4.add(s00, f32x4.mul(a0, b0));
+    s01 = f32x4.add(s01, f32x4.mul(a0, b1));
+    const a1 = v128.load32_splat(a, 4);
+    s10 = f32x4.add(s10, f32x4.mul(a1, b0));
+    s11 = f32x4.add(s11, f32x4.mul(a1, b1));
+    const a2 = v128.load32_splat(a, 8);
+    s20 = f32x4.add(s20, f32x4.mul(a2, b0));
+    s21 = f32x4.add(s21, f32x4.mul(a2, b1));
+    const a3 = v128.load32_splat(a, 12);
+    s30 = f32x4.add(s30, f32x4.mul(a3, b0));
+    s31 = f32x4.add(s31, f32x4.mul(a3, b1));
+    const c0b = v128.load(b, 32);
+    const c1b = v128.load(b, 48);
+    const e0 = v128.load32_splat(a, 16);
+    s00 = f32x4.add(s00, f32x4.mul(e0, c0b));
+    s01 = f32x4.add(s01, f32x4.mul(e0, c1b));
+    const e1 = v128.load32_splat(a, 16 + 4);
+    s10 = f32x4.add(s10, f32x4.mul(e1, c0b));
+    s11 = f32x4.add(s11, f32x4.mul(e1, c1b));
+    const e2 = v128.load32_splat(a, 16 + 8);
+    s20 = f32x4.add(s20, f32x4.mul(e2, c0b));
+    s21 = f32x4.add(s21, f32x4.mul(e2, c1b));
+    const e3 = v128.load32_splat(a, 16 + 12);
+    s30 = f32x4.add(s30, f32x4.mul(e3, c0b));
+    s31 = f32x4.add(s31, f32x4.mul(e3, c1b));
+    a += 32;
+    b += 64;
+  }
+  if (b < end) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    const a0 = v128.load32_splat(a);
+    s00 = f32x4.add(s00, f32x4.mul(a0, b0));
+    s01 = f32x4.add(s01, f32x4.mul(a0, b1));
+    const a1 = v128.load32_splat(a, 4);
+    s10 = f32x4.add(s10, f32x4.mul(a1, b0));
+    s11 = f32x4.add(s11, f32x4.mul(a1, b1));
+    const a2 = v128.load32_splat(a, 8);
+    s20 = f32x4.add(s20, f32x4.mul(a2, b0));
+    s21 = f32x4.add(s21, f32x4.mul(a2, b1));
+    const a3 = v128.load32_splat(a, 12);
+    s30 = f32x4.add(s30, f32x4.mul(a3, b0));
+    s31 = f32x4.add(s31, f32x4.mul(a3, b1));
+  }
+  if (last && bias != 0) {
+    const bias0 = biasLanes(bias, 0, rows);
+    const bias1 = biasLanes(bias, 1, rows);
+    const bias2 = biasLanes(bias, 2, rows);
+    const bias3 = biasLanes(bias, 3, rows);
+    s00 = f32x4.add(s00, bias0);
+    s01 = f32x4.add(s01, bias0);
+    s10 = f32x4.add(s10, bias1);
+    s11 = f32x4.add(s11, bias1);
+    s20 = f32x4.add(s20, bias2);
+    s21 = f32x4.add(s21, bias2);
+    s30 = f32x4.add(s30, bias3);
+    s31 = f32x4.add(s31, bias3);
+  }
+  if (last && relu) {
+    const slopes = f32x4.splat(slope);
+    s00 = reluOf(s00, slopes);
+    s01 = reluOf(s01, slopes);
+    s10 = reluOf(s10, slopes);
+    s11 = reluOf(s11, slopes);
+    s20 = reluOf(s20, slopes);
+    s21 = reluOf(s21, slopes);
+    s30 = reluOf(s30, slopes);
+    s31 = reluOf(s31, slopes);
+  }
+  v128.store(c0, s00);
+  v128.store(c0, s01, 16);
+  v128.store(c1, s10);
+  v128.store(c1, s11, 16);
+  v128.store(c2, s20);
+  v128.store(c2, s21, 16);
+  v128.store(c3, s30);
+  v128.store(c3, s31, 16);
+}

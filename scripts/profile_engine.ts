@@ -1,0 +1,123 @@
+/**
+ * Where the simulator's time goes: runs a model's float (or fake-quant / deploy) net a few times
+ * and sums the time spent in each kernel call of src/wasm/engine.ts, by layer type and, for
+ * convolutions, by kind (1x1, depthwise, k x k, grouped) — beside the whole `runNet` time, whose
+ * rest is JavaScript between the kernels. Figures only; nothing is asserted.
+ *
+ * ```sh
+ * npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] [--runs N]
+ * ```
+ * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50.)
+ *
+ * @module
+ */
+
+import { loadNet } from "../src/caffe/model.ts";
+import { type Net, netInputs } from "../src/caffe/net.ts";
+import { uniformGenerator } from "../src/engine/inputs.ts";
+import { runNet, type Tensor } from "../src/engine/run.ts";
+import { convertInMemory } from "../src/quant/convert.ts";
+import { makeRecord } from "../src/quant/make_record.ts";
+import { type ConvolutionArgs, engineKernels } from "../src/wasm/engine.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
+
+function folderOf(name: string): string {
+  return name === "resnet50" ? `${root}bench-out/resnet50` : `${sharedModels}${name}`;
+}
+
+/** The kind of a convolution call, for grouping. */
+function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
+  const [kh, kw] = args.window.kernel;
+  const [sh, sw] = args.window.stride;
+  const channels = args.shape[1];
+  const form = args.offsetD === undefined ? "" : " int";
+  if (transposed) return `deconv ${kh}x${kw}${form}`;
+  if (args.groups === channels && args.outputs === channels) {
+    return `depthwise ${kh}x${kw}/${sh}${form}`;
+  }
+  const grouped = args.groups > 1 ? " grouped" : "";
+  return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}`;
+}
+
+async function main(args: string[]): Promise<void> {
+  const name = args[0];
+  const netKind = args.includes("--net") ? args[args.indexOf("--net") + 1] : "float";
+  const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 5;
+  const folder = folderOf(name);
+  const model = await Deno.readTextFile(`${folder}/deploy.prototxt`);
+  const weights = await Deno.readFile(`${folder}/weights.caffemodel`);
+  let net: Net = loadNet(model, weights);
+  if (netKind !== "float") {
+    const record = await makeRecord(net);
+    const { files } = await convertInMemory({ model, weights, record });
+    net = netKind === "deploy"
+      ? loadNet(files.deployModel, files.deployWeights)
+      : loadNet(files.fakeQuantModel, files.fakeQuantWeights);
+  }
+  const next = uniformGenerator(1);
+  const inputs = new Map<string, Tensor>();
+  for (const { name: blob, shape } of netInputs(net)) {
+    inputs.set(blob, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(next) });
+  }
+  const kernels = await engineKernels() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const totals = new Map<string, { ms: number; calls: number; macs: number }>();
+  const add = (key: string, ms: number, macs: number) => {
+    const entry = totals.get(key) ?? { ms: 0, calls: 0, macs: 0 };
+    entry.ms += ms;
+    entry.calls++;
+    entry.macs += macs;
+    totals.set(key, entry);
+  };
+  let timing = false;
+  for (const method of Object.keys(kernels)) {
+    const original = kernels[method];
+    kernels[method] = (...callArgs: unknown[]) => {
+      const start = performance.now();
+      const result = original(...callArgs);
+      if (!timing) return result;
+      const ms = performance.now() - start;
+      if (method === "convolution" || method === "deconvolution") {
+        const a = callArgs[0] as ConvolutionArgs;
+        const transposed = method === "deconvolution";
+        const [n, c, h, w] = a.shape;
+        const [kh, kw] = a.window.kernel;
+        const spatial = transposed ? h * w : a.outSize[0] * a.outSize[1];
+        const macs = n * spatial * (transposed ? c : a.outputs) *
+          (transposed ? a.outputs : c) / a.groups * kh * kw;
+        add(convolutionKind(a, transposed), ms, macs);
+      } else add(method, ms, 0);
+      return result;
+    };
+  }
+  await runNet(net, { inputs });
+  let whole = 0;
+  timing = true;
+  for (let run = 0; run < runs; run++) {
+    const start = performance.now();
+    await runNet(net, { inputs });
+    whole += performance.now() - start;
+  }
+  const rows = [...totals].sort((a, b) => b[1].ms - a[1].ms);
+  const inKernels = rows.reduce((sum, [, entry]) => sum + entry.ms, 0);
+  console.log(
+    `${name} ${netKind}: ${(whole / runs).toFixed(2)} ms per run; load ${Deno.loadavg()[0]}`,
+  );
+  console.log("| kernel | ms/run | share | calls/run | GMAC/s |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const [key, entry] of rows) {
+    const gmacs = entry.macs > 0 ? (entry.macs / entry.ms / 1e6).toFixed(2) : "";
+    console.log(
+      `| ${key} | ${(entry.ms / runs).toFixed(2)} | ${(100 * entry.ms / whole).toFixed(1)}% | ` +
+        `${entry.calls / runs} | ${gmacs} |`,
+    );
+  }
+  console.log(
+    `| (outside kernels) | ${((whole - inKernels) / runs).toFixed(2)} | ${
+      (100 * (whole - inKernels) / whole).toFixed(1)
+    }% | | |`,
+  );
+}
+
+if (import.meta.main) await main(Deno.args);
