@@ -58,6 +58,8 @@ export {
 export { outputNames, type OutputPaths, recordName } from "./src/output_names.ts";
 export { crc32, type ZipEntry, zipStore } from "./src/zip.ts";
 export {
+  canResume,
+  type RunCheckpoint,
   runNet,
   type RunOptions,
   type RunResult,
@@ -163,9 +165,16 @@ export {
   type AutoCalibrateResult,
   cosineEvaluator,
   type Evaluator,
+  type EvaluatorOptions,
   type SearchStep,
   top1Evaluator,
 } from "./src/pipeline/auto_calibrate.ts";
+export {
+  type ReuseCounts,
+  type ReuseOptions,
+  ReusingRunner,
+  sharedLayers,
+} from "./src/engine/reuse.ts";
 export {
   type AccuracyReport,
   evaluateAccuracy,

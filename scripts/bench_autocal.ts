@@ -29,6 +29,7 @@ import {
   cosineEvaluator,
   type Evaluator,
 } from "../src/pipeline/auto_calibrate.ts";
+import { ReusingRunner } from "../src/engine/reuse.ts";
 import { quantize } from "../src/pipeline/quantize.ts";
 
 const FACES = "/usr/share/doc/libdlib19.1/examples/faces";
@@ -127,41 +128,49 @@ async function main(): Promise<void> {
       `  reference, quantize (calibrate, convert, evaluate 3 nets once): ${seconds(started)}`,
     );
 
-    started = performance.now();
-    let evaluations = 0;
-    const inner: Evaluator = entry.metric === "cosine"
-      ? await cosineEvaluator(float, evaluation)
-      : await agreementEvaluator(float, evaluation);
-    const floatOutputs = seconds(started);
-    const evaluate: Evaluator = (net) => {
-      evaluations++;
-      return inner(net);
-    };
-    const marks: string[] = [];
-    const result = await autoCalibrate({
-      model,
-      weights,
-      calibration,
-      evaluate,
-      maxDrop,
-      onProgress: (progress) => {
-        if (progress.step === "calibrate") return;
-        marks.push(
-          `${progress.step}${"keptFloat" in progress ? ` k=${progress.keptFloat}` : ""}` +
-            ` from ${seconds(started)}`,
-        );
-      },
-    });
+    const runs: { label: string; steps: string }[] = [];
+    for (const reuse of [false, true]) {
+      const runner = new ReusingRunner(reuse ? {} : { memoryBudget: 0 });
+      started = performance.now();
+      let evaluations = 0;
+      const inner: Evaluator = entry.metric === "cosine"
+        ? await cosineEvaluator(float, evaluation, { runner })
+        : await agreementEvaluator(float, evaluation, { runner });
+      const floatOutputs = seconds(started);
+      const evaluate: Evaluator = (net) => {
+        evaluations++;
+        return inner(net);
+      };
+      const marks: string[] = [];
+      const result = await autoCalibrate({
+        model,
+        weights,
+        calibration,
+        evaluate,
+        maxDrop,
+        onProgress: (progress) => {
+          if (progress.step === "calibrate") return;
+          marks.push(
+            `${progress.step}${"keptFloat" in progress ? ` k=${progress.keptFloat}` : ""}` +
+              ` from ${seconds(started)}`,
+          );
+        },
+      });
+      const { layersRun, layersInNets } = runner.counts;
+      const label = reuse ? "reusing shared layers" : "whole runs (memoryBudget 0)";
+      console.log(
+        `  autoCalibrate, ${label}: ${seconds(started)} in all (float outputs once: ` +
+          `${floatOutputs}; ${evaluations} evaluations; layers run ${layersRun} of ` +
+          `${layersInNets}; ${result.keptFloat.length} of ${result.calibration.layers.length} ` +
+          `layers kept float; met: ${result.met}; float ${result.floatScore.toFixed(6)}, all ` +
+          `quantized ${result.quantizedScore.toFixed(6)}, final ${result.finalScore.toFixed(6)})`,
+      );
+      console.log(`    steps (started at): ${marks.join("; ")}`);
+      runs.push({ label, steps: JSON.stringify(result.steps) });
+    }
     console.log(
-      `  autoCalibrate: ${seconds(started)} in all (float outputs once: ${floatOutputs}; ` +
-        `${evaluations} evaluations; ${result.keptFloat.length} of ` +
-        `${result.calibration.layers.length} layers kept float; met: ${result.met}; ` +
-        `float ${result.floatScore.toFixed(6)}, all quantized ${
-          result.quantizedScore.toFixed(6)
-        }, ` +
-        `final ${result.finalScore.toFixed(6)})`,
+      `  same steps and scores (bit for bit) both ways: ${runs[0].steps === runs[1].steps}`,
     );
-    console.log(`  steps (started at): ${marks.join("; ")}`);
   }
 }
 

@@ -55,6 +55,55 @@ export interface RunOptions {
    * writes. The tensors must not be changed.
    */
   written?: (layer: Layer, tops: readonly Tensor[], kinds: readonly ValueKind[]) => void;
+  /**
+   * Layer indices before which to keep the run's state in {@linkcode RunResult.checkpoints}. An
+   * index right after a Convolution that applies the next in-place ReLU itself is taken before
+   * that Convolution instead.
+   */
+  checkpoints?: readonly number[];
+  /**
+   * Start from this state of an earlier run (see {@linkcode canResume}) instead of from the first
+   * layer: the caller guarantees that the first `resume.index` layers of `net` equal those of the
+   * earlier run's net and that `inputs` are the same. The result is then that of a whole run.
+   * Not with `keepAll`.
+   */
+  resume?: RunCheckpoint;
+}
+
+/**
+ * The state of a run before layer `index` (the blob values held then, and what the run noted so
+ * far): a run of another net whose first `index` layers are the same, on the same inputs, may
+ * start from it (see {@linkcode RunOptions.resume}).
+ */
+export interface RunCheckpoint {
+  /** The first layer not run yet. */
+  readonly index: number;
+  /** The bytes of the tensors it holds (each data array once). */
+  readonly bytes: number;
+}
+
+/** What a {@linkcode RunCheckpoint} holds. */
+interface RunState {
+  /** The values held, by blob name. */
+  values: ReadonlyMap<string, Value>;
+  /** Blobs written or given and not read since, in the order they became so. */
+  open: readonly string[];
+  /** The layers skipped so far. */
+  skipped: readonly SkippedLayer[];
+  /** The skipped layer that would have written each blob not held. */
+  skippedProducer: ReadonlyMap<string, string>;
+}
+
+/** The state of each checkpoint made. */
+const STATES = new WeakMap<RunCheckpoint, RunState>();
+
+/** The state of `checkpoint`; one not made by {@linkcode runNet} is a `BAD_ARGUMENT`. */
+function stateOf(checkpoint: RunCheckpoint): RunState {
+  const state = STATES.get(checkpoint);
+  if (state === undefined) {
+    throw new ConvertError("BAD_ARGUMENT", "a run can only resume from a checkpoint runNet made");
+  }
+  return state;
 }
 
 /** What a blob value holds: floats, or a deploy model's int8 Quant output or accumulators. */
@@ -91,6 +140,8 @@ export interface RunResult {
    * `int8` for Quant outputs (q), `accumulator` for quantized layers' outputs before DeQuant.
    */
   deployBlobs: Map<string, "int8" | "accumulator">;
+  /** The states kept for {@linkcode RunOptions.checkpoints}, by index. */
+  checkpoints: RunCheckpoint[];
 }
 
 /** Every simulated layer type. */
@@ -180,15 +231,30 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       return slope;
     },
   };
-  const values = new Map<string, Value>();
-  const skippedProducer = new Map<string, string>();
-  const open = new Set<string>();
-  const skipped: SkippedLayer[] = [];
-  const lastRead = lastReaders(net);
-  for (const name of net.header.getAll("input").map(String)) {
-    values.set(name, { tensor: inputs.get(name)!, domain: FLOAT });
-    open.add(name);
+  const { resume } = options;
+  if (resume !== undefined && keepAll) {
+    throw new ConvertError("BAD_ARGUMENT", "runNet cannot resume a run and keep every blob");
   }
+  const start = resume?.index ?? 0;
+  const state = resume && stateOf(resume);
+  const values = new Map<string, Value>();
+  const skippedProducer = new Map<string, string>(state?.skippedProducer);
+  const open = new Set<string>(state?.open);
+  const skipped: SkippedLayer[] = [...state?.skipped ?? []];
+  const lastRead = lastReaders(net);
+  if (state === undefined) {
+    for (const name of net.header.getAll("input").map(String)) {
+      values.set(name, { tensor: inputs.get(name)!, domain: FLOAT });
+      open.add(name);
+    }
+  } else {
+    // What a whole run of this net holds here: what later layers read, and what none read yet.
+    for (const [name, value] of state.values) {
+      if (open.has(name) || (lastRead.get(name) ?? -1) >= start) values.set(name, value);
+    }
+  }
+  const keepAt = checkpointIndices(net, options.checkpoints ?? [], fusions);
+  const checkpoints: RunCheckpoint[] = [];
   const skip = (layer: Layer, reason: string) => {
     skipped.push({ layer: layer.name, type: layer.type, reason });
     for (const top of layer.tops) {
@@ -198,6 +264,10 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     }
   };
   net.layers.forEach((layer, index) => {
+    if (index < start) return;
+    if (keepAt.has(index)) {
+      checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
+    }
     // The in-place ReLU its Convolution applied already (reluFusions).
     if (index > 0 && fusedInto.has(net.layers[index - 1])) return;
     const missing = layer.bottoms.find((name) => !values.has(name));
@@ -261,7 +331,67 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     blobs: keepAll ? tensors(values.keys()) : new Map(),
     skipped,
     deployBlobs,
+    checkpoints,
   };
+}
+
+/**
+ * The layer indices at which to keep a checkpoint for `wanted`: an index right after a
+ * Convolution that may apply the next ReLU itself moves before that Convolution (its value
+ * between the two never exists).
+ */
+function checkpointIndices(
+  net: Net,
+  wanted: readonly number[],
+  fusions: Map<Layer, number>,
+): Set<number> {
+  const indices = new Set<number>();
+  for (const index of wanted) {
+    if (!Number.isInteger(index) || index < 0 || index >= net.layers.length) continue;
+    indices.add(index > 0 && fusions.has(net.layers[index - 1]) ? index - 1 : index);
+  }
+  return indices;
+}
+
+/** A copy of the run's state before layer `index` (the tensors themselves are shared). */
+function checkpointOf(
+  index: number,
+  values: Map<string, Value>,
+  open: Set<string>,
+  skipped: SkippedLayer[],
+  skippedProducer: Map<string, string>,
+): RunCheckpoint {
+  const arrays = new Set([...values.values()].map((value) => value.tensor.data));
+  const checkpoint = {
+    index,
+    bytes: [...arrays].reduce((total, data) => total + data.byteLength, 0),
+  };
+  STATES.set(checkpoint, {
+    values: new Map(values),
+    open: [...open],
+    skipped: [...skipped],
+    skippedProducer: new Map(skippedProducer),
+  });
+  return checkpoint;
+}
+
+/**
+ * Whether a run of `net` may start from `checkpoint` (given that its first `checkpoint.index`
+ * layers are those of the checkpoint's net): it holds every value the later layers read before
+ * they write it (a whole run of the other net may have let go of a value this net still reads).
+ */
+export function canResume(net: Net, checkpoint: RunCheckpoint): boolean {
+  const state = stateOf(checkpoint);
+  if (checkpoint.index > net.layers.length) return false;
+  const written = new Set<string>();
+  for (const layer of net.layers.slice(checkpoint.index)) {
+    for (const name of layer.bottoms) {
+      const held = state.values.has(name) || state.skippedProducer.has(name);
+      if (!written.has(name) && !held) return false;
+    }
+    for (const name of layer.tops) written.add(name);
+  }
+  return true;
 }
 
 /**

@@ -2,7 +2,9 @@
  * AMCT's accuracy-based automatic calibration (SPEC §12) in memory: calibrate every layer, rank
  * the quantized layers by sensitivity, and binary-search the fewest most-sensitive layers to keep
  * in float for the quantized net to score within `maxDrop` of the float net. Built-in evaluators
- * (top-1 against labels, top-1 agreement, output cosine) compute the float net's outputs once.
+ * (top-1 against labels, top-1 agreement, output cosine) compute the float net's outputs once,
+ * and run each candidate only from where it first differs from a net evaluated before
+ * (src/engine/reuse.ts).
  *
  * @module
  */
@@ -19,6 +21,7 @@ import type { CalibrationConfig } from "../calibrate/config.ts";
 import { layerSensitivity } from "../engine/compare.ts";
 import type { EvaluationSample } from "../engine/evaluate.ts";
 import { cosineOf } from "../engine/metrics.ts";
+import { ReusingRunner } from "../engine/reuse.ts";
 import { runNet, type Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
 import { caffeType } from "../proto/schema.ts";
@@ -33,8 +36,22 @@ import {
 } from "../quant/convert.ts";
 import { engineKernels } from "../wasm/engine.ts";
 
-/** Scores a net on evaluation data; higher is better (built-in ones are fractions in [0, 1]). */
-export type Evaluator = (net: Net) => Promise<number>;
+/**
+ * Scores a net on evaluation data; higher is better (built-in ones are fractions in [0, 1]).
+ * `upcoming`, a hint, holds the nets that may be scored next (the built-in evaluators keep the
+ * blob values where `net` first differs from them, to run only the rest of the next one).
+ */
+export type Evaluator = (net: Net, upcoming?: readonly Net[]) => Promise<number>;
+
+/** Options of the built-in evaluators. */
+export interface EvaluatorOptions {
+  /**
+   * Runs each net on each sample (default: a new `ReusingRunner()`, which starts each run where
+   * the net first differs from nets evaluated before; `new ReusingRunner({ memoryBudget: 0 })`
+   * runs every net whole).
+   */
+  runner?: ReusingRunner;
+}
 
 /** Where {@linkcode autoCalibrate} is. */
 export type AutoCalibrateProgress =
@@ -161,21 +178,33 @@ export async function autoCalibrate(input: AutoCalibrateInput): Promise<AutoCali
   const fakeQuantOf = async (record: string) =>
     (await convertToNets({ model: input.model, weights: input.weights, record, files: names }))
       .fakeQuant;
-  const floatScore = await input.evaluate(float);
+  const allQuantized = await fakeQuantOf(calibration.record);
+  const floatScore = await input.evaluate(float, [allQuantized]);
   const scores = new Map<number, number>();
   const steps: SearchStep[] = [];
   const meets = (score: number) => floatScore - score <= maxDrop + 1e-12;
   let ranked: string[] = [];
   const recordFor = (k: number) => recordWithout(calibration.record, new Set(ranked.slice(0, k)));
-  const scoreOf = async (k: number, net?: Net) => {
+  // The candidate nets made so far and not scored yet, by k: each is made once.
+  const candidates = new Map<number, Promise<Net>>([[0, Promise.resolve(allQuantized)]]);
+  const candidate = (k: number) => {
+    const net = candidates.get(k) ?? fakeQuantOf(recordFor(k));
+    candidates.set(k, net);
+    return net;
+  };
+  // Scores candidate k, telling the evaluator which candidates may come next.
+  const scoreOf = async (k: number, next: number[] = []) => {
     onProgress?.({ step: "evaluate", keptFloat: k });
-    const score = await input.evaluate(net ?? await fakeQuantOf(recordFor(k)));
+    const net = await candidate(k);
+    const score = await input.evaluate(net, await Promise.all(next.map(candidate)));
+    for (const made of candidates.keys()) if (!next.includes(made)) candidates.delete(made);
     scores.set(k, score);
     steps.push({ keptFloat: k, score, meets: meets(score) });
     return score;
   };
-  const allQuantized = await fakeQuantOf(calibration.record);
-  const quantizedScore = await scoreOf(0, allQuantized);
+  // The k the binary search scores next when it narrows (a, b) to a + 1 = b, if any.
+  const middle = (a: number, b: number) => b - a > 1 ? [(a + b) >> 1] : [];
+  const quantizedScore = await scoreOf(0);
   let sensitivity: AutoCalibrateResult["sensitivity"] = [];
   let chosen = 0;
   if (!meets(quantizedScore)) {
@@ -186,12 +215,12 @@ export async function autoCalibrate(input: AutoCalibrateInput): Promise<AutoCali
       .sort((a, b) => a.cosine - b.cosine);
     ranked = sensitivity.map((entry) => entry.layer);
     const most = ranked.length - 1;
-    if (most >= 1 && meets(await scoreOf(most))) {
+    if (most >= 1 && meets(await scoreOf(most, middle(0, most)))) {
       let failing = 0;
       let meeting = most;
       while (meeting - failing > 1) {
         const k = (failing + meeting) >> 1;
-        if (meets(await scoreOf(k))) meeting = k;
+        if (meets(await scoreOf(k, [...middle(failing, k), ...middle(k, meeting)]))) meeting = k;
         else failing = k;
       }
       chosen = meeting;
@@ -243,14 +272,19 @@ function argMax(values: Float32Array): number {
  * Top-1 accuracy against the labels: the fraction of `samples` whose net output `blob` (default:
  * the first output) has its largest value at the label. Every sample needs a label.
  */
-export function top1Evaluator(samples: EvaluationSample[], blob?: string): Evaluator {
+export function top1Evaluator(
+  samples: EvaluationSample[],
+  blob?: string,
+  options: EvaluatorOptions = {},
+): Evaluator {
   if (samples.length === 0 || samples.some((sample) => sample.label === undefined)) {
     throw new ConvertError("BAD_ARGUMENT", "top-1 accuracy needs samples, each with a label");
   }
-  return async (net) => {
+  const runner = options.runner ?? new ReusingRunner();
+  return async (net, upcoming) => {
     let correct = 0;
     for (const sample of samples) {
-      const { outputs } = await runNet(net, { inputs: sample.inputs });
+      const outputs = await runner.outputs(net, sample.inputs, upcoming);
       const scores = blob === undefined ? outputs.values().next().value : outputs.get(blob);
       if (scores !== undefined && argMax(scores.data) === sample.label) correct++;
     }
@@ -265,15 +299,17 @@ export function top1Evaluator(samples: EvaluationSample[], blob?: string): Evalu
 export async function agreementEvaluator(
   float: Net,
   samples: EvaluationSample[],
+  options: EvaluatorOptions = {},
 ): Promise<Evaluator> {
   const reference = (await outputsOf(float, samples)).map((outputs) =>
     new Map([...outputs].map(([blob, tensor]) => [blob, argMax(tensor.data)]))
   );
-  return async (net) => {
+  const runner = options.runner ?? new ReusingRunner();
+  return async (net, upcoming) => {
     let agreeing = 0;
     let total = 0;
     for (let i = 0; i < samples.length; i++) {
-      const { outputs } = await runNet(net, { inputs: samples[i].inputs });
+      const outputs = await runner.outputs(net, samples[i].inputs, upcoming);
       for (const [blob, index] of reference[i]) {
         const tensor = outputs.get(blob);
         if (tensor !== undefined && argMax(tensor.data) === index) agreeing++;
@@ -291,14 +327,16 @@ export async function agreementEvaluator(
 export async function cosineEvaluator(
   float: Net,
   samples: EvaluationSample[],
+  options: EvaluatorOptions = {},
 ): Promise<Evaluator> {
   const reference = await outputsOf(float, samples);
   const kernels = await engineKernels();
-  return async (net) => {
+  const runner = options.runner ?? new ReusingRunner();
+  return async (net, upcoming) => {
     let sum = 0;
     let count = 0;
     for (let i = 0; i < samples.length; i++) {
-      const { outputs } = await runNet(net, { inputs: samples[i].inputs });
+      const outputs = await runner.outputs(net, samples[i].inputs, upcoming);
       for (const [blob, tensor] of reference[i]) {
         const other = outputs.get(blob);
         sum += other === undefined || other.data.length !== tensor.data.length
