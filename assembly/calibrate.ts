@@ -450,3 +450,286 @@ export function hfmgSearch(
   store<f64>(out, <f64> bestB, 8);
   store<f64>(out, bestError, 16);
 }
+
+// The search (ours; docs/calibration.md "The search"): a layer's output error under candidate
+// activation factors, over sampled input patches, and the rounding error of weight scales.
+// Patches and weight rows are `stride` float32 apart, `stride` a multiple of 4 with a zero tail.
+
+/**
+ * Copies `count` input patches of a convolution out of one batch `input` [N, channels, height,
+ * width] (float32) to `out`. `positions` holds int32 quadruples (n, g, oy, ox); element
+ * (c·kernelH + ky)·kernelW + kx of the patch of group g at output (oy, ox) is
+ * input[n, g·groupChannels + c, oy·strideH − padH + ky·dilationH, ox·strideW − padW +
+ * kx·dilationW], 0 outside the input (Caffe's zero padding).
+ */
+export function gatherPatches(
+  input: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  kernelH: i32,
+  kernelW: i32,
+  strideH: i32,
+  strideW: i32,
+  padH: i32,
+  padW: i32,
+  dilationH: i32,
+  dilationW: i32,
+  groupChannels: i32,
+  positions: usize,
+  count: i32,
+  stride: i32,
+  out: usize,
+): void {
+  const plane = <usize> height * <usize> width;
+  const length = groupChannels * kernelH * kernelW;
+  for (let k = 0; k < count; k++) {
+    const at = positions + (<usize> k << 4);
+    const n = load<i32>(at);
+    const g = load<i32>(at, 4);
+    const oy = load<i32>(at, 8);
+    const ox = load<i32>(at, 12);
+    let target = out + ((<usize> k * <usize> stride) << 2);
+    const first = <usize> n * <usize> channels + <usize> g * <usize> groupChannels;
+    for (let c = 0; c < groupChannels; c++) {
+      const planeAt = input + (((first + <usize> c) * plane) << 2);
+      for (let ky = 0; ky < kernelH; ky++) {
+        const y = oy * strideH - padH + ky * dilationH;
+        for (let kx = 0; kx < kernelW; kx++) {
+          const x = ox * strideW - padW + kx * dilationW;
+          const inside = y >= 0 && y < height && x >= 0 && x < width;
+          const value: f32 = inside
+            ? load<f32>(planeAt + ((<usize> y * <usize> width + <usize> x) << 2))
+            : 0;
+          store<f32>(target, value);
+          target += 4;
+        }
+      }
+    }
+    for (let rest = length; rest < stride; rest++) {
+      store<f32>(target, 0);
+      target += 4;
+    }
+  }
+}
+
+/**
+ * Writes `channels` rows of `length` float32 weights to `out`, `stride` apart with a zero tail:
+ * as they are when `scales` is 0, else fake-quantized with the channel's float32 scale s:
+ * f32(clamp(rint(f32(w / s)), −128, 127) · s) (docs/math.md).
+ */
+export function weightRows(
+  weights: usize,
+  channels: i32,
+  length: i32,
+  scales: usize,
+  stride: i32,
+  out: usize,
+): void {
+  for (let c = 0; c < channels; c++) {
+    const from = weights + ((<usize> c * <usize> length) << 2);
+    const to = out + ((<usize> c * <usize> stride) << 2);
+    const scale: f32 = scales == 0 ? 0 : load<f32>(scales + (<usize> c << 2));
+    for (let i = 0; i < length; i++) {
+      const w = load<f32>(from + (<usize> i << 2));
+      const value: f32 = scales == 0 ? w : min<f32>(127, max<f32>(-128, nearest<f32>(w / scale))) *
+        scale;
+      store<f32>(to + (<usize> i << 2), value);
+    }
+    for (let i = length; i < stride; i++) store<f32>(to + (<usize> i << 2), 0);
+  }
+}
+
+/** Σ a[i]·b[i] over `stride` float32 (a multiple of 4), in four lanes. */
+function rowDot(a: usize, b: usize, stride: i32): f32 {
+  let sum = f32x4.splat(0);
+  for (let i = 0; i < stride; i += 4) {
+    const at = <usize> i << 2;
+    sum = f32x4.add(sum, f32x4.mul(v128.load(a + at), v128.load(b + at)));
+  }
+  return f32x4.extract_lane(sum, 0) + f32x4.extract_lane(sum, 1) +
+    (f32x4.extract_lane(sum, 2) + f32x4.extract_lane(sum, 3));
+}
+
+/**
+ * The layer's outputs at `count` patches: out[k·outPerGroup + j] = rowDot(patch k, row
+ * g_k·outPerGroup + j) + bias[g_k·outPerGroup + j] (bias 0: none), g_k = groups[k] (int32).
+ */
+export function patchOutputs(
+  patches: usize,
+  count: i32,
+  stride: i32,
+  groups: usize,
+  rows: usize,
+  bias: usize,
+  outPerGroup: i32,
+  out: usize,
+): void {
+  for (let k = 0; k < count; k++) {
+    const patch = patches + ((<usize> k * <usize> stride) << 2);
+    const firstRow = load<i32>(groups + (<usize> k << 2)) * outPerGroup;
+    for (let j = 0; j < outPerGroup; j++) {
+      const row = firstRow + j;
+      let value = rowDot(patch, rows + ((<usize> row * <usize> stride) << 2), stride);
+      if (bias != 0) value += load<f32>(bias + (<usize> row << 2));
+      store<f32>(out + ((<usize> k * <usize> outPerGroup + <usize> j) << 2), value);
+    }
+  }
+}
+
+/**
+ * For each of `candidates` activation factors (float32 scale_d, S = f32(1/scale_d), offset_d):
+ * the patches' round trip x̂ (SPEC §4, as addRoundTripErrors) into `scratch`, then
+ * sums[i] = Σ over patches k and their group's outputs j of (y(x̂)[k, j] − targets[k, j])² in
+ * float64, y as patchOutputs computes it.
+ */
+export function candidateOutputErrors(
+  patches: usize,
+  count: i32,
+  stride: i32,
+  groups: usize,
+  rows: usize,
+  bias: usize,
+  outPerGroup: i32,
+  targets: usize,
+  scales: usize,
+  quantScales: usize,
+  offsets: usize,
+  candidates: i32,
+  scratch: usize,
+  sums: usize,
+): void {
+  const values = <usize> count * <usize> stride;
+  for (let i = 0; i < candidates; i++) {
+    const at = <usize> i << 2;
+    const scaleD = f32x4.splat(load<f32>(scales + at));
+    const quantScale = f32x4.splat(load<f32>(quantScales + at));
+    const offset = load<f32>(offsets + at);
+    const low = f32x4.splat(-128 - offset);
+    const high = f32x4.splat(127 - offset);
+    for (let v: usize = 0; v < values; v += 4) {
+      const x = v128.load(patches + (v << 2));
+      const r = f32x4.nearest(f32x4.pmin(f32x4.pmax(f32x4.mul(x, quantScale), low), high));
+      v128.store(scratch + (v << 2), f32x4.mul(r, scaleD));
+    }
+    let sum: f64 = 0;
+    for (let k = 0; k < count; k++) {
+      const patch = scratch + ((<usize> k * <usize> stride) << 2);
+      const firstRow = load<i32>(groups + (<usize> k << 2)) * outPerGroup;
+      for (let j = 0; j < outPerGroup; j++) {
+        const row = firstRow + j;
+        let value = rowDot(patch, rows + ((<usize> row * <usize> stride) << 2), stride);
+        if (bias != 0) value += load<f32>(bias + (<usize> row << 2));
+        const target = load<f32>(targets + ((<usize> k * <usize> outPerGroup + <usize> j) << 2));
+        const difference = <f64> value - <f64> target;
+        sum += difference * difference;
+      }
+    }
+    store<f64>(sums + (<usize> i << 3), sum);
+  }
+}
+
+/**
+ * errors[c·ratios + r] = Σ over the `length` weights w of channel c (rows of `weights`, float32)
+ * of (f32(clamp(rint(f32(w / s)), −128, 127) · s) − w)² in float64, with s = scales[c·ratios + r]
+ * (float32, > 0).
+ */
+export function weightRoundingErrors(
+  weights: usize,
+  channels: i32,
+  length: i32,
+  scales: usize,
+  ratios: i32,
+  errors: usize,
+): void {
+  const lanes = length & ~3;
+  for (let c = 0; c < channels; c++) {
+    const row = weights + ((<usize> c * <usize> length) << 2);
+    for (let r = 0; r < ratios; r++) {
+      const index = <usize> c * <usize> ratios + <usize> r;
+      const s = load<f32>(scales + (index << 2));
+      const scale = f32x4.splat(s);
+      let sum = f64x2.splat(0);
+      for (let i = 0; i < lanes; i += 4) {
+        const w = v128.load(row + (<usize> i << 2));
+        const q = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.div(w, scale)), f32x4.splat(-128)), f32x4.splat(127));
+        const d = f32x4.sub(f32x4.mul(q, scale), w);
+        const dLow = f64x2.promote_low_f32x4(d);
+        const dHigh = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
+        sum = f64x2.add(sum, f64x2.add(f64x2.mul(dLow, dLow), f64x2.mul(dHigh, dHigh)));
+      }
+      let total = f64x2.extract_lane(sum, 0) + f64x2.extract_lane(sum, 1);
+      for (let i = lanes; i < length; i++) {
+        const w = load<f32>(row + (<usize> i << 2));
+        const d = <f64> (min<f32>(127, max<f32>(-128, nearest<f32>(w / s))) * s) - <f64> w;
+        total += d * d;
+      }
+      store<f64>(errors + (index << 3), total);
+    }
+  }
+}
+
+/**
+ * errors[c·ratios + r] = Σ over the patches k of channel c's group of (y − targets[k, j])² in
+ * float64, j = c mod outPerGroup, where y = rowDot(x̂_k, ŵ) + bias[c] (bias 0: none): x̂ the
+ * patches' round trip with (scaleD, quantScale, offsetD) as candidateOutputErrors makes it, ŵ
+ * row c of `rows` (float, `stride` apart) fake-quantized with the float32 scale
+ * trials[c·ratios + r]. `scratch` holds count·stride + stride floats.
+ */
+export function channelOutputErrors(
+  patches: usize,
+  count: i32,
+  stride: i32,
+  groups: usize,
+  rows: usize,
+  bias: usize,
+  channels: i32,
+  outPerGroup: i32,
+  targets: usize,
+  scaleD: f32,
+  quantScale: f32,
+  offsetD: f32,
+  trials: usize,
+  ratios: i32,
+  scratch: usize,
+  errors: usize,
+): void {
+  const values = <usize> count * <usize> stride;
+  const scale = f32x4.splat(scaleD);
+  const quant = f32x4.splat(quantScale);
+  const low = f32x4.splat(-128 - offsetD);
+  const high = f32x4.splat(127 - offsetD);
+  for (let v: usize = 0; v < values; v += 4) {
+    const x = v128.load(patches + (v << 2));
+    const r = f32x4.nearest(f32x4.pmin(f32x4.pmax(f32x4.mul(x, quant), low), high));
+    v128.store(scratch + (v << 2), f32x4.mul(r, scale));
+  }
+  const row = scratch + (values << 2);
+  const lowW = f32x4.splat(-128);
+  const highW = f32x4.splat(127);
+  for (let c = 0; c < channels; c++) {
+    const group = c / outPerGroup;
+    const j = c - group * outPerGroup;
+    const from = rows + ((<usize> c * <usize> stride) << 2);
+    const b: f32 = bias != 0 ? load<f32>(bias + (<usize> c << 2)) : 0;
+    for (let r = 0; r < ratios; r++) {
+      const index = <usize> c * <usize> ratios + <usize> r;
+      const s = f32x4.splat(load<f32>(trials + (index << 2)));
+      for (let i = 0; i < stride; i += 4) {
+        const at = <usize> i << 2;
+        const q = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.div(v128.load(from + at), s)), lowW), highW);
+        v128.store(row + at, f32x4.mul(q, s));
+      }
+      let sum: f64 = 0;
+      for (let k = 0; k < count; k++) {
+        if (load<i32>(groups + (<usize> k << 2)) != group) continue;
+        const patch = scratch + ((<usize> k * <usize> stride) << 2);
+        const value = rowDot(patch, row, stride) + b;
+        const target = load<f32>(targets + ((<usize> k * <usize> outPerGroup + <usize> j) << 2));
+        const difference = <f64> value - <f64> target;
+        sum += difference * difference;
+      }
+      store<f64>(errors + (index << 3), sum);
+    }
+  }
+}

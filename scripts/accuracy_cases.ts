@@ -204,13 +204,14 @@ export const CASES: Case[] = [
 export type Method = ActivationAlgorithm | "random";
 
 /** Every method, in table order. */
-export const METHODS: Method[] = ["ifmr", "hfmg", "minmax", "random"];
+export const METHODS: Method[] = ["ifmr", "hfmg", "minmax", "search", "random"];
 
 /** The methods' names in tables. */
 export const METHOD_NAMES: Record<Method, string> = {
   ifmr: "IFMR",
   hfmg: "HFMG",
   minmax: "min/max",
+  search: "search",
   random: "random (`--calibrate`, IFMR)",
 };
 

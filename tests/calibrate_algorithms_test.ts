@@ -8,6 +8,7 @@ import {
   type ActivationResult,
   type ActivationSettings,
   DEFAULT_ACTIVATION_SETTINGS,
+  type InputAlgorithm,
 } from "../src/calibrate/activation.ts";
 import { calibrateKernels } from "../src/wasm/calibrate.ts";
 import { IFMR_DEFAULTS, referenceIfmr, roundHalfEven } from "./_ifmr_reference.ts";
@@ -29,9 +30,10 @@ function collect(
   batches: Float32Array[],
   budgetBytes: number,
 ): ActivationResult {
-  const collector = activationCollector(kernels, settings, { bytesLeft: budgetBytes });
+  const algorithm = settings.algorithm as InputAlgorithm;
+  const collector = activationCollector(kernels, algorithm, settings, { bytesLeft: budgetBytes });
   for (let pass = 0; collector.needsPass(pass); pass++) {
-    for (const batch of batches) collector.add(pass, batch);
+    for (const batch of batches) collector.add(pass, batch, [batch.length]);
     collector.endPass(pass);
   }
   return collector.result();

@@ -111,7 +111,7 @@ Deno.test("record flags 0-255 pixels given to a net trained on 0-1", { ignore },
 Deno.test("record: bad calibration options are usage errors", { ignore }, async () => {
   const algo = await run("record", model, weights, "--calibrate", "1", "--algo", "kl");
   assert.equal(algo.code, 2);
-  assert.match(algo.err, /--algo needs one of ifmr, hfmg, minmax, not "kl"/);
+  assert.match(algo.err, /--algo needs one of ifmr, hfmg, minmax, search, not "kl"/);
   const both = await run(
     "record",
     model,

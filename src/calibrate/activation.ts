@@ -19,11 +19,26 @@ import {
   type IfmrParams,
 } from "../wasm/calibrate.ts";
 
-/** An activation algorithm: AMCT's `ifmr` and `hfmg`, and `minmax` (docs/math.md). */
-export type ActivationAlgorithm = "ifmr" | "hfmg" | "minmax";
+/**
+ * An activation algorithm: AMCT's `ifmr` and `hfmg`, and caffe-quant's `minmax` (docs/math.md)
+ * and `search` (src/calibrate/search.ts: factors by the layer's output error, weight scales by
+ * their rounding error).
+ */
+export type ActivationAlgorithm = "ifmr" | "hfmg" | "minmax" | "search";
 
-/** Every activation algorithm, in the order help texts list them (`minmax` is caffe-quant's addition). */
-export const ACTIVATION_ALGORITHMS: readonly ActivationAlgorithm[] = ["ifmr", "hfmg", "minmax"];
+/** The algorithms that look at the input values alone (every one but `search`). */
+export type InputAlgorithm = Exclude<ActivationAlgorithm, "search">;
+
+/**
+ * Every activation algorithm, in the order help texts list them (`minmax` and `search` are
+ * caffe-quant's additions).
+ */
+export const ACTIVATION_ALGORITHMS: readonly ActivationAlgorithm[] = [
+  "ifmr",
+  "hfmg",
+  "minmax",
+  "search",
+];
 
 /** How one blob is calibrated (AMCT's `activation_quant_params` and `activation_offset`). */
 export interface ActivationSettings {
@@ -83,8 +98,8 @@ export interface StoreBudget {
 export interface ActivationCollector {
   /** Whether pass `pass` (0, 1, …) over the data is needed; pass 0 always is. */
   needsPass(pass: number): boolean;
-  /** Values of one batch, in sample order, in pass `pass`. */
-  add(pass: number, values: Float32Array): void;
+  /** Values of one batch (a blob of `shape`, axis 0 the samples), in pass `pass`. */
+  add(pass: number, values: Float32Array, shape: readonly number[]): void;
   /** Pass `pass` is over. */
   endPass(pass: number): void;
   /** The range of values seen so far and their count (NaN when a value was NaN). */
@@ -114,7 +129,7 @@ class RangeTracker {
 }
 
 /** The clip range of factors (see {@linkcode ActivationResult.clip}). */
-function clipOf(scaleD: number, offsetD: number): [number, number] {
+export function clipOf(scaleD: number, offsetD: number): [number, number] {
   return [Math.fround((-128 - offsetD) * scaleD), Math.fround((127 - offsetD) * scaleD)];
 }
 
@@ -131,9 +146,9 @@ const MIN_SCALE = 1.1920929e-7;
  * docs/calibration.md step 3's factors of a clip range [clipMin, clipMax] with s = 1: with offset,
  * scale = (max(clipMax, 0) − min(clipMin, 0)) / 255 and offset = clamp(−128 − rint(clipMin /
  * scale)); without, scale = max(|clipMin|, |clipMax|) / 127 and offset 0; a scale below
- * 1.1920929e-7 becomes 1. Used by HFMG.
+ * 1.1920929e-7 becomes 1. Used by HFMG and the search.
  */
-function clipFactors(
+export function clipFactors(
   clipMin: number,
   clipMax: number,
   withOffset: boolean,
@@ -325,13 +340,17 @@ class MinMaxCollector implements ActivationCollector {
   }
 }
 
-/** A collector for one blob with `settings`; IFMR keeps values within `budget`. */
+/**
+ * A collector for one blob with `algorithm` and `settings` (the search's is made in
+ * src/calibrate/search.ts); IFMR keeps values within `budget`.
+ */
 export function activationCollector(
   kernels: CalibrateKernels,
+  algorithm: InputAlgorithm,
   settings: ActivationSettings,
   budget: StoreBudget,
 ): ActivationCollector {
-  switch (settings.algorithm) {
+  switch (algorithm) {
     case "ifmr":
       return new IfmrCollector(kernels, settings, budget);
     case "hfmg":

@@ -19,9 +19,10 @@ import { caffeType } from "../proto/schema.ts";
 import { printText } from "../proto/text_print.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { checkFloatModel } from "../quant/blobs.ts";
+import { convertNet } from "../quant/convert.ts";
 import { foldedLayers, fuseBatchNorm } from "../quant/fuse.ts";
 import { weightScales } from "../quant/make_record.ts";
-import { calibrateKernels } from "../wasm/calibrate.ts";
+import { type CalibrateKernels, calibrateKernels } from "../wasm/calibrate.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import {
   type ActivationAlgorithm,
@@ -35,6 +36,7 @@ import {
   type LayerCalibration,
 } from "./config.ts";
 import { SamplePasses, type SampleSource } from "./samples.ts";
+import { SearchCollector, searchMeasures, type SearchResult } from "./search.ts";
 
 export type { Sample, SampleSource } from "./samples.ts";
 
@@ -132,34 +134,55 @@ function recordShape(shape: number[]): [number, number, number] {
 function groupReaders(
   net: Net,
   config: CalibrationConfig,
-  makeCollector: (settings: LayerCalibration) => ActivationCollector,
+  makeCollector: (settings: LayerCalibration, readers: Layer[]) => ActivationCollector,
 ): Map<string, Group> {
   const lastWriter = new Map<string, number>();
-  const groups = new Map<string, Group>();
-  const byObserver = new Map<string, Group>();
+  const groups = new Map<string, { settings: LayerCalibration; readers: Layer[] }>();
   net.layers.forEach((layer, index) => {
     const settings = config.layers.get(layer.name);
     if (settings !== undefined) {
       const blob = layer.bottoms[0];
       const key = JSON.stringify([blob, lastWriter.get(blob) ?? -1, settings.activation]);
       const group = groups.get(key);
-      if (group === undefined) {
-        const created: Group = {
-          observer: layer.name,
-          layers: [layer.name],
-          blob,
-          algorithm: settings.activation.algorithm,
-          collector: makeCollector(settings),
-        };
-        groups.set(key, created);
-        byObserver.set(layer.name, created);
-      } else {
-        group.layers.push(layer.name);
-      }
+      if (group === undefined) groups.set(key, { settings, readers: [layer] });
+      else group.readers.push(layer);
     }
     for (const top of layer.tops) lastWriter.set(top, index);
   });
+  const byObserver = new Map<string, Group>();
+  for (const { settings, readers } of groups.values()) {
+    byObserver.set(readers[0].name, {
+      observer: readers[0].name,
+      layers: readers.map((layer) => layer.name),
+      blob: readers[0].bottoms[0],
+      algorithm: settings.activation.algorithm,
+      collector: makeCollector(settings, readers),
+    });
+  }
   return byObserver;
+}
+
+/**
+ * The collector of a group: the search's (with its readers that it measures, each with its
+ * configured weight granularity) or that of an algorithm looking at the input alone.
+ */
+function groupCollector(
+  kernels: CalibrateKernels,
+  config: CalibrationConfig,
+  settings: LayerCalibration,
+  readers: Layer[],
+  budget: StoreBudget,
+): ActivationCollector {
+  const { activation } = settings;
+  if (activation.algorithm !== "search") {
+    return activationCollector(kernels, activation.algorithm, activation, budget);
+  }
+  const ifmr = activationCollector(kernels, "ifmr", activation, budget);
+  const measured = readers.filter(searchMeasures).map((layer) => ({
+    layer,
+    perTensor: !config.layers.get(layer.name)!.channelWise || layer.type === "InnerProduct",
+  }));
+  return new SearchCollector(kernels, ifmr, measured, activation.withOffset);
 }
 
 /** Checks a configuration against `net`: its layers exist and may be quantized. */
@@ -233,11 +256,13 @@ export async function calibrate(
   const groups = groupReaders(
     fused,
     config,
-    (settings) => activationCollector(kernels, settings.activation, budget),
+    (settings, readers) => groupCollector(kernels, config, settings, readers, budget),
   );
   const batchSize = options.batchSize ?? 1;
   const limit = config.batchNum === undefined ? Infinity : config.batchNum * batchSize;
-  const mayNeedMorePasses = [...groups.values()].some((group) => group.algorithm === "ifmr");
+  const mayNeedMorePasses = [...groups.values()].some((group) =>
+    group.algorithm === "ifmr" || group.algorithm === "search"
+  );
   const passes = new SamplePasses(samples, batchSize, limit, mayNeedMorePasses);
   let totalSamples = Array.isArray(samples) ? Math.min(samples.length, limit) : undefined;
   let pass = 0;
@@ -252,8 +277,19 @@ export async function calibrate(
     }
     for (const group of active.values()) group.collector.endPass(pass);
   }
-  const stats = await layerStats(fused, config, groups);
-  const record = recordText(net, stats, skipFusion, heads);
+  let stats = await layerStats(fused, config, groups);
+  let record = recordText(net, stats, skipFusion, heads);
+  const searches = [...groups.values()].filter((group) =>
+    group.collector instanceof SearchCollector
+  );
+  if (searches.length > 0) {
+    const { fakeQuant } = await convertNet(net, record);
+    await quantizedPass(fakeQuant, passes, pass, searches, totalSamples, options.onProgress);
+    for (const group of searches) (group.collector as SearchCollector).refine();
+    pass++;
+    stats = await layerStats(fused, config, groups);
+    record = recordText(net, stats, skipFusion, heads);
+  }
   return {
     record,
     layers: stats,
@@ -298,13 +334,49 @@ async function runPass(
         if (group === undefined) return;
         progress(layer.name);
         group.shape ??= bottoms[0].shape;
-        group.collector.add(pass, bottoms[0].data);
+        group.collector.add(pass, bottoms[0].data, bottoms[0].shape);
       },
     });
     samples += count;
     progress();
   }
   return samples;
+}
+
+/**
+ * The search's last pass: runs `fakeQuant` (the net quantized with the search's first choice)
+ * over the data and gives each search group its blob as the Quant layer before its first reader
+ * reads it there, every quantized layer before it in effect.
+ */
+async function quantizedPass(
+  fakeQuant: Net,
+  passes: SamplePasses,
+  pass: number,
+  searches: Group[],
+  totalSamples: number | undefined,
+  onProgress: CalibrateOptions["onProgress"],
+): Promise<void> {
+  const byQuantTop = new Map<string, SearchCollector>();
+  const layers = new Map(fakeQuant.layers.map((layer) => [layer.name, layer]));
+  for (const group of searches) {
+    const reader = layers.get(group.observer);
+    if (reader !== undefined) {
+      byQuantTop.set(reader.bottoms[0], group.collector as SearchCollector);
+    }
+  }
+  let samples = 0;
+  for await (const { batch, samples: count } of passes.batches(pass)) {
+    await runNet(fakeQuant, {
+      inputs: batch,
+      observe(layer: Layer, bottoms: readonly Tensor[]) {
+        if (layer.type !== "Quant") return;
+        const collector = byQuantTop.get(layer.tops[0]);
+        collector?.addQuantized(bottoms[0].data, bottoms[0].shape);
+      },
+    });
+    samples += count;
+    onProgress?.({ pass, samples, totalSamples });
+  }
 }
 
 /** After the first pass: every group saw finite values. */
@@ -353,9 +425,10 @@ async function layerStats(
     if (settings === undefined || group === undefined) continue;
     const result = group.collector.result();
     const perTensor = !settings.channelWise || layer.type === "InnerProduct";
-    const scaleW = layer.blobs.length === 0
+    const arq = layer.blobs.length === 0
       ? [1]
       : weightScales(quant, layer, result.scaleD, perTensor);
+    const scaleW = (result as Partial<SearchResult>).weightScales?.get(layer.name) ?? arq;
     stats.push({
       layer: layer.name,
       blob: group.blob,

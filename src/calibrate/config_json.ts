@@ -44,6 +44,8 @@ const ALGORITHM_FIELDS: Record<ActivationAlgorithm, readonly string[]> = {
   ifmr: ["max_percentile", "min_percentile", "search_range", "search_step"],
   hfmg: ["num_of_bins"],
   minmax: [],
+  // caffe-quant's search runs IFMR beside it and takes its parameters.
+  search: ["max_percentile", "min_percentile", "search_range", "search_step"],
 };
 
 /** Reads a JSON config against `net`. */
@@ -337,7 +339,7 @@ export function writeJsonConfig(net: Net, options: WriteConfigOptions = {}): str
   const types = new Map(net.layers.map((layer) => [layer.name, layer.type]));
   for (const [name, { activation }] of config.layers) {
     const params: Record<string, unknown> = { num_bits: 8, act_algo: activation.algorithm };
-    if (activation.algorithm === "ifmr") {
+    if (activation.algorithm === "ifmr" || activation.algorithm === "search") {
       params.max_percentile = activation.maxPercentile;
       params.min_percentile = activation.minPercentile;
       params.search_range = [...activation.searchRange];

@@ -11,7 +11,8 @@ import { algorithmOption } from "./calibration.ts";
 import { type Command, integerOption, loadModelFiles, printOrWrite } from "./common.ts";
 
 export const configCommand: Command = {
-  usage: "config <model_file> <weights_file> [--skip <layer>]... [--algo ifmr|hfmg|minmax] " +
+  usage:
+    "config <model_file> <weights_file> [--skip <layer>]... [--algo ifmr|hfmg|minmax|search] " +
     "[--no-offset] [--batch-num N] [--out <file>]",
   help:
     "Writes AMCT's JSON quantization configuration for the model, as create_quant_config does:\n" +

@@ -250,7 +250,7 @@ async function refuseHtmlTarget(html: string, args: ParsedArgs): Promise<void> {
 
 export const quantizeCommand: Command = {
   usage: `quantize <model_file> <weights_file> <save_path> ${DATA_USAGE} ` +
-    "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax] " +
+    "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax|search] " +
     `[--no-offset] [--per-tensor] ${AUTO_USAGE} [--json] [--html <file>]`,
   help: "AMCT's post-training quantization in one command: calibrates the float net on --data\n" +
     "(the first --samples N; IFMR by default, as AMCT), writes <save_path>_record.txt and the\n" +

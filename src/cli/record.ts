@@ -50,12 +50,13 @@ function* seededSamples(net: Net, seed: number, count: number): Generator<Sample
 
 export const recordCommand: Command = {
   usage: `record <model_file> <weights_file> ${DATA_USAGE} [--calibrate N] ` +
-    "[--config F | --algo ifmr|hfmg|minmax] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
+    "[--config F | --algo ifmr|hfmg|minmax|search] [--no-offset] [--per-tensor] [--scale-d X] [--offset-d N] " +
     "[--out <file>]",
   help: "Calibrates the float net on samples and writes AMCT's record: per-channel scale_w\n" +
     "from the fused weights (ARQ), and activation factors by IFMR (the default, as AMCT),\n" +
     "HFMG or min/max (--algo, or AMCT's config file: --config) over the values each quantized\n" +
-    "layer reads (docs/calibration.md). Samples come\n" +
+    "layer reads; --algo search (ours) chooses activation factors and weight scales by the\n" +
+    "error of each layer's output instead (docs/calibration.md). Samples come\n" +
     "from your data (--data, --input: below), or from N seeded random inputs (--calibrate N, a\n" +
     "baseline only).\n" +
     "Without samples the activation factors are guesses: --scale-d and --offset-d, default\n" +

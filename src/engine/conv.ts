@@ -37,7 +37,7 @@ function spatialPair(layer: Layer, field: string, fallback: number): [number, nu
 }
 
 /** The window of a Convolution or Deconvolution layer. */
-function convolutionWindow(layer: Layer): Window2d {
+export function convolutionWindow(layer: Layer): Window2d {
   return {
     kernel: kernelSize(layer),
     pad: spatialPair(layer, "pad", 0),

@@ -190,7 +190,7 @@ export function weightScales(
  * f32(scaleD · scale_w) is a normal float32 when `scale`'s is not: convert refuses subnormal
  * dequant scales, which only weights and biases near 0 (or a tiny scale_d) give.
  */
-function withNormalDequant(scale: number, scaleD: number): number {
+export function withNormalDequant(scale: number, scaleD: number): number {
   let raised = scale;
   if (Math.fround(scaleD * raised) < MIN_NORMAL_FLOAT32) {
     raised = Math.max(raised, Math.fround(MIN_NORMAL_FLOAT32 / scaleD));

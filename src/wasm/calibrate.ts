@@ -43,6 +43,33 @@ export interface HfmgChoice {
   error: number;
 }
 
+/** A convolution's window (as src/engine/conv.ts reads it), for the search's patches. */
+export interface PatchWindow {
+  /** [kernel_h, kernel_w]. */
+  kernel: readonly [number, number];
+  /** [pad_h, pad_w]. */
+  pad: readonly [number, number];
+  /** [stride_h, stride_w]. */
+  stride: readonly [number, number];
+  /** [dilation_h, dilation_w]. */
+  dilation: readonly [number, number];
+}
+
+/** Sampled input patches of a layer: `count` rows of `stride` float32 and the group of each. */
+export interface LayerPatches {
+  /** Patch values, row after row. */
+  values: Float32Array;
+  /** Floats from one patch to the next (a multiple of 4; the tail is 0). */
+  stride: number;
+  /** The group of each patch (int32). */
+  groups: Int32Array;
+}
+
+/** Floats between patches (and weight rows) of `length` values: `length` rounded up to 4. */
+export function patchStride(length: number): number {
+  return Math.ceil(length / 4) * 4;
+}
+
 /** The calibration kernels. */
 export interface CalibrateKernels {
   /** [min, max] of `values` (at least one); NaN when any value is NaN. */
@@ -85,6 +112,70 @@ export interface CalibrateKernels {
    * value 0 lies `zero` bin widths above the bottom (see README "Calibration").
    */
   hfmgSearch(counts: Float64Array, zero: number, withOffset: boolean): HfmgChoice;
+  /**
+   * The search's input patches of a convolution from one batch `input` of `shape` [N, C, H, W]:
+   * `positions` holds int32 quadruples (n, g, oy, ox); patch element (c·kh + ky)·kw + kx of group
+   * g at output (oy, ox) is input[n, g·groupChannels + c, oy·stride_h − pad_h + ky·dilation_h,
+   * ox·stride_w − pad_w + kx·dilation_w] (0 outside). Patches are {@linkcode patchStride}
+   * floats apart with a zero tail.
+   */
+  gatherPatches(
+    input: Float32Array,
+    shape: readonly [number, number, number, number],
+    window: PatchWindow,
+    groupChannels: number,
+    positions: Int32Array,
+  ): Float32Array;
+  /**
+   * `channels` rows of `weights` (row-major, `length` = weights.length / channels each) laid out
+   * {@linkcode patchStride}(length) apart: as they are with `scales` null, else fake-quantized
+   * with each row's float32 scale, f32(clamp(rint(f32(w / s)), −128, 127) · s).
+   */
+  weightRows(weights: Float32Array, channels: number, scales: Float32Array | null): Float32Array;
+  /**
+   * A layer's outputs at `patches` (of {@linkcode LayerPatches}) with weight `rows` (of
+   * {@linkcode CalibrateKernels.weightRows}) and `bias` (null: none): outPerGroup values per
+   * patch, those of its group.
+   */
+  patchOutputs(
+    patches: LayerPatches,
+    rows: Float32Array,
+    bias: Float32Array | null,
+    outPerGroup: number,
+  ): Float32Array;
+  /**
+   * For each candidate: Σ (y − target)² in float64 over the outputs of
+   * {@linkcode CalibrateKernels.patchOutputs} computed from the patches' round trip x̂ (SPEC §4)
+   * with the candidate's factors.
+   */
+  candidateOutputErrors(
+    patches: LayerPatches,
+    rows: Float32Array,
+    bias: Float32Array | null,
+    outPerGroup: number,
+    targets: Float32Array,
+    candidates: IfmrCandidates,
+  ): Float64Array;
+  /**
+   * errors[c·R + r] = Σ over row c of `weights` (`channels` rows) of (ŵ − w)² in float64, ŵ the
+   * weight fake-quantized with the float32 scale `scales[c·R + r]` (R = scales.length / channels).
+   */
+  weightRoundingErrors(weights: Float32Array, channels: number, scales: Float32Array): Float64Array;
+  /**
+   * errors[c·R + r] = Σ over the patches of channel c's group of (y − target)² in float64, y the
+   * channel's output from the patches' round trip with `factors` and float weight row c of
+   * `rows` (of {@linkcode CalibrateKernels.weightRows}) fake-quantized with the float32 scale
+   * `trials[c·R + r]` (R = trials.length / channels), plus `bias[c]`.
+   */
+  channelOutputErrors(
+    patches: LayerPatches,
+    rows: Float32Array,
+    bias: Float32Array | null,
+    outPerGroup: number,
+    targets: Float32Array,
+    factors: { scaleD: number; offsetD: number },
+    trials: Float32Array,
+  ): Float64Array;
 }
 
 /** The exports of assembly/calibrate.ts (offsets are bytes into the module's memory). */
@@ -141,6 +232,85 @@ interface CalibrateExports {
     withOffset: number,
     scratch: number,
     out: number,
+  ): void;
+  gatherPatches(
+    input: number,
+    channels: number,
+    height: number,
+    width: number,
+    kernelH: number,
+    kernelW: number,
+    strideH: number,
+    strideW: number,
+    padH: number,
+    padW: number,
+    dilationH: number,
+    dilationW: number,
+    groupChannels: number,
+    positions: number,
+    count: number,
+    stride: number,
+    out: number,
+  ): void;
+  weightRows(
+    weights: number,
+    channels: number,
+    length: number,
+    scales: number,
+    stride: number,
+    out: number,
+  ): void;
+  patchOutputs(
+    patches: number,
+    count: number,
+    stride: number,
+    groups: number,
+    rows: number,
+    bias: number,
+    outPerGroup: number,
+    out: number,
+  ): void;
+  candidateOutputErrors(
+    patches: number,
+    count: number,
+    stride: number,
+    groups: number,
+    rows: number,
+    bias: number,
+    outPerGroup: number,
+    targets: number,
+    scales: number,
+    quantScales: number,
+    offsets: number,
+    candidates: number,
+    scratch: number,
+    sums: number,
+  ): void;
+  weightRoundingErrors(
+    weights: number,
+    channels: number,
+    length: number,
+    scales: number,
+    ratios: number,
+    errors: number,
+  ): void;
+  channelOutputErrors(
+    patches: number,
+    count: number,
+    stride: number,
+    groups: number,
+    rows: number,
+    bias: number,
+    channels: number,
+    outPerGroup: number,
+    targets: number,
+    scaleD: number,
+    quantScale: number,
+    offsetD: number,
+    trials: number,
+    ratios: number,
+    scratch: number,
+    errors: number,
   ): void;
 }
 
@@ -270,6 +440,162 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
       kernels.hfmgSearch(countsAt, bins, zero, withOffset ? 1 : 0, scratchAt, outAt);
       const [first, last, error] = wasm.view(Float64Array, outAt, 3);
       return { first, last, error };
+    },
+
+    gatherPatches(input, shape, window, groupChannels, positions) {
+      const [n, channels, height, width] = shape;
+      if (input.length !== n * channels * height * width || positions.length % 4 !== 0) {
+        throw new RangeError("gatherPatches: input or positions do not fit the shape");
+      }
+      const count = positions.length / 4;
+      const stride = patchStride(groupChannels * window.kernel[0] * window.kernel[1]);
+      wasm.reset();
+      const inputAt = wasm.copyIn(input);
+      const positionsAt = wasm.copyIn(positions);
+      const outAt = wasm.alloc(count * stride * 4);
+      kernels.gatherPatches(
+        inputAt,
+        channels,
+        height,
+        width,
+        window.kernel[0],
+        window.kernel[1],
+        window.stride[0],
+        window.stride[1],
+        window.pad[0],
+        window.pad[1],
+        window.dilation[0],
+        window.dilation[1],
+        groupChannels,
+        positionsAt,
+        count,
+        stride,
+        outAt,
+      );
+      return wasm.copyOut(Float32Array, outAt, count * stride);
+    },
+
+    weightRows(weights, channels, scales) {
+      const length = channels > 0 ? weights.length / channels : 0;
+      if (!Number.isInteger(length) || (scales !== null && scales.length !== channels)) {
+        throw new RangeError("weightRows: weights or scales do not fit the channels");
+      }
+      const stride = patchStride(length);
+      wasm.reset();
+      const weightsAt = wasm.copyIn(weights);
+      const scalesAt = scales === null ? 0 : wasm.copyIn(scales);
+      const outAt = wasm.alloc(channels * stride * 4);
+      kernels.weightRows(weightsAt, channels, length, scalesAt, stride, outAt);
+      return wasm.copyOut(Float32Array, outAt, channels * stride);
+    },
+
+    patchOutputs(patches, rows, bias, outPerGroup) {
+      const count = patches.groups.length;
+      wasm.reset();
+      const patchesAt = wasm.copyIn(patches.values);
+      const groupsAt = wasm.copyIn(patches.groups);
+      const rowsAt = wasm.copyIn(rows);
+      const biasAt = bias === null ? 0 : wasm.copyIn(bias);
+      const outAt = wasm.alloc(count * outPerGroup * 4);
+      kernels.patchOutputs(
+        patchesAt,
+        count,
+        patches.stride,
+        groupsAt,
+        rowsAt,
+        biasAt,
+        outPerGroup,
+        outAt,
+      );
+      return wasm.copyOut(Float32Array, outAt, count * outPerGroup);
+    },
+
+    candidateOutputErrors(patches, rows, bias, outPerGroup, targets, candidates) {
+      const count = patches.groups.length;
+      const candidateCount = candidates.scaleD.length;
+      if (targets.length !== count * outPerGroup) {
+        throw new RangeError("candidateOutputErrors: targets do not fit the patches");
+      }
+      wasm.reset();
+      const patchesAt = wasm.copyIn(patches.values);
+      const groupsAt = wasm.copyIn(patches.groups);
+      const rowsAt = wasm.copyIn(rows);
+      const biasAt = bias === null ? 0 : wasm.copyIn(bias);
+      const targetsAt = wasm.copyIn(targets);
+      const scalesAt = wasm.copyIn(candidates.scaleD);
+      const quantScalesAt = wasm.copyIn(candidates.quantScale);
+      const offsetsAt = wasm.copyIn(candidates.offsetD);
+      const scratchAt = wasm.alloc(patches.values.byteLength);
+      const sumsAt = wasm.alloc(candidateCount * 8);
+      kernels.candidateOutputErrors(
+        patchesAt,
+        count,
+        patches.stride,
+        groupsAt,
+        rowsAt,
+        biasAt,
+        outPerGroup,
+        targetsAt,
+        scalesAt,
+        quantScalesAt,
+        offsetsAt,
+        candidateCount,
+        scratchAt,
+        sumsAt,
+      );
+      return wasm.copyOut(Float64Array, sumsAt, candidateCount);
+    },
+
+    weightRoundingErrors(weights, channels, scales) {
+      const length = channels > 0 ? weights.length / channels : 0;
+      const ratios = channels > 0 ? scales.length / channels : 0;
+      if (!Number.isInteger(length) || !Number.isInteger(ratios)) {
+        throw new RangeError("weightRoundingErrors: weights or scales do not fit the channels");
+      }
+      wasm.reset();
+      const weightsAt = wasm.copyIn(weights);
+      const scalesAt = wasm.copyIn(scales);
+      const errorsAt = wasm.alloc(scales.length * 8);
+      kernels.weightRoundingErrors(weightsAt, channels, length, scalesAt, ratios, errorsAt);
+      return wasm.copyOut(Float64Array, errorsAt, scales.length);
+    },
+
+    channelOutputErrors(patches, rows, bias, outPerGroup, targets, factors, trials) {
+      const count = patches.groups.length;
+      const channels = rows.length / patches.stride;
+      const ratios = trials.length / channels;
+      if (!Number.isInteger(channels) || !Number.isInteger(ratios)) {
+        throw new RangeError("channelOutputErrors: rows or trials do not fit the patches");
+      }
+      wasm.reset();
+      const patchesAt = wasm.copyIn(patches.values);
+      const groupsAt = wasm.copyIn(patches.groups);
+      const rowsAt = wasm.copyIn(rows);
+      const biasAt = bias === null ? 0 : wasm.copyIn(bias);
+      const targetsAt = wasm.copyIn(targets);
+      const trialsAt = wasm.copyIn(trials);
+      const scratchAt = wasm.alloc((count + 1) * patches.stride * 4);
+      const errorsAt = wasm.alloc(trials.length * 8);
+      const scaleD = Math.fround(factors.scaleD);
+      kernels.channelOutputErrors(
+        patchesAt,
+        count,
+        patches.stride,
+        groupsAt,
+        rowsAt,
+        biasAt,
+        channels,
+        outPerGroup,
+        targetsAt,
+        scaleD,
+        Math.fround(1 / scaleD),
+        factors.offsetD,
+        trialsAt,
+        ratios,
+        scratchAt,
+        errorsAt,
+      );
+      return wasm.copyOut(Float64Array, errorsAt, trials.length);
     },
   };
 }
