@@ -1,6 +1,7 @@
-// A Convolution followed by an in-place ReLU applies the ReLU itself when no callback needs the
-// value between the two (src/engine/run.ts reluFusions): the results equal plain loops computed
-// here, with and without callbacks, for slope 0 and a leaky slope, and a ReLU that is not in place.
+// A Convolution followed by a ReLU applies the ReLU itself when no callback needs the value
+// between the two (src/engine/run.ts reluFusions): in place, or into another blob that only the
+// ReLU reads. The results equal plain loops computed here, with and without callbacks, for slope
+// 0 and a leaky slope, a ReLU that is not in place, and a raw blob another layer also reads.
 
 import assert from "node:assert/strict";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
@@ -32,11 +33,12 @@ function expected(x: Float32Array, w: Float32Array, b: Float32Array, slope: numb
   return y;
 }
 
-function net(reluText: string) {
+function net(reluText: string, moreLayers = "") {
   const parsed = readPrototxt(`input: "x" input_shape { dim: 1 dim: ${C} dim: ${H} dim: ${W} }
 layer { name: "conv" type: "Convolution" bottom: "x" top: "conv"
   convolution_param { num_output: ${O} kernel_size: 3 pad: 1 } }
-layer { name: "relu" type: "ReLU" ${reluText} }`);
+layer { name: "relu" type: "ReLU" ${reluText} }
+${moreLayers}`);
   parsed.layers[0].blobs = [
     { shape: [O, C, 3, 3], data: randomValues(O * C * 9, 2) },
     { shape: [O], data: randomValues(O, 3) },
@@ -80,4 +82,19 @@ Deno.test("Convolution + ReLU into another blob: both values kept", async () => 
     keepAll: true,
   });
   assertClose(keep.blobs.get("conv")!, raw);
+});
+
+Deno.test("Convolution + ReLU into another blob while a later layer reads the raw blob: not fused", async () => {
+  const x = randomValues(C * H * W, 5);
+  const model = net(
+    `bottom: "conv" top: "act"`,
+    `layer { name: "copy" type: "Power" bottom: "conv" top: "raw" }`,
+  );
+  const [w, b] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const result = await runNet(model, {
+    inputs: new Map([["x", { shape: [1, C, H, W], data: x }]]),
+  });
+  assertClose(result.outputs.get("act")!, expected(x, w, b, 0));
+  assertClose(result.outputs.get("raw")!, expected(x, w, b, 1));
+  assert.deepEqual([...result.outputs.keys()].sort(), ["act", "raw"]);
 });

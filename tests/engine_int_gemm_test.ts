@@ -58,6 +58,22 @@ const CASES: Case[] = [
     offsetD: 0,
   },
   {
+    name: "depthwise 3x3 on wide rows (direct kernel, SIMD groups and edges)",
+    shape: [1, 4, 6, 37],
+    outputs: 4,
+    groups: 4,
+    window: window([3, 3], 1, 1),
+    offsetD: 7,
+  },
+  {
+    name: "depthwise 3x3 stride 2 on wide rows",
+    shape: [1, 3, 7, 45],
+    outputs: 3,
+    groups: 3,
+    window: window([3, 3], 1, 2),
+    offsetD: -9,
+  },
+  {
     name: "extreme values: q and weights at the int8 ends, offset -128 (differences to 255)",
     shape: [1, 64, 6, 9],
     outputs: 8,

@@ -217,7 +217,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const byName = new Map(net.layers.map((layer) => [layer.name, layer]));
   const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
     options.substitute !== undefined;
-  const fusions = hooked ? new Map<Layer, number>() : reluFusions(net);
+  const fusions = hooked ? new Map<Layer, ReluFusion>() : reluFusions(net);
   const fusedInto = new Set<Layer>();
   const context: RunContext = {
     kernels,
@@ -226,9 +226,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     layerNamed: (name) => byName.get(name),
     inputs,
     fusedReLU(layer) {
-      const slope = fusions.get(layer);
-      if (slope !== undefined) fusedInto.add(layer);
-      return slope;
+      const fusion = fusions.get(layer);
+      if (fusion !== undefined) fusedInto.add(layer);
+      return fusion?.slope;
     },
   };
   const { resume } = options;
@@ -314,7 +314,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (!keepAll && lastRead.get(name) === index) values.delete(name);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
-    layer.tops.forEach((name, i) => {
+    // A fused ReLU's blob holds the convolution's (already rectified) output.
+    const topNames = fusedInto.has(layer) ? [fusions.get(layer)!.top] : layer.tops;
+    topNames.forEach((name, i) => {
       values.set(name, tops[i]);
       open.add(name);
       skippedProducer.delete(name);
@@ -335,6 +337,12 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   };
 }
 
+/** A ReLU that a Convolution applies itself: its negative slope and the blob it writes. */
+interface ReluFusion {
+  slope: number;
+  top: string;
+}
+
 /**
  * The layer indices at which to keep a checkpoint for `wanted`: an index right after a
  * Convolution that may apply the next ReLU itself moves before that Convolution (its value
@@ -343,7 +351,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
 function checkpointIndices(
   net: Net,
   wanted: readonly number[],
-  fusions: Map<Layer, number>,
+  fusions: Map<Layer, ReluFusion>,
 ): Set<number> {
   const indices = new Set<number>();
   for (const index of wanted) {
@@ -395,18 +403,31 @@ export function canResume(net: Net, checkpoint: RunCheckpoint): boolean {
 }
 
 /**
- * Convolutions whose single top an in-place ReLU rewrites right after them, with that ReLU's
- * negative slope: the convolution may apply the ReLU itself (one pass less, one copy less).
+ * Convolutions whose single top the next layer, a ReLU, rewrites: in place, or into another blob
+ * when the ReLU is the only layer that reads the convolution's top and nothing else writes it.
+ * The convolution may apply the ReLU itself (one pass less, one copy less).
  */
-function reluFusions(net: Net): Map<Layer, number> {
-  const fusions = new Map<Layer, number>();
+function reluFusions(net: Net): Map<Layer, ReluFusion> {
+  const readers = new Map<string, number>();
+  const writers = new Map<string, number>();
+  for (const layer of net.layers) {
+    for (const name of layer.bottoms) readers.set(name, (readers.get(name) ?? 0) + 1);
+    for (const name of layer.tops) writers.set(name, (writers.get(name) ?? 0) + 1);
+  }
+  const fusions = new Map<Layer, ReluFusion>();
   net.layers.forEach((layer, index) => {
     const next = net.layers[index + 1];
     if (layer.type !== "Convolution" || layer.tops.length !== 1 || next?.type !== "ReLU") return;
     const top = layer.tops[0];
-    const inPlace = next.bottoms.length === 1 && next.tops.length === 1 &&
-      next.bottoms[0] === top && next.tops[0] === top;
-    if (inPlace) fusions.set(layer, numberParam(next, "relu_param", "negative_slope", 0));
+    if (next.bottoms.length !== 1 || next.tops.length !== 1 || next.bottoms[0] !== top) return;
+    const inPlace = next.tops[0] === top;
+    const onlyReader = readers.get(top) === 1 && writers.get(top) === 1;
+    if (inPlace || onlyReader) {
+      fusions.set(layer, {
+        slope: numberParam(next, "relu_param", "negative_slope", 0),
+        top: next.tops[0],
+      });
+    }
   });
   return fusions;
 }
