@@ -553,6 +553,8 @@ const POOL_CASES: [
   ["AVE 3x3 stride 1 pad 1 (padded cells counted)", "AVE", [1, 2, 5, 6], [3, 3], [1, 1], [1, 1]],
   ["AVE 3x2 stride 2x1 pad 1x0", "AVE", [1, 2, 7, 6], [3, 2], [1, 0], [2, 1]],
   ["MAX kernel_h/w, stride_h/w, pad_h/w", "MAX", [1, 3, 8, 6], [2, 3], [1, 1], [2, 3]],
+  ["MAX 3x3 stride 2 on wide rows (four at a time)", "MAX", [1, 2, 7, 41], [3, 3], [0, 0], [2, 2]],
+  ["MAX 2x2 stride 1 pad 1 on wide rows", "MAX", [1, 2, 4, 23], [2, 2], [1, 1], [1, 1]],
 ];
 
 for (const [index, [name, method, shape, kernel, pad, stride]] of POOL_CASES.entries()) {

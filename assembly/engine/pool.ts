@@ -6,7 +6,9 @@ import { Window } from "./window";
 
 /**
  * MAX pooling: window [oh*sh - ph, +kh) x [ow*sw - pw, +kw) clipped to the image; the maximum
- * starts from -FLT_MAX and takes strictly greater values, as Caffe does.
+ * starts from -FLT_MAX and takes strictly greater values in window order (rows, then columns), as
+ * Caffe does. Outputs whose window lies inside the row go four at a time at stride 1 and 2 (the
+ * same comparisons per lane: f32x4.pmax(best, value) is value > best ? value : best).
  */
 export function maxPool(
   x: usize,
@@ -25,13 +27,37 @@ export function maxPool(
   const pw = window.padW;
   const sh = window.strideH;
   const sw = window.strideW;
+  // Outputs [inFirst, vectorEnd) have their whole window row inside the image row, and so do the
+  // loads of a group of four (at stride 2 they read one value past the window).
+  const inFirst = min((pw + sw - 1) / sw, outW);
+  const room = width - (kw - 1 - pw) - (sw == 2 ? 1 : 0);
+  const vectorEnd = sw > 2 || room <= 0 ? inFirst : max(min(outW, (room + sw - 1) / sw), inFirst);
+  const lowest = f32x4.splat(-F32.MAX_VALUE);
   let target = y;
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);
     for (let oh = 0; oh < outH; oh++) {
       const hStart = max(oh * sh - ph, 0);
       const hEnd = min(oh * sh - ph + kh, height);
-      for (let ow = 0; ow < outW; ow++) {
+      let ow = 0;
+      while (ow < outW) {
+        if (ow >= inFirst && ow + 4 <= vectorEnd) {
+          let best = lowest;
+          for (let h = hStart; h < hEnd; h++) {
+            const row = at(source, h * width + ow * sw - pw);
+            for (let w = 0; w < kw; w++) {
+              const from = at(row, w);
+              const values = sw == 1
+                ? v128.load(from)
+                : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+              best = f32x4.pmax(best, values);
+            }
+          }
+          v128.store(target, best);
+          target += 16;
+          ow += 4;
+          continue;
+        }
         const wStart = max(ow * sw - pw, 0);
         const wEnd = min(ow * sw - pw + kw, width);
         let best: f32 = -F32.MAX_VALUE;
@@ -44,6 +70,7 @@ export function maxPool(
         }
         store<f32>(target, best);
         target += 4;
+        ow++;
       }
     }
   }
