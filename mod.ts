@@ -21,6 +21,8 @@
  */
 
 export * from "./core.ts";
+// Node has no Web Workers: this registers `node:worker_threads` for the engine pool.
+import "./src/io/node_workers.ts";
 export {
   convertModel,
   type ConvertModelOptions,

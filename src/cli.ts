@@ -12,6 +12,8 @@ import { ConvertError } from "./errors.ts";
 import { printable } from "./printable.ts";
 import { COMMANDS, type Output } from "./cli/commands.ts";
 import { readingInputs } from "./io/files.ts";
+// Node has no Web Workers: this registers `node:worker_threads` for the engine pool.
+import "./io/node_workers.ts";
 
 /** The usage of every command (loads them all). */
 async function usage(): Promise<string> {

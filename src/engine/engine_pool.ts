@@ -1,0 +1,245 @@
+/**
+ * Every core for the simulator: a pool of workers, each holding its own copy of some nets and
+ * its own WebAssembly instances, running samples in parallel; results come back in sample order
+ * and equal, bit for bit, those of `runNet` on one thread. Web Workers (module workers) in Deno
+ * and browsers; `node:worker_threads` in Node once `mod.ts` (or the CLI) is loaded
+ * (src/io/node_workers.ts registers it). Where there is no worker (edge functions, `core` in Node),
+ * with one thread, or when a worker cannot start, the pool runs in-process on one thread.
+ *
+ * @module
+ */
+
+import type { Net } from "../caffe/net.ts";
+import { ConvertError } from "../errors.ts";
+import {
+  errorFromWire,
+  type FromWorker,
+  tensorMap,
+  type ToWorker,
+  type WireResult,
+  wireTensors,
+} from "./engine_worker.ts";
+import { packNet } from "./net_transfer.ts";
+import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
+import { runNet, type RunResult, type Tensor } from "./run.ts";
+
+/** Options of {@linkcode EnginePool.open}. */
+export interface EnginePoolOptions {
+  /**
+   * Threads (workers) to run on: a whole number ≥ 1; default every core
+   * (`navigator.hardwareConcurrency`). 1 runs in-process.
+   */
+  threads?: number;
+}
+
+/** Samples for {@linkcode EnginePool.runAll}: each one's inputs (undefined: all seeded). */
+export type SampleInputs =
+  | Iterable<Map<string, Tensor> | undefined>
+  | AsyncIterable<Map<string, Tensor> | undefined>;
+
+/** A job waiting for, or running on, a worker. */
+interface Job {
+  message: ToWorker & { kind: "run" };
+  transfer: ArrayBuffer[];
+  resolve: (results: RunResult[]) => void;
+  reject: (error: Error) => void;
+}
+
+/** One started worker and the job it runs. */
+interface PoolWorker {
+  port: WorkerPort;
+  job?: Job;
+}
+
+/** A `RunResult` rebuilt from the wire. */
+function resultFromWire(wire: WireResult): RunResult {
+  return {
+    outputs: tensorMap(wire.outputs),
+    blobs: new Map(),
+    skipped: wire.skipped,
+    deployBlobs: new Map(wire.deployBlobs),
+  };
+}
+
+/** The whole-number thread count of `options`, checked. */
+function threadCount(options: EnginePoolOptions): number {
+  const threads = options.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new ConvertError("BAD_ARGUMENT", `threads must be a whole number ≥ 1, not ${threads}`);
+  }
+  return threads;
+}
+
+/**
+ * Runs nets over many samples on every core. Each sample runs through every net of the pool
+ * (e.g. a float, a fake-quant and a deploy net) on one worker; see the module doc for where
+ * workers come from. Close it when done (workers keep a process alive).
+ *
+ * @example
+ * ```ts ignore
+ * const pool = await EnginePool.open([net], { threads: 2 });
+ * try {
+ *   for await (const [result] of pool.runAll(samples)) console.log(result.outputs);
+ * } finally {
+ *   pool.close();
+ * }
+ * ```
+ */
+export class EnginePool {
+  readonly #nets: Net[];
+  readonly #workers: PoolWorker[];
+  readonly #queue: Job[] = [];
+  #nextId = 0;
+
+  private constructor(nets: Net[], workers: PoolWorker[]) {
+    this.#nets = nets;
+    this.#workers = workers;
+  }
+
+  /**
+   * A pool of `options.threads` workers, each given a copy of `nets`; in-process (one thread)
+   * when that is 1, when the runtime has no workers, or when a worker fails to start.
+   */
+  static async open(nets: Net[], options: EnginePoolOptions = {}): Promise<EnginePool> {
+    const threads = threadCount(options);
+    const start = workerStarter();
+    if (threads === 1 || start === undefined) return new EnginePool(nets, []);
+    const workers: PoolWorker[] = [];
+    const packed = nets.map(packNet);
+    try {
+      const ready: Promise<void>[] = [];
+      for (let i = 0; i < threads; i++) {
+        const port = start();
+        const worker: PoolWorker = { port };
+        workers.push(worker);
+        ready.push(
+          new Promise<void>((resolve, reject) => {
+            port.listen((message) => {
+              if (message.kind === "ready") resolve();
+              else if (message.kind === "failed" && message.id === undefined) {
+                reject(errorFromWire(message.error));
+              }
+            }, (text) => reject(new Error(text)));
+          }),
+        );
+        // Each worker gets its own copy of the blob buffers (transferred, so copied once).
+        const copies = packed.map((net) => ({ ...net, data: net.data.slice(0) }));
+        port.post({ kind: "nets", nets: copies }, copies.map((net) => net.data));
+      }
+      await Promise.all(ready);
+    } catch {
+      for (const { port } of workers) port.terminate();
+      return new EnginePool(nets, []);
+    }
+    const pool = new EnginePool(nets, workers);
+    for (const worker of workers) {
+      worker.port.listen(
+        (message) => pool.#answered(worker, message),
+        (text) => pool.#failed(worker, new Error(`engine worker: ${text}`)),
+      );
+    }
+    return pool;
+  }
+
+  /** Threads the pool runs on (1: in-process). */
+  get threads(): number {
+    return Math.max(1, this.#workers.length);
+  }
+
+  /**
+   * Runs one sample (`inputs`; declared inputs not given are seeded with `seed`) through every
+   * net of the pool: one `RunResult` per net, in order (`blobs` empty). Errors are those of
+   * `runNet`.
+   */
+  run(inputs?: Map<string, Tensor>, seed = 0): Promise<RunResult[]> {
+    if (this.#workers.length === 0) return this.#runHere(inputs, seed);
+    // Copies of the inputs' elements are transferred: the caller's arrays stay usable.
+    const wire = inputs && wireTensors(
+      [...inputs].map(([name, { shape, data }]) => [name, { shape, data: data.slice() }]),
+    );
+    return new Promise((resolve, reject) => {
+      this.#queue.push({
+        message: {
+          kind: "run",
+          id: this.#nextId++,
+          nets: this.#nets.map((_, i) => i),
+          inputs: wire?.tensors,
+          seed,
+        },
+        transfer: wire?.transfer ?? [],
+        resolve,
+        reject,
+      });
+      this.#dispatch();
+    });
+  }
+
+  /**
+   * Runs every sample of `samples` as {@linkcode run} does (read ahead up to twice the threads),
+   * yielding each one's results in sample order. The first error is thrown when its sample's
+   * turn comes.
+   */
+  async *runAll(
+    samples: SampleInputs,
+    seed = 0,
+  ): AsyncGenerator<RunResult[]> {
+    const ahead = this.#workers.length === 0 ? 1 : 2 * this.#workers.length;
+    const pending: Promise<RunResult[]>[] = [];
+    for await (const inputs of samples) {
+      const running = this.run(inputs, seed);
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      running.catch(() => {});
+      pending.push(running);
+      if (pending.length >= ahead) yield await pending.shift()!;
+    }
+    while (pending.length > 0) yield await pending.shift()!;
+  }
+
+  /** Stops the workers; runs not finished fail. */
+  close(): void {
+    for (const worker of this.#workers) {
+      worker.port.terminate();
+      worker.job?.reject(new Error("the engine pool was closed"));
+      worker.job = undefined;
+    }
+    for (const job of this.#queue.splice(0)) job.reject(new Error("the engine pool was closed"));
+    this.#workers.length = 0;
+  }
+
+  async #runHere(inputs: Map<string, Tensor> | undefined, seed: number): Promise<RunResult[]> {
+    const results: RunResult[] = [];
+    for (const net of this.#nets) results.push(await runNet(net, { inputs, seed }));
+    return results;
+  }
+
+  /** Gives queued jobs to idle workers. */
+  #dispatch(): void {
+    for (const worker of this.#workers) {
+      if (worker.job !== undefined) continue;
+      const job = this.#queue.shift();
+      if (job === undefined) return;
+      worker.job = job;
+      worker.port.post(job.message, job.transfer);
+    }
+  }
+
+  #answered(worker: PoolWorker, message: FromWorker): void {
+    const job = worker.job;
+    if (job === undefined || message.kind === "ready") return;
+    worker.job = undefined;
+    if (message.kind === "done") job.resolve(message.results.map(resultFromWire));
+    else job.reject(errorFromWire(message.error));
+    this.#dispatch();
+  }
+
+  #failed(worker: PoolWorker, error: Error): void {
+    worker.job?.reject(error);
+    worker.job = undefined;
+    worker.port.terminate();
+    const index = this.#workers.indexOf(worker);
+    if (index >= 0) this.#workers.splice(index, 1);
+    if (this.#workers.length === 0) {
+      for (const job of this.#queue.splice(0)) job.reject(error);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * A net in a form `postMessage` carries to a worker cheaply: its prototxt text and every blob's
+ * elements packed into one `ArrayBuffer` (transferable, copied once), rebuilt on the other side
+ * into a net that runs the same.
+ *
+ * @module
+ */
+
+import type { BlobData, Net } from "../caffe/net.ts";
+import { printPrototxt, readPrototxt } from "../caffe/prototxt.ts";
+
+/** The element types a blob may hold, by name. */
+const BLOB_TYPES = {
+  float32: Float32Array,
+  int8: Int8Array,
+  int32: Int32Array,
+  uint64: BigUint64Array,
+} as const;
+
+/** Name of a blob element type in {@linkcode BLOB_TYPES}. */
+type BlobType = keyof typeof BLOB_TYPES;
+
+/** Where one blob's elements are in {@linkcode PackedNet.data}. */
+interface PackedBlob {
+  /** Index of the layer in the net. */
+  layer: number;
+  /** The blob's shape. */
+  shape: number[];
+  /** Its element type. */
+  type: BlobType;
+  /** Byte offset of its elements in the packed buffer (a multiple of 8). */
+  byteOffset: number;
+  /** Number of elements. */
+  length: number;
+  /** Whether the file gave the legacy 4-number shape. */
+  legacyShape?: boolean;
+}
+
+/** A net as plain data: structured-cloneable, `data` transferable. */
+export interface PackedNet {
+  /** The net's prototxt (header and layers). */
+  prototxt: string;
+  /** Every blob, in layer order then blob order. */
+  blobs: PackedBlob[];
+  /** All blob elements, one after the other. */
+  data: ArrayBuffer;
+}
+
+function blobType(data: BlobData): BlobType {
+  if (data instanceof Float32Array) return "float32";
+  if (data instanceof Int8Array) return "int8";
+  if (data instanceof Int32Array) return "int32";
+  return "uint64";
+}
+
+/** `net` packed: its text and one fresh buffer holding a copy of every blob's elements. */
+export function packNet(net: Net): PackedNet {
+  const blobs: PackedBlob[] = [];
+  let bytes = 0;
+  net.layers.forEach((layer, index) => {
+    for (const blob of layer.blobs) {
+      blobs.push({
+        layer: index,
+        shape: blob.shape,
+        type: blobType(blob.data),
+        byteOffset: bytes,
+        length: blob.data.length,
+        ...(blob.legacyShape ? { legacyShape: true } : {}),
+      });
+      bytes += Math.ceil(blob.data.byteLength / 8) * 8;
+    }
+  });
+  const data = new ArrayBuffer(bytes);
+  const target = new Uint8Array(data);
+  let next = 0;
+  for (const layer of net.layers) {
+    for (const blob of layer.blobs) {
+      const { buffer, byteOffset, byteLength } = blob.data;
+      target.set(new Uint8Array(buffer, byteOffset, byteLength), blobs[next++].byteOffset);
+    }
+  }
+  return { prototxt: printPrototxt(net), blobs, data };
+}
+
+/** The net `packed` describes; its blobs are views into `packed.data`. */
+export function unpackNet(packed: PackedNet): Net {
+  const net = readPrototxt(packed.prototxt);
+  for (const { layer, shape, type, byteOffset, length, legacyShape } of packed.blobs) {
+    const data = new BLOB_TYPES[type](packed.data, byteOffset, length);
+    net.layers[layer].blobs.push({ shape, data, ...(legacyShape ? { legacyShape } : {}) });
+  }
+  return net;
+}

@@ -1,0 +1,297 @@
+// The engine pool (src/engine/engine_pool.ts): samples run on workers give, bit for bit and in
+// sample order, what `runNet` gives on one thread; a worker's ConvertError arrives as the same
+// ConvertError; without Worker the pool runs in-process; `run --threads` writes the same bytes.
+
+import assert from "node:assert/strict";
+import { loadNet } from "../src/caffe/model.ts";
+import { type Net, netInputs } from "../src/caffe/net.ts";
+import { EnginePool } from "../src/engine/engine_pool.ts";
+import { runNet, type RunResult, type Tensor } from "../src/engine/run.ts";
+import { ConvertError } from "../src/errors.ts";
+import { convertInMemory } from "../src/quant/convert.ts";
+import { makeRecord } from "../src/quant/make_record.ts";
+import { randomValues } from "./_builders.ts";
+import { runCli } from "./_cli.ts";
+import { checkError } from "./_errors.ts";
+import { modelFile, modelNames } from "./_models.ts";
+
+const have = (name: string) => modelNames.includes(name);
+
+function readNet(name: string): { model: string; weights: Uint8Array; net: Net } {
+  const model = Deno.readTextFileSync(modelFile(name, "deploy.prototxt"));
+  const weights = Deno.readFileSync(modelFile(name, "weights.caffemodel"));
+  return { model, weights, net: loadNet(model, weights) };
+}
+
+/** `count` samples of the net's declared input shapes, values from seed `seed` on. */
+function samples(net: Net, count: number, seed: number): Map<string, Tensor>[] {
+  return Array.from(
+    { length: count },
+    (_, i) =>
+      new Map(
+        netInputs(net).map(({ name, shape }, j) => {
+          const size = shape.reduce((a, b) => a * b, 1);
+          return [name, { shape, data: randomValues(size, seed + 100 * i + j) }];
+        }),
+      ),
+  );
+}
+
+/** Asserts `actual` equals `expected` to the bit (outputs, skipped layers, deploy blobs). */
+function assertSameRun(actual: RunResult, expected: RunResult, what: string): void {
+  assert.deepEqual([...actual.outputs.keys()], [...expected.outputs.keys()], what);
+  for (const [blob, tensor] of expected.outputs) {
+    const got = actual.outputs.get(blob)!;
+    assert.deepEqual(got.shape, tensor.shape, `${what} ${blob} shape`);
+    assert.ok(got.data instanceof Float32Array, `${what} ${blob} is float32`);
+    const bits = (data: Float32Array) => new Uint32Array(data.buffer, data.byteOffset, data.length);
+    assert.deepEqual(bits(got.data), bits(tensor.data), `${what} ${blob} bits`);
+  }
+  assert.deepEqual(actual.skipped, expected.skipped, `${what} skipped`);
+  assert.deepEqual(actual.deployBlobs, expected.deployBlobs, `${what} deploy blobs`);
+}
+
+async function collect(pool: EnginePool, inputs: Map<string, Tensor>[]): Promise<RunResult[][]> {
+  const results: RunResult[][] = [];
+  for await (const result of pool.runAll(inputs)) results.push(result);
+  return results;
+}
+
+Deno.test({
+  name: "engine pool: float, fake-quant and deploy mtcnn_onet on 2 workers equal runNet, in order",
+  ignore: !have("mtcnn_onet"),
+  async fn() {
+    const { model, weights, net } = readNet("mtcnn_onet");
+    const record = await makeRecord(net);
+    const { files } = await convertInMemory({ model, weights, record });
+    const nets = [
+      net,
+      loadNet(files.fakeQuantModel, files.fakeQuantWeights),
+      loadNet(files.deployModel, files.deployWeights),
+    ];
+    const inputs = samples(net, 7, 1);
+    const expected: RunResult[][] = [];
+    for (const sample of inputs) {
+      expected.push(await Promise.all(nets.map((n) => runNet(n, { inputs: sample }))));
+    }
+    // Distinct samples give distinct outputs, so a result out of order cannot pass.
+    const first = (results: RunResult[]) => [...results[0].outputs.values()][0].data;
+    assert.notDeepEqual(first(expected[0]), first(expected[1]));
+    for (const threads of [1, 2]) {
+      const pool = await EnginePool.open(nets, { threads });
+      try {
+        assert.equal(pool.threads, threads);
+        const results = await collect(pool, inputs);
+        assert.equal(results.length, inputs.length);
+        results.forEach((sample, i) =>
+          sample.forEach((result, n) =>
+            assertSameRun(result, expected[i][n], `${threads} threads sample ${i} net ${n}`)
+          )
+        );
+      } finally {
+        pool.close();
+      }
+    }
+    // The caller's input arrays are copied, not transferred away.
+    assert.equal(inputs[0].get("data")!.data.length, 3 * 48 * 48);
+  },
+});
+
+Deno.test({
+  name:
+    "engine pool: skipped layers (yufacedetect's DetectionOutput) and V1 weights (lenet_v1format)",
+  ignore: !have("yufacedetect_v1") || !have("lenet_v1format"),
+  async fn() {
+    for (const name of ["yufacedetect_v1", "lenet_v1format"]) {
+      const { net } = readNet(name);
+      const inputs = samples(net, 3, 7);
+      const pool = await EnginePool.open([net], { threads: 2 });
+      try {
+        assert.equal(pool.threads, 2);
+        const results = await collect(pool, inputs);
+        for (const [i, sample] of inputs.entries()) {
+          assertSameRun(results[i][0], await runNet(net, { inputs: sample }), `${name} ${i}`);
+        }
+        if (name === "yufacedetect_v1") assert.ok(results[0][0].skipped.length > 0);
+      } finally {
+        pool.close();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "engine pool: a worker's error is the ConvertError runNet throws, at its sample's turn",
+  ignore: !have("lenet"),
+  async fn() {
+    const { net } = readNet("lenet");
+    const inputs = samples(net, 4, 3);
+    // Three channels where the first convolution's weights take one.
+    inputs[2] = new Map([["data", { shape: [1, 3, 28, 28], data: randomValues(3 * 784, 9) }]]);
+    const expected = await runNet(net, { inputs: inputs[2] }).then(
+      () => assert.fail("runNet accepted three channels"),
+      (error) => error as ConvertError,
+    );
+    assert.ok(expected instanceof ConvertError);
+    for (const threads of [1, 2]) {
+      const pool = await EnginePool.open([net], { threads });
+      const seen: RunResult[][] = [];
+      try {
+        await assert.rejects(async () => {
+          for await (const result of pool.runAll(inputs)) seen.push(result);
+        }, (error: unknown) => {
+          assert.ok(error instanceof ConvertError, `${threads} threads: a ConvertError`);
+          checkError(error, { ...expected.place(), code: expected.code });
+          assert.equal(error.message, expected.message);
+          return true;
+        });
+        assert.equal(seen.length, 2, `${threads} threads: the samples before it came through`);
+        // The pool still runs after a failed sample.
+        assertSameRun((await pool.run(inputs[3]))[0], await runNet(net, { inputs: inputs[3] }), "");
+      } finally {
+        pool.close();
+      }
+    }
+  },
+});
+
+/** Runs `net` through a 2-thread pool opened with no global `Worker`; restores it after. */
+async function withoutWebWorkers(net: Net, inputs: Map<string, Tensor>[]) {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "Worker")!;
+  // deno-lint-ignore no-explicit-any
+  delete (globalThis as any).Worker;
+  let pool: EnginePool;
+  try {
+    pool = await EnginePool.open([net], { threads: 2 });
+  } finally {
+    Object.defineProperty(globalThis, "Worker", saved);
+  }
+  try {
+    return { threads: pool.threads, results: await collect(pool, inputs) };
+  } finally {
+    pool.close();
+  }
+}
+
+Deno.test({
+  name: "engine pool: without Worker nor a registered starter it runs in-process, same results",
+  ignore: !have("lenet"),
+  async fn() {
+    // A fresh process: this one has Node's starter registered (src/cli.ts, via tests/_cli.ts).
+    const script = `
+      import { loadNet } from "${new URL("../src/caffe/model.ts", import.meta.url)}";
+      import { EnginePool } from "${new URL("../src/engine/engine_pool.ts", import.meta.url)}";
+      import { randomValues } from "${new URL("./_builders.ts", import.meta.url)}";
+      delete globalThis.Worker;
+      const net = loadNet(Deno.readTextFileSync(Deno.args[0]), Deno.readFileSync(Deno.args[1]));
+      const pool = await EnginePool.open([net], { threads: 2 });
+      const inputs = [0, 1].map((i) =>
+        new Map([["data", { shape: [1, 1, 28, 28], data: randomValues(784, 40 + i) }]]));
+      const prob = [];
+      for await (const [result] of pool.runAll(inputs)) prob.push([...result.outputs.get("prob").data]);
+      pool.close();
+      console.log(JSON.stringify({ threads: pool.threads, prob }));`;
+    const file = await Deno.makeTempFile({ suffix: ".js" });
+    try {
+      await Deno.writeTextFile(file, script);
+      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          file,
+          modelFile("lenet", "deploy.prototxt"),
+          modelFile("lenet", "weights.caffemodel"),
+        ],
+      }).output();
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      const { threads, prob } = JSON.parse(new TextDecoder().decode(stdout));
+      assert.equal(threads, 1);
+      const { net } = readNet("lenet");
+      for (const i of [0, 1]) {
+        const data = randomValues(784, 40 + i);
+        const { outputs } = await runNet(net, {
+          inputs: new Map([["data", { shape: [1, 1, 28, 28], data }]]),
+        });
+        // JSON carries float32 values exactly (as doubles).
+        assert.deepEqual(prob[i], [...outputs.get("prob")!.data], `sample ${i}`);
+      }
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+});
+
+Deno.test({
+  name: "engine pool: without Web Workers, node:worker_threads workers (src/io/node_workers.ts)",
+  ignore: !have("lenet"),
+  async fn() {
+    await import("../src/io/node_workers.ts");
+    const { net } = readNet("lenet");
+    const inputs = samples(net, 3, 21);
+    const { threads, results } = await withoutWebWorkers(net, inputs);
+    assert.equal(threads, 2);
+    for (const [i, sample] of inputs.entries()) {
+      assertSameRun(results[i][0], await runNet(net, { inputs: sample }), `sample ${i}`);
+    }
+  },
+});
+
+Deno.test("engine pool: threads must be a whole number ≥ 1", async () => {
+  for (const threads of [0, 1.5, -1, NaN]) {
+    await assert.rejects(
+      () => EnginePool.open([], { threads }),
+      (error: unknown) => error instanceof ConvertError && error.code === "BAD_ARGUMENT",
+    );
+  }
+});
+
+Deno.test({
+  name: "caffe-quant run --threads 2 writes the bytes --threads 1 writes, samples in order",
+  ignore: !have("lenet"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const count = 5;
+      const values = randomValues(count * 784, 11);
+      const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${count}, 1, 28, 28), }`;
+      const padded = header.padEnd(118 - 1, " ") + "\n";
+      const npy = new Uint8Array(10 + padded.length + values.byteLength);
+      npy.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0, padded.length, 0]);
+      npy.set(new TextEncoder().encode(padded), 10);
+      npy.set(new Uint8Array(values.buffer), 10 + padded.length);
+      await Deno.writeFile(`${dir}/digits.npy`, npy);
+      const outputs: Uint8Array[] = [];
+      for (const threads of ["1", "2"]) {
+        const result = await runCli(
+          "run",
+          modelFile("lenet", "deploy.prototxt"),
+          modelFile("lenet", "weights.caffemodel"),
+          "--data",
+          `${dir}/digits.npy`,
+          "--threads",
+          threads,
+          "--out",
+          `${dir}/out${threads}`,
+        );
+        assert.equal(result.code, 0, result.err);
+        outputs.push(await Deno.readFile(`${dir}/out${threads}/output.prob.npy`));
+      }
+      assert.deepEqual(outputs[1], outputs[0]);
+      // Each stacked row is its own sample's run (one-thread runNet), in order.
+      const { net } = readNet("lenet");
+      const rows = new Float32Array(outputs[1].slice(outputs[1].length - count * 10 * 4).buffer);
+      for (let i = 0; i < count; i++) {
+        const data = values.slice(i * 784, (i + 1) * 784);
+        const { outputs: own } = await runNet(net, {
+          inputs: new Map([["data", { shape: [1, 1, 28, 28], data }]]),
+        });
+        assert.deepEqual(rows.slice(i * 10, i * 10 + 10), own.get("prob")!.data, `row ${i}`);
+      }
+      const bad = await runCli("run", "a", "b", "--threads", "0", "--out", dir);
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /error\[USAGE\] --threads needs a whole number >= 1, not "0"/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
