@@ -186,4 +186,6 @@ export {
   type NetAccuracy,
 } from "./src/engine/evaluate.ts";
 export { formatAccuracyTable } from "./src/engine/accuracy_table.ts";
+export { EnginePool, type EnginePoolOptions, type SampleInputs } from "./src/engine/engine_pool.ts";
+export { defaultThreads } from "./src/engine/worker_starter.ts";
 export { type RangeWarning, rangeWarnings } from "./src/calibrate/range_checks.ts";

@@ -5,6 +5,8 @@
  * - `dist/core.js`: the in-memory API, browser-safe ESM (no `node:` imports), sharing its
  *   chunk (`dist/chunks/`) with `dist/mod.js`;
  * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);
+ * - `dist/engine_worker_web.js`, `dist/engine_worker_node.js`: the engine pool's workers (Web
+ *   Workers; `node:worker_threads`);
  * - `dist/types/`: TypeScript declarations of `mod.ts` and `core.ts` and what they export.
  *
  * The package has no runtime dependencies. Run `npx deno run -A scripts/bundle.ts` (or
@@ -40,16 +42,69 @@ const BUNDLES: esbuild.BuildOptions[] = [
     // One build with code splitting: mod.js re-exports core.js's chunk, so both entries share
     // one copy of every class (`instanceof ConvertError` holds across them). `platform:
     // "neutral"` keeps core.js free of Node assumptions; only mod.js's own part imports `node:`.
-    entryPoints: { mod: "mod.ts", core: "core.ts" },
+    // The engine workers are entries too (sharing the chunk); the pool finds them through
+    // WORKER_PATHS, relative to the chunk (Web Workers) and to mod.js (Node's).
+    entryPoints: {
+      mod: "mod.ts",
+      core: "core.ts",
+      engine_worker_web: "src/engine/engine_worker_web.ts",
+      engine_worker_node: "src/io/engine_worker_node.ts",
+    },
     outdir: "dist",
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
     platform: "neutral",
     mainFields: ["module", "main"],
     external: ["node:*"],
+    define: workerPaths("../engine_worker_web.js", "./engine_worker_node.js"),
   },
-  { ...CLI_BUNDLE, outfile: "dist/cli.js" },
+  {
+    ...CLI_BUNDLE,
+    outfile: "dist/cli.js",
+    define: {
+      ...CLI_BUNDLE.define,
+      ...workerPaths("./engine_worker_web.js", "./engine_worker_node.js"),
+    },
+  },
 ];
+
+/**
+ * The `define`s telling the bundled engine pool where the worker scripts are, relative to the
+ * bundled file that starts them (src/engine/worker_starter.ts, src/io/node_workers.ts).
+ */
+function workerPaths(web: string, node: string): Record<string, string> {
+  return {
+    CAFFE_QUANT_WEB_WORKER: JSON.stringify(web),
+    CAFFE_QUANT_NODE_WORKER: JSON.stringify(node),
+  };
+}
+
+/**
+ * Fails the build unless every bundled file that names a worker script (see
+ * {@linkcode workerPaths}) finds it there: the chunk layout decides those paths.
+ */
+async function checkWorkerPaths(): Promise<void> {
+  const names = ["engine_worker_web.js", "engine_worker_node.js"];
+  let found = 0;
+  for (const file of ["mod.js", "core.js", "cli.js", ...await chunkFiles()]) {
+    const code = await Deno.readTextFile(`${dist}${file}`);
+    for (const match of code.matchAll(/"(\.{1,2}\/engine_worker_(?:web|node)\.js)"/g)) {
+      const target = new URL(match[1], `file://${dist}${file}`).pathname;
+      if (!names.some((name) => target === `${dist}${name}`)) {
+        throw new Error(`${file} looks for a worker at ${target}, which the build does not write`);
+      }
+      found++;
+    }
+  }
+  if (found === 0) throw new Error("no bundled file starts an engine worker");
+}
+
+/** The chunk files of dist/, as paths relative to it. */
+async function chunkFiles(): Promise<string[]> {
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(`${dist}chunks`)) files.push(`chunks/${entry.name}`);
+  return files;
+}
 
 /** The modules whose declarations are published (with everything they reference). */
 const TYPE_ROOTS = ["mod.ts", "core.ts"];
@@ -65,6 +120,7 @@ async function bundleJavaScript(): Promise<void> {
   const cli = await Deno.readTextFile(`${dist}cli.js`);
   await Deno.writeTextFile(`${dist}cli.js`, `#!/usr/bin/env node\n${cli.replace(/^#!.*\n/, "")}`);
   await Deno.chmod(`${dist}cli.js`, 0o755);
+  await checkWorkerPaths();
 }
 
 /**

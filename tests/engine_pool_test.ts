@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
 import { type Net, netInputs } from "../src/caffe/net.ts";
 import { EnginePool } from "../src/engine/engine_pool.ts";
+import { evaluateAccuracy } from "../src/engine/evaluate.ts";
 import { runNet, type RunResult, type Tensor } from "../src/engine/run.ts";
 import { ConvertError } from "../src/errors.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
@@ -13,6 +14,7 @@ import { makeRecord } from "../src/quant/make_record.ts";
 import { randomValues } from "./_builders.ts";
 import { runCli } from "./_cli.ts";
 import { checkError } from "./_errors.ts";
+import { lenetInput, mnistAvailable, mnistDigits } from "./_mnist.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 const have = (name: string) => modelNames.includes(name);
@@ -293,5 +295,40 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "evaluateAccuracy: the report on 2 threads is the one-thread report, sample by sample",
+  ignore: !have("lenet") || !mnistAvailable,
+  async fn() {
+    const { model, weights, net } = readNet("lenet");
+    const record = await makeRecord(net);
+    const { files } = await convertInMemory({ model, weights, record });
+    const nets = {
+      float: net,
+      fakeQuant: loadNet(files.fakeQuantModel, files.fakeQuantWeights),
+      deploy: loadNet(files.deployModel, files.deployWeights),
+    };
+    const digits = [...(await mnistDigits(3)).slice(0, 6), ...(await mnistDigits(8)).slice(0, 6)];
+    const evaluation = digits.map((digit) => ({
+      inputs: new Map([["data", lenetInput(digit)]]),
+      label: digit.label,
+    }));
+    const reports = [];
+    for (const threads of [1, 2]) {
+      const progress: number[] = [];
+      // An async source, as the CLI's data gives.
+      const source = async function* () {
+        yield* evaluation;
+      };
+      reports.push(
+        await evaluateAccuracy(nets, source(), { threads, onProgress: (n) => progress.push(n) }),
+      );
+      assert.deepEqual(progress, digits.map((_, i) => i + 1));
+    }
+    assert.equal(reports[0].samples, digits.length);
+    assert.equal(reports[0].labelled, digits.length);
+    assert.deepEqual(reports[1], reports[0]);
   },
 });

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { readNpy, writeNpy } from "../src/io/npy.ts";
 import {
   assertSuccess,
   hashOutputs,
@@ -196,6 +197,67 @@ Deno.test({
     ], { cwd: project });
     assertSuccess(convert, "npx caffe-quant convert");
     assert.deepEqual(await hashOutputs(await readOutputs(`${dir}/bin-out`, "lenet")), expected);
+  },
+});
+
+Deno.test({
+  name: "npm package: " + "Node runs samples on node:worker_threads workers, same bytes",
+  ignore: !haveLenet,
+  async fn() {
+    const { dir, project } = await installed();
+    await Deno.writeTextFile(
+      `${project}/pool.mjs`,
+      `import { EnginePool, loadNet } from "caffe-quant";
+import { readFile } from "node:fs/promises";
+const [model, weights] = process.argv.slice(2);
+const net = loadNet(await readFile(model, "utf8"), await readFile(weights));
+const pool = await EnginePool.open([net], { threads: 2 });
+const samples = [1, 2, 3].map((seed) => new Map([["data", {
+  shape: [1, 1, 28, 28], data: Float32Array.from({ length: 784 }, (_, i) => ((i * seed) % 255) / 255),
+}]]));
+const threads = pool.threads;
+const prob = [];
+for await (const [result] of pool.runAll(samples)) prob.push([...result.outputs.get("prob").data]);
+pool.close();
+console.log(JSON.stringify({ threads, prob }));
+`,
+    );
+    const pool = await runCommand("node", ["pool.mjs", lenetModel, lenetWeights], {
+      cwd: project,
+    });
+    assertSuccess(pool, "node pool.mjs");
+    const { threads, prob } = JSON.parse(pool.stdout);
+    assert.equal(threads, 2, "two workers started from the installed package");
+    const npy = `${dir}/digits.npy`;
+    const values = [1, 2, 3].flatMap((seed) =>
+      Array.from({ length: 784 }, (_, i) => ((i * seed) % 255) / 255)
+    );
+    await Deno.writeFile(
+      npy,
+      writeNpy({ shape: [3, 1, 28, 28], data: Float32Array.from(values) }),
+    );
+    const outputs: Uint8Array[] = [];
+    for (const threads of ["1", "2"]) {
+      const run = await runCommand("npx", [
+        "--no",
+        "caffe-quant",
+        "run",
+        lenetModel,
+        lenetWeights,
+        "--data",
+        npy,
+        "--threads",
+        threads,
+        "--out",
+        `${dir}/run${threads}`,
+      ], { cwd: project });
+      assertSuccess(run, `npx caffe-quant run --threads ${threads}`);
+      outputs.push(await Deno.readFile(`${dir}/run${threads}/output.prob.npy`));
+    }
+    assert.deepEqual(outputs[1], outputs[0]);
+    // The bin's rows are the library's worker results, sample by sample.
+    const { data } = readNpy(outputs[1]);
+    assert.deepEqual([...data], prob.flat());
   },
 });
 

@@ -31,6 +31,7 @@ import { type Command, integerOption, loadModelFiles, type Output, shownPath } f
 import { formatConvertReport } from "./convert.ts";
 import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
 import { durationText, statusLine } from "./progress.ts";
+import { THREADS_HELP, THREADS_USAGE, threadsOption } from "./threads.ts";
 import {
   AUTO_HELP,
   AUTO_OPTIONS,
@@ -251,7 +252,7 @@ async function refuseHtmlTarget(html: string, args: ParsedArgs): Promise<void> {
 export const quantizeCommand: Command = {
   usage: `quantize <model_file> <weights_file> <save_path> ${DATA_USAGE} ` +
     "[--eval-data <dir|list.txt|file.npy>]... [--config F | --algo ifmr|hfmg|minmax|search] " +
-    `[--no-offset] [--per-tensor] ${AUTO_USAGE} [--json] [--html <file>]`,
+    `[--no-offset] [--per-tensor] ${AUTO_USAGE} ${THREADS_USAGE} [--json] [--html <file>]`,
   help: "AMCT's post-training quantization in one command: calibrates the float net on --data\n" +
     "(the first --samples N; IFMR by default, as AMCT), writes <save_path>_record.txt and the\n" +
     "five outputs of convert (all or none), then runs the float, fake-quant and deploy nets on\n" +
@@ -260,13 +261,21 @@ export const quantizeCommand: Command = {
     "--labels), top-1 agreement with the float net, detectors' confident outputs kept, cosine\n" +
     "and relative L2 per output. --json prints all of it as JSON; --html writes the per-layer\n" +
     "comparison of the float and fake-quant nets on the first 8 evaluation samples.\n" +
-    "More: docs/calibration.md.\n" + AUTO_HELP + DATA_HELP,
+    "More: docs/calibration.md.\n" + AUTO_HELP + THREADS_HELP + DATA_HELP,
   async run(argv, io) {
     const args = parseArgs(argv, {
       positionals: ["model_file", "weights_file", "save_path"],
       flags: ["json", ...DATA_FLAGS, ...CALIBRATION_FLAGS],
-      options: [...DATA_OPTIONS, "eval-data", "html", ...CALIBRATION_OPTIONS, ...AUTO_OPTIONS],
+      options: [
+        ...DATA_OPTIONS,
+        "eval-data",
+        "html",
+        "threads",
+        ...CALIBRATION_OPTIONS,
+        ...AUTO_OPTIONS,
+      ],
     }, this.usage);
+    const threads = threadsOption(args);
     const modelFile = args.positionals.model_file!;
     const weightsFile = args.positionals.weights_file!;
     const html = args.options.get("html")?.at(-1);
@@ -297,6 +306,7 @@ export const quantizeCommand: Command = {
         evaluationCount: data.evaluationCount,
         config,
         auto,
+        threads,
         onProgress: progress.onProgress,
       });
     } finally {

@@ -86,6 +86,8 @@ function threadCount(options: EnginePoolOptions): number {
  * ```
  */
 export class EnginePool {
+  /** Threads the pool was opened on: its workers, or 1 (in-process). */
+  readonly threads: number;
   readonly #nets: Net[];
   readonly #workers: PoolWorker[];
   readonly #queue: Job[] = [];
@@ -94,6 +96,7 @@ export class EnginePool {
   private constructor(nets: Net[], workers: PoolWorker[]) {
     this.#nets = nets;
     this.#workers = workers;
+    this.threads = Math.max(1, workers.length);
   }
 
   /**
@@ -139,11 +142,6 @@ export class EnginePool {
       );
     }
     return pool;
-  }
-
-  /** Threads the pool runs on (1: in-process). */
-  get threads(): number {
-    return Math.max(1, this.#workers.length);
   }
 
   /**

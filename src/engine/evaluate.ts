@@ -25,7 +25,8 @@ import {
   topKAgreement,
   topKCorrect,
 } from "./metrics.ts";
-import { runNet, type Tensor } from "./run.ts";
+import { EnginePool } from "./engine_pool.ts";
+import { runNet, type RunResult, type Tensor } from "./run.ts";
 
 /** One evaluation sample: a tensor per net input (batch 1) and, when known, its true class. */
 export interface EvaluationSample {
@@ -101,6 +102,11 @@ export interface EvaluateOptions {
   thresholds?: Partial<Thresholds>;
   /** Called after each sample with the samples done. */
   onProgress?: (samples: number) => void;
+  /**
+   * Threads to run the samples on (workers each holding the three nets; see `EnginePool`):
+   * default every core; 1 runs in-process. The figures do not depend on it.
+   */
+  threads?: number;
 }
 
 /** Running sums of one net on one output. */
@@ -137,8 +143,8 @@ function emptyNetTotals(): NetTotals {
 }
 
 /**
- * Runs the float, fake-quant and deploy nets on every sample (one at a time) and measures each
- * output of the float net that the other nets also write: for classifiers (a Softmax with one
+ * Runs the float, fake-quant and deploy nets on every sample (on `options.threads` workers) and
+ * measures each output of the float net that the other nets also write: for classifiers (a Softmax with one
  * position per sample) top-1 accuracy against the labels and top-1 agreement with the float net,
  * for detectors (a Softmax over many positions) the confident positions (score > 0.5) kept, and
  * for every output the cosine similarity and relative L2 error to the float net. Each quantized
@@ -166,17 +172,7 @@ export async function evaluateAccuracy(
   const noteSoftmax = (layer: Layer, tops: readonly Tensor[]) => {
     if (layer.type === "Softmax") softmaxShapes.set(layer.tops[0], tops[0].shape);
   };
-  for await (const sample of samples) {
-    const outputs = {} as Record<EvaluatedNet, Map<string, Tensor>>;
-    for (const name of NETS) {
-      const result = await runNet(nets[name], {
-        inputs: sample.inputs,
-        written: name === "float" && count === 0 ? noteSoftmax : undefined,
-      });
-      outputs[name] = new Map(
-        [...result.outputs].filter(([blob]) => !result.deployBlobs.has(blob)),
-      );
-    }
+  const add = (sample: EvaluationSample, outputs: Record<EvaluatedNet, Map<string, Tensor>>) => {
     count++;
     if (sample.label !== undefined) labelled++;
     for (const [blob, reference] of outputs.float) {
@@ -196,6 +192,40 @@ export async function evaluateAccuracy(
       addSample(kernels, entry, reference, others as Tensor[], sample.label);
     }
     options.onProgress?.(count);
+  };
+  // The workers start while the first sample runs here, its float run noting Softmax shapes.
+  const opening = EnginePool.open(NETS.map((name) => nets[name]), { threads: options.threads });
+  opening.catch(() => {});
+  const iterator = asyncIterator(samples);
+  try {
+    const first = await iterator.next();
+    if (!first.done) {
+      const outputs = {} as Record<EvaluatedNet, Map<string, Tensor>>;
+      for (const name of NETS) {
+        const result = await runNet(nets[name], {
+          inputs: first.value.inputs,
+          written: name === "float" ? noteSoftmax : undefined,
+        });
+        outputs[name] = valueOutputs(result);
+      }
+      add(first.value, outputs);
+    }
+    const pool = await opening;
+    const queued: EvaluationSample[] = [];
+    const rest = async function* () {
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        queued.push(next.value);
+        yield next.value.inputs;
+      }
+    };
+    for await (const results of pool.runAll(rest())) {
+      const outputs = {} as Record<EvaluatedNet, Map<string, Tensor>>;
+      NETS.forEach((name, i) => outputs[name] = valueOutputs(results[i]));
+      add(queued.shift()!, outputs);
+    }
+  } finally {
+    await iterator.return?.();
+    (await opening.catch(() => undefined))?.close();
   }
   const report: AccuracyReport = { samples: count, labelled, thresholds, outputs: [] };
   for (const [blob, entry] of totals) {
@@ -204,6 +234,21 @@ export async function evaluateAccuracy(
     report.outputs.push({ blob, task: entry.task, shape: entry.shape, nets: figures });
   }
   return report;
+}
+
+/** A run's outputs that hold float values (not a deploy net's integers). */
+function valueOutputs(result: RunResult): Map<string, Tensor> {
+  return new Map([...result.outputs].filter(([blob]) => !result.deployBlobs.has(blob)));
+}
+
+/** An iterator over `samples`, sync or async. */
+function asyncIterator<T>(samples: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
+  if (Symbol.asyncIterator in samples) return samples[Symbol.asyncIterator]();
+  const iterator = samples[Symbol.iterator]();
+  return {
+    next: () => Promise.resolve(iterator.next()),
+    return: () => Promise.resolve(iterator.return?.() ?? { done: true, value: undefined }),
+  };
 }
 
 /** Adds one sample's outputs of the three nets (float first) to `entry`. */

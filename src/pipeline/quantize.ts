@@ -67,6 +67,11 @@ export interface QuantizeInput {
   auto?: { evaluate: Evaluator; maxDrop: number };
   /** Verdict thresholds of the accuracy report. */
   thresholds?: Partial<Thresholds>;
+  /**
+   * Threads the evaluation runs on (workers, see `EnginePool`; default every core, 1 in-process).
+   * The figures do not depend on it.
+   */
+  threads?: number;
   /** Names of the inputs, for errors. */
   files?: InputFiles;
   /** Called as each step progresses. */
@@ -122,6 +127,7 @@ export async function quantize(input: QuantizeInput): Promise<QuantizeOutput> {
     };
     output.accuracy = await evaluateAccuracy(nets, input.evaluation, {
       thresholds: input.thresholds,
+      threads: input.threads,
       onProgress: onProgress &&
         ((samples) =>
           onProgress({ step: "evaluate", samples, totalSamples: input.evaluationCount })),
