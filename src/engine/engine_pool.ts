@@ -58,6 +58,7 @@ function resultFromWire(wire: WireResult): RunResult {
     blobs: new Map(),
     skipped: wire.skipped,
     deployBlobs: new Map(wire.deployBlobs),
+    checkpoints: [],
   };
 }
 
@@ -146,8 +147,8 @@ export class EnginePool {
 
   /**
    * Runs one sample (`inputs`; declared inputs not given are seeded with `seed`) through every
-   * net of the pool: one `RunResult` per net, in order (`blobs` empty). Errors are those of
-   * `runNet`.
+   * net of the pool: one `RunResult` per net, in order (`blobs` and `checkpoints` empty). Errors
+   * are those of `runNet`.
    */
   run(inputs?: Map<string, Tensor>, seed = 0): Promise<RunResult[]> {
     if (this.#workers.length === 0) return this.#runHere(inputs, seed);

@@ -26,7 +26,7 @@ export interface WireTensor {
   data: Float32Array;
 }
 
-/** A `RunResult` as it crosses back (no `blobs`: pools do not keep every blob). */
+/** A `RunResult` as it crosses back (no `blobs` nor `checkpoints`: they stay in the worker). */
 export interface WireResult {
   /** The net's outputs. */
   outputs: WireTensor[];
