@@ -1,6 +1,6 @@
-// A Convolution followed by a ReLU applies the ReLU itself when no callback needs the value
-// between the two (src/engine/run.ts reluFusions): in place, or into another blob that only the
-// ReLU reads. The results equal plain loops computed here, with and without callbacks, for slope
+// A Convolution followed by a ReLU (also BatchNorm, Scale, DeQuant) applies it itself when no
+// callback needs the value between the two (src/engine/run.ts fusionChains): in place, or into
+// another blob that only that layer reads. The results equal plain loops computed here, with and without callbacks, for slope
 // 0 and a leaky slope, a ReLU that is not in place, and a raw blob another layer also reads.
 
 import assert from "node:assert/strict";
@@ -33,10 +33,11 @@ function expected(x: Float32Array, w: Float32Array, b: Float32Array, slope: numb
   return y;
 }
 
-function net(reluText: string, moreLayers = "") {
+function net(reluText: string, moreLayers = "", between = "") {
   const parsed = readPrototxt(`input: "x" input_shape { dim: 1 dim: ${C} dim: ${H} dim: ${W} }
 layer { name: "conv" type: "Convolution" bottom: "x" top: "conv"
   convolution_param { num_output: ${O} kernel_size: 3 pad: 1 } }
+${between}
 layer { name: "relu" type: "ReLU" ${reluText} }
 ${moreLayers}`);
   parsed.layers[0].blobs = [
@@ -97,4 +98,40 @@ Deno.test("Convolution + ReLU into another blob while a later layer reads the ra
   assertClose(result.outputs.get("act")!, expected(x, w, b, 0));
   assertClose(result.outputs.get("raw")!, expected(x, w, b, 1));
   assert.deepEqual([...result.outputs.keys()].sort(), ["act", "raw"]);
+});
+
+Deno.test("Convolution + BatchNorm + Scale + ReLU: applied by the convolution, same values as layer by layer", async () => {
+  const x = randomValues(C * H * W, 6);
+  const model = net(
+    `bottom: "bn" top: "act"`,
+    "",
+    `layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "bn" }
+layer { name: "scale" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_term: true } }`,
+  );
+  const [bn, scale] = [model.layers[1], model.layers[2]];
+  const mean = randomValues(O, 7);
+  const variance = randomValues(O, 8).map((v) => Math.abs(v) + 0.5);
+  bn.blobs = [
+    { shape: [O], data: mean },
+    { shape: [O], data: variance },
+    { shape: [1], data: new Float32Array([2]) },
+  ];
+  const [factors, shifts] = [randomValues(O, 9), randomValues(O, 10)];
+  scale.blobs = [{ shape: [O], data: factors }, { shape: [O], data: shifts }];
+  const [w, b] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const raw = expected(x, w, b, 1);
+  const want = raw.map((value, i) => {
+    const o = Math.floor(i / (H * W));
+    const normal = (value - mean[o] / 2) / Math.sqrt(variance[o] / 2 + 1e-5);
+    const y = normal * factors[o] + shifts[o];
+    return Math.max(y, 0);
+  });
+  const inputs = new Map([["x", { shape: [1, C, H, W], data: x }]]);
+  const fused = await runNet(model, { inputs });
+  assertClose(fused.outputs.get("act")!, want);
+  assert.deepEqual([...fused.outputs.keys()], ["act"]);
+  const seen: string[] = [];
+  const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
+  assert.deepEqual(seen, ["conv", "bn", "scale", "relu"]);
+  assert.deepEqual(layered.outputs.get("act")!.data, fused.outputs.get("act")!.data);
 });

@@ -12,6 +12,9 @@
 //   agree with cosine > 0.9999, while their relative L2 error reaches ~4e-3 on the largest nets.
 // - Both stay close to the float model (cosine > 0.98: int8 noise; mtcnn_rnet's 4-value
 //   conv5-2 is the lowest, ~0.989).
+// - Each of the three nets gives the same outputs, bit for bit, run plainly (convolutions apply
+//   the ReLU/BatchNorm/Scale/DeQuant layers after them and quantize their deploy input
+//   themselves) and layer by layer (a `written` callback turns that off).
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
@@ -62,6 +65,14 @@ for (const name of modelNames) {
       `${name}: fake vs deploy lockstep worst rel L2 ${worst.relativeL2.toExponential(1)} at ` +
         `${worst.layer} over ${compared.length} values`,
     );
+    for (const candidate of [floatNet, fakeNet, deployNet]) {
+      const fused = await runNet(candidate, { seed: 3 });
+      const layered = await runNet(candidate, { seed: 3, written: () => {} });
+      assert.deepEqual([...fused.outputs.keys()], [...layered.outputs.keys()]);
+      for (const [blob, tensor] of fused.outputs) {
+        assert.deepEqual(tensor, layered.outputs.get(blob), `${blob}: fused vs layer by layer`);
+      }
+    }
     const alone = await compareNets(floatNet, fakeNet, { seed: 2, lockstep: true });
     assert.deepEqual(
       alone.rows.filter((row) => row.quantized).map((row) => row.layer),

@@ -7,7 +7,7 @@
 
 import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { ChannelView } from "../wasm/engine.ts";
+import type { ChannelView, PostOp } from "../wasm/engine.ts";
 import { eachBottom, floatBlob, type RunContext, type RunnerTable } from "./context.ts";
 import {
   badInput,
@@ -15,6 +15,7 @@ import {
   floatValue,
   product,
   shapeText,
+  type Tensor,
   unsupported,
   type Value,
 } from "./tensor.ts";
@@ -25,27 +26,42 @@ function channelView(shape: number[]): ChannelView {
 }
 
 /**
- * BatchNorm: y = (x - mean) / sqrt(variance + eps), with the stored statistics divided by the
- * scale factor (blob 2) when `use_global_stats` (the test-phase default), else the batch's.
+ * BatchNorm with its stored statistics (`use_global_stats`, the test-phase default) as the
+ * operation y = (x - mean) / sqrt(variance + eps), the statistics divided by the scale factor
+ * (blob 2); undefined when it normalizes with the batch's own statistics.
  */
+export function batchNormOp(
+  layer: Layer,
+  shape: number[],
+): Extract<PostOp, { kind: "batchNorm" }> | undefined {
+  if (!boolParam(layer, "batch_norm_param", "use_global_stats", true)) return undefined;
+  const view = channelView(shape);
+  const factorBlob = floatBlob(layer, 2);
+  const factor = factorBlob[0] === 0 ? 0 : Math.fround(1 / factorBlob[0]);
+  const mean = floatBlob(layer, 0).map((value) => value * factor);
+  const variance = floatBlob(layer, 1).map((value) => value * factor);
+  if (mean.length !== view.channels || variance.length !== view.channels) {
+    throw badInput(layer, `statistics of ${mean.length} channels for input ${shapeText(shape)}`);
+  }
+  return { kind: "batchNorm", view, mean, deviation: deviationOf(layer, variance) };
+}
+
+/** sqrt(variance + eps) per channel, in float32 steps. */
+function deviationOf(layer: Layer, variance: Float32Array): Float32Array {
+  const eps = Math.fround(numberParam(layer, "batch_norm_param", "eps", 1e-5));
+  return variance.map((value) => Math.sqrt(Math.fround(value + eps)));
+}
+
+/** BatchNorm: batchNormOp, or the same with the batch's mean and variance. */
 function batchNorm(layer: Layer, input: Value, context: RunContext): Value {
   const { shape, data } = input.tensor;
-  const view = channelView(shape);
-  const eps = Math.fround(numberParam(layer, "batch_norm_param", "eps", 1e-5));
-  let mean: Float32Array;
-  let variance: Float32Array;
-  if (boolParam(layer, "batch_norm_param", "use_global_stats", true)) {
-    const factorBlob = floatBlob(layer, 2);
-    const factor = factorBlob[0] === 0 ? 0 : Math.fround(1 / factorBlob[0]);
-    mean = floatBlob(layer, 0).map((value) => value * factor);
-    variance = floatBlob(layer, 1).map((value) => value * factor);
-    if (mean.length !== view.channels || variance.length !== view.channels) {
-      throw badInput(layer, `statistics of ${mean.length} channels for input ${shapeText(shape)}`);
-    }
-  } else {
-    ({ mean, variance } = context.kernels.channelMoments(data, view));
+  const op = batchNormOp(layer, shape);
+  if (op !== undefined) {
+    return floatValue(shape, context.kernels.batchNorm(data, op.view, op.mean, op.deviation));
   }
-  const deviation = variance.map((value) => Math.sqrt(Math.fround(value + eps)));
+  const view = channelView(shape);
+  const { mean, variance } = context.kernels.channelMoments(data, view);
+  const deviation = deviationOf(layer, variance);
   return floatValue(shape, context.kernels.batchNorm(data, view, mean, deviation));
 }
 
@@ -109,13 +125,28 @@ function checkParameter(
 function scale(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   const { shape, data } = bottoms[0].tensor;
   const second = bottoms[1]?.tensor;
+  const { view, scale, bias } = scaleParameters(layer, shape, second);
+  return [floatValue(shape, context.kernels.channelAffine(data, view, scale, bias))];
+}
+
+/** A one-bottom Scale layer (factors in blob 0) as an operation on input `shape`. */
+export function scaleOp(layer: Layer, shape: number[]): PostOp {
+  return { kind: "affine", ...scaleParameters(layer, shape, undefined) };
+}
+
+/** Scale's view, factors (blob 0, or bottom 1 `second`) and bias (the next blob, or null). */
+function scaleParameters(
+  layer: Layer,
+  shape: number[],
+  second: Tensor | undefined,
+): { view: ChannelView; scale: Float32Array; bias: Float32Array | null } {
   const view = parameterView(layer, "scale_param", shape, second?.shape);
   const factors = checkParameter(layer, second?.data ?? floatBlob(layer, 0), view, "scale");
   const biasTerm = boolParam(layer, "scale_param", "bias_term", false);
   const bias = biasTerm
     ? checkParameter(layer, floatBlob(layer, second ? 0 : 1), view, "bias")
     : null;
-  return [floatValue(shape, context.kernels.channelAffine(data, view, factors, bias))];
+  return { view, scale: factors, bias };
 }
 
 /** Bias: y = x + bias (blob 0, or bottom 1). */

@@ -23,10 +23,18 @@ export interface RunContext {
   /** The input tensors of the run, by blob name (Input layers read theirs here). */
   inputs: Map<string, Tensor>;
   /**
-   * The negative slope of the in-place ReLU that directly follows `layer` and that the run lets
-   * it apply itself (no callback needs the value between the two), or undefined.
+   * The layers right after `layer` (a Convolution) that it may apply to its output itself, in
+   * order: ReLU, BatchNorm, Scale and DeQuant layers that rewrite its value in place, or into a
+   * blob of their own when only they read the one before (no callback needs the values between).
    */
-  fusedReLU(layer: Layer): number | undefined;
+  fusable(layer: Layer): readonly Layer[];
+  /** Tells the run that `layer` applied the first `count` of its fusable layers itself. */
+  fused(layer: Layer, count: number): void;
+  /**
+   * Whether the deploy Quant layer `layer` may hand on its float input unquantized: its only
+   * reader, the next layer, is a Convolution that quantizes it itself (no callback sees it).
+   */
+  defersQuant(layer: Layer): boolean;
 }
 
 /** One layer type's implementation. */

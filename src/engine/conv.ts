@@ -8,7 +8,10 @@
 import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../caffe/layers.ts";
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { Window2d } from "../wasm/engine.ts";
+import type { PostOp, Window2d } from "../wasm/engine.ts";
+import { batchNormOp, scaleOp } from "./channel.ts";
+import { reluOp } from "./elementwise.ts";
+import { dequantOps } from "./quant.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
 import {
   ACCUMULATOR,
@@ -52,6 +55,8 @@ interface LayerWeights {
   bias: Float32Array | Int32Array | null;
   /** The Quant layer's offset_d for the deploy form, undefined for float. */
   offsetD: number | undefined;
+  /** Set when the input is still float: the Quant layer's scale to quantize it with first. */
+  quantScale?: number;
 }
 
 /** Reads weights and bias, and checks that their form matches the input's domain. */
@@ -63,7 +68,7 @@ function layerWeights(layer: Layer, input: Value): LayerWeights {
     if (!(weights instanceof Int8Array) || !(bias === null || bias instanceof Int32Array)) {
       throw badInput(layer, "it reads a Quant layer's int8 output but its weights are not int8");
     }
-    return { weights, bias, offsetD: int8Input.offsetD };
+    return { weights, bias, offsetD: int8Input.offsetD, quantScale: int8Input.quantScale };
   }
   if (weights instanceof Int8Array) {
     throw badInput(
@@ -96,7 +101,7 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
   const [batch, channels, height, width] = shape;
   const window = convolutionWindow(layer);
   const groups = groupCount(layer);
-  const { weights, bias, offsetD } = layerWeights(layer, input);
+  const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
   const weightShape = requiredBlob(layer, 0).shape;
   const outputs = transposed ? (weightShape[1] ?? 0) * groups : weightShape[0] ?? 0;
   const inputChannels = transposed ? weightShape[0] : (weightShape[1] ?? 0) * groups;
@@ -126,10 +131,12 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
       ? (size === 1 ? 1 : window.stride[axis])
       : Math.min(window.stride[axis], size + 2 * window.pad[axis]);
   }) as [number, number];
+  const post = transposed ? [] : postOps(layer, [batch, outputs, ...outSize], offsetD, context);
   const args = {
     x: input.tensor.data,
     offsetD,
-    reluSlope: transposed || offsetD !== undefined ? undefined : context.fusedReLU(layer),
+    quantScale,
+    post,
     shape,
     weights,
     bias,
@@ -139,10 +146,54 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
     outSize,
   };
   const data = transposed ? context.kernels.deconvolution(args) : context.kernels.convolution(args);
+  const dequantized = offsetD !== undefined && post.length > 0;
   return {
     tensor: { shape: [batch, outputs, ...outSize], data },
-    domain: offsetD === undefined ? FLOAT : ACCUMULATOR,
+    domain: offsetD === undefined || dequantized ? FLOAT : ACCUMULATOR,
   };
+}
+
+/**
+ * How each fusable layer type acts on a convolution's output (see RunContext.fusable), or
+ * undefined when this layer cannot be applied so.
+ */
+const POST_OPS: Record<
+  string,
+  (layer: Layer, shape: number[], accumulators: boolean) => PostOp[] | undefined
+> = {
+  ReLU: (layer) => [reluOp(layer)],
+  BatchNorm: (layer, shape) => {
+    const op = batchNormOp(layer, shape);
+    return op === undefined ? undefined : [op];
+  },
+  Scale: (layer, shape) => [scaleOp(layer, shape)],
+  DeQuant: dequantOps,
+};
+
+/**
+ * The operations of the fusable layers after `layer` that it applies itself (telling the run
+ * how many): for the deploy form (int32 accumulators) only from a DeQuant on, which makes the
+ * values float. A BatchNorm with the batch's own statistics ends the chain.
+ */
+function postOps(
+  layer: Layer,
+  shape: number[],
+  offsetD: number | undefined,
+  context: RunContext,
+): PostOp[] {
+  const ops: PostOp[] = [];
+  let accumulators = offsetD !== undefined;
+  let count = 0;
+  for (const next of context.fusable(layer)) {
+    if (accumulators && next.type !== "DeQuant") break;
+    const nextOps = POST_OPS[next.type]?.(next, shape, accumulators);
+    if (nextOps === undefined) break;
+    ops.push(...nextOps);
+    accumulators = false;
+    count++;
+  }
+  context.fused(layer, count);
+  return ops;
 }
 
 /** InnerProduct of one bottom. */

@@ -92,11 +92,14 @@ function eltwise(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   return [floatValue(shape, data)];
 }
 
+/** A ReLU layer as an operation: max(x, 0) + negative_slope * min(x, 0). */
+export function reluOp(layer: Layer): { kind: "relu"; slope: number } {
+  return { kind: "relu", slope: numberParam(layer, "relu_param", "negative_slope", 0) };
+}
+
 /** ReLU, PReLU, TanH, Sigmoid, AbsVal, Power, Dropout, Eltwise. */
 export const elementwiseRunners: RunnerTable = {
-  ReLU: mapData((layer, data, _shape, context) =>
-    context.kernels.relu(data, numberParam(layer, "relu_param", "negative_slope", 0))
-  ),
+  ReLU: mapData((layer, data, _shape, context) => context.kernels.relu(data, reluOp(layer).slope)),
   PReLU: mapData(prelu),
   TanH: unaryRunner("tanh"),
   Sigmoid: unaryRunner("sigmoid"),

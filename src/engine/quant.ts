@@ -19,6 +19,7 @@
  */
 
 import type { Layer } from "../caffe/net.ts";
+import type { PostOp } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
 import { badInput, FLOAT, product, shapeText, unsupported, type Value } from "./tensor.ts";
 
@@ -102,6 +103,9 @@ function quant(layer: Layer, input: Value, context: RunContext): Value {
   const deploy = dequantScales !== undefined
     ? dequantScales instanceof BigUint64Array
     : object?.blobs[0]?.data instanceof Int8Array;
+  if (deploy && context.defersQuant(layer)) {
+    return { tensor: input.tensor, domain: { kind: "int8", offsetD, quantScale } };
+  }
   if (deploy) {
     return {
       tensor: { shape, data: context.kernels.quantize(data, quantScale, offsetD) },
@@ -130,7 +134,20 @@ function unpackDequantScales(layer: Layer, packed: BigUint64Array): Float32Array
 /** DeQuant: identity on float input (fake-quant model), accumulators x deq[c] (deploy model). */
 function dequant(layer: Layer, input: Value, context: RunContext): Value {
   const { shape, data } = input.tensor;
-  if (input.domain.kind !== "accumulator") return { tensor: input.tensor, domain: FLOAT };
+  const [op] = dequantOps(layer, shape, input.domain.kind === "accumulator");
+  if (op === undefined || op.kind !== "affine") return { tensor: input.tensor, domain: FLOAT };
+  return {
+    tensor: { shape, data: context.kernels.channelAffine(data, op.view, op.scale, op.bias) },
+    domain: FLOAT,
+  };
+}
+
+/**
+ * A DeQuant as operations on input `shape`: none (identity) unless it reads a deploy layer's
+ * `accumulators`, which it multiplies by its dequant scales (one, or one per channel).
+ */
+export function dequantOps(layer: Layer, shape: number[], accumulators: boolean): PostOp[] {
+  if (!accumulators) return [];
   const blob = requiredBlob(layer, 0).data;
   if (!(blob instanceof BigUint64Array)) {
     throw badInput(
@@ -144,15 +161,11 @@ function dequant(layer: Layer, input: Value, context: RunContext): Value {
     throw badInput(layer, `${deqScale.length} dequant scales for input ${shapeText(shape)}`);
   }
   const view = deqScale.length === 1
-    ? { outer: 1, channels: 1, inner: data.length }
+    ? { outer: 1, channels: 1, inner: product(shape) }
     : { outer: shape[0], channels, inner: product(shape.slice(2)) };
-  return {
-    tensor: { shape, data: context.kernels.channelAffine(data, view, deqScale, null) },
-    domain: FLOAT,
-  };
+  return [{ kind: "affine", view, scale: deqScale, bias: null }];
 }
 
-/** Quant and DeQuant. */
 export const quantRunners: RunnerTable = {
   Quant: {
     run: (layer, bottoms, context) =>

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { numberParam } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
 import { engineKernels } from "../wasm/engine.ts";
@@ -217,19 +216,24 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const byName = new Map(net.layers.map((layer) => [layer.name, layer]));
   const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
     options.substitute !== undefined;
-  const fusions = hooked ? new Map<Layer, ReluFusion>() : reluFusions(net);
-  const fusedInto = new Set<Layer>();
+  const chains = hooked ? new Map<Layer, Layer[]>() : fusionChains(net);
+  const deferred = hooked ? new Set<Layer>() : deferredQuants(net);
+  // The layers a Convolution applied itself, and the blob its value went to.
+  const applied = new Set<Layer>();
+  const fusedTop = new Map<Layer, string>();
   const context: RunContext = {
     kernels,
     quantKernels: quant,
     net,
     layerNamed: (name) => byName.get(name),
     inputs,
-    fusedReLU(layer) {
-      const fusion = fusions.get(layer);
-      if (fusion !== undefined) fusedInto.add(layer);
-      return fusion?.slope;
+    fusable: (layer) => chains.get(layer) ?? [],
+    fused(layer, count) {
+      const taken = (chains.get(layer) ?? []).slice(0, count);
+      for (const next of taken) applied.add(next);
+      if (taken.length > 0) fusedTop.set(layer, taken[taken.length - 1].tops[0]);
     },
+    defersQuant: (layer) => deferred.has(layer),
   };
   const { resume } = options;
   if (resume !== undefined && keepAll) {
@@ -253,7 +257,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (open.has(name) || (lastRead.get(name) ?? -1) >= start) values.set(name, value);
     }
   }
-  const keepAt = checkpointIndices(net, options.checkpoints ?? [], fusions);
+  const keepAt = checkpointIndices(net, options.checkpoints ?? [], chains, deferred);
   const checkpoints: RunCheckpoint[] = [];
   const skip = (layer: Layer, reason: string) => {
     skipped.push({ layer: layer.name, type: layer.type, reason });
@@ -268,8 +272,8 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     if (keepAt.has(index)) {
       checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
     }
-    // The in-place ReLU its Convolution applied already (reluFusions).
-    if (index > 0 && fusedInto.has(net.layers[index - 1])) return;
+    // A layer its Convolution applied already (fusionChains).
+    if (applied.has(layer)) return;
     const missing = layer.bottoms.find((name) => !values.has(name));
     if (missing !== undefined) {
       const producer = skippedProducer.get(missing);
@@ -314,8 +318,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (!keepAll && lastRead.get(name) === index) values.delete(name);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
-    // A fused ReLU's blob holds the convolution's (already rectified) output.
-    const topNames = fusedInto.has(layer) ? [fusions.get(layer)!.top] : layer.tops;
+    // The last fused layer's blob holds the convolution's output with those layers applied.
+    const fused = fusedTop.get(layer);
+    const topNames = fused === undefined ? layer.tops : [fused];
     topNames.forEach((name, i) => {
       values.set(name, tops[i]);
       open.add(name);
@@ -337,26 +342,28 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   };
 }
 
-/** A ReLU that a Convolution applies itself: its negative slope and the blob it writes. */
-interface ReluFusion {
-  slope: number;
-  top: string;
-}
-
 /**
- * The layer indices at which to keep a checkpoint for `wanted`: an index right after a
- * Convolution that may apply the next ReLU itself moves before that Convolution (its value
- * between the two never exists).
+ * The layer indices at which to keep a checkpoint for `wanted`: an index inside a Convolution's
+ * fusion chain (a layer it may apply itself) moves before that Convolution, and before the Quant
+ * layer whose quantization it does (the values between them never exist).
  */
 function checkpointIndices(
   net: Net,
   wanted: readonly number[],
-  fusions: Map<Layer, ReluFusion>,
+  chains: Map<Layer, Layer[]>,
+  deferred: Set<Layer>,
 ): Set<number> {
+  const chainStart = new Map<number, number>();
+  net.layers.forEach((layer, index) => {
+    const chain = chains.get(layer) ?? [];
+    const start = index > 0 && deferred.has(net.layers[index - 1]) ? index - 1 : index;
+    if (start === index && chain.length === 0) return;
+    for (let i = 0; i <= chain.length; i++) chainStart.set(index + i, start);
+  });
   const indices = new Set<number>();
   for (const index of wanted) {
     if (!Number.isInteger(index) || index < 0 || index >= net.layers.length) continue;
-    indices.add(index > 0 && fusions.has(net.layers[index - 1]) ? index - 1 : index);
+    indices.add(chainStart.get(index) ?? index);
   }
   return indices;
 }
@@ -402,34 +409,68 @@ export function canResume(net: Net, checkpoint: RunCheckpoint): boolean {
   return true;
 }
 
-/**
- * Convolutions whose single top the next layer, a ReLU, rewrites: in place, or into another blob
- * when the ReLU is the only layer that reads the convolution's top and nothing else writes it.
- * The convolution may apply the ReLU itself (one pass less, one copy less).
- */
-function reluFusions(net: Net): Map<Layer, ReluFusion> {
+/** How many layers read and write each blob name. */
+function blobUse(net: Net): { readers: Map<string, number>; writers: Map<string, number> } {
   const readers = new Map<string, number>();
   const writers = new Map<string, number>();
   for (const layer of net.layers) {
     for (const name of layer.bottoms) readers.set(name, (readers.get(name) ?? 0) + 1);
     for (const name of layer.tops) writers.set(name, (writers.get(name) ?? 0) + 1);
   }
-  const fusions = new Map<Layer, ReluFusion>();
+  return { readers, writers };
+}
+
+/**
+ * Quant layers whose top only the next layer reads, a Convolution with that single bottom: the
+ * deploy form hands on its float input and the Convolution quantizes it (one copy less).
+ */
+function deferredQuants(net: Net): Set<Layer> {
+  const { readers, writers } = blobUse(net);
+  const deferred = new Set<Layer>();
   net.layers.forEach((layer, index) => {
     const next = net.layers[index + 1];
-    if (layer.type !== "Convolution" || layer.tops.length !== 1 || next?.type !== "ReLU") return;
+    if (layer.type !== "Quant" || layer.tops.length !== 1 || next?.type !== "Convolution") return;
     const top = layer.tops[0];
-    if (next.bottoms.length !== 1 || next.tops.length !== 1 || next.bottoms[0] !== top) return;
-    const inPlace = next.tops[0] === top;
-    const onlyReader = readers.get(top) === 1 && writers.get(top) === 1;
-    if (inPlace || onlyReader) {
-      fusions.set(layer, {
-        slope: numberParam(next, "relu_param", "negative_slope", 0),
-        top: next.tops[0],
-      });
-    }
+    const only = readers.get(top) === 1 && writers.get(top) === 1;
+    if (only && next.bottoms.length === 1 && next.bottoms[0] === top) deferred.add(layer);
   });
-  return fusions;
+  return deferred;
+}
+
+/** Layer types a Convolution may apply to its output itself (src/engine/conv.ts POST_OPS). */
+const FUSABLE = new Set(["ReLU", "BatchNorm", "Scale", "DeQuant"]);
+
+/**
+ * For each Convolution with one top, the layers right after it that it may apply itself: each of
+ * a fusable type with one bottom, the previous value, and one top, written in place or into its
+ * own blob when no layer outside the chain reads or writes the previous value.
+ */
+function fusionChains(net: Net): Map<Layer, Layer[]> {
+  const { readers, writers } = blobUse(net);
+  const chains = new Map<Layer, Layer[]>();
+  net.layers.forEach((layer, index) => {
+    if (layer.type !== "Convolution" || layer.tops.length !== 1) return;
+    const chain: Layer[] = [];
+    let value = layer.tops[0];
+    // Layers of the chain so far that read and that write `value`.
+    let [valueReaders, valueWriters] = [0, 1];
+    for (const next of net.layers.slice(index + 1)) {
+      if (!FUSABLE.has(next.type) || next.bottoms.length !== 1 || next.tops.length !== 1) break;
+      if (next.bottoms[0] !== value) break;
+      valueReaders++;
+      if (next.tops[0] === value) valueWriters++;
+      else {
+        const elsewhere = readers.get(value) !== valueReaders ||
+          writers.get(value) !== valueWriters;
+        if (elsewhere) break;
+        [valueReaders, valueWriters] = [0, 1];
+      }
+      chain.push(next);
+      value = next.tops[0];
+    }
+    if (chain.length > 0) chains.set(layer, chain);
+  });
+  return chains;
 }
 
 /**

@@ -24,7 +24,15 @@ export interface Tensor {
  */
 export type Domain =
   | { kind: "float" }
-  | { kind: "int8"; offsetD: number }
+  | {
+    kind: "int8";
+    offsetD: number;
+    /**
+     * Set when the values are still the Quant layer's float input: its only reader, a
+     * Convolution, quantizes them with this scale itself (RunContext.defersQuant).
+     */
+    quantScale?: number;
+  }
   | { kind: "accumulator" };
 
 /** A blob value during a run: its tensor and the meaning of its numbers. */

@@ -34,7 +34,21 @@ export interface KernelInput {
   x: Float32Array;
   /** Present for the deploy model's integer form: the Quant layer's offset_d. */
   offsetD?: number;
+  /**
+   * Integer form only: `x` is still the Quant layer's float input, quantized here first with
+   * this scale (as the quantize kernel does).
+   */
+  quantScale?: number;
 }
+
+/**
+ * An operation a convolution applies to its output in WebAssembly memory before handing it out
+ * (a layer fused into it): the kernel its own layer would run, on the same values.
+ */
+export type PostOp =
+  | { kind: "relu"; slope: number }
+  | { kind: "affine"; view: ChannelView; scale: Float32Array | null; bias: Float32Array | null }
+  | { kind: "batchNorm"; view: ChannelView; mean: Float32Array; deviation: Float32Array };
 
 /** Arguments of a convolution or deconvolution over an NCHW input. */
 export interface ConvolutionArgs extends KernelInput {
@@ -53,10 +67,11 @@ export interface ConvolutionArgs extends KernelInput {
   /** Output height and width. */
   outSize: [number, number];
   /**
-   * Float form only: a ReLU with this negative slope applied to the output (bias included), in
-   * place of a separate ReLU layer.
+   * Convolution only: operations applied in order to the output (bias included; the integer
+   * form's accumulators as float32), in place of separate layers. A lone float ReLU runs in the
+   * matrix product's epilogue.
    */
-  reluSlope?: number;
+  post?: readonly PostOp[];
 }
 
 /** Arguments of an InnerProduct: y[rows, outputs] = x[rows, depth] W^T + bias. */
@@ -357,6 +372,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const inputIn = (input: KernelInput): number => {
     const at = wasm.copyIn(input.x);
     if (input.offsetD !== undefined) {
+      if (input.quantScale !== undefined) {
+        kernels.quantize(at, input.x.length, input.quantScale, input.offsetD, at);
+      }
       kernels.quantizedDifference(at, input.x.length, input.offsetD, at);
     }
     return at;
@@ -404,6 +422,36 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       Int32Array.from([...window.kernel, ...window.pad, ...window.stride, ...window.dilation]),
     );
 
+  /** Applies `op` in place to the `count` floats at `at`. */
+  const postOpIn = (op: PostOp, at: number, count: number): void => {
+    if (op.kind === "relu") return kernels.relu(at, count, op.slope, at);
+    const { outer, channels, inner } = op.view;
+    checkLength("view", { length: count }, outer * channels * inner);
+    if (op.kind === "affine") {
+      const scaleStride = op.scale === null ? 0 : channelStride("scale", op.scale, channels);
+      const biasStride = op.bias === null ? 0 : channelStride("bias", op.bias, channels);
+      const scaleAt = optionalIn(op.scale);
+      const biasAt = optionalIn(op.bias);
+      kernels.channelAffine(
+        at,
+        outer,
+        channels,
+        inner,
+        scaleAt,
+        scaleStride,
+        biasAt,
+        biasStride,
+        at,
+      );
+      return;
+    }
+    checkLength("mean", op.mean, channels);
+    checkLength("deviation", op.deviation, channels);
+    const meanAt = wasm.copyIn(op.mean);
+    const deviationAt = wasm.copyIn(op.deviation);
+    kernels.batchNorm(at, outer, channels, inner, meanAt, deviationAt, at);
+  };
+
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
@@ -435,12 +483,20 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     else gemmScratchIn(outputs / groups, bandColumns, depth);
     const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
-    const relu = args.reluSlope !== undefined;
-    if (relu && (integer || transposed)) {
-      throw new RangeError("only the float convolution has a fused ReLU");
-    }
+    const post = args.post ?? [];
+    if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
+    const [first] = post;
+    const epilogue = !integer && post.length === 1 && first.kind === "relu";
     if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
-    else kernels.convolution(...shared, colAt, yAt, integer, relu, args.reluSlope ?? 0);
+    else {
+      const slope = epilogue ? first.slope : 0;
+      kernels.convolution(...shared, colAt, yAt, integer, epilogue, slope);
+    }
+    if (!epilogue && post.length > 0) {
+      if (integer) kernels.int32ToFloat(yAt, outCount, yAt);
+      for (const op of post) postOpIn(op, yAt, outCount);
+      return wasm.copyOut(Float32Array, yAt, outCount);
+    }
     return resultOut(yAt, outCount, integer);
   };
 
