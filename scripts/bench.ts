@@ -282,7 +282,7 @@ async function timeWeightKernels(
     if (scaleW === undefined || layer.blobs.length === 0) return [];
     return [{ tensor: weightTensor(layer.blobs[0], channelLayout(layer)), scaleW }];
   });
-  const counts = jobs.map((job) => job.tensor.bytes.length / 4);
+  const counts = jobs.map((job) => job.tensor.bytes.byteLength / 4);
   const int8 = new Int8Array(Math.max(...counts));
   const floats = new Uint8Array(int8.length * 4);
   const quantizeMs = await timeMedian(runs, () => {

@@ -70,6 +70,14 @@ export abstract class DeferredBlob implements Blob {
     return undefined;
   }
 
+  /**
+   * True when {@linkcode DeferredBlob.writeBytes} only copies stored bytes (e.g. reads them from
+   * a file) and computes nothing, so it may be called while a kernel streams the blob.
+   */
+  get readsStoredBytes(): boolean {
+    return false;
+  }
+
   /** Writes the bytes of elements [start, start + count) into `target`. */
   protected abstract produce(start: number, count: number, target: Uint8Array): void;
 }

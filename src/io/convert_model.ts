@@ -1,7 +1,9 @@
 /**
  * `convert_model` on files: read the three inputs, convert in memory, write the five outputs
- * all-or-nothing (docs/formats.md). The caffemodels are streamed to their files in bounded pieces, their
- * quantized weights computed as they go, so no output is ever held whole.
+ * all-or-nothing (docs/formats.md). The input caffemodel's large weight blobs stay in its file
+ * and are read as the kernels and writers stream them (src/io/caffemodel_file.ts); the output
+ * caffemodels are streamed to their files in bounded pieces, their quantized weights computed as
+ * they go, so neither the input weights nor any output is ever held whole.
  *
  * @module
  */
@@ -11,10 +13,10 @@ import { type ConvertReport, convertToNets } from "../quant/convert.ts";
 import { guardProgress, type ProgressCallback } from "../quant/progress.ts";
 import { outputNames, type OutputPaths } from "../output_names.ts";
 import { join } from "node:path";
+import { type CaffemodelFile, openCaffemodel } from "./caffemodel_file.ts";
 import {
   type OutputFile,
   readingInputs,
-  readInput,
   readInputText,
   refuseOutputPaths,
   writeAllOrNothing,
@@ -53,24 +55,44 @@ export function convertModel(options: ConvertModelOptions): Promise<ConvertModel
 
 async function convertFiles(options: ConvertModelOptions): Promise<ConvertModelReport> {
   const { modelFile, weightsFile, recordFile, savePath } = options;
-  const progress = guardProgress(options.onProgress);
-  const onProgress = progress.report;
-  const inputs = [modelFile, weightsFile, recordFile];
   const { dir, names } = outputNames(savePath);
-  await refuseOutputPaths(Object.values(names).map((name) => join(dir, name)), inputs);
+  await refuseOutputPaths(
+    Object.values(names).map((name) => join(dir, name)),
+    [modelFile, weightsFile, recordFile],
+  );
   const started = performance.now();
   // One after the other, so that of several missing inputs the first is reported.
   const model = await readInputText(modelFile);
-  const weights = await readInput(weightsFile);
-  const record = await readInputText(recordFile);
+  const weights = await openCaffemodel(weightsFile);
+  try {
+    const record = await readInputText(recordFile);
+    return await convertOpened(options, model, weights, record, started);
+  } finally {
+    await weights.close();
+  }
+}
+
+/** The conversion once the inputs are read (the caffemodel's large data left in its file). */
+async function convertOpened(
+  options: ConvertModelOptions,
+  model: string,
+  weights: CaffemodelFile,
+  record: string,
+  started: number,
+): Promise<ConvertModelReport> {
+  const { modelFile, weightsFile, recordFile } = options;
+  const inputs = [modelFile, weightsFile, recordFile];
+  const { dir, names } = outputNames(options.savePath);
+  const progress = guardProgress(options.onProgress);
+  const onProgress = progress.report;
   const readMs = performance.now() - started;
   const { fakeQuant, deploy, texts, report } = await convertToNets({
     model,
-    weights,
+    weights: weights.bytes,
     record,
     files: { model: modelFile, weights: weightsFile, record: recordFile },
     onProgress,
-  });
+  }, weights.deferBlobs);
   const contents: Record<keyof OutputPaths, OutputFile["content"]> = {
     fakeQuantModel: texts.fakeQuantModel,
     fakeQuantWeights: caffemodelPieces(fakeQuant),
@@ -88,6 +110,7 @@ async function convertFiles(options: ConvertModelOptions): Promise<ConvertModelR
     inputs,
     {
       beforeCommit: async () => {
+        await weights.checkUnchanged();
         onProgress("write", 1, 1);
         await progress.settled();
       },

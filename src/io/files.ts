@@ -21,7 +21,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { renameSync, rmSync, type Stats } from "node:fs";
+import { type BigIntStats, renameSync, rmSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConvertError } from "../errors.ts";
 import { noteInput, refuseInputs } from "./inputs.ts";
@@ -42,18 +42,40 @@ export { readingInputs } from "./inputs.ts";
  * {@linkcode readingInputs} the file is noted as an input, which no output may replace.
  */
 export async function readInput(path: string): Promise<Uint8Array> {
+  const { handle } = await openInput(path);
+  try {
+    const bytes = await handle.readFile();
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (error) {
+    throw inputError(path, error);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+/** An input file opened for reading, with what `stat` said of it when it was opened. */
+export interface OpenInput {
+  /** The open file; the caller closes it. */
+  handle: FileHandle;
+  /** Its size and times when opened. */
+  stat: BigIntStats;
+}
+
+/**
+ * Opens an input file for reading, as {@linkcode readInput} does (noted as an input; a missing
+ * file, a directory or an unreadable file is a {@linkcode ConvertError}).
+ */
+export async function openInput(path: string): Promise<OpenInput> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(path, "r");
     const file = await handle.stat({ bigint: true });
     if (file.isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
-    const bytes = await handle.readFile();
     noteInput(path, file);
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { handle, stat: file };
   } catch (error) {
-    throw inputError(path, error);
-  } finally {
     await handle?.close().catch(() => {});
+    throw inputError(path, error);
   }
 }
 
@@ -62,7 +84,8 @@ export async function readInputText(path: string): Promise<string> {
   return new TextDecoder().decode(await readInput(path));
 }
 
-function inputError(path: string, error: unknown): ConvertError {
+/** The ConvertError for an input file that cannot be opened or read. */
+export function inputError(path: string, error: unknown): ConvertError {
   const code = (error as { code?: string }).code;
   if (code === "ENOENT") {
     return new ConvertError("INPUT_NOT_FOUND", "no such file", { file: path });

@@ -221,12 +221,17 @@ export interface ConvertedNets {
 /**
  * `convert_model` on in-memory inputs up to the caffemodels: loads and converts the net (every
  * check and the int8 weights included) and prints the text outputs. The fake-quant and folded
- * float weights are computed when the nets are written.
+ * float weights are computed when the nets are written. `loaded`, if given, is called with the
+ * float net as soon as it is loaded (a file reader replaces blobs left in the file there).
  */
-export async function convertToNets(input: ConvertInput): Promise<ConvertedNets> {
+export async function convertToNets(
+  input: ConvertInput,
+  loaded?: (net: Net) => void,
+): Promise<ConvertedNets> {
   const { files = {}, onProgress } = input;
   let started = performance.now();
   const net = loadNet(input.model, input.weights, files);
+  loaded?.(net);
   const record = textArgument(input.record, "the record", files.record);
   onProgress?.("load", 1, 1);
   const loadMs = performance.now() - started;

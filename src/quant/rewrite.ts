@@ -179,7 +179,7 @@ function quantizeBlobs(
   checkFloatBlob(layer, 0, weightsFile);
   const { shape } = layer.blobs[0];
   const weights = weightTensor(layer.blobs[0], channelLayout(layer));
-  const weightsInt8 = new Int8Array(weights.bytes.length / 4);
+  const weightsInt8 = new Int8Array(weights.bytes.byteLength / 4);
   const quantization = kernels.quantizeToInt8(weights, scaleW, weightsInt8);
   const badWeight = quantization.nonFinite;
   if (badWeight >= 0) {

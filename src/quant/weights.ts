@@ -77,12 +77,25 @@ export function weightTensor(blob: Blob, layout: ChannelLayout): WeightTensor {
 
 /**
  * A float32 blob's elements as an unfolded tensor with `layout`: the bytes where they are stored
- * already (no copy), or those of its data, made first when it is computed.
+ * already (no copy); for a deferred blob that reads stored bytes (a file), those bytes range by
+ * range as the kernels stream them (its array is never made); else those of its data, made first
+ * when it is computed.
  */
 export function storedTensor(blob: Blob, layout: ChannelLayout): WeightTensor {
   const stored = blobBytes(blob);
   if (stored !== undefined) return { bytes: stored, layout, alpha: null };
+  if (blob instanceof DeferredBlob && blob.readsStoredBytes) {
+    const bytes = {
+      byteLength: blob.length * 4,
+      read: (byteOffset: number, target: Uint8Array) =>
+        blob.writeBytes(byteOffset / 4, target.length / 4, target),
+    };
+    return { bytes, layout, alpha: null };
+  }
   const { data } = blob;
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return { bytes, layout, alpha: null };
+  return {
+    bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    layout,
+    alpha: null,
+  };
 }

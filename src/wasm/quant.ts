@@ -39,12 +39,24 @@ export function outputChannelCount(layout: ChannelLayout): number {
 }
 
 /**
+ * Bytes that are not held in an array but read on demand, range by range (e.g. from a file or
+ * computed): the kernels stream them straight into their scratch memory.
+ */
+export interface ByteSource {
+  /** The number of bytes. */
+  readonly byteLength: number;
+  /** Writes bytes [byteOffset, byteOffset + target.length) into `target`. */
+  read(byteOffset: number, target: Uint8Array): void;
+}
+
+/**
  * A float32 weight tensor as little-endian bytes (at any alignment, e.g. a view into a
- * caffemodel), optionally folded: with `alpha`, the tensor meant is W' = f32(W * alpha[c]).
+ * caffemodel, or read on demand), optionally folded: with `alpha`, the tensor meant is
+ * W' = f32(W * alpha[c]).
  */
 export interface WeightTensor {
   /** The elements W as float32 little-endian bytes (4 per element). */
-  bytes: Uint8Array;
+  bytes: Uint8Array | ByteSource;
   /** How the elements map to output channels. */
   layout: ChannelLayout;
   /** docs/math.md fold factors a[c] (float64, one per output channel), or null for W as it is. */
@@ -243,8 +255,8 @@ function layoutSize(layout: ChannelLayout): number {
 /** Throws unless `tensor` is well formed (bytes fill the layout, alpha per channel). */
 function checkTensor(tensor: WeightTensor): number {
   const count = layoutSize(tensor.layout);
-  if (tensor.bytes.length !== count * 4) {
-    throw new RangeError(`weights have ${tensor.bytes.length} bytes, expected ${count * 4}`);
+  if (tensor.bytes.byteLength !== count * 4) {
+    throw new RangeError(`weights have ${tensor.bytes.byteLength} bytes, expected ${count * 4}`);
   }
   if (tensor.alpha !== null) checkLength("alpha", tensor.alpha, outputChannelCount(tensor.layout));
   return count;
@@ -321,7 +333,12 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
       const length = Math.min(chunkLength, count - done);
       const index = start + done;
       const range = rangeArgs(tensor.layout, index, length);
-      memory.set(tensor.bytes.subarray(index * 4, (index + length) * 4), chunkAt);
+      const { bytes } = tensor;
+      if (bytes instanceof Uint8Array) {
+        memory.set(bytes.subarray(index * 4, (index + length) * 4), chunkAt);
+      } else {
+        bytes.read(index * 4, memory.subarray(chunkAt, chunkAt + length * 4));
+      }
       if (alphaAt !== 0) kernels.scaleRange(chunkAt, ...range, alphaAt);
       if (!each(regions, chunkAt, done, range, memory)) return;
       done += length;
