@@ -581,7 +581,8 @@ export function patchOutputs(
  * For each of `candidates` activation factors (float32 scale_d, S = f32(1/scale_d), offset_d):
  * the patches' round trip x̂ (SPEC §4, as addRoundTripErrors) into `scratch`, then
  * sums[i] = Σ over patches k and their group's outputs j of (y(x̂)[k, j] − targets[k, j])² in
- * float64, y as patchOutputs computes it.
+ * float64, y as patchOutputs computes it; with `rectify`, of (max(y, 0) − max(target, 0))² (the
+ * error a ReLU after the layer lets through).
  */
 export function candidateOutputErrors(
   patches: usize,
@@ -596,6 +597,7 @@ export function candidateOutputErrors(
   quantScales: usize,
   offsets: usize,
   candidates: i32,
+  rectify: bool,
   scratch: usize,
   sums: usize,
 ): void {
@@ -621,7 +623,9 @@ export function candidateOutputErrors(
         let value = rowDot(patch, rows + ((<usize> row * <usize> stride) << 2), stride);
         if (bias != 0) value += load<f32>(bias + (<usize> row << 2));
         const target = load<f32>(targets + ((<usize> k * <usize> outPerGroup + <usize> j) << 2));
-        const difference = <f64> value - <f64> target;
+        const difference = rectify
+          ? <f64> max<f32>(value, 0) - <f64> max<f32>(target, 0)
+          : <f64> value - <f64> target;
         sum += difference * difference;
       }
     }
@@ -674,7 +678,8 @@ export function weightRoundingErrors(
  * float64, j = c mod outPerGroup, where y = rowDot(x̂_k, ŵ) + bias[c] (bias 0: none): x̂ the
  * patches' round trip with (scaleD, quantScale, offsetD) as candidateOutputErrors makes it, ŵ
  * row c of `rows` (float, `stride` apart) fake-quantized with the float32 scale
- * trials[c·ratios + r]. `scratch` holds count·stride + stride floats.
+ * trials[c·ratios + r]; with `rectify`, of (max(y, 0) − max(target, 0))². `scratch` holds
+ * count·stride + stride floats.
  */
 export function channelOutputErrors(
   patches: usize,
@@ -691,6 +696,7 @@ export function channelOutputErrors(
   offsetD: f32,
   trials: usize,
   ratios: i32,
+  rectify: bool,
   scratch: usize,
   errors: usize,
 ): void {
@@ -726,7 +732,9 @@ export function channelOutputErrors(
         const patch = scratch + ((<usize> k * <usize> stride) << 2);
         const value = rowDot(patch, row, stride) + b;
         const target = load<f32>(targets + ((<usize> k * <usize> outPerGroup + <usize> j) << 2));
-        const difference = <f64> value - <f64> target;
+        const difference = rectify
+          ? <f64> max<f32>(value, 0) - <f64> max<f32>(target, 0)
+          : <f64> value - <f64> target;
         sum += difference * difference;
       }
       store<f64>(errors + (index << 3), sum);

@@ -1,10 +1,12 @@
 /**
  * Accuracy of quantized models on real data, in one run: for each model of
- * scripts/accuracy_cases.ts, calibrate on real samples with IFMR, HFMG and min/max, and on seeded
+ * scripts/accuracy_cases.ts, calibrate on real samples with IFMR, HFMG, min/max and the search, and on seeded
  * random inputs (the `record --calibrate` baseline, IFMR), then measure the float, fake-quant and
  * deploy nets on other real samples. Prints one Markdown table per model (the README's tables).
  *
- *   npx deno run -A scripts/accuracy.ts [--json] [model...]
+ *   npx deno run -A scripts/accuracy.ts [--json] [--methods=ifmr,minmax,search] [model...]
+ *
+ * Last comes the comparison of the search (`--algo search`) with IFMR and min/max.
  *
  * @module
  */
@@ -66,7 +68,63 @@ function table(reports: Map<Method, AccuracyReport>): string {
   return lines.join("\n");
 }
 
+/** The deploy net's mean relative L2 over the outputs a record changes. */
+function outputError(report: AccuracyReport): number {
+  const changed = report.outputs.filter((output) => output.nets.deploy.relativeL2 !== 0);
+  return changed.reduce((sum, output) => sum + output.nets.deploy.relativeL2, 0) / changed.length;
+}
+
+/** The deploy net's detections kept and top-1 agreement, as text. */
+function keptText(report: AccuracyReport): string {
+  return report.outputs.flatMap((output) => {
+    const { deploy, float } = output.nets;
+    if (deploy.confidentKept !== undefined) {
+      return [`${deploy.confidentKept}/${float.confident} kept`];
+    }
+    if (deploy.top1Agreement !== undefined) {
+      return [`agree ${formatMetric(deploy.top1Agreement, "fraction")}`];
+    }
+    return [];
+  }).join(", ");
+}
+
+/**
+ * The search against IFMR and min/max: per model, the deploy net's output error (mean relative L2
+ * over its changed outputs), detections kept / top-1 agreement, and the search's change against
+ * IFMR; then the mean change.
+ */
+function comparison(results: Record<string, Record<string, AccuracyReport>>): string {
+  const methods: Method[] = ["ifmr", "minmax", "search"];
+  const lines = [
+    `| model | ${methods.map((m) => `${METHOD_NAMES[m]} error`).join(" | ")} | search vs IFMR | ${
+      methods.map((m) => `${METHOD_NAMES[m]} kept / agreement`).join(" | ")
+    } |`,
+    `| --- | ${methods.map(() => "---").join(" | ")} | --- | ${
+      methods.map(() => "---").join(" | ")
+    } |`,
+  ];
+  const changes: number[] = [];
+  for (const [model, reports] of Object.entries(results)) {
+    if (!methods.every((method) => reports[method] !== undefined)) continue;
+    const errors = methods.map((method) => outputError(reports[method]));
+    const change = errors[2] / errors[0] - 1;
+    changes.push(change);
+    lines.push(
+      `| ${model} | ${errors.map((error) => formatMetric(error, "error")).join(" | ")} | ${
+        (change * 100).toFixed(1)
+      } % | ${methods.map((method) => keptText(reports[method])).join(" | ")} |`,
+    );
+  }
+  const mean = changes.reduce((a, b) => a + b, 0) / changes.length;
+  lines.push(`\nMean change of the output error, search vs IFMR: ${(mean * 100).toFixed(1)} %.`);
+  return lines.join("\n");
+}
+
 const json = Deno.args.includes("--json");
+const methodsArg = Deno.args.find((arg) => arg.startsWith("--methods="));
+const methods = methodsArg === undefined
+  ? METHODS
+  : methodsArg.slice("--methods=".length).split(",") as Method[];
 const chosen = Deno.args.filter((arg) => !arg.startsWith("--"));
 const results: Record<string, Record<string, AccuracyReport>> = {};
 for (const entry of CASES) {
@@ -74,7 +132,7 @@ for (const entry of CASES) {
   const loaded = await loadCase(entry);
   const data = await entry.samples(loaded.net);
   const reports = new Map<Method, AccuracyReport>();
-  for (const method of METHODS) {
+  for (const method of methods) {
     const started = performance.now();
     reports.set(method, await runCase(loaded, data, method));
     console.error(
@@ -92,3 +150,4 @@ for (const entry of CASES) {
   }
 }
 if (json) console.log(JSON.stringify(results, null, 2));
+else console.log(`### Search against IFMR and min/max\n\n${comparison(results)}`);

