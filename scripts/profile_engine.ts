@@ -45,6 +45,20 @@ async function main(args: string[]): Promise<void> {
   const name = args[0];
   const netKind = args.includes("--net") ? args[args.indexOf("--net") + 1] : "float";
   const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 5;
+  const nets = ["float", "fakeQuant", "deploy"];
+  let known = name !== undefined;
+  try {
+    if (known) Deno.statSync(`${folderOf(name)}/weights.caffemodel`);
+  } catch {
+    known = false;
+  }
+  if (!known || !nets.includes(netKind) || !(runs >= 1)) {
+    console.error(
+      "usage: npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] " +
+        "[--runs N]",
+    );
+    Deno.exit(2);
+  }
   const folder = folderOf(name);
   const model = await Deno.readTextFile(`${folder}/deploy.prototxt`);
   const weights = await Deno.readFile(`${folder}/weights.caffemodel`);

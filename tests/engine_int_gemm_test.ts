@@ -74,6 +74,15 @@ const CASES: Case[] = [
     offsetD: -9,
   },
   {
+    name: "extreme values at depth 57*9 = 513 (two K blocks)",
+    shape: [1, 57, 5, 6],
+    outputs: 6,
+    groups: 1,
+    window: window([3, 3], 1, 1),
+    offsetD: -128,
+    extreme: true,
+  },
+  {
     name: "extreme values: q and weights at the int8 ends, offset -128 (differences to 255)",
     shape: [1, 64, 6, 9],
     outputs: 8,
