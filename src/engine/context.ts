@@ -24,8 +24,9 @@ export interface RunContext {
   inputs: Map<string, Tensor>;
   /**
    * The layers right after `layer` (a Convolution) that it may apply to its output itself, in
-   * order: ReLU, BatchNorm, Scale and DeQuant layers that rewrite its value in place, or into a
-   * blob of their own when only they read the one before (no callback needs the values between).
+   * order: ReLU, PReLU, BatchNorm, Scale and DeQuant layers that rewrite its value in place, or
+   * into a blob of their own when only they read the one before (no callback needs the values
+   * between).
    */
   fusable(layer: Layer): readonly Layer[];
   /** Tells the run that `layer` applied the first `count` of its fusable layers itself. */

@@ -10,7 +10,7 @@ import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp, Window2d } from "../wasm/engine.ts";
 import { batchNormOp, scaleOp } from "./channel.ts";
-import { reluOp } from "./elementwise.ts";
+import { preluOp, reluOp } from "./elementwise.ts";
 import { dequantOps } from "./quant.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
 import {
@@ -162,6 +162,7 @@ const POST_OPS: Record<
   (layer: Layer, shape: number[], accumulators: boolean) => PostOp[] | undefined
 > = {
   ReLU: (layer) => [reluOp(layer)],
+  PReLU: (layer, shape) => [preluOp(layer, shape)],
   BatchNorm: (layer, shape) => {
     const op = batchNormOp(layer, shape);
     return op === undefined ? undefined : [op];

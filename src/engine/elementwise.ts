@@ -7,7 +7,7 @@
 
 import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { UnaryFunction } from "../wasm/engine.ts";
+import type { ChannelView, UnaryFunction } from "../wasm/engine.ts";
 import { eachBottom, floatBlob, type RunContext, type RunnerTable } from "./context.ts";
 import { badInput, floatValue, product, shapeText, type Value } from "./tensor.ts";
 
@@ -38,6 +38,15 @@ function prelu(
   shape: number[],
   context: RunContext,
 ): Float32Array {
+  const { view, slopes } = preluOp(layer, shape);
+  return context.kernels.prelu(data, view, slopes);
+}
+
+/** A PReLU layer as an operation on input `shape`: its slopes over the channels of axis 1. */
+export function preluOp(
+  layer: Layer,
+  shape: number[],
+): { kind: "prelu"; view: ChannelView; slopes: Float32Array } {
   const slopes = floatBlob(layer, 0);
   const channels = shape.length > 1 ? shape[1] : 1;
   const shared = boolParam(layer, "prelu_param", "channel_shared", false);
@@ -45,7 +54,7 @@ function prelu(
     throw badInput(layer, `${slopes.length} slopes for input ${shapeText(shape)}`);
   }
   const view = { outer: shape[0] ?? 1, channels, inner: product(shape.slice(2)) };
-  return context.kernels.prelu(data, view, slopes);
+  return { kind: "prelu", view, slopes };
 }
 
 /**

@@ -438,7 +438,7 @@ function deferredQuants(net: Net): Set<Layer> {
 }
 
 /** Layer types a Convolution may apply to its output itself (src/engine/conv.ts POST_OPS). */
-const FUSABLE = new Set(["ReLU", "BatchNorm", "Scale", "DeQuant"]);
+const FUSABLE = new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]);
 
 /**
  * For each Convolution with one top, the layers right after it that it may apply itself: each of

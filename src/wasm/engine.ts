@@ -47,6 +47,7 @@ export interface KernelInput {
  */
 export type PostOp =
   | { kind: "relu"; slope: number }
+  | { kind: "prelu"; view: ChannelView; slopes: Float32Array }
   | { kind: "affine"; view: ChannelView; scale: Float32Array | null; bias: Float32Array | null }
   | { kind: "batchNorm"; view: ChannelView; mean: Float32Array; deviation: Float32Array };
 
@@ -427,6 +428,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (op.kind === "relu") return kernels.relu(at, count, op.slope, at);
     const { outer, channels, inner } = op.view;
     checkLength("view", { length: count }, outer * channels * inner);
+    if (op.kind === "prelu") {
+      const stride = channelStride("slopes", op.slopes, channels);
+      kernels.prelu(at, outer, channels, inner, wasm.copyIn(op.slopes), stride, at);
+      return;
+    }
     if (op.kind === "affine") {
       const scaleStride = op.scale === null ? 0 : channelStride("scale", op.scale, channels);
       const biasStride = op.bias === null ? 0 : channelStride("bias", op.bias, channels);
