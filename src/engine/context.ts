@@ -23,7 +23,7 @@ export interface RunContext {
   /** The input tensors of the run, by blob name (Input layers read theirs here). */
   inputs: Map<string, Tensor>;
   /**
-   * The layers right after `layer` (a Convolution) that it may apply to its output itself, in
+   * The layers right after `layer` (a Convolution or InnerProduct) that it may apply to its output itself, in
    * order: ReLU, PReLU, BatchNorm, Scale and DeQuant layers that rewrite its value in place, or
    * into a blob of their own when only they read the one before (no callback needs the values
    * between).
@@ -33,7 +33,7 @@ export interface RunContext {
   fused(layer: Layer, count: number): void;
   /**
    * Whether the deploy Quant layer `layer` may hand on its float input unquantized: its only
-   * reader, the next layer, is a Convolution that quantizes it itself (no callback sees it).
+   * reader, the next layer, is a Convolution or InnerProduct that quantizes it itself (no callback sees it).
    */
   defersQuant(layer: Layer): boolean;
 }

@@ -7,6 +7,7 @@
 
 import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../caffe/layers.ts";
 import { checkLayerParams } from "../caffe/layer_checks.ts";
+import { ConvertError } from "../errors.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp, Window2d } from "../wasm/engine.ts";
 import { batchNormOp, scaleOp } from "./channel.ts";
@@ -172,6 +173,19 @@ const POST_OPS: Record<
 };
 
 /**
+ * The operations of `layer` (a fusable layer), or undefined when it is to run on its own: when it
+ * cannot act so, or when it is not simulated (its own run reports it skipped, with the reason).
+ */
+function postOpsOf(layer: Layer, shape: number[], accumulators: boolean): PostOp[] | undefined {
+  try {
+    return POST_OPS[layer.type]?.(layer, shape, accumulators);
+  } catch (error) {
+    if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") return undefined;
+    throw error;
+  }
+}
+
+/**
  * The operations of the fusable layers after `layer` that it applies itself (telling the run
  * how many): for the deploy form (int32 accumulators) only from a DeQuant on, which makes the
  * values float. A BatchNorm with the batch's own statistics ends the chain.
@@ -187,7 +201,7 @@ function postOps(
   let count = 0;
   for (const next of context.fusable(layer)) {
     if (accumulators && next.type !== "DeQuant") break;
-    const nextOps = POST_OPS[next.type]?.(next, shape, accumulators);
+    const nextOps = postOpsOf(next, shape, accumulators);
     if (nextOps === undefined) break;
     ops.push(...nextOps);
     accumulators = false;
@@ -206,7 +220,7 @@ function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
     shape.length,
   );
   const transposed = boolParam(layer, "inner_product_param", "transpose", false);
-  const { weights, bias, offsetD } = layerWeights(layer, input);
+  const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
   const rows = product(shape.slice(0, axis));
   const depth = product(shape.slice(axis));
   // Weights are [N, K] ([K, N] transposed): each row of the input must hold exactly K values
@@ -222,9 +236,13 @@ function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
     );
   }
   checkTensorSize(layer.tops[0], [...shape.slice(0, axis), outputs], layer);
+  const outShape = [...shape.slice(0, axis), outputs];
+  const post = postOps(layer, outShape, offsetD, context);
   const data = context.kernels.innerProduct({
     x: input.tensor.data,
     offsetD,
+    quantScale,
+    post,
     rows,
     depth,
     weights,
@@ -234,7 +252,7 @@ function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
   });
   return {
     tensor: { shape: [...shape.slice(0, axis), outputs], data },
-    domain: offsetD === undefined ? FLOAT : ACCUMULATOR,
+    domain: offsetD === undefined || post.length > 0 ? FLOAT : ACCUMULATOR,
   };
 }
 

@@ -421,15 +421,15 @@ function blobUse(net: Net): { readers: Map<string, number>; writers: Map<string,
 }
 
 /**
- * Quant layers whose top only the next layer reads, a Convolution with that single bottom: the
- * deploy form hands on its float input and the Convolution quantizes it (one copy less).
+ * Quant layers whose top only the next layer reads, a Convolution or InnerProduct with that single
+ * bottom: the deploy form hands on its float input and that layer quantizes it (one copy less).
  */
 function deferredQuants(net: Net): Set<Layer> {
   const { readers, writers } = blobUse(net);
   const deferred = new Set<Layer>();
   net.layers.forEach((layer, index) => {
     const next = net.layers[index + 1];
-    if (layer.type !== "Quant" || layer.tops.length !== 1 || next?.type !== "Convolution") return;
+    if (layer.type !== "Quant" || layer.tops.length !== 1 || !WEIGHTED.has(next?.type)) return;
     const top = layer.tops[0];
     const only = readers.get(top) === 1 && writers.get(top) === 1;
     if (only && next.bottoms.length === 1 && next.bottoms[0] === top) deferred.add(layer);
@@ -437,19 +437,22 @@ function deferredQuants(net: Net): Set<Layer> {
   return deferred;
 }
 
-/** Layer types a Convolution may apply to its output itself (src/engine/conv.ts POST_OPS). */
+/** Layers that apply fusable layers after them and quantize their deploy input themselves. */
+const WEIGHTED = new Set(["Convolution", "InnerProduct"]);
+
+/** Layer types those may apply to their output themselves (src/engine/conv.ts POST_OPS). */
 const FUSABLE = new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]);
 
 /**
- * For each Convolution with one top, the layers right after it that it may apply itself: each of
- * a fusable type with one bottom, the previous value, and one top, written in place or into its
- * own blob when no layer outside the chain reads or writes the previous value.
+ * For each Convolution or InnerProduct with one top, the layers right after it that it may apply
+ * itself: each of a fusable type with one bottom, the previous value, and one top, written in
+ * place or into its own blob when no layer outside the chain reads or writes the previous value.
  */
 function fusionChains(net: Net): Map<Layer, Layer[]> {
   const { readers, writers } = blobUse(net);
   const chains = new Map<Layer, Layer[]>();
   net.layers.forEach((layer, index) => {
-    if (layer.type !== "Convolution" || layer.tops.length !== 1) return;
+    if (!WEIGHTED.has(layer.type) || layer.tops.length !== 1) return;
     const chain: Layer[] = [];
     let value = layer.tops[0];
     // Layers of the chain so far that read and that write `value`.

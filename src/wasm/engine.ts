@@ -89,6 +89,8 @@ export interface InnerProductArgs extends KernelInput {
   bias: Float32Array | Int32Array | null;
   /** Outputs per row. */
   outputs: number;
+  /** Operations applied in order to the output, as for a convolution (`ConvolutionArgs.post`). */
+  post?: readonly PostOp[];
 }
 
 /** Arguments of a pooling over planes of an NCHW input. */
@@ -458,6 +460,19 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     kernels.batchNorm(at, outer, channels, inner, meanAt, deviationAt, at);
   };
 
+  /** Applies `post` to the `count` results at `at` (integers made float first), copies them out. */
+  const postOpsOut = (
+    post: readonly PostOp[],
+    at: number,
+    count: number,
+    integer: boolean,
+  ): Float32Array => {
+    if (post.length === 0) return resultOut(at, count, integer);
+    if (integer) kernels.int32ToFloat(at, count, at);
+    for (const op of post) postOpIn(op, at, count);
+    return wasm.copyOut(Float32Array, at, count);
+  };
+
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
@@ -498,12 +513,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const slope = epilogue ? first.slope : 0;
       kernels.convolution(...shared, colAt, yAt, integer, epilogue, slope);
     }
-    if (!epilogue && post.length > 0) {
-      if (integer) kernels.int32ToFloat(yAt, outCount, yAt);
-      for (const op of post) postOpIn(op, yAt, outCount);
-      return wasm.copyOut(Float32Array, yAt, outCount);
-    }
-    return resultOut(yAt, outCount, integer);
+    return postOpsOut(epilogue ? [] : post, yAt, outCount, integer);
   };
 
   /** MAX or AVE (`average`) pooling. */
@@ -551,7 +561,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const { rows, depth, transposed, outputs } = args;
       if (integer || transposed) gemmScratchIn(rows, outputs, depth);
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt, integer);
-      return resultOut(yAt, outCount, integer);
+      return postOpsOut(args.post ?? [], yAt, outCount, integer);
     },
 
     maxPool: (args) => {
