@@ -3,7 +3,7 @@
  * the plain flow (`quantize`: calibrate every layer, convert, evaluate once) on the same data:
  *
  * ```sh
- * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P] [--metric cosine|agreement]
+ * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P] [--metric cosine|agreement] [--logits]
  * ```
  *
  * - `ultraface`: ultraface_rfb320 (../shared/models) on 64 photos (the 12 dlib face photos, then
@@ -11,6 +11,13 @@
  * - `resnet50`: scripts/make_model.ts's ResNet-50 (in bench-out/resnet50; made if missing) on 32
  *   photos (skimage's colour photos, dlib's face photos, then video frames) resized to 224×224,
  *   calibrated on the first 16 and evaluated on the other 16, metric agreement.
+ *
+ * `--logits` drops a final Softmax layer (so `--metric cosine` compares logits: the seeded
+ * ResNet-50's softmax outputs are the same all quantized, and no search would run).
+ *
+ * Each case runs `autoCalibrate` twice: every net run whole (`ReusingRunner({ memoryBudget: 0 })`,
+ * what the evaluators did before they reused shared layers), then with the built-in evaluators'
+ * default runner, and says whether both searches gave the same steps and scores.
  *
  * Both need the Debian packages libdlib19.1 and python3-skimage (see README, Data).
  *
@@ -20,6 +27,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { loadNet } from "../src/caffe/model.ts";
+import { printPrototxt } from "../src/caffe/prototxt.ts";
 import type { EvaluationSample } from "../src/engine/evaluate.ts";
 import { readSamples } from "../src/data/samples.ts";
 import type { Transform } from "../src/data/transform.ts";
@@ -108,8 +116,13 @@ async function main(): Promise<void> {
   const metricAt = Deno.args.indexOf("--metric");
   for (const entry of await cases(which)) {
     if (metricAt >= 0) entry.metric = Deno.args[metricAt + 1] === "cosine" ? "cosine" : "agreement";
-    const model = await readFile(entry.model, "utf8");
+    let model = await readFile(entry.model, "utf8");
     const weights = await readFile(entry.weights);
+    if (Deno.args.includes("--logits")) {
+      const net = loadNet(model, weights);
+      if (net.layers.at(-1)?.type === "Softmax") net.layers.pop();
+      model = printPrototxt(net);
+    }
     const float = loadNet(model, weights);
     const items = await Promise.all(
       entry.photos.map(async (path) => ({ name: path, bytes: await readFile(path) })),
@@ -120,7 +133,8 @@ async function main(): Promise<void> {
     }
     const calibration = samples.slice(0, entry.calibrate).map((sample) => sample.inputs);
     const evaluation = samples.slice(entry.calibrate);
-    console.log(`${entry.name}, max drop ${maxDrop}, metric ${entry.metric}`);
+    const logits = Deno.args.includes("--logits") ? " (final Softmax dropped)" : "";
+    console.log(`${entry.name}${logits}, max drop ${maxDrop}, metric ${entry.metric}`);
 
     let started = performance.now();
     await quantize({ model, weights, calibration, evaluation });
