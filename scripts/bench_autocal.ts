@@ -3,7 +3,7 @@
  * the plain flow (`quantize`: calibrate every layer, convert, evaluate once) on the same data:
  *
  * ```sh
- * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P] [--metric cosine|agreement] [--logits]
+ * npx deno run -A scripts/bench_autocal.ts [ultraface|resnet50|all] [--max-drop P] [--metric cosine|agreement] [--logits] [--reuse-first]
  * ```
  *
  * - `ultraface`: ultraface_rfb320 (../shared/models) on 64 photos (the 12 dlib face photos, then
@@ -12,7 +12,8 @@
  *   photos (skimage's colour photos, dlib's face photos, then video frames) resized to 224×224,
  *   calibrated on the first 16 and evaluated on the other 16, metric agreement.
  *
- * `--logits` drops a final Softmax layer (so `--metric cosine` compares logits: the seeded
+ * `--reuse-first` runs the reusing search first (to see the order's effect). `--logits` drops a
+ * final Softmax layer (so `--metric cosine` compares logits: the seeded
  * ResNet-50's softmax outputs are the same all quantized, and no search would run).
  *
  * Each case runs `autoCalibrate` twice: every net run whole (`ReusingRunner({ memoryBudget: 0 })`,
@@ -26,6 +27,7 @@
 
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { cpuUsage } from "node:process";
 import { loadNet } from "../src/caffe/model.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";
 import type { EvaluationSample } from "../src/engine/evaluate.ts";
@@ -103,6 +105,12 @@ async function cases(which: string): Promise<Case[]> {
   return list;
 }
 
+/** User + system CPU time of this process since `start` (other processes' load does not count). */
+function cpuSeconds(start: ReturnType<typeof cpuUsage>): string {
+  const { user, system } = cpuUsage(start);
+  return `${((user + system) / 1e6).toFixed(1)} s`;
+}
+
 function seconds(started: number): string {
   return `${((performance.now() - started) / 1000).toFixed(1)} s`;
 }
@@ -143,9 +151,11 @@ async function main(): Promise<void> {
     );
 
     const runs: { label: string; steps: string }[] = [];
-    for (const reuse of [false, true]) {
+    const order = Deno.args.includes("--reuse-first") ? [true, false] : [false, true];
+    for (const reuse of order) {
       const runner = new ReusingRunner(reuse ? {} : { memoryBudget: 0 });
       started = performance.now();
+      const cpuStart = cpuUsage();
       let evaluations = 0;
       const inner: Evaluator = entry.metric === "cosine"
         ? await cosineEvaluator(float, evaluation, { runner })
@@ -173,7 +183,8 @@ async function main(): Promise<void> {
       const { layersRun, layersInNets } = runner.counts;
       const label = reuse ? "reusing shared layers" : "whole runs (memoryBudget 0)";
       console.log(
-        `  autoCalibrate, ${label}: ${seconds(started)} in all (float outputs once: ` +
+        `  autoCalibrate, ${label}: ${seconds(started)} in all, CPU ${cpuSeconds(cpuStart)} ` +
+          `(float outputs once: ` +
           `${floatOutputs}; ${evaluations} evaluations; layers run ${layersRun} of ` +
           `${layersInNets}; ${result.keptFloat.length} of ${result.calibration.layers.length} ` +
           `layers kept float; met: ${result.met}; float ${result.floatScore.toFixed(6)}, all ` +
