@@ -1,7 +1,9 @@
 /**
  * The simulator's speed beside OpenCV's, in one run: for each real model of ../shared/models and
  * ResNet-50 (`bench-out/resnet50`, made by `scripts/make_model.ts resnet50`, 224x224), images
- * per second of `runNet` on the float, fake-quant and deploy nets, and of OpenCV's Caffe importer
+ * per second of `runNet` on the float, fake-quant and deploy nets (one thread), of the float net on
+ * every core (an `EnginePool` of one worker per core, samples of the row's batch streamed through it
+ * back to back, start-up not counted), and of OpenCV's Caffe importer
  * (Debian's `python3-opencv` through `/usr/bin/python3`, `cv2.dnn.readNetFromCaffe`) with one thread
  * (`cv2.setNumThreads(1)`) and with every core, at batch 1 and batched (`--batch`, default 8),
  * with the ratios of the float engine to OpenCV. Seeded inputs uniform in [-1, 1); one warm-up
@@ -24,6 +26,7 @@
 import { loadNet } from "../src/caffe/model.ts";
 import { type Net, netInputs } from "../src/caffe/net.ts";
 import { uniformGenerator } from "../src/engine/inputs.ts";
+import { EnginePool } from "../src/engine/engine_pool.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
@@ -197,12 +200,36 @@ async function runsPerSecond(
   return runs * 1000 / (performance.now() - start);
 }
 
+/**
+ * Runs per second of the pool's nets on `inputs`, samples streamed through it for `seconds` (at
+ * least two per worker); NaN when the net fails on them.
+ */
+async function poolRunsPerSecond(
+  pool: EnginePool,
+  inputs: Map<string, Tensor>,
+  seconds: number,
+): Promise<number> {
+  const stream = function* (count: number, until: number) {
+    for (let i = 0; i < count || performance.now() < until; i++) yield inputs;
+  };
+  try {
+    for await (const _ of pool.runAll(stream(pool.threads, 0))) continue;
+  } catch {
+    return NaN;
+  }
+  let runs = 0;
+  const start = performance.now();
+  for await (const _ of pool.runAll(stream(2 * pool.threads, start + seconds * 1000))) runs++;
+  return runs * 1000 / (performance.now() - start);
+}
+
 /** The measurements of one model at one batch size, images per second (medians). */
 interface Row {
   model: string;
   batch: number;
   load: string;
   float: number;
+  floatAll: number;
   fakeQuant: number;
   deploy: number;
   opencv1: number;
@@ -234,12 +261,24 @@ async function benchModel(
     model: modelFile,
     weights: weightsFile,
   });
+  const pool = await EnginePool.open([float], { threads: cores });
   const rows: Row[] = [];
-  for (const batch of options.batches) {
+  try {
+    for (const batch of options.batches) rows.push(await benchBatch(batch));
+  } finally {
+    pool.close();
+  }
+  return rows;
+
+  async function benchBatch(batch: number): Promise<Row> {
     const inputs = batchInputs(float, batch);
     const opencvInputs = [...inputs].map(([blob, tensor]) => [blob, tensor.shape]);
-    const samples: Record<"float" | "fakeQuant" | "deploy" | "opencv1" | "opencvAll", number[]> = {
+    const samples: Record<
+      "float" | "floatAll" | "fakeQuant" | "deploy" | "opencv1" | "opencvAll",
+      number[]
+    > = {
       float: [],
+      floatAll: [],
       fakeQuant: [],
       deploy: [],
       opencv1: [],
@@ -261,21 +300,22 @@ async function benchModel(
       for (const kind of ["float", "fakeQuant", "deploy"] as const) {
         samples[kind].push(batch * await runsPerSecond(nets[kind], inputs, options.seconds));
       }
+      samples.floatAll.push(batch * await poolRunsPerSecond(pool, inputs, options.seconds));
       samples.opencv1.push(await timeOpenCv(1));
       samples.opencvAll.push(await timeOpenCv(cores));
     }
-    rows.push({
+    return {
       model: name,
       batch,
       load,
       float: median(samples.float),
+      floatAll: median(samples.floatAll),
       fakeQuant: median(samples.fakeQuant),
       deploy: median(samples.deploy),
       opencv1: median(samples.opencv1),
       opencvAll: median(samples.opencvAll),
-    });
+    };
   }
-  return rows;
 }
 
 /** A figure with three significant digits or so, or "-". */
@@ -290,12 +330,14 @@ function table(rows: Row[], cores: number): string {
     "model",
     "batch",
     "float",
+    `float ${cores} workers`,
     "fake-quant",
     "deploy",
     "OpenCV 1 thread",
     `OpenCV ${cores} threads`,
     "float / OpenCV 1",
-    `float / OpenCV ${cores}`,
+    `float ${cores} workers / OpenCV 1`,
+    `float ${cores} workers / OpenCV ${cores}`,
     "deploy / float",
     "load avg",
   ];
@@ -303,12 +345,14 @@ function table(rows: Row[], cores: number): string {
     row.model,
     String(row.batch),
     show(row.float),
+    show(row.floatAll),
     show(row.fakeQuant),
     show(row.deploy),
     show(row.opencv1),
     show(row.opencvAll),
     show(row.float / row.opencv1),
-    show(row.float / row.opencvAll),
+    show(row.floatAll / row.opencv1),
+    show(row.floatAll / row.opencvAll),
     show(row.deploy / row.float),
     row.load.split(" ")[0],
   ]);

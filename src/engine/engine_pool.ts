@@ -45,10 +45,16 @@ interface Job {
   reject: (error: Error) => void;
 }
 
-/** One started worker and the job it runs. */
+/**
+ * Jobs a worker is given at once: the next one waits in its message queue while it runs one, so
+ * it never idles for a round trip.
+ */
+const JOBS_PER_WORKER = 2;
+
+/** One started worker and the jobs it was given. */
 interface PoolWorker {
   port: WorkerPort;
-  job?: Job;
+  jobs: Job[];
 }
 
 /** A `RunResult` rebuilt from the wire. */
@@ -114,7 +120,7 @@ export class EnginePool {
       const ready: Promise<void>[] = [];
       for (let i = 0; i < threads; i++) {
         const port = start();
-        const worker: PoolWorker = { port };
+        const worker: PoolWorker = { port, jobs: [] };
         workers.push(worker);
         ready.push(
           new Promise<void>((resolve, reject) => {
@@ -174,7 +180,7 @@ export class EnginePool {
   }
 
   /**
-   * Runs every sample of `samples` as {@linkcode run} does (read ahead up to twice the threads),
+   * Runs every sample of `samples` as {@linkcode run} does (read ahead up to three per thread),
    * yielding each one's results in sample order. The first error is thrown when its sample's
    * turn comes.
    */
@@ -182,7 +188,7 @@ export class EnginePool {
     samples: SampleInputs,
     seed = 0,
   ): AsyncGenerator<RunResult[]> {
-    const ahead = this.#workers.length === 0 ? 1 : 2 * this.#workers.length;
+    const ahead = this.#workers.length === 0 ? 1 : (JOBS_PER_WORKER + 1) * this.#workers.length;
     const pending: Promise<RunResult[]>[] = [];
     for await (const inputs of samples) {
       const running = this.run(inputs, seed);
@@ -198,8 +204,7 @@ export class EnginePool {
   close(): void {
     for (const worker of this.#workers) {
       worker.port.terminate();
-      worker.job?.reject(new Error("the engine pool was closed"));
-      worker.job = undefined;
+      for (const job of worker.jobs.splice(0)) job.reject(new Error("the engine pool was closed"));
     }
     for (const job of this.#queue.splice(0)) job.reject(new Error("the engine pool was closed"));
     this.#workers.length = 0;
@@ -211,29 +216,31 @@ export class EnginePool {
     return results;
   }
 
-  /** Gives queued jobs to idle workers. */
+  /** Gives queued jobs to workers with room, least busy first. */
   #dispatch(): void {
-    for (const worker of this.#workers) {
-      if (worker.job !== undefined) continue;
-      const job = this.#queue.shift();
-      if (job === undefined) return;
-      worker.job = job;
-      worker.port.post(job.message, job.transfer);
+    for (let depth = 1; depth <= JOBS_PER_WORKER; depth++) {
+      for (const worker of this.#workers) {
+        if (worker.jobs.length >= depth) continue;
+        const job = this.#queue.shift();
+        if (job === undefined) return;
+        worker.jobs.push(job);
+        worker.port.post(job.message, job.transfer);
+      }
     }
   }
 
   #answered(worker: PoolWorker, message: FromWorker): void {
-    const job = worker.job;
-    if (job === undefined || message.kind === "ready") return;
-    worker.job = undefined;
+    if (message.kind === "ready") return;
+    const index = worker.jobs.findIndex((job) => job.message.id === message.id);
+    if (index < 0) return;
+    const [job] = worker.jobs.splice(index, 1);
     if (message.kind === "done") job.resolve(message.results.map(resultFromWire));
     else job.reject(errorFromWire(message.error));
     this.#dispatch();
   }
 
   #failed(worker: PoolWorker, error: Error): void {
-    worker.job?.reject(error);
-    worker.job = undefined;
+    for (const job of worker.jobs.splice(0)) job.reject(error);
     worker.port.terminate();
     const index = this.#workers.indexOf(worker);
     if (index >= 0) this.#workers.splice(index, 1);
