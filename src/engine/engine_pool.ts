@@ -37,13 +37,28 @@ export type SampleInputs =
   | Iterable<Map<string, Tensor> | undefined>
   | AsyncIterable<Map<string, Tensor> | undefined>;
 
-/** A job waiting for, or running on, a worker. */
+/** What a job gives: each sample's results up to the first failing one, and its error. */
+interface JobResult {
+  results: RunResult[][];
+  error?: Error;
+}
+
+/** A job (consecutive samples) waiting for, or running on, a worker. */
 interface Job {
   message: ToWorker & { kind: "run" };
   transfer: ArrayBuffer[];
-  resolve: (results: RunResult[]) => void;
+  resolve: (result: JobResult) => void;
   reject: (error: Error) => void;
 }
+
+/**
+ * A job's running time to aim at: consecutive samples of a small net go to a worker together, so
+ * that a message's cost (and a thread's wake-up on a busy machine) is paid once for several.
+ */
+const JOB_MILLISECONDS = 8;
+
+/** The most samples one job carries. */
+const MAX_SAMPLES_PER_JOB = 64;
 
 /**
  * Jobs a worker is given at once: the next one waits in its message queue while it runs one, so
@@ -99,6 +114,9 @@ export class EnginePool {
   readonly #workers: PoolWorker[];
   readonly #queue: Job[] = [];
   #nextId = 0;
+  /** Measured worker time per sample (average of the jobs so far), 0 before any. */
+  #sampleMilliseconds = 0;
+  #samplesMeasured = 0;
 
   private constructor(nets: Net[], workers: PoolWorker[]) {
     this.#nets = nets;
@@ -126,7 +144,7 @@ export class EnginePool {
           new Promise<void>((resolve, reject) => {
             port.listen((message) => {
               if (message.kind === "ready") resolve();
-              else if (message.kind === "failed" && message.id === undefined) {
+              else if (message.kind === "failed") {
                 reject(errorFromWire(message.error));
               }
             }, (text) => reject(new Error(text)));
@@ -156,22 +174,35 @@ export class EnginePool {
    * net of the pool: one `RunResult` per net, in order (`blobs` and `checkpoints` empty). Errors
    * are those of `runNet`.
    */
-  run(inputs?: Map<string, Tensor>, seed = 0): Promise<RunResult[]> {
-    if (this.#workers.length === 0) return this.#runHere(inputs, seed);
+  async run(inputs?: Map<string, Tensor>, seed = 0): Promise<RunResult[]> {
+    const { results, error } = await this.#submit([inputs], seed);
+    if (error !== undefined) throw error;
+    return results[0];
+  }
+
+  /** Runs consecutive samples as one job (in-process without workers). */
+  #submit(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
+    if (this.#workers.length === 0) return this.#runHere(samples, seed);
     // Copies of the inputs' elements are transferred: the caller's arrays stay usable.
-    const wire = inputs && wireTensors(
-      [...inputs].map(([name, { shape, data }]) => [name, { shape, data: data.slice() }]),
-    );
+    const transfer: ArrayBuffer[] = [];
+    const wire = samples.map((inputs) => {
+      if (inputs === undefined) return undefined;
+      const copies = wireTensors(
+        [...inputs].map(([name, { shape, data }]) => [name, { shape, data: data.slice() }]),
+      );
+      transfer.push(...copies.transfer);
+      return copies.tensors;
+    });
     return new Promise((resolve, reject) => {
       this.#queue.push({
         message: {
           kind: "run",
           id: this.#nextId++,
           nets: this.#nets.map((_, i) => i),
-          inputs: wire?.tensors,
+          samples: wire,
           seed,
         },
-        transfer: wire?.transfer ?? [],
+        transfer,
         resolve,
         reject,
       });
@@ -179,25 +210,46 @@ export class EnginePool {
     });
   }
 
+  /** Samples the next job of `runAll` carries (see {@linkcode JOB_MILLISECONDS}). */
+  #samplesPerJob(): number {
+    if (this.#workers.length === 0 || this.#sampleMilliseconds === 0) return 1;
+    const samples = Math.floor(JOB_MILLISECONDS / this.#sampleMilliseconds);
+    return Math.min(MAX_SAMPLES_PER_JOB, Math.max(1, samples));
+  }
+
   /**
-   * Runs every sample of `samples` as {@linkcode run} does (read ahead up to three per thread),
-   * yielding each one's results in sample order. The first error is thrown when its sample's
-   * turn comes.
+   * Runs every sample of `samples` as {@linkcode run} does, yielding each one's results in
+   * sample order. Samples are read ahead (up to three jobs per thread; a job carries consecutive
+   * samples, more of them for a fast net). The first error is thrown when its sample's turn
+   * comes, after the samples before it.
    */
   async *runAll(
     samples: SampleInputs,
     seed = 0,
   ): AsyncGenerator<RunResult[]> {
     const ahead = this.#workers.length === 0 ? 1 : (JOBS_PER_WORKER + 1) * this.#workers.length;
-    const pending: Promise<RunResult[]>[] = [];
-    for await (const inputs of samples) {
-      const running = this.run(inputs, seed);
+    const pending: Promise<JobResult>[] = [];
+    let batch: (Map<string, Tensor> | undefined)[] = [];
+    const submit = () => {
+      const running = this.#submit(batch, seed);
       // Awaited in turn below; until then a failure must not count as unhandled.
       running.catch(() => {});
       pending.push(running);
-      if (pending.length >= ahead) yield await pending.shift()!;
+      batch = [];
+    };
+    for await (const inputs of samples) {
+      batch.push(inputs);
+      if (batch.length >= this.#samplesPerJob()) submit();
+      while (pending.length >= ahead) yield* EnginePool.#unpacked(await pending.shift()!);
     }
-    while (pending.length > 0) yield await pending.shift()!;
+    if (batch.length > 0) submit();
+    while (pending.length > 0) yield* EnginePool.#unpacked(await pending.shift()!);
+  }
+
+  /** A job's results one sample at a time, then its error. */
+  static *#unpacked({ results, error }: JobResult): Generator<RunResult[]> {
+    yield* results;
+    if (error !== undefined) throw error;
   }
 
   /** Stops the workers; runs not finished fail. */
@@ -210,10 +262,19 @@ export class EnginePool {
     this.#workers.length = 0;
   }
 
-  async #runHere(inputs: Map<string, Tensor> | undefined, seed: number): Promise<RunResult[]> {
-    const results: RunResult[] = [];
-    for (const net of this.#nets) results.push(await runNet(net, { inputs, seed }));
-    return results;
+  async #runHere(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
+    const results: RunResult[][] = [];
+    for (const inputs of samples) {
+      const runs: RunResult[] = [];
+      try {
+        for (const net of this.#nets) runs.push(await runNet(net, { inputs, seed }));
+      } catch (error) {
+        if (!(error instanceof Error)) throw error;
+        return { results, error };
+      }
+      results.push(runs);
+    }
+    return { results };
   }
 
   /** Gives queued jobs to workers with room, least busy first. */
@@ -230,12 +291,20 @@ export class EnginePool {
   }
 
   #answered(worker: PoolWorker, message: FromWorker): void {
-    if (message.kind === "ready") return;
+    if (message.kind !== "done") return;
     const index = worker.jobs.findIndex((job) => job.message.id === message.id);
     if (index < 0) return;
     const [job] = worker.jobs.splice(index, 1);
-    if (message.kind === "done") job.resolve(message.results.map(resultFromWire));
-    else job.reject(errorFromWire(message.error));
+    const done = message.results.length;
+    if (done > 0) {
+      const total = this.#sampleMilliseconds * this.#samplesMeasured + message.milliseconds;
+      this.#samplesMeasured += done;
+      this.#sampleMilliseconds = total / this.#samplesMeasured;
+    }
+    job.resolve({
+      results: message.results.map((sample) => sample.map(resultFromWire)),
+      error: message.error && errorFromWire(message.error),
+    });
     this.#dispatch();
   }
 

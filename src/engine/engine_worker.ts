@@ -49,13 +49,29 @@ export interface WireError {
 /** What the pool sends a worker. */
 export type ToWorker =
   | { kind: "nets"; nets: PackedNet[] }
-  | { kind: "run"; id: number; nets: number[]; inputs?: WireTensor[]; seed: number };
+  | {
+    kind: "run";
+    id: number;
+    nets: number[];
+    /** Samples, each run through every net of `nets` (undefined: inputs all seeded). */
+    samples: (WireTensor[] | undefined)[];
+    seed: number;
+  };
 
 /** What a worker answers. */
 export type FromWorker =
   | { kind: "ready" }
-  | { kind: "done"; id: number; results: WireResult[] }
-  | { kind: "failed"; id?: number; error: WireError };
+  | {
+    kind: "done";
+    id: number;
+    /** Per sample done, per net, in order: up to the failing sample when `error` is set. */
+    results: WireResult[][];
+    /** The first sample's error; the samples after it were not run. */
+    error?: WireError;
+    /** Time spent running the samples. */
+    milliseconds: number;
+  }
+  | { kind: "failed"; error: WireError };
 
 /** A worker's end of its channel to the pool. */
 export interface WorkerEndpoint {
@@ -118,25 +134,35 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       }
       return;
     }
-    try {
-      const inputs = message.inputs && tensorMap(message.inputs);
-      const results: RunResult[] = [];
-      for (const index of message.nets) {
-        results.push(await runNet(nets[index], { inputs, seed: message.seed }));
+    const started = performance.now();
+    const transfer = new Set<ArrayBuffer>();
+    const results: WireResult[][] = [];
+    let failure: WireError | undefined;
+    for (const sample of message.samples) {
+      try {
+        const inputs = sample && tensorMap(sample);
+        const runs: RunResult[] = [];
+        for (const index of message.nets) {
+          runs.push(await runNet(nets[index], { inputs, seed: message.seed }));
+        }
+        results.push(runs.map((result) => {
+          const outputs = wireTensors(result.outputs, weights);
+          for (const buffer of outputs.transfer) transfer.add(buffer);
+          return {
+            outputs: outputs.tensors,
+            skipped: result.skipped,
+            deployBlobs: [...result.deployBlobs],
+          };
+        }));
+      } catch (error) {
+        failure = wireError(error);
+        break;
       }
-      const transfer = new Set<ArrayBuffer>();
-      const wire = results.map((result) => {
-        const outputs = wireTensors(result.outputs, weights);
-        for (const buffer of outputs.transfer) transfer.add(buffer);
-        return {
-          outputs: outputs.tensors,
-          skipped: result.skipped,
-          deployBlobs: [...result.deployBlobs],
-        };
-      });
-      endpoint.post({ kind: "done", id: message.id, results: wire }, [...transfer]);
-    } catch (error) {
-      endpoint.post({ kind: "failed", id: message.id, error: wireError(error) }, []);
     }
+    const milliseconds = performance.now() - started;
+    endpoint.post(
+      { kind: "done", id: message.id, results, error: failure, milliseconds },
+      [...transfer],
+    );
   });
 }
