@@ -165,3 +165,31 @@ for (
     });
   });
 }
+
+Deno.test("a caffemodel given as a pipe (FIFO) is read whole and converted", async () => {
+  await withInputs(async (dir, paths) => {
+    const fifo = join(dir, "weights.fifo");
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(made.success, "mkfifo");
+    const weights = await readFile(paths.weights);
+    // Another process writes the pipe; it blocks until the conversion opens it for reading.
+    const writer = new Deno.Command("sh", {
+      args: ["-c", 'cat "$1" > "$2"', "sh", paths.weights, fifo],
+    }).spawn();
+    const report = await convertModel({
+      modelFile: paths.model,
+      weightsFile: fifo,
+      recordFile: paths.record,
+      savePath: join(dir, "out", "m"),
+    });
+    assert.ok((await writer.status).success, "the writer");
+    const { files } = await convertInMemory({
+      model: await readFile(paths.model, "utf8"),
+      weights,
+      record: await readFile(paths.record, "utf8"),
+    });
+    for (const key of ["fakeQuantWeights", "deployWeights"] as const) {
+      assert.ok((await readFile(report.outputs[key])).equals(files[key]), `${key}: bytes`);
+    }
+  });
+});

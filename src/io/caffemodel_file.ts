@@ -23,7 +23,7 @@ import {
 import { DeferredBlob } from "../caffe/deferred_blob.ts";
 import type { Blob, Net } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
-import { openInput } from "./files.ts";
+import { inputError, openInput } from "./files.ts";
 
 /** A blob's packed float `data` of at least this many bytes stays in the file until streamed. */
 export const FILE_DATA_BYTES = 1 << 16;
@@ -93,7 +93,7 @@ class FileFloats extends DeferredBlob {
  * except the packed float `data` of blobs that have one such field of at least
  * {@linkcode FILE_DATA_BYTES} bytes (and no `double_data`). A file whose structure the scan does
  * not follow (damaged, or fields of other wire types where layers and blobs are) is read whole,
- * for the caffemodel reader to report or read.
+ * for the caffemodel reader to report or read; so is a file that is not a regular file (a pipe).
  */
 export async function openCaffemodel(path: string): Promise<CaffemodelFile> {
   const { handle, stat } = await openInput(path);
@@ -113,20 +113,30 @@ export async function openCaffemodel(path: string): Promise<CaffemodelFile> {
         done += count;
       }
     };
-    const size = Number(stat.size);
-    const bytes = new Uint8Array(size);
+    const regular = stat.isFile();
     const ranges = new Map<number, DataRange>();
-    try {
-      new Scanner(bytes, ranges, read).top();
-    } catch (error) {
-      if (!(error instanceof ScanStop)) throw error;
-      ranges.clear();
-    }
-    // Everything between the data ranges, in as few reads as there are ranges.
-    let at = 0;
-    for (const range of [...ranges.values(), { start: size, end: size }]) {
-      await readRange(handle, bytes, at, range.start, changed);
-      at = range.end;
+    let bytes: Uint8Array;
+    if (!regular) {
+      // A pipe or device has no size to scan: read whole, as readInput reads it.
+      const whole = await handle.readFile().catch((error) => {
+        throw inputError(path, error);
+      });
+      bytes = new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength);
+    } else {
+      const size = Number(stat.size);
+      bytes = new Uint8Array(size);
+      try {
+        new Scanner(bytes, ranges, read).top();
+      } catch (error) {
+        if (!(error instanceof ScanStop)) throw error;
+        ranges.clear();
+      }
+      // Everything between the data ranges, in as few reads as there are ranges.
+      let at = 0;
+      for (const range of [...ranges.values(), { start: size, end: size }]) {
+        await readRange(handle, bytes, at, range.start, changed);
+        at = range.end;
+      }
     }
     return {
       bytes,
@@ -143,6 +153,7 @@ export async function openCaffemodel(path: string): Promise<CaffemodelFile> {
         }
       },
       async checkUnchanged() {
+        if (!regular) return;
         const now = await handle.stat({ bigint: true });
         if (now.size !== stat.size || now.mtimeNs !== stat.mtimeNs) throw changed();
       },
