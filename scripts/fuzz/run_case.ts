@@ -192,10 +192,10 @@ export async function runCase(
     [finding, detail] = [simulated.finding, simulated.detail];
   }
   const ms = performance.now() - started;
-  let allowedMs = slowMs + SLOW_MS_PER_BYTE * inputBytes;
+  let allowedMs = (slowMs + SLOW_MS_PER_BYTE * inputBytes) * loadFactor();
   if (run !== undefined && finding === undefined && ms > allowedMs) {
     // Only for a slow case: how much the damaged net asked the simulator to write.
-    allowedMs += SLOW_NS_PER_ELEMENT * await elementsWritten(files) / 1e6;
+    allowedMs += SLOW_NS_PER_ELEMENT * await elementsWritten(files) / 1e6 * loadFactor();
   }
   if (finding === undefined && ms > allowedMs) {
     [finding, detail] = ["slow", `${ms.toFixed(0)} ms (allowed ${allowedMs.toFixed(0)})`];
@@ -228,6 +228,15 @@ async function simulate(
       detail: error instanceof Error ? (error.stack ?? String(error)) : String(error),
     };
   }
+}
+
+/**
+ * How much slower than an idle machine this one runs now: the load average of the last minute
+ * per core, at least 1. Time allowances stretch by it, so other jobs on the machine do not make
+ * findings (a case slow on an idle machine still is one).
+ */
+function loadFactor(): number {
+  return Math.max(1, Deno.loadavg()[0] / navigator.hardwareConcurrency);
 }
 
 /**
