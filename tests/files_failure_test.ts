@@ -291,7 +291,7 @@ Deno.test(
         removed = entry.name;
         Deno.removeSync(join(ws.out, removed));
       });
-      await rejectsWith(writeAllOrNothing(ws.out, files, []), "OUTPUT_DIR", ws.out, [
+      await rejectsWith(writeAllOrNothing(ws.out, files), "OUTPUT_DIR", ws.out, [
         `cannot move ${third} into place`,
         "no such file",
       ]);
@@ -321,7 +321,7 @@ Deno.test(
         writeAllOrNothing(fresh, [{ name: "b.txt", content: "b" }, {
           name: "a.txt",
           content: "a",
-        }], []),
+        }]),
         "OUTPUT_DIR",
         join(fresh, "a.txt"),
         ["directory"],
@@ -343,7 +343,7 @@ Deno.test(
         Deno.writeTextFileSync(join(fourth, "keep.txt"), "keep");
       });
       const before = await snapshot(ws.out);
-      await rejectsWith(writeAllOrNothing(ws.out, files, []), "OUTPUT_DIR", fourth, ["directory"]);
+      await rejectsWith(writeAllOrNothing(ws.out, files), "OUTPUT_DIR", fourth, ["directory"]);
       const expected = before.filter(([name]) => name !== names(ws).deployWeights);
       expected.push([names(ws).deployWeights, "directory"]);
       const keep = await digest(new TextEncoder().encode("keep"));

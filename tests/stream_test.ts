@@ -66,7 +66,7 @@ Deno.test("writeAllOrNothing writes pieces in order, each while the next is made
     const { paths } = await writeAllOrNothing(dir, [
       { name: "a.bin", content: twoBufferPieces(7, 100_000) },
       { name: "b.txt", content: "text" },
-    ], []);
+    ]);
     const written = await readFile(paths[0]);
     assert.equal(written.length, 700_000);
     for (let piece = 0; piece < 7; piece++) {
@@ -89,7 +89,7 @@ Deno.test("a failing piece producer leaves no file and its error passes through"
       writeAllOrNothing(dir, [
         { name: "a.bin", content: new Uint8Array(3) },
         { name: "b.bin", content: failing() },
-      ], []),
+      ]),
       (error) => error === failure,
     );
     assert.deepEqual(await readdir(dir), ["b.bin"]);

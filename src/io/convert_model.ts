@@ -81,7 +81,6 @@ async function convertOpened(
   started: number,
 ): Promise<ConvertModelReport> {
   const { modelFile, weightsFile, recordFile } = options;
-  const inputs = [modelFile, weightsFile, recordFile];
   const { dir, names } = outputNames(options.savePath);
   const progress = guardProgress(options.onProgress);
   const onProgress = progress.report;
@@ -107,7 +106,6 @@ async function convertOpened(
       name: names[key],
       content: contents[key],
     })),
-    inputs,
     {
       beforeCommit: async () => {
         await weights.checkUnchanged();

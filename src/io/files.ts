@@ -157,8 +157,8 @@ export async function refuseOutputPaths(
  * replace are set aside first). If anything fails, the files set aside are put back and the
  * temporaries and directories made here are removed before the (typed) error is thrown.
  *
- * - An output that would replace an input (read through {@linkcode readInput} inside
- *   `readingInputs`, or named in `inputs`; same device and inode, so links count) is refused
+ * - An output that would replace an input (read through {@linkcode readInput} or
+ *   {@linkcode openInput} inside `readingInputs`; same device and inode, so links count) is refused
  *   before anything is written, as is an existing output that is not a regular file (a
  *   directory, FIFO, device, socket, or a link to one of those or to nothing). A symbolic link
  *   to a regular file is written through: the file it points to is replaced, the link stays.
@@ -171,14 +171,13 @@ export async function refuseOutputPaths(
 export async function writeAllOrNothing(
   dir: string,
   files: OutputFile[],
-  inputs: string[] = [],
   options: WriteOptions = {},
 ): Promise<WriteResult> {
   const targets = files.map((file) => resolve(dir, file.name));
   if (new Set(targets).size !== targets.length) {
     throw new Error(`two outputs share one name: ${files.map((file) => file.name).join(", ")}`);
   }
-  const planned = await refuseOutputPaths(targets, inputs);
+  const planned = await refuseOutputPaths(targets, []);
   let createdDir: string | undefined;
   try {
     createdDir = await mkdir(dir, { recursive: true });

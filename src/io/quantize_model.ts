@@ -60,13 +60,12 @@ export function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeMo
 /** {@linkcode quantizeModel} inside its input notes. */
 async function quantizeFiles(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const { modelFile, weightsFile, savePath, ...rest } = options;
-  const inputs = [modelFile, weightsFile];
   const { dir, names } = outputNames(savePath);
   const files = [
     { key: "record", name: recordName(savePath) },
     ...(Object.keys(names) as (keyof OutputPaths)[]).map((key) => ({ key, name: names[key] })),
   ];
-  await refuseOutputPaths(files.map((file) => join(dir, file.name)), inputs);
+  await refuseOutputPaths(files.map((file) => join(dir, file.name)), [modelFile, weightsFile]);
   const model = await readInputText(modelFile);
   const weights = await readInput(weightsFile);
   const result = await quantize({
@@ -79,7 +78,6 @@ async function quantizeFiles(options: QuantizeModelOptions): Promise<QuantizeMod
   const written = await writeAllOrNothing(
     dir,
     files.map(({ key, name }) => ({ name, content: contents[key] })),
-    inputs,
   );
   const [recordFile, fakeQuantModel, fakeQuantWeights, deployModel, deployWeights, quantInfo] =
     written.paths;
