@@ -11,6 +11,7 @@ import {
   psnrDb,
   relativeL2Of,
   sqnrDb,
+  topClass,
   topKAgreement,
   topKCorrect,
 } from "../src/engine/metrics.ts";
@@ -73,4 +74,11 @@ Deno.test("failedChecks names each failed threshold; NaN fails", () => {
       "confident - < 90.0%",
     ],
   );
+});
+
+Deno.test("topClass: the highest score's index, the first of equal ones, -1 for none", () => {
+  assert.equal(topClass(new Float32Array([0.1, 0.7, 0.2])), 1);
+  assert.equal(topClass(new Float32Array([0.5, 0.2, 0.5])), 0);
+  assert.equal(topClass(new Float32Array([-3, -1, -2])), 1);
+  assert.equal(topClass(new Float32Array(0)), -1);
 });

@@ -91,6 +91,14 @@ function topK(data: Float32Array, base: number, layout: ClassLayout, k: number):
   return best;
 }
 
+/**
+ * The class with the highest score in `scores`, all of them one position's classes (the first of
+ * equal scores; -1 when there are none): the top-1 of {@linkcode topKCorrect}.
+ */
+export function topClass(scores: Float32Array): number {
+  return topK(scores, 0, { classes: scores.length, inner: 1 }, 1)[0] ?? -1;
+}
+
 /** The start offset of every position (row) of a class-score tensor. */
 function positions(length: number, layout: ClassLayout): number[] {
   const starts: number[] = [];

@@ -20,7 +20,7 @@ import {
 import type { CalibrationConfig } from "../calibrate/config.ts";
 import { layerSensitivity } from "../engine/compare.ts";
 import type { EvaluationSample } from "../engine/evaluate.ts";
-import { cosineOf } from "../engine/metrics.ts";
+import { cosineOf, topClass } from "../engine/metrics.ts";
 import { ReusingRunner } from "../engine/reuse.ts";
 import { runNet, type Tensor } from "../engine/run.ts";
 import { ConvertError } from "../errors.ts";
@@ -261,13 +261,6 @@ async function outputsOf(net: Net, samples: EvaluationSample[]): Promise<Map<str
   return outputs;
 }
 
-/** The index of the largest of `values` (the first of equal ones). */
-function argMax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
 /**
  * Top-1 accuracy against the labels: the fraction of `samples` whose net output `blob` (default:
  * the first output) has its largest value at the label. Every sample needs a label.
@@ -286,7 +279,7 @@ export function top1Evaluator(
     for (const sample of samples) {
       const outputs = await runner.outputs(net, sample.inputs, upcoming);
       const scores = blob === undefined ? outputs.values().next().value : outputs.get(blob);
-      if (scores !== undefined && argMax(scores.data) === sample.label) correct++;
+      if (scores !== undefined && topClass(scores.data) === sample.label) correct++;
     }
     return correct / samples.length;
   };
@@ -302,7 +295,7 @@ export async function agreementEvaluator(
   options: EvaluatorOptions = {},
 ): Promise<Evaluator> {
   const reference = (await outputsOf(float, samples)).map((outputs) =>
-    new Map([...outputs].map(([blob, tensor]) => [blob, argMax(tensor.data)]))
+    new Map([...outputs].map(([blob, tensor]) => [blob, topClass(tensor.data)]))
   );
   const runner = options.runner ?? new ReusingRunner();
   return async (net, upcoming) => {
@@ -312,7 +305,7 @@ export async function agreementEvaluator(
       const outputs = await runner.outputs(net, samples[i].inputs, upcoming);
       for (const [blob, index] of reference[i]) {
         const tensor = outputs.get(blob);
-        if (tensor !== undefined && argMax(tensor.data) === index) agreeing++;
+        if (tensor !== undefined && topClass(tensor.data) === index) agreeing++;
         total++;
       }
     }
