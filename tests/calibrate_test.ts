@@ -219,6 +219,13 @@ Deno.test("calibration errors: NaN input, no samples, unknown layers, missing in
   );
   const wrongInput = [new Map([["other", { shape: [1, 2, 6, 6], data: new Float32Array(72) }]])];
   await rejects(calibrate(model, wrongInput), "BAD_INPUT");
+  const unlike = [...samplesOf(2, [2, 6, 6], 6), ...samplesOf(1, [2, 5, 6], 7)];
+  await assert.rejects(
+    calibrate(model, unlike, { batchSize: 3 }),
+    (error) =>
+      error instanceof ConvertError && error.code === "BAD_INPUT" &&
+      error.message.startsWith('calibration sample 2 of a batch has no input "data" shaped like'),
+  );
 });
 
 Deno.test("LeNet from ../shared/models: calibrated on its .npy input, converted", async () => {

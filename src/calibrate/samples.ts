@@ -7,6 +7,7 @@
 
 import { ConvertError } from "../errors.ts";
 import type { Tensor } from "../engine/run.ts";
+import { concatRows } from "../engine/tensor.ts";
 
 /** One calibration sample: a tensor for each net input, by blob name (axis 0 is the batch). */
 export type Sample = Map<string, Tensor>;
@@ -70,27 +71,21 @@ function concatenated(samples: Sample[]): Sample {
   if (samples.length === 1) return samples[0];
   const batch: Sample = new Map();
   for (const [name, first] of samples[0]) {
-    const parts = samples.map((sample, index) => {
-      const tensor = sample.get(name);
-      const same = tensor !== undefined && tensor.shape.length === first.shape.length &&
-        tensor.shape.every((size, axis) => axis === 0 || size === first.shape[axis]);
-      if (!same) {
-        throw new ConvertError(
-          "BAD_INPUT",
-          `calibration sample ${index} of a batch has no input "${name}" shaped like the first ` +
-            `sample's [${first.shape.join(", ")}]: samples batched together must agree`,
-        );
-      }
-      return tensor;
-    });
-    const data = new Float32Array(parts.reduce((total, part) => total + part.data.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      data.set(part.data, at);
-      at += part.data.length;
+    const parts = samples.map((sample) => sample.get(name));
+    const joined = parts.every((part) => part !== undefined)
+      ? concatRows(parts as Tensor[])
+      : undefined;
+    if (joined === undefined) {
+      const index = parts.findIndex((part) =>
+        part === undefined || concatRows([first, part]) === undefined
+      );
+      throw new ConvertError(
+        "BAD_INPUT",
+        `calibration sample ${index} of a batch has no input "${name}" shaped like the first ` +
+          `sample's [${first.shape.join(", ")}]: samples batched together must agree`,
+      );
     }
-    const rows = parts.reduce((total, part) => total + part.shape[0], 0);
-    batch.set(name, { shape: [rows, ...first.shape.slice(1)], data });
+    batch.set(name, joined);
   }
   return batch;
 }

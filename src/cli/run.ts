@@ -9,6 +9,7 @@ import { netWarnings } from "../caffe/inspect.ts";
 import { EnginePool } from "../engine/engine_pool.ts";
 import { defaultThreads } from "../engine/worker_starter.ts";
 import type { RunResult, Tensor } from "../engine/run.ts";
+import { concatRows } from "../engine/tensor.ts";
 import { ConvertError } from "../errors.ts";
 import { writeAllOrNothing } from "../io/files.ts";
 import { npyFileName, writeNpy } from "../io/npy.ts";
@@ -53,7 +54,7 @@ export const runCommand: Command = {
     const result = results[0];
     const outputs = [...result.outputs].map(([blob]) => ({
       blob,
-      tensor: stacked(results.map((run) => run.outputs.get(blob)!)),
+      tensor: sampleRows(results.map((run) => run.outputs.get(blob)!)),
     }));
     const { paths } = await writeAllOrNothing(
       out,
@@ -80,15 +81,11 @@ export const runCommand: Command = {
   },
 };
 
-/** Tensors of equal shape stacked on axis 0 (one tensor as it is). */
-function stacked(tensors: Tensor[]): Tensor {
-  if (tensors.length === 1) return tensors[0];
-  const [first] = tensors;
-  const shape = first.shape.join("x");
-  if (tensors.some((tensor) => tensor.shape.join("x") !== shape)) {
+/** Each sample's output of one blob as the rows of one tensor. */
+function sampleRows(tensors: Tensor[]): Tensor {
+  const joined = concatRows(tensors);
+  if (joined === undefined) {
     throw new ConvertError("BAD_INPUT", "the samples give outputs of different shapes");
   }
-  const data = new Float32Array(first.data.length * tensors.length);
-  tensors.forEach((tensor, i) => data.set(tensor.data, i * first.data.length));
-  return { shape: [first.shape[0] * tensors.length, ...first.shape.slice(1)], data };
+  return joined;
 }

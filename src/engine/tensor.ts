@@ -54,6 +54,27 @@ export function floatValue(shape: number[], data: Float32Array): Value {
   return { tensor: { shape, data }, domain: FLOAT };
 }
 
+/**
+ * `tensors` joined along axis 0 (a batch of their rows), or `undefined` when their other axes
+ * differ. One tensor is returned as it is.
+ */
+export function concatRows(tensors: readonly Tensor[]): Tensor | undefined {
+  const [first] = tensors;
+  if (tensors.length === 1) return first;
+  const fits = (tensor: Tensor) =>
+    tensor.shape.length === first.shape.length &&
+    tensor.shape.every((size, axis) => axis === 0 || size === first.shape[axis]);
+  if (!tensors.every(fits)) return undefined;
+  const data = new Float32Array(tensors.reduce((total, tensor) => total + tensor.data.length, 0));
+  let at = 0;
+  for (const tensor of tensors) {
+    data.set(tensor.data, at);
+    at += tensor.data.length;
+  }
+  const rows = tensors.reduce((total, tensor) => total + tensor.shape[0], 0);
+  return { shape: [rows, ...first.shape.slice(1)], data };
+}
+
 /** The product of `sizes` (1 for none). */
 export function product(sizes: readonly number[]): number {
   return sizes.reduce((total, size) => total * size, 1);
