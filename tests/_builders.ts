@@ -6,7 +6,10 @@
  * @module
  */
 
+import { join } from "node:path";
+import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
+import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
 import { unitGenerator } from "../src/random.ts";
 
@@ -323,4 +326,30 @@ export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<
     worst = Math.max(worst, error);
   }
   return worst;
+}
+
+/** The input files of a conversion, as `convertModel` takes them. */
+export interface ModelFiles {
+  modelFile: string;
+  weightsFile: string;
+  recordFile: string;
+}
+
+/**
+ * Writes `model` (prototxt and caffemodel) and a record giving conv1 fixed factors into `dir`, as
+ * model.prototxt, weights.caffemodel and record.txt.
+ */
+export async function writeConv1ModelFiles(dir: string, model: Net): Promise<ModelFiles> {
+  const files = {
+    modelFile: join(dir, "model.prototxt"),
+    weightsFile: join(dir, "weights.caffemodel"),
+    recordFile: join(dir, "record.txt"),
+  };
+  await Deno.writeTextFile(files.modelFile, printPrototxt(model));
+  await Deno.writeFile(files.weightsFile, writeCaffemodel(model));
+  await Deno.writeTextFile(
+    files.recordFile,
+    recordText({ conv1: "scale_d: 0.02 offset_d: 0 scale_w: 0.004 offset_w: 0" }),
+  );
+  return files;
 }

@@ -15,13 +15,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
-import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { ConvertError } from "../src/errors.ts";
 import { convertModel } from "../src/io/convert_model.ts";
 import { type OutputFile, writeAllOrNothing } from "../src/io/files.ts";
 import { outputNames } from "../src/output_names.ts";
-import { conv, net, random, recordText } from "./_builders.ts";
+import { conv, net, random, writeConv1ModelFiles } from "./_builders.ts";
 import { type CommandResult, repoRoot, runCommand } from "./_runtime_fixture.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -38,17 +36,7 @@ async function workspace() {
   const model = net("data", [1, 64, 8, 8], [
     conv("conv1", "data", "conv1", { numOutput: 128, channelsIn: 64, next }),
   ]);
-  const files = {
-    modelFile: join(dir, "model.prototxt"),
-    weightsFile: join(dir, "weights.caffemodel"),
-    recordFile: join(dir, "record.txt"),
-  };
-  await Deno.writeTextFile(files.modelFile, printPrototxt(model));
-  await Deno.writeFile(files.weightsFile, writeCaffemodel(model));
-  await Deno.writeTextFile(
-    files.recordFile,
-    recordText({ conv1: "scale_d: 0.02 offset_d: 0 scale_w: 0.004 offset_w: 0" }),
-  );
+  const files = await writeConv1ModelFiles(dir, model);
   return { dir, files, out: join(dir, "out"), savePath: join(dir, "out", "m") };
 }
 

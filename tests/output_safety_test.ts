@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { printPrototxt } from "../src/caffe/prototxt.ts";
 import { convert } from "../core.ts";
 import { ConvertError } from "../src/errors.ts";
@@ -16,7 +15,7 @@ import { writeAllOrNothing } from "../src/io/files.ts";
 import { writeNpy } from "../src/io/npy.ts";
 import { lockOutputs, outputSet } from "../src/io/output_lock.ts";
 import { outputNames } from "../src/output_names.ts";
-import { conv, net, random, recordText, relu } from "./_builders.ts";
+import { conv, net, random, relu, writeConv1ModelFiles } from "./_builders.ts";
 import { runCli as cli } from "./_cli.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -38,17 +37,7 @@ async function workspace() {
     relu("relu_b", "conv1", "p_q"),
     relu("relu_c", "conv1", "p q"),
   ]);
-  const files = {
-    modelFile: join(dir, "model.prototxt"),
-    weightsFile: join(dir, "weights.caffemodel"),
-    recordFile: join(dir, "record.txt"),
-  };
-  await Deno.writeTextFile(files.modelFile, printPrototxt(model));
-  await Deno.writeFile(files.weightsFile, writeCaffemodel(model));
-  await Deno.writeTextFile(
-    files.recordFile,
-    recordText({ conv1: "scale_d: 0.02 offset_d: 0 scale_w: 0.004 offset_w: 0" }),
-  );
+  const files = await writeConv1ModelFiles(dir, model);
   const npy = join(dir, "input.npy");
   const data = Float32Array.from({ length: 4 * 36 }, (_, i) => Math.sin(i));
   await Deno.writeFile(npy, writeNpy({ shape: [1, 4, 6, 6], data }));
