@@ -6,14 +6,16 @@
  */
 
 import type { Layer, Net } from "../caffe/net.ts";
+import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { ConvertError } from "../errors.ts";
 import { engineKernels } from "../wasm/engine.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { channelRunners } from "./channel.ts";
-import type { RunContext, RunnerTable } from "./context.ts";
+import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
 import { convolutionRunners } from "./conv.ts";
 import { elementwiseRunners } from "./elementwise.ts";
 import { runInputs } from "./inputs.ts";
+import { forgetMemos } from "./layer_memo.ts";
 import { poolingRunners } from "./pool.ts";
 import { quantRunners } from "./quant.ts";
 import { shapeRunners } from "./shape.ts";
@@ -159,9 +161,12 @@ const NOT_SIMULATED: Record<string, string> = {
   DetectionOutput: "DetectionOutput (box decoding and NMS) is not simulated",
 };
 
-/** Whether bottom values of these domains may be read by `layer`'s runner; the reason if not. */
-function domainProblem(layer: Layer, bottoms: Value[], names: string[]): string | undefined {
-  const runner = RUNNERS[layer.type];
+/** Whether bottom values of these domains may be read by `runner`; the reason if not. */
+function domainProblem(
+  runner: LayerRunner,
+  bottoms: Value[],
+  names: string[],
+): string | undefined {
   for (const [i, { domain }] of bottoms.entries()) {
     if (domain.kind === "int8" && !runner.readsInt8) {
       return `it reads "${
@@ -196,6 +201,57 @@ function lastReaders(net: Net): Map<string, number> {
   return last;
 }
 
+/** One layer as a run sees it: its tree's type, bottoms and tops read once. */
+interface PlannedLayer {
+  layer: Layer;
+  type: string;
+  bottoms: string[];
+  tops: string[];
+}
+
+/**
+ * What a run derives from the net's trees alone, made once per net and kept while
+ * {@linkcode stamp} says the trees did not change.
+ */
+interface RunPlan {
+  stamp: NetStamp;
+  layers: PlannedLayer[];
+  byName: Map<string, Layer>;
+  lastRead: Map<string, number>;
+  /** The header's `input` names. */
+  inputNames: string[];
+  /** See {@linkcode fusionChains}. */
+  chains: Map<Layer, Layer[]>;
+  /** See {@linkcode deferredQuants}. */
+  deferred: Set<Layer>;
+}
+
+/** The plan of each net run so far. */
+const PLANS = new WeakMap<Net, RunPlan>();
+
+/** `net`'s plan: the one kept, or a new one (its layers' kept parameters forgotten). */
+function runPlan(net: Net): RunPlan {
+  const kept = PLANS.get(net);
+  if (kept !== undefined && sameStamp(net, kept.stamp)) return kept;
+  forgetMemos(net.layers);
+  const plan: RunPlan = {
+    stamp: netStamp(net),
+    layers: net.layers.map((layer) => ({
+      layer,
+      type: layer.type,
+      bottoms: layer.bottoms,
+      tops: layer.tops,
+    })),
+    byName: new Map(net.layers.map((layer) => [layer.name, layer])),
+    lastRead: lastReaders(net),
+    inputNames: net.header.getAll("input").map(String),
+    chains: fusionChains(net),
+    deferred: deferredQuants(net),
+  };
+  PLANS.set(net, plan);
+  return plan;
+}
+
 /**
  * Runs `net` forward once on `options.inputs` (declared inputs not given are seeded uniform in
  * [-1, 1)). Layer types the simulator lacks (e.g. DetectionOutput, custom layers), and layers
@@ -213,11 +269,12 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const [kernels, quant] = await Promise.all([engineKernels(), quantKernels()]);
   const inputs = runInputs(net, options.inputs, options.seed ?? 0);
   const keepAll = options.keepAll ?? false;
-  const byName = new Map(net.layers.map((layer) => [layer.name, layer]));
+  const plan = runPlan(net);
+  const { byName, lastRead } = plan;
   const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
     options.substitute !== undefined;
-  const chains = hooked ? new Map<Layer, Layer[]>() : fusionChains(net);
-  const deferred = hooked ? new Set<Layer>() : deferredQuants(net);
+  const chains = hooked ? new Map<Layer, Layer[]>() : plan.chains;
+  const deferred = hooked ? new Set<Layer>() : plan.deferred;
   // The layers a Convolution applied itself, and the blob its value went to.
   const applied = new Set<Layer>();
   const fusedTop = new Map<Layer, string>();
@@ -245,9 +302,8 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const skippedProducer = new Map<string, string>(state?.skippedProducer);
   const open = new Set<string>(state?.open);
   const skipped: SkippedLayer[] = [...state?.skipped ?? []];
-  const lastRead = lastReaders(net);
   if (state === undefined) {
-    for (const name of net.header.getAll("input").map(String)) {
+    for (const name of plan.inputNames) {
       values.set(name, { tensor: inputs.get(name)!, domain: FLOAT });
       open.add(name);
     }
@@ -259,22 +315,23 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   }
   const keepAt = checkpointIndices(net, options.checkpoints ?? [], chains, deferred);
   const checkpoints: RunCheckpoint[] = [];
-  const skip = (layer: Layer, reason: string) => {
-    skipped.push({ layer: layer.name, type: layer.type, reason });
-    for (const top of layer.tops) {
+  const skip = ({ layer, type, tops }: PlannedLayer, reason: string) => {
+    skipped.push({ layer: layer.name, type, reason });
+    for (const top of tops) {
       values.delete(top);
       open.delete(top);
       skippedProducer.set(top, layer.name);
     }
   };
-  net.layers.forEach((layer, index) => {
+  plan.layers.forEach((planned, index) => {
     if (index < start) return;
     if (keepAt.has(index)) {
       checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
     }
+    const { layer, type } = planned;
     // A layer its Convolution applied already (fusionChains).
     if (applied.has(layer)) return;
-    const missing = layer.bottoms.find((name) => !values.has(name));
+    const missing = planned.bottoms.find((name) => !values.has(name));
     if (missing !== undefined) {
       const producer = skippedProducer.get(missing);
       if (producer === undefined) {
@@ -284,43 +341,40 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
           { layer: layer.name },
         );
       }
-      return skip(layer, `it needs "${missing}" from skipped layer "${producer}"`);
+      return skip(planned, `it needs "${missing}" from skipped layer "${producer}"`);
     }
-    const runner = RUNNERS[layer.type];
+    const runner = RUNNERS[type];
     if (runner === undefined) {
-      return skip(
-        layer,
-        NOT_SIMULATED[layer.type] ?? `layer type "${layer.type}" is not simulated`,
-      );
+      return skip(planned, NOT_SIMULATED[type] ?? `layer type "${type}" is not simulated`);
     }
-    if (layer.bottoms.length === 0 && layer.type !== "Input") {
+    if (planned.bottoms.length === 0 && type !== "Input") {
       // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
       throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
     }
-    const bottoms = substituted(layer, layer.bottoms.map((name) => values.get(name)!), options);
-    const problem = domainProblem(layer, bottoms, layer.bottoms);
-    if (problem !== undefined) return skip(layer, problem);
+    const bottoms = substituted(layer, planned.bottoms.map((name) => values.get(name)!), options);
+    const problem = domainProblem(runner, bottoms, planned.bottoms);
+    if (problem !== undefined) return skip(planned, problem);
     options.observe?.(layer, bottoms.map((value) => value.tensor));
     let tops: Value[];
     try {
       tops = runner.run(layer, bottoms, context);
     } catch (error) {
       if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
-        return skip(layer, error.message);
+        return skip(planned, error.message);
       }
       throw error instanceof ConvertError ? error : outOfMemory(layer, error);
     }
-    if (tops.length !== layer.tops.length) {
-      throw badInput(layer, `it has ${layer.tops.length} tops, the layer gives ${tops.length}`);
+    if (tops.length !== planned.tops.length) {
+      throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
     }
-    for (const name of layer.bottoms) {
+    for (const name of planned.bottoms) {
       open.delete(name);
       if (!keepAll && lastRead.get(name) === index) values.delete(name);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     // The last fused layer's blob holds the convolution's output with those layers applied.
     const fused = fusedTop.get(layer);
-    const topNames = fused === undefined ? layer.tops : [fused];
+    const topNames = fused === undefined ? planned.tops : [fused];
     topNames.forEach((name, i) => {
       values.set(name, tops[i]);
       open.add(name);
@@ -353,6 +407,7 @@ function checkpointIndices(
   chains: Map<Layer, Layer[]>,
   deferred: Set<Layer>,
 ): Set<number> {
+  if (wanted.length === 0) return new Set();
   const chainStart = new Map<number, number>();
   net.layers.forEach((layer, index) => {
     const chain = chains.get(layer) ?? [];

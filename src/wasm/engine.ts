@@ -1,7 +1,9 @@
 /**
  * The typed wrapper of the simulator's kernels (assembly/engine.ts). Every call copies each
  * tensor into WebAssembly memory once, runs its kernels over whole tensors and copies the result
- * out once, as a new array. Shapes are the caller's to check (src/engine validates layers and
+ * out once, as a new array. Weights and bias of convolutions and inner products stay in
+ * WebAssembly memory across calls while the same array comes back (src/wasm/resident.ts): they
+ * must not be changed in place once handed to a kernel. Shapes are the caller's to check (src/engine validates layers and
  * raises `ConvertError`s); a wrapper only checks that arrays fill the sizes it is given and
  * throws a `RangeError` otherwise.
  *
@@ -14,6 +16,7 @@
  */
 
 import { onceLoader, type WasmInstance } from "./load.ts";
+import { DEFAULT_RESIDENT_BYTES, ResidentArrays } from "./resident.ts";
 import { wasmBase64 } from "./engine.generated.ts";
 
 /** A 2-D window: kernel, pad, stride and dilation, each [height, width]. */
@@ -195,6 +198,11 @@ export interface EngineKernels {
   agreement(a: Float32Array, b: Float32Array): Agreement;
   /** Smallest and largest value, NaNs ignored (`[Infinity, -Infinity]` when none is left). */
   range(x: Float32Array): [number, number];
+  /**
+   * Sets how many bytes of weights this instance keeps in WebAssembly memory across calls
+   * (default 64 MiB; 0 copies them in on every call as the only way).
+   */
+  setResidentBudget(bytes: number): void;
 }
 
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
@@ -370,6 +378,7 @@ function channelStride(name: string, values: Float32Array, channels: number): nu
 /** Binds the kernels to an instance of assembly/engine.ts. */
 function bindKernels(wasm: WasmInstance): EngineKernels {
   const kernels = wasm.exports as unknown as EngineExports;
+  const resident = new ResidentArrays(wasm, DEFAULT_RESIDENT_BYTES);
 
   /** Copies `x` in; for the integer form, as int32 differences q - offsetD. */
   const inputIn = (input: KernelInput): number => {
@@ -382,13 +391,27 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     }
     return at;
   };
-  /** Copies weights in; int8 weights widened to int32. */
-  const weightsIn = (weights: Float32Array | Int8Array): number => {
-    if (weights instanceof Float32Array) return wasm.copyIn(weights);
-    const bytesAt = wasm.copyIn(weights);
-    const at = wasm.alloc(weights.length * 4);
-    kernels.widenInt8(bytesAt, weights.length, at);
-    return at;
+  /**
+   * Weights (int8 widened to int32) and bias in WebAssembly memory: kept from an earlier call, or
+   * copied in (kept when they fit). First thing in a call, before any scratch is taken.
+   */
+  const weightsIn = (
+    weights: Float32Array | Int8Array,
+    bias: Float32Array | Int32Array | null,
+  ): [weightsAt: number, biasAt: number] => {
+    resident.begin();
+    const copy = (values: Float32Array | Int32Array) =>
+      resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
+        wasm.copyIn(values);
+    if (weights instanceof Float32Array) return [copy(weights), bias === null ? 0 : copy(bias)];
+    const widen = (at: number) => kernels.widenInt8(wasm.copyIn(weights), weights.length, at);
+    const bytes = weights.length * 4;
+    let weightsAt = resident.prepared(weights, "int32", bytes, widen);
+    if (weightsAt === undefined) {
+      weightsAt = wasm.alloc(bytes);
+      widen(weightsAt);
+    }
+    return [weightsAt, bias === null ? 0 : copy(bias)];
   };
   const optionalIn = (values: Float32Array | Int32Array | null) =>
     values === null ? 0 : wasm.copyIn(values);
@@ -486,9 +509,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     checkLength("weights", args.weights, weightCount);
     if (args.bias !== null) checkLength("bias", args.bias, outputs);
     wasm.reset();
+    const [weightsAt, biasAt] = weightsIn(args.weights, args.bias);
     const xAt = inputIn(args);
-    const weightsAt = weightsIn(args.weights);
-    const biasAt = optionalIn(args.bias);
     const geometryAt = geometryIn(args.window);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
@@ -553,9 +575,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       checkLength("weights", args.weights, args.outputs * args.depth);
       if (args.bias !== null) checkLength("bias", args.bias, args.outputs);
       wasm.reset();
+      const [weightsAt, biasAt] = weightsIn(args.weights, args.bias);
       const xAt = inputIn(args);
-      const weightsAt = weightsIn(args.weights);
-      const biasAt = optionalIn(args.bias);
       const outCount = args.rows * args.outputs;
       const yAt = wasm.alloc(outCount * 4);
       const { rows, depth, transposed, outputs } = args;
@@ -735,6 +756,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       kernels.range(xAt, x.length, outAt);
       const [lowest, highest] = wasm.copyOut(Float32Array, outAt, 2);
       return [lowest, highest];
+    },
+
+    setResidentBudget(bytes) {
+      resident.budget = bytes;
     },
   };
 }

@@ -9,7 +9,9 @@
  * when needed), runs its kernel on the offsets, and copies results out with {@linkcode
  * WasmInstance.copyOut}. Regions are reused by the next call; memory never shrinks. Offset 0 is
  * never handed out, so kernels may read 0 as "absent". Growing the memory detaches earlier views
- * of it, so views are made fresh after the last `alloc` of a call.
+ * of it, so views are made fresh after the last `alloc` of a call. Below the scratch, regions
+ * taken with {@linkcode WasmInstance.keep} outlive calls (e.g. weights kept resident, see
+ * src/wasm/resident.ts) until {@linkcode WasmInstance.release}.
  *
  * Works wherever `WebAssembly` and `atob` exist: Deno, Node 20+, browsers (main thread and
  * workers) and edge runtimes that allow compiling WebAssembly from bytes.
@@ -49,6 +51,8 @@ export class WasmInstance {
   /** The module's exported, growable memory. */
   readonly memory: WebAssembly.Memory;
   readonly #base: number;
+  /** The end of the kept regions: where scratch starts. */
+  #kept: number;
   #top: number;
 
   /** Wraps an instance whose memory is exported as `memory`. */
@@ -60,11 +64,40 @@ export class WasmInstance {
     this.exports = instance.exports;
     this.memory = memory;
     this.#base = alignUp(Math.max(memory.buffer.byteLength, ALIGN_BYTES));
+    this.#kept = this.#base;
     this.#top = this.#base;
   }
 
-  /** Frees every scratch region (start of a call). */
+  /** Frees every scratch region (start of a call); kept regions stay. */
   reset(): void {
+    this.#top = this.#kept;
+  }
+
+  /** Bytes of the kept regions. */
+  get keptBytes(): number {
+    return this.#kept - this.#base;
+  }
+
+  /**
+   * Takes a 16-byte-aligned region of `byteLength` bytes that later calls' scratch leaves alone,
+   * until {@linkcode release}; returns its offset. Only while no scratch is taken (right after
+   * {@linkcode reset}), as scratch lies above the kept regions.
+   */
+  keep(byteLength: number): number {
+    if (!this.canKeep) throw new Error("keep() while scratch regions are taken");
+    const offset = this.alloc(byteLength);
+    this.#kept = this.#top;
+    return offset;
+  }
+
+  /** Whether {@linkcode keep} may be called now: no scratch region is taken. */
+  get canKeep(): boolean {
+    return this.#top === this.#kept;
+  }
+
+  /** Frees every kept region and every scratch region. */
+  release(): void {
+    this.#kept = this.#base;
     this.#top = this.#base;
   }
 
@@ -88,10 +121,15 @@ export class WasmInstance {
   /** Allocates room for `values` and copies them in with one `.set`; returns the offset. */
   copyIn(values: ScratchArray): number {
     const offset = this.alloc(values.byteLength);
+    this.write(offset, values);
+    return offset;
+  }
+
+  /** Copies `values` to the region at `offset` (taken already) with one `.set`. */
+  write(offset: number, values: ScratchArray): void {
     new Uint8Array(this.memory.buffer, offset, values.byteLength).set(
       new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
     );
-    return offset;
   }
 
   /** A live view of `length` elements at `offset` (valid until the memory next grows). */

@@ -1,0 +1,240 @@
+// What the engine keeps between runs: weights in WebAssembly memory (src/wasm/resident.ts, keyed
+// by the weights array), and each net's run plan and parsed layer parameters (src/engine/run.ts
+// runPlan, src/engine/layer_memo.ts, checked with src/caffe/net_stamp.ts). Outputs equal those
+// of the per-call path (budget 0, a freshly loaded net) bit for bit on every shared model; a new
+// weights array, a budget too small for the weights and a tree changed in place are all picked
+// up, compared with plain float64 / integer loops written here.
+
+import assert from "node:assert/strict";
+import { loadNet } from "../src/caffe/model.ts";
+import type { Net } from "../src/caffe/net.ts";
+import { ConvertError } from "../src/errors.ts";
+import { runNet, type Tensor } from "../src/engine/run.ts";
+import { convertInMemory } from "../src/quant/convert.ts";
+import { makeRecord } from "../src/quant/make_record.ts";
+import { engineKernels } from "../src/wasm/engine.ts";
+import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
+import {
+  conv,
+  convForward,
+  innerProduct,
+  innerProductForward,
+  maxRelativeError,
+  net,
+  random,
+  randomValues,
+} from "./_builders.ts";
+import { modelFile, modelNames } from "./_models.ts";
+
+/** Runs `body` with the engine's resident budget set to `bytes`, restoring the default after. */
+async function withBudget<T>(bytes: number, body: () => Promise<T>): Promise<T> {
+  const kernels = await engineKernels();
+  kernels.setResidentBudget(bytes);
+  try {
+    return await body();
+  } finally {
+    kernels.setResidentBudget(DEFAULT_RESIDENT_BYTES);
+  }
+}
+
+/** The outputs' bits by blob name. */
+function bits(outputs: Map<string, Tensor>): Map<string, { shape: number[]; bits: number[] }> {
+  return new Map(
+    [...outputs].map(([name, { shape, data }]) => [
+      name,
+      { shape, bits: [...new Uint32Array(data.buffer, data.byteOffset, data.length)] },
+    ]),
+  );
+}
+
+/** The three forms of a shared model: float, and (`quantized`) fake-quant and deploy. */
+async function modelNets(name: string, quantized: boolean): Promise<Record<string, () => Net>> {
+  const model = await Deno.readTextFile(modelFile(name, "deploy.prototxt"));
+  const weights = await Deno.readFile(modelFile(name, "weights.caffemodel"));
+  const nets: Record<string, () => Net> = { float: () => loadNet(model, weights) };
+  if (!quantized) return nets;
+  const record = await makeRecord(loadNet(model, weights));
+  const { files } = await convertInMemory({ model, weights, record });
+  nets.fakeQuant = () => loadNet(files.fakeQuantModel, files.fakeQuantWeights);
+  nets.deploy = () => loadNet(files.deployModel, files.deployWeights);
+  return nets;
+}
+
+/** Models small enough to convert and run in three forms here. */
+const QUANTIZED = new Set(["lenet", "mtcnn_onet", "mtcnn_pnet", "cifar10_quick_v1format"]);
+
+for (const name of modelNames) {
+  Deno.test(`kept weights and plans: ${name} gives the bits of per-call copies`, async () => {
+    for (const [form, load] of Object.entries(await modelNets(name, QUANTIZED.has(name)))) {
+      const copied = await withBudget(0, () => runNet(load(), { seed: 3 }));
+      const kept = load();
+      const first = await runNet(kept, { seed: 3 });
+      const second = await runNet(kept, { seed: 3 });
+      assert.deepEqual(bits(first.outputs), bits(copied.outputs), `${name} ${form}, first run`);
+      assert.deepEqual(bits(second.outputs), bits(copied.outputs), `${name} ${form}, second run`);
+    }
+  });
+}
+
+/** conv (3 -> 4 channels, 3x3) then an InnerProduct (-> 5), on a 1x3x6x7 input. */
+function twoLayerNet(seed: number): Net {
+  const next = random(seed);
+  return net("x", [1, 3, 6, 7], [
+    conv("conv", "x", "c", { numOutput: 4, channelsIn: 3, next }),
+    innerProduct("ip", "c", "y", { numOutput: 5, channelsIn: 4 * 4 * 5, next }),
+  ]);
+}
+
+/** twoLayerNet's output in float64, from its current blobs. */
+function twoLayerExpected(model: Net, x: Float32Array): Float64Array {
+  const [convLayer, ipLayer] = model.layers;
+  const c = convForward(
+    { shape: [3, 6, 7], data: Float64Array.from(x) },
+    convLayer.blobs[0].data as Float32Array,
+    convLayer.blobs[1].data as Float32Array,
+    4,
+    3,
+    1,
+  );
+  const y = innerProductForward(
+    c,
+    ipLayer.blobs[0].data as Float32Array,
+    ipLayer.blobs[1].data as Float32Array,
+    5,
+  );
+  return Float64Array.from(y.data);
+}
+
+async function runTwoLayer(model: Net, x: Float32Array): Promise<Float32Array> {
+  const { outputs } = await runNet(model, {
+    inputs: new Map([["x", { shape: [1, 3, 6, 7], data: x }]]),
+  });
+  return outputs.get("y")!.data;
+}
+
+Deno.test("kept weights: a blob given a new array is read anew", async () => {
+  const model = twoLayerNet(1);
+  const x = randomValues(3 * 6 * 7, 5);
+  const before = await runTwoLayer(model, x);
+  assert.ok(maxRelativeError(before, twoLayerExpected(model, x)) < 1e-5);
+  for (const [index, layer] of model.layers.entries()) {
+    const old = layer.blobs[0].data as Float32Array;
+    layer.blobs[0] = { ...layer.blobs[0], data: old.map((value) => -2 * value) };
+    const after = await runTwoLayer(model, x);
+    const wanted = twoLayerExpected(model, x);
+    assert.ok(maxRelativeError(after, wanted) < 1e-5, `after layer ${index}'s new weights`);
+    assert.ok(maxRelativeError(before, wanted) > 1e-2, "the new weights change the output");
+  }
+});
+
+Deno.test("kept weights: budgets too small for one or for both layers copy per call", async () => {
+  const model = twoLayerNet(2);
+  const x = randomValues(3 * 6 * 7, 6);
+  const wanted = twoLayerExpected(model, x);
+  const convBytes = (4 * 3 * 9 + 4) * 4;
+  // 0 and 16 bytes: nothing fits; convBytes + 64: the conv's weights and bias fit, not the
+  // InnerProduct's (so every run starts over); the default keeps both.
+  for (const budget of [0, 16, convBytes + 64, DEFAULT_RESIDENT_BYTES]) {
+    await withBudget(budget, async () => {
+      for (let run = 0; run < 3; run++) {
+        const y = await runTwoLayer(model, x);
+        assert.ok(maxRelativeError(y, wanted) < 1e-5, `budget ${budget}, run ${run}`);
+      }
+    });
+  }
+});
+
+Deno.test("kept weights: the integer form's int8 weights, kept widened, and new ones", async () => {
+  const kernels = await engineKernels();
+  const [C, H, W, O] = [2, 4, 5, 3];
+  const q = Float32Array.from({ length: C * H * W }, (_, i) => ((i * 37) % 255) - 128);
+  const bias = Int32Array.from({ length: O }, (_, o) => 1000 * o - 700);
+  const offsetD = 5;
+  /** y = bias + sum (q - offsetD) * w, 3x3, no padding, in integers. */
+  const expected = (weights: Int8Array) => {
+    const y: number[] = [];
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < H - 2; i++) {
+        for (let j = 0; j < W - 2; j++) {
+          let sum = bias[o];
+          for (let c = 0; c < C; c++) {
+            for (let a = 0; a < 3; a++) {
+              for (let d = 0; d < 3; d++) {
+                sum += (q[(c * H + i + a) * W + j + d] - offsetD) *
+                  weights[((o * C + c) * 3 + a) * 3 + d];
+              }
+            }
+          }
+          y.push(sum);
+        }
+      }
+    }
+    return y;
+  };
+  const convolve = (weights: Int8Array) =>
+    kernels.convolution({
+      x: q,
+      offsetD,
+      shape: [1, C, H, W],
+      weights,
+      bias,
+      outputs: O,
+      groups: 1,
+      window: { kernel: [3, 3], pad: [0, 0], stride: [1, 1], dilation: [1, 1] },
+      outSize: [H - 2, W - 2],
+    });
+  const weights = Int8Array.from({ length: O * C * 9 }, (_, i) => ((i * 53) % 256) - 128);
+  assert.deepEqual([...convolve(weights)], expected(weights));
+  assert.deepEqual([...convolve(weights)], expected(weights), "second call, kept weights");
+  const other = weights.map((value) => -value - 1);
+  assert.deepEqual([...convolve(other)], expected(other), "a new weights array");
+});
+
+Deno.test("kept plans: a tree changed in place (stride, then type) is run as it is now", async () => {
+  const next = random(4);
+  const model = net("x", [1, 2, 7, 7], [
+    conv("conv", "x", "y", { numOutput: 3, channelsIn: 2, next }),
+  ]);
+  const x = randomValues(2 * 7 * 7, 7);
+  const inputs = new Map([["x", { shape: [1, 2, 7, 7], data: x }]]);
+  const [weights, bias] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const full = convForward(
+    { shape: [2, 7, 7], data: Float64Array.from(x) },
+    weights,
+    bias,
+    3,
+    3,
+    1,
+  );
+  const first = (await runNet(model, { inputs })).outputs.get("y")!;
+  assert.deepEqual(first.shape, [1, 3, 5, 5]);
+  assert.ok(maxRelativeError(first.data, full.data) < 1e-5);
+  model.layers[0].params.message("convolution_param")!.set("stride", 2);
+  const strided = (await runNet(model, { inputs })).outputs.get("y")!;
+  assert.deepEqual(strided.shape, [1, 3, 3, 3]);
+  const everyOther = [...full.data].filter((_, i) => {
+    const [row, column] = [Math.floor(i / 5) % 5, i % 5];
+    return row % 2 === 0 && column % 2 === 0;
+  });
+  assert.ok(maxRelativeError(strided.data, everyOther) < 1e-5);
+  model.layers[0].type = "NoSuchLayer";
+  const result = await runNet(model, { inputs });
+  assert.deepEqual(result.skipped.map((skipped) => skipped.layer), ["conv"]);
+});
+
+Deno.test("kept plans: a layer's parameter error is raised again on the next run", async () => {
+  const next = random(5);
+  const bad = conv("conv", "x", "y", { numOutput: 3, channelsIn: 2, next });
+  bad.params.message("convolution_param")!.set("group", 0);
+  const model = net("x", [1, 2, 5, 5], [bad]);
+  const messages: string[] = [];
+  for (let run = 0; run < 2; run++) {
+    await assert.rejects(() => runNet(model), (error) => {
+      assert.ok(error instanceof ConvertError);
+      assert.equal(error.code, "BAD_LAYER_PARAM");
+      messages.push(error.message);
+      return true;
+    });
+  }
+  assert.equal(messages[1], messages[0]);
+});
