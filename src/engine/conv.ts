@@ -14,6 +14,7 @@ import { batchNormOp, scaleOp } from "./channel.ts";
 import { preluOp, reluOp } from "./elementwise.ts";
 import { dequantOps } from "./quant.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
+import { memo } from "./layer_memo.ts";
 import {
   ACCUMULATOR,
   badInput,
@@ -63,7 +64,7 @@ interface LayerWeights {
 /** Reads weights and bias, and checks that their form matches the input's domain. */
 function layerWeights(layer: Layer, input: Value): LayerWeights {
   const weights = requiredBlob(layer, 0).data;
-  const bias = hasBiasTerm(layer) ? requiredBlob(layer, 1).data : null;
+  const bias = memo(layer, hasBiasTerm) ? requiredBlob(layer, 1).data : null;
   const int8Input = input.domain.kind === "int8" ? input.domain : undefined;
   if (int8Input !== undefined) {
     if (!(weights instanceof Int8Array) || !(bias === null || bias instanceof Int32Array)) {
@@ -83,13 +84,18 @@ function layerWeights(layer: Layer, input: Value): LayerWeights {
   return { weights, bias, offsetD: undefined };
 }
 
+/** `convolution_param.axis`. */
+function convolutionAxis(layer: Layer): number {
+  return numberParam(layer, "convolution_param", "axis", 1);
+}
+
 /** The [N, C, H, W] of a 4-D input; other ranks are not simulated. */
 function imageShape(layer: Layer, input: Value): [number, number, number, number] {
   const { shape } = input.tensor;
   if (shape.length !== 4) {
     throw unsupported(layer, `only 4-D (NCHW) inputs are simulated, got ${shapeText(shape)}`);
   }
-  if (numberParam(layer, "convolution_param", "axis", 1) !== 1) {
+  if (memo(layer, convolutionAxis) !== 1) {
     throw unsupported(layer, "only convolution_param.axis 1 is simulated");
   }
   return [shape[0], shape[1], shape[2], shape[3]];
@@ -97,11 +103,11 @@ function imageShape(layer: Layer, input: Value): [number, number, number, number
 
 /** Convolution / Deconvolution of one bottom. */
 function convolve(layer: Layer, input: Value, context: RunContext, transposed: boolean): Value {
-  checkLayerParams(layer);
+  memo(layer, checkLayerParams);
   const shape = imageShape(layer, input);
   const [batch, channels, height, width] = shape;
-  const window = convolutionWindow(layer);
-  const groups = groupCount(layer);
+  const window = memo(layer, convolutionWindow);
+  const groups = memo(layer, groupCount);
   const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
   const weightShape = requiredBlob(layer, 0).shape;
   const outputs = transposed ? (weightShape[1] ?? 0) * groups : weightShape[0] ?? 0;
@@ -162,7 +168,7 @@ const POST_OPS: Record<
   string,
   (layer: Layer, shape: number[], accumulators: boolean) => PostOp[] | undefined
 > = {
-  ReLU: (layer) => [reluOp(layer)],
+  ReLU: (layer) => [memo(layer, reluOp)],
   PReLU: (layer, shape) => [preluOp(layer, shape)],
   BatchNorm: (layer, shape) => {
     const op = batchNormOp(layer, shape);
@@ -211,15 +217,19 @@ function postOps(
   return ops;
 }
 
+/** `inner_product_param`'s axis and transpose. */
+function innerProductParams(layer: Layer): { axis: number; transposed: boolean } {
+  return {
+    axis: numberParam(layer, "inner_product_param", "axis", 1),
+    transposed: boolParam(layer, "inner_product_param", "transpose", false),
+  };
+}
+
 /** InnerProduct of one bottom. */
 function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
   const { shape } = input.tensor;
-  const axis = canonicalAxis(
-    layer,
-    numberParam(layer, "inner_product_param", "axis", 1),
-    shape.length,
-  );
-  const transposed = boolParam(layer, "inner_product_param", "transpose", false);
+  const { axis: axisParam, transposed } = memo(layer, innerProductParams);
+  const axis = canonicalAxis(layer, axisParam, shape.length);
   const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
   const rows = product(shape.slice(0, axis));
   const depth = product(shape.slice(axis));

@@ -12,6 +12,7 @@ import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { Window2d } from "../wasm/engine.ts";
 import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
+import { memo } from "./layer_memo.ts";
 import {
   ACCUMULATOR,
   badInput,
@@ -50,25 +51,36 @@ function pooledSize(
   return pooled;
 }
 
+/** The fields of `pooling_param` a pooling reads (kernel and stride unless global). */
+function poolingParams(layer: Layer) {
+  const global = boolParam(layer, "pooling_param", "global_pooling", false);
+  return {
+    method: enumParam(layer, "pooling_param", "pool", "MAX"),
+    global,
+    kernel: global ? undefined : spatialPair(layer, ["kernel_size", "kernel_h", "kernel_w"], 0),
+    pad: spatialPair(layer, ["pad", "pad_h", "pad_w"], 0),
+    stride: global ? undefined : spatialPair(layer, ["stride", "stride_h", "stride_w"], 1),
+    ceil: enumParam(layer, "pooling_param", "round_mode", "CEIL") !== "FLOOR",
+  };
+}
+
 /** Pools one bottom. */
 function pool(layer: Layer, input: Value, context: RunContext): Value {
-  checkLayerParams(layer);
+  memo(layer, checkLayerParams);
   const { shape } = input.tensor;
   if (shape.length !== 4) {
     throw unsupported(layer, `only 4-D (NCHW) inputs are simulated, got ${shapeText(shape)}`);
   }
   const [batch, channels, height, width] = shape;
-  const method = enumParam(layer, "pooling_param", "pool", "MAX");
+  const params = memo(layer, poolingParams);
+  const { method, ceil } = params;
   if (method !== "MAX" && method !== "AVE") {
     throw unsupported(layer, `pool: ${method} is not simulated (only MAX and AVE)`);
   }
-  const global = boolParam(layer, "pooling_param", "global_pooling", false);
   const window: Window2d = {
-    kernel: global
-      ? [height, width]
-      : spatialPair(layer, ["kernel_size", "kernel_h", "kernel_w"], 0),
-    pad: spatialPair(layer, ["pad", "pad_h", "pad_w"], 0),
-    stride: global ? [1, 1] : spatialPair(layer, ["stride", "stride_h", "stride_w"], 1),
+    kernel: params.kernel ?? [height, width],
+    pad: params.pad,
+    stride: params.stride ?? [1, 1],
     dilation: [1, 1],
   };
   if (window.kernel.some((size) => size < 1) || window.stride.some((step) => step < 1)) {
@@ -77,7 +89,6 @@ function pool(layer: Layer, input: Value, context: RunContext): Value {
       `bad window: kernel ${shapeText(window.kernel)}, stride ${shapeText(window.stride)}`,
     );
   }
-  const ceil = enumParam(layer, "pooling_param", "round_mode", "CEIL") !== "FLOOR";
   const padded = window.pad[0] > 0 || window.pad[1] > 0;
   const outSize: [number, number] = [
     pooledSize(height, window.kernel[0], window.pad[0], window.stride[0], ceil, padded),

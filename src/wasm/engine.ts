@@ -443,10 +443,14 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const gemmScratchIn = (m: number, n: number, k: number) =>
     kernels.setGemmScratch(wasm.alloc(kernels.gemmScratchBytes(m, n, k)));
   /** Copies a window in as assembly/engine/window.ts lays it out. */
-  const geometryIn = (window: Window2d) =>
-    wasm.copyIn(
-      Int32Array.from([...window.kernel, ...window.pad, ...window.stride, ...window.dilation]),
+  const geometryIn = (window: Window2d) => {
+    const at = wasm.alloc(8 * 4);
+    const geometry = wasm.view(Int32Array, at, 8);
+    [window.kernel, window.pad, window.stride, window.dilation].forEach((pair, i) =>
+      geometry.set(pair, 2 * i)
     );
+    return at;
+  };
 
   /** Applies `op` in place to the `count` floats at `at`. */
   const postOpIn = (op: PostOp, at: number, count: number): void => {
