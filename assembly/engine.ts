@@ -52,18 +52,35 @@ export function convolution(
   integer: bool,
   relu: bool,
   slope: f32,
+  packedWeights: usize,
 ): void {
   if (integer) {
     conv.convolution<i32>(
       x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y, false, 0,
+      col, y, false, 0, 0,
     );
   } else {
     conv.convolution<f32>(
       x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y, relu, slope,
+      col, y, relu, slope, packedWeights,
     );
   }
+}
+
+/** Bytes of float convolution weights packed by packConvolutionWeights. */
+export function packedConvolutionBytes(cout: i32, groups: i32, depth: i32): i32 {
+  return conv.packedWeightsBytes(cout, groups, depth);
+}
+
+/** Packs float convolution weights for `convolution`'s `packedWeights`; see assembly/engine/conv.ts. */
+export function packConvolutionWeights(
+  weights: usize,
+  cout: i32,
+  groups: i32,
+  depth: i32,
+  packed: usize,
+): void {
+  conv.packWeights(weights, cout, groups, depth, packed);
 }
 
 /** Deconvolution; see assembly/engine/conv.ts. */

@@ -5,7 +5,7 @@
 
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, packedA, packedB, transpose } from "./gemm";
-import { copyRun, gatherRun, gemmPanels, packRows, zeroRun } from "./panels";
+import { copyRun, gatherRun, gemmPanels, packedRowsBytes, packRows, zeroRun } from "./panels";
 import { Window } from "./window";
 
 /** The first output column whose input column `ow*stride + shift` is >= 0. */
@@ -438,13 +438,33 @@ export function addChannelBias<T>(
   }
 }
 
+/** Bytes of a float convolution's weights packed by {@link packWeights}. */
+export function packedWeightsBytes(cout: i32, groups: i32, depth: i32): i32 {
+  return groups * packedRowsBytes(cout / groups, depth);
+}
+
+/**
+ * Packs a float convolution's weights [cout, depth] (depth = cin/groups * kh * kw) at `packed`
+ * in row panels, group after group, as {@link convolution} packs them on each call; it reads
+ * them from there when given them as `packedWeights`.
+ */
+export function packWeights(weights: usize, cout: i32, groups: i32, depth: i32, packed: usize): void {
+  const coutGroup = cout / groups;
+  const groupBytes = <usize>packedRowsBytes(coutGroup, depth);
+  for (let g = 0; g < groups; g++) {
+    const groupWeights = at(weights, g * coutGroup * depth);
+    packRows(groupWeights, depth, coutGroup, depth, packed + <usize>g * groupBytes);
+  }
+}
+
 /**
  * Caffe's Convolution forward: for each image and group, y_g = W_g x im2col(x_g) (+ bias), then
  * when `relu` max(y, 0) + slope * min(y, 0) (float only), in bands of `bandRows` output rows,
  * with 1x1/stride 1/no pad kernels read directly and depthwise kernels computed directly.
  * `weights` is [cout, cin/group, kh, kw]; `bias` is 0 for no bias; `col` is scratch of
  * (cin/group)*kh*kw*bandRows*outW elements (integer form only); the packing scratch is set
- * (gemmScratchBytes(cout/group, bandRows*outW, (cin/group)*kh*kw)).
+ * (gemmScratchBytes(cout/group, bandRows*outW, (cin/group)*kh*kw)). `packedWeights`, when not
+ * 0, holds the float weights as {@link packWeights} packs them (read instead of packing them).
  */
 export function convolution<T>(
   x: usize,
@@ -464,6 +484,7 @@ export function convolution<T>(
   y: usize,
   relu: bool,
   slope: f32,
+  packedWeights: usize,
 ): void {
   const window = changetype<Window>(geometry);
   const cinGroup = cin / groups;
@@ -483,7 +504,12 @@ export function convolution<T>(
       const groupWeights = at(weights, g * coutGroup * depth);
       if (!isInteger<T>()) {
         const groupBias = bias == 0 ? 0 : at(bias, g * coutGroup);
-        packRows(groupWeights, depth, coutGroup, depth, packedA());
+        let groupPanels = packedA();
+        if (packedWeights != 0) {
+          groupPanels = packedWeights + <usize>g * <usize>packedRowsBytes(coutGroup, depth);
+        } else {
+          packRows(groupWeights, depth, coutGroup, depth, groupPanels);
+        }
         const panels = packedB(coutGroup, depth);
         for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
           const rowEnd = min(rowStart + bandRows, outH);
@@ -497,7 +523,7 @@ export function convolution<T>(
             im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
           }
           const band = at(yGroup, rowStart * outW);
-          gemmPanels(coutGroup, columns, depth, packedA(), panels, band, spatial, groupBias, relu, slope);
+          gemmPanels(coutGroup, columns, depth, groupPanels, panels, band, spatial, groupBias, relu, slope);
         }
         continue;
       }

@@ -229,7 +229,16 @@ interface EngineExports {
       integer: boolean,
       relu: boolean,
       slope: number,
+      packedWeights: number,
     ]
+  ): void;
+  packedConvolutionBytes(cout: number, groups: number, depth: number): number;
+  packConvolutionWeights(
+    weights: number,
+    cout: number,
+    groups: number,
+    depth: number,
+    packed: number,
   ): void;
   deconvolution(
     ...args: [...ConvolutionArgsIn, weightsT: number, col: number, y: number, integer: boolean]
@@ -393,17 +402,30 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
   /**
    * Weights (int8 widened to int32) and bias in WebAssembly memory: kept from an earlier call, or
-   * copied in (kept when they fit). First thing in a call, before any scratch is taken.
+   * copied in (kept when they fit). First thing in a call, before any scratch is taken. With
+   * `panels` (a float convolution that packs its weights), the weights packed for it
+   * (`packedAt`; `weightsAt` is then 0) when they are kept so.
    */
   const weightsIn = (
     weights: Float32Array | Int8Array,
     bias: Float32Array | Int32Array | null,
-  ): [weightsAt: number, biasAt: number] => {
+    panels?: { outputs: number; groups: number; depth: number },
+  ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
     const copy = (values: Float32Array | Int32Array) =>
       resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
         wasm.copyIn(values);
-    if (weights instanceof Float32Array) return [copy(weights), bias === null ? 0 : copy(bias)];
+    if (weights instanceof Float32Array && panels !== undefined) {
+      const { outputs, groups, depth } = panels;
+      const bytes = kernels.packedConvolutionBytes(outputs, groups, depth);
+      const packedAt = resident.prepared(weights, "panels", bytes, (at) => {
+        kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at);
+      });
+      if (packedAt !== undefined) return [0, bias === null ? 0 : copy(bias), packedAt];
+    }
+    if (weights instanceof Float32Array) {
+      return [copy(weights), bias === null ? 0 : copy(bias), 0];
+    }
     const widen = (at: number) => kernels.widenInt8(wasm.copyIn(weights), weights.length, at);
     const bytes = weights.length * 4;
     let weightsAt = resident.prepared(weights, "int32", bytes, widen);
@@ -411,7 +433,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       weightsAt = wasm.alloc(bytes);
       widen(weightsAt);
     }
-    return [weightsAt, bias === null ? 0 : copy(bias)];
+    return [weightsAt, bias === null ? 0 : copy(bias), 0];
   };
   const optionalIn = (values: Float32Array | Int32Array | null) =>
     values === null ? 0 : wasm.copyIn(values);
@@ -512,14 +534,17 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       : outputs * (channels / groups) * kernelH * kernelW;
     checkLength("weights", args.weights, weightCount);
     if (args.bias !== null) checkLength("bias", args.bias, outputs);
+    // Column depth per row of the band: the unfolded kernel over one output (or input) row.
+    const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
+    // The float GEMM packs the weights in panels (depthwise convolutions read them as they are).
+    const depthwise = channels === groups && outputs === groups;
+    const panels = integer || transposed || depthwise ? undefined : { outputs, groups, depth };
     wasm.reset();
-    const [weightsAt, biasAt] = weightsIn(args.weights, args.bias);
+    const [weightsAt, biasAt, packedAt] = weightsIn(args.weights, args.bias, panels);
     const xAt = inputIn(args);
     const geometryAt = geometryIn(args.window);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
-    // Column depth per row of the band: the unfolded kernel over one output (or input) row.
-    const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
     const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
@@ -537,7 +562,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
     else {
       const slope = epilogue ? first.slope : 0;
-      kernels.convolution(...shared, colAt, yAt, integer, epilogue, slope);
+      kernels.convolution(...shared, colAt, yAt, integer, epilogue, slope, packedAt);
     }
     return postOpsOut(epilogue ? [] : post, yAt, outCount, integer);
   };
