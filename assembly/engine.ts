@@ -26,6 +26,12 @@ export { lrnAcrossChannels, normalize, permute, softmax } from "./engine/channel
 export { agreement, range } from "./engine/stats";
 export { gemmScratchBytes, setGemmScratch } from "./engine/gemm";
 export {
+  winogradConvolution,
+  winogradScratchBytes,
+  winogradWeights,
+  winogradWeightsBytes,
+} from "./engine/winograd";
+export {
   int32ToFloat,
   quantize,
   quantizedDifference,

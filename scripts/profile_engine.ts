@@ -1,7 +1,7 @@
 /**
  * Where the simulator's time goes: runs a model's float (or fake-quant / deploy) net a few times
  * and sums the time spent in each kernel call of src/wasm/engine.ts, by layer type and, for
- * convolutions, by kind (1x1, depthwise, k x k, grouped) — beside the whole `runNet` time, whose
+ * convolutions, by kind (1x1, depthwise, k x k, grouped, Winograd) — beside the whole `runNet` time, whose
  * rest is JavaScript between the kernels. Figures only; nothing is asserted.
  *
  * ```sh
@@ -18,7 +18,7 @@ import { uniformGenerator } from "../src/engine/inputs.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
-import { type ConvolutionArgs, engineKernels } from "../src/wasm/engine.ts";
+import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
@@ -38,7 +38,8 @@ function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
     return `depthwise ${kh}x${kw}/${sh}${form}`;
   }
   const grouped = args.groups > 1 ? " grouped" : "";
-  return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}`;
+  const winograd = winogradWins(args) ? " winograd" : "";
+  return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}${winograd}`;
 }
 
 async function main(args: string[]): Promise<void> {

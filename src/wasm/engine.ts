@@ -76,6 +76,12 @@ export interface ConvolutionArgs extends KernelInput {
    * matrix product's epilogue.
    */
   post?: readonly PostOp[];
+  /**
+   * Convolution only: how a float 3x3 window at stride 1 and dilation 1 is computed. "auto" (the
+   * default) takes Winograd F(4x4, 3x3) where it is faster ({@linkcode winogradWins}), "direct"
+   * im2col + GEMM, "winograd" Winograd at any size (its rounding differs from the direct form's).
+   */
+  algorithm?: "auto" | "direct" | "winograd";
 }
 
 /** Arguments of an InnerProduct: y[rows, outputs] = x[rows, depth] W^T + bias. */
@@ -331,6 +337,40 @@ interface EngineExports {
   range(x: number, count: number, out: number): void;
   gemmScratchBytes(m: number, n: number, k: number): number;
   setGemmScratch(at: number): void;
+  winogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number): number;
+  winogradWeights(
+    weights: number,
+    cout: number,
+    cinGroup: number,
+    groups: number,
+    target: number,
+  ): void;
+  winogradScratchBytes(
+    cinGroup: number,
+    coutGroup: number,
+    outW: number,
+    bandTileRows: number,
+  ): number;
+  winogradConvolution(
+    x: number,
+    batch: number,
+    cin: number,
+    height: number,
+    width: number,
+    transformed: number,
+    bias: number,
+    cout: number,
+    groups: number,
+    padH: number,
+    padW: number,
+    outH: number,
+    outW: number,
+    bandTileRows: number,
+    scratch: number,
+    y: number,
+    relu: boolean,
+    slope: number,
+  ): void;
 }
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
@@ -366,6 +406,39 @@ const UNARY_CODES: Record<UnaryFunction, number> = { tanh: 0, sigmoid: 1, abs: 2
 
 /** Elements of the im2col / col2im scratch a convolution may use (8 MB), at least one row. */
 const COLUMN_LIMIT = 1 << 21;
+
+/**
+ * Bytes of transformed input and products per band of a Winograd convolution (at least one row
+ * of tiles): 36 x (cin + cout) x tiles floats.
+ */
+const WINOGRAD_BAND_BYTES = 1 << 20;
+
+/** Whether `window` is a 3x3 window at stride 1 and dilation 1 (Winograd F(4x4, 3x3)'s). */
+function winogradWindow(window: Window2d): boolean {
+  const { kernel, stride, dilation } = window;
+  return kernel[0] === 3 && kernel[1] === 3 && stride[0] === 1 && stride[1] === 1 &&
+    dilation[0] === 1 && dilation[1] === 1;
+}
+
+/**
+ * Whether a float convolution goes through Winograd F(4x4, 3x3) rather than im2col + GEMM: a 3x3
+ * window at stride 1 and dilation 1, at least 4 input and output channels per group, and outputs
+ * enough for the 36 products per 16 outputs (against 144) to pay for transforming and reading 4x
+ * the weights on each call. Measured with scripts/bench_winograd.ts: the direct form costs about
+ * 9 units per output, Winograd 36 per tile and 36 x (12 + cin*cout/8192) for the weights; Winograd
+ * is taken when 10 % faster by that count.
+ */
+export function winogradWins(args: ConvolutionArgs): boolean {
+  const [, channels] = args.shape;
+  const [outH, outW] = args.outSize;
+  const cinGroup = channels / args.groups;
+  const coutGroup = args.outputs / args.groups;
+  if (args.offsetD !== undefined || !winogradWindow(args.window)) return false;
+  if (cinGroup < 4 || coutGroup < 4) return false;
+  const tiles = Math.ceil(outH / 4) * Math.ceil(outW / 4);
+  const weightTiles = 12 + cinGroup * coutGroup / 8192;
+  return 9 * outH * outW > 1.1 * 36 * (tiles + weightTiles);
+}
 
 function checkLength(name: string, values: ArrayLike<unknown>, expected: number): void {
   if (values.length !== expected) {
@@ -412,19 +485,16 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     panels?: { outputs: number; groups: number; depth: number },
   ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
-    const copy = (values: Float32Array | Int32Array) =>
-      resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
-        wasm.copyIn(values);
     if (weights instanceof Float32Array && panels !== undefined) {
       const { outputs, groups, depth } = panels;
       const bytes = kernels.packedConvolutionBytes(outputs, groups, depth);
       const packedAt = resident.prepared(weights, "panels", bytes, (at) => {
         kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at);
       });
-      if (packedAt !== undefined) return [0, bias === null ? 0 : copy(bias), packedAt];
+      if (packedAt !== undefined) return [0, bias === null ? 0 : keptCopy(bias), packedAt];
     }
     if (weights instanceof Float32Array) {
-      return [copy(weights), bias === null ? 0 : copy(bias), 0];
+      return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
     }
     const widen = (at: number) => kernels.widenInt8(wasm.copyIn(weights), weights.length, at);
     const bytes = weights.length * 4;
@@ -433,7 +503,33 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       weightsAt = wasm.alloc(bytes);
       widen(weightsAt);
     }
-    return [weightsAt, bias === null ? 0 : copy(bias), 0];
+    return [weightsAt, bias === null ? 0 : keptCopy(bias), 0];
+  };
+  /** Copies `values` in, or finds them kept from an earlier call (see weightsIn). */
+  const keptCopy = (values: Float32Array | Int32Array): number =>
+    resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
+      wasm.copyIn(values);
+  /**
+   * Float 3x3 weights and bias in Winograd form (winogradWeights), kept from an earlier call when
+   * they fit the resident budget; as weightsIn, the first thing after `wasm.reset()`.
+   */
+  const winogradWeightsIn = (
+    weights: Float32Array,
+    bias: Float32Array | null,
+    outputs: number,
+    cinGroup: number,
+    groups: number,
+  ): [transformedAt: number, biasAt: number] => {
+    resident.begin();
+    const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups);
+    const transform = (at: number) =>
+      kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, at);
+    let transformedAt = resident.prepared(weights, `winograd ${groups}`, bytes, transform);
+    if (transformedAt === undefined) {
+      transformedAt = wasm.alloc(bytes);
+      transform(transformedAt);
+    }
+    return [transformedAt, bias === null ? 0 : keptCopy(bias)];
   };
   const optionalIn = (values: Float32Array | Int32Array | null) =>
     values === null ? 0 : wasm.copyIn(values);
@@ -522,9 +618,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     return wasm.copyOut(Float32Array, at, count);
   };
 
-  const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+  /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
+  const checkConvolution = (args: ConvolutionArgs, transposed: boolean): boolean => {
     const [batch, channels, height, width] = args.shape;
-    const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;
     const { groups, outputs } = args;
     const integer = checkForm(args, args.weights, args.bias);
@@ -534,6 +630,28 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       : outputs * (channels / groups) * kernelH * kernelW;
     checkLength("weights", args.weights, weightCount);
     if (args.bias !== null) checkLength("bias", args.bias, outputs);
+    return integer;
+  };
+
+  /** The ReLU a float convolution applies in its epilogue: the lone post op, when a ReLU. */
+  const epilogueOf = (post: readonly PostOp[], integer: boolean): { slope: number } | null => {
+    const [first] = post;
+    return !integer && post.length === 1 && first.kind === "relu" ? first : null;
+  };
+
+  const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+    const integer = checkConvolution(args, transposed);
+    const algorithm = args.algorithm ?? "auto";
+    if (algorithm === "winograd" && (integer || transposed || !winogradWindow(args.window))) {
+      throw new RangeError("Winograd F(4x4, 3x3) takes float 3x3 windows at stride 1, dilation 1");
+    }
+    if (algorithm === "winograd" || (algorithm === "auto" && !transposed && winogradWins(args))) {
+      return winogradRun(args);
+    }
+    const [batch, channels, height, width] = args.shape;
+    const [outH, outW] = args.outSize;
+    const [kernelH, kernelW] = args.window.kernel;
+    const { groups, outputs } = args;
     // Column depth per row of the band: the unfolded kernel over one output (or input) row.
     const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
     // The float GEMM packs the weights in panels (depthwise convolutions read them as they are).
@@ -547,7 +665,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const yAt = wasm.alloc(outCount * 4);
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
-    const weightsTAt = transposed ? wasm.alloc(weightCount * 4) : 0;
+    const weightsTAt = transposed ? wasm.alloc(args.weights.length * 4) : 0;
     // im2col's rows (float convolutions write them straight into the packing scratch).
     const colAt = integer || transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
     const bandColumns = bandRows * rowWidth;
@@ -557,14 +675,62 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
     const post = args.post ?? [];
     if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
-    const [first] = post;
-    const epilogue = !integer && post.length === 1 && first.kind === "relu";
+    const epilogue = epilogueOf(post, integer);
     if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
     else {
-      const slope = epilogue ? first.slope : 0;
-      kernels.convolution(...shared, colAt, yAt, integer, epilogue, slope, packedAt);
+      const slope = epilogue?.slope ?? 0;
+      kernels.convolution(...shared, colAt, yAt, integer, epilogue !== null, slope, packedAt);
     }
     return postOpsOut(epilogue ? [] : post, yAt, outCount, integer);
+  };
+
+  /** A checked float 3x3/stride 1/dilation 1 convolution through Winograd F(4x4, 3x3). */
+  const winogradRun = (args: ConvolutionArgs): Float32Array => {
+    const [batch, channels, height, width] = args.shape;
+    const [outH, outW] = args.outSize;
+    const { groups, outputs } = args;
+    const cinGroup = channels / groups;
+    const coutGroup = outputs / groups;
+    wasm.reset();
+    const weights = args.weights as Float32Array;
+    const bias = args.bias as Float32Array | null;
+    const [transformedAt, biasAt] = winogradWeightsIn(weights, bias, outputs, cinGroup, groups);
+    const xAt = wasm.copyIn(args.x);
+    const outCount = batch * outputs * outH * outW;
+    const yAt = wasm.alloc(outCount * 4);
+    const tilesAcross = Math.ceil(outW / 4);
+    const tilesDown = Math.ceil(outH / 4);
+    const tileRowBytes = 36 * (cinGroup + coutGroup) * tilesAcross * 4;
+    const bandTileRows = Math.max(
+      1,
+      Math.min(tilesDown, Math.floor(WINOGRAD_BAND_BYTES / tileRowBytes)),
+    );
+    const scratchBytes = kernels.winogradScratchBytes(cinGroup, coutGroup, outW, bandTileRows);
+    const scratchAt = wasm.alloc(scratchBytes);
+    const post = args.post ?? [];
+    const epilogue = epilogueOf(post, false);
+    const [padH, padW] = args.window.pad;
+    kernels.winogradConvolution(
+      xAt,
+      batch,
+      channels,
+      height,
+      width,
+      transformedAt,
+      biasAt,
+      outputs,
+      groups,
+      padH,
+      padW,
+      outH,
+      outW,
+      bandTileRows,
+      scratchAt,
+      yAt,
+      epilogue !== null,
+      epilogue?.slope ?? 0,
+    );
+    return postOpsOut(epilogue ? [] : post, yAt, outCount, false);
   };
 
   /** MAX or AVE (`average`) pooling. */
