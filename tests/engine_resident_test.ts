@@ -1,9 +1,11 @@
 // What the engine keeps between runs: weights in WebAssembly memory (src/wasm/resident.ts, keyed
-// by the weights array), and each net's run plan and parsed layer parameters (src/engine/run.ts
-// runPlan, src/engine/layer_memo.ts, checked with src/caffe/net_stamp.ts). Outputs equal those
-// of the per-call path (budget 0, a freshly loaded net) bit for bit on every shared model; a new
-// weights array, a budget too small for the weights and a tree changed in place are all picked
-// up, compared with plain float64 / integer loops written here.
+// by the weights array; float convolution weights packed), each net's run plan and parsed layer
+// parameters (src/engine/run.ts runPlan, src/engine/layer_memo.ts, checked with
+// src/caffe/net_stamp.ts), and one buffer for the values a run computes (src/wasm/output_arena.ts).
+// Outputs equal those of the per-call path (budget 0, a freshly loaded net, a `written` callback,
+// which also turns off the arena and fusion) bit for bit on every shared model; a new weights
+// array, a budget too small for the weights, a tree changed in place and outputs kept across runs
+// are all checked against plain float64 / integer loops written here.
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
@@ -19,6 +21,7 @@ import {
   convForward,
   innerProduct,
   innerProductForward,
+  layer,
   maxRelativeError,
   net,
   random,
@@ -66,7 +69,7 @@ const QUANTIZED = new Set(["lenet", "mtcnn_onet", "mtcnn_pnet", "cifar10_quick_v
 for (const name of modelNames) {
   Deno.test(`kept weights and plans: ${name} gives the bits of per-call copies`, async () => {
     for (const [form, load] of Object.entries(await modelNets(name, QUANTIZED.has(name)))) {
-      const copied = await withBudget(0, () => runNet(load(), { seed: 3 }));
+      const copied = await withBudget(0, () => runNet(load(), { seed: 3, written: () => {} }));
       const kept = load();
       const first = await runNet(kept, { seed: 3 });
       const second = await runNet(kept, { seed: 3 });
@@ -237,4 +240,43 @@ Deno.test("kept plans: a layer's parameter error is raised again on the next run
     });
   }
   assert.equal(messages[1], messages[0]);
+});
+
+Deno.test("output arena: a run's outputs stay as they were through later runs", async () => {
+  const next = random(6);
+  // The conv's value is an output twice: as it is and flattened (sharing its array).
+  const model = net("x", [1, 2, 5, 5], [
+    conv("conv", "x", "c", { numOutput: 3, channelsIn: 2, next }),
+    layer("flat", "Flatten", ["c"], ["f"]),
+    layer("pool", "Pooling", ["c"], ["p"], { pooling_param: { pool: "MAX", kernel_size: 3 } }),
+  ]);
+  const [weights, bias] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const run = (seed: number) => {
+    const x = randomValues(2 * 5 * 5, seed);
+    const wanted = convForward(
+      { shape: [2, 5, 5], data: Float64Array.from(x) },
+      weights,
+      bias,
+      3,
+      3,
+      1,
+    );
+    return {
+      wanted,
+      result: runNet(model, { inputs: new Map([["x", { shape: [1, 2, 5, 5], data: x }]]) }),
+    };
+  };
+  const first = run(8);
+  const { outputs } = await first.result;
+  const kept = new Map([...outputs].map(([name, tensor]) => [name, tensor.data.slice()]));
+  assert.deepEqual([...outputs.keys()].sort(), ["f", "p"]);
+  for (let seed = 9; seed < 12; seed++) {
+    const later = run(seed);
+    const f = (await later.result).outputs.get("f")!.data;
+    assert.ok(maxRelativeError(f, later.wanted.data) < 1e-5, `run with seed ${seed}`);
+  }
+  assert.ok(maxRelativeError(outputs.get("f")!.data, first.wanted.data) < 1e-5);
+  for (const [name, tensor] of outputs) assert.deepEqual(tensor.data, kept.get(name), name);
+  const kernels = await engineKernels();
+  for (const tensor of outputs.values()) assert.equal(kernels.inOutputArena(tensor.data), false);
 });

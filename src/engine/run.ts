@@ -323,66 +323,74 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       skippedProducer.set(top, layer.name);
     }
   };
-  plan.layers.forEach((planned, index) => {
-    if (index < start) return;
-    if (keepAt.has(index)) {
-      checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
-    }
-    const { layer, type } = planned;
-    // A layer its Convolution applied already (fusionChains).
-    if (applied.has(layer)) return;
-    const missing = planned.bottoms.find((name) => !values.has(name));
-    if (missing !== undefined) {
-      const producer = skippedProducer.get(missing);
-      if (producer === undefined) {
-        throw new ConvertError(
-          "UNDEFINED_BOTTOM",
-          `layer "${layer.name}" reads blob "${missing}", which no earlier layer produces`,
-          { layer: layer.name },
-        );
+  const runLayers = () =>
+    plan.layers.forEach((planned, index) => {
+      if (index < start) return;
+      if (keepAt.has(index)) {
+        checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
       }
-      return skip(planned, `it needs "${missing}" from skipped layer "${producer}"`);
-    }
-    const runner = RUNNERS[type];
-    if (runner === undefined) {
-      return skip(planned, NOT_SIMULATED[type] ?? `layer type "${type}" is not simulated`);
-    }
-    if (planned.bottoms.length === 0 && type !== "Input") {
-      // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
-      throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
-    }
-    const bottoms = substituted(layer, planned.bottoms.map((name) => values.get(name)!), options);
-    const problem = domainProblem(runner, bottoms, planned.bottoms);
-    if (problem !== undefined) return skip(planned, problem);
-    options.observe?.(layer, bottoms.map((value) => value.tensor));
-    let tops: Value[];
-    try {
-      tops = runner.run(layer, bottoms, context);
-    } catch (error) {
-      if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
-        return skip(planned, error.message);
+      const { layer, type } = planned;
+      // A layer its Convolution applied already (fusionChains).
+      if (applied.has(layer)) return;
+      const missing = planned.bottoms.find((name) => !values.has(name));
+      if (missing !== undefined) {
+        const producer = skippedProducer.get(missing);
+        if (producer === undefined) {
+          throw new ConvertError(
+            "UNDEFINED_BOTTOM",
+            `layer "${layer.name}" reads blob "${missing}", which no earlier layer produces`,
+            { layer: layer.name },
+          );
+        }
+        return skip(planned, `it needs "${missing}" from skipped layer "${producer}"`);
       }
-      throw error instanceof ConvertError ? error : outOfMemory(layer, error);
-    }
-    if (tops.length !== planned.tops.length) {
-      throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
-    }
-    for (const name of planned.bottoms) {
-      open.delete(name);
-      if (!keepAll && lastRead.get(name) === index) values.delete(name);
-    }
-    options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
-    // The last fused layer's blob holds the convolution's output with those layers applied.
-    const fused = fusedTop.get(layer);
-    const topNames = fused === undefined ? planned.tops : [fused];
-    topNames.forEach((name, i) => {
-      values.set(name, tops[i]);
-      open.add(name);
-      skippedProducer.delete(name);
+      const runner = RUNNERS[type];
+      if (runner === undefined) {
+        return skip(planned, NOT_SIMULATED[type] ?? `layer type "${type}" is not simulated`);
+      }
+      if (planned.bottoms.length === 0 && type !== "Input") {
+        // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
+        throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
+      }
+      const bottoms = substituted(layer, planned.bottoms.map((name) => values.get(name)!), options);
+      const problem = domainProblem(runner, bottoms, planned.bottoms);
+      if (problem !== undefined) return skip(planned, problem);
+      options.observe?.(layer, bottoms.map((value) => value.tensor));
+      let tops: Value[];
+      try {
+        tops = runner.run(layer, bottoms, context);
+      } catch (error) {
+        if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
+          return skip(planned, error.message);
+        }
+        throw error instanceof ConvertError ? error : outOfMemory(layer, error);
+      }
+      if (tops.length !== planned.tops.length) {
+        throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
+      }
+      for (const name of planned.bottoms) {
+        open.delete(name);
+        if (!keepAll && lastRead.get(name) === index) values.delete(name);
+      }
+      options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
+      // The last fused layer's blob holds the convolution's output with those layers applied.
+      const fused = fusedTop.get(layer);
+      const topNames = fused === undefined ? planned.tops : [fused];
+      topNames.forEach((name, i) => {
+        values.set(name, tops[i]);
+        open.add(name);
+        skippedProducer.delete(name);
+      });
     });
-  });
+  // Values no callback sees are kept in the kernels' output arena (copied out if they are outputs).
+  const arena = !hooked && keepAt.size === 0;
+  if (arena) kernels.withOutputArena(runLayers);
+  else runLayers();
   const tensors = (names: Iterable<string>) =>
-    new Map([...names].map((name) => [name, values.get(name)!.tensor]));
+    new Map([...names].map((name) => [name, owned(values.get(name)!.tensor)]));
+  /** `tensor`, copied when it is a view into the kernels' output arena. */
+  const owned = (tensor: Tensor): Tensor =>
+    arena && kernels.inOutputArena(tensor.data) ? { ...tensor, data: tensor.data.slice() } : tensor;
   const deployBlobs = new Map<string, "int8" | "accumulator">();
   for (const [name, { domain }] of values) {
     if (domain.kind !== "float") deployBlobs.set(name, domain.kind);

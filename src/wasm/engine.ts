@@ -16,6 +16,7 @@
  */
 
 import { onceLoader, type WasmInstance } from "./load.ts";
+import { OutputArena } from "./output_arena.ts";
 import { DEFAULT_RESIDENT_BYTES, ResidentArrays } from "./resident.ts";
 import { wasmBase64 } from "./engine.generated.ts";
 
@@ -209,6 +210,14 @@ export interface EngineKernels {
    * (default 64 MiB; 0 copies them in on every call as the only way).
    */
   setResidentBudget(bytes: number): void;
+  /**
+   * Runs `body` with the tensor outputs of these kernels (up to 1 MiB each) taken as views from
+   * one buffer that the next `withOutputArena` takes again from its start: `body`'s caller must
+   * copy every such output it keeps beyond that (see {@linkcode EngineKernels.inOutputArena}).
+   */
+  withOutputArena<T>(body: () => T): T;
+  /** Whether `values` is an output taken from the arena of {@linkcode withOutputArena}. */
+  inOutputArena(values: Float32Array): boolean;
 }
 
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
@@ -461,6 +470,7 @@ function channelStride(name: string, values: Float32Array, channels: number): nu
 function bindKernels(wasm: WasmInstance): EngineKernels {
   const kernels = wasm.exports as unknown as EngineExports;
   const resident = new ResidentArrays(wasm, DEFAULT_RESIDENT_BYTES);
+  const arena = new OutputArena(wasm);
 
   /** Copies `x` in; for the integer form, as int32 differences q - offsetD. */
   const inputIn = (input: KernelInput): number => {
@@ -555,7 +565,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   /** Copies `count` results out: float32, or int32 converted to float32. */
   const resultOut = (at: number, count: number, integer: boolean): Float32Array => {
     if (integer) kernels.int32ToFloat(at, count, at);
-    return wasm.copyOut(Float32Array, at, count);
+    return arena.copyOut(at, count);
   };
   /** Gives the matrix products their packing scratch for C[m, n] = A[m, k] x B[k, n]. */
   const gemmScratchIn = (m: number, n: number, k: number) =>
@@ -615,7 +625,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (post.length === 0) return resultOut(at, count, integer);
     if (integer) kernels.int32ToFloat(at, count, at);
     for (const op of post) postOpIn(op, at, count);
-    return wasm.copyOut(Float32Array, at, count);
+    return arena.copyOut(at, count);
   };
 
   /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
@@ -746,7 +756,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
     if (average) kernels.avePool(...shared, args.offsetD !== undefined);
     else kernels.maxPool(...shared);
-    return wasm.copyOut(Float32Array, yAt, outCount);
+    return arena.copyOut(yAt, outCount);
   };
 
   /** Runs `kernel(xAt, yAt)` over a copy of `x` into a same-sized output. */
@@ -755,7 +765,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const xAt = wasm.copyIn(x);
     const yAt = wasm.alloc(x.byteLength);
     kernel(xAt, yAt);
-    return wasm.copyOut(Float32Array, yAt, x.length);
+    return arena.copyOut(yAt, x.length);
   };
   const checkView = (x: Float32Array, view: ChannelView) =>
     checkLength("x", x, view.outer * view.channels * view.inner);
@@ -862,7 +872,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         else if (operation === "PROD") kernels.multiply(yAt, xAt, count);
         else kernels.maximum(yAt, xAt, count);
       });
-      return wasm.copyOut(Float32Array, yAt, count);
+      return arena.copyOut(yAt, count);
     },
 
     softmax(x, view) {
@@ -956,6 +966,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     setResidentBudget(bytes) {
       resident.budget = bytes;
     },
+
+    withOutputArena: (body) => arena.within(body),
+    inOutputArena: (values) => arena.holds(values),
   };
 }
 

@@ -1,0 +1,68 @@
+/**
+ * Where a kernel wrapper puts its float output arrays during a run: normally each is a new array
+ * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} small ones are views
+ * into one JavaScript buffer instead, taken one after the other and taken again from its start
+ * by the next such run. Allocating a typed array costs about a microsecond, as much as a small
+ * layer's kernel; the arena avoids it for the values a run computes and lets go of itself. The
+ * caller of `within` copies (`slice`) every view that outlives the run before the next one.
+ *
+ * @module
+ */
+
+import type { WasmInstance } from "./load.ts";
+
+/** Floats of the largest output taken from the arena (1 MiB); larger ones get their own array. */
+const LARGEST = 1 << 18;
+/** Floats the arena grows to at most (8 MiB); outputs beyond it get their own arrays. */
+const CAPACITY = 1 << 21;
+
+/** Output arrays of one module instance's kernels (see the module doc). */
+export class OutputArena {
+  readonly #wasm: WasmInstance;
+  #buffer = new Float32Array(0);
+  #top = 0;
+  #active = false;
+
+  /** Output arrays of `wasm`'s kernels. */
+  constructor(wasm: WasmInstance) {
+    this.#wasm = wasm;
+  }
+
+  /**
+   * Runs `body` with small outputs taken from the arena, from its start (views taken in an
+   * earlier `within` are overwritten now).
+   */
+  within<T>(body: () => T): T {
+    if (this.#active) return body();
+    this.#active = true;
+    this.#top = 0;
+    try {
+      return body();
+    } finally {
+      this.#active = false;
+    }
+  }
+
+  /** Whether `values` is a view into the arena (copy it if it is to outlive the run). */
+  holds(values: Float32Array): boolean {
+    return values.buffer === this.#buffer.buffer;
+  }
+
+  /** A copy of the `count` floats at `offset` of WebAssembly memory. */
+  copyOut(offset: number, count: number): Float32Array {
+    const source = this.#wasm.view(Float32Array, offset, count);
+    if (!this.#active || count > LARGEST) return source.slice();
+    if (this.#top + count > this.#buffer.length) {
+      if (this.#buffer.length >= CAPACITY) return source.slice();
+      // A larger buffer from now on; views of the old one are never written again.
+      const length = Math.min(CAPACITY, Math.max(2 * this.#buffer.length, 4 * count));
+      this.#buffer = new Float32Array(length);
+      this.#top = 0;
+    }
+    const view = this.#buffer.subarray(this.#top, this.#top + count);
+    // Keep views 16-byte aligned.
+    this.#top += (count + 3) & ~3;
+    view.set(source);
+    return view;
+  }
+}
