@@ -37,6 +37,19 @@ export {
   quantizedDifference,
   widenInt8,
 } from "./engine/quant";
+export {
+  accumulatorsOut,
+  convolutionPairs,
+  deconvolutionPairs,
+  depthwiseSums,
+  floatDifferences,
+  innerProductRows,
+  int16Differences,
+  int8ToFloat,
+  packWeightPairs,
+  packWeightRows,
+  weightPairsBytes,
+} from "./engine/intconv";
 
 /** Convolution (float with an optional fused ReLU); see assembly/engine/conv.ts. */
 export function convolution(

@@ -1,10 +1,15 @@
 // The deploy model's integer Convolution, Deconvolution and InnerProduct kernels (int16-pair dot
-// products, assembly/engine/gemm.ts) against plain integer loops written here, on sizes that
-// reach every path: several K blocks with an odd depth, rows not a multiple of 4, columns not a
-// multiple of 8, groups, stride, padding, dilation, 1x1 kernels read directly, extreme values.
+// products and exact float depthwise sums, assembly/engine/intconv.ts) against plain integer
+// loops written here, on sizes that reach every path: several K blocks with an odd depth, rows
+// not a multiple of 4, columns not a multiple of 8, groups, stride, padding, dilation, 1x1
+// kernels read directly, depthwise kernels of every size, extreme values (weights and q at the
+// int8 ends, offset_d ±128, so differences reach ±255), biases past 2^24, the Quant layer's
+// quantization done in the kernel, and a DeQuant scale applied in the same pass.
 
 import assert from "node:assert/strict";
-import { engineKernels, type Window2d } from "../src/wasm/engine.ts";
+import { engineKernels, type PostOp, type Window2d } from "../src/wasm/engine.ts";
+
+const f32 = Math.fround;
 
 /** Integers in [low, high] from a 32-bit LCG (test data only). */
 function integers(count: number, seed: number, low: number, high: number): number[] {
@@ -23,6 +28,39 @@ interface Case {
   window: Window2d;
   offsetD: number;
   extreme?: boolean;
+  /** Bias range (default ±5000). */
+  biasRange?: number;
+  /** Float input quantized in the kernel with this scale (the Quant layer's). */
+  quantScale?: number;
+  /** A DeQuant after the layer: "channel" scales, one "shared" scale. */
+  dequant?: "channel" | "shared";
+}
+
+/** Rounding half to even, as f32x4.nearest does. */
+function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const rest = value - floor;
+  if (rest !== 0.5) return Math.round(value);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** The Quant layer's q of float x: clamp(rint(f32(x * S)) + offset_d, -128, 127). */
+function quantized(x: number, quantScale: number, offsetD: number): number {
+  return Math.min(127, Math.max(-128, roundHalfEven(f32(x * quantScale)) + offsetD));
+}
+
+/** Dequant scales for `count` channels (or one) and the post operation applying them. */
+function dequantOp(
+  kind: "channel" | "shared",
+  view: { outer: number; channels: number; inner: number },
+): { scales: Float32Array; op: PostOp } {
+  const count = kind === "channel" ? view.channels : 1;
+  const scales = Float32Array.from(
+    integers(count, 77, 1, 1000),
+    (v, i) => (i % 2 === 0 ? 1 : -1) * v / 65536,
+  );
+  const opView = kind === "channel" ? view : { outer: 1, channels: 1, inner: 0 };
+  return { scales, op: { kind: "affine", view: opView, scale: scales, bias: null } };
 }
 
 const window = (k: [number, number], pad: number, stride: number, dilation = 1): Window2d => ({
@@ -91,6 +129,58 @@ const CASES: Case[] = [
     offsetD: -128,
     extreme: true,
   },
+  {
+    name:
+      "extreme values, offset 127, depth 1029 (five K blocks, odd), 7 outputs, per-channel dequant",
+    shape: [1, 1029, 3, 5],
+    outputs: 7,
+    groups: 1,
+    window: window([1, 1], 0, 1),
+    offsetD: 127,
+    extreme: true,
+    biasRange: 1 << 30,
+    dequant: "channel",
+  },
+  {
+    name: "1x1 stride 2 pad 1, 4k outputs, depth 48 (packed 16 at a time), shared dequant",
+    shape: [2, 48, 9, 10],
+    outputs: 12,
+    groups: 1,
+    window: window([1, 1], 1, 2),
+    offsetD: 1,
+    dequant: "shared",
+  },
+  {
+    name: "float input quantized in the kernel (Quant layer's scale), 3x3 pad 1",
+    shape: [1, 5, 7, 9],
+    outputs: 6,
+    groups: 1,
+    window: window([3, 3], 1, 1),
+    offsetD: -20,
+    quantScale: 37.5,
+    dequant: "channel",
+  },
+  {
+    name: "depthwise 3x3, biases past 2^24 and below, per-channel dequant, float input",
+    shape: [1, 6, 9, 21],
+    outputs: 6,
+    groups: 6,
+    window: window([3, 3], 1, 1),
+    offsetD: 128 - 256,
+    extreme: true,
+    biasRange: 1 << 24,
+    dequant: "channel",
+    quantScale: 100,
+  },
+  {
+    name: "depthwise 5x5 dilation 2 stride 1, extreme values",
+    shape: [2, 3, 11, 14],
+    outputs: 3,
+    groups: 3,
+    window: window([5, 5], 3, 1, 2),
+    offsetD: -128,
+    extreme: true,
+  },
 ];
 
 function expectedConvolution(
@@ -144,16 +234,29 @@ for (const [index, c] of CASES.entries()) {
     ) as [number, number];
     const count = batch * channels * height * width;
     const weightCount = c.outputs * (channels / c.groups) * kh * kw;
+    // With extreme values, q is as far from offset_d as int8 allows (differences ±255).
+    const far = c.offsetD >= 0 ? -128 : 127;
     const q = c.extreme
-      ? integers(count, index, 0, 1).map((bit) => bit ? 127 : -128)
+      ? integers(count, index, 0, 3).map((bits) => bits === 0 ? c.offsetD : far)
       : integers(count, index, -128, 127);
     const w = c.extreme
       ? integers(weightCount, 50 + index, 0, 1).map((bit) => bit ? 127 : -128)
       : integers(weightCount, 50 + index, -128, 127);
-    const bias = integers(c.outputs, 90 + index, -5000, 5000);
+    const range = c.biasRange ?? 5000;
+    const bias = integers(c.outputs, 90 + index, -range, range);
+    // Float input whose quantization gives q: (q - offset_d) / S, and values beyond the clamp.
+    const x = c.quantScale === undefined
+      ? Float32Array.from(q)
+      : Float32Array.from(q, (v, i) => (v - c.offsetD + (i % 3 - 1) * 0.3) / c.quantScale!);
+    const qOfX = c.quantScale === undefined
+      ? q
+      : Array.from(x, (v) => quantized(v, c.quantScale!, c.offsetD));
+    const layout = { outer: batch, channels: c.outputs, inner: outSize[0] * outSize[1] };
+    const dequant = c.dequant === undefined ? undefined : dequantOp(c.dequant, layout);
     const y = kernels.convolution({
-      x: Float32Array.from(q),
+      x,
       offsetD: c.offsetD,
+      quantScale: c.quantScale,
       shape: c.shape,
       weights: Int8Array.from(w),
       bias: Int32Array.from(bias),
@@ -161,10 +264,64 @@ for (const [index, c] of CASES.entries()) {
       groups: c.groups,
       window: c.window,
       outSize,
+      post: dequant === undefined ? [] : [dequant.op],
     });
-    assert.deepEqual(Array.from(y), expectedConvolution(q, w, bias, c, outSize));
+    const sums = expectedConvolution(qOfX, w, bias, c, outSize);
+    const scales = dequant?.scales;
+    const expected = scales === undefined ? sums : sums.map((sum, i) => {
+      const scale = scales.length === 1
+        ? scales[0]
+        : scales[Math.floor(i / layout.inner) % c.outputs];
+      return f32(f32(sum) * scale) + 0;
+    });
+    assert.deepEqual(Array.from(y), expected);
   });
 }
+
+Deno.test("integer Convolution: depthwise 23x23 whose sums pass 2^24 (not exact in float32)", async () => {
+  const kernels = await engineKernels();
+  // Every difference is 255 (q 127, offset -128); the weights are -128 but one 127 per kernel,
+  // so each full window sums to -128*255*528 + 127*255 = -17201535: odd and beyond 2^24. With
+  // channel 0's bias the result is 5 (any rounding of the sum shows); channel 1's bias is
+  // beyond float32's integers.
+  const [channels, size, offsetD] = [2, 23, -128];
+  const w = new Int8Array(channels * size * size).fill(-128);
+  w[5] = 127;
+  w[size * size + 100] = 127;
+  const y = kernels.convolution({
+    x: new Float32Array(channels * size * size).fill(127),
+    offsetD,
+    shape: [1, channels, size, size],
+    weights: w,
+    bias: Int32Array.from([17201540, -(1 << 30) - 1]),
+    outputs: channels,
+    groups: channels,
+    window: window([size, size], 0, 1),
+    outSize: [1, 1],
+  });
+  assert.deepEqual(Array.from(y), [5, f32(-17201535 - (1 << 30) - 1)]);
+});
+
+Deno.test("integer Convolution: depthwise biases not float32 (2^24 + 1, 2^31 - 1) beside one that is", async () => {
+  const kernels = await engineKernels();
+  // 1x1 depthwise over 5 values per channel, offset -64: differences 1, 1, 191 and weights 1, 1,
+  // -1 give sums 1, 1, -191. f32(1 + (2^24 + 1)) is 2^24 + 2 but f32(1 + f32(2^24 + 1)) is 2^24;
+  // f32(-191 + 2^31 - 1) is 2147483392 but f32(-191 + f32(2^31 - 1)) is 2147483520.
+  const x = [...new Array(10).fill(-63), ...new Array(5).fill(127)];
+  const y = kernels.convolution({
+    x: Float32Array.from(x),
+    offsetD: -64,
+    shape: [1, 3, 1, 5],
+    weights: Int8Array.from([1, 1, -1]),
+    bias: Int32Array.from([(1 << 24) + 1, -7, 2147483647]),
+    outputs: 3,
+    groups: 3,
+    window: window([1, 1], 0, 1),
+    outSize: [1, 5],
+  });
+  const expected = [16777218, -6, 2147483392].flatMap((value) => new Array(5).fill(value));
+  assert.deepEqual(Array.from(y), expected);
+});
 
 Deno.test("integer InnerProduct, transposed weights [K, N]: 6 rows, depth 300, 21 outputs", async () => {
   const kernels = await engineKernels();
@@ -188,6 +345,62 @@ Deno.test("integer InnerProduct, transposed weights [K, N]: 6 rows, depth 300, 2
       for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[p * outputs + o];
       expected.push(sum);
     }
+  }
+  assert.deepEqual(Array.from(y), expected);
+});
+
+Deno.test("integer InnerProduct: depth 37 (padded to 40), 7 outputs, 3 rows, quantized in the kernel, dequant then ReLU", async () => {
+  const kernels = await engineKernels();
+  const [rows, depth, outputs, offsetD, quantScale] = [3, 37, 7, 9, 12.25];
+  const x = Float32Array.from(integers(rows * depth, 8, -2000, 2000), (v) => v / 1000);
+  const q = Array.from(x, (v) => quantized(v, quantScale, offsetD));
+  const w = integers(outputs * depth, 9, -128, 127);
+  const bias = integers(outputs, 10, -100000, 100000);
+  const { scales, op } = dequantOp("channel", { outer: rows, channels: outputs, inner: 1 });
+  const y = kernels.innerProduct({
+    x,
+    offsetD,
+    quantScale,
+    rows,
+    depth,
+    weights: Int8Array.from(w),
+    transposed: false,
+    bias: Int32Array.from(bias),
+    outputs,
+    post: [op, { kind: "relu", slope: 0 }],
+  });
+  const expected: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < outputs; o++) {
+      let sum = bias[o];
+      for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[o * depth + p];
+      const value = f32(f32(sum) * scales[o]) + 0;
+      expected.push(value > 0 ? value : 0);
+    }
+  }
+  assert.deepEqual(Array.from(y), expected);
+});
+
+Deno.test("integer InnerProduct: extreme values at depth 2^11 + 5, offset -128", async () => {
+  const kernels = await engineKernels();
+  const [rows, depth, outputs, offsetD] = [1, 2053, 5, -128];
+  const q = integers(rows * depth, 11, 0, 1).map((bit) => bit ? 127 : -128);
+  const w = integers(outputs * depth, 12, 0, 1).map((bit) => bit ? 127 : -128);
+  const y = kernels.innerProduct({
+    x: Float32Array.from(q),
+    offsetD,
+    rows,
+    depth,
+    weights: Int8Array.from(w),
+    transposed: false,
+    bias: null,
+    outputs,
+  });
+  const expected: number[] = [];
+  for (let o = 0; o < outputs; o++) {
+    let sum = 0;
+    for (let p = 0; p < depth; p++) sum += (q[p] - offsetD) * w[o * depth + p];
+    expected.push(f32(sum));
   }
   assert.deepEqual(Array.from(y), expected);
 });

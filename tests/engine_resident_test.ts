@@ -147,7 +147,7 @@ Deno.test("kept weights: budgets too small for one or for both layers copy per c
   }
 });
 
-Deno.test("kept weights: the integer form's int8 weights, kept widened, and new ones", async () => {
+Deno.test("kept weights: the integer form's int8 weights, kept packed, and new ones", async () => {
   const kernels = await engineKernels();
   const [C, H, W, O] = [2, 4, 5, 3];
   const q = Float32Array.from({ length: C * H * W }, (_, i) => ((i * 37) % 255) - 128);

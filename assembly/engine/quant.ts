@@ -5,7 +5,7 @@ import { at } from "./gemm";
 
 /** q = clamp(rint(f32(x * S)) + offset_d, -128, 127) of four lanes, as float32. */
 @inline
-function quantizeLanes(x: v128, quantScale: v128, offset: v128): v128 {
+export function quantizeLanes(x: v128, quantScale: v128, offset: v128): v128 {
   const shifted = f32x4.add(f32x4.nearest(f32x4.mul(x, quantScale)), offset);
   return f32x4.min(f32x4.max(shifted, f32x4.splat(-128)), f32x4.splat(127));
 }

@@ -119,8 +119,13 @@ function quant(layer: Layer, input: Value, context: RunContext): Value {
   };
 }
 
+/** The deq[c] already unpacked from each deploy DeQuant blob (a net's blobs do not change). */
+const UNPACKED = new WeakMap<BigUint64Array, Float32Array>();
+
 /** The deq[c] of a deploy DeQuant blob: bits 31..0 of each uint64 as float32 (shift bits 0). */
 function unpackDequantScales(layer: Layer, packed: BigUint64Array): Float32Array {
+  const known = UNPACKED.get(packed);
+  if (known !== undefined) return known;
   const words = new Uint32Array(packed.length);
   for (let i = 0; i < packed.length; i++) {
     if (packed[i] >> 32n & 0xffn) {
@@ -128,7 +133,9 @@ function unpackDequantScales(layer: Layer, packed: BigUint64Array): Float32Array
     }
     words[i] = Number(packed[i] & 0xffffffffn);
   }
-  return new Float32Array(words.buffer);
+  const scales = new Float32Array(words.buffer);
+  UNPACKED.set(packed, scales);
+  return scales;
 }
 
 /** DeQuant: identity on float input (fake-quant model), accumulators x deq[c] (deploy model). */

@@ -380,7 +380,107 @@ interface EngineExports {
     relu: boolean,
     slope: number,
   ): void;
+  int16Differences(
+    x: number,
+    rows: number,
+    length: number,
+    stride: number,
+    quantize: boolean,
+    quantScale: number,
+    offset: number,
+    y: number,
+  ): void;
+  floatDifferences(
+    x: number,
+    count: number,
+    quantize: boolean,
+    quantScale: number,
+    offset: number,
+    y: number,
+  ): void;
+  int8ToFloat(x: number, count: number, y: number): void;
+  weightPairsBytes(m: number, k: number): number;
+  packWeightPairs(
+    a: number,
+    m: number,
+    k: number,
+    rowStride: number,
+    columnStride: number,
+    packed: number,
+  ): void;
+  packWeightRows(
+    w: number,
+    outputs: number,
+    depth: number,
+    transposed: boolean,
+    packed: number,
+  ): void;
+  convolutionPairs(...args: IntegerConvolutionArgsIn): void;
+  deconvolutionPairs(...args: IntegerConvolutionArgsIn): void;
+  depthwiseSums(
+    x: number,
+    batch: number,
+    channels: number,
+    height: number,
+    width: number,
+    weights: number,
+    geometry: number,
+    outH: number,
+    outW: number,
+    y: number,
+  ): void;
+  innerProductRows(
+    x: number,
+    rows: number,
+    depth: number,
+    weights: number,
+    outputs: number,
+    y: number,
+  ): void;
+  accumulatorsOut(
+    acc: number,
+    outer: number,
+    channels: number,
+    inner: number,
+    floatSums: boolean,
+    bias: number,
+    scales: number,
+    scaleStride: number,
+    y: number,
+  ): void;
 }
+
+/** The arguments of the integer convolution exports (see assembly/engine/intconv.ts). */
+type IntegerConvolutionArgsIn = [
+  x: number,
+  batch: number,
+  cin: number,
+  height: number,
+  width: number,
+  weights: number,
+  cout: number,
+  groups: number,
+  geometry: number,
+  outH: number,
+  outW: number,
+  bandRows: number,
+  col: number,
+  y: number,
+];
+
+/**
+ * How the integer kernels read a layer's int8 weights (assembly/engine/intconv.ts): as weight
+ * pairs of each group's [rows, depth] matrix (`stride` = elements between a row's values, 1, or
+ * between rows; convolution: W_g, deconvolution: W_g^T), as InnerProduct weight rows, or as
+ * float32 (depthwise kernels).
+ */
+export type Int8Packing =
+  | { kind: "pairs"; groups: number; rows: number; depth: number; transposed: boolean }
+  | { kind: "rows"; outputs: number; depth: number; transposed: boolean }
+  | { kind: "float" };
+
+/** Most taps a depthwise kernel may have for its integer sums to stay exact in float32. */
+const EXACT_FLOAT_TAPS = 514;
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
 type ConvolutionArgsIn = [
@@ -453,6 +553,11 @@ function checkLength(name: string, values: ArrayLike<unknown>, expected: number)
   if (values.length !== expected) {
     throw new RangeError(`${name} has ${values.length} values, expected ${expected}`);
   }
+}
+
+/** Elements per row of InnerProduct weight rows and inputs: the depth rounded up to 8. */
+function paddedDepth(depth: number): number {
+  return Math.ceil(depth / 8) * 8;
 }
 
 function product(sizes: readonly number[]): number {
@@ -628,6 +733,157 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     return arena.copyOut(at, count);
   };
 
+  /**
+   * Int8 weights in the form `packing` the integer kernels read (assembly/engine/intconv.ts) and
+   * the int32 bias, in WebAssembly memory: kept from an earlier call, or made now (kept when they
+   * fit). First thing in a call, before any scratch is taken.
+   */
+  const int8WeightsIn = (
+    weights: Int8Array,
+    bias: Int32Array | null,
+    packing: Int8Packing,
+  ): [weightsAt: number, biasAt: number] => {
+    resident.begin();
+    let bytes: number;
+    let pack: (bytesAt: number, at: number) => void;
+    if (packing.kind === "float") {
+      bytes = weights.length * 4;
+      pack = (bytesAt, at) => kernels.int8ToFloat(bytesAt, weights.length, at);
+    } else if (packing.kind === "rows") {
+      const { outputs, depth, transposed } = packing;
+      bytes = outputs * paddedDepth(depth) * 2;
+      pack = (bytesAt, at) => kernels.packWeightRows(bytesAt, outputs, depth, transposed, at);
+    } else {
+      const { groups, rows, depth, transposed } = packing;
+      const groupBytes = kernels.weightPairsBytes(rows, depth);
+      const [rowStride, columnStride] = transposed ? [1, rows] : [depth, 1];
+      bytes = groups * groupBytes;
+      pack = (bytesAt, at) => {
+        for (let g = 0; g < groups; g++) {
+          const from = bytesAt + g * rows * depth;
+          kernels.packWeightPairs(from, rows, depth, rowStride, columnStride, at + g * groupBytes);
+        }
+      };
+    }
+    const form = `int8 ${Object.values(packing).join(" ")}`;
+    const prepare = (at: number) => pack(wasm.copyIn(weights), at);
+    let weightsAt = resident.prepared(weights, form, bytes, prepare);
+    if (weightsAt === undefined) {
+      weightsAt = wasm.alloc(bytes);
+      prepare(weightsAt);
+    }
+    return [weightsAt, bias === null ? 0 : keptCopy(bias)];
+  };
+
+  /**
+   * The integer kernels' results [outer, channels, inner] at `accAt` (int32 sums, or exact
+   * integer float32 sums when `floatSums`) + bias, as float32, then `post`: a first plain scale
+   * (a DeQuant) is applied in the same pass. Copies the `count` results out.
+   */
+  const accumulatorsOut = (
+    accAt: number,
+    layout: ChannelView,
+    floatSums: boolean,
+    biasAt: number,
+    post: readonly PostOp[],
+  ): Float32Array => {
+    const { outer, channels, inner } = layout;
+    const count = outer * channels * inner;
+    const [first] = post;
+    const scale = first?.kind === "affine" && first.bias === null && first.scale !== null &&
+        (first.scale.length === 1 ||
+          (first.view.outer === outer && first.view.channels === channels &&
+            first.view.inner === inner))
+      ? first.scale
+      : null;
+    const scaleAt = scale === null ? 0 : wasm.copyIn(scale);
+    const scaleStride = scale === null ? 0 : channelStride("scale", scale, channels);
+    kernels.accumulatorsOut(
+      accAt,
+      outer,
+      channels,
+      inner,
+      floatSums,
+      biasAt,
+      scaleAt,
+      scaleStride,
+      accAt,
+    );
+    for (const op of scale === null ? post : post.slice(1)) postOpIn(op, accAt, count);
+    return wasm.copyOut(Float32Array, accAt, count);
+  };
+
+  /** The integer Convolution or Deconvolution (deploy model). */
+  const integerConvolution = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+    const [batch, channels, height, width] = args.shape;
+    const [outH, outW] = args.outSize;
+    const [kernelH, kernelW] = args.window.kernel;
+    const { groups, outputs } = args;
+    const offsetD = args.offsetD ?? 0;
+    const quantize = args.quantScale !== undefined;
+    const quantScale = args.quantScale ?? 0;
+    const post = args.post ?? [];
+    if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
+    const inputCount = batch * channels * height * width;
+    const outCount = batch * outputs * outH * outW;
+    const layout = { outer: batch, channels: outputs, inner: outH * outW };
+    const taps = kernelH * kernelW;
+    const cinGroup = channels / groups;
+    const coutGroup = outputs / groups;
+    const depth = transposed ? coutGroup * taps : cinGroup * taps;
+    const depthwise = !transposed && groups === channels && groups === outputs &&
+      taps <= EXACT_FLOAT_TAPS;
+    const packing: Int8Packing = depthwise
+      ? { kind: "float" }
+      : transposed
+      ? { kind: "pairs", groups, rows: depth, depth: cinGroup, transposed: true }
+      : { kind: "pairs", groups, rows: coutGroup, depth, transposed: false };
+    const [weightsAt, biasAt] = int8WeightsIn(
+      args.weights as Int8Array,
+      args.bias as Int32Array | null,
+      packing,
+    );
+    const geometryAt = geometryIn(args.window);
+    if (depthwise) {
+      const xAt = wasm.copyIn(args.x);
+      kernels.floatDifferences(xAt, inputCount, quantize, quantScale, offsetD, xAt);
+      const yAt = wasm.alloc(outCount * 4);
+      const sizes = [batch, channels, height, width] as const;
+      kernels.depthwiseSums(xAt, ...sizes, weightsAt, geometryAt, outH, outW, yAt);
+      return accumulatorsOut(yAt, layout, true, biasAt, post);
+    }
+    const xAt = wasm.alloc(inputCount * 2);
+    const floatAt = wasm.copyIn(args.x);
+    kernels.int16Differences(
+      floatAt,
+      1,
+      inputCount,
+      inputCount,
+      quantize,
+      quantScale,
+      offsetD,
+      xAt,
+    );
+    const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
+    const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
+    const colAt = wasm.alloc(depth * bandRows * rowWidth * (transposed ? 4 : 2));
+    const yAt = wasm.alloc(outCount * 4);
+    const sizes = [batch, channels, height, width, weightsAt, outputs, groups] as const;
+    const shared: IntegerConvolutionArgsIn = [
+      xAt,
+      ...sizes,
+      geometryAt,
+      outH,
+      outW,
+      bandRows,
+      colAt,
+      yAt,
+    ];
+    if (transposed) kernels.deconvolutionPairs(...shared);
+    else kernels.convolutionPairs(...shared);
+    return accumulatorsOut(yAt, layout, false, biasAt, post);
+  };
+
   /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
   const checkConvolution = (args: ConvolutionArgs, transposed: boolean): boolean => {
     const [batch, channels, height, width] = args.shape;
@@ -668,6 +924,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const depthwise = channels === groups && outputs === groups;
     const panels = integer || transposed || depthwise ? undefined : { outputs, groups, depth };
     wasm.reset();
+    if (integer) return integerConvolution(args, transposed);
     const [weightsAt, biasAt, packedAt] = weightsIn(args.weights, args.bias, panels);
     const xAt = inputIn(args);
     const geometryAt = geometryIn(args.window);
@@ -780,6 +1037,25 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       checkLength("weights", args.weights, args.outputs * args.depth);
       if (args.bias !== null) checkLength("bias", args.bias, args.outputs);
       wasm.reset();
+      if (integer) {
+        const { rows, depth, outputs, transposed } = args;
+        const [weightsAt, biasAt] = int8WeightsIn(
+          args.weights as Int8Array,
+          args.bias as Int32Array | null,
+          { kind: "rows", outputs, depth, transposed },
+        );
+        const stride = paddedDepth(depth);
+        const floatAt = wasm.copyIn(args.x);
+        const xAt = wasm.alloc(rows * stride * 2);
+        const quantize = args.quantScale !== undefined;
+        const quantScale = args.quantScale ?? 0;
+        const offsetD = args.offsetD ?? 0;
+        kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
+        const yAt = wasm.alloc(rows * outputs * 4);
+        kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
+        const layout = { outer: rows, channels: outputs, inner: 1 };
+        return accumulatorsOut(yAt, layout, false, biasAt, args.post ?? []);
+      }
       const [weightsAt, biasAt] = weightsIn(args.weights, args.bias);
       const xAt = inputIn(args);
       const outCount = args.rows * args.outputs;

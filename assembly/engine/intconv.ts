@@ -1,0 +1,711 @@
+// The deploy model's integer Convolution, Deconvolution and InnerProduct (SPEC §10): int8 weights
+// times the differences d = q - offset_d of the Quant layer's int8 values q, summed exactly in
+// int32. The differences lie in [-255, 255] and the weights in [-128, 127], so both fit int16 and
+// i32x4.dot_i16x8_s does two exact multiply-adds per lane. Arguments are byte offsets into linear
+// memory owned by the caller.
+//
+// Forms kept in memory (src/wasm/engine.ts prepares them; they depend only on the weights):
+// - weight pairs (packWeightPairs): a matrix A[m, k] of int8 in groups of 4 rows, per group and
+//   pair of products (p, p+1) the 4 rows' (A[r, p], A[r, p+1]) as int16 pairs ([group][pair][4]
+//   int32); rows past m and a missing last product are 0.
+// - weight rows (packWeightRows): InnerProduct weights as int16 rows [outputs, depth rounded up
+//   to 8], zeros past the depth.
+// - float weights (int8ToFloat): depthwise kernels, whose sums stay below 2^24 and so are exact
+//   in float32 (depthwise3x3 of assembly/engine/conv.ts computes them).
+
+import { depthwise } from "./conv";
+import { at } from "./gemm";
+import { quantizeLanes } from "./quant";
+import { Window } from "./window";
+
+/** Products per pass: a packed piece of B (KC/2 pairs x 8 columns, 4 KiB) stays in L1. */
+const KC: i32 = 256;
+/** The packed piece of B. */
+const panel: usize = memory.data(KC / 2 * 32, 16);
+/** A 4 x 8 tile of int32 for the edges of C. */
+const edgeTile: usize = memory.data(4 * 8 * 4, 16);
+
+/** Byte offset of element `index` of a 2-byte-element array at `base`. */
+@inline
+function at16(base: usize, index: i32): usize {
+  return base + (<usize>index << 1);
+}
+
+/** The four differences of four lanes of input: (quantized first when `quantize`) q - offset. */
+@inline
+function differenceLanes(
+  x: v128,
+  quantize: bool,
+  quantScale: v128,
+  offsetF: v128,
+  offset: v128,
+): v128 {
+  const q = quantize ? quantizeLanes(x, quantScale, offsetF) : x;
+  return i32x4.sub(i32x4.trunc_sat_f32x4_s(q), offset);
+}
+
+/**
+ * y[r, 0..stride) = int16 (q - offset) of x[r, 0..length) then zeros, for `rows` rows; q = x (the
+ * Quant layer's values as float32), or when `quantize` the Quant layer's q of x (as the quantize
+ * kernel computes it with `quantScale` and `offset`).
+ */
+export function int16Differences(
+  x: usize,
+  rows: i32,
+  length: i32,
+  stride: i32,
+  quantize: bool,
+  quantScale: f32,
+  offset: i32,
+  y: usize,
+): void {
+  const scales = f32x4.splat(quantScale);
+  const offsetsF = f32x4.splat(<f32>offset);
+  const offsets = i32x4.splat(offset);
+  for (let r = 0; r < rows; r++) {
+    const source = at(x, r * length);
+    const target = at16(y, r * stride);
+    let i = 0;
+    for (; i + 8 <= length; i += 8) {
+      const low = differenceLanes(v128.load(at(source, i)), quantize, scales, offsetsF, offsets);
+      const high = differenceLanes(
+        v128.load(at(source, i), 16),
+        quantize,
+        scales,
+        offsetsF,
+        offsets,
+      );
+      v128.store(at16(target, i), i16x8.narrow_i32x4_s(low, high));
+    }
+    for (; i < length; i++) {
+      const lanes = differenceLanes(
+        f32x4.splat(load<f32>(at(source, i))),
+        quantize,
+        scales,
+        offsetsF,
+        offsets,
+      );
+      store<i16>(at16(target, i), <i16>i32x4.extract_lane(lanes, 0));
+    }
+    for (; i < stride; i++) store<i16>(at16(target, i), 0);
+  }
+}
+
+/** y = q - offset of `count` values in float32 (exact), q as int16Differences takes it. */
+export function floatDifferences(
+  x: usize,
+  count: i32,
+  quantize: bool,
+  quantScale: f32,
+  offset: i32,
+  y: usize,
+): void {
+  const scales = f32x4.splat(quantScale);
+  const offsets = f32x4.splat(<f32>offset);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const x4 = v128.load(at(x, i));
+    const q = quantize ? quantizeLanes(x4, scales, offsets) : x4;
+    v128.store(at(y, i), f32x4.sub(q, offsets));
+  }
+  for (; i < count; i++) {
+    const x4 = f32x4.splat(load<f32>(at(x, i)));
+    const q = quantize ? quantizeLanes(x4, scales, offsets) : x4;
+    store<f32>(at(y, i), f32x4.extract_lane(f32x4.sub(q, offsets), 0));
+  }
+}
+
+/** y = f32(x) for `count` int8 x. */
+export function int8ToFloat(x: usize, count: i32, y: usize): void {
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const wide = i16x8.extend_low_i8x16_s(v128.load64_zero(x + <usize>i));
+    v128.store(at(y, i), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(wide)));
+    v128.store(at(y, i), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(wide)), 16);
+  }
+  for (; i < count; i++) store<f32>(at(y, i), <f32>load<i8>(x + <usize>i));
+}
+
+/** Bytes of A[m, k] as weight pairs. */
+export function weightPairsBytes(m: i32, k: i32): i32 {
+  return ((m + 3) >> 2) * ((k + 1) >> 1) * 16;
+}
+
+/**
+ * Packs int8 A[m, k], element (r, p) at byte `a + r*rowStride + p*columnStride`, as weight pairs
+ * (see the module comment) at `packed`. Full groups of rows with contiguous products go sixteen
+ * products (8 pairs) at a time: each row widened to int16, the four rows' pairs transposed.
+ */
+export function packWeightPairs(
+  a: usize,
+  m: i32,
+  k: i32,
+  rowStride: i32,
+  columnStride: i32,
+  packed: usize,
+): void {
+  const pairs = (k + 1) >> 1;
+  const vectorPairs = columnStride == 1 ? (k >> 4) << 3 : 0;
+  let target = packed;
+  for (let row = 0; row < m; row += 4) {
+    let q = 0;
+    if (row + 4 <= m) {
+      const r0 = a + <usize>(row * rowStride);
+      const r1 = r0 + <usize>rowStride;
+      const r2 = r1 + <usize>rowStride;
+      const r3 = r2 + <usize>rowStride;
+      for (; q < vectorPairs; q += 8) {
+        const p = <usize>(2 * q);
+        const v0 = v128.load(r0 + p);
+        const v1 = v128.load(r1 + p);
+        const v2 = v128.load(r2 + p);
+        const v3 = v128.load(r3 + p);
+        storeTransposed(
+          target,
+          i16x8.extend_low_i8x16_s(v0),
+          i16x8.extend_low_i8x16_s(v1),
+          i16x8.extend_low_i8x16_s(v2),
+          i16x8.extend_low_i8x16_s(v3),
+        );
+        storeTransposed(
+          target + 64,
+          i16x8.extend_high_i8x16_s(v0),
+          i16x8.extend_high_i8x16_s(v1),
+          i16x8.extend_high_i8x16_s(v2),
+          i16x8.extend_high_i8x16_s(v3),
+        );
+        target += 128;
+      }
+    }
+    for (; q < pairs; q++) {
+      const p = 2 * q;
+      for (let r = row; r < row + 4; r++) {
+        let pair = 0;
+        if (r < m) {
+          const from = a + <usize>(r * rowStride + p * columnStride);
+          pair = <i32>load<i8>(from) & 0xffff;
+          if (p + 1 < k) pair |= <i32>load<i8>(from + <usize>columnStride) << 16;
+        }
+        store<i32>(target, pair);
+        target += 4;
+      }
+    }
+  }
+}
+
+/** Stores the 4 x 4 transpose of the int32 lanes of rows r0..r3 (64 bytes) at `target`. */
+@inline
+function storeTransposed(target: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7);
+  const t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+  v128.store(target, v128.shuffle<i64>(t0, t1, 0, 2));
+  v128.store(target, v128.shuffle<i64>(t0, t1, 1, 3), 16);
+  v128.store(target, v128.shuffle<i64>(t2, t3, 0, 2), 32);
+  v128.store(target, v128.shuffle<i64>(t2, t3, 1, 3), 48);
+}
+
+/** Elements per row of InnerProduct weight rows (and input rows): the depth rounded up to 8. */
+@inline
+export function paddedDepth(depth: i32): i32 {
+  return (depth + 7) & ~7;
+}
+
+/**
+ * Packs int8 InnerProduct weights [outputs, depth] ([depth, outputs] when `transposed`) as weight
+ * rows: int16 [outputs, paddedDepth(depth)], zeros past the depth.
+ */
+export function packWeightRows(
+  w: usize,
+  outputs: i32,
+  depth: i32,
+  transposed: bool,
+  packed: usize,
+): void {
+  const stride = paddedDepth(depth);
+  for (let o = 0; o < outputs; o++) {
+    const target = at16(packed, o * stride);
+    let p = 0;
+    if (!transposed) {
+      const source = w + <usize>(o * depth);
+      for (; p + 16 <= depth; p += 16) {
+        const bytes = v128.load(source + <usize>p);
+        v128.store(at16(target, p), i16x8.extend_low_i8x16_s(bytes));
+        v128.store(at16(target, p), i16x8.extend_high_i8x16_s(bytes), 16);
+      }
+    }
+    for (; p < depth; p++) {
+      const index = transposed ? p * outputs + o : o * depth + p;
+      store<i16>(at16(target, p), <i16>load<i8>(w + <usize>index));
+    }
+    for (; p < stride; p++) store<i16>(at16(target, p), 0);
+  }
+}
+
+/**
+ * Packs B[k0..k1, n0..n0+columns) of int16 B (rows `ldb` apart) into `panel`: per pair of rows
+ * (p, p+1), 8 columns of (B[p, col], B[p+1, col]); missing columns and a missing last row are 0.
+ */
+function packPanel(b: usize, ldb: i32, k0: i32, k1: i32, n0: i32, columns: i32): void {
+  const pairs = (k1 - k0 + 1) >> 1;
+  const zero = i32x4.splat(0);
+  let target = panel;
+  for (let q = 0; q < pairs; q++) {
+    const p = k0 + 2 * q;
+    const second = p + 1 < k1;
+    const low = at16(b, p * ldb + n0);
+    const high = at16(low, ldb);
+    if (columns == 8) {
+      const lows = v128.load(low);
+      const highs = second ? v128.load(high) : zero;
+      v128.store(
+        target,
+        i8x16.shuffle(lows, highs, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+      );
+      v128.store(
+        target,
+        i8x16.shuffle(lows, highs, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
+        16,
+      );
+    } else {
+      for (let col = 0; col < 8; col++) {
+        const inside = col < columns;
+        const first = inside ? load<i16>(at16(low, col)) : <i16>0;
+        const next = inside && second ? load<i16>(at16(high, col)) : <i16>0;
+        store<i16>(target + (<usize>col << 2), first);
+        store<i16>(target + (<usize>col << 2), next, 2);
+      }
+    }
+    target += 32;
+  }
+}
+
+/**
+ * C[m, n] = A x B in int32 (rows of C `ldc` apart): A as weight pairs of A[m, k], B int16
+ * row-major [k, n] with rows `ldb` apart. Exact (wrapping) int32 sums.
+ */
+export function gemmPairs(
+  m: i32,
+  n: i32,
+  k: i32,
+  packedA: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+): void {
+  const allPairs = (k + 1) >> 1;
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const k1 = min(k0 + KC, k);
+    const pairs = (k1 - k0 + 1) >> 1;
+    const first = k0 == 0;
+    for (let n0 = 0; n0 < n; n0 += 8) {
+      const columns = min(8, n - n0);
+      packPanel(b, ldb, k0, k1, n0, columns);
+      for (let row = 0; row < m; row += 4) {
+        const ap = packedA + ((<usize>(row >> 2) * <usize>allPairs + <usize>(k0 >> 1)) << 4);
+        const rows = min(4, m - row);
+        const target = at(c, row * ldc + n0);
+        if (rows == 4 && columns == 8) {
+          tile(ap, pairs, target, ldc, first);
+        } else {
+          if (!first) {
+            for (let r = 0; r < rows; r++) {
+              for (let col = 0; col < columns; col++) {
+                store<i32>(at(edgeTile, r * 8 + col), load<i32>(at(target, r * ldc + col)));
+              }
+            }
+          }
+          tile(ap, pairs, edgeTile, 8, first);
+          for (let r = 0; r < rows; r++) {
+            for (let col = 0; col < columns; col++) {
+              store<i32>(at(target, r * ldc + col), load<i32>(at(edgeTile, r * 8 + col)));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** The 4 x 8 int32 tile at `target` (rows `ldc` apart) += A's 4 rows x the panel, over `pairs`. */
+@inline
+function tile(ap: usize, pairs: i32, target: usize, ldc: i32, first: bool): void {
+  const c0 = target;
+  const c1 = at(c0, ldc);
+  const c2 = at(c1, ldc);
+  const c3 = at(c2, ldc);
+  const zero = i32x4.splat(0);
+  let s00 = first ? zero : v128.load(c0);
+  let s01 = first ? zero : v128.load(c0, 16);
+  let s10 = first ? zero : v128.load(c1);
+  let s11 = first ? zero : v128.load(c1, 16);
+  let s20 = first ? zero : v128.load(c2);
+  let s21 = first ? zero : v128.load(c2, 16);
+  let s30 = first ? zero : v128.load(c3);
+  let s31 = first ? zero : v128.load(c3, 16);
+  let a = ap;
+  let bp = panel;
+  const end = panel + (<usize>pairs << 5);
+  while (bp < end) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    const a0 = v128.load32_splat(a);
+    s00 = i32x4.add(s00, i32x4.dot_i16x8_s(a0, b0));
+    s01 = i32x4.add(s01, i32x4.dot_i16x8_s(a0, b1));
+    const a1 = v128.load32_splat(a, 4);
+    s10 = i32x4.add(s10, i32x4.dot_i16x8_s(a1, b0));
+    s11 = i32x4.add(s11, i32x4.dot_i16x8_s(a1, b1));
+    const a2 = v128.load32_splat(a, 8);
+    s20 = i32x4.add(s20, i32x4.dot_i16x8_s(a2, b0));
+    s21 = i32x4.add(s21, i32x4.dot_i16x8_s(a2, b1));
+    const a3 = v128.load32_splat(a, 12);
+    s30 = i32x4.add(s30, i32x4.dot_i16x8_s(a3, b0));
+    s31 = i32x4.add(s31, i32x4.dot_i16x8_s(a3, b1));
+    a += 16;
+    bp += 32;
+  }
+  v128.store(c0, s00);
+  v128.store(c0, s01, 16);
+  v128.store(c1, s10);
+  v128.store(c1, s11, 16);
+  v128.store(c2, s20);
+  v128.store(c2, s21, 16);
+  v128.store(c3, s30);
+  v128.store(c3, s31, 16);
+}
+
+/** The first output column whose input column `ow*stride + shift` is >= 0. */
+@inline
+function firstInside(shift: i32, stride: i32): i32 {
+  return shift >= 0 ? 0 : (stride - 1 - shift) / stride;
+}
+
+/** One past the last output column whose input column `ow*stride + shift` is < width. */
+@inline
+function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
+  const room = width - shift;
+  return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
+}
+
+/**
+ * Caffe's im2col of int16 x for output rows rowStart..rowEnd: col[(c*kh + i)*kw + j, (oh -
+ * rowStart)*outW + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image.
+ */
+function im2col16(
+  x: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  window: Window,
+  rowStart: i32,
+  rowEnd: i32,
+  outW: i32,
+  col: usize,
+): void {
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
+  let target = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = at16(x, c * height * width);
+    for (let i = 0; i < kh; i++) {
+      const rowShift = i * window.dilationH - window.padH;
+      for (let j = 0; j < kw; j++) {
+        const shift = j * window.dilationW - window.padW;
+        const first = min(firstInside(shift, sw), outW);
+        const end = max(endInside(shift, sw, width, outW), first);
+        for (let oh = rowStart; oh < rowEnd; oh++) {
+          const ih = oh * sh + rowShift;
+          const inside = ih >= 0 && ih < height;
+          const from = inside ? first : outW;
+          const to = inside ? end : outW;
+          let ow = 0;
+          for (; ow < from; ow++) store<i16>(at16(target, ow), 0);
+          const source = at16(plane, ih * width + shift);
+          if (sw == 1) {
+            for (; ow + 8 <= to; ow += 8) {
+              v128.store(at16(target, ow), v128.load(at16(source, ow)));
+            }
+            for (; ow < to; ow++) store<i16>(at16(target, ow), load<i16>(at16(source, ow)));
+          } else {
+            for (; ow < to; ow++) store<i16>(at16(target, ow), load<i16>(at16(source, ow * sw)));
+          }
+          for (; ow < outW; ow++) store<i16>(at16(target, ow), 0);
+          target = at16(target, outW);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The integer Convolution: for each image and group, acc_g = W_g x im2col(d_g) in int32, in bands
+ * of `bandRows` output rows, 1x1/stride 1/no pad kernels reading d directly. `x` holds the int16
+ * differences d [N, cin, H, W]; `weights` the weight pairs of each group's [cout/group, depth]
+ * (weightPairsBytes apart); `col` int16 scratch of depth*bandRows*outW; y gets int32 [N, cout,
+ * outH, outW] (no bias).
+ */
+export function convolutionPairs(
+  x: usize,
+  batch: i32,
+  cin: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  cout: i32,
+  groups: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  bandRows: i32,
+  col: usize,
+  y: usize,
+): void {
+  const window = changetype<Window>(geometry);
+  const cinGroup = cin / groups;
+  const coutGroup = cout / groups;
+  const depth = cinGroup * window.kernelH * window.kernelW;
+  const spatial = outH * outW;
+  const groupBytes = <usize>weightPairsBytes(coutGroup, depth);
+  const direct = window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 &&
+    window.strideW == 1 && window.padH == 0 && window.padW == 0;
+  for (let n = 0; n < batch; n++) {
+    for (let g = 0; g < groups; g++) {
+      const xGroup = at16(x, (n * cin + g * cinGroup) * height * width);
+      const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
+      const packed = weights + <usize>g * groupBytes;
+      if (direct) {
+        gemmPairs(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial);
+        continue;
+      }
+      for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
+        const rowEnd = min(rowStart + bandRows, outH);
+        const columns = (rowEnd - rowStart) * outW;
+        im2col16(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
+        gemmPairs(coutGroup, columns, depth, packed, col, columns, at(yGroup, rowStart * outW), spatial);
+      }
+    }
+  }
+}
+
+/**
+ * Caffe's col2im for column rows rowStart..rowEnd (of colW columns) of int32 col: adds every
+ * column entry into int32 x.
+ */
+function col2im32(
+  col: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  window: Window,
+  rowStart: i32,
+  rowEnd: i32,
+  colW: i32,
+  x: usize,
+): void {
+  const kh = window.kernelH;
+  const kw = window.kernelW;
+  const sh = window.strideH;
+  const sw = window.strideW;
+  let source = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = at(x, c * height * width);
+    for (let i = 0; i < kh; i++) {
+      const rowShift = i * window.dilationH - window.padH;
+      for (let j = 0; j < kw; j++) {
+        const shift = j * window.dilationW - window.padW;
+        const first = min(firstInside(shift, sw), colW);
+        const end = max(endInside(shift, sw, width, colW), first);
+        for (let oh = rowStart; oh < rowEnd; oh++) {
+          const ih = oh * sh + rowShift;
+          if (ih >= 0 && ih < height) {
+            const row = at(plane, ih * width + shift);
+            for (let ow = first; ow < end; ow++) {
+              const target = at(row, ow * sw);
+              store<i32>(target, load<i32>(target) + load<i32>(at(source, ow)));
+            }
+          }
+          source = at(source, colW);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The integer Deconvolution: for each image and group, col = W_g^T x d_g in int32, then col2im
+ * into y_g, in bands of `bandRows` input rows. `x` holds int16 differences [N, cin, H, W];
+ * `weights` the weight pairs of each group's W_g^T [cout/group*kh*kw, cin/group]; `col` int32
+ * scratch of (cout/group)*kh*kw*bandRows*W; y gets int32 [N, cout, outH, outW] (no bias).
+ */
+export function deconvolutionPairs(
+  x: usize,
+  batch: i32,
+  cin: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  cout: i32,
+  groups: i32,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  bandRows: i32,
+  col: usize,
+  y: usize,
+): void {
+  const window = changetype<Window>(geometry);
+  const cinGroup = cin / groups;
+  const coutGroup = cout / groups;
+  const depth = coutGroup * window.kernelH * window.kernelW;
+  const spatial = height * width;
+  const groupBytes = <usize>weightPairsBytes(depth, cinGroup);
+  memory.fill(y, 0, <usize>(batch * cout * outH * outW) << 2);
+  for (let n = 0; n < batch; n++) {
+    for (let g = 0; g < groups; g++) {
+      const xGroup = at16(x, (n * cin + g * cinGroup) * spatial);
+      const yGroup = at(y, (n * cout + g * coutGroup) * outH * outW);
+      const packed = weights + <usize>g * groupBytes;
+      for (let rowStart = 0; rowStart < height; rowStart += bandRows) {
+        const rowEnd = min(rowStart + bandRows, height);
+        const columns = (rowEnd - rowStart) * width;
+        const band = at16(xGroup, rowStart * width);
+        gemmPairs(depth, columns, cinGroup, packed, band, spatial, col, columns);
+        col2im32(col, coutGroup, outH, outW, window, rowStart, rowEnd, width, yGroup);
+      }
+    }
+  }
+}
+
+/**
+ * The integer InnerProduct: y[rows, outputs] = d[rows, depth] x W^T in int32, d int16 rows and W
+ * weight rows, both paddedDepth(depth) apart (no bias).
+ */
+export function innerProductRows(
+  x: usize,
+  rows: i32,
+  depth: i32,
+  weights: usize,
+  outputs: i32,
+  y: usize,
+): void {
+  const stride = paddedDepth(depth);
+  const rowBytes = <usize>stride << 1;
+  for (let row = 0; row < rows; row++) {
+    const xRow = at16(x, row * stride);
+    const target = at(y, row * outputs);
+    let o = 0;
+    for (; o + 4 <= outputs; o += 4) {
+      const w0 = at16(weights, o * stride);
+      const w1 = w0 + rowBytes;
+      const w2 = w1 + rowBytes;
+      const w3 = w2 + rowBytes;
+      let s0 = i32x4.splat(0);
+      let s1 = s0;
+      let s2 = s0;
+      let s3 = s0;
+      for (let p: usize = 0; p < rowBytes; p += 16) {
+        const v = v128.load(xRow + p);
+        s0 = i32x4.add(s0, i32x4.dot_i16x8_s(v, v128.load(w0 + p)));
+        s1 = i32x4.add(s1, i32x4.dot_i16x8_s(v, v128.load(w1 + p)));
+        s2 = i32x4.add(s2, i32x4.dot_i16x8_s(v, v128.load(w2 + p)));
+        s3 = i32x4.add(s3, i32x4.dot_i16x8_s(v, v128.load(w3 + p)));
+      }
+      const out = at(target, o);
+      store<i32>(out, laneSum(s0));
+      store<i32>(out, laneSum(s1), 4);
+      store<i32>(out, laneSum(s2), 8);
+      store<i32>(out, laneSum(s3), 12);
+    }
+    for (; o < outputs; o++) {
+      const w0 = at16(weights, o * stride);
+      let s = i32x4.splat(0);
+      for (let p: usize = 0; p < rowBytes; p += 16) {
+        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xRow + p), v128.load(w0 + p)));
+      }
+      store<i32>(at(target, o), laneSum(s));
+    }
+  }
+}
+
+/** The sum of the four int32 lanes of `v`. */
+@inline
+function laneSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) +
+    i32x4.extract_lane(v, 3);
+}
+
+/**
+ * The integer depthwise Convolution (one input and one output channel per group) on float32
+ * differences and float32 weights: exact integer sums in float32 while a kernel has at most 514
+ * taps (each product is at most 255 * 128 in magnitude, so every partial sum stays below 2^24).
+ * y gets the sums as float32 (no bias).
+ */
+export function depthwiseSums(
+  x: usize,
+  batch: i32,
+  channels: i32,
+  height: i32,
+  width: i32,
+  weights: usize,
+  geometry: usize,
+  outH: i32,
+  outW: i32,
+  y: usize,
+): void {
+  const window = changetype<Window>(geometry);
+  depthwise<f32>(x, batch, channels, height, width, weights, 0, window, outH, outW, y, false, 0);
+}
+
+/**
+ * The accumulators as AscendDequant reads them, [outer, channels, inner]: y = f32(acc + bias[c])
+ * (bias 0 = none), then, when `scales` is not 0, y * scales[c * scaleStride] + 0 (the
+ * channelAffine kernel's arithmetic; scaleStride 0 shares one scale). `acc` is int32, or when
+ * `floatSums` depthwiseSums' exact integer sums in float32 (a bias that float32 holds exactly is
+ * then added in float32: one rounding, as the int32 path's conversion). y may be acc.
+ */
+export function accumulatorsOut(
+  acc: usize,
+  outer: i32,
+  channels: i32,
+  inner: i32,
+  floatSums: bool,
+  bias: usize,
+  scales: usize,
+  scaleStride: i32,
+  y: usize,
+): void {
+  const zero = f32x4.splat(0);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const biasValue = bias != 0 ? load<i32>(at(bias, c)) : 0;
+      const scale: f32 = scales != 0 ? load<f32>(at(scales, c * scaleStride)) : 1;
+      // A bias that float32 holds exactly: the float sum is f32(acc + bias), rounded once.
+      const floatBias = floatSums && <f64><f32>biasValue == <f64>biasValue;
+      const biases = i32x4.splat(biasValue);
+      const floatBiases = f32x4.splat(<f32>biasValue);
+      const factors = f32x4.splat(scale);
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        const raw = v128.load(at(acc, base + i));
+        let value = floatBias
+          ? f32x4.add(raw, floatBiases)
+          : f32x4.convert_i32x4_s(
+            i32x4.add(floatSums ? i32x4.trunc_sat_f32x4_s(raw) : raw, biases),
+          );
+        if (scales != 0) value = f32x4.add(f32x4.mul(value, factors), zero);
+        v128.store(at(y, base + i), value);
+      }
+      for (; i < inner; i++) {
+        const raw = floatSums ? <i32>load<f32>(at(acc, base + i)) : load<i32>(at(acc, base + i));
+        let value = <f32>(raw + biasValue);
+        if (scales != 0) value = value * scale + <f32>0;
+        store<f32>(at(y, base + i), value);
+      }
+    }
+  }
+}
