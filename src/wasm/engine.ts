@@ -810,7 +810,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       accAt,
     );
     for (const op of scale === null ? post : post.slice(1)) postOpIn(op, accAt, count);
-    return wasm.copyOut(Float32Array, accAt, count);
+    return arena.copyOut(accAt, count);
   };
 
   /** The integer Convolution or Deconvolution (deploy model). */
