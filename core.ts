@@ -17,6 +17,7 @@
 export { ConvertError, ERROR_CODES, type ErrorCode, type ErrorPlace } from "./src/errors.ts";
 export type { BinaryInput } from "./src/arguments.ts";
 export {
+  type ConvertBlobsInput,
   type ConvertBlobsOutput,
   type ConvertedBlobs,
   type ConvertedFiles,

@@ -19,7 +19,8 @@
  * VmHWM (Linux), reset before each conversion through /proc/self/clear_refs after a garbage
  * collection; the largest of the rounds is shown. Node runs an esbuild bundle of this script
  * made from the current sources; Chromium (playwright-core, /usr/bin/chromium or $CHROMIUM) runs
- * the in-memory API (`core.ts` bundled; `convert`, and `convertToBlobs` as "chromium blobs") on
+ * the in-memory API (`core.ts` bundled; `convert` on the caffemodel's bytes, and `convertToBlobs` on it
+ * as a `File` set in a file input, as "chromium blobs") on
  * inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
  * time `caffe-quant convert` as a user runs it: `deno run -A src/cli.ts`, `node` on the bin's
  * bundle, and `npx caffe-quant` (dist/cli.js from `npm run build`), start-up included, against
@@ -366,18 +367,23 @@ async function buildBundles(dir: string): Promise<void> {
 
 /** The benchmark page: loads the inputs once, then converts on request. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>caffe-quant bench</title>
+<input type="file" id="weights">
 <script type="module">
 import { convert, convertToBlobs } from "/core.js";
 let input;
-window.loadInputs = async (model) => {
+window.loadInputs = async (model, asBlob) => {
+  input = undefined;
   const get = (file) => fetch("/files/" + model + "/" + file);
   const [modelText, weights, record] = await Promise.all([
     get("${INPUTS.model}").then((r) => r.text()),
-    get("${INPUTS.weights}").then((r) => r.arrayBuffer()),
+    // As a user gives it: a File picked in a file input (the bench sets it), kept on disk.
+    asBlob
+      ? document.getElementById("weights").files[0]
+      : get("${INPUTS.weights}").then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b)),
     get("${INPUTS.record}").then((r) => r.text()),
   ]);
-  input = { model: modelText, weights: new Uint8Array(weights), record };
-  return input.weights.length;
+  input = { model: modelText, weights, record };
+  return asBlob ? weights.size : weights.length;
 };
 window.convertOnce = async (blobs) => {
   globalThis.gc?.();
@@ -463,12 +469,15 @@ async function measureChromium(
       page.setDefaultTimeout(600_000);
       await page.goto(`http://127.0.0.1:${port}/`);
       await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
-      const weightsBytes = await page.evaluate(
-        (name) =>
-          (globalThis as unknown as { loadInputs(m: string): Promise<number> }).loadInputs(name),
-        model,
-      );
       for (const blobs of [false, true]) {
+        // `convert` on the caffemodel's bytes; `convertToBlobs` on it as a File (read by layer).
+        if (blobs) await page.setInputFiles("#weights", `${modelsDir}/${model}/${INPUTS.weights}`);
+        const weightsBytes = await page.evaluate(
+          ([name, asBlob]) =>
+            (globalThis as unknown as { loadInputs(m: string, b: boolean): Promise<number> })
+              .loadInputs(name, asBlob),
+          [model, blobs] as [string, boolean],
+        );
         const convertOnce = () =>
           page.evaluate((asBlobs) =>
             (globalThis as unknown as {

@@ -105,11 +105,36 @@ const DIRECT_PIECE_BYTES = 1 << 16;
  * ```
  */
 export function* caffemodelPieces(net: Net, bufferBytes = 1 << 22): Generator<Uint8Array> {
+  for (const section of caffemodelSections(net, bufferBytes)) yield* section.pieces;
+}
+
+/** A part of a caffemodel being streamed: the pieces of one layer, or of the header or end. */
+export interface CaffemodelSection {
+  /** The layer whose bytes the pieces hold (undefined for the file's header and its end). */
+  layer?: Layer;
+  /** The pieces, to take in full before the next section's. */
+  pieces: Iterable<Uint8Array>;
+}
+
+/**
+ * {@linkcode caffemodelPieces} section by section (the header, each layer, the end), so that a
+ * consumer can make a layer's deferred blobs readable before their bytes are asked for (e.g.
+ * weights read from a `Blob`). The pieces are those of {@linkcode caffemodelPieces}, valid as
+ * long; each section's pieces must be taken in full, in order.
+ */
+export function* caffemodelSections(
+  net: Net,
+  bufferBytes = 1 << 22,
+): Generator<CaffemodelSection> {
   const plan = planNet(net);
   const size = Math.max(4096, bufferBytes);
   const writer = new WireWriter(new Uint8Array(size));
-  yield* netPieces(plan, writer, new Uint8Array(size));
-  if (writer.pos > 0) yield writer.swap(writer.bytes);
+  const sections = netSections(plan, writer, new Uint8Array(size));
+  yield { pieces: sections.header() };
+  for (const [index, layer] of plan.layers.entries()) {
+    yield { layer: net.layers[index], pieces: sections.layer(layer) };
+  }
+  yield { pieces: writer.pos > 0 ? [writer.swap(writer.bytes)] : [] };
 }
 
 /** Sizes every layer and blob of `net` for the wire. */
@@ -180,6 +205,17 @@ function* netPieces(
   writer: WireWriter,
   spare: Uint8Array | undefined,
 ): Generator<Uint8Array> {
+  const sections = netSections(plan, writer, spare);
+  yield* sections.header();
+  for (const layer of plan.layers) yield* sections.layer(layer);
+}
+
+/** The writers of {@linkcode netPieces}' parts: the header, then each layer in order. */
+function netSections(
+  plan: NetPlan,
+  writer: WireWriter,
+  spare: Uint8Array | undefined,
+): { header(): Generator<Uint8Array>; layer(layer: LayerWirePlan): Generator<Uint8Array> } {
   /** Yields what the buffer holds (streaming only) and goes on in the other buffer. */
   function* flush(): Generator<Uint8Array> {
     if (spare === undefined || writer.pos === 0) return;
@@ -241,26 +277,30 @@ function* netPieces(
     }
   }
 
-  yield* stored(plan.header);
-  for (const layer of plan.layers) {
-    yield* room(SMALL_WRITE_BYTES);
-    writer.tag(NET_LAYER, WireType.LENGTH);
-    writer.varint(layer.size);
-    yield* stored(layer.params);
-    yield* stored(layer.unknownBytes);
-    for (const blob of layer.blobs) {
+  return {
+    *header() {
+      yield* stored(plan.header);
+    },
+    *layer(layer) {
       yield* room(SMALL_WRITE_BYTES);
-      writer.tag(LAYER_BLOBS, WireType.LENGTH);
-      writer.varint(blob.size);
-      writer.tag(BLOB_SHAPE, WireType.LENGTH);
-      writer.varint(blob.shapeSize);
-      if (blob.blob.shape.length > 0) {
-        yield* room(blob.shapeSize);
-        writer.tag(SHAPE_DIM, WireType.LENGTH);
-        writer.varint(blob.dimsSize);
-        for (const dim of blob.blob.shape) writer.signedVarint(dim);
+      writer.tag(NET_LAYER, WireType.LENGTH);
+      writer.varint(layer.size);
+      yield* stored(layer.params);
+      yield* stored(layer.unknownBytes);
+      for (const blob of layer.blobs) {
+        yield* room(SMALL_WRITE_BYTES);
+        writer.tag(LAYER_BLOBS, WireType.LENGTH);
+        writer.varint(blob.size);
+        writer.tag(BLOB_SHAPE, WireType.LENGTH);
+        writer.varint(blob.shapeSize);
+        if (blob.blob.shape.length > 0) {
+          yield* room(blob.shapeSize);
+          writer.tag(SHAPE_DIM, WireType.LENGTH);
+          writer.varint(blob.dimsSize);
+          for (const dim of blob.blob.shape) writer.signedVarint(dim);
+        }
+        if (blob.length > 0) yield* blobData(blob);
       }
-      if (blob.length > 0) yield* blobData(blob);
-    }
-  }
+    },
+  };
 }

@@ -78,6 +78,14 @@ export abstract class DeferredBlob implements Blob {
     return false;
   }
 
+  /**
+   * The stored blob this one's elements are computed from, if any (folded weights from the
+   * input weights): what must be readable for {@linkcode DeferredBlob.writeBytes} to work.
+   */
+  get computedFrom(): Blob | undefined {
+    return undefined;
+  }
+
   /** Writes the bytes of elements [start, start + count) into `target`. */
   protected abstract produce(start: number, count: number, target: Uint8Array): void;
 }

@@ -91,7 +91,7 @@ async function convertOpened(
     record,
     files: { model: modelFile, weights: weightsFile, record: recordFile },
     onProgress,
-  }, weights.deferBlobs);
+  }, { loaded: weights.deferBlobs });
   const contents: Record<keyof OutputPaths, OutputFile["content"]> = {
     fakeQuantModel: texts.fakeQuantModel,
     fakeQuantWeights: caffemodelPieces(fakeQuant),

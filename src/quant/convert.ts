@@ -9,9 +9,10 @@ import { type BinaryInput, textArgument } from "../arguments.ts";
 import { printPrototxt } from "../caffe/prototxt.ts";
 import { isUpgradedV1Layer } from "../caffe/upgrade.ts";
 import { quantizeBlocker } from "../caffe/layers.ts";
-import { caffemodelPieces, writeCaffemodel } from "../caffe/caffemodel_write.ts";
+import { openCaffemodelBlob } from "../caffe/caffemodel_blob.ts";
+import { caffemodelSections, writeCaffemodel } from "../caffe/caffemodel_write.ts";
 import { hasV1Weights, loadNet, type ModelFiles } from "../caffe/model.ts";
-import type { Net } from "../caffe/net.ts";
+import type { Blob as NetBlob, Net } from "../caffe/net.ts";
 import { fuseBatchNorm, type FusedComposite } from "./fuse.ts";
 import { checkFloatModel } from "./blobs.ts";
 import { planQuantization } from "./plan.ts";
@@ -77,6 +78,11 @@ export interface ConvertNetOptions {
    * before the result is returned), fails the conversion with that error.
    */
   onProgress?: ProgressCallback;
+  /**
+   * Awaited before a layer's blobs are quantized, with those blobs (e.g. to read weights kept in
+   * a `Blob`).
+   */
+  prepare?: (blobs: readonly NetBlob[]) => Promise<void>;
 }
 
 /**
@@ -118,6 +124,7 @@ export async function convertNet(
   const nets = await rewriteNets(fusion.net, plan, {
     files,
     onLayer: (done, total) => onProgress("quantize", done, total),
+    prepare: options.prepare,
   });
   finish("quantize", plan.layers.size > 0);
   const quantInfo = quantInfoJson(nets.fakeQuant, plan, fusion.composites);
@@ -218,24 +225,34 @@ export interface ConvertedNets {
   report: ConvertReport;
 }
 
+/** What {@linkcode convertToNets} calls while it converts, for inputs not held in memory. */
+export interface ConvertHooks {
+  /**
+   * Called (and awaited) with the float net as soon as it is loaded (a file reader replaces blobs
+   * left in the file there).
+   */
+  loaded?: (net: Net) => void | Promise<void>;
+  /** Awaited before a layer's blobs are quantized, with those blobs. */
+  prepare?: (blobs: readonly NetBlob[]) => Promise<void>;
+}
+
 /**
  * `convert_model` on in-memory inputs up to the caffemodels: loads and converts the net (every
  * check and the int8 weights included) and prints the text outputs. The fake-quant and folded
- * float weights are computed when the nets are written. `loaded`, if given, is called with the
- * float net as soon as it is loaded (a file reader replaces blobs left in the file there).
+ * float weights are computed when the nets are written.
  */
 export async function convertToNets(
   input: ConvertInput,
-  loaded?: (net: Net) => void,
+  hooks: ConvertHooks = {},
 ): Promise<ConvertedNets> {
   const { files = {}, onProgress } = input;
   let started = performance.now();
   const net = loadNet(input.model, input.weights, files);
-  loaded?.(net);
+  await hooks.loaded?.(net);
   const record = textArgument(input.record, "the record", files.record);
   onProgress?.("load", 1, 1);
   const loadMs = performance.now() - started;
-  const result = await convertNet(net, record, { files, onProgress });
+  const result = await convertNet(net, record, { files, onProgress, prepare: hooks.prepare });
   started = performance.now();
   const texts = {
     fakeQuantModel: printPrototxt(result.fakeQuant),
@@ -299,37 +316,60 @@ export interface ConvertBlobsOutput {
 }
 
 /**
+ * The inputs of {@linkcode convertToBlobs}: those of {@linkcode convertInMemory}, and the
+ * caffemodel may also be a `Blob` (a `File` from a file input, a fetched `Response.blob()`).
+ */
+export interface ConvertBlobsInput extends Omit<ConvertInput, "weights"> {
+  /** The float model's caffemodel: bytes, or a `Blob` read range by range. */
+  weights: BinaryInput | Blob;
+}
+
+/**
  * {@linkcode convertInMemory} with the outputs as `Blob`s: the caffemodels are made in bounded
  * pieces, each copied into a `Blob` part as it is made, so that no output caffemodel is ever
  * held whole as a JavaScript array (a browser keeps Blob data out of the page's memory: ready
  * for a download link, `blob.stream()`, or `await blob.bytes()` when the bytes are wanted).
- * The bytes are those of {@linkcode convertInMemory}.
+ * A caffemodel given as a `Blob` is not read whole either: the weights of its Convolution,
+ * Deconvolution and InnerProduct layers are read from it one layer at a time, when that layer
+ * is quantized or written. The bytes are those of {@linkcode convertInMemory}.
  *
  * @example
  * ```ts ignore
- * const { files } = await convertToBlobs({ model, weights, record });
+ * const { files } = await convertToBlobs({ model, weights: fileInput.files[0], record });
  * link.href = URL.createObjectURL(files.deployWeights);
  * ```
  */
-export async function convertToBlobs(input: ConvertInput): Promise<ConvertBlobsOutput> {
+export async function convertToBlobs(input: ConvertBlobsInput): Promise<ConvertBlobsOutput> {
   const progress = guardProgress(input.onProgress);
-  const { fakeQuant, deploy, texts, report } = await convertToNets({
-    ...input,
-    onProgress: progress.report,
-  });
+  const source = input.weights instanceof Blob
+    ? await openCaffemodelBlob(input.weights)
+    : undefined;
+  const prepare = source?.prepare ?? (() => Promise.resolve());
+  const { fakeQuant, deploy, texts, report } = await convertToNets(
+    {
+      ...input,
+      weights: source?.bytes ?? input.weights as BinaryInput,
+      onProgress: progress.report,
+    },
+    { loaded: source?.loaded, prepare: source?.prepare },
+  );
   const started = performance.now();
-  const caffemodelBlob = (net: Net) => {
+  const caffemodelBlob = async (net: Net) => {
     // A piece is valid only until the one after the next is made: each is copied at once.
     const parts: Blob[] = [];
-    for (const piece of caffemodelPieces(net)) parts.push(new Blob([piece as BlobPart]));
+    for (const { layer, pieces } of caffemodelSections(net)) {
+      if (layer !== undefined) await prepare(layer.blobs);
+      for (const piece of pieces) parts.push(new Blob([piece as BlobPart]));
+    }
+    await prepare([]);
     return new Blob(parts, { type: "application/octet-stream" });
   };
   const text = (content: string) => new Blob([content], { type: "text/plain" });
   const files: ConvertedBlobs = {
     fakeQuantModel: text(texts.fakeQuantModel),
-    fakeQuantWeights: caffemodelBlob(fakeQuant),
+    fakeQuantWeights: await caffemodelBlob(fakeQuant),
     deployModel: text(texts.deployModel),
-    deployWeights: caffemodelBlob(deploy),
+    deployWeights: await caffemodelBlob(deploy),
     quantInfo: text(texts.quantInfo),
   };
   progress.report("serialize", 1, 1);

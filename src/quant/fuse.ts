@@ -282,7 +282,12 @@ function foldComposite(
   }
   message.set("bias_term", true);
   const shape = layer.blobs[0].shape.slice();
-  const weights = new FoldedWeights(kernels, shape, { ...source, alpha: factors.alpha });
+  const weights = new FoldedWeights(
+    kernels,
+    shape,
+    { ...source, alpha: factors.alpha },
+    layer.blobs[0],
+  );
   const fused = layerLike(layer, params, [weights, { shape: [channels], data: factors.bias }]);
   fused.tops = [scale.tops[0]];
   return fused;

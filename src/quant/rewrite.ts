@@ -36,6 +36,8 @@ export interface RewriteOptions {
   files?: ModelFiles;
   /** Called after each quantized layer with the count done and the total. */
   onLayer?: (done: number, total: number) => void;
+  /** Awaited before a layer's blobs are quantized (e.g. to read weights kept in a `Blob`). */
+  prepare?: (blobs: readonly Blob[]) => Promise<void>;
 }
 
 /** A quantized layer's blobs and dequant scales, for both nets. */
@@ -60,7 +62,7 @@ export async function rewriteNets(
   plan: QuantPlan,
   options: RewriteOptions = {},
 ): Promise<QuantizedNets> {
-  const { files = {}, onLayer } = options;
+  const { files = {}, onLayer, prepare } = options;
   const kernels = await quantKernels();
   const fakeQuant: Layer[] = [];
   const deploy: Layer[] = [];
@@ -77,6 +79,7 @@ export async function rewriteNets(
       fakeQuant.push(quantLayer(layerPlan.quant));
       deploy.push(quantLayer(layerPlan.quant));
     }
+    await prepare?.(layer.blobs);
     const blobs = quantizeBlobs(kernels, layer, layerPlan.factors, files.weights);
     warnings.push(...blobs.warnings);
     const params = rewiredParams(layer, layerPlan);

@@ -16,12 +16,19 @@ export class FoldedWeights extends DeferredBlob {
   /** The tensor the weights come from, with its fold factors. */
   readonly tensor: WeightTensor;
   readonly #kernels: QuantKernels;
+  readonly #source: Blob;
 
-  /** The weights of `shape` that `tensor` stands for. */
-  constructor(kernels: QuantKernels, shape: number[], tensor: WeightTensor) {
+  /** The weights of `shape` that `tensor` (the elements of `source`, folded) stands for. */
+  constructor(kernels: QuantKernels, shape: number[], tensor: WeightTensor, source: Blob) {
     super(shape);
     this.#kernels = kernels;
     this.tensor = tensor;
+    this.#source = source;
+  }
+
+  /** The input weights the folded ones are computed from. */
+  override get computedFrom(): Blob {
+    return this.#source;
   }
 
   /** Folds elements [start, start + count) into `target` through the kernels. */

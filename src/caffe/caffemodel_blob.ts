@@ -1,0 +1,136 @@
+/**
+ * A caffemodel given as a web `Blob` (a `File` from a file input, a fetched `Response.blob()`),
+ * read without holding its weights in the page: everything but the large float `data` fields
+ * ({@linkcode LARGE_DATA_BYTES} or more) of the weights of Convolution, Deconvolution and
+ * InnerProduct layers is read into a Blob-sized array at its offsets (pages never written take no
+ * memory); those weights stay in the Blob (a browser keeps Blob data out of the page) and are read
+ * layer by layer, when {@linkcode CaffemodelBlob.prepare} is awaited before a layer is quantized
+ * or written, and dropped at the next layer. A `Blob` reads only asynchronously, which is why the
+ * reads are prepared rather than made when the kernels stream the bytes.
+ *
+ * @module
+ */
+
+import { type DataRange, rangesBetween, scanCaffemodel, viewOn } from "./caffemodel_scan.ts";
+import { DeferredBlob } from "./deferred_blob.ts";
+import type { Blob as NetBlob, Layer, Net } from "./net.ts";
+
+/**
+ * Bytes read at a time while the structure is scanned: each `Blob` read costs a round trip to
+ * where the browser keeps the data, so fewer, larger reads (at most this much of the data left in
+ * the Blob is read into memory per read).
+ */
+const SCAN_BLOCK_BYTES = 1 << 14;
+
+/** Layer types whose weights (blob 0) may stay in the Blob: only quantization and writers read them. */
+const WEIGHT_LAYER_TYPES = new Set(["Convolution", "Deconvolution", "InnerProduct"]);
+
+/** A caffemodel `Blob` opened by {@linkcode openCaffemodelBlob}. */
+export interface CaffemodelBlob {
+  /** The Blob's bytes at their offsets, except large float data (zeros there until `loaded`). */
+  bytes: Uint8Array;
+  /**
+   * Once `net` is loaded from {@linkcode CaffemodelBlob.bytes}: replaces each layer weight blob
+   * whose data was left in the Blob by a blob read when prepared, and reads the other large data
+   * into `bytes`.
+   */
+  loaded(net: Net): Promise<void>;
+  /**
+   * Reads the data of the blobs among `blobs` (or those they are computed from) left in the Blob,
+   * and drops the data read by the previous call. Their elements are readable until the next call.
+   */
+  prepare(blobs: readonly NetBlob[]): Promise<void>;
+}
+
+/** Weights left in the caffemodel `Blob`: readable between a `load()` and the next `drop()`. */
+class BlobFloats extends DeferredBlob {
+  readonly #source: Blob;
+  readonly #start: number;
+  #bytes: Uint8Array | undefined;
+
+  constructor(shape: number[], source: Blob, start: number) {
+    super(shape);
+    this.#source = source;
+    this.#start = start;
+  }
+
+  override get readsStoredBytes(): boolean {
+    return true;
+  }
+
+  /** Reads the elements' bytes from the Blob. */
+  async load(): Promise<void> {
+    if (this.#bytes !== undefined) return;
+    const end = this.#start + this.length * 4;
+    this.#bytes = new Uint8Array(await this.#source.slice(this.#start, end).arrayBuffer());
+  }
+
+  /** Forgets the bytes read. */
+  drop(): void {
+    this.#bytes = undefined;
+  }
+
+  protected produce(start: number, count: number, target: Uint8Array): void {
+    if (this.#bytes === undefined) {
+      throw new Error("caffemodel Blob: weights read before prepare() (a bug)");
+    }
+    target.set(this.#bytes.subarray(start * 4, (start + count) * 4));
+  }
+}
+
+/**
+ * Opens the caffemodel `source` (see the module documentation). A Blob whose structure the scan
+ * does not follow is read whole, for the caffemodel reader to report or read.
+ */
+export async function openCaffemodelBlob(source: Blob): Promise<CaffemodelBlob> {
+  const bytes = new Uint8Array(source.size);
+  const read = async (start: number, target: Uint8Array) =>
+    target.set(new Uint8Array(await source.slice(start, start + target.length).arrayBuffer()));
+  const scan = scanCaffemodel(bytes, SCAN_BLOCK_BYTES);
+  let ranges: Map<number, DataRange> | undefined;
+  for (let step = scan.next();; step = scan.next()) {
+    if (step.done) {
+      ranges = step.value;
+      break;
+    }
+    await read(step.value.position, step.value.target);
+  }
+  ranges ??= new Map();
+  for (const { start, end } of rangesBetween(ranges, bytes.length)) {
+    await read(start, bytes.subarray(start, end));
+  }
+  let prepared: BlobFloats[] = [];
+  return {
+    bytes,
+    async loaded(net) {
+      const left = new Map(ranges);
+      for (const layer of net.layers) {
+        const blob = layer.blobs[0];
+        const range = blob === undefined ? undefined : dataRange(layer, left);
+        if (range === undefined) continue;
+        layer.blobs = [new BlobFloats(blob.shape, source, range.start), ...layer.blobs.slice(1)];
+        left.delete(range.start);
+      }
+      for (const { start, end } of left.values()) await read(start, bytes.subarray(start, end));
+    },
+    async prepare(blobs) {
+      const wanted = new Set<BlobFloats>();
+      for (const blob of blobs) {
+        const stored = blob instanceof DeferredBlob ? blob.computedFrom ?? blob : blob;
+        if (stored instanceof BlobFloats) wanted.add(stored);
+      }
+      for (const blob of prepared) if (!wanted.has(blob)) blob.drop();
+      prepared = [...wanted];
+      for (const blob of prepared) await blob.load();
+    },
+  };
+
+  /** The range left in the Blob that holds `layer`'s weights, if its type allows it. */
+  function dataRange(layer: Layer, left: Map<number, DataRange>): DataRange | undefined {
+    if (!WEIGHT_LAYER_TYPES.has(layer.type)) return undefined;
+    const view = viewOn(layer.blobs[0], bytes);
+    if (view === undefined) return undefined;
+    const range = left.get(view.byteOffset);
+    return range?.end === view.byteOffset + view.byteLength ? range : undefined;
+  }
+}
