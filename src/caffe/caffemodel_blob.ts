@@ -16,11 +16,11 @@ import { DeferredBlob } from "./deferred_blob.ts";
 import type { Blob as NetBlob, Layer, Net } from "./net.ts";
 
 /**
- * Bytes read at a time while the structure is scanned: each `Blob` read costs a round trip to
- * where the browser keeps the data, so fewer, larger reads (at most this much of the data left in
- * the Blob is read into memory per read).
+ * Bytes a `Blob` read brings in at least while the structure is read: each read costs a round
+ * trip to where the browser keeps the data, and the scan's small reads go forward, mostly near
+ * each other, so they are served from the last such window.
  */
-const SCAN_BLOCK_BYTES = 1 << 14;
+const WINDOW_BYTES = 1 << 16;
 
 /** Layer types whose weights (blob 0) may stay in the Blob: only quantization and writers read them. */
 const WEIGHT_LAYER_TYPES = new Set(["Convolution", "Deconvolution", "InnerProduct"]);
@@ -84,9 +84,19 @@ class BlobFloats extends DeferredBlob {
  */
 export async function openCaffemodelBlob(source: Blob): Promise<CaffemodelBlob> {
   const bytes = new Uint8Array(source.size);
-  const read = async (start: number, target: Uint8Array) =>
-    target.set(new Uint8Array(await source.slice(start, start + target.length).arrayBuffer()));
-  const scan = scanCaffemodel(bytes, SCAN_BLOCK_BYTES);
+  let window = new Uint8Array(0);
+  let windowStart = 0;
+  /** Reads bytes [start, start + target.length) into `target`, through the window. */
+  const read = async (start: number, target: Uint8Array) => {
+    const end = start + target.length;
+    if (start < windowStart || end > windowStart + window.length) {
+      const windowEnd = Math.min(source.size, Math.max(end, start + WINDOW_BYTES));
+      window = new Uint8Array(await source.slice(start, windowEnd).arrayBuffer());
+      windowStart = start;
+    }
+    target.set(window.subarray(start - windowStart, end - windowStart));
+  };
+  const scan = scanCaffemodel(bytes);
   let ranges: Map<number, DataRange> | undefined;
   for (let step = scan.next();; step = scan.next()) {
     if (step.done) {
@@ -99,6 +109,7 @@ export async function openCaffemodelBlob(source: Blob): Promise<CaffemodelBlob> 
   for (const { start, end } of rangesBetween(ranges, bytes.length)) {
     await read(start, bytes.subarray(start, end));
   }
+  window = new Uint8Array(0);
   let prepared: BlobFloats[] = [];
   return {
     bytes,

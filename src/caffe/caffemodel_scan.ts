@@ -24,8 +24,8 @@ import type { Blob } from "./net.ts";
 export const LARGE_DATA_BYTES = 1 << 16;
 
 /**
- * Bytes read at a time while the structure is scanned by default (so at most this much of the
- * data left where it is is read too, per read).
+ * Bytes read at a time while the structure is scanned (so at most this much of the data left
+ * where it is is read too, per read).
  */
 const SCAN_BLOCK_BYTES = 512;
 
@@ -52,14 +52,12 @@ export interface ScanRead {
  * needs through the reads it yields, and returns the large float data ranges by start, or
  * undefined when it cannot follow the structure (damaged, or fields of other wire types where
  * layers and blobs are): the caller then reads the source whole. A read that fails must be
- * reported by leaving the generator; the caller then reads whole too. Each read is of at least
- * `blockBytes` (but for the end): a source whose reads cost more (a `Blob`) asks for larger ones.
+ * reported by leaving the generator; the caller then reads whole too.
  */
 export function* scanCaffemodel(
   bytes: Uint8Array,
-  blockBytes = SCAN_BLOCK_BYTES,
 ): Generator<ScanRead, Map<number, DataRange> | undefined, void> {
-  const scanner = new Scanner(bytes, blockBytes);
+  const scanner = new Scanner(bytes);
   try {
     yield* scanner.top();
   } catch (error) {
@@ -118,13 +116,13 @@ class Scanner {
   #loadedStart = 0;
   #loadedEnd = 0;
 
-  constructor(readonly bytes: Uint8Array, readonly blockBytes: number) {}
+  constructor(readonly bytes: Uint8Array) {}
 
   /** Makes sure bytes [at, at + count) (clipped to `end`) are loaded, reading a block ahead. */
   *#ensure(at: number, count: number, end: number): Generator<ScanRead, void, void> {
     const want = Math.min(at + count, end);
     if (at >= this.#loadedStart && want <= this.#loadedEnd) return;
-    const blockEnd = Math.min(end, Math.max(want, at + this.blockBytes));
+    const blockEnd = Math.min(end, Math.max(want, at + SCAN_BLOCK_BYTES));
     yield { position: at, target: this.bytes.subarray(at, blockEnd) };
     this.#loadedStart = at;
     this.#loadedEnd = blockEnd;
