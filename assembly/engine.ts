@@ -2,9 +2,9 @@
 // wrapped by src/wasm/engine.ts. Every export works on whole tensors the caller has copied into
 // scratch memory; arguments are byte offsets into linear memory (0 = absent). The kernels never
 // allocate: the caller owns all memory above the module's initial size (src/wasm/load.ts).
-// AssemblyScript exports no generic function, so a kernel generic over its element type is
-// exported once with a flag `integer`: int32 input, weights and bias (the deploy model's integer
-// layers) instead of float32.
+// AssemblyScript exports no generic function: AVE pooling, generic over its element type, is
+// exported once with a flag `integer` (int32 input). The deploy model's integer Convolution,
+// Deconvolution and InnerProduct are assembly/engine/intconv.ts.
 
 import * as conv from "./engine/conv";
 import * as pool from "./engine/pool";
@@ -31,12 +31,7 @@ export {
   winogradWeights,
   winogradWeightsBytes,
 } from "./engine/winograd";
-export {
-  int32ToFloat,
-  quantize,
-  quantizedDifference,
-  widenInt8,
-} from "./engine/quant";
+export { quantize, quantizedDifference } from "./engine/quant";
 export {
   accumulatorsOut,
   convolutionPairs,
@@ -51,7 +46,7 @@ export {
   weightPairsBytes,
 } from "./engine/intconv";
 
-/** Convolution (float with an optional fused ReLU); see assembly/engine/conv.ts. */
+/** Convolution with an optional fused ReLU; see assembly/engine/conv.ts. */
 export function convolution(
   x: usize,
   batch: i32,
@@ -66,24 +61,15 @@ export function convolution(
   outH: i32,
   outW: i32,
   bandRows: i32,
-  col: usize,
   y: usize,
-  integer: bool,
   relu: bool,
   slope: f32,
   packedWeights: usize,
 ): void {
-  if (integer) {
-    conv.convolution<i32>(
-      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y, false, 0, 0,
-    );
-  } else {
-    conv.convolution<f32>(
-      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      col, y, relu, slope, packedWeights,
-    );
-  }
+  conv.convolution<f32>(
+    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows, y,
+    relu, slope, packedWeights,
+  );
 }
 
 /** Bytes of float convolution weights packed by packConvolutionWeights. */
@@ -120,19 +106,11 @@ export function deconvolution(
   weightsT: usize,
   col: usize,
   y: usize,
-  integer: bool,
 ): void {
-  if (integer) {
-    conv.deconvolution<i32>(
-      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      weightsT, col, y,
-    );
-  } else {
-    conv.deconvolution<f32>(
-      x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
-      weightsT, col, y,
-    );
-  }
+  conv.deconvolution<f32>(
+    x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows,
+    weightsT, col, y,
+  );
 }
 
 /** InnerProduct; see assembly/engine/conv.ts. */
@@ -145,13 +123,8 @@ export function innerProduct(
   bias: usize,
   outputs: i32,
   y: usize,
-  integer: bool,
 ): void {
-  if (integer) {
-    conv.innerProduct<i32>(x, rows, depth, weights, transposed, bias, outputs, y);
-  } else {
-    conv.innerProduct<f32>(x, rows, depth, weights, transposed, bias, outputs, y);
-  }
+  conv.innerProduct<f32>(x, rows, depth, weights, transposed, bias, outputs, y);
 }
 
 /** AVE pooling (of int32 input when `integer`: exact sums); see assembly/engine/pool.ts. */

@@ -1,5 +1,6 @@
 // Convolution and deconvolution as Caffe computes them (im2col + GEMM, col2im for the transposed
-// form), generic over the element type T (f32, or i32 for the deploy model's integer layers).
+// form), generic over the element type T (f32: the deploy model's integer layers are
+// assembly/engine/intconv.ts).
 // Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
 // geometry one of a Window (assembly/engine/window.ts).
 
@@ -19,58 +20,6 @@ function firstInside(shift: i32, stride: i32): i32 {
 function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
   const room = width - shift;
   return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
-}
-
-/**
- * Caffe's im2col for output rows rowStart..rowEnd: col[(c*kh + i)*kw + j, (oh - rowStart)*outW +
- * ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image.
- */
-function im2col<T>(
-  x: usize,
-  channels: i32,
-  height: i32,
-  width: i32,
-  window: Window,
-  rowStart: i32,
-  rowEnd: i32,
-  outW: i32,
-  col: usize,
-): void {
-  const kh = window.kernelH;
-  const kw = window.kernelW;
-  const sh = window.strideH;
-  const sw = window.strideW;
-  const rowBytes = <usize>outW << 2;
-  let target = col;
-  for (let c = 0; c < channels; c++) {
-    const plane = at(x, c * height * width);
-    for (let i = 0; i < kh; i++) {
-      const rowShift = i * window.dilationH - window.padH;
-      for (let j = 0; j < kw; j++) {
-        const shift = j * window.dilationW - window.padW;
-        const first = min(firstInside(shift, sw), outW);
-        const end = max(endInside(shift, sw, width, outW), first);
-        for (let oh = rowStart; oh < rowEnd; oh++) {
-          const ih = oh * sh + rowShift;
-          if (ih < 0 || ih >= height || first == end) {
-            memory.fill(target, 0, rowBytes);
-          } else {
-            memory.fill(target, 0, <usize>first << 2);
-            const source = at(plane, ih * width + shift);
-            if (sw == 1) {
-              memory.copy(at(target, first), at(source, first), <usize>(end - first) << 2);
-            } else {
-              for (let ow = first; ow < end; ow++) {
-                store<T>(at(target, ow), load<T>(at(source, ow * sw)));
-              }
-            }
-            memory.fill(at(target, end), 0, <usize>(outW - end) << 2);
-          }
-          target += rowBytes;
-        }
-      }
-    }
-  }
 }
 
 /**
@@ -459,10 +408,9 @@ export function packWeights(weights: usize, cout: i32, groups: i32, depth: i32, 
 
 /**
  * Caffe's Convolution forward: for each image and group, y_g = W_g x im2col(x_g) (+ bias), then
- * when `relu` max(y, 0) + slope * min(y, 0) (float only), in bands of `bandRows` output rows,
- * with 1x1/stride 1/no pad kernels read directly and depthwise kernels computed directly.
- * `weights` is [cout, cin/group, kh, kw]; `bias` is 0 for no bias; `col` is scratch of
- * (cin/group)*kh*kw*bandRows*outW elements (integer form only); the packing scratch is set
+ * when `relu` max(y, 0) + slope * min(y, 0), in bands of `bandRows` output rows, with 1x1/stride
+ * 1/no pad kernels read directly and depthwise kernels computed directly. `weights` is [cout,
+ * cin/group, kh, kw]; `bias` is 0 for no bias; the packing scratch is set
  * (gemmScratchBytes(cout/group, bandRows*outW, (cin/group)*kh*kw)). `packedWeights`, when not
  * 0, holds the float weights as {@link packWeights} packs them (read instead of packing them).
  */
@@ -480,7 +428,6 @@ export function convolution<T>(
   outH: i32,
   outW: i32,
   bandRows: i32,
-  col: usize,
   y: usize,
   relu: bool,
   slope: f32,
@@ -502,45 +449,30 @@ export function convolution<T>(
       const xGroup = at(x, (n * cin + g * cinGroup) * height * width);
       const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
       const groupWeights = at(weights, g * coutGroup * depth);
-      if (!isInteger<T>()) {
-        const groupBias = bias == 0 ? 0 : at(bias, g * coutGroup);
-        let groupPanels = packedA();
-        if (packedWeights != 0) {
-          groupPanels = packedWeights + <usize>g * <usize>packedRowsBytes(coutGroup, depth);
-        } else {
-          packRows(groupWeights, depth, coutGroup, depth, groupPanels);
-        }
-        const panels = packedB(coutGroup, depth);
-        for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
-          const rowEnd = min(rowStart + bandRows, outH);
-          const columns = (rowEnd - rowStart) * outW;
-          if (direct) {
-            for (let p = 0; p < depth; p++) {
-              const source = at(xGroup, p * spatial + rowStart * outW);
-              copyRun(source, columns, panels, depth, p, 0);
-            }
-          } else {
-            im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
-          }
-          const band = at(yGroup, rowStart * outW);
-          gemmPanels(coutGroup, columns, depth, groupPanels, panels, band, spatial, groupBias, relu, slope);
-        }
-        continue;
+      const groupBias = bias == 0 ? 0 : at(bias, g * coutGroup);
+      let groupPanels = packedA();
+      if (packedWeights != 0) {
+        groupPanels = packedWeights + <usize>g * <usize>packedRowsBytes(coutGroup, depth);
+      } else {
+        packRows(groupWeights, depth, coutGroup, depth, groupPanels);
       }
-      if (direct) {
-        gemm<T>(coutGroup, spatial, depth, groupWeights, xGroup, spatial, yGroup, spatial);
-        continue;
-      }
+      const panels = packedB(coutGroup, depth);
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
-        im2col<T>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
-        const band = at(yGroup, rowStart * outW);
         const columns = (rowEnd - rowStart) * outW;
-        gemm<T>(coutGroup, columns, depth, groupWeights, col, columns, band, spatial);
+        if (direct) {
+          for (let p = 0; p < depth; p++) {
+            const source = at(xGroup, p * spatial + rowStart * outW);
+            copyRun(source, columns, panels, depth, p, 0);
+          }
+        } else {
+          im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
+        }
+        const band = at(yGroup, rowStart * outW);
+        gemmPanels(coutGroup, columns, depth, groupPanels, panels, band, spatial, groupBias, relu, slope);
       }
     }
   }
-  if (isInteger<T>() && bias != 0) addChannelBias<T>(y, batch, cout, spatial, bias);
 }
 
 /**

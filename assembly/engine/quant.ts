@@ -1,4 +1,5 @@
-// The deploy model's Quant layer (SPEC §4) and the integer conversions of its quantized layers.
+// The deploy model's Quant layer (SPEC §4) and the int32 differences q - offset_d that its integer
+// AVE pooling reads.
 // Arguments are byte offsets into caller memory; x and y may be the same buffer.
 
 import { at } from "./gemm";
@@ -36,28 +37,4 @@ export function quantizedDifference(x: usize, count: i32, offset: i32, y: usize)
     v128.store(at(y, i), i32x4.sub(values, offsets));
   }
   for (; i < count; i++) store<i32>(at(y, i), <i32>load<f32>(at(x, i)) - offset);
-}
-
-/** y = i32(x) for int8 x (deploy weights), packed bytes to 4-byte integers. */
-export function widenInt8(x: usize, count: i32, y: usize): void {
-  let i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const bytes = v128.load(x + <usize>i);
-    const low = i16x8.extend_low_i8x16_s(bytes);
-    const high = i16x8.extend_high_i8x16_s(bytes);
-    v128.store(at(y, i), i32x4.extend_low_i16x8_s(low));
-    v128.store(at(y, i), i32x4.extend_high_i16x8_s(low), 16);
-    v128.store(at(y, i), i32x4.extend_low_i16x8_s(high), 32);
-    v128.store(at(y, i), i32x4.extend_high_i16x8_s(high), 48);
-  }
-  for (; i < count; i++) store<i32>(at(y, i), <i32>load<i8>(x + <usize>i));
-}
-
-/** y = f32(x) for int32 x: the accumulators as AscendDequant reads them. */
-export function int32ToFloat(x: usize, count: i32, y: usize): void {
-  let i = 0;
-  for (; i + 4 <= count; i += 4) {
-    v128.store(at(y, i), f32x4.convert_i32x4_s(v128.load(at(x, i))));
-  }
-  for (; i < count; i++) store<f32>(at(y, i), <f32>load<i32>(at(x, i)));
 }

@@ -239,9 +239,7 @@ interface EngineExports {
   convolution(
     ...args: [
       ...ConvolutionArgsIn,
-      col: number,
       y: number,
-      integer: boolean,
       relu: boolean,
       slope: number,
       packedWeights: number,
@@ -256,7 +254,7 @@ interface EngineExports {
     packed: number,
   ): void;
   deconvolution(
-    ...args: [...ConvolutionArgsIn, weightsT: number, col: number, y: number, integer: boolean]
+    ...args: [...ConvolutionArgsIn, weightsT: number, col: number, y: number]
   ): void;
   innerProduct(
     x: number,
@@ -267,7 +265,6 @@ interface EngineExports {
     bias: number,
     outputs: number,
     y: number,
-    integer: boolean,
   ): void;
   maxPool(...args: PoolArgsIn): void;
   avePool(...args: [...PoolArgsIn, integer: boolean]): void;
@@ -340,8 +337,6 @@ interface EngineExports {
   permute(x: number, ndim: number, outShape: number, inStrides: number, y: number): void;
   quantize(x: number, count: number, quantScale: number, offsetD: number, y: number): void;
   quantizedDifference(x: number, count: number, offset: number, y: number): void;
-  widenInt8(x: number, count: number, y: number): void;
-  int32ToFloat(x: number, count: number, y: number): void;
   agreement(a: number, b: number, count: number, out: number): void;
   range(x: number, count: number, out: number): void;
   gemmScratchBytes(m: number, n: number, k: number): number;
@@ -589,18 +584,18 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     return at;
   };
   /**
-   * Weights (int8 widened to int32) and bias in WebAssembly memory: kept from an earlier call, or
+   * Float weights and bias in WebAssembly memory: kept from an earlier call, or
    * copied in (kept when they fit). First thing in a call, before any scratch is taken. With
    * `panels` (a float convolution that packs its weights), the weights packed for it
    * (`packedAt`; `weightsAt` is then 0) when they are kept so.
    */
   const weightsIn = (
-    weights: Float32Array | Int8Array,
-    bias: Float32Array | Int32Array | null,
+    weights: Float32Array,
+    bias: Float32Array | null,
     panels?: { outputs: number; groups: number; depth: number },
   ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
-    if (weights instanceof Float32Array && panels !== undefined) {
+    if (panels !== undefined) {
       const { outputs, groups, depth } = panels;
       const bytes = kernels.packedConvolutionBytes(outputs, groups, depth);
       const packedAt = resident.prepared(weights, "panels", bytes, (at) => {
@@ -608,17 +603,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       });
       if (packedAt !== undefined) return [0, bias === null ? 0 : keptCopy(bias), packedAt];
     }
-    if (weights instanceof Float32Array) {
-      return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
-    }
-    const widen = (at: number) => kernels.widenInt8(wasm.copyIn(weights), weights.length, at);
-    const bytes = weights.length * 4;
-    let weightsAt = resident.prepared(weights, "int32", bytes, widen);
-    if (weightsAt === undefined) {
-      weightsAt = wasm.alloc(bytes);
-      widen(weightsAt);
-    }
-    return [weightsAt, bias === null ? 0 : keptCopy(bias), 0];
+    return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
   };
   /** Copies `values` in, or finds them kept from an earlier call (see weightsIn). */
   const keptCopy = (values: Float32Array | Int32Array): number =>
@@ -666,11 +651,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       );
     }
     return integer;
-  };
-  /** Copies `count` results out: float32, or int32 converted to float32. */
-  const resultOut = (at: number, count: number, integer: boolean): Float32Array => {
-    if (integer) kernels.int32ToFloat(at, count, at);
-    return arena.copyOut(at, count);
   };
   /** Gives the matrix products their packing scratch for C[m, n] = A[m, k] x B[k, n]. */
   const gemmScratchIn = (m: number, n: number, k: number) =>
@@ -720,15 +700,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     kernels.batchNorm(at, outer, channels, inner, meanAt, deviationAt, at);
   };
 
-  /** Applies `post` to the `count` results at `at` (integers made float first), copies them out. */
-  const postOpsOut = (
-    post: readonly PostOp[],
-    at: number,
-    count: number,
-    integer: boolean,
-  ): Float32Array => {
-    if (post.length === 0) return resultOut(at, count, integer);
-    if (integer) kernels.int32ToFloat(at, count, at);
+  /** Applies `post` to the `count` float results at `at`, copies them out. */
+  const postOpsOut = (post: readonly PostOp[], at: number, count: number): Float32Array => {
     for (const op of post) postOpIn(op, at, count);
     return arena.copyOut(at, count);
   };
@@ -900,9 +873,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** The ReLU a float convolution applies in its epilogue: the lone post op, when a ReLU. */
-  const epilogueOf = (post: readonly PostOp[], integer: boolean): { slope: number } | null => {
+  const epilogueOf = (post: readonly PostOp[]): { slope: number } | null => {
     const [first] = post;
-    return !integer && post.length === 1 && first.kind === "relu" ? first : null;
+    return post.length === 1 && first.kind === "relu" ? first : null;
   };
 
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
@@ -922,19 +895,20 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
     // The float GEMM packs the weights in panels (depthwise convolutions read them as they are).
     const depthwise = channels === groups && outputs === groups;
-    const panels = integer || transposed || depthwise ? undefined : { outputs, groups, depth };
+    const panels = transposed || depthwise ? undefined : { outputs, groups, depth };
     wasm.reset();
     if (integer) return integerConvolution(args, transposed);
-    const [weightsAt, biasAt, packedAt] = weightsIn(args.weights, args.bias, panels);
+    const weights = args.weights as Float32Array;
+    const [weightsAt, biasAt, packedAt] = weightsIn(weights, args.bias as Float32Array, panels);
     const xAt = inputIn(args);
     const geometryAt = geometryIn(args.window);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
-    const weightsTAt = transposed ? wasm.alloc(args.weights.length * 4) : 0;
-    // im2col's rows (float convolutions write them straight into the packing scratch).
-    const colAt = integer || transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
+    const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
+    // col2im's rows (convolutions write im2col's straight into the packing scratch).
+    const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
     const bandColumns = bandRows * rowWidth;
     if (transposed) gemmScratchIn(depth, bandColumns, channels / groups);
     else gemmScratchIn(outputs / groups, bandColumns, depth);
@@ -942,13 +916,13 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
     const post = args.post ?? [];
     if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
-    const epilogue = epilogueOf(post, integer);
-    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt, integer);
+    const epilogue = epilogueOf(post);
+    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt);
     else {
       const slope = epilogue?.slope ?? 0;
-      kernels.convolution(...shared, colAt, yAt, integer, epilogue !== null, slope, packedAt);
+      kernels.convolution(...shared, yAt, epilogue !== null, slope, packedAt);
     }
-    return postOpsOut(epilogue ? [] : post, yAt, outCount, integer);
+    return postOpsOut(epilogue ? [] : post, yAt, outCount);
   };
 
   /** A checked float 3x3/stride 1/dilation 1 convolution through Winograd F(4x4, 3x3). */
@@ -975,7 +949,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const scratchBytes = kernels.winogradScratchBytes(cinGroup, coutGroup, outW, bandTileRows);
     const scratchAt = wasm.alloc(scratchBytes);
     const post = args.post ?? [];
-    const epilogue = epilogueOf(post, false);
+    const epilogue = epilogueOf(post);
     const [padH, padW] = args.window.pad;
     kernels.winogradConvolution(
       xAt,
@@ -997,7 +971,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       epilogue !== null,
       epilogue?.slope ?? 0,
     );
-    return postOpsOut(epilogue ? [] : post, yAt, outCount, false);
+    return postOpsOut(epilogue ? [] : post, yAt, outCount);
   };
 
   /** MAX or AVE (`average`) pooling. */
@@ -1056,14 +1030,15 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         const layout = { outer: rows, channels: outputs, inner: 1 };
         return accumulatorsOut(yAt, layout, false, biasAt, args.post ?? []);
       }
-      const [weightsAt, biasAt] = weightsIn(args.weights, args.bias);
+      const weights = args.weights as Float32Array;
+      const [weightsAt, biasAt] = weightsIn(weights, args.bias as Float32Array | null);
       const xAt = inputIn(args);
       const outCount = args.rows * args.outputs;
       const yAt = wasm.alloc(outCount * 4);
       const { rows, depth, transposed, outputs } = args;
-      if (integer || transposed) gemmScratchIn(rows, outputs, depth);
-      kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt, integer);
-      return postOpsOut(args.post ?? [], yAt, outCount, integer);
+      if (transposed) gemmScratchIn(rows, outputs, depth);
+      kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
+      return postOpsOut(args.post ?? [], yAt, outCount);
     },
 
     maxPool: (args) => {
