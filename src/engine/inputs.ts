@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Net, netInputs } from "../caffe/net.ts";
+import { type Net, type NetInput, netInputs } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
 import { mulberry32 } from "../random.ts";
 import { checkTensorSize, product, shapeText, type Tensor } from "./tensor.ts";
@@ -23,16 +23,17 @@ export function uniformGenerator(seed: number): () => number {
 /**
  * One tensor per declared input (net order) except those named in `skip`, uniform in [-1, 1)
  * from {@linkcode uniformGenerator}(seed), filled in C order, one input after the other from the
- * same stream.
+ * same stream. `declared` is `netInputs(net)` (given when the caller has it already).
  */
 export function seededInputs(
   net: Net,
   seed: number,
   skip: ReadonlySet<string> = new Set(),
+  declared: readonly NetInput[] = netInputs(net),
 ): Map<string, Tensor> {
   const next = uniformGenerator(seed);
   const inputs = new Map<string, Tensor>();
-  for (const { name, shape } of netInputs(net)) {
+  for (const { name, shape } of declared) {
     if (skip.has(name)) continue;
     if (shape.length === 0 || shape.some((size) => !Number.isInteger(size) || size < 1)) {
       throw new ConvertError(
@@ -51,19 +52,21 @@ export function seededInputs(
 /**
  * The run's inputs: each declared input from `given` (any shape: the net reshapes to it), the
  * others seeded ({@linkcode seededInputs}). A given tensor whose data does not fill its shape, or
- * that names no declared input, is a `BAD_INPUT`.
+ * that names no declared input, is a `BAD_INPUT`. `declared` is `netInputs(net)` (given when the
+ * caller has it already).
  */
 export function runInputs(
   net: Net,
   given: Map<string, Tensor> = new Map(),
   seed = 0,
+  declared: readonly NetInput[] = netInputs(net),
 ): Map<string, Tensor> {
-  const declared = new Set(netInputs(net).map((input) => input.name));
   for (const [name, tensor] of given) {
-    if (!declared.has(name)) {
+    if (!declared.some((input) => input.name === name)) {
+      const names = [...new Set(declared.map((input) => input.name))];
       throw new ConvertError(
         "BAD_INPUT",
-        `"${name}" is not an input of the net (inputs: ${[...declared].join(", ")})`,
+        `"${name}" is not an input of the net (inputs: ${names.join(", ")})`,
       );
     }
     if (tensor.data.length !== product(tensor.shape)) {
@@ -73,7 +76,7 @@ export function runInputs(
       );
     }
   }
-  const inputs = seededInputs(net, seed, new Set(given.keys()));
+  const inputs = seededInputs(net, seed, new Set(given.keys()), declared);
   for (const [name, tensor] of given) inputs.set(name, tensor);
   return inputs;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Layer, Net } from "../caffe/net.ts";
+import { type Layer, type Net, type NetInput, netInputs } from "../caffe/net.ts";
 import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { ConvertError } from "../errors.ts";
 import { engineKernels } from "../wasm/engine.ts";
@@ -220,6 +220,8 @@ interface RunPlan {
   lastRead: Map<string, number>;
   /** The header's `input` names. */
   inputNames: string[];
+  /** The declared inputs (`netInputs`). */
+  inputs: NetInput[];
   /** See {@linkcode fusionChains}. */
   chains: Map<Layer, Layer[]>;
   /** See {@linkcode deferredQuants}. */
@@ -245,6 +247,7 @@ function runPlan(net: Net): RunPlan {
     byName: new Map(net.layers.map((layer) => [layer.name, layer])),
     lastRead: lastReaders(net),
     inputNames: net.header.getAll("input").map(String),
+    inputs: netInputs(net),
     chains: fusionChains(net),
     deferred: deferredQuants(net),
   };
@@ -267,9 +270,9 @@ function runPlan(net: Net): RunPlan {
  */
 export async function runNet(net: Net, options: RunOptions = {}): Promise<RunResult> {
   const [kernels, quant] = await Promise.all([engineKernels(), quantKernels()]);
-  const inputs = runInputs(net, options.inputs, options.seed ?? 0);
-  const keepAll = options.keepAll ?? false;
   const plan = runPlan(net);
+  const inputs = runInputs(net, options.inputs, options.seed ?? 0, plan.inputs);
+  const keepAll = options.keepAll ?? false;
   const { byName, lastRead } = plan;
   const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
     options.substitute !== undefined;
