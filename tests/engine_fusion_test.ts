@@ -1,11 +1,13 @@
 // A Convolution followed by a ReLU (also BatchNorm, Scale, DeQuant) applies it itself when no
 // callback needs the value between the two (src/engine/run.ts fusionChains): in place, or into
 // another blob that only that layer reads. The results equal plain loops computed here, with and without callbacks, for slope
-// 0 and a leaky slope, a ReLU that is not in place, and a raw blob another layer also reads.
+// 0 and a leaky slope, a ReLU that is not in place, and a raw blob another layer also reads; an
+// Eltwise applies the ReLU after it the same way.
 
 import assert from "node:assert/strict";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
+import { engineKernels } from "../src/wasm/engine.ts";
 import { randomValues } from "./_builders.ts";
 
 const [C, H, W, O] = [3, 6, 5, 4];
@@ -134,4 +136,41 @@ layer { name: "scale" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_te
   const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
   assert.deepEqual(seen, ["conv", "bn", "scale", "relu"]);
   assert.deepEqual(layered.outputs.get("act")!.data, fused.outputs.get("act")!.data);
+});
+
+Deno.test("Eltwise SUM + ReLU: the ReLU runs in the Eltwise's call, same values as layer by layer", async () => {
+  const model = readPrototxt(`input: "a" input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+input: "b" input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" top: "sum"
+  eltwise_param { operation: SUM coeff: 1 coeff: -2 } }
+layer { name: "relu" type: "ReLU" bottom: "sum" top: "act" relu_param { negative_slope: 0.25 } }`);
+  const [a, b] = [randomValues(60, 11), randomValues(60, 12)];
+  const inputs = new Map([
+    ["a", { shape: [1, 3, 4, 5], data: a }],
+    ["b", { shape: [1, 3, 4, 5], data: b }],
+  ]);
+  const want = Array.from(a, (value, i) => {
+    const sum = Math.fround(value + Math.fround(-2 * b[i]));
+    return sum > 0 ? sum : Math.fround(0.25 * sum);
+  });
+  const kernels = await engineKernels();
+  const relu = kernels.relu;
+  let reluCalls = 0;
+  kernels.relu = (x, slope) => {
+    reluCalls++;
+    return relu(x, slope);
+  };
+  try {
+    const fused = await runNet(model, { inputs });
+    assert.equal(reluCalls, 0);
+    assert.deepEqual([...fused.outputs.keys()], ["act"]);
+    fused.outputs.get("act")!.data.forEach((value, i) => assert.equal(value, want[i], `at ${i}`));
+    const seen: string[] = [];
+    const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
+    assert.equal(reluCalls, 1);
+    assert.deepEqual(seen, ["sum", "relu"]);
+    assert.deepEqual(layered.outputs.get("act")!.data, fused.outputs.get("act")!.data);
+  } finally {
+    kernels.relu = relu;
+  }
 });

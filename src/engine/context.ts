@@ -24,7 +24,7 @@ export interface RunContext {
   inputs: Map<string, Tensor>;
   /**
    * The layers right after `layer` (a Convolution or InnerProduct) that it may apply to its output itself, in
-   * order: ReLU, PReLU, BatchNorm, Scale and DeQuant layers that rewrite its value in place, or
+   * order: ReLU, PReLU, BatchNorm, Scale and DeQuant layers (after an Eltwise: ReLU) that rewrite its value in place, or
    * into a blob of their own when only they read the one before (no callback needs the values
    * between).
    */

@@ -9,6 +9,7 @@ import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
 import type { Layer } from "../caffe/net.ts";
 import type { ChannelView, UnaryFunction } from "../wasm/engine.ts";
 import { eachBottom, floatBlob, type RunContext, type RunnerTable } from "./context.ts";
+import { memo } from "./layer_memo.ts";
 import { badInput, floatValue, product, shapeText, type Value } from "./tensor.ts";
 
 /** A runner applying `compute` to each bottom's data, keeping its shape. */
@@ -93,10 +94,15 @@ function eltwise(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   if (coefficients.length > 0 && (operation !== "SUM" || coefficients.length !== bottoms.length)) {
     throw badInput(layer, `${coefficients.length} coeff values for ${bottoms.length} bottoms`);
   }
+  // A ReLU right after it (RunContext.fusable) runs on the sum in WebAssembly memory.
+  const [next] = context.fusable(layer);
+  const post = next?.type === "ReLU" ? [memo(next, reluOp)] : [];
+  context.fused(layer, post.length);
   const data = context.kernels.eltwise(
     operation,
     bottoms.map((value) => value.tensor.data),
     coefficients.length > 0 ? coefficients : bottoms.map(() => 1),
+    post,
   );
   return [floatValue(shape, data)];
 }

@@ -333,7 +333,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
         checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
       }
       const { layer, type } = planned;
-      // A layer its Convolution applied already (fusionChains).
+      // A layer the one before it applied already (fusionChains).
       if (applied.has(layer)) return;
       const missing = planned.bottoms.find((name) => !values.has(name));
       if (missing !== undefined) {
@@ -506,25 +506,34 @@ function deferredQuants(net: Net): Set<Layer> {
 /** Layers that apply fusable layers after them and quantize their deploy input themselves. */
 const WEIGHTED = new Set(["Convolution", "InnerProduct"]);
 
-/** Layer types those may apply to their output themselves (src/engine/conv.ts POST_OPS). */
-const FUSABLE = new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]);
+/**
+ * The layer types each type may apply to its output itself: a Convolution's or InnerProduct's
+ * (src/engine/conv.ts POST_OPS), an Eltwise's ReLU (src/engine/elementwise.ts).
+ */
+const FUSABLE: Record<string, Set<string>> = {
+  Convolution: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
+  InnerProduct: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
+  Eltwise: new Set(["ReLU"]),
+};
 
 /**
- * For each Convolution or InnerProduct with one top, the layers right after it that it may apply
- * itself: each of a fusable type with one bottom, the previous value, and one top, written in
- * place or into its own blob when no layer outside the chain reads or writes the previous value.
+ * For each Convolution, InnerProduct or Eltwise with one top, the layers right after it that it
+ * may apply itself: each of a type FUSABLE after it with one bottom, the previous value, and one
+ * top, written in place or into its own blob when no layer outside the chain reads or writes the
+ * previous value.
  */
 function fusionChains(net: Net): Map<Layer, Layer[]> {
   const { readers, writers } = blobUse(net);
   const chains = new Map<Layer, Layer[]>();
   net.layers.forEach((layer, index) => {
-    if (!WEIGHTED.has(layer.type) || layer.tops.length !== 1) return;
+    const fusable = FUSABLE[layer.type];
+    if (fusable === undefined || layer.tops.length !== 1) return;
     const chain: Layer[] = [];
     let value = layer.tops[0];
     // Layers of the chain so far that read and that write `value`.
     let [valueReaders, valueWriters] = [0, 1];
     for (const next of net.layers.slice(index + 1)) {
-      if (!FUSABLE.has(next.type) || next.bottoms.length !== 1 || next.tops.length !== 1) break;
+      if (!fusable.has(next.type) || next.bottoms.length !== 1 || next.tops.length !== 1) break;
       if (next.bottoms[0] !== value) break;
       valueReaders++;
       if (next.tops[0] === value) valueWriters++;

@@ -167,11 +167,15 @@ export interface EngineKernels {
     x: Float32Array,
     view: ChannelView,
   ): { mean: Float32Array; variance: Float32Array };
-  /** Caffe Eltwise over equally sized inputs: SUM with coefficients, PROD or MAX. */
+  /**
+   * Caffe Eltwise over equally sized inputs: SUM with coefficients, PROD or MAX; then `post` (as a
+   * convolution's `post`) on the result.
+   */
   eltwise(
     operation: "SUM" | "PROD" | "MAX",
     inputs: Float32Array[],
     coefficients: number[],
+    post?: readonly PostOp[],
   ): Float32Array;
   /** Softmax over the channel axis of the view. */
   softmax(x: Float32Array, view: ChannelView): Float32Array;
@@ -1109,7 +1113,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       };
     },
 
-    eltwise(operation, inputs, coefficients) {
+    eltwise(operation, inputs, coefficients, post = []) {
       const count = inputs[0].length;
       inputs.forEach((input, i) => checkLength(`input ${i}`, input, count));
       if (operation === "SUM") checkLength("coefficients", coefficients, inputs.length);
@@ -1123,7 +1127,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         else if (operation === "PROD") kernels.multiply(yAt, xAt, count);
         else kernels.maximum(yAt, xAt, count);
       });
-      return arena.copyOut(yAt, count);
+      return postOpsOut(post, yAt, count);
     },
 
     softmax(x, view) {
