@@ -15,7 +15,8 @@ import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { engineKernels } from "../src/wasm/engine.ts";
-import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
+import { WasmInstance } from "../src/wasm/load.ts";
+import { DEFAULT_RESIDENT_BYTES, ResidentArrays } from "../src/wasm/resident.ts";
 import {
   conv,
   convForward,
@@ -136,7 +137,7 @@ Deno.test("kept weights: budgets too small for one or for both layers copy per c
   const wanted = twoLayerExpected(model, x);
   const convBytes = (4 * 3 * 9 + 4) * 4;
   // 0 and 16 bytes: nothing fits; convBytes + 64: the conv's weights and bias fit, not the
-  // InnerProduct's (so every run starts over); the default keeps both.
+  // InnerProduct's (copied per call, the conv's found kept); the default keeps both.
   for (const budget of [0, 16, convBytes + 64, DEFAULT_RESIDENT_BYTES]) {
     await withBudget(budget, async () => {
       for (let run = 0; run < 3; run++) {
@@ -279,4 +280,47 @@ Deno.test("output arena: a run's outputs stay as they were through later runs", 
   for (const [name, tensor] of outputs) assert.deepEqual(tensor.data, kept.get(name), name);
   const kernels = await engineKernels();
   for (const tensor of outputs.values()) assert.equal(kernels.inOutputArena(tensor.data), false);
+});
+
+/** A module with nothing but an exported memory of one page (bytes written out by hand). */
+async function bareInstance(): Promise<WasmInstance> {
+  const bytes = new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
+    ...[0x05, 0x03, 0x01, 0x00, 0x01], // memory section: one memory, min 1 page
+    ...[0x07, 0x0a, 0x01, 0x06, ...new TextEncoder().encode("memory"), 0x02, 0x00], // export it
+  ]);
+  const { instance } = await WebAssembly.instantiate(bytes);
+  return new WasmInstance(instance);
+}
+
+Deno.test("kept forms: a net larger than the budget keeps what fits; another net replaces it", async () => {
+  const wasm = await bareInstance();
+  const resident = new ResidentArrays(wasm, 3 * 1024);
+  let prepared = 0;
+  /** One call reading `source`: the offset it is kept at, or undefined. */
+  const call = (source: Float32Array) => {
+    wasm.reset();
+    resident.begin();
+    return resident.prepared(source, "copy", source.byteLength, (at) => {
+      prepared++;
+      wasm.write(at, source);
+    });
+  };
+  // Net A: four 1 KiB arrays, three fit. Run after run the first three are found again.
+  const netA = [1, 2, 3, 4].map((value) => new Float32Array(256).fill(value));
+  const offsets = netA.map(call);
+  assert.equal(offsets[3], undefined);
+  for (let run = 0; run < 10; run++) assert.deepEqual(netA.map(call), offsets, `run ${run}`);
+  assert.equal(prepared, 3);
+  for (const [i, at] of offsets.slice(0, 3).entries()) {
+    assert.deepEqual(wasm.view(Float32Array, at!, 256), netA[i], `array ${i} kept as it was`);
+  }
+  // Net B: its arrays miss until more missed than are kept with none of A's read; then B's kept.
+  const netB = [5, 6].map((value) => new Float32Array(256).fill(value));
+  const runsOfB = [];
+  for (let run = 0; run < 4; run++) runsOfB.push(netB.map(call));
+  assert.deepEqual(runsOfB[0], [undefined, undefined]);
+  const kept = runsOfB.at(-1)!;
+  assert.ok(kept.every((at) => at !== undefined), "B is kept in the end");
+  assert.deepEqual(wasm.view(Float32Array, kept[1]!, 256), netB[1]);
 });

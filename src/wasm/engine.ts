@@ -211,7 +211,7 @@ export interface EngineKernels {
   range(x: Float32Array): [number, number];
   /**
    * Sets how many bytes of weights this instance keeps in WebAssembly memory across calls
-   * (default 64 MiB; 0 copies them in on every call as the only way).
+   * (default 256 MiB; 0 copies them in on every call as the only way).
    */
   setResidentBudget(bytes: number): void;
   /**

@@ -4,8 +4,10 @@
  * place by later calls, while the same array object comes back. The array is the key: arrays
  * handed to the kernels must not be changed in place afterwards (a blob gets a new array
  * instead). Within a budget of bytes per module instance: an array that does not fit is
- * prepared in the call's scratch as before, and the next call starts over with nothing kept (so
- * a net larger than the budget cycles through it and costs what per-call copies cost).
+ * prepared in the call's scratch as before. Once the budget is full, what is kept stays while it
+ * is read again (a net larger than the budget keeps the layers that fit); when more forms missed
+ * than are kept and none was read again meanwhile (another net runs now), everything is let go at
+ * the start of the next call and kept anew.
  *
  * A typed wrapper calls {@linkcode ResidentArrays.begin} right after `wasm.reset()` at the start
  * of a call, then takes its kept forms with {@linkcode ResidentArrays.prepared} before any scratch.
@@ -16,7 +18,7 @@
 import type { WasmInstance } from "./load.ts";
 
 /** Bytes of weights an engine instance keeps by default (each worker has its own instance). */
-export const DEFAULT_RESIDENT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_RESIDENT_BYTES = 256 * 1024 * 1024;
 
 /** Prepared forms of arrays kept in one module instance's memory, under a budget. */
 export class ResidentArrays {
@@ -24,8 +26,12 @@ export class ResidentArrays {
   #budget: number;
   /** Offset of each kept form, by source array and form name. */
   #kept = new WeakMap<object, Map<string, number>>();
-  /** Set when a form did not fit: the next call frees everything first. */
+  /** Forms kept. */
+  #count = 0;
+  /** Set when a form did not fit; then the forms found kept and those that missed since. */
   #full = false;
+  #hits = 0;
+  #misses = 0;
 
   /** Keeps forms in `wasm`'s memory, at most `budget` bytes. */
   constructor(wasm: WasmInstance, budget: number) {
@@ -42,9 +48,15 @@ export class ResidentArrays {
     if (this.#wasm.keptBytes > bytes) this.#free();
   }
 
-  /** Start of a call, right after `wasm.reset()`: frees everything when the budget ran full. */
+  /**
+   * Start of a call, right after `wasm.reset()`. Once the budget ran full, each time more forms
+   * missed than are kept: everything is freed if none was found meanwhile, else counting starts
+   * over.
+   */
   begin(): void {
-    if (this.#full) this.#free();
+    if (!this.#full || this.#misses <= this.#count) return;
+    if (this.#hits === 0) this.#free();
+    else [this.#hits, this.#misses] = [0, 0];
   }
 
   /**
@@ -60,10 +72,14 @@ export class ResidentArrays {
   ): number | undefined {
     const forms = this.#kept.get(source);
     const found = forms?.get(form);
-    if (found !== undefined) return found;
+    if (found !== undefined) {
+      if (this.#full) this.#hits++;
+      return found;
+    }
     if (!this.#wasm.canKeep) return undefined;
     if (this.#wasm.keptBytes + bytes > this.#budget) {
       this.#full = true;
+      this.#misses++;
       return undefined;
     }
     const at = this.#wasm.keep(bytes);
@@ -76,12 +92,16 @@ export class ResidentArrays {
     this.#wasm.reset();
     if (forms === undefined) this.#kept.set(source, new Map([[form, at]]));
     else forms.set(form, at);
+    this.#count++;
     return at;
   }
 
   #free(): void {
     this.#wasm.release();
     this.#kept = new WeakMap();
+    this.#count = 0;
     this.#full = false;
+    this.#hits = 0;
+    this.#misses = 0;
   }
 }
