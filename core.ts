@@ -189,4 +189,10 @@ export {
 export { formatAccuracyTable } from "./src/engine/accuracy_table.ts";
 export { EnginePool, type EnginePoolOptions, type SampleInputs } from "./src/engine/engine_pool.ts";
 export { defaultThreads } from "./src/engine/worker_starter.ts";
+export {
+  type EngineBuild,
+  engineBuild,
+  relaxedSimdSupported,
+  useEngineBuild,
+} from "./src/wasm/engine_build.ts";
 export { type RangeWarning, rangeWarnings } from "./src/calibrate/range_checks.ts";

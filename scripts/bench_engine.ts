@@ -16,7 +16,7 @@
  *
  * ```sh
  * npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] [--seconds S] \
- *   [--json]
+ *   [--build relaxed|portable] [--json]
  * ```
  * (all models when none is named; `resnet50` names the benchmark net.)
  *
@@ -30,10 +30,11 @@ import { EnginePool } from "../src/engine/engine_pool.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
+import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
 import { exists, listModels, loadAverage, median, modelFolder, OpenCv } from "./opencv_driver.ts";
 
 const USAGE = "npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] " +
-  "[--seconds S] [--json]";
+  "[--seconds S] [--build relaxed|portable] [--json]";
 
 // ---------------------------------------------------------------------------------------------
 // Ours
@@ -237,11 +238,13 @@ async function main(args: string[]): Promise<number> {
   let rounds = 3;
   let seconds = 0.5;
   let json = false;
+  let build = "auto";
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--batch") batch = Number(args[++i]);
     else if (args[i] === "--rounds") rounds = Number(args[++i]);
     else if (args[i] === "--seconds") seconds = Number(args[++i]);
     else if (args[i] === "--json") json = true;
+    else if (args[i] === "--build") build = args[++i];
     else if (args[i].startsWith("-")) named.push("?");
     else named.push(args[i]);
   }
@@ -249,12 +252,14 @@ async function main(args: string[]): Promise<number> {
   const unknown = models.find((name) => !exists(`${modelFolder(name)}/weights.caffemodel`));
   if (
     unknown !== undefined || !Number.isInteger(batch) || batch < 1 ||
-    !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0)
+    !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0) ||
+    !["auto", "relaxed", "portable"].includes(build)
   ) {
     if (unknown !== undefined) console.error(`no model "${unknown}" at ${modelFolder(unknown)}`);
     console.error(`usage: ${USAGE}`);
     return 2;
   }
+  useEngineBuild(build as EngineBuild);
   const opencv = new OpenCv();
   const { version, cores } = await opencv.reply() as { version: string; cores: number };
   const batches = batch === 1 ? [1] : [1, batch];
@@ -273,7 +278,8 @@ async function main(args: string[]): Promise<number> {
   }
   console.log(
     `images/s, medians of ${rounds} interleaved rounds; caffe-quant on one thread; ` +
-      `OpenCV ${version}; ${cores} cores; load average at the start of each row`,
+      `engine build ${engineBuild()}; OpenCV ${version}; ${cores} cores; load average at the ` +
+      "start of each row",
   );
   console.log(table(rows, cores));
   return 0;

@@ -16,10 +16,23 @@
 
 import asc from "assemblyscript/asc";
 
-/** Each AssemblyScript entry file and the generated TypeScript file it becomes (repo-relative). */
-const MODULES: { entry: string; output: string }[] = [
+/** The flags of the engine's relaxed-SIMD build, beyond {@linkcode FLAGS}. */
+export const RELAXED_FLAGS = ["--enable", "relaxed-simd"];
+
+/**
+ * Each AssemblyScript entry file, the generated TypeScript file it becomes (repo-relative) and
+ * compiler flags beyond {@linkcode FLAGS}. An entry may be built twice: the engine's relaxed-SIMD
+ * build (kernels read `ASC_FEATURE_RELAXED_SIMD`) runs where the runtime validates it
+ * (src/wasm/engine_build.ts), the portable one elsewhere.
+ */
+const MODULES: { entry: string; output: string; flags?: string[] }[] = [
   { entry: "assembly/quant.ts", output: "src/wasm/quant.generated.ts" },
   { entry: "assembly/engine.ts", output: "src/wasm/engine.generated.ts" },
+  {
+    entry: "assembly/engine.ts",
+    output: "src/wasm/engine_relaxed.generated.ts",
+    flags: RELAXED_FLAGS,
+  },
   { entry: "assembly/calibrate.ts", output: "src/wasm/calibrate.generated.ts" },
   { entry: "assembly/image.ts", output: "src/wasm/image.generated.ts" },
 ];
@@ -34,7 +47,7 @@ const PREBUILT: { file: string; output: string }[] = [
 ];
 
 /** Compiler flags shared by every module. */
-const FLAGS = [
+export const FLAGS = [
   "-O3",
   "--enable",
   "simd",
@@ -45,8 +58,11 @@ const FLAGS = [
 
 const repoRoot = new URL("../", import.meta.url);
 
-/** Compiles one entry file; returns the module bytes or throws with the compiler's messages. */
-async function compile(entry: string): Promise<Uint8Array> {
+/**
+ * Compiles one entry file (relative to the working directory) with {@linkcode FLAGS} and `flags`;
+ * returns the module bytes or throws with the compiler's messages.
+ */
+export async function compile(entry: string, flags: string[]): Promise<Uint8Array> {
   const outFile = entry.replace(/\.ts$/, ".wasm");
   let binary: Uint8Array | undefined;
   const messages: string[] = [];
@@ -55,7 +71,7 @@ async function compile(entry: string): Promise<Uint8Array> {
       messages.push(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
     },
   };
-  const { error } = await asc.main([entry, "--outFile", outFile, ...FLAGS], {
+  const { error } = await asc.main([entry, "--outFile", outFile, ...FLAGS, ...flags], {
     stdout: output,
     stderr: output,
     writeFile(name: string, contents: Uint8Array | string) {
@@ -70,7 +86,7 @@ async function compile(entry: string): Promise<Uint8Array> {
 }
 
 /** Standard base64 (RFC 4648, padded) of `bytes`. */
-function encodeBase64(bytes: Uint8Array): string {
+export function encodeBase64(bytes: Uint8Array): string {
   let binaryText = "";
   for (let start = 0; start < bytes.length; start += 0x8000) {
     binaryText += String.fromCharCode(...bytes.subarray(start, start + 0x8000));
@@ -101,9 +117,9 @@ async function main(entries: string[]): Promise<void> {
   const unknown = entries.filter((entry) => !MODULES.some((module) => module.entry === entry));
   if (unknown.length > 0) throw new Error(`no such module: ${unknown.join(", ")}`);
   const chosen = MODULES.filter(({ entry }) => entries.length === 0 || entries.includes(entry));
-  for (const { entry, output } of chosen) {
-    const binary = await compile(entry);
-    const origin = `AssemblyScript ${asc.version}, flags: ${FLAGS.join(" ")}`;
+  for (const { entry, output, flags = [] } of chosen) {
+    const binary = await compile(entry, flags);
+    const origin = `AssemblyScript ${asc.version}, flags: ${[...FLAGS, ...flags].join(" ")}`;
     await Deno.writeTextFile(output, generatedSource(entry, binary, origin));
     console.log(`${entry} -> ${output} (${binary.length} bytes of WebAssembly)`);
   }
@@ -118,9 +134,11 @@ async function main(entries: string[]): Promise<void> {
   }
 }
 
-try {
-  await main(Deno.args);
-} catch (error) {
-  console.error(`build_wasm: ${error instanceof Error ? error.message : error}`);
-  Deno.exit(1);
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (error) {
+    console.error(`build_wasm: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
 }

@@ -5,7 +5,8 @@
  * rest is JavaScript between the kernels. Figures only; nothing is asserted.
  *
  * ```sh
- * npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] [--runs N]
+ * npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] [--runs N] \
+ *   [--build relaxed|portable]
  * ```
  * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50.)
  *
@@ -19,6 +20,7 @@ import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
+import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
@@ -49,6 +51,7 @@ async function main(args: string[]): Promise<void> {
   const name = args[0];
   const netKind = args.includes("--net") ? args[args.indexOf("--net") + 1] : "float";
   const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 5;
+  const build = args.includes("--build") ? args[args.indexOf("--build") + 1] : "auto";
   const nets = ["float", "fakeQuant", "deploy"];
   let known = name !== undefined;
   try {
@@ -56,13 +59,18 @@ async function main(args: string[]): Promise<void> {
   } catch {
     known = false;
   }
-  if (!known || !nets.includes(netKind) || !(runs >= 1)) {
+  if (
+    !known || !nets.includes(netKind) || !(runs >= 1) ||
+    !["auto", "relaxed", "portable"].includes(build)
+  ) {
     console.error(
       "usage: npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] " +
-        "[--runs N]",
+        "[--runs N] [--build relaxed|portable]",
     );
     Deno.exit(2);
   }
+  useEngineBuild(build as EngineBuild);
+  console.log(`engine build: ${engineBuild()}`);
   const folder = folderOf(name);
   const model = await Deno.readTextFile(`${folder}/deploy.prototxt`);
   const weights = await Deno.readFile(`${folder}/weights.caffemodel`);

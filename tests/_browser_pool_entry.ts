@@ -5,15 +5,18 @@
  * @module
  */
 
-import { EnginePool, loadNet } from "../core.ts";
+import { type EngineBuild, engineBuild, EnginePool, loadNet } from "../core.ts";
 
-/** Runs lenet-shaped samples (784 values each) on `threads` workers; the threads and outputs. */
+/**
+ * Runs lenet-shaped samples (784 values each) on `threads` workers; the threads, outputs and the
+ * page's engine build.
+ */
 export async function runPool(
   model: string,
   weights: number[],
   samples: number[][],
   threads: number,
-): Promise<{ threads: number; prob: number[][] }> {
+): Promise<{ threads: number; prob: number[][]; build: EngineBuild }> {
   const net = loadNet(model, Uint8Array.from(weights));
   const pool = await EnginePool.open([net], { threads });
   try {
@@ -24,7 +27,7 @@ export async function runPool(
     for await (const [result] of pool.runAll(inputs)) {
       prob.push([...result.outputs.get("prob")!.data]);
     }
-    return { threads: pool.threads, prob };
+    return { threads: pool.threads, prob, build: engineBuild() };
   } finally {
     pool.close();
   }

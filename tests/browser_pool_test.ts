@@ -2,7 +2,7 @@
  * The engine pool in headless Chromium: bundled with esbuild as a page would bundle it (the
  * worker script beside the bundle), samples run on two module Web Workers — no cross-origin
  * isolation, the page's strict CSP — and give, bit for bit and in order, what `runNet` gives in
- * Deno.
+ * Deno with the engine build the page chose (the workers take the page's build).
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +12,7 @@ import { runNet } from "../src/engine/run.ts";
 import { npmSpecifiers } from "../scripts/npm_specifiers.ts";
 import { randomValues } from "./_builders.ts";
 import { haveChromium, withPage } from "./_browser.ts";
+import { withEngineBuild } from "./_engine_builds.ts";
 import { haveLenet, lenetModel, lenetWeights } from "./_runtime_fixture.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -45,18 +46,21 @@ Deno.test({
       const model = await Deno.readTextFile(lenetModel);
       const weights = await Deno.readFile(lenetWeights);
       const samples = [0, 1, 2, 3, 4].map((i) => [...randomValues(784, 60 + i)]);
-      const { threads, prob } = await page.evaluate(async ([model, weights, samples]) => {
+      const { threads, prob, build } = await page.evaluate(async ([model, weights, samples]) => {
         const check = await import("/pool_check.js");
         return await check.runPool(model, weights, samples, 2);
       }, [model, [...weights], samples] as const);
       assert.equal(threads, 2, "two workers started in the page");
+      console.log(`the page's engine build: ${build}`);
       const net = loadNet(model, weights);
-      for (const [i, values] of samples.entries()) {
-        const { outputs } = await runNet(net, {
-          inputs: new Map([["data", { shape: [1, 1, 28, 28], data: Float32Array.from(values) }]]),
-        });
-        assert.deepEqual(prob[i], [...outputs.get("prob")!.data], `sample ${i}`);
-      }
+      await withEngineBuild(build, async () => {
+        for (const [i, values] of samples.entries()) {
+          const { outputs } = await runNet(net, {
+            inputs: new Map([["data", { shape: [1, 1, 28, 28], data: Float32Array.from(values) }]]),
+          });
+          assert.deepEqual(prob[i], [...outputs.get("prob")!.data], `sample ${i}`);
+        }
+      });
     });
   },
 });

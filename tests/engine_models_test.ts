@@ -1,10 +1,12 @@
 // runNet on every real model of ../shared/models reproduces OpenCV's reference outputs
-// (ref/output.*.npy for ref/input.*.npy) within max|error| <= 1e-4 * max(1, max|ref|).
+// (ref/output.*.npy for ref/input.*.npy) within max|error| <= 1e-4 * max(1, max|ref|), with
+// either build of the engine module (relaxed SIMD and portable).
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { readNpy } from "../src/io/npy.ts";
+import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 interface Manifest {
@@ -36,47 +38,52 @@ function maxError(actual: Tensor, expected: Tensor): { error: number; largest: n
   return { error, largest };
 }
 
-for (const name of modelNames) {
-  Deno.test(`runNet reproduces the OpenCV reference outputs: ${name}`, async () => {
-    const manifest: Manifest = JSON.parse(
-      Deno.readTextFileSync(modelFile(name, "ref/manifest.json")),
-    );
-    const net = loadModel(name);
-    const inputs = new Map(manifest.inputs.map((input) => [input.blob, readRef(name, input.file)]));
-    const result = await runNet(net, { inputs, keepAll: true });
-    const skippedTypes = result.skipped.map((entry) => entry.type);
-    let compared = 0;
-    for (const output of manifest.outputs) {
-      const produced = result.blobs.get(output.blob);
-      if (produced === undefined) {
-        // Only DetectionOutput (NMS) is not simulated; everything feeding it must run.
-        assert.deepEqual(skippedTypes, ["DetectionOutput"], `${output.blob} missing`);
-        assert.equal(output.role, "net output");
-        continue;
+for (
+  const [name, build] of modelNames.flatMap((name) => ENGINE_BUILDS.map((b) => [name, b] as const))
+) {
+  Deno.test(`runNet reproduces the OpenCV reference outputs (${build} build): ${name}`, () =>
+    withEngineBuild(build, async () => {
+      const manifest: Manifest = JSON.parse(
+        Deno.readTextFileSync(modelFile(name, "ref/manifest.json")),
+      );
+      const net = loadModel(name);
+      const inputs = new Map(
+        manifest.inputs.map((input) => [input.blob, readRef(name, input.file)]),
+      );
+      const result = await runNet(net, { inputs, keepAll: true });
+      const skippedTypes = result.skipped.map((entry) => entry.type);
+      let compared = 0;
+      for (const output of manifest.outputs) {
+        const produced = result.blobs.get(output.blob);
+        if (produced === undefined) {
+          // Only DetectionOutput (NMS) is not simulated; everything feeding it must run.
+          assert.deepEqual(skippedTypes, ["DetectionOutput"], `${output.blob} missing`);
+          assert.equal(output.role, "net output");
+          continue;
+        }
+        const expected = readRef(name, output.file);
+        assert.deepEqual(produced.shape, expected.shape, output.blob);
+        const { error, largest } = maxError(produced, expected);
+        const tolerance = 1e-4 * Math.max(1, largest);
+        console.log(
+          `${name} ${output.blob}: max|error| ${error.toExponential(2)} (tolerance ${
+            tolerance.toExponential(2)
+          })`,
+        );
+        assert.ok(error <= tolerance, `${name} ${output.blob}: max|error| ${error} > ${tolerance}`);
+        compared++;
       }
-      const expected = readRef(name, output.file);
-      assert.deepEqual(produced.shape, expected.shape, output.blob);
-      const { error, largest } = maxError(produced, expected);
-      const tolerance = 1e-4 * Math.max(1, largest);
-      console.log(
-        `${name} ${output.blob}: max|error| ${error.toExponential(2)} (tolerance ${
-          tolerance.toExponential(2)
-        })`,
-      );
-      assert.ok(error <= tolerance, `${name} ${output.blob}: max|error| ${error} > ${tolerance}`);
-      compared++;
-    }
-    assert.ok(compared > 0);
-    if (name === "yufacedetect_v1") {
-      assert.deepEqual(result.skipped.map((entry) => entry.layer), ["detection_out"]);
-      assert.deepEqual(
-        [...result.outputs.keys()].sort(),
-        ["mbox_conf_flatten", "mbox_loc", "mbox_priorbox"],
-      );
-    } else {
-      assert.deepEqual(result.skipped, []);
-    }
-  });
+      assert.ok(compared > 0);
+      if (name === "yufacedetect_v1") {
+        assert.deepEqual(result.skipped.map((entry) => entry.layer), ["detection_out"]);
+        assert.deepEqual(
+          [...result.outputs.keys()].sort(),
+          ["mbox_conf_flatten", "mbox_loc", "mbox_priorbox"],
+        );
+      } else {
+        assert.deepEqual(result.skipped, []);
+      }
+    }));
 }
 
 if (modelNames.includes("mtcnn_pnet")) {

@@ -1,5 +1,6 @@
 // The engine pool (src/engine/engine_pool.ts): samples run on workers give, bit for bit and in
-// sample order, what `runNet` gives on one thread; a worker's ConvertError arrives as the same
+// sample order, what `runNet` gives on one thread (in either build of the engine module: the
+// workers take the build of the thread that opens the pool); a worker's ConvertError arrives as the same
 // ConvertError; without Worker the pool runs in-process; `run --threads` writes the same bytes.
 
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { randomValues } from "./_builders.ts";
 import { runCli } from "./_cli.ts";
 import { checkError } from "./_errors.ts";
 import { lenetInput, mnistAvailable, mnistDigits } from "./_mnist.ts";
+import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 const have = (name: string) => modelNames.includes(name);
@@ -59,45 +61,49 @@ async function collect(pool: EnginePool, inputs: Map<string, Tensor>[]): Promise
   return results;
 }
 
-Deno.test({
-  name: "engine pool: float, fake-quant and deploy mtcnn_onet on 2 workers equal runNet, in order",
-  ignore: !have("mtcnn_onet"),
-  async fn() {
-    const { model, weights, net } = readNet("mtcnn_onet");
-    const record = await makeRecord(net);
-    const { files } = await convertInMemory({ model, weights, record });
-    const nets = [
-      net,
-      loadNet(files.fakeQuantModel, files.fakeQuantWeights),
-      loadNet(files.deployModel, files.deployWeights),
-    ];
-    const inputs = samples(net, 7, 1);
-    const expected: RunResult[][] = [];
-    for (const sample of inputs) {
-      expected.push(await Promise.all(nets.map((n) => runNet(n, { inputs: sample }))));
-    }
-    // Distinct samples give distinct outputs, so a result out of order cannot pass.
-    const first = (results: RunResult[]) => [...results[0].outputs.values()][0].data;
-    assert.notDeepEqual(first(expected[0]), first(expected[1]));
-    for (const threads of [1, 2]) {
-      const pool = await EnginePool.open(nets, { threads });
-      try {
-        assert.equal(pool.threads, threads);
-        const results = await collect(pool, inputs);
-        assert.equal(results.length, inputs.length);
-        results.forEach((sample, i) =>
-          sample.forEach((result, n) =>
-            assertSameRun(result, expected[i][n], `${threads} threads sample ${i} net ${n}`)
-          )
-        );
-      } finally {
-        pool.close();
-      }
-    }
-    // The caller's input arrays are copied, not transferred away.
-    assert.equal(inputs[0].get("data")!.data.length, 3 * 48 * 48);
-  },
-});
+for (const build of ENGINE_BUILDS) {
+  Deno.test({
+    name:
+      `engine pool: float, fake-quant and deploy mtcnn_onet on 2 workers equal runNet, in order (${build} build)`,
+    ignore: !have("mtcnn_onet"),
+    fn: () =>
+      withEngineBuild(build, async () => {
+        const { model, weights, net } = readNet("mtcnn_onet");
+        const record = await makeRecord(net);
+        const { files } = await convertInMemory({ model, weights, record });
+        const nets = [
+          net,
+          loadNet(files.fakeQuantModel, files.fakeQuantWeights),
+          loadNet(files.deployModel, files.deployWeights),
+        ];
+        const inputs = samples(net, 7, 1);
+        const expected: RunResult[][] = [];
+        for (const sample of inputs) {
+          expected.push(await Promise.all(nets.map((n) => runNet(n, { inputs: sample }))));
+        }
+        // Distinct samples give distinct outputs, so a result out of order cannot pass.
+        const first = (results: RunResult[]) => [...results[0].outputs.values()][0].data;
+        assert.notDeepEqual(first(expected[0]), first(expected[1]));
+        for (const threads of [1, 2]) {
+          const pool = await EnginePool.open(nets, { threads });
+          try {
+            assert.equal(pool.threads, threads);
+            const results = await collect(pool, inputs);
+            assert.equal(results.length, inputs.length);
+            results.forEach((sample, i) =>
+              sample.forEach((result, n) =>
+                assertSameRun(result, expected[i][n], `${threads} threads sample ${i} net ${n}`)
+              )
+            );
+          } finally {
+            pool.close();
+          }
+        }
+        // The caller's input arrays are copied, not transferred away.
+        assert.equal(inputs[0].get("data")!.data.length, 3 * 48 * 48);
+      }),
+  });
+}
 
 Deno.test({
   name:

@@ -14,7 +14,8 @@
 //   conv5-2 is the lowest, ~0.989).
 // - Each of the three nets gives the same outputs, bit for bit, run plainly (convolutions apply
 //   the ReLU/BatchNorm/Scale/DeQuant layers after them and quantize their deploy input
-//   themselves) and layer by layer (a `written` callback turns that off).
+//   themselves) and layer by layer (a `written` callback turns that off), in either build of the
+//   engine module (relaxed SIMD and portable).
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
@@ -23,6 +24,7 @@ import { compareNets } from "../src/engine/compare.ts";
 import { runNet } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
+import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
 import { modelFile, modelNames } from "./_models.ts";
 
 for (const name of modelNames) {
@@ -65,13 +67,21 @@ for (const name of modelNames) {
       `${name}: fake vs deploy lockstep worst rel L2 ${worst.relativeL2.toExponential(1)} at ` +
         `${worst.layer} over ${compared.length} values`,
     );
-    for (const candidate of [floatNet, fakeNet, deployNet]) {
-      const fused = await runNet(candidate, { seed: 3 });
-      const layered = await runNet(candidate, { seed: 3, written: () => {} });
-      assert.deepEqual([...fused.outputs.keys()], [...layered.outputs.keys()]);
-      for (const [blob, tensor] of fused.outputs) {
-        assert.deepEqual(tensor, layered.outputs.get(blob), `${blob}: fused vs layer by layer`);
-      }
+    for (const build of ENGINE_BUILDS) {
+      await withEngineBuild(build, async () => {
+        for (const candidate of [floatNet, fakeNet, deployNet]) {
+          const fused = await runNet(candidate, { seed: 3 });
+          const layered = await runNet(candidate, { seed: 3, written: () => {} });
+          assert.deepEqual([...fused.outputs.keys()], [...layered.outputs.keys()]);
+          for (const [blob, tensor] of fused.outputs) {
+            assert.deepEqual(
+              tensor,
+              layered.outputs.get(blob),
+              `${blob}: fused vs layer by layer (${build})`,
+            );
+          }
+        }
+      });
     }
     const alone = await compareNets(floatNet, fakeNet, { seed: 2, lockstep: true });
     assert.deepEqual(

@@ -5,7 +5,7 @@
 // geometry one of a Window (assembly/engine/window.ts).
 
 import { relu as reluKernel } from "./elementwise";
-import { at, gemm, gemmTransB, packedA, packedB, transpose } from "./gemm";
+import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
 import { copyRun, gatherRun, gemmPanels, packedRowsBytes, packRows, zeroRun } from "./panels";
 import { Window } from "./window";
 
@@ -167,8 +167,7 @@ export function depthwise<T>(
             const taps = v128.splat<T>(tap);
             for (; ow + 4 <= end; ow += 4) {
               const out = at(outRow, ow);
-              const product = v128.mul<T>(taps, v128.load(at(inRow, ow + shift)));
-              v128.store(out, v128.add<T>(v128.load(out), product));
+              v128.store(out, madd<T>(taps, v128.load(at(inRow, ow + shift)), v128.load(out)));
             }
           }
           for (; ow < end; ow++) {
@@ -348,9 +347,9 @@ function depthwiseOne<T>(
 @inline
 function taps3<T>(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
   const step = <usize>dw << 2;
-  let total = v128.add<T>(sum, v128.mul<T>(t0, inputs<T>(from, stride)));
-  total = v128.add<T>(total, v128.mul<T>(t1, inputs<T>(from + step, stride)));
-  return v128.add<T>(total, v128.mul<T>(t2, inputs<T>(from + 2 * step, stride)));
+  let total = madd<T>(t0, inputs<T>(from, stride), sum);
+  total = madd<T>(t1, inputs<T>(from + step, stride), total);
+  return madd<T>(t2, inputs<T>(from + 2 * step, stride), total);
 }
 
 /** Four inputs `stride` (1 or 2) apart from `from`. */

@@ -37,6 +37,17 @@ export function at(base: usize, index: i32): usize {
 }
 
 /**
+ * a * b + c per lane. Float lanes in the relaxed-SIMD build (scripts/build_wasm.ts): relaxed
+ * SIMD's multiply-add, fused (one rounding) where the CPU has FMA; in the portable build, and for
+ * integer lanes, a multiply then an add.
+ */
+@inline
+export function madd<T>(a: v128, b: v128, c: v128): v128 {
+  if (isFloat<T>() && ASC_FEATURE_RELAXED_SIMD) return v128.relaxed_madd<T>(a, b, c);
+  return v128.add<T>(v128.mul<T>(a, b), c);
+}
+
+/**
  * C[m, n] = A[m, k] x B[k, n]; rows of B are `ldb` and rows of C `ldc` elements apart (n for
  * dense matrices), A and B packed in panels (assembly/engine/panels.ts) in the packing scratch.
  */
@@ -75,10 +86,10 @@ export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usi
       let s3 = s0;
       for (let p = 0; p < vectorEnd; p += 4) {
         const x = v128.load(at(aRow, p));
-        s0 = v128.add<T>(s0, v128.mul<T>(x, v128.load(at(b0, p))));
-        s1 = v128.add<T>(s1, v128.mul<T>(x, v128.load(at(b1, p))));
-        s2 = v128.add<T>(s2, v128.mul<T>(x, v128.load(at(b2, p))));
-        s3 = v128.add<T>(s3, v128.mul<T>(x, v128.load(at(b3, p))));
+        s0 = madd<T>(x, v128.load(at(b0, p)), s0);
+        s1 = madd<T>(x, v128.load(at(b1, p)), s1);
+        s2 = madd<T>(x, v128.load(at(b2, p)), s2);
+        s3 = madd<T>(x, v128.load(at(b3, p)), s3);
       }
       let t0 = laneSum<T>(s0);
       let t1 = laneSum<T>(s1);
@@ -101,7 +112,7 @@ export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usi
       const bRow = at(b, col * k);
       let s = v128.splat<T>(<T>0);
       for (let p = 0; p < vectorEnd; p += 4) {
-        s = v128.add<T>(s, v128.mul<T>(v128.load(at(aRow, p)), v128.load(at(bRow, p))));
+        s = madd<T>(v128.load(at(aRow, p)), v128.load(at(bRow, p)), s);
       }
       let t = laneSum<T>(s);
       for (let p = vectorEnd; p < k; p++) t += load<T>(at(aRow, p)) * load<T>(at(bRow, p));

@@ -5,7 +5,7 @@
 // order of k in one float32 accumulator, then adds its row's bias and applies the ReLU, as the
 // unpacked loops did (same results to the bit).
 
-import { at } from "./gemm";
+import { at, madd } from "./gemm";
 
 /** Rows of A per panel. */
 export const ROWS: i32 = 4;
@@ -225,31 +225,31 @@ function tile(
     const b0 = v128.load(b);
     const b1 = v128.load(b, 16);
     const a0 = v128.load32_splat(a);
-    s00 = f32x4.add(s00, f32x4.mul(a0, b0));
-    s01 = f32x4.add(s01, f32x4.mul(a0, b1));
+    s00 = madd<f32>(a0, b0, s00);
+    s01 = madd<f32>(a0, b1, s01);
     const a1 = v128.load32_splat(a, 4);
-    s10 = f32x4.add(s10, f32x4.mul(a1, b0));
-    s11 = f32x4.add(s11, f32x4.mul(a1, b1));
+    s10 = madd<f32>(a1, b0, s10);
+    s11 = madd<f32>(a1, b1, s11);
     const a2 = v128.load32_splat(a, 8);
-    s20 = f32x4.add(s20, f32x4.mul(a2, b0));
-    s21 = f32x4.add(s21, f32x4.mul(a2, b1));
+    s20 = madd<f32>(a2, b0, s20);
+    s21 = madd<f32>(a2, b1, s21);
     const a3 = v128.load32_splat(a, 12);
-    s30 = f32x4.add(s30, f32x4.mul(a3, b0));
-    s31 = f32x4.add(s31, f32x4.mul(a3, b1));
+    s30 = madd<f32>(a3, b0, s30);
+    s31 = madd<f32>(a3, b1, s31);
     const c0b = v128.load(b, 32);
     const c1b = v128.load(b, 48);
     const e0 = v128.load32_splat(a, 16);
-    s00 = f32x4.add(s00, f32x4.mul(e0, c0b));
-    s01 = f32x4.add(s01, f32x4.mul(e0, c1b));
+    s00 = madd<f32>(e0, c0b, s00);
+    s01 = madd<f32>(e0, c1b, s01);
     const e1 = v128.load32_splat(a, 16 + 4);
-    s10 = f32x4.add(s10, f32x4.mul(e1, c0b));
-    s11 = f32x4.add(s11, f32x4.mul(e1, c1b));
+    s10 = madd<f32>(e1, c0b, s10);
+    s11 = madd<f32>(e1, c1b, s11);
     const e2 = v128.load32_splat(a, 16 + 8);
-    s20 = f32x4.add(s20, f32x4.mul(e2, c0b));
-    s21 = f32x4.add(s21, f32x4.mul(e2, c1b));
+    s20 = madd<f32>(e2, c0b, s20);
+    s21 = madd<f32>(e2, c1b, s21);
     const e3 = v128.load32_splat(a, 16 + 12);
-    s30 = f32x4.add(s30, f32x4.mul(e3, c0b));
-    s31 = f32x4.add(s31, f32x4.mul(e3, c1b));
+    s30 = madd<f32>(e3, c0b, s30);
+    s31 = madd<f32>(e3, c1b, s31);
     a += 32;
     b += 64;
   }
@@ -257,17 +257,17 @@ function tile(
     const b0 = v128.load(b);
     const b1 = v128.load(b, 16);
     const a0 = v128.load32_splat(a);
-    s00 = f32x4.add(s00, f32x4.mul(a0, b0));
-    s01 = f32x4.add(s01, f32x4.mul(a0, b1));
+    s00 = madd<f32>(a0, b0, s00);
+    s01 = madd<f32>(a0, b1, s01);
     const a1 = v128.load32_splat(a, 4);
-    s10 = f32x4.add(s10, f32x4.mul(a1, b0));
-    s11 = f32x4.add(s11, f32x4.mul(a1, b1));
+    s10 = madd<f32>(a1, b0, s10);
+    s11 = madd<f32>(a1, b1, s11);
     const a2 = v128.load32_splat(a, 8);
-    s20 = f32x4.add(s20, f32x4.mul(a2, b0));
-    s21 = f32x4.add(s21, f32x4.mul(a2, b1));
+    s20 = madd<f32>(a2, b0, s20);
+    s21 = madd<f32>(a2, b1, s21);
     const a3 = v128.load32_splat(a, 12);
-    s30 = f32x4.add(s30, f32x4.mul(a3, b0));
-    s31 = f32x4.add(s31, f32x4.mul(a3, b1));
+    s30 = madd<f32>(a3, b0, s30);
+    s31 = madd<f32>(a3, b1, s31);
   }
   if (last && bias != 0) {
     const bias0 = biasLanes(bias, 0, rows);

@@ -22,6 +22,7 @@ import {
 import { packNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
 import { runNet, type RunResult, type Tensor } from "./run.ts";
+import { engineBuild } from "../wasm/engine_build.ts";
 
 /** Options of {@linkcode EnginePool.open}. */
 export interface EnginePoolOptions {
@@ -134,6 +135,7 @@ export class EnginePool {
     if (threads === 1 || start === undefined) return new EnginePool(nets, []);
     const workers: PoolWorker[] = [];
     const packed = nets.map(packNet);
+    const build = engineBuild();
     try {
       const ready: Promise<void>[] = [];
       for (let i = 0; i < threads; i++) {
@@ -152,7 +154,7 @@ export class EnginePool {
         );
         // Each worker gets its own copy of the blob buffers (transferred, so copied once).
         const copies = packed.map((net) => ({ ...net, data: net.data.slice(0) }));
-        port.post({ kind: "nets", nets: copies }, copies.map((net) => net.data));
+        port.post({ kind: "nets", nets: copies, build }, copies.map((net) => net.data));
       }
       await Promise.all(ready);
     } catch {

@@ -15,6 +15,7 @@ import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode, type ErrorPlace } from "../errors.ts";
 import { type PackedNet, unpackNet } from "./net_transfer.ts";
 import { runNet, type RunResult, type SkippedLayer, type Tensor } from "./run.ts";
+import { type EngineBuild, useEngineBuild } from "../wasm/engine_build.ts";
 
 /** A named tensor as it crosses to or from a worker. */
 export interface WireTensor {
@@ -48,7 +49,12 @@ export interface WireError {
 
 /** What the pool sends a worker. */
 export type ToWorker =
-  | { kind: "nets"; nets: PackedNet[] }
+  | {
+    kind: "nets";
+    nets: PackedNet[];
+    /** The engine build the pool's own thread uses (results stay bit-identical to it). */
+    build: EngineBuild;
+  }
   | {
     kind: "run";
     id: number;
@@ -126,6 +132,7 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
   endpoint.listen(async (message) => {
     if (message.kind === "nets") {
       try {
+        useEngineBuild(message.build);
         nets = message.nets.map(unpackNet);
         weights = new Set(message.nets.map((net) => net.data));
         endpoint.post({ kind: "ready" }, []);

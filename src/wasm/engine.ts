@@ -15,10 +15,10 @@
  * @module
  */
 
-import { onceLoader, type WasmInstance } from "./load.ts";
+import { instantiate, onceLoader, type WasmInstance } from "./load.ts";
 import { OutputArena } from "./output_arena.ts";
 import { DEFAULT_RESIDENT_BYTES, ResidentArrays } from "./resident.ts";
-import { wasmBase64 } from "./engine.generated.ts";
+import { type EngineBuild, engineBuild, engineModuleBase64 } from "./engine_build.ts";
 
 /** A 2-D window: kernel, pad, stride and dilation, each [height, width]. */
 export interface Window2d {
@@ -1227,5 +1227,23 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 }
 
-/** The simulator's kernels, instantiated once (later calls share the instance). */
-export const engineKernels: () => Promise<EngineKernels> = onceLoader(wasmBase64, bindKernels);
+const loaders: Record<EngineBuild, () => Promise<EngineKernels>> = {
+  relaxed: onceLoader(engineModuleBase64("relaxed"), bindKernels),
+  portable: onceLoader(engineModuleBase64("portable"), bindKernels),
+};
+
+/**
+ * Kernels of another module compiled from assembly/engine.ts (base64), instantiated anew: for
+ * benchmarks that compare builds or kernel variants side by side (scripts/bench_gemm.ts).
+ */
+export async function engineKernelsOf(base64: string): Promise<EngineKernels> {
+  return bindKernels(await instantiate(base64));
+}
+
+/**
+ * The simulator's kernels from the current build (src/wasm/engine_build.ts), each build
+ * instantiated once (later calls share the instance).
+ */
+export function engineKernels(): Promise<EngineKernels> {
+  return loaders[engineBuild()]();
+}

@@ -163,7 +163,7 @@ const IMPORTS: WebAssembly.Imports = {
 };
 
 /** Compiles and instantiates a base64-encoded module (asynchronously, so browsers allow it). */
-async function instantiate(base64: string): Promise<WasmInstance> {
+export async function instantiate(base64: string): Promise<WasmInstance> {
   const { instance } = await WebAssembly.instantiate(decodeBase64(base64), IMPORTS);
   return new WasmInstance(instance);
 }

@@ -1,0 +1,211 @@
+/**
+ * The float convolution kernels' speed in GMAC/s (multiply-adds per second) on ResNet-50's
+ * convolution shapes, for the engine module's builds side by side in one process: the portable
+ * and relaxed-SIMD builds of this tree (src/wasm/*.generated.ts) and, with `--against REV`, both
+ * builds of assembly/ at git revision REV (compiled here by scripts/build_wasm.ts's compiler), so
+ * that a kernel change is measured against the code it replaces. Each call is
+ * `EngineKernels.convolution` (input and weights copied in, im2col, packing, the matrix product,
+ * the output copied out), batch 1, seeded values.
+ *
+ * The machine may be shared: variants are interleaved, each measured `--rounds` times (default 7)
+ * for `--seconds` each (default 0.15); medians are shown, and each ratio to the first variant is
+ * the median of the ratios of measurements taken back to back, with the `uptime` load average
+ * before and after. Nothing is asserted.
+ *
+ * ```sh
+ * npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] [--seconds S] [--shapes a,b]
+ * ```
+ *
+ * @module
+ */
+
+import { type ConvolutionArgs, type EngineKernels, engineKernelsOf } from "../src/wasm/engine.ts";
+import { engineModuleBase64, relaxedSimdSupported } from "../src/wasm/engine_build.ts";
+import { compile, encodeBase64, RELAXED_FLAGS } from "./build_wasm.ts";
+
+const USAGE = "npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] " +
+  "[--seconds S] [--shapes name,name]";
+
+/** A convolution: input channels, size, output channels, kernel, stride, pad. */
+interface Shape {
+  name: string;
+  cin: number;
+  size: number;
+  cout: number;
+  kernel: number;
+  stride: number;
+  pad: number;
+}
+
+/** ResNet-50's convolution kinds (the stem excepted), at their 224x224 sizes. */
+const SHAPES: Shape[] = [
+  { name: "3x3 64>64 56", cin: 64, size: 56, cout: 64, kernel: 3, stride: 1, pad: 1 },
+  { name: "3x3 256>256 14", cin: 256, size: 14, cout: 256, kernel: 3, stride: 1, pad: 1 },
+  { name: "3x3 512>512 7", cin: 512, size: 7, cout: 512, kernel: 3, stride: 1, pad: 1 },
+  { name: "1x1 256>64 56", cin: 256, size: 56, cout: 64, kernel: 1, stride: 1, pad: 0 },
+  { name: "1x1 64>256 56", cin: 64, size: 56, cout: 256, kernel: 1, stride: 1, pad: 0 },
+  { name: "1x1 1024>256 14", cin: 1024, size: 14, cout: 256, kernel: 1, stride: 1, pad: 0 },
+  { name: "1x1/2 512>1024 28", cin: 512, size: 28, cout: 1024, kernel: 1, stride: 2, pad: 0 },
+  { name: "1x1/2 256>512 56", cin: 256, size: 56, cout: 512, kernel: 1, stride: 2, pad: 0 },
+];
+
+function option(args: string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  if (at < 0) return undefined;
+  const value = args[at + 1];
+  if (value === undefined) throw new Error(`${name} needs a value\nusage: ${USAGE}`);
+  return value;
+}
+
+function uptime(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
+}
+
+/** Seeded values in [-1, 1). */
+function values(count: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = state / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function argsOf(shape: Shape): { args: ConvolutionArgs; macs: number } {
+  const { cin, size, cout, kernel, stride, pad } = shape;
+  const out = Math.floor((size + 2 * pad - kernel) / stride) + 1;
+  const args: ConvolutionArgs = {
+    x: values(cin * size * size, 1),
+    shape: [1, cin, size, size],
+    weights: values(cout * cin * kernel * kernel, 2).map((v) => v * 0.05),
+    bias: values(cout, 3),
+    outputs: cout,
+    groups: 1,
+    window: {
+      kernel: [kernel, kernel],
+      pad: [pad, pad],
+      stride: [stride, stride],
+      dilation: [1, 1],
+    },
+    outSize: [out, out],
+    post: [{ kind: "relu", slope: 0 }],
+  };
+  return { args, macs: cout * cin * kernel * kernel * out * out };
+}
+
+/** The engine module of assembly/ at git revision `rev`, built with `flags` (base64). */
+async function buildAt(rev: string, flags: string[]): Promise<string> {
+  const root = new URL("../", import.meta.url).pathname;
+  const folder = await Deno.makeTempDir({ prefix: "bench_gemm_" });
+  try {
+    const archive = new Deno.Command("sh", {
+      args: ["-c", `git -C '${root}' archive '${rev}' assembly | tar -x -C '${folder}'`],
+    });
+    const { code, stderr } = await archive.output();
+    if (code !== 0) throw new Error(`git archive ${rev}: ${new TextDecoder().decode(stderr)}`);
+    const here = Deno.cwd();
+    Deno.chdir(folder);
+    try {
+      return encodeBase64(await compile("assembly/engine.ts", flags));
+    } finally {
+      Deno.chdir(here);
+    }
+  } finally {
+    await Deno.remove(folder, { recursive: true });
+  }
+}
+
+/** GMAC/s of `kernels` on `args` over about `seconds`. */
+function measure(kernels: EngineKernels, args: ConvolutionArgs, macs: number, seconds: number) {
+  kernels.convolution(args);
+  let calls = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  while (elapsed < seconds * 1000 || calls < 2) {
+    kernels.convolution(args);
+    calls++;
+    elapsed = performance.now() - started;
+  }
+  return (macs * calls) / (elapsed / 1000) / 1e9;
+}
+
+function median(numbers: number[]): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+async function main(args: string[]): Promise<void> {
+  const against = option(args, "--against");
+  const rounds = Number(option(args, "--rounds") ?? 7);
+  const seconds = Number(option(args, "--seconds") ?? 0.15);
+  const names = option(args, "--shapes")?.split(",");
+  const shapes = names ? SHAPES.filter((shape) => names.includes(shape.name)) : SHAPES;
+  if (!(rounds >= 1) || !(seconds > 0) || shapes.length === 0) {
+    throw new Error(`bad options\nusage: ${USAGE}\nshapes: ${SHAPES.map((s) => s.name)}`);
+  }
+  const variants: { name: string; kernels: EngineKernels }[] = [];
+  if (against !== undefined) {
+    variants.push({
+      name: `${against} portable`,
+      kernels: await engineKernelsOf(await buildAt(against, [])),
+    });
+    if (relaxedSimdSupported()) {
+      variants.push({
+        name: `${against} relaxed`,
+        kernels: await engineKernelsOf(await buildAt(against, RELAXED_FLAGS)),
+      });
+    }
+  }
+  variants.push({
+    name: "portable",
+    kernels: await engineKernelsOf(engineModuleBase64("portable")),
+  });
+  if (relaxedSimdSupported()) {
+    variants.push({
+      name: "relaxed",
+      kernels: await engineKernelsOf(engineModuleBase64("relaxed")),
+    });
+  } else console.log("this runtime has no relaxed SIMD: portable build only");
+  console.log(`load average before: ${uptime()}`);
+  console.log(`GMAC/s, median of ${rounds} rounds of ${seconds} s per variant, interleaved`);
+  const base = variants[0].name;
+  console.log(
+    `| shape | ${variants.map((v) => v.name).join(" | ")} | ${
+      variants.slice(1).map((v) => `${v.name} / ${base}`).join(" | ")
+    } |`,
+  );
+  console.log(`| --- |${" ---: |".repeat(2 * variants.length - 1)}`);
+  for (const shape of shapes) {
+    const { args: convArgs, macs } = argsOf(shape);
+    const samples: number[][] = variants.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      variants.forEach((variant, i) => {
+        samples[i].push(measure(variant.kernels, convArgs, macs, seconds));
+      });
+    }
+    const medians = samples.map(median);
+    // Ratios round by round (each pair measured back to back), then their median.
+    const ratios = samples.slice(1).map((own) => median(own.map((v, r) => v / samples[0][r])));
+    console.log(
+      `| ${shape.name} | ${medians.map((m) => m.toFixed(2)).join(" | ")} | ${
+        ratios.map((m) => m.toFixed(2)).join(" | ")
+      } |`,
+    );
+  }
+  console.log(`load average after: ${uptime()}`);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (error) {
+    console.error(`bench_gemm: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
+}
