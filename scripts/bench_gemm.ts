@@ -1,5 +1,6 @@
 /**
- * The float convolution kernels' speed in GMAC/s (multiply-adds per second) on ResNet-50's
+ * The float convolution kernels' speed in GMAC/s (multiply-adds per second of this process's CPU
+ * time, which other processes on a shared machine disturb less than wall time) on ResNet-50's
  * convolution shapes, for the engine module's builds side by side in one process: the portable
  * and relaxed-SIMD builds of this tree (src/wasm/*.generated.ts) and, with `--against REV`, both
  * builds of assembly/ at git revision REV (compiled here by scripts/build_wasm.ts's compiler), so
@@ -19,6 +20,7 @@
  * @module
  */
 
+import process from "node:process";
 import { type ConvolutionArgs, type EngineKernels, engineKernelsOf } from "../src/wasm/engine.ts";
 import { engineModuleBase64, relaxedSimdSupported } from "../src/wasm/engine_build.ts";
 import { compile, encodeBase64, RELAXED_FLAGS } from "./build_wasm.ts";
@@ -120,18 +122,24 @@ async function buildAt(rev: string, flags: string[]): Promise<string> {
   }
 }
 
-/** GMAC/s of `kernels` on `args` over about `seconds`. */
+/** Microseconds of CPU time this process has used (user + system). */
+function cpuMicroseconds(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/** GMAC per CPU second of `kernels` on `args`, over about `seconds` of CPU time. */
 function measure(kernels: EngineKernels, args: ConvolutionArgs, macs: number, seconds: number) {
   kernels.convolution(args);
   let calls = 0;
-  const started = performance.now();
+  const started = cpuMicroseconds();
   let elapsed = 0;
-  while (elapsed < seconds * 1000 || calls < 2) {
+  while (elapsed < seconds * 1e6 || calls < 2) {
     kernels.convolution(args);
     calls++;
-    elapsed = performance.now() - started;
+    elapsed = cpuMicroseconds() - started;
   }
-  return (macs * calls) / (elapsed / 1000) / 1e9;
+  return (macs * calls) / (elapsed / 1e6) / 1e9;
 }
 
 function median(numbers: number[]): number {
@@ -173,7 +181,9 @@ async function main(args: string[]): Promise<void> {
     });
   } else console.log("this runtime has no relaxed SIMD: portable build only");
   console.log(`load average before: ${uptime()}`);
-  console.log(`GMAC/s, median of ${rounds} rounds of ${seconds} s per variant, interleaved`);
+  console.log(
+    `GMAC per CPU second, median of ${rounds} rounds of ${seconds} CPU s per variant, interleaved`,
+  );
   const base = variants[0].name;
   console.log(
     `| shape | ${variants.map((v) => v.name).join(" | ")} | ${
