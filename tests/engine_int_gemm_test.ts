@@ -34,6 +34,18 @@ interface Case {
   quantScale?: number;
   /** A DeQuant after the layer: "channel" scales, one "shared" scale. */
   dequant?: "channel" | "shared";
+  /** Activations after the DeQuant: ReLU slopes, or "prelu" (one slope per channel). */
+  activations?: (number | "prelu")[];
+}
+
+/** The relu kernel's max(v, 0) + slope * min(v, 0) in float32 (one of the two terms is 0). */
+function activated(value: number, slope: number): number {
+  return value > 0 ? value : f32(slope * value) + 0;
+}
+
+/** PReLU slopes for `channels` channels, both signs. */
+function preluSlopes(channels: number): Float32Array {
+  return Float32Array.from(integers(channels, 5, -100, 100), (v) => v / 64);
 }
 
 /** Rounding half to even, as f32x4.nearest does. */
@@ -149,6 +161,7 @@ const CASES: Case[] = [
     window: window([1, 1], 1, 2),
     offsetD: 1,
     dequant: "shared",
+    activations: [0.125],
   },
   {
     name: "float input quantized in the kernel (Quant layer's scale), 3x3 pad 1",
@@ -159,6 +172,7 @@ const CASES: Case[] = [
     offsetD: -20,
     quantScale: 37.5,
     dequant: "channel",
+    activations: ["prelu", 0.5],
   },
   {
     name: "depthwise 3x3, biases past 2^24 and below, per-channel dequant, float input",
@@ -171,6 +185,7 @@ const CASES: Case[] = [
     biasRange: 1 << 24,
     dequant: "channel",
     quantScale: 100,
+    activations: ["prelu"],
   },
   {
     name: "depthwise 5x5 dilation 2 stride 1, extreme values",
@@ -253,6 +268,10 @@ for (const [index, c] of CASES.entries()) {
       : Array.from(x, (v) => quantized(v, c.quantScale!, c.offsetD));
     const layout = { outer: batch, channels: c.outputs, inner: outSize[0] * outSize[1] };
     const dequant = c.dequant === undefined ? undefined : dequantOp(c.dequant, layout);
+    const slopes = preluSlopes(c.outputs);
+    const activations: PostOp[] = (c.activations ?? []).map((slope) =>
+      slope === "prelu" ? { kind: "prelu", view: layout, slopes } : { kind: "relu", slope }
+    );
     const y = kernels.convolution({
       x,
       offsetD: c.offsetD,
@@ -264,15 +283,18 @@ for (const [index, c] of CASES.entries()) {
       groups: c.groups,
       window: c.window,
       outSize,
-      post: dequant === undefined ? [] : [dequant.op],
+      post: dequant === undefined ? [] : [dequant.op, ...activations],
     });
     const sums = expectedConvolution(qOfX, w, bias, c, outSize);
     const scales = dequant?.scales;
     const expected = scales === undefined ? sums : sums.map((sum, i) => {
-      const scale = scales.length === 1
-        ? scales[0]
-        : scales[Math.floor(i / layout.inner) % c.outputs];
-      return f32(f32(sum) * scale) + 0;
+      const channel = Math.floor(i / layout.inner) % c.outputs;
+      const scale = scales.length === 1 ? scales[0] : scales[channel];
+      let value = f32(f32(sum) * scale) + 0;
+      for (const slope of c.activations ?? []) {
+        value = activated(value, slope === "prelu" ? slopes[channel] : slope);
+      }
+      return value;
     });
     assert.deepEqual(Array.from(y), expected);
   });

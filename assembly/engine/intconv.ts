@@ -18,6 +18,46 @@ import { at } from "./gemm";
 import { quantizeLanes } from "./quant";
 import { Window } from "./window";
 
+/**
+ * What the integer kernels do to each sum of output channel c before storing it, at a byte
+ * offset the caller passes (0: store the int32 sums as they are): y = f32(sum + bias[c]) (bias 0:
+ * none), then y * scales[c * scaleStride] + 0 (scales 0: none; the channelAffine kernel's
+ * arithmetic), then max(y, 0) + slopes[c * slopeStride] * min(y, 0) (slopes 0: none; the relu
+ * kernel's arithmetic). Read in place as `changetype<Epilogue>(at)`.
+ */
+@unmanaged
+class Epilogue {
+  bias: usize;
+  scales: usize;
+  scaleStride: i32;
+  slopes: usize;
+  slopeStride: i32;
+}
+
+/** Four sums of output channel `c` (int32 lanes) as the epilogue at `epilogue` leaves them. */
+@inline
+function finishLanes(sums: v128, epilogue: usize, c: i32): v128 {
+  const e = changetype<Epilogue>(epilogue);
+  const biased = e.bias != 0 ? i32x4.add(sums, v128.load32_splat(at(e.bias, c))) : sums;
+  return scaleAndActivate(f32x4.convert_i32x4_s(biased), epilogue, c);
+}
+
+/** The epilogue's scale and activation for four float values of output channel `c`. */
+@inline
+function scaleAndActivate(values: v128, epilogue: usize, c: i32): v128 {
+  const e = changetype<Epilogue>(epilogue);
+  const zero = f32x4.splat(0);
+  let value = values;
+  if (e.scales != 0) {
+    value = f32x4.add(f32x4.mul(value, v128.load32_splat(at(e.scales, c * e.scaleStride))), zero);
+  }
+  if (e.slopes != 0) {
+    const slope = v128.load32_splat(at(e.slopes, c * e.slopeStride));
+    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slope, f32x4.min(value, zero)));
+  }
+  return value;
+}
+
 /** Products per pass: a packed piece of B (KC/2 pairs x 8 columns, 4 KiB) stays in L1. */
 const KC: i32 = 256;
 /** The packed piece of B. */
@@ -283,7 +323,8 @@ function packPanel(b: usize, ldb: i32, k0: i32, k1: i32, n0: i32, columns: i32):
 
 /**
  * C[m, n] = A x B in int32 (rows of C `ldc` apart): A as weight pairs of A[m, k], B int16
- * row-major [k, n] with rows `ldb` apart. Exact (wrapping) int32 sums.
+ * row-major [k, n] with rows `ldb` apart. Exact (wrapping) int32 sums, finished by the epilogue
+ * at `epilogue` (row r is output channel channel0 + r) when it is not 0.
  */
 export function gemmPairs(
   m: i32,
@@ -294,12 +335,15 @@ export function gemmPairs(
   ldb: i32,
   c: usize,
   ldc: i32,
+  epilogue: usize,
+  channel0: i32,
 ): void {
   const allPairs = (k + 1) >> 1;
   for (let k0 = 0; k0 < k; k0 += KC) {
     const k1 = min(k0 + KC, k);
     const pairs = (k1 - k0 + 1) >> 1;
     const first = k0 == 0;
+    const finish = k1 == k ? epilogue : 0;
     for (let n0 = 0; n0 < n; n0 += 8) {
       const columns = min(8, n - n0);
       packPanel(b, ldb, k0, k1, n0, columns);
@@ -307,8 +351,9 @@ export function gemmPairs(
         const ap = packedA + ((<usize>(row >> 2) * <usize>allPairs + <usize>(k0 >> 1)) << 4);
         const rows = min(4, m - row);
         const target = at(c, row * ldc + n0);
+        const channel = channel0 + row;
         if (rows == 4 && columns == 8) {
-          tile(ap, pairs, target, ldc, first);
+          tile(ap, pairs, target, ldc, first, finish, channel, 4);
         } else {
           if (!first) {
             for (let r = 0; r < rows; r++) {
@@ -317,7 +362,7 @@ export function gemmPairs(
               }
             }
           }
-          tile(ap, pairs, edgeTile, 8, first);
+          tile(ap, pairs, edgeTile, 8, first, finish, channel, rows);
           for (let r = 0; r < rows; r++) {
             for (let col = 0; col < columns; col++) {
               store<i32>(at(target, r * ldc + col), load<i32>(at(edgeTile, r * 8 + col)));
@@ -329,9 +374,22 @@ export function gemmPairs(
   }
 }
 
-/** The 4 x 8 int32 tile at `target` (rows `ldc` apart) += A's 4 rows x the panel, over `pairs`. */
+/**
+ * The 4 x 8 int32 tile at `target` (rows `ldc` apart) += A's 4 rows x the panel, over `pairs`;
+ * then, when `finish` is not 0, finished by that epilogue (row r as output channel
+ * channel + min(r, rows - 1): rows past `rows` are not kept).
+ */
 @inline
-function tile(ap: usize, pairs: i32, target: usize, ldc: i32, first: bool): void {
+function tile(
+  ap: usize,
+  pairs: i32,
+  target: usize,
+  ldc: i32,
+  first: bool,
+  finish: usize,
+  channel: i32,
+  rows: i32,
+): void {
   const c0 = target;
   const c1 = at(c0, ldc);
   const c2 = at(c1, ldc);
@@ -365,6 +423,19 @@ function tile(ap: usize, pairs: i32, target: usize, ldc: i32, first: bool): void
     s31 = i32x4.add(s31, i32x4.dot_i16x8_s(a3, b1));
     a += 16;
     bp += 32;
+  }
+  if (finish != 0) {
+    s00 = finishLanes(s00, finish, channel);
+    s01 = finishLanes(s01, finish, channel);
+    const channel1 = channel + min(1, rows - 1);
+    s10 = finishLanes(s10, finish, channel1);
+    s11 = finishLanes(s11, finish, channel1);
+    const channel2 = channel + min(2, rows - 1);
+    s20 = finishLanes(s20, finish, channel2);
+    s21 = finishLanes(s21, finish, channel2);
+    const channel3 = channel + min(3, rows - 1);
+    s30 = finishLanes(s30, finish, channel3);
+    s31 = finishLanes(s31, finish, channel3);
   }
   v128.store(c0, s00);
   v128.store(c0, s01, 16);
@@ -445,8 +516,8 @@ function im2col16(
  * The integer Convolution: for each image and group, acc_g = W_g x im2col(d_g) in int32, in bands
  * of `bandRows` output rows, 1x1/stride 1/no pad kernels reading d directly. `x` holds the int16
  * differences d [N, cin, H, W]; `weights` the weight pairs of each group's [cout/group, depth]
- * (weightPairsBytes apart); `col` int16 scratch of depth*bandRows*outW; y gets int32 [N, cout,
- * outH, outW] (no bias).
+ * (weightPairsBytes apart); `col` int16 scratch of depth*bandRows*outW; y gets [N, cout, outH,
+ * outW]: the int32 sums, or as the epilogue at `epilogue` (when not 0) leaves them.
  */
 export function convolutionPairs(
   x: usize,
@@ -463,6 +534,7 @@ export function convolutionPairs(
   bandRows: i32,
   col: usize,
   y: usize,
+  epilogue: usize,
 ): void {
   const window = changetype<Window>(geometry);
   const cinGroup = cin / groups;
@@ -477,15 +549,17 @@ export function convolutionPairs(
       const xGroup = at16(x, (n * cin + g * cinGroup) * height * width);
       const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
       const packed = weights + <usize>g * groupBytes;
+      const channel0 = g * coutGroup;
       if (direct) {
-        gemmPairs(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial);
+        gemmPairs(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial, epilogue, channel0);
         continue;
       }
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
         im2col16(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
-        gemmPairs(coutGroup, columns, depth, packed, col, columns, at(yGroup, rowStart * outW), spatial);
+        const band = at(yGroup, rowStart * outW);
+        gemmPairs(coutGroup, columns, depth, packed, col, columns, band, spatial, epilogue, channel0);
       }
     }
   }
@@ -573,7 +647,7 @@ export function deconvolutionPairs(
         const rowEnd = min(rowStart + bandRows, height);
         const columns = (rowEnd - rowStart) * width;
         const band = at16(xGroup, rowStart * width);
-        gemmPairs(depth, columns, cinGroup, packed, band, spatial, col, columns);
+        gemmPairs(depth, columns, cinGroup, packed, band, spatial, col, columns, 0, 0);
         col2im32(col, coutGroup, outH, outW, window, rowStart, rowEnd, width, yGroup);
       }
     }
@@ -661,11 +735,9 @@ export function depthwiseSums(
 }
 
 /**
- * The accumulators as AscendDequant reads them, [outer, channels, inner]: y = f32(acc + bias[c])
- * (bias 0 = none), then, when `scales` is not 0, y * scales[c * scaleStride] + 0 (the
- * channelAffine kernel's arithmetic; scaleStride 0 shares one scale). `acc` is int32, or when
- * `floatSums` depthwiseSums' exact integer sums in float32 (a bias that float32 holds exactly is
- * then added in float32: one rounding, as the int32 path's conversion). y may be acc.
+ * The sums [outer, channels, inner] as the epilogue at `epilogue` leaves them (in place). `acc`
+ * holds int32 sums, or when `floatSums` depthwiseSums' exact integer sums in float32 (a bias that
+ * float32 holds exactly is then added in float32: one rounding, as the int32 path's conversion).
  */
 export function accumulatorsOut(
   acc: usize,
@@ -673,38 +745,30 @@ export function accumulatorsOut(
   channels: i32,
   inner: i32,
   floatSums: bool,
-  bias: usize,
-  scales: usize,
-  scaleStride: i32,
-  y: usize,
+  epilogue: usize,
 ): void {
-  const zero = f32x4.splat(0);
+  const e = changetype<Epilogue>(epilogue);
   for (let o = 0; o < outer; o++) {
     for (let c = 0; c < channels; c++) {
       const base = (o * channels + c) * inner;
-      const biasValue = bias != 0 ? load<i32>(at(bias, c)) : 0;
-      const scale: f32 = scales != 0 ? load<f32>(at(scales, c * scaleStride)) : 1;
-      // A bias that float32 holds exactly: the float sum is f32(acc + bias), rounded once.
+      const biasValue = e.bias != 0 ? load<i32>(at(e.bias, c)) : 0;
       const floatBias = floatSums && <f64><f32>biasValue == <f64>biasValue;
       const biases = i32x4.splat(biasValue);
       const floatBiases = f32x4.splat(<f32>biasValue);
-      const factors = f32x4.splat(scale);
       let i = 0;
       for (; i + 4 <= inner; i += 4) {
         const raw = v128.load(at(acc, base + i));
-        let value = floatBias
+        const value = floatBias
           ? f32x4.add(raw, floatBiases)
           : f32x4.convert_i32x4_s(
             i32x4.add(floatSums ? i32x4.trunc_sat_f32x4_s(raw) : raw, biases),
           );
-        if (scales != 0) value = f32x4.add(f32x4.mul(value, factors), zero);
-        v128.store(at(y, base + i), value);
+        v128.store(at(acc, base + i), scaleAndActivate(value, epilogue, c));
       }
       for (; i < inner; i++) {
         const raw = floatSums ? <i32>load<f32>(at(acc, base + i)) : load<i32>(at(acc, base + i));
-        let value = <f32>(raw + biasValue);
-        if (scales != 0) value = value * scale + <f32>0;
-        store<f32>(at(y, base + i), value);
+        const value = f32x4.splat(<f32>(raw + biasValue));
+        store<f32>(at(acc, base + i), f32x4.extract_lane(scaleAndActivate(value, epilogue, c), 0));
       }
     }
   }

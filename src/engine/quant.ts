@@ -21,6 +21,7 @@
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
+import { memo } from "./layer_memo.ts";
 import { badInput, FLOAT, product, shapeText, unsupported, type Value } from "./tensor.ts";
 
 /**
@@ -68,6 +69,11 @@ function quantParameters(layer: Layer): { quantScale: number; offsetD: number } 
   return { quantScale: Math.fround(quantScale), offsetD };
 }
 
+/** The name of a Quant layer's object layer ("" when missing). */
+function objectLayerName(layer: Layer): string {
+  return String(layer.param("quant_param", "object_layer") ?? "");
+}
+
 /** The DeQuant layer reading the first top of `object`, if any. */
 function dequantOf(object: Layer | undefined, context: RunContext): Layer | undefined {
   const output = object?.tops[0];
@@ -95,9 +101,9 @@ function fakeScaleD(
 
 /** Quant: fake-quant x^ (fake-quant model) or q (deploy model). */
 function quant(layer: Layer, input: Value, context: RunContext): Value {
-  const { quantScale, offsetD } = quantParameters(layer);
+  const { quantScale, offsetD } = memo(layer, quantParameters);
   const { shape, data } = input.tensor;
-  const object = context.layerNamed(String(layer.param("quant_param", "object_layer") ?? ""));
+  const object = context.layerNamed(memo(layer, objectLayerName));
   const dequant = dequantOf(object, context);
   const dequantScales = dequant?.blobs[0]?.data;
   const deploy = dequantScales !== undefined

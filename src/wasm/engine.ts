@@ -414,7 +414,7 @@ interface EngineExports {
     transposed: boolean,
     packed: number,
   ): void;
-  convolutionPairs(...args: IntegerConvolutionArgsIn): void;
+  convolutionPairs(...args: [...IntegerConvolutionArgsIn, epilogue: number]): void;
   deconvolutionPairs(...args: IntegerConvolutionArgsIn): void;
   depthwiseSums(
     x: number,
@@ -442,10 +442,7 @@ interface EngineExports {
     channels: number,
     inner: number,
     floatSums: boolean,
-    bias: number,
-    scales: number,
-    scaleStride: number,
-    y: number,
+    epilogue: number,
   ): void;
 }
 
@@ -753,41 +750,40 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /**
-   * The integer kernels' results [outer, channels, inner] at `accAt` (int32 sums, or exact
-   * integer float32 sums when `floatSums`) + bias, as float32, then `post`: a first plain scale
-   * (a DeQuant) is applied in the same pass. Copies the `count` results out.
+   * The integer kernels' epilogue (assembly/engine/intconv.ts `Epilogue`) for results laid out as
+   * `layout`: + bias, made float, then from `post` a leading plain scale (a DeQuant) and a ReLU
+   * or PReLU right after it. Returns its offset and the operations of `post` left to apply.
    */
-  const accumulatorsOut = (
-    accAt: number,
-    layout: ChannelView,
-    floatSums: boolean,
+  const epilogueIn = (
     biasAt: number,
     post: readonly PostOp[],
-  ): Float32Array => {
-    const { outer, channels, inner } = layout;
-    const count = outer * channels * inner;
-    const [first] = post;
+    layout: ChannelView,
+  ): [epilogueAt: number, rest: readonly PostOp[]] => {
+    const sameLayout = (view: ChannelView) =>
+      view.outer === layout.outer && view.channels === layout.channels &&
+      view.inner === layout.inner;
+    const perChannel = (values: Float32Array, view: ChannelView) =>
+      values.length === 1 || (values.length === layout.channels && sameLayout(view));
+    const [first, second] = post;
     const scale = first?.kind === "affine" && first.bias === null && first.scale !== null &&
-        (first.scale.length === 1 ||
-          (first.view.outer === outer && first.view.channels === channels &&
-            first.view.inner === inner))
+        perChannel(first.scale, first.view)
       ? first.scale
       : null;
-    const scaleAt = scale === null ? 0 : wasm.copyIn(scale);
-    const scaleStride = scale === null ? 0 : channelStride("scale", scale, channels);
-    kernels.accumulatorsOut(
-      accAt,
-      outer,
-      channels,
-      inner,
-      floatSums,
+    let slopes: Float32Array | null = null;
+    if (scale !== null && second?.kind === "relu") slopes = Float32Array.of(second.slope);
+    if (scale !== null && second?.kind === "prelu" && perChannel(second.slopes, second.view)) {
+      slopes = second.slopes;
+    }
+    const epilogueAt = wasm.alloc(5 * 4);
+    const fields = wasm.view(Int32Array, epilogueAt, 5);
+    fields.set([
       biasAt,
-      scaleAt,
-      scaleStride,
-      accAt,
-    );
-    for (const op of scale === null ? post : post.slice(1)) postOpIn(op, accAt, count);
-    return arena.copyOut(accAt, count);
+      scale === null ? 0 : keptCopy(scale),
+      scale === null || scale.length === 1 ? 0 : 1,
+      slopes === null ? 0 : keptCopy(slopes),
+      slopes === null || slopes.length === 1 ? 0 : 1,
+    ]);
+    return [epilogueAt, post.slice((scale === null ? 0 : 1) + (slopes === null ? 0 : 1))];
   };
 
   /** The integer Convolution or Deconvolution (deploy model). */
@@ -820,6 +816,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       args.bias as Int32Array | null,
       packing,
     );
+    const [epilogueAt, rest] = epilogueIn(biasAt, post, layout);
     const geometryAt = geometryIn(args.window);
     if (depthwise) {
       const xAt = wasm.copyIn(args.x);
@@ -827,7 +824,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const yAt = wasm.alloc(outCount * 4);
       const sizes = [batch, channels, height, width] as const;
       kernels.depthwiseSums(xAt, ...sizes, weightsAt, geometryAt, outH, outW, yAt);
-      return accumulatorsOut(yAt, layout, true, biasAt, post);
+      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, true, epilogueAt);
+      return postOpsOut(rest, yAt, outCount);
     }
     const xAt = wasm.alloc(inputCount * 2);
     const floatAt = wasm.copyIn(args.x);
@@ -856,9 +854,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       colAt,
       yAt,
     ];
-    if (transposed) kernels.deconvolutionPairs(...shared);
-    else kernels.convolutionPairs(...shared);
-    return accumulatorsOut(yAt, layout, false, biasAt, post);
+    if (transposed) {
+      kernels.deconvolutionPairs(...shared);
+      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, false, epilogueAt);
+    } else kernels.convolutionPairs(...shared, epilogueAt);
+    return postOpsOut(rest, yAt, outCount);
   };
 
   /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
@@ -1022,6 +1022,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           args.bias as Int32Array | null,
           { kind: "rows", outputs, depth, transposed },
         );
+        const layout = { outer: rows, channels: outputs, inner: 1 };
+        const [epilogueAt, rest] = epilogueIn(biasAt, args.post ?? [], layout);
         const stride = paddedDepth(depth);
         const floatAt = wasm.copyIn(args.x);
         const xAt = wasm.alloc(rows * stride * 2);
@@ -1031,8 +1033,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
         const yAt = wasm.alloc(rows * outputs * 4);
         kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
-        const layout = { outer: rows, channels: outputs, inner: 1 };
-        return accumulatorsOut(yAt, layout, false, biasAt, args.post ?? []);
+        kernels.accumulatorsOut(yAt, rows, outputs, 1, false, epilogueAt);
+        return postOpsOut(rest, yAt, rows * outputs);
       }
       const weights = args.weights as Float32Array;
       const [weightsAt, biasAt] = weightsIn(weights, args.bias as Float32Array | null);
