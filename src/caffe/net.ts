@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type FieldValue, TextMessage } from "../proto/tree.ts";
+import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
 /** The element arrays a blob can hold: float data, or the deploy model's integer data. */
 export type BlobData = Float32Array | Int8Array | Int32Array | BigUint64Array;
@@ -20,6 +20,16 @@ export interface Blob {
   legacyShape?: boolean;
 }
 
+/** A layer's name, type, bottoms and tops as read from the `fields` array they came from. */
+interface Wiring {
+  fields: TextField[];
+  length: number;
+  name: string;
+  type: string;
+  bottoms: string[];
+  tops: string[];
+}
+
 /** A layer: its `LayerParameter` text tree (the only source of truth) and its blobs. */
 export class Layer {
   /** The layer's `LayerParameter` fields, in input order, unknown fields included. */
@@ -31,6 +41,11 @@ export class Layer {
    * the same name (V2 inputs); written back after the layer's parameters.
    */
   unknownBytes: Uint8Array;
+  /**
+   * The wiring last read from `params`; read again when `params.fields` is another array or has
+   * another length (as every `TextMessage` method that changes fields leaves it).
+   */
+  #wiring: Wiring | undefined;
 
   /** Wraps a `LayerParameter` tree. */
   constructor(
@@ -43,9 +58,26 @@ export class Layer {
     this.unknownBytes = unknownBytes;
   }
 
+  /** The name, type, bottoms and tops of `params` as it is now. */
+  #read(): Wiring {
+    const { fields } = this.params;
+    const kept = this.#wiring;
+    if (kept !== undefined && kept.fields === fields && kept.length === fields.length) return kept;
+    const wiring = {
+      fields,
+      length: fields.length,
+      name: String(this.params.get("name") ?? ""),
+      type: String(this.params.get("type") ?? ""),
+      bottoms: this.params.getAll("bottom").map(String),
+      tops: this.params.getAll("top").map(String),
+    };
+    this.#wiring = wiring;
+    return wiring;
+  }
+
   /** The layer name (`""` when absent). */
   get name(): string {
-    return String(this.params.get("name") ?? "");
+    return this.#read().name;
   }
   set name(value: string) {
     this.params.set("name", value);
@@ -53,23 +85,23 @@ export class Layer {
 
   /** The layer type, e.g. `"Convolution"` (`""` when absent). */
   get type(): string {
-    return String(this.params.get("type") ?? "");
+    return this.#read().type;
   }
   set type(value: string) {
     this.params.set("type", value);
   }
 
-  /** Input blob names in order. */
+  /** Input blob names in order (a new array). */
   get bottoms(): string[] {
-    return this.params.getAll("bottom").map(String);
+    return this.#read().bottoms.slice();
   }
   set bottoms(values: string[]) {
     this.params.setAll("bottom", values);
   }
 
-  /** Output blob names in order. */
+  /** Output blob names in order (a new array). */
   get tops(): string[] {
-    return this.params.getAll("top").map(String);
+    return this.#read().tops.slice();
   }
   set tops(values: string[]) {
     this.params.setAll("top", values);

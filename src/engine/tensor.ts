@@ -112,16 +112,17 @@ export function canonicalAxis(layer: Layer, axis: number, axes: number): number 
  * producer, if any.
  */
 export function checkTensorSize(blob: string, shape: readonly number[], layer?: Layer): void {
+  const wholeSizes = shape.every((size) => Number.isInteger(size) && size >= 0);
+  const count = product(shape);
+  if (wholeSizes && Number.isSafeInteger(count) && count * 4 < LIMITS.tensorBytes) return;
   const producer = layer === undefined ? "" : ` (top of layer "${layer.name}", ${layer.type})`;
-  if (!shape.every((size) => Number.isInteger(size) && size >= 0)) {
+  if (!wholeSizes) {
     throw new ConvertError(
       "BAD_INPUT",
       `blob "${blob}"${producer} would be ${shapeText(shape)}: sizes must be whole numbers >= 0`,
       { layer: layer?.name },
     );
   }
-  const count = product(shape);
-  if (Number.isSafeInteger(count) && count * 4 < LIMITS.tensorBytes) return;
   throw new ConvertError(
     "LIMIT_EXCEEDED",
     `blob "${blob}"${producer} would be ${shapeText(shape)}: ${count} float32 values, not ` +
