@@ -24,6 +24,7 @@ import {
   innerProductForward,
   layer,
   maxRelativeError,
+  message,
   net,
   random,
   randomValues,
@@ -323,4 +324,31 @@ Deno.test("kept forms: a net larger than the budget keeps what fits; another net
   const kept = runsOfB.at(-1)!;
   assert.ok(kept.every((at) => at !== undefined), "B is kept in the end");
   assert.deepEqual(wasm.view(Float32Array, kept[1]!, 256), netB[1]);
+});
+
+Deno.test("Layer: name, type, bottoms and tops follow edits of its tree; the arrays are copies", () => {
+  const edited = layer("a", "ReLU", ["x"], ["y"]);
+  assert.deepEqual([edited.name, edited.type, edited.bottoms, edited.tops], ["a", "ReLU", ["x"], [
+    "y",
+  ]]);
+  edited.bottoms.push("z");
+  edited.tops[0] = "w";
+  assert.deepEqual([edited.bottoms, edited.tops], [["x"], ["y"]]);
+  edited.params.add("top", "y2");
+  edited.params.set("name", "b");
+  edited.type = "TanH";
+  edited.bottoms = ["x", "x2"];
+  assert.deepEqual(
+    [edited.name, edited.type, edited.bottoms, edited.tops],
+    ["b", "TanH", ["x", "x2"], ["y", "y2"]],
+  );
+  edited.params.delete("top");
+  assert.deepEqual(edited.tops, []);
+  edited.params = message({ name: "c", type: "Sigmoid", bottom: "p", top: "q" });
+  assert.deepEqual([edited.name, edited.type, edited.bottoms, edited.tops], [
+    "c",
+    "Sigmoid",
+    ["p"],
+    ["q"],
+  ]);
 });
