@@ -8,8 +8,16 @@
 
 import assert from "node:assert/strict";
 import { engineKernels, type PostOp, type Window2d } from "../src/wasm/engine.ts";
+import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
 
 const f32 = Math.fround;
+
+/** A test run once with each engine build (the relaxed build's float kernels too must be exact). */
+function integerTest(name: string, body: () => Promise<void>): void {
+  for (const build of ENGINE_BUILDS) {
+    Deno.test(`${name} (${build} build)`, () => withEngineBuild(build, body));
+  }
+}
 
 /** Integers in [low, high] from a 32-bit LCG (test data only). */
 function integers(count: number, seed: number, low: number, high: number): number[] {
@@ -237,7 +245,7 @@ function expectedConvolution(
 }
 
 for (const [index, c] of CASES.entries()) {
-  Deno.test(`integer Convolution: ${c.name}`, async () => {
+  integerTest(`integer Convolution: ${c.name}`, async () => {
     const kernels = await engineKernels();
     const [batch, channels, height, width] = c.shape;
     const [kh, kw] = c.window.kernel;
@@ -300,110 +308,122 @@ for (const [index, c] of CASES.entries()) {
   });
 }
 
-Deno.test("integer Convolution: depthwise 23x23 whose sums pass 2^24 (not exact in float32)", async () => {
-  const kernels = await engineKernels();
-  // Every difference is 255 (q 127, offset -128); the weights are -128 but one 127 per kernel,
-  // so each full window sums to -128*255*528 + 127*255 = -17201535: odd and beyond 2^24. With
-  // channel 0's bias the result is 5 (any rounding of the sum shows); channel 1's bias is
-  // beyond float32's integers.
-  const [channels, size, offsetD] = [2, 23, -128];
-  const w = new Int8Array(channels * size * size).fill(-128);
-  w[5] = 127;
-  w[size * size + 100] = 127;
-  const y = kernels.convolution({
-    x: new Float32Array(channels * size * size).fill(127),
-    offsetD,
-    shape: [1, channels, size, size],
-    weights: w,
-    bias: Int32Array.from([17201540, -(1 << 30) - 1]),
-    outputs: channels,
-    groups: channels,
-    window: window([size, size], 0, 1),
-    outSize: [1, 1],
-  });
-  assert.deepEqual(Array.from(y), [5, f32(-17201535 - (1 << 30) - 1)]);
-});
+integerTest(
+  "integer Convolution: depthwise 23x23 whose sums pass 2^24 (not exact in float32)",
+  async () => {
+    const kernels = await engineKernels();
+    // Every difference is 255 (q 127, offset -128); the weights are -128 but one 127 per kernel,
+    // so each full window sums to -128*255*528 + 127*255 = -17201535: odd and beyond 2^24. With
+    // channel 0's bias the result is 5 (any rounding of the sum shows); channel 1's bias is
+    // beyond float32's integers.
+    const [channels, size, offsetD] = [2, 23, -128];
+    const w = new Int8Array(channels * size * size).fill(-128);
+    w[5] = 127;
+    w[size * size + 100] = 127;
+    const y = kernels.convolution({
+      x: new Float32Array(channels * size * size).fill(127),
+      offsetD,
+      shape: [1, channels, size, size],
+      weights: w,
+      bias: Int32Array.from([17201540, -(1 << 30) - 1]),
+      outputs: channels,
+      groups: channels,
+      window: window([size, size], 0, 1),
+      outSize: [1, 1],
+    });
+    assert.deepEqual(Array.from(y), [5, f32(-17201535 - (1 << 30) - 1)]);
+  },
+);
 
-Deno.test("integer Convolution: depthwise biases not float32 (2^24 + 1, 2^31 - 1) beside one that is", async () => {
-  const kernels = await engineKernels();
-  // 1x1 depthwise over 5 values per channel, offset -64: differences 1, 1, 191 and weights 1, 1,
-  // -1 give sums 1, 1, -191. f32(1 + (2^24 + 1)) is 2^24 + 2 but f32(1 + f32(2^24 + 1)) is 2^24;
-  // f32(-191 + 2^31 - 1) is 2147483392 but f32(-191 + f32(2^31 - 1)) is 2147483520.
-  const x = [...new Array(10).fill(-63), ...new Array(5).fill(127)];
-  const y = kernels.convolution({
-    x: Float32Array.from(x),
-    offsetD: -64,
-    shape: [1, 3, 1, 5],
-    weights: Int8Array.from([1, 1, -1]),
-    bias: Int32Array.from([(1 << 24) + 1, -7, 2147483647]),
-    outputs: 3,
-    groups: 3,
-    window: window([1, 1], 0, 1),
-    outSize: [1, 5],
-  });
-  const expected = [16777218, -6, 2147483392].flatMap((value) => new Array(5).fill(value));
-  assert.deepEqual(Array.from(y), expected);
-});
+integerTest(
+  "integer Convolution: depthwise biases not float32 (2^24 + 1, 2^31 - 1) beside one that is",
+  async () => {
+    const kernels = await engineKernels();
+    // 1x1 depthwise over 5 values per channel, offset -64: differences 1, 1, 191 and weights 1, 1,
+    // -1 give sums 1, 1, -191. f32(1 + (2^24 + 1)) is 2^24 + 2 but f32(1 + f32(2^24 + 1)) is 2^24;
+    // f32(-191 + 2^31 - 1) is 2147483392 but f32(-191 + f32(2^31 - 1)) is 2147483520.
+    const x = [...new Array(10).fill(-63), ...new Array(5).fill(127)];
+    const y = kernels.convolution({
+      x: Float32Array.from(x),
+      offsetD: -64,
+      shape: [1, 3, 1, 5],
+      weights: Int8Array.from([1, 1, -1]),
+      bias: Int32Array.from([(1 << 24) + 1, -7, 2147483647]),
+      outputs: 3,
+      groups: 3,
+      window: window([1, 1], 0, 1),
+      outSize: [1, 5],
+    });
+    const expected = [16777218, -6, 2147483392].flatMap((value) => new Array(5).fill(value));
+    assert.deepEqual(Array.from(y), expected);
+  },
+);
 
-Deno.test("integer InnerProduct, transposed weights [K, N]: 6 rows, depth 300, 21 outputs", async () => {
-  const kernels = await engineKernels();
-  const [rows, depth, outputs, offsetD] = [6, 300, 21, 7];
-  const q = integers(rows * depth, 3, -128, 127);
-  const w = integers(depth * outputs, 4, -128, 127);
-  const y = kernels.innerProduct({
-    x: Float32Array.from(q),
-    offsetD,
-    rows,
-    depth,
-    weights: Int8Array.from(w),
-    transposed: true,
-    bias: null,
-    outputs,
-  });
-  const expected: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outputs; o++) {
-      let sum = 0;
-      for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[p * outputs + o];
-      expected.push(sum);
+integerTest(
+  "integer InnerProduct, transposed weights [K, N]: 6 rows, depth 300, 21 outputs",
+  async () => {
+    const kernels = await engineKernels();
+    const [rows, depth, outputs, offsetD] = [6, 300, 21, 7];
+    const q = integers(rows * depth, 3, -128, 127);
+    const w = integers(depth * outputs, 4, -128, 127);
+    const y = kernels.innerProduct({
+      x: Float32Array.from(q),
+      offsetD,
+      rows,
+      depth,
+      weights: Int8Array.from(w),
+      transposed: true,
+      bias: null,
+      outputs,
+    });
+    const expected: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      for (let o = 0; o < outputs; o++) {
+        let sum = 0;
+        for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[p * outputs + o];
+        expected.push(sum);
+      }
     }
-  }
-  assert.deepEqual(Array.from(y), expected);
-});
+    assert.deepEqual(Array.from(y), expected);
+  },
+);
 
-Deno.test("integer InnerProduct: depth 37 (padded to 40), 7 outputs, 3 rows, quantized in the kernel, dequant then ReLU", async () => {
-  const kernels = await engineKernels();
-  const [rows, depth, outputs, offsetD, quantScale] = [3, 37, 7, 9, 12.25];
-  const x = Float32Array.from(integers(rows * depth, 8, -2000, 2000), (v) => v / 1000);
-  const q = Array.from(x, (v) => quantized(v, quantScale, offsetD));
-  const w = integers(outputs * depth, 9, -128, 127);
-  const bias = integers(outputs, 10, -100000, 100000);
-  const { scales, op } = dequantOp("channel", { outer: rows, channels: outputs, inner: 1 });
-  const y = kernels.innerProduct({
-    x,
-    offsetD,
-    quantScale,
-    rows,
-    depth,
-    weights: Int8Array.from(w),
-    transposed: false,
-    bias: Int32Array.from(bias),
-    outputs,
-    post: [op, { kind: "relu", slope: 0 }],
-  });
-  const expected: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outputs; o++) {
-      let sum = bias[o];
-      for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[o * depth + p];
-      const value = f32(f32(sum) * scales[o]) + 0;
-      expected.push(value > 0 ? value : 0);
+integerTest(
+  "integer InnerProduct: depth 37 (padded to 40), 7 outputs, 3 rows, quantized in the kernel, dequant then ReLU",
+  async () => {
+    const kernels = await engineKernels();
+    const [rows, depth, outputs, offsetD, quantScale] = [3, 37, 7, 9, 12.25];
+    const x = Float32Array.from(integers(rows * depth, 8, -2000, 2000), (v) => v / 1000);
+    const q = Array.from(x, (v) => quantized(v, quantScale, offsetD));
+    const w = integers(outputs * depth, 9, -128, 127);
+    const bias = integers(outputs, 10, -100000, 100000);
+    const { scales, op } = dequantOp("channel", { outer: rows, channels: outputs, inner: 1 });
+    const y = kernels.innerProduct({
+      x,
+      offsetD,
+      quantScale,
+      rows,
+      depth,
+      weights: Int8Array.from(w),
+      transposed: false,
+      bias: Int32Array.from(bias),
+      outputs,
+      post: [op, { kind: "relu", slope: 0 }],
+    });
+    const expected: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      for (let o = 0; o < outputs; o++) {
+        let sum = bias[o];
+        for (let p = 0; p < depth; p++) sum += (q[r * depth + p] - offsetD) * w[o * depth + p];
+        const value = f32(f32(sum) * scales[o]) + 0;
+        expected.push(value > 0 ? value : 0);
+      }
     }
-  }
-  assert.deepEqual(Array.from(y), expected);
-});
+    assert.deepEqual(Array.from(y), expected);
+  },
+);
 
-Deno.test("integer InnerProduct: extreme values at depth 2^11 + 5, offset -128", async () => {
+integerTest("integer InnerProduct: extreme values at depth 2^11 + 5, offset -128", async () => {
   const kernels = await engineKernels();
   const [rows, depth, outputs, offsetD] = [1, 2053, 5, -128];
   const q = integers(rows * depth, 11, 0, 1).map((bit) => bit ? 127 : -128);
@@ -427,42 +447,45 @@ Deno.test("integer InnerProduct: extreme values at depth 2^11 + 5, offset -128",
   assert.deepEqual(Array.from(y), expected);
 });
 
-Deno.test("integer Deconvolution: 5 inputs, 3x3 stride 2 pad 1, 6 outputs (depth 54)", async () => {
-  const kernels = await engineKernels();
-  const [channels, height, width, outputs, offsetD] = [5, 9, 11, 6, -2];
-  const win = window([3, 3], 1, 2);
-  const outSize: [number, number] = [2 * (height - 1) + 3 - 2, 2 * (width - 1) + 3 - 2];
-  const q = integers(channels * height * width, 5, -128, 127);
-  const w = integers(channels * outputs * 9, 6, -128, 127);
-  const y = kernels.deconvolution({
-    x: Float32Array.from(q),
-    offsetD,
-    shape: [1, channels, height, width],
-    weights: Int8Array.from(w),
-    bias: null,
-    outputs,
-    groups: 1,
-    window: win,
-    outSize,
-  });
-  const expected = new Array(outputs * outSize[0] * outSize[1]).fill(0);
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < height; i++) {
-      for (let j = 0; j < width; j++) {
-        for (let o = 0; o < outputs; o++) {
-          for (let a = 0; a < 3; a++) {
-            for (let b = 0; b < 3; b++) {
-              const oh = i * 2 - 1 + a;
-              const ow = j * 2 - 1 + b;
-              if (oh < 0 || oh >= outSize[0] || ow < 0 || ow >= outSize[1]) continue;
-              expected[(o * outSize[0] + oh) * outSize[1] + ow] +=
-                (q[(c * height + i) * width + j] - offsetD) *
-                w[((c * outputs + o) * 3 + a) * 3 + b];
+integerTest(
+  "integer Deconvolution: 5 inputs, 3x3 stride 2 pad 1, 6 outputs (depth 54)",
+  async () => {
+    const kernels = await engineKernels();
+    const [channels, height, width, outputs, offsetD] = [5, 9, 11, 6, -2];
+    const win = window([3, 3], 1, 2);
+    const outSize: [number, number] = [2 * (height - 1) + 3 - 2, 2 * (width - 1) + 3 - 2];
+    const q = integers(channels * height * width, 5, -128, 127);
+    const w = integers(channels * outputs * 9, 6, -128, 127);
+    const y = kernels.deconvolution({
+      x: Float32Array.from(q),
+      offsetD,
+      shape: [1, channels, height, width],
+      weights: Int8Array.from(w),
+      bias: null,
+      outputs,
+      groups: 1,
+      window: win,
+      outSize,
+    });
+    const expected = new Array(outputs * outSize[0] * outSize[1]).fill(0);
+    for (let c = 0; c < channels; c++) {
+      for (let i = 0; i < height; i++) {
+        for (let j = 0; j < width; j++) {
+          for (let o = 0; o < outputs; o++) {
+            for (let a = 0; a < 3; a++) {
+              for (let b = 0; b < 3; b++) {
+                const oh = i * 2 - 1 + a;
+                const ow = j * 2 - 1 + b;
+                if (oh < 0 || oh >= outSize[0] || ow < 0 || ow >= outSize[1]) continue;
+                expected[(o * outSize[0] + oh) * outSize[1] + ow] +=
+                  (q[(c * height + i) * width + j] - offsetD) *
+                  w[((c * outputs + o) * 3 + a) * 3 + b];
+              }
             }
           }
         }
       }
     }
-  }
-  assert.deepEqual(Array.from(y), expected);
-});
+    assert.deepEqual(Array.from(y), expected);
+  },
+);
