@@ -196,6 +196,17 @@ const CASES: Case[] = [
     activations: ["prelu"],
   },
   {
+    name: "depthwise 3x3 dilation 2 pad 2, extreme values, ReLU after a shared dequant",
+    shape: [2, 5, 9, 23],
+    outputs: 5,
+    groups: 5,
+    window: window([3, 3], 2, 1, 2),
+    offsetD: 127,
+    extreme: true,
+    dequant: "shared",
+    activations: [0],
+  },
+  {
     name: "depthwise 5x5 dilation 2 stride 1, extreme values",
     shape: [2, 3, 11, 14],
     outputs: 3,
@@ -336,25 +347,29 @@ integerTest(
 );
 
 integerTest(
-  "integer Convolution: depthwise biases not float32 (2^24 + 1, 2^31 - 1) beside one that is",
+  "integer Convolution: 3x3 depthwise biases not float32 (2^24 + 1, 2^31 - 1) beside one that is",
   async () => {
     const kernels = await engineKernels();
-    // 1x1 depthwise over 5 values per channel, offset -64: differences 1, 1, 191 and weights 1, 1,
-    // -1 give sums 1, 1, -191. f32(1 + (2^24 + 1)) is 2^24 + 2 but f32(1 + f32(2^24 + 1)) is 2^24;
+    // 3x3 depthwise, pad 1, over rows of 13 values, only the centre tap set, offset -64:
+    // differences 1, 1, 191 and centre weights 1, 1, -1 give sums 1, 1, -191 at every output.
+    // f32(1 + (2^24 + 1)) is 2^24 + 2 but f32(1 + f32(2^24 + 1)) is 2^24;
     // f32(-191 + 2^31 - 1) is 2147483392 but f32(-191 + f32(2^31 - 1)) is 2147483520.
-    const x = [...new Array(10).fill(-63), ...new Array(5).fill(127)];
+    const width = 13;
+    const x = [...new Array(2 * width).fill(-63), ...new Array(width).fill(127)];
+    const weights = new Int8Array(27);
+    [weights[4], weights[13], weights[22]] = [1, 1, -1];
     const y = kernels.convolution({
       x: Float32Array.from(x),
       offsetD: -64,
-      shape: [1, 3, 1, 5],
-      weights: Int8Array.from([1, 1, -1]),
+      shape: [1, 3, 1, width],
+      weights,
       bias: Int32Array.from([(1 << 24) + 1, -7, 2147483647]),
       outputs: 3,
       groups: 3,
-      window: window([1, 1], 0, 1),
-      outSize: [1, 5],
+      window: window([3, 3], 1, 1),
+      outSize: [1, width],
     });
-    const expected = [16777218, -6, 2147483392].flatMap((value) => new Array(5).fill(value));
+    const expected = [16777218, -6, 2147483392].flatMap((value) => new Array(width).fill(value));
     assert.deepEqual(Array.from(y), expected);
   },
 );

@@ -122,7 +122,7 @@ function col2im<T>(
  * tap, with SIMD along rows at stride 1. Either way each output sums its taps in order (rows,
  * then columns; taps outside the image skipped) before the bias.
  */
-export function depthwise<T>(
+function depthwise<T>(
   x: usize,
   batch: i32,
   channels: i32,

@@ -10,11 +10,10 @@
 //   int32); rows past m and a missing last product are 0.
 // - weight rows (packWeightRows): InnerProduct weights as int16 rows [outputs, depth rounded up
 //   to 8], zeros past the depth.
-// - float weights (int8ToFloat): depthwise kernels, whose sums stay below 2^24 and so are exact
-//   in float32 (depthwise3x3 of assembly/engine/conv.ts computes them).
+// - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
+//   2^24 and so are exact in float32.
 
-import { depthwise } from "./conv";
-import { at } from "./gemm";
+import { at, madd } from "./gemm";
 import { quantizeLanes } from "./quant";
 import { Window } from "./window";
 
@@ -128,30 +127,6 @@ export function int16Differences(
       store<i16>(at16(target, i), <i16>i32x4.extract_lane(lanes, 0));
     }
     for (; i < stride; i++) store<i16>(at16(target, i), 0);
-  }
-}
-
-/** y = q - offset of `count` values in float32 (exact), q as int16Differences takes it. */
-export function floatDifferences(
-  x: usize,
-  count: i32,
-  quantize: bool,
-  quantScale: f32,
-  offset: i32,
-  y: usize,
-): void {
-  const scales = f32x4.splat(quantScale);
-  const offsets = f32x4.splat(<f32>offset);
-  let i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const x4 = v128.load(at(x, i));
-    const q = quantize ? quantizeLanes(x4, scales, offsets) : x4;
-    v128.store(at(y, i), f32x4.sub(q, offsets));
-  }
-  for (; i < count; i++) {
-    const x4 = f32x4.splat(load<f32>(at(x, i)));
-    const q = quantize ? quantizeLanes(x4, scales, offsets) : x4;
-    store<f32>(at(y, i), f32x4.extract_lane(f32x4.sub(q, offsets), 0));
   }
 }
 
@@ -712,63 +687,248 @@ function laneSum(v: v128): i32 {
     i32x4.extract_lane(v, 3);
 }
 
+/** Whether input row (or column) `index` is inside `size`. */
+@inline
+function inside(index: i32, size: i32): bool {
+  return index >= 0 && index < size;
+}
+
 /**
- * The integer depthwise Convolution (one input and one output channel per group) on float32
- * differences and float32 weights: exact integer sums in float32 while a kernel has at most 514
- * taps (each product is at most 255 * 128 in magnitude, so every partial sum stays below 2^24).
- * y gets the sums as float32 (no bias).
+ * The integer 3x3 depthwise Convolution at stride 1 or 2 (any pad and dilation) on the Quant
+ * layer's q (as float32) `x` and float32 weights, finished by the epilogue at `epilogue`. Per
+ * plane the nine taps stay in registers; an output whose column taps are all inside the row sums
+ * w * q over its rows inside the image (four outputs at a time, sixteen where they can) less
+ * offset * (those rows' weights), which is the exact sum of w * (q - offset): every product and
+ * partial sum is an integer below 2^24 in magnitude. The others sum w * (q - offset) tap by tap.
  */
-export function depthwiseSums(
+export function depthwise3x3Int(
   x: usize,
   batch: i32,
   channels: i32,
   height: i32,
   width: i32,
   weights: usize,
+  offset: i32,
   geometry: usize,
   outH: i32,
   outW: i32,
   y: usize,
+  epilogue: usize,
 ): void {
   const window = changetype<Window>(geometry);
-  depthwise<f32>(x, batch, channels, height, width, weights, 0, window, outH, outW, y, false, 0);
+  const sh = window.strideH;
+  const sw = window.strideW;
+  const dh = window.dilationH;
+  const dw = window.dilationW;
+  const ph = window.padH;
+  const pw = window.padW;
+  // Outputs [inFirst, vectorEnd) have every column tap inside the row, and so do the SIMD loads
+  // of a group of four of them (at stride 2 they read one value past the last tap).
+  const inFirst = min((pw + sw - 1) / sw, outW);
+  const room = width - (2 * dw - pw) - (sw == 2 ? 1 : 0);
+  const vectorEnd = room <= 0 ? inFirst : max(min(outW, (room + sw - 1) / sw), inFirst);
+  const runEnd = inFirst + ((vectorEnd - inFirst) & ~3);
+  const groupStep = <usize>(4 * sw) << 2;
+  const e = changetype<Epilogue>(epilogue);
+  const offsetF = <f32>offset;
+  const zero = f32x4.splat(0);
+  for (let plane = 0; plane < batch * channels; plane++) {
+    const source = at(x, plane * height * width);
+    const target = at(y, plane * outH * outW);
+    const c = plane % channels;
+    const kernel = at(weights, c * 9);
+    const t0 = v128.load32_splat(kernel);
+    const t1 = v128.load32_splat(kernel, 4);
+    const t2 = v128.load32_splat(kernel, 8);
+    const t3 = v128.load32_splat(kernel, 12);
+    const t4 = v128.load32_splat(kernel, 16);
+    const t5 = v128.load32_splat(kernel, 20);
+    const t6 = v128.load32_splat(kernel, 24);
+    const t7 = v128.load32_splat(kernel, 28);
+    const t8 = v128.load32_splat(kernel, 32);
+    const weights0 = load<f32>(kernel) + load<f32>(kernel, 4) + load<f32>(kernel, 8);
+    const weights1 = load<f32>(kernel, 12) + load<f32>(kernel, 16) + load<f32>(kernel, 20);
+    const weights2 = load<f32>(kernel, 24) + load<f32>(kernel, 28) + load<f32>(kernel, 32);
+    const biasValue = e.bias != 0 ? load<i32>(at(e.bias, c)) : 0;
+    const floatBias = <f64><f32>biasValue == <f64>biasValue;
+    const biases = f32x4.splat(<f32>biasValue);
+    const scaled = e.scales != 0;
+    const activated = e.slopes != 0;
+    const scales = scaled ? v128.load32_splat(at(e.scales, c * e.scaleStride)) : zero;
+    const slopes = activated ? v128.load32_splat(at(e.slopes, c * e.slopeStride)) : zero;
+    for (let oh = 0; oh < outH; oh++) {
+      const outRow = at(target, oh * outW);
+      const top = oh * sh - ph;
+      const use0 = inside(top, height);
+      const use1 = inside(top + dh, height);
+      const use2 = inside(top + 2 * dh, height);
+      const rowWeights = (use0 ? weights0 : 0) + (use1 ? weights1 : 0) + (use2 ? weights2 : 0);
+      const corrections = f32x4.splat(offsetF * rowWeights);
+      const in0 = at(source, top * width - pw);
+      const in1 = at(in0, dh * width);
+      const in2 = at(in1, dh * width);
+      let ow = 0;
+      for (; ow < inFirst; ow++) {
+        depthwiseEdge(source, height, width, kernel, window, offsetF, oh, ow, outRow, epilogue, c, biasValue, floatBias);
+      }
+      for (; ow + 16 <= runEnd; ow += 16) {
+        const from = <usize>(ow * sw) << 2;
+        let s0 = zero;
+        let s1 = zero;
+        let s2 = zero;
+        let s3 = zero;
+        if (use0) {
+          const row = in0 + from;
+          s0 = rowTaps(s0, row, t0, t1, t2, sw, dw);
+          s1 = rowTaps(s1, row + groupStep, t0, t1, t2, sw, dw);
+          s2 = rowTaps(s2, row + 2 * groupStep, t0, t1, t2, sw, dw);
+          s3 = rowTaps(s3, row + 3 * groupStep, t0, t1, t2, sw, dw);
+        }
+        if (use1) {
+          const row = in1 + from;
+          s0 = rowTaps(s0, row, t3, t4, t5, sw, dw);
+          s1 = rowTaps(s1, row + groupStep, t3, t4, t5, sw, dw);
+          s2 = rowTaps(s2, row + 2 * groupStep, t3, t4, t5, sw, dw);
+          s3 = rowTaps(s3, row + 3 * groupStep, t3, t4, t5, sw, dw);
+        }
+        if (use2) {
+          const row = in2 + from;
+          s0 = rowTaps(s0, row, t6, t7, t8, sw, dw);
+          s1 = rowTaps(s1, row + groupStep, t6, t7, t8, sw, dw);
+          s2 = rowTaps(s2, row + 2 * groupStep, t6, t7, t8, sw, dw);
+          s3 = rowTaps(s3, row + 3 * groupStep, t6, t7, t8, sw, dw);
+        }
+        const out = at(outRow, ow);
+        if (floatBias) {
+          v128.store(out, finishInRegisters(s0, corrections, biases, scales, slopes, scaled, activated));
+          v128.store(out, finishInRegisters(s1, corrections, biases, scales, slopes, scaled, activated), 16);
+          v128.store(out, finishInRegisters(s2, corrections, biases, scales, slopes, scaled, activated), 32);
+          v128.store(out, finishInRegisters(s3, corrections, biases, scales, slopes, scaled, activated), 48);
+        } else {
+          v128.store(out, finishSums(f32x4.sub(s0, corrections), epilogue, c, biasValue, false));
+          v128.store(out, finishSums(f32x4.sub(s1, corrections), epilogue, c, biasValue, false), 16);
+          v128.store(out, finishSums(f32x4.sub(s2, corrections), epilogue, c, biasValue, false), 32);
+          v128.store(out, finishSums(f32x4.sub(s3, corrections), epilogue, c, biasValue, false), 48);
+        }
+      }
+      for (; ow < runEnd; ow += 4) {
+        const from = <usize>(ow * sw) << 2;
+        let sum = zero;
+        if (use0) sum = rowTaps(sum, in0 + from, t0, t1, t2, sw, dw);
+        if (use1) sum = rowTaps(sum, in1 + from, t3, t4, t5, sw, dw);
+        if (use2) sum = rowTaps(sum, in2 + from, t6, t7, t8, sw, dw);
+        const value = floatBias
+          ? finishInRegisters(sum, corrections, biases, scales, slopes, scaled, activated)
+          : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue, false);
+        v128.store(at(outRow, ow), value);
+      }
+      for (; ow < outW; ow++) {
+        depthwiseEdge(source, height, width, kernel, window, offsetF, oh, ow, outRow, epilogue, c, biasValue, floatBias);
+      }
+    }
+  }
 }
 
 /**
- * The sums [outer, channels, inner] as the epilogue at `epilogue` leaves them (in place). `acc`
- * holds int32 sums, or when `floatSums` depthwiseSums' exact integer sums in float32 (a bias that
- * float32 holds exactly is then added in float32: one rounding, as the int32 path's conversion).
+ * Four sums of w * q less the corrections, + a bias float32 holds exactly, then the epilogue's
+ * scale and activation (as scaleAndActivate computes them) with their values in registers.
  */
+@inline
+function finishInRegisters(
+  sums: v128,
+  corrections: v128,
+  biases: v128,
+  scales: v128,
+  slopes: v128,
+  scaled: bool,
+  activated: bool,
+): v128 {
+  const zero = f32x4.splat(0);
+  let value = f32x4.add(f32x4.sub(sums, corrections), biases);
+  if (scaled) value = f32x4.add(f32x4.mul(value, scales), zero);
+  if (activated) {
+    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
+  }
+  return value;
+}
+
+/**
+ * `sum` + one kernel row's three taps times the inputs at `from` + j*dw, four outputs (a fused
+ * multiply-add where the build has one: exact all the same, as every value is a small integer).
+ */
+@inline
+function rowTaps(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
+  const step = <usize>dw << 2;
+  let total = madd<f32>(t0, fourInputs(from, stride), sum);
+  total = madd<f32>(t1, fourInputs(from + step, stride), total);
+  return madd<f32>(t2, fourInputs(from + 2 * step, stride), total);
+}
+
+/** Four inputs `stride` (1 or 2) apart from `from`. */
+@inline
+function fourInputs(from: usize, stride: i32): v128 {
+  return stride == 1
+    ? v128.load(from)
+    : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+}
+
+/** One output of depthwise3x3Int summing w * (q - offset) over its taps inside the image. */
+function depthwiseEdge(
+  source: usize,
+  height: i32,
+  width: i32,
+  kernel: usize,
+  window: Window,
+  offset: f32,
+  oh: i32,
+  ow: i32,
+  outRow: usize,
+  epilogue: usize,
+  c: i32,
+  bias: i32,
+  floatBias: bool,
+): void {
+  let sum: f32 = 0;
+  for (let i = 0; i < 3; i++) {
+    const ih = oh * window.strideH - window.padH + i * window.dilationH;
+    if (!inside(ih, height)) continue;
+    for (let j = 0; j < 3; j++) {
+      const iw = ow * window.strideW - window.padW + j * window.dilationW;
+      if (!inside(iw, width)) continue;
+      sum += load<f32>(at(kernel, i * 3 + j)) * (load<f32>(at(source, ih * width + iw)) - offset);
+    }
+  }
+  const value = finishSums(f32x4.splat(sum), epilogue, c, bias, floatBias);
+  store<f32>(at(outRow, ow), f32x4.extract_lane(value, 0));
+}
+
+/** Four exact integer sums (float32) of channel `c` + bias, finished by the epilogue. */
+@inline
+function finishSums(sums: v128, epilogue: usize, c: i32, bias: i32, floatBias: bool): v128 {
+  const value = floatBias
+    ? f32x4.add(sums, f32x4.splat(<f32>bias))
+    : f32x4.convert_i32x4_s(i32x4.add(i32x4.trunc_sat_f32x4_s(sums), i32x4.splat(bias)));
+  return scaleAndActivate(value, epilogue, c);
+}
+
+/** The int32 sums [outer, channels, inner] at `acc` finished in place by the epilogue. */
 export function accumulatorsOut(
   acc: usize,
   outer: i32,
   channels: i32,
   inner: i32,
-  floatSums: bool,
   epilogue: usize,
 ): void {
-  const e = changetype<Epilogue>(epilogue);
   for (let o = 0; o < outer; o++) {
     for (let c = 0; c < channels; c++) {
-      const base = (o * channels + c) * inner;
-      const biasValue = e.bias != 0 ? load<i32>(at(e.bias, c)) : 0;
-      const floatBias = floatSums && <f64><f32>biasValue == <f64>biasValue;
-      const biases = i32x4.splat(biasValue);
-      const floatBiases = f32x4.splat(<f32>biasValue);
+      const base = at(acc, (o * channels + c) * inner);
       let i = 0;
       for (; i + 4 <= inner; i += 4) {
-        const raw = v128.load(at(acc, base + i));
-        const value = floatBias
-          ? f32x4.add(raw, floatBiases)
-          : f32x4.convert_i32x4_s(
-            i32x4.add(floatSums ? i32x4.trunc_sat_f32x4_s(raw) : raw, biases),
-          );
-        v128.store(at(acc, base + i), scaleAndActivate(value, epilogue, c));
+        v128.store(at(base, i), finishLanes(v128.load(at(base, i)), epilogue, c));
       }
       for (; i < inner; i++) {
-        const raw = floatSums ? <i32>load<f32>(at(acc, base + i)) : load<i32>(at(acc, base + i));
-        const value = f32x4.splat(<f32>(raw + biasValue));
-        store<f32>(at(acc, base + i), f32x4.extract_lane(scaleAndActivate(value, epilogue, c), 0));
+        const value = finishLanes(i32x4.splat(load<i32>(at(base, i))), epilogue, c);
+        store<f32>(at(base, i), f32x4.extract_lane(value, 0));
       }
     }
   }

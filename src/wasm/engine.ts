@@ -389,14 +389,6 @@ interface EngineExports {
     offset: number,
     y: number,
   ): void;
-  floatDifferences(
-    x: number,
-    count: number,
-    quantize: boolean,
-    quantScale: number,
-    offset: number,
-    y: number,
-  ): void;
   int8ToFloat(x: number, count: number, y: number): void;
   weightPairsBytes(m: number, k: number): number;
   packWeightPairs(
@@ -416,17 +408,19 @@ interface EngineExports {
   ): void;
   convolutionPairs(...args: [...IntegerConvolutionArgsIn, epilogue: number]): void;
   deconvolutionPairs(...args: IntegerConvolutionArgsIn): void;
-  depthwiseSums(
+  depthwise3x3Int(
     x: number,
     batch: number,
     channels: number,
     height: number,
     width: number,
     weights: number,
+    offset: number,
     geometry: number,
     outH: number,
     outW: number,
     y: number,
+    epilogue: number,
   ): void;
   innerProductRows(
     x: number,
@@ -441,7 +435,6 @@ interface EngineExports {
     outer: number,
     channels: number,
     inner: number,
-    floatSums: boolean,
     epilogue: number,
   ): void;
 }
@@ -474,9 +467,6 @@ export type Int8Packing =
   | { kind: "pairs"; groups: number; rows: number; depth: number; transposed: boolean }
   | { kind: "rows"; outputs: number; depth: number; transposed: boolean }
   | { kind: "float" };
-
-/** Most taps a depthwise kernel may have for its integer sums to stay exact in float32. */
-const EXACT_FLOAT_TAPS = 514;
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
 type ConvolutionArgsIn = [
@@ -804,8 +794,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const cinGroup = channels / groups;
     const coutGroup = outputs / groups;
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
+    // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
     const depthwise = !transposed && groups === channels && groups === outputs &&
-      taps <= EXACT_FLOAT_TAPS;
+      kernelH === 3 && kernelW === 3 && args.window.stride[1] <= 2;
     const packing: Int8Packing = depthwise
       ? { kind: "float" }
       : transposed
@@ -820,11 +811,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const geometryAt = geometryIn(args.window);
     if (depthwise) {
       const xAt = wasm.copyIn(args.x);
-      kernels.floatDifferences(xAt, inputCount, quantize, quantScale, offsetD, xAt);
+      if (quantize) kernels.quantize(xAt, inputCount, quantScale, offsetD, xAt);
       const yAt = wasm.alloc(outCount * 4);
-      const sizes = [batch, channels, height, width] as const;
-      kernels.depthwiseSums(xAt, ...sizes, weightsAt, geometryAt, outH, outW, yAt);
-      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, true, epilogueAt);
+      const sizes = [batch, channels, height, width, weightsAt, offsetD, geometryAt] as const;
+      kernels.depthwise3x3Int(xAt, ...sizes, outH, outW, yAt, epilogueAt);
       return postOpsOut(rest, yAt, outCount);
     }
     const xAt = wasm.alloc(inputCount * 2);
@@ -856,7 +846,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     ];
     if (transposed) {
       kernels.deconvolutionPairs(...shared);
-      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, false, epilogueAt);
+      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, epilogueAt);
     } else kernels.convolutionPairs(...shared, epilogueAt);
     return postOpsOut(rest, yAt, outCount);
   };
@@ -1033,7 +1023,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
         const yAt = wasm.alloc(rows * outputs * 4);
         kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
-        kernels.accumulatorsOut(yAt, rows, outputs, 1, false, epilogueAt);
+        kernels.accumulatorsOut(yAt, rows, outputs, 1, epilogueAt);
         return postOpsOut(rest, yAt, rows * outputs);
       }
       const weights = args.weights as Float32Array;
