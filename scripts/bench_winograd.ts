@@ -1,8 +1,10 @@
 /**
  * Winograd F(4x4, 3x3) against the direct form (im2col + GEMM) for float 3x3 stride-1
  * convolutions of several channel counts and output sizes (ResNet-50's, waifu2x's and small
- * ones), timed interleaved in one process: the figures behind `winogradWins` in
- * src/wasm/engine.ts. Medians of `--rounds` rounds; nothing is asserted.
+ * ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
+ * them made on each call (nets over the resident budget): the figures behind `winogradWins` in
+ * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). Medians of `--rounds` rounds;
+ * nothing is asserted.
  *
  * ```sh
  * npx deno run -A scripts/bench_winograd.ts [--rounds 5] [--seconds 0.2]
@@ -12,7 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ConvolutionArgs, engineKernels } from "../src/wasm/engine.ts";
+import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
+import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 import { randomValues } from "../tests/_builders.ts";
 
 const { values } = parseArgs({
@@ -79,25 +82,44 @@ function timeOf(run: () => void): number {
 
 const median = (list: number[]) => list.toSorted((a, b) => a - b)[Math.floor(list.length / 2)];
 
+/** Timed forms, interleaved: [column, weights kept, algorithm]. */
+const FORMS: [number, boolean, "direct" | "winograd"][] = [
+  [0, true, "direct"],
+  [1, true, "winograd"],
+  [2, false, "direct"],
+  [3, false, "winograd"],
+];
+
 const kernels = await engineKernels();
 console.log(`load average: ${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
-console.log("| cin | cout | out | direct ms | winograd ms | speed-up | direct GMAC/s |");
-console.log("|---|---|---|---|---|---|---|");
+console.log(
+  "ms per call; weights kept: resident in WebAssembly memory (packed, or transformed); per call: " +
+    "copied and packed or transformed on each call (resident budget 0), as for nets over the budget",
+);
+console.log(
+  "| cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
+    "Winograd, per call | speed-up | chosen |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const shape of SHAPES) {
   const args = argsOf(shape);
-  const direct: number[] = [];
-  const winograd: number[] = [];
+  const times: number[][] = [[], [], [], []];
   for (let round = 0; round < rounds; round++) {
-    direct.push(timeOf(() => kernels.convolution({ ...args, algorithm: "direct" })));
-    winograd.push(timeOf(() => kernels.convolution({ ...args, algorithm: "winograd" })));
+    for (const [column, kept, algorithm] of FORMS) {
+      kernels.setResidentBudget(kept ? Infinity : 0);
+      times[column].push(timeOf(() => kernels.convolution({ ...args, algorithm })));
+    }
   }
   const [cin, cout, size] = shape;
-  const macs = cin * cout * 9 * size * size;
-  const d = median(direct);
-  const w = median(winograd);
+  const [direct, winograd, directCall, winogradCall] = times.map(median);
+  const chosen = winogradWins(args) ? "Winograd" : "direct";
   console.log(
-    `| ${cin} | ${cout} | ${size}x${size} | ${d.toFixed(3)} | ${w.toFixed(3)} | ` +
-      `${(d / w).toFixed(2)} | ${(macs / d / 1e6).toFixed(1)} |`,
+    `| ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${winograd.toFixed(3)} | ` +
+      `${(direct / winograd).toFixed(2)} | ${directCall.toFixed(3)} | ${
+        winogradCall.toFixed(3)
+      } | ` +
+      `${(directCall / winogradCall).toFixed(2)} | ${chosen} |`,
   );
 }
+kernels.setResidentBudget(DEFAULT_RESIDENT_BYTES);
 console.log(`load average: ${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
