@@ -3,11 +3,13 @@
  * convolutions of several channel counts and output sizes (ResNet-50's, waifu2x's and small
  * ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
  * them made on each call (nets over the resident budget): the figures behind `winogradWins` in
- * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). Medians of `--rounds` rounds;
- * nothing is asserted.
+ * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
+ * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
+ * batch 1 with every convolution forced to the direct form beside the same net as `convolution`
+ * chooses, interleaved. Medians of `--rounds` rounds; nothing is asserted.
  *
  * ```sh
- * npx deno run -A scripts/bench_winograd.ts [--rounds 5] [--seconds 0.2]
+ * npx deno run -A scripts/bench_winograd.ts [model ...] [--rounds 5] [--seconds 0.2]
  * ```
  *
  * @module
@@ -17,9 +19,14 @@ import { parseArgs } from "node:util";
 import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 import { randomValues } from "../tests/_builders.ts";
+import { loadNet } from "../src/caffe/model.ts";
+import { runNet } from "../src/engine/run.ts";
+import { batchInputs } from "./bench_engine.ts";
+import { loadAverage, median, modelFolder } from "./opencv_driver.ts";
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   args: Deno.args,
+  allowPositionals: true,
   options: {
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "0.2" },
@@ -80,8 +87,6 @@ function timeOf(run: () => void): number {
   return (now - start) / calls;
 }
 
-const median = (list: number[]) => list.toSorted((a, b) => a - b)[Math.floor(list.length / 2)];
-
 /** Timed forms, interleaved: [column, weights kept, algorithm]. */
 const FORMS: [number, boolean, "direct" | "winograd"][] = [
   [0, true, "direct"],
@@ -91,35 +96,79 @@ const FORMS: [number, boolean, "direct" | "winograd"][] = [
 ];
 
 const kernels = await engineKernels();
-console.log(`load average: ${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
-console.log(
-  "ms per call; weights kept: resident in WebAssembly memory (packed, or transformed); per call: " +
-    "copied and packed or transformed on each call (resident budget 0), as for nets over the budget",
-);
-console.log(
-  "| cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
-    "Winograd, per call | speed-up | chosen |",
-);
-console.log("|---|---|---|---|---|---|---|---|---|---|");
-for (const shape of SHAPES) {
-  const args = argsOf(shape);
-  const times: number[][] = [[], [], [], []];
-  for (let round = 0; round < rounds; round++) {
-    for (const [column, kept, algorithm] of FORMS) {
-      kernels.setResidentBudget(kept ? Infinity : 0);
-      times[column].push(timeOf(() => kernels.convolution({ ...args, algorithm })));
+
+/** ms per image of each net, direct against as chosen, with the chosen form's speed-up. */
+async function wholeNets(names: string[]): Promise<void> {
+  const convolution = kernels.convolution;
+  const direct = (args: ConvolutionArgs) => convolution({ ...args, algorithm: "direct" });
+  console.log(`load average: ${loadAverage()}`);
+  console.log("| model | direct ms/image | chosen ms/image | speed-up | load avg |");
+  console.log("|---|---|---|---|---|");
+  for (const name of names) {
+    const folder = modelFolder(name);
+    const net = loadNet(
+      await Deno.readTextFile(`${folder}/deploy.prototxt`),
+      await Deno.readFile(`${folder}/weights.caffemodel`),
+    );
+    const inputs = batchInputs(net, 1);
+    const times: number[][] = [[], []];
+    for (let round = 0; round < rounds; round++) {
+      for (const [column, forced] of [[0, true], [1, false]] as const) {
+        kernels.convolution = forced ? direct : convolution;
+        await runNet(net, { inputs });
+        let runs = 0;
+        const start = performance.now();
+        while (performance.now() - start < seconds * 1000) {
+          await runNet(net, { inputs });
+          runs++;
+        }
+        times[column].push((performance.now() - start) / runs);
+      }
     }
+    kernels.convolution = convolution;
+    const [directMs, chosenMs] = times.map(median);
+    console.log(
+      `| ${name} | ${directMs.toFixed(2)} | ${chosenMs.toFixed(2)} | ` +
+        `${(directMs / chosenMs).toFixed(2)} | ${loadAverage()} |`,
+    );
   }
-  const [cin, cout, size] = shape;
-  const [direct, winograd, directCall, winogradCall] = times.map(median);
-  const chosen = winogradWins(args) ? "Winograd" : "direct";
-  console.log(
-    `| ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${winograd.toFixed(3)} | ` +
-      `${(direct / winograd).toFixed(2)} | ${directCall.toFixed(3)} | ${
-        winogradCall.toFixed(3)
-      } | ` +
-      `${(directCall / winogradCall).toFixed(2)} | ${chosen} |`,
-  );
 }
-kernels.setResidentBudget(DEFAULT_RESIDENT_BYTES);
-console.log(`load average: ${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+
+/** ms per call of each shape in both forms, weights kept and made per call. */
+function shapes(): void {
+  console.log(`load average: ${loadAverage()}`);
+  console.log(
+    "ms per call; weights kept: resident in WebAssembly memory (packed, or transformed); per call: " +
+      "copied and packed or transformed on each call (resident budget 0), as for nets over the budget",
+  );
+  console.log(
+    "| cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
+      "Winograd, per call | speed-up | chosen |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (const shape of SHAPES) {
+    const args = argsOf(shape);
+    const times: number[][] = [[], [], [], []];
+    for (let round = 0; round < rounds; round++) {
+      for (const [column, kept, algorithm] of FORMS) {
+        kernels.setResidentBudget(kept ? Infinity : 0);
+        times[column].push(timeOf(() => kernels.convolution({ ...args, algorithm })));
+      }
+    }
+    const [cin, cout, size] = shape;
+    const [direct, winograd, directCall, winogradCall] = times.map(median);
+    const chosen = winogradWins(args) ? "Winograd" : "direct";
+    console.log(
+      `| ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${winograd.toFixed(3)} | ` +
+        `${(direct / winograd).toFixed(2)} | ${directCall.toFixed(3)} | ${
+          winogradCall.toFixed(3)
+        } | ` +
+        `${(directCall / winogradCall).toFixed(2)} | ${chosen} |`,
+    );
+  }
+  kernels.setResidentBudget(DEFAULT_RESIDENT_BYTES);
+  console.log(`load average: ${loadAverage()}`);
+}
+
+if (positionals.length > 0) await wholeNets(positionals);
+else shapes();
