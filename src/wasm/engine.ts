@@ -710,17 +710,21 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     resident.begin();
     let bytes: number;
     let pack: (bytesAt: number, at: number) => void;
+    let form: string;
     if (packing.kind === "float") {
+      form = "int8 float";
       bytes = weights.length * 4;
       pack = (bytesAt, at) => kernels.int8ToFloat(bytesAt, weights.length, at);
     } else if (packing.kind === "rows") {
       const { outputs, depth, transposed } = packing;
+      form = `int8 rows ${outputs} ${depth} ${transposed}`;
       bytes = outputs * paddedDepth(depth) * 2;
       pack = (bytesAt, at) => kernels.packWeightRows(bytesAt, outputs, depth, transposed, at);
     } else {
       const { groups, rows, depth, transposed } = packing;
       const groupBytes = kernels.weightPairsBytes(rows, depth);
       const [rowStride, columnStride] = transposed ? [1, rows] : [depth, 1];
+      form = `int8 pairs ${groups} ${rows} ${depth} ${transposed}`;
       bytes = groups * groupBytes;
       pack = (bytesAt, at) => {
         for (let g = 0; g < groups; g++) {
@@ -729,7 +733,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         }
       };
     }
-    const form = `int8 ${Object.values(packing).join(" ")}`;
     const prepare = (at: number) => pack(wasm.copyIn(weights), at);
     let weightsAt = resident.prepared(weights, form, bytes, prepare);
     if (weightsAt === undefined) {
@@ -764,15 +767,16 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (scale !== null && second?.kind === "prelu" && perChannel(second.slopes, second.view)) {
       slopes = second.slopes;
     }
+    // The scales and slopes first: kept arrays are taken before any scratch.
+    const scaleAt = scale === null ? 0 : keptCopy(scale);
+    const slopesAt = slopes === null ? 0 : keptCopy(slopes);
     const epilogueAt = wasm.alloc(5 * 4);
     const fields = wasm.view(Int32Array, epilogueAt, 5);
-    fields.set([
-      biasAt,
-      scale === null ? 0 : keptCopy(scale),
-      scale === null || scale.length === 1 ? 0 : 1,
-      slopes === null ? 0 : keptCopy(slopes),
-      slopes === null || slopes.length === 1 ? 0 : 1,
-    ]);
+    fields[0] = biasAt;
+    fields[1] = scaleAt;
+    fields[2] = scale === null || scale.length === 1 ? 0 : 1;
+    fields[3] = slopesAt;
+    fields[4] = slopes === null || slopes.length === 1 ? 0 : 1;
     return [epilogueAt, post.slice((scale === null ? 0 : 1) + (slopes === null ? 0 : 1))];
   };
 
