@@ -5,8 +5,9 @@
  * and relaxed-SIMD builds of this tree (src/wasm/*.generated.ts) and, with `--against REV`, both
  * builds of assembly/ at git revision REV (compiled here by scripts/build_wasm.ts's compiler), so
  * that a kernel change is measured against the code it replaces. Each call is
- * `EngineKernels.convolution` (input and weights copied in, im2col, packing, the matrix product,
- * the output copied out), batch 1, seeded values.
+ * `EngineKernels.convolution` on the direct path (im2col or the input copied into column panels,
+ * the matrix product, the output copied out; never Winograd; weights resident after the first
+ * call), batch 1, seeded values.
  *
  * The machine may be shared: variants are interleaved, each measured `--rounds` times (default 7)
  * for `--seconds` each (default 0.15); medians are shown, and each ratio to the first variant is
@@ -15,18 +16,36 @@
  *
  * ```sh
  * npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] [--seconds S] [--shapes a,b]
+ * npx deno run -A scripts/bench_gemm.ts --nets resnet50,ultraface_rfb320 [--rounds N] [--seconds S]
  * ```
+ * With `--nets`, whole float nets instead (`runNet` runs per CPU second, this tree's two builds;
+ * `resnet50` is bench-out/resnet50 from scripts/make_model.ts, other names ../shared/models).
  *
  * @module
  */
 
 import process from "node:process";
 import { type ConvolutionArgs, type EngineKernels, engineKernelsOf } from "../src/wasm/engine.ts";
-import { engineModuleBase64, relaxedSimdSupported } from "../src/wasm/engine_build.ts";
+import { loadNet } from "../src/caffe/model.ts";
+import { netInputs } from "../src/caffe/net.ts";
+import { uniformGenerator } from "../src/engine/inputs.ts";
+import { runNet, type Tensor } from "../src/engine/run.ts";
+import {
+  type EngineBuild,
+  engineModuleBase64,
+  relaxedSimdSupported,
+  useEngineBuild,
+} from "../src/wasm/engine_build.ts";
 import { compile, encodeBase64, RELAXED_FLAGS } from "./build_wasm.ts";
+import { loadAverage, median, modelFolder } from "./opencv_driver.ts";
+
+/** `count` seeded values uniform in [-1, 1). */
+function values(count: number, seed: number): Float32Array {
+  return new Float32Array(count).map(uniformGenerator(seed));
+}
 
 const USAGE = "npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] " +
-  "[--seconds S] [--shapes name,name]";
+  "[--seconds S] [--shapes name,name] [--nets model,model]";
 
 /** A convolution: input channels, size, output channels, kernel, stride, pad. */
 interface Shape {
@@ -39,8 +58,9 @@ interface Shape {
   pad: number;
 }
 
-/** ResNet-50's convolution kinds (the stem excepted), at their 224x224 sizes. */
+/** ResNet-50's convolution kinds, at their 224x224 sizes. */
 const SHAPES: Shape[] = [
+  { name: "7x7/2 3>64 224", cin: 3, size: 224, cout: 64, kernel: 7, stride: 2, pad: 3 },
   { name: "3x3 64>64 56", cin: 64, size: 56, cout: 64, kernel: 3, stride: 1, pad: 1 },
   { name: "3x3 256>256 14", cin: 256, size: 14, cout: 256, kernel: 3, stride: 1, pad: 1 },
   { name: "3x3 512>512 7", cin: 512, size: 7, cout: 512, kernel: 3, stride: 1, pad: 1 },
@@ -57,25 +77,6 @@ function option(args: string[], name: string): string | undefined {
   const value = args[at + 1];
   if (value === undefined) throw new Error(`${name} needs a value\nusage: ${USAGE}`);
   return value;
-}
-
-function uptime(): string {
-  try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-  } catch {
-    return "?";
-  }
-}
-
-/** Seeded values in [-1, 1). */
-function values(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 function argsOf(shape: Shape): { args: ConvolutionArgs; macs: number } {
@@ -96,6 +97,7 @@ function argsOf(shape: Shape): { args: ConvolutionArgs; macs: number } {
     },
     outSize: [out, out],
     post: [{ kind: "relu", slope: 0 }],
+    algorithm: "direct",
   };
   return { args, macs: cout * cin * kernel * kernel * out * out };
 }
@@ -142,13 +144,58 @@ function measure(kernels: EngineKernels, args: ConvolutionArgs, macs: number, se
   return (macs * calls) / (elapsed / 1e6) / 1e9;
 }
 
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+/** Float-net runs per CPU second of each build, interleaved (`runNet`, seeded inputs). */
+async function benchNets(names: string[], rounds: number, seconds: number): Promise<void> {
+  const builds: EngineBuild[] = relaxedSimdSupported() ? ["portable", "relaxed"] : ["portable"];
+  console.log(`load average before: ${loadAverage()}`);
+  console.log(
+    `runNet runs per CPU second, median of ${rounds} rounds of ${seconds} CPU s per build, ` +
+      "interleaved",
+  );
+  console.log(`| net | ${builds.join(" | ")} | ${builds.slice(1).map((b) => `${b} / portable`)} |`);
+  console.log(`| --- |${" ---: |".repeat(2 * builds.length - 1)}`);
+  for (const name of names) {
+    const folder = modelFolder(name);
+    const net = loadNet(
+      await Deno.readTextFile(`${folder}/deploy.prototxt`),
+      await Deno.readFile(`${folder}/weights.caffemodel`),
+    );
+    const inputs = new Map<string, Tensor>(
+      netInputs(net).map(({ name, shape }, i) => [
+        name,
+        { shape, data: values(shape.reduce((a, b) => a * b, 1), 1 + i) },
+      ]),
+    );
+    const samples: number[][] = builds.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, build] of builds.entries()) {
+        useEngineBuild(build);
+        await runNet(net, { inputs });
+        let runs = 0;
+        const started = cpuMicroseconds();
+        let elapsed = 0;
+        while (elapsed < seconds * 1e6 || runs < 2) {
+          await runNet(net, { inputs });
+          runs++;
+          elapsed = cpuMicroseconds() - started;
+        }
+        samples[i].push(runs / (elapsed / 1e6));
+      }
+    }
+    useEngineBuild("auto");
+    const medians = samples.map(median);
+    const ratios = samples.slice(1).map((own) => median(own.map((v, r) => v / samples[0][r])));
+    console.log(
+      `| ${name} | ${medians.map((m) => m.toPrecision(3)).join(" | ")} | ${
+        ratios.map((m) => m.toFixed(2)).join(" | ")
+      } |`,
+    );
+  }
+  console.log(`load average after: ${loadAverage()}`);
 }
 
 async function main(args: string[]): Promise<void> {
+  const nets = option(args, "--nets");
   const against = option(args, "--against");
   const rounds = Number(option(args, "--rounds") ?? 7);
   const seconds = Number(option(args, "--seconds") ?? 0.15);
@@ -157,6 +204,7 @@ async function main(args: string[]): Promise<void> {
   if (!(rounds >= 1) || !(seconds > 0) || shapes.length === 0) {
     throw new Error(`bad options\nusage: ${USAGE}\nshapes: ${SHAPES.map((s) => s.name)}`);
   }
+  if (nets !== undefined) return await benchNets(nets.split(","), rounds, seconds);
   const variants: { name: string; kernels: EngineKernels }[] = [];
   if (against !== undefined) {
     variants.push({
@@ -180,7 +228,7 @@ async function main(args: string[]): Promise<void> {
       kernels: await engineKernelsOf(engineModuleBase64("relaxed")),
     });
   } else console.log("this runtime has no relaxed SIMD: portable build only");
-  console.log(`load average before: ${uptime()}`);
+  console.log(`load average before: ${loadAverage()}`);
   console.log(
     `GMAC per CPU second, median of ${rounds} rounds of ${seconds} CPU s per variant, interleaved`,
   );
@@ -208,7 +256,7 @@ async function main(args: string[]): Promise<void> {
       } |`,
     );
   }
-  console.log(`load average after: ${uptime()}`);
+  console.log(`load average after: ${loadAverage()}`);
 }
 
 if (import.meta.main) {
