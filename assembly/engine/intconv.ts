@@ -70,23 +70,34 @@ function at16(base: usize, index: i32): usize {
   return base + (<usize>index << 1);
 }
 
-/** The four differences of four lanes of input: (quantized first when `quantize`) q - offset. */
+/**
+ * 1.5 * 2^23: for an integer q below 2^22 in magnitude, q + ROUNDER is exact and its bits are
+ * ROUNDER_BITS + q (two adds instead of a float-to-int conversion).
+ */
+const ROUNDER: f32 = 12582912;
+/** The bits of ROUNDER. */
+const ROUNDER_BITS: i32 = 0x4b400000;
+
+/**
+ * The four differences of four lanes of input: (quantized first when `quantize`) q - offset, q an
+ * integer in [-128, 127] as float32; `shift` holds ROUNDER_BITS + offset.
+ */
 @inline
 function differenceLanes(
   x: v128,
   quantize: bool,
   quantScale: v128,
   offsetF: v128,
-  offset: v128,
+  shift: v128,
 ): v128 {
   const q = quantize ? quantizeLanes(x, quantScale, offsetF) : x;
-  return i32x4.sub(i32x4.trunc_sat_f32x4_s(q), offset);
+  return i32x4.sub(f32x4.add(q, f32x4.splat(ROUNDER)), shift);
 }
 
 /**
  * y[r, 0..stride) = int16 (q - offset) of x[r, 0..length) then zeros, for `rows` rows; q = x (the
- * Quant layer's values as float32), or when `quantize` the Quant layer's q of x (as the quantize
- * kernel computes it with `quantScale` and `offset`).
+ * Quant layer's values: integers in [-128, 127] as float32), or when `quantize` the Quant layer's q
+ * of x (as the quantize kernel computes it with `quantScale` and `offset`).
  */
 export function int16Differences(
   x: usize,
@@ -100,19 +111,19 @@ export function int16Differences(
 ): void {
   const scales = f32x4.splat(quantScale);
   const offsetsF = f32x4.splat(<f32>offset);
-  const offsets = i32x4.splat(offset);
+  const shifts = i32x4.splat(ROUNDER_BITS + offset);
   for (let r = 0; r < rows; r++) {
     const source = at(x, r * length);
     const target = at16(y, r * stride);
     let i = 0;
     for (; i + 8 <= length; i += 8) {
-      const low = differenceLanes(v128.load(at(source, i)), quantize, scales, offsetsF, offsets);
+      const low = differenceLanes(v128.load(at(source, i)), quantize, scales, offsetsF, shifts);
       const high = differenceLanes(
         v128.load(at(source, i), 16),
         quantize,
         scales,
         offsetsF,
-        offsets,
+        shifts,
       );
       v128.store(at16(target, i), i16x8.narrow_i32x4_s(low, high));
     }
@@ -122,7 +133,7 @@ export function int16Differences(
         quantize,
         scales,
         offsetsF,
-        offsets,
+        shifts,
       );
       store<i16>(at16(target, i), <i16>i32x4.extract_lane(lanes, 0));
     }
