@@ -7,20 +7,8 @@
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
 import { copyRun, gatherRun, gemmPanels, packedRowsBytes, packRows, zeroRun } from "./panels";
-import { Window } from "./window";
+import { endInside, firstInside, Window } from "./window";
 
-/** The first output column whose input column `ow*stride + shift` is >= 0. */
-@inline
-function firstInside(shift: i32, stride: i32): i32 {
-  return shift >= 0 ? 0 : (stride - 1 - shift) / stride;
-}
-
-/** One past the last output column whose input column `ow*stride + shift` is < width. */
-@inline
-function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
-  const room = width - shift;
-  return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
-}
 
 /**
  * im2col straight into column panels (assembly/engine/panels.ts) for float input: B[(c*kh + i)*kw

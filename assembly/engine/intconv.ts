@@ -15,7 +15,7 @@
 
 import { at, madd } from "./gemm";
 import { quantizeLanes } from "./quant";
-import { Window } from "./window";
+import { endInside, firstInside, Window } from "./window";
 
 /**
  * What the integer kernels do to each sum of output channel c before storing it, at a byte
@@ -433,18 +433,6 @@ function tile(
   v128.store(c3, s31, 16);
 }
 
-/** The first output column whose input column `ow*stride + shift` is >= 0. */
-@inline
-function firstInside(shift: i32, stride: i32): i32 {
-  return shift >= 0 ? 0 : (stride - 1 - shift) / stride;
-}
-
-/** One past the last output column whose input column `ow*stride + shift` is < width. */
-@inline
-function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
-  const room = width - shift;
-  return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
-}
 
 /**
  * Caffe's im2col of int16 x for output rows rowStart..rowEnd: col[(c*kh + i)*kw + j, (oh -

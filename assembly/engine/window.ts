@@ -14,3 +14,16 @@ export class Window {
   dilationH: i32;
   dilationW: i32;
 }
+
+/** The first output column whose input column `ow*stride + shift` is >= 0. */
+@inline
+export function firstInside(shift: i32, stride: i32): i32 {
+  return shift >= 0 ? 0 : (stride - 1 - shift) / stride;
+}
+
+/** One past the last output column whose input column `ow*stride + shift` is < width. */
+@inline
+export function endInside(shift: i32, stride: i32, width: i32, outW: i32): i32 {
+  const room = width - shift;
+  return room <= 0 ? 0 : min(outW, (room + stride - 1) / stride);
+}
