@@ -3,9 +3,11 @@
  * never with `NO_COLOR` set), and ends with one plain line `tests: N passed, N failed` taken from
  * the runner's own summary, so a run that executed no test can be told from a green one.
  *
- * Without colour, deno's per-file header `running 3 tests from ./tests/x_test.ts` is the line
- * cargo test opens with, and a log reader that knows cargo then looks for cargo's closing line and
- * finds none. So the header is printed as `./tests/x_test.ts: 3 tests` instead.
+ * Without colour, deno's own lines look like other runners' lines to a log reader: its per-file
+ * header `running 3 tests from ./tests/x_test.ts` is cargo test's opening line, and its summary
+ * `ok | 3 passed | 0 failed (2s)` starts as go test's closing `ok <package> <time>` does, with no
+ * test of go's counted. So the header is printed as `./tests/x_test.ts: 3 tests` and the summary as
+ * `deno test: ok in 2s` (its counts move to the closing line, the only place they appear).
  *
  * ```sh
  * npm test                       # = deno run -A scripts/run_tests.ts
@@ -27,16 +29,20 @@ const child = new Deno.Command(Deno.execPath(), {
 const ESCAPES = /\x1b\[[0-9;]*m/g;
 const FILE_HEADER = /^running (\d+ tests?) from (.+)$/;
 // `ok | 469 passed | 0 failed | 3 ignored (25s)` or `FAILED | 3 passed | 1 failed (2s)`.
-const SUMMARY = /\|\s*(\d+) passed[^|]*\|\s*(\d+) failed(?:\s*\|\s*(\d+) ignored)?/;
+const SUMMARY =
+  /^(ok|FAILED) \|\s*(\d+) passed[^|]*\|\s*(\d+) failed(?:\s*\|\s*(\d+) ignored)?.*?(?:\((.+)\))?$/;
 
 // Pass the runner's output through line by line, keeping its last summary line.
 let summary: RegExpMatchArray | null = null;
 const encoder = new TextEncoder();
 function passLine(line: string) {
   const plain = line.replace(ESCAPES, "");
-  const header = colour ? null : plain.match(FILE_HEADER);
-  summary = plain.match(SUMMARY) ?? summary;
-  return header ? `${header[2]}: ${header[1]}` : line;
+  const found = plain.match(SUMMARY);
+  summary = found ?? summary;
+  if (colour) return line;
+  const header = plain.match(FILE_HEADER);
+  if (header) return `${header[2]}: ${header[1]}`;
+  return found ? `deno test: ${found[1]} in ${found[5] ?? "?"}` : line;
 }
 let pending = "";
 for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
@@ -54,9 +60,9 @@ if (summary === null) {
   console.error("test: no summary line from deno test (no test ran?)");
   Deno.exit(status.success ? 1 : status.code);
 }
-const passed = Number(summary[1]);
-const failed = Number(summary[2]);
-const ignored = Number(summary[3] ?? 0);
+const passed = Number(summary[2]);
+const failed = Number(summary[3]);
+const ignored = Number(summary[4] ?? 0);
 console.log(`tests: ${passed} passed, ${failed} failed` + (ignored ? `, ${ignored} skipped` : ""));
 if (passed === 0 && failed === 0) Deno.exit(1);
 Deno.exit(status.code);
