@@ -6,9 +6,10 @@
  *
  * ```sh
  * npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] [--runs N] \
- *   [--build relaxed|portable]
+ *   [--batch N] [--build relaxed|portable]
  * ```
- * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50.)
+ * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50; `--batch`
+ * replaces the input's first axis, which is otherwise the model's own.)
  *
  * @module
  */
@@ -52,6 +53,7 @@ async function main(args: string[]): Promise<void> {
   const netKind = args.includes("--net") ? args[args.indexOf("--net") + 1] : "float";
   const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 5;
   const build = args.includes("--build") ? args[args.indexOf("--build") + 1] : "auto";
+  const batch = args.includes("--batch") ? Number(args[args.indexOf("--batch") + 1]) : undefined;
   const nets = ["float", "fakeQuant", "deploy"];
   let known = name !== undefined;
   try {
@@ -65,7 +67,7 @@ async function main(args: string[]): Promise<void> {
   ) {
     console.error(
       "usage: npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] " +
-        "[--runs N] [--build relaxed|portable]",
+        "[--runs N] [--batch N] [--build relaxed|portable]",
     );
     Deno.exit(2);
   }
@@ -84,7 +86,8 @@ async function main(args: string[]): Promise<void> {
   }
   const next = uniformGenerator(1);
   const inputs = new Map<string, Tensor>();
-  for (const { name: blob, shape } of netInputs(net)) {
+  for (const { name: blob, shape: modelShape } of netInputs(net)) {
+    const shape = batch === undefined ? modelShape : [batch, ...modelShape.slice(1)];
     inputs.set(blob, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(next) });
   }
   const kernels = await engineKernels() as unknown as Record<string, (...a: unknown[]) => unknown>;
