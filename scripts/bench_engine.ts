@@ -31,7 +31,16 @@ import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
-import { exists, listModels, loadAverage, median, modelFolder, OpenCv } from "./opencv_driver.ts";
+import {
+  exists,
+  figure,
+  listModels,
+  loadAverage,
+  markdownTable,
+  median,
+  modelFolder,
+  OpenCv,
+} from "./opencv_driver.ts";
 
 const USAGE = "npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] " +
   "[--seconds S] [--build relaxed|portable] [--json]";
@@ -191,11 +200,6 @@ async function benchModel(
 }
 
 /** A figure with three significant digits or so, or "-". */
-function show(value: number): string {
-  if (!Number.isFinite(value)) return "-";
-  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
-
 /** The rows as a Markdown table. */
 function table(rows: Row[], cores: number): string {
   const header = [
@@ -216,20 +220,19 @@ function table(rows: Row[], cores: number): string {
   const lines = rows.map((row) => [
     row.model,
     String(row.batch),
-    show(row.float),
-    show(row.floatAll),
-    show(row.fakeQuant),
-    show(row.deploy),
-    show(row.opencv1),
-    show(row.opencvAll),
-    show(row.float / row.opencv1),
-    show(row.floatAll / row.opencv1),
-    show(row.floatAll / row.opencvAll),
-    show(row.deploy / row.float),
+    figure(row.float),
+    figure(row.floatAll),
+    figure(row.fakeQuant),
+    figure(row.deploy),
+    figure(row.opencv1),
+    figure(row.opencvAll),
+    figure(row.float / row.opencv1),
+    figure(row.floatAll / row.opencv1),
+    figure(row.floatAll / row.opencvAll),
+    figure(row.deploy / row.float),
     row.load.split(" ")[0],
   ]);
-  return [header, header.map(() => "---"), ...lines].map((cells) => `| ${cells.join(" | ")} |`)
-    .join("\n");
+  return markdownTable(header, lines);
 }
 
 async function main(args: string[]): Promise<number> {

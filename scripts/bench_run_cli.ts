@@ -28,7 +28,16 @@ import type { Net } from "../src/caffe/net.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { writeNpy } from "../src/io/npy.ts";
 import { batchInputs } from "./bench_engine.ts";
-import { exists, listModels, loadAverage, median, modelFolder, OpenCv } from "./opencv_driver.ts";
+import {
+  exists,
+  figure,
+  listModels,
+  loadAverage,
+  markdownTable,
+  median,
+  modelFolder,
+  OpenCv,
+} from "./opencv_driver.ts";
 
 const USAGE = "npx deno run -A scripts/bench_run_cli.ts [model ...] [--images N] [--seconds S] " +
   "[--rounds N] [--json]";
@@ -181,11 +190,6 @@ async function benchModel(
 }
 
 /** A figure with three significant digits or so, or "-". */
-function show(value: number): string {
-  if (!Number.isFinite(value) || value <= 0) return "-";
-  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
-
 /** The rows as a Markdown table. */
 function table(rows: Row[], cores: number): string {
   const header = [
@@ -205,19 +209,18 @@ function table(rows: Row[], cores: number): string {
   const lines = rows.map((row) => [
     row.model,
     String(row.images),
-    show(row.oneImageSeconds),
-    show(row.cli1),
-    show(row.cliAll),
-    show(row.runNet),
-    show(row.opencv1),
-    show(row.opencvAll),
-    show(row.cli1 / row.opencv1),
-    show(row.cliAll / row.opencv1),
-    show(row.cli1 / row.runNet),
+    figure(row.oneImageSeconds),
+    figure(row.cli1),
+    figure(row.cliAll),
+    figure(row.runNet),
+    figure(row.opencv1),
+    figure(row.opencvAll),
+    figure(row.cli1 / row.opencv1),
+    figure(row.cliAll / row.opencv1),
+    figure(row.cli1 / row.runNet),
     row.load.split(" ")[0],
   ]);
-  return [header, header.map(() => "---"), ...lines].map((cells) => `| ${cells.join(" | ")} |`)
-    .join("\n");
+  return markdownTable(header, lines);
 }
 
 async function main(args: string[]): Promise<number> {

@@ -52,6 +52,18 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
+/** A measured figure for a table: three significant places or so, "-" when none was measured. */
+export function figure(value: number): string {
+  if (!Number.isFinite(value) || value <= 0) return "-";
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/** Rows of cells under a header as a Markdown table. */
+export function markdownTable(header: string[], rows: string[][]): string {
+  return [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`)
+    .join("\n");
+}
+
 /** The 1-minute load average from /proc/loadavg (what `uptime` shows). */
 export function loadAverage(): string {
   try {
