@@ -10,7 +10,7 @@
 
 /// <reference lib="dom" />
 
-import type { ConvertedFiles, ConvertReport } from "../src/quant/convert.ts";
+import type { ConvertedBlobs, ConvertReport } from "../src/quant/convert.ts";
 import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
 import type { Transform } from "../src/data/transform.ts";
 import { outputNames, recordName } from "../src/output_names.ts";
@@ -189,7 +189,7 @@ $("#inputs").addEventListener("submit", async (event) => {
   stages = calibration ? ["read", "calibrate", ...CONVERT_STAGES] : CONVERT_STAGES;
   const request: ConvertRequest = {
     model: await model.text(),
-    weights: await weights.arrayBuffer(),
+    weights,
     record: record ? await record.text() : calibration!,
     names: { model: model.name, weights: weights.name, record: record?.name },
   };
@@ -209,7 +209,7 @@ $("#inputs").addEventListener("submit", async (event) => {
     setBusy(false);
     showError(`the conversion worker failed: ${event.message}`);
   };
-  worker.postMessage(request, [request.weights]);
+  worker.postMessage(request);
 });
 
 function showProgress(stage: string, done: number, total: number): void {
@@ -233,7 +233,7 @@ function showError(message: string | undefined): void {
 }
 
 function showResult(
-  files: ConvertedFiles,
+  files: ConvertedBlobs,
   report: ConvertReport,
   layers: LayerRow[],
   calibration: CalibrationSummary | undefined,
@@ -254,21 +254,18 @@ function showResult(
   $("#result").hidden = false;
 }
 
-function showDownloads(files: ConvertedFiles, record: string | undefined): void {
+function showDownloads(files: ConvertedBlobs, record: string | undefined): void {
   for (const url of downloadUrls.splice(0)) URL.revokeObjectURL(url);
   const prefix = $<HTMLInputElement>("#prefix").value.trim();
   const { names } = outputNames(prefix);
-  const all: Record<string, string | Uint8Array> = { ...files };
+  const all: Record<string, Blob> = { ...files };
   const named: Record<string, string> = { ...names };
   if (record !== undefined) {
-    all.record = record;
+    all.record = new Blob([record], { type: "text/plain" });
     named.record = recordName(prefix);
   }
   const items = Object.keys(named).map((key) => {
-    const content = all[key];
-    const blob = new Blob([content as BlobPart], {
-      type: typeof content === "string" ? "text/plain" : "application/octet-stream",
-    });
+    const blob = all[key];
     const url = URL.createObjectURL(blob);
     downloadUrls.push(url);
     const name = named[key];

@@ -7,14 +7,17 @@
 import type { ActivationAlgorithm } from "../src/calibrate/activation.ts";
 import type { LayerCalibrationStats } from "../src/calibrate/calibrate.ts";
 import type { Transform } from "../src/data/transform.ts";
-import type { ConvertedFiles, ConvertReport } from "../src/quant/convert.ts";
+import type { ConvertedBlobs, ConvertReport } from "../src/quant/convert.ts";
 
 /** Page → worker: the inputs and their file names (for error messages). */
 export interface ConvertRequest {
   /** The prototxt text. */
   model: string;
-  /** The caffemodel bytes (transferred). */
-  weights: ArrayBuffer;
+  /**
+   * The chosen caffemodel file itself: a conversion reads it one layer at a time, so it is never
+   * held whole in the page or the worker (calibration reads it whole, as it runs the net).
+   */
+  weights: File;
   /** The record file text, or calibration images to make it from. */
   record: string | Calibration;
   /** The chosen files' names. */
@@ -69,7 +72,7 @@ export type WorkerMessage =
   | { type: "progress"; stage: string; done: number; total: number }
   | {
     type: "done";
-    files: ConvertedFiles;
+    files: ConvertedBlobs;
     report: ConvertReport;
     layers: LayerRow[];
     calibration?: CalibrationSummary;

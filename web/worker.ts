@@ -10,9 +10,10 @@
 /// <reference lib="webworker" />
 
 import {
-  convert,
+  type ConvertedBlobs,
   ConvertError,
-  type ConvertOutput,
+  type ConvertReport,
+  convertToBlobs,
   defaultCalibrationConfig,
   loadNet,
   quantize,
@@ -22,7 +23,7 @@ import {
 import { readSamples } from "../src/data/samples.ts";
 import { formatFloat32 } from "../src/proto/text_numbers.ts";
 import { readRecord } from "../src/quant/record.ts";
-import type { ConvertReport } from "../src/quant/convert.ts";
+import { readPrototxt } from "../src/caffe/prototxt.ts";
 import type {
   Calibration,
   CalibrationSummary,
@@ -40,25 +41,24 @@ function post(message: WorkerMessage, transfer: Transferable[] = []): void {
 scope.onmessage = async ({ data }: MessageEvent<ConvertRequest>) => {
   try {
     const model = data.model;
-    const weights = new Uint8Array(data.weights);
-    let result: ConvertOutput;
+    let result: { files: ConvertedBlobs; report: ConvertReport };
     let calibration: CalibrationSummary | undefined;
     if (typeof data.record === "string") {
-      result = await convert({
+      result = await convertToBlobs({
         model,
-        weights,
+        weights: data.weights,
         record: data.record,
         files: data.names,
         onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),
       });
     } else {
+      const weights = new Uint8Array(await data.weights.arrayBuffer());
       ({ result, calibration } = await calibrateAndConvert(model, weights, data.record, data));
     }
     const { files, report } = result;
     const record = typeof data.record === "string" ? data.record : calibration!.record;
-    const layers = layerRows({ model, weights, record }, report);
-    const buffers = new Set<Transferable>([files.fakeQuantWeights.buffer as ArrayBuffer]);
-    buffers.add(files.deployWeights.buffer as ArrayBuffer);
+    const layers = layerRows(model, record, data.names.model, report);
+    const buffers = new Set<Transferable>();
     for (const row of layers) {
       if (row.factors) buffers.add(row.factors.scaleW.buffer as ArrayBuffer);
     }
@@ -79,7 +79,10 @@ async function calibrateAndConvert(
   weights: Uint8Array,
   { images, transform, algorithm }: Calibration,
   { names }: ConvertRequest,
-): Promise<{ result: ConvertOutput; calibration: CalibrationSummary }> {
+): Promise<{
+  result: { files: ConvertedBlobs; report: ConvertReport };
+  calibration: CalibrationSummary;
+}> {
   const net = loadNet(model, weights, names);
   const samples: Sample[] = [];
   for await (const sample of readSamples(net, images, { transform })) {
@@ -106,9 +109,21 @@ async function calibrateAndConvert(
       }
     },
   });
-  const { calibration } = output;
+  const { calibration, files, report } = output;
+  const text = (content: string) => new Blob([content], { type: "text/plain" });
+  const bytes = (content: Uint8Array) =>
+    new Blob([content as BlobPart], { type: "application/octet-stream" });
   return {
-    result: output,
+    result: {
+      files: {
+        fakeQuantModel: text(files.fakeQuantModel),
+        fakeQuantWeights: bytes(files.fakeQuantWeights),
+        deployModel: text(files.deployModel),
+        deployWeights: bytes(files.deployWeights),
+        quantInfo: text(files.quantInfo),
+      },
+      report,
+    },
     calibration: {
       record: output.record,
       samples: calibration.samples,
@@ -123,15 +138,17 @@ async function calibrateAndConvert(
 
 /**
  * The layers the conversion fused or quantized, in net order, with the record's factors. The
- * record is read again against the float net only to show its values; the conversion itself
- * already checked it.
+ * record is read again against the float net's structure (its prototxt, no weights) only to show
+ * its values; the conversion itself already checked it.
  */
 function layerRows(
-  input: { model: string; weights: Uint8Array; record: string },
+  model: string,
+  recordText: string,
+  modelFile: string,
   report: ConvertReport,
 ): LayerRow[] {
-  const net = loadNet(input.model, input.weights);
-  const record = readRecord(input.record, net);
+  const net = readPrototxt(model, modelFile);
+  const record = readRecord(recordText, net);
   const quantized = new Set(report.quantizedLayers);
   const fused = new Map(report.fusedComposites.map((c) => [c.layer, [c.batchNorm, c.scale]]));
   const sharedQuant = new Map(
