@@ -12,12 +12,11 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
 import {
+  bundleTensors,
   errorFromWire,
   type FromWorker,
-  tensorMap,
   type ToWorker,
-  type WireResult,
-  wireTensors,
+  unbundleTensors,
 } from "./engine_worker.ts";
 import { packNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
@@ -71,17 +70,6 @@ const JOBS_PER_WORKER = 2;
 interface PoolWorker {
   port: WorkerPort;
   jobs: Job[];
-}
-
-/** A `RunResult` rebuilt from the wire. */
-function resultFromWire(wire: WireResult): RunResult {
-  return {
-    outputs: tensorMap(wire.outputs),
-    blobs: new Map(),
-    skipped: wire.skipped,
-    deployBlobs: new Map(wire.deployBlobs),
-    checkpoints: [],
-  };
 }
 
 /** The whole-number thread count of `options`, checked. */
@@ -185,26 +173,18 @@ export class EnginePool {
   /** Runs consecutive samples as one job (in-process without workers). */
   #submit(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
     if (this.#workers.length === 0) return this.#runHere(samples, seed);
-    // Copies of the inputs' elements are transferred: the caller's arrays stay usable.
-    const transfer: ArrayBuffer[] = [];
-    const wire = samples.map((inputs) => {
-      if (inputs === undefined) return undefined;
-      const copies = wireTensors(
-        [...inputs].map(([name, { shape, data }]) => [name, { shape, data: data.slice() }]),
-      );
-      transfer.push(...copies.transfer);
-      return copies.tensors;
-    });
+    // A copy of the inputs' elements is transferred: the caller's arrays stay usable.
+    const bundle = bundleTensors(samples.map((inputs) => inputs && { tensors: inputs }));
     return new Promise((resolve, reject) => {
       this.#queue.push({
         message: {
           kind: "run",
           id: this.#nextId++,
           nets: this.#nets.map((_, i) => i),
-          samples: wire,
+          samples: bundle,
           seed,
         },
-        transfer,
+        transfer: [bundle.data.buffer as ArrayBuffer],
         resolve,
         reject,
       });
@@ -297,16 +277,27 @@ export class EnginePool {
     const index = worker.jobs.findIndex((job) => job.message.id === message.id);
     if (index < 0) return;
     const [job] = worker.jobs.splice(index, 1);
-    const done = message.results.length;
+    const runs = unbundleTensors(message.results);
+    const nets = this.#nets.length;
+    const done = runs.length / nets;
     if (done > 0) {
       const total = this.#sampleMilliseconds * this.#samplesMeasured + message.milliseconds;
       this.#samplesMeasured += done;
       this.#sampleMilliseconds = total / this.#samplesMeasured;
     }
-    job.resolve({
-      results: message.results.map((sample) => sample.map(resultFromWire)),
-      error: message.error && errorFromWire(message.error),
-    });
+    const results: RunResult[][] = [];
+    for (let sample = 0; sample < done; sample++) {
+      results.push(
+        runs.slice(sample * nets, (sample + 1) * nets).map((run) => ({
+          outputs: run!.tensors,
+          blobs: new Map(),
+          skipped: run!.skipped,
+          deployBlobs: run!.deployBlobs,
+          checkpoints: [],
+        })),
+      );
+    }
+    job.resolve({ results, error: message.error && errorFromWire(message.error) });
     this.#dispatch();
   }
 

@@ -1,8 +1,10 @@
 /**
  * The engine worker's side of {@linkcode EnginePool} (src/engine/engine_pool.ts): the messages both
  * sides exchange and the loop a worker runs. A worker holds its own copy of the nets (sent once,
- * packed) and its own WebAssembly instances; each job is one sample's inputs, run through some
- * of those nets with `runNet`. Tensors cross as typed arrays whose buffers are transferred, and a
+ * packed) and its own WebAssembly instances; each job is some samples' inputs, run through some
+ * of those nets with `runNet`. A job's tensors cross as one {@linkcode TensorBundle}: their
+ * elements in one transferred array and the rest in one JSON string, since cloning a message
+ * costs per object in it (a few microseconds per sample, as much as a small net's run). A
  * `ConvertError` crosses as its code, message and place.
  *
  * The runtime-specific entries are tiny: src/engine/engine_worker_web.ts (Web Workers: Deno,
@@ -14,27 +16,113 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode, type ErrorPlace } from "../errors.ts";
 import { type PackedNet, unpackNet } from "./net_transfer.ts";
-import { runNet, type RunResult, type SkippedLayer, type Tensor } from "./run.ts";
+import { runNet, type SkippedLayer, type Tensor } from "./run.ts";
 import { type EngineBuild, useEngineBuild } from "../wasm/engine_build.ts";
 
-/** A named tensor as it crosses to or from a worker. */
-export interface WireTensor {
-  /** Blob name. */
-  name: string;
-  /** Dimensions. */
-  shape: number[];
-  /** Elements. */
+/**
+ * Groups of named tensors (a job's samples, or its results) as they cross: every element in one
+ * array, and each group's names, shapes and offsets, with anything else a group carries, as JSON.
+ */
+export interface TensorBundle {
+  /** JSON of `BundleEntry[]`, one per group (null: a group without tensors). */
+  entries: string;
+  /** The elements of every tensor, one tensor after the other. */
   data: Float32Array;
 }
 
-/** A `RunResult` as it crosses back (no `blobs` nor `checkpoints`: they stay in the worker). */
-export interface WireResult {
-  /** The net's outputs. */
-  outputs: WireTensor[];
+/** One group of a {@linkcode TensorBundle}: its tensors as [name, shape, first element]. */
+interface BundleEntry {
+  tensors: [string, number[], number][];
+  /** Layers not run (results only). */
+  skipped?: SkippedLayer[];
+  /** Outputs holding a deploy model's integers (results only). */
+  deployBlobs?: [string, "int8" | "accumulator"][];
+}
+
+/** A group for {@linkcode bundleTensors}: tensors and what else crosses with them. */
+export interface BundleGroup {
+  /** The named tensors. */
+  tensors: Iterable<[string, Tensor]>;
   /** Layers not run. */
+  skipped?: readonly SkippedLayer[];
+  /** Outputs holding a deploy model's integers. */
+  deployBlobs?: ReadonlyMap<string, "int8" | "accumulator">;
+}
+
+/** `groups` (undefined: none) as one bundle; the elements are copied into one new array. */
+export function bundleTensors(groups: readonly (BundleGroup | undefined)[]): TensorBundle {
+  const entries: (BundleEntry | null)[] = [];
+  const parts: Float32Array[] = [];
+  let length = 0;
+  for (const group of groups) {
+    if (group === undefined) {
+      entries.push(null);
+      continue;
+    }
+    const entry: BundleEntry = { tensors: [] };
+    for (const [name, { shape, data }] of group.tensors) {
+      entry.tensors.push([name, shape, length]);
+      parts.push(data);
+      length += data.length;
+    }
+    if (group.skipped !== undefined) entry.skipped = [...group.skipped];
+    if (group.deployBlobs !== undefined) entry.deployBlobs = [...group.deployBlobs];
+    entries.push(entry);
+  }
+  const data = new Float32Array(length);
+  let at = 0;
+  for (const part of parts) {
+    data.set(part, at);
+    at += part.length;
+  }
+  return { entries: JSON.stringify(entries), data };
+}
+
+/** A group of a bundle as it arrives: its tensors (copies, or views when asked) and the rest. */
+export interface UnbundledGroup {
+  /** The named tensors. */
+  tensors: Map<string, Tensor>;
+  /** Layers not run (empty when none crossed). */
   skipped: SkippedLayer[];
   /** Outputs holding a deploy model's integers. */
-  deployBlobs: [string, "int8" | "accumulator"][];
+  deployBlobs: Map<string, "int8" | "accumulator">;
+}
+
+/**
+ * The groups of `bundle`. Each tensor's elements are its own copy, or with `views` a view into
+ * the bundle's array (for a worker's inputs, read during the job only).
+ */
+export function unbundleTensors(
+  bundle: TensorBundle,
+  views = false,
+): (UnbundledGroup | undefined)[] {
+  const entries = JSON.parse(bundle.entries) as (BundleEntry | null)[];
+  return entries.map((entry, index) => {
+    if (entry === null) return undefined;
+    const tensors = new Map<string, Tensor>();
+    for (let i = 0; i < entry.tensors.length; i++) {
+      const [name, shape, start] = entry.tensors[i];
+      const end = i + 1 < entry.tensors.length
+        ? entry.tensors[i + 1][2]
+        : nextStart(entries, index, bundle.data.length);
+      const data = views ? bundle.data.subarray(start, end) : bundle.data.slice(start, end);
+      tensors.set(name, { shape, data });
+    }
+    return {
+      tensors,
+      skipped: entry.skipped ?? [],
+      deployBlobs: new Map(entry.deployBlobs ?? []),
+    };
+  });
+}
+
+/** Where the elements after group `index`'s last tensor start. */
+function nextStart(entries: (BundleEntry | null)[], index: number, total: number): number {
+  for (let i = index + 1; i < entries.length; i++) {
+    const first = entries[i]?.tensors[0];
+    if (first !== undefined) return first[2];
+  }
+  return total;
 }
 
 /** An error as it crosses back: a `ConvertError`'s fields, or another error's message. */
@@ -59,8 +147,8 @@ export type ToWorker =
     kind: "run";
     id: number;
     nets: number[];
-    /** Samples, each run through every net of `nets` (undefined: inputs all seeded). */
-    samples: (WireTensor[] | undefined)[];
+    /** Samples, each run through every net of `nets` (a group without tensors: all seeded). */
+    samples: TensorBundle;
     seed: number;
   };
 
@@ -70,8 +158,11 @@ export type FromWorker =
   | {
     kind: "done";
     id: number;
-    /** Per sample done, per net, in order: up to the failing sample when `error` is set. */
-    results: WireResult[][];
+    /**
+     * Per sample done, per net, in order (group sample * nets + net): the net's outputs, skipped
+     * layers and deploy blobs; up to the failing sample when `error` is set.
+     */
+    results: TensorBundle;
     /** The first sample's error; the samples after it were not run. */
     error?: WireError;
     /** Time spent running the samples. */
@@ -101,40 +192,14 @@ export function errorFromWire(wire: WireError): Error {
   return new ConvertError(wire.code, wire.message, wire.place);
 }
 
-/** Named tensors as a map. */
-export function tensorMap(tensors: readonly WireTensor[]): Map<string, Tensor> {
-  return new Map(tensors.map(({ name, shape, data }) => [name, { shape, data }]));
-}
-
-/**
- * `tensors` as wire tensors, and the buffers to transfer: each distinct buffer once; data in a
- * buffer of `keep` (e.g. the net's weights) is copied first, so that nothing of it is sent.
- */
-export function wireTensors(
-  tensors: Iterable<[string, Tensor]>,
-  keep: ReadonlySet<ArrayBufferLike> = new Set(),
-): { tensors: WireTensor[]; transfer: ArrayBuffer[] } {
-  const transfer = new Set<ArrayBuffer>();
-  const wire: WireTensor[] = [];
-  for (const [name, tensor] of tensors) {
-    let data = tensor.data;
-    if (keep.has(data.buffer) || !(data.buffer instanceof ArrayBuffer)) data = data.slice();
-    transfer.add(data.buffer as ArrayBuffer);
-    wire.push({ name, shape: tensor.shape, data });
-  }
-  return { tensors: wire, transfer: [...transfer] };
-}
-
 /** Runs the worker's loop on `endpoint`: nets first, then jobs. */
 export function serveEngine(endpoint: WorkerEndpoint): void {
   let nets: Net[] = [];
-  let weights = new Set<ArrayBufferLike>();
   endpoint.listen(async (message) => {
     if (message.kind === "nets") {
       try {
         useEngineBuild(message.build);
         nets = message.nets.map(unpackNet);
-        weights = new Set(message.nets.map((net) => net.data));
         endpoint.post({ kind: "ready" }, []);
       } catch (error) {
         endpoint.post({ kind: "failed", error: wireError(error) }, []);
@@ -142,34 +207,31 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       return;
     }
     const started = performance.now();
-    const transfer = new Set<ArrayBuffer>();
-    const results: WireResult[][] = [];
+    const results: BundleGroup[] = [];
     let failure: WireError | undefined;
-    for (const sample of message.samples) {
+    for (const sample of unbundleTensors(message.samples, true)) {
       try {
-        const inputs = sample && tensorMap(sample);
-        const runs: RunResult[] = [];
+        const runs: BundleGroup[] = [];
         for (const index of message.nets) {
-          runs.push(await runNet(nets[index], { inputs, seed: message.seed }));
-        }
-        results.push(runs.map((result) => {
-          const outputs = wireTensors(result.outputs, weights);
-          for (const buffer of outputs.transfer) transfer.add(buffer);
-          return {
-            outputs: outputs.tensors,
+          const result = await runNet(nets[index], { inputs: sample?.tensors, seed: message.seed });
+          runs.push({
+            tensors: result.outputs,
             skipped: result.skipped,
-            deployBlobs: [...result.deployBlobs],
-          };
-        }));
+            deployBlobs: result.deployBlobs,
+          });
+        }
+        results.push(...runs);
       } catch (error) {
         failure = wireError(error);
         break;
       }
     }
+    // Copied into one array: an output may be a view the next run overwrites, or share a buffer.
+    const bundle = bundleTensors(results);
     const milliseconds = performance.now() - started;
     endpoint.post(
-      { kind: "done", id: message.id, results, error: failure, milliseconds },
-      [...transfer],
+      { kind: "done", id: message.id, results: bundle, error: failure, milliseconds },
+      [bundle.data.buffer as ArrayBuffer],
     );
   });
 }
