@@ -16,31 +16,47 @@ import type { Net } from "./net.ts";
 /** What {@linkcode netStamp} noted. */
 export type NetStamp = readonly unknown[];
 
-/** Calls `visit` with each noted item in a fixed order until it returns false; false then. */
-function walk(net: Net, visit: (item: unknown) => boolean): boolean {
-  const message = (tree: TextMessage): boolean => {
-    if (!visit(tree.fields) || !visit(tree.fields.length)) return false;
-    for (const field of tree.fields) {
-      if (field.value instanceof TextMessage && !message(field.value)) return false;
-    }
-    return true;
-  };
-  if (!visit(net.layers) || !visit(net.layers.length) || !message(net.header)) return false;
-  for (const layer of net.layers) {
-    if (!visit(layer) || !visit(layer.params) || !message(layer.params)) return false;
-  }
-  return true;
-}
-
-/** The stamp of `net` as it is now. */
+/**
+ * The stamp of `net` as it is now: the layer list and its length, the header's items, then per
+ * layer the layer, its `params` and their items (a message's items: its `fields` array, its
+ * length, then the items of each field's nested message in order).
+ */
 export function netStamp(net: Net): NetStamp {
-  const items: unknown[] = [];
-  walk(net, (item) => items.push(item) > 0);
+  const items: unknown[] = [net.layers, net.layers.length];
+  const message = (tree: TextMessage) => {
+    items.push(tree.fields, tree.fields.length);
+    for (const field of tree.fields) {
+      if (field.value instanceof TextMessage) message(field.value);
+    }
+  };
+  message(net.header);
+  for (const layer of net.layers) {
+    items.push(layer, layer.params);
+    message(layer.params);
+  }
   return items;
 }
 
-/** Whether `net`'s trees are as they were when `stamp` was taken. */
+/** Whether `net`'s trees are as they were when `stamp` was taken (compared in the order netStamp noted them). */
 export function sameStamp(net: Net, stamp: NetStamp): boolean {
-  let index = 0;
-  return walk(net, (item) => item === stamp[index++]) && index === stamp.length;
+  const { layers } = net;
+  if (stamp[0] !== layers || stamp[1] !== layers.length) return false;
+  let index = sameMessage(net.header, stamp, 2);
+  for (const layer of layers) {
+    if (index < 0 || stamp[index] !== layer || stamp[index + 1] !== layer.params) return false;
+    index = sameMessage(layer.params, stamp, index + 2);
+  }
+  return index === stamp.length;
+}
+
+/** The stamp index after `tree`'s items when they match those from `index`, else -1. */
+function sameMessage(tree: TextMessage, stamp: NetStamp, index: number): number {
+  const { fields } = tree;
+  if (stamp[index] !== fields || stamp[index + 1] !== fields.length) return -1;
+  let next = index + 2;
+  for (const field of fields) {
+    if (next < 0) return -1;
+    if (field.value instanceof TextMessage) next = sameMessage(field.value, stamp, next);
+  }
+  return next;
 }

@@ -20,6 +20,8 @@ export interface RunContext {
   net: Net;
   /** The layer of that name, if any. */
   layerNamed(name: string): Layer | undefined;
+  /** The first DeQuant layer of the net whose first bottom is blob `name`, if any. */
+  dequantReading(name: string): Layer | undefined;
   /** The input tensors of the run, by blob name (Input layers read theirs here). */
   inputs: Map<string, Tensor>;
   /**

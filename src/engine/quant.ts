@@ -77,10 +77,7 @@ function objectLayerName(layer: Layer): string {
 /** The DeQuant layer reading the first top of `object`, if any. */
 function dequantOf(object: Layer | undefined, context: RunContext): Layer | undefined {
   const output = object?.tops[0];
-  if (output === undefined) return undefined;
-  return context.net.layers.find((layer) =>
-    layer.type === "DeQuant" && layer.bottoms[0] === output
-  );
+  return output === undefined ? undefined : context.dequantReading(output);
 }
 
 /**

@@ -201,6 +201,18 @@ function lastReaders(net: Net): Map<string, number> {
   return last;
 }
 
+/** For each blob name, the first DeQuant layer reading it as its first bottom. */
+function firstDequants(net: Net): Map<string, Layer> {
+  const dequants = new Map<string, Layer>();
+  for (const layer of net.layers) {
+    const [bottom] = layer.bottoms;
+    if (layer.type === "DeQuant" && bottom !== undefined && !dequants.has(bottom)) {
+      dequants.set(bottom, layer);
+    }
+  }
+  return dequants;
+}
+
 /** One layer as a run sees it: its tree's type, bottoms and tops read once. */
 interface PlannedLayer {
   layer: Layer;
@@ -217,6 +229,8 @@ interface RunPlan {
   stamp: NetStamp;
   layers: PlannedLayer[];
   byName: Map<string, Layer>;
+  /** For each blob name, the first DeQuant layer whose first bottom it is. */
+  dequants: Map<string, Layer>;
   lastRead: Map<string, number>;
   /** The header's `input` names. */
   inputNames: string[];
@@ -245,6 +259,7 @@ function runPlan(net: Net): RunPlan {
       tops: layer.tops,
     })),
     byName: new Map(net.layers.map((layer) => [layer.name, layer])),
+    dequants: firstDequants(net),
     lastRead: lastReaders(net),
     inputNames: net.header.getAll("input").map(String),
     inputs: netInputs(net),
@@ -286,6 +301,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     quantKernels: quant,
     net,
     layerNamed: (name) => byName.get(name),
+    dequantReading: (name) => plan.dequants.get(name),
     inputs,
     fusable: (layer) => chains.get(layer) ?? [],
     fused(layer, count) {

@@ -649,10 +649,17 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   /** Copies a window in as assembly/engine/window.ts lays it out. */
   const geometryIn = (window: Window2d) => {
     const at = wasm.alloc(8 * 4);
-    const geometry = wasm.view(Int32Array, at, 8);
-    [window.kernel, window.pad, window.stride, window.dilation].forEach((pair, i) =>
-      geometry.set(pair, 2 * i)
-    );
+    const { kernel, pad, stride, dilation } = window;
+    const geometry = wasm.ints;
+    const i = at >>> 2;
+    geometry[i] = kernel[0];
+    geometry[i + 1] = kernel[1];
+    geometry[i + 2] = pad[0];
+    geometry[i + 3] = pad[1];
+    geometry[i + 4] = stride[0];
+    geometry[i + 5] = stride[1];
+    geometry[i + 6] = dilation[0];
+    geometry[i + 7] = dilation[1];
     return at;
   };
 
@@ -771,12 +778,13 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const scaleAt = scale === null ? 0 : keptCopy(scale);
     const slopesAt = slopes === null ? 0 : keptCopy(slopes);
     const epilogueAt = wasm.alloc(5 * 4);
-    const fields = wasm.view(Int32Array, epilogueAt, 5);
-    fields[0] = biasAt;
-    fields[1] = scaleAt;
-    fields[2] = scale === null || scale.length === 1 ? 0 : 1;
-    fields[3] = slopesAt;
-    fields[4] = slopes === null || slopes.length === 1 ? 0 : 1;
+    const fields = wasm.ints;
+    const i = epilogueAt >>> 2;
+    fields[i] = biasAt;
+    fields[i + 1] = scaleAt;
+    fields[i + 2] = scale === null || scale.length === 1 ? 0 : 1;
+    fields[i + 3] = slopesAt;
+    fields[i + 4] = slopes === null || slopes.length === 1 ? 0 : 1;
     return [epilogueAt, post.slice((scale === null ? 0 : 1) + (slopes === null ? 0 : 1))];
   };
 

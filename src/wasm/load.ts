@@ -44,6 +44,19 @@ function alignUp(value: number): number {
   return Math.ceil(value / ALIGN_BYTES) * ALIGN_BYTES;
 }
 
+/** Views of a whole memory buffer. */
+interface MemoryViews {
+  buffer: ArrayBuffer;
+  bytes: Uint8Array;
+  floats: Float32Array;
+  ints: Int32Array;
+}
+
+function memoryViews(buffer: ArrayBuffer): MemoryViews {
+  const ints = new Int32Array(buffer);
+  return { buffer, bytes: new Uint8Array(buffer), floats: new Float32Array(buffer), ints };
+}
+
 /** An instantiated module with its exported memory and a bump allocator for scratch regions. */
 export class WasmInstance {
   /** The module's exports (functions taking byte offsets into {@linkcode memory}). */
@@ -51,6 +64,8 @@ export class WasmInstance {
   /** The module's exported, growable memory. */
   readonly memory: WebAssembly.Memory;
   readonly #base: number;
+  /** Views of the whole memory, made again when it grows (growing detaches them). */
+  #views = memoryViews(new ArrayBuffer(0));
   /** The end of the kept regions: where scratch starts. */
   #kept: number;
   #top: number;
@@ -127,9 +142,32 @@ export class WasmInstance {
 
   /** Copies `values` to the region at `offset` (taken already) with one `.set`. */
   write(offset: number, values: ScratchArray): void {
-    new Uint8Array(this.memory.buffer, offset, values.byteLength).set(
-      new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-    );
+    const views = this.#current();
+    if (values instanceof Float32Array && (offset & 3) === 0) {
+      views.floats.set(values, offset >>> 2);
+    } else {
+      views.bytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), offset);
+    }
+  }
+
+  /**
+   * The whole memory as float32 (index = byte offset / 4), kept between calls; valid until the
+   * memory next grows (read it after the call's last `alloc`).
+   */
+  get floats(): Float32Array {
+    return this.#current().floats;
+  }
+
+  /** The whole memory as int32 (index = byte offset / 4); valid as {@linkcode floats}. */
+  get ints(): Int32Array {
+    return this.#current().ints;
+  }
+
+  /** The views of the memory's current buffer. */
+  #current(): MemoryViews {
+    const buffer = this.memory.buffer as ArrayBuffer;
+    if (this.#views.buffer !== buffer) this.#views = memoryViews(buffer);
+    return this.#views;
   }
 
   /** A live view of `length` elements at `offset` (valid until the memory next grows). */

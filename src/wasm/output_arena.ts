@@ -50,10 +50,11 @@ export class OutputArena {
 
   /** A copy of the `count` floats at `offset` of WebAssembly memory. */
   copyOut(offset: number, count: number): Float32Array {
-    const source = this.#wasm.view(Float32Array, offset, count);
-    if (!this.#active || count > LARGEST) return source.slice();
+    const memory = this.#wasm.floats;
+    const start = offset >>> 2;
+    if (!this.#active || count > LARGEST) return memory.slice(start, start + count);
     if (this.#top + count > this.#buffer.length) {
-      if (this.#buffer.length >= CAPACITY) return source.slice();
+      if (this.#buffer.length >= CAPACITY) return memory.slice(start, start + count);
       // A larger buffer from now on; views of the old one are never written again.
       const length = Math.min(CAPACITY, Math.max(2 * this.#buffer.length, 4 * count));
       this.#buffer = new Float32Array(length);
@@ -62,7 +63,7 @@ export class OutputArena {
     const view = this.#buffer.subarray(this.#top, this.#top + count);
     // Keep views 16-byte aligned.
     this.#top += (count + 3) & ~3;
-    view.set(source);
+    view.set(memory.subarray(start, start + count));
     return view;
   }
 }
