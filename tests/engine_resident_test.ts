@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
 import type { Net } from "../src/caffe/net.ts";
 import { ConvertError } from "../src/errors.ts";
-import { runNet, type Tensor } from "../src/engine/run.ts";
+import { runNet, type RunOptions, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { engineKernels } from "../src/wasm/engine.ts";
@@ -225,6 +225,87 @@ Deno.test("kept plans: a tree changed in place (stride, then type) is run as it 
   model.layers[0].type = "NoSuchLayer";
   const result = await runNet(model, { inputs });
   assert.deepEqual(result.skipped.map((skipped) => skipped.layer), ["conv"]);
+});
+
+/** conv (2 -> 3 channels, 3x3) of each image of `x`, then `after` on each value with its channel. */
+function convThen(
+  model: Net,
+  shape: number[],
+  x: Float32Array,
+  after: (value: number, channel: number) => number,
+): number[] {
+  const [batch, channels, height, width] = shape;
+  const [weights, bias] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const image = channels * height * width;
+  const values: number[] = [];
+  for (let n = 0; n < batch; n++) {
+    const data = Float64Array.from(x.subarray(n * image, (n + 1) * image));
+    const y = convForward({ shape: [channels, height, width], data }, weights, bias, 3, 3, 1);
+    const plane = y.shape[1] * y.shape[2];
+    values.push(...[...y.data].map((value, i) => after(value, Math.floor(i / plane))));
+  }
+  return values;
+}
+
+Deno.test("kept calls: new blob arrays, input shapes, layers and parameters are run as they are now", async () => {
+  const next = random(12);
+  const slopes = () => ({ shape: [3], data: Float32Array.from({ length: 3 }, () => next(0, 1)) });
+  const prelu = layer("prelu", "PReLU", ["c"], ["c"], {}, [slopes()]);
+  const model = net("x", [1, 2, 6, 7], [
+    conv("conv", "x", "c", { numOutput: 3, channelsIn: 2, next }),
+    prelu,
+  ]);
+  const preluOf = (value: number, channel: number) =>
+    value > 0 ? value : value * (prelu.blobs[0].data as Float32Array)[channel];
+  const base = [1, 2, 6, 7];
+  let previous: Float32Array | undefined;
+  /**
+   * Runs the net on an input of `shape` and checks it against `after` of the conv's values; on
+   * the base shape, also that it differs from the run before (unless `same`).
+   */
+  const check = async (
+    what: string,
+    shape: number[],
+    after: (value: number, channel: number) => number,
+    same = false,
+    options: RunOptions = {},
+  ) => {
+    const x = randomValues(shape.reduce((a, b) => a * b, 1), shape[0] + shape[3]);
+    const inputs = new Map([["x", { shape, data: x }]]);
+    const result = (await runNet(model, { ...options, inputs })).outputs.get("c")!;
+    assert.deepEqual(result.shape, [shape[0], 3, shape[2] - 2, shape[3] - 2], what);
+    assert.ok(maxRelativeError(result.data, convThen(model, shape, x, after)) < 1e-5, what);
+    if (shape !== base) return;
+    if (previous !== undefined && !same) {
+      assert.ok(maxRelativeError(result.data, previous) > 1e-3, `${what} changes the output`);
+    }
+    previous = result.data.slice();
+  };
+  await check("first run", base, preluOf);
+  await check("second run", base, preluOf, true);
+  // Layer by layer (nothing fused), then fused again.
+  await check("with a callback", base, preluOf, true, { written: () => {} });
+  await check("without", base, preluOf, true);
+  prelu.blobs[0] = slopes();
+  await check("the PReLU's new slopes blob", base, preluOf);
+  const [convLayer] = model.layers;
+  convLayer.blobs[1].data = (convLayer.blobs[1].data as Float32Array).map((b) => b + 0.5);
+  await check("the conv's bias given a new array", base, preluOf);
+  convLayer.blobs[0] = { ...convLayer.blobs[0], data: randomValues(3 * 2 * 9, 8) };
+  await check("the conv's new weights blob", base, preluOf);
+  await check("another input shape", [2, 2, 5, 8], preluOf);
+  await check("the first shape again", base, preluOf, true);
+  const reluAfter = layer("relu", "ReLU", ["c"], ["c"], { relu_param: { negative_slope: 0 } });
+  model.layers.push(reluAfter);
+  const reluOf = (slope: number) => (value: number, channel: number) => {
+    const v = preluOf(value, channel);
+    return v > 0 ? v : v * slope;
+  };
+  await check("a ReLU added after the PReLU", base, reluOf(0));
+  reluAfter.params.message("relu_param")!.set("negative_slope", 0.25);
+  await check("the ReLU's negative_slope changed", base, reluOf(0.25));
+  model.layers.splice(1, 1);
+  await check("the PReLU removed", base, (value) => value > 0 ? value : value * 0.25);
 });
 
 Deno.test("kept plans: a layer's parameter error is raised again on the next run", async () => {

@@ -9,17 +9,18 @@ import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import { ConvertError } from "../errors.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { PostOp, Window2d } from "../wasm/engine.ts";
+import type { ConvolutionArgs, InnerProductArgs, PostOp, Window2d } from "../wasm/engine.ts";
 import { batchNormOp, scaleOp } from "./channel.ts";
 import { preluOp, reluOp } from "./elementwise.ts";
 import { dequantOps } from "./quant.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
-import { memo } from "./layer_memo.ts";
+import { keyedMemo, memo } from "./layer_memo.ts";
 import {
   ACCUMULATOR,
   badInput,
   canonicalAxis,
   checkTensorSize,
+  type Domain,
   FLOAT,
   product,
   shapeText,
@@ -101,8 +102,81 @@ function imageShape(layer: Layer, input: Value): [number, number, number, number
   return [shape[0], shape[1], shape[2], shape[3]];
 }
 
+/**
+ * A weighted layer's kernel call for one form of input, its blobs and its fusion chain: the
+ * arguments but the input values, the output's shape and domain, and how many of the fusable
+ * layers after it the call applies. Made once and kept while those stay the same (keyedMemo).
+ */
+interface WeightedCall<Args> {
+  args: Args;
+  shape: number[];
+  domain: Domain;
+  fused: number;
+}
+
+/**
+ * What a weighted layer's call depends on besides the trees (keys of keyedMemo): the input's
+ * form and shape, and the blobs of the layer and of the fusable layers after it.
+ */
+function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
+  const { domain, tensor } = input;
+  const chain = context.fusable(layer);
+  const keys: unknown[] = [chain, domain.kind, tensor.shape.length];
+  for (const size of tensor.shape) keys.push(size);
+  if (domain.kind === "int8") keys.push(domain.offsetD, domain.quantScale);
+  blobKeys(layer, keys);
+  for (const next of chain) blobKeys(next, keys);
+  return keys;
+}
+
+/** Pushes `layer`'s blob list, its length, and each blob with its data and shape arrays. */
+function blobKeys(layer: Layer, keys: unknown[]): void {
+  const { blobs } = layer;
+  keys.push(blobs, blobs.length);
+  for (const blob of blobs) keys.push(blob, blob.data, blob.shape);
+}
+
+/** Runs `layer`'s kept (or new) call on `input`, telling the run which layers it applied. */
+function runCall<Args>(
+  layer: Layer,
+  input: Value,
+  context: RunContext,
+  prepare: (layer: Layer, input: Value, context: RunContext) => WeightedCall<Args>,
+  kernel: (args: Args & { x: Float32Array }) => Float32Array,
+): Value {
+  const keys = callKeys(layer, input, context);
+  const call = keyedMemo(layer, prepare, keys, () => prepare(layer, input, context));
+  context.fused(layer, call.fused);
+  const data = kernel({ ...call.args, x: input.tensor.data });
+  return { tensor: { shape: call.shape.slice(), data }, domain: call.domain };
+}
+
+/** The arguments of a convolution kernel but its input values. */
+type ConvolutionCall = Omit<ConvolutionArgs, "x">;
+
 /** Convolution / Deconvolution of one bottom. */
 function convolve(layer: Layer, input: Value, context: RunContext, transposed: boolean): Value {
+  const { kernels } = context;
+  return transposed
+    ? runCall(layer, input, context, deconvolutionCall, (args) => kernels.deconvolution(args))
+    : runCall(layer, input, context, convolutionCall, (args) => kernels.convolution(args));
+}
+
+function convolutionCall(layer: Layer, input: Value, context: RunContext) {
+  return convolutionLikeCall(layer, input, context, false);
+}
+
+function deconvolutionCall(layer: Layer, input: Value, context: RunContext) {
+  return convolutionLikeCall(layer, input, context, true);
+}
+
+/** A Convolution's or Deconvolution's call on `input` (checked). */
+function convolutionLikeCall(
+  layer: Layer,
+  input: Value,
+  context: RunContext,
+  transposed: boolean,
+): WeightedCall<ConvolutionCall> {
   memo(layer, checkLayerParams);
   const shape = imageShape(layer, input);
   const [batch, channels, height, width] = shape;
@@ -138,9 +212,10 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
       ? (size === 1 ? 1 : window.stride[axis])
       : Math.min(window.stride[axis], size + 2 * window.pad[axis]);
   }) as [number, number];
-  const post = transposed ? [] : postOps(layer, [batch, outputs, ...outSize], offsetD, context);
+  const [post, fused] = transposed
+    ? [[], 0]
+    : postOps(layer, [batch, outputs, ...outSize], offsetD, context);
   const args = {
-    x: input.tensor.data,
     offsetD,
     quantScale,
     post,
@@ -152,11 +227,12 @@ function convolve(layer: Layer, input: Value, context: RunContext, transposed: b
     window: { ...window, stride },
     outSize,
   };
-  const data = transposed ? context.kernels.deconvolution(args) : context.kernels.convolution(args);
   const dequantized = offsetD !== undefined && post.length > 0;
   return {
-    tensor: { shape: [batch, outputs, ...outSize], data },
+    args,
+    shape: [batch, outputs, ...outSize],
     domain: offsetD === undefined || dequantized ? FLOAT : ACCUMULATOR,
+    fused,
   };
 }
 
@@ -192,16 +268,16 @@ function postOpsOf(layer: Layer, shape: number[], accumulators: boolean): PostOp
 }
 
 /**
- * The operations of the fusable layers after `layer` that it applies itself (telling the run
- * how many): for the deploy form (int32 accumulators) only from a DeQuant on, which makes the
- * values float. A BatchNorm with the batch's own statistics ends the chain.
+ * The operations of the fusable layers after `layer` that it applies itself, and how many they
+ * are: for the deploy form (int32 accumulators) only from a DeQuant on, which makes the values
+ * float. A BatchNorm with the batch's own statistics ends the chain.
  */
 function postOps(
   layer: Layer,
   shape: number[],
   offsetD: number | undefined,
   context: RunContext,
-): PostOp[] {
+): [ops: PostOp[], count: number] {
   const ops: PostOp[] = [];
   let accumulators = offsetD !== undefined;
   let count = 0;
@@ -213,8 +289,7 @@ function postOps(
     accumulators = false;
     count++;
   }
-  context.fused(layer, count);
-  return ops;
+  return [ops, count];
 }
 
 /** `inner_product_param`'s axis and transpose. */
@@ -227,6 +302,16 @@ function innerProductParams(layer: Layer): { axis: number; transposed: boolean }
 
 /** InnerProduct of one bottom. */
 function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
+  const { kernels } = context;
+  return runCall(layer, input, context, innerProductCall, (args) => kernels.innerProduct(args));
+}
+
+/** An InnerProduct's call on `input` (checked). */
+function innerProductCall(
+  layer: Layer,
+  input: Value,
+  context: RunContext,
+): WeightedCall<Omit<InnerProductArgs, "x">> {
   const { shape } = input.tensor;
   const { axis: axisParam, transposed } = memo(layer, innerProductParams);
   const axis = canonicalAxis(layer, axisParam, shape.length);
@@ -247,22 +332,12 @@ function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
   }
   checkTensorSize(layer.tops[0], [...shape.slice(0, axis), outputs], layer);
   const outShape = [...shape.slice(0, axis), outputs];
-  const post = postOps(layer, outShape, offsetD, context);
-  const data = context.kernels.innerProduct({
-    x: input.tensor.data,
-    offsetD,
-    quantScale,
-    post,
-    rows,
-    depth,
-    weights,
-    transposed,
-    bias,
-    outputs,
-  });
+  const [post, fused] = postOps(layer, outShape, offsetD, context);
   return {
-    tensor: { shape: [...shape.slice(0, axis), outputs], data },
+    args: { offsetD, quantScale, post, rows, depth, weights, transposed, bias, outputs },
+    shape: outShape,
     domain: offsetD === undefined || post.length > 0 ? FLOAT : ACCUMULATOR,
+    fused,
   };
 }
 

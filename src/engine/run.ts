@@ -242,6 +242,9 @@ interface RunPlan {
   deferred: Set<Layer>;
 }
 
+/** No layers (the fusable layers of a layer that has none). */
+const NO_LAYERS: readonly Layer[] = [];
+
 /** The plan of each net run so far. */
 const PLANS = new WeakMap<Net, RunPlan>();
 
@@ -303,11 +306,12 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     layerNamed: (name) => byName.get(name),
     dequantReading: (name) => plan.dequants.get(name),
     inputs,
-    fusable: (layer) => chains.get(layer) ?? [],
+    fusable: (layer) => chains.get(layer) ?? NO_LAYERS,
     fused(layer, count) {
-      const taken = (chains.get(layer) ?? []).slice(0, count);
+      if (count === 0) return;
+      const taken = chains.get(layer)!.slice(0, count);
       for (const next of taken) applied.add(next);
-      if (taken.length > 0) fusedTop.set(layer, taken[taken.length - 1].tops[0]);
+      fusedTop.set(layer, taken[taken.length - 1].tops[0]);
     },
     defersQuant: (layer) => deferred.has(layer),
   };
