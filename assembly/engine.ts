@@ -22,7 +22,14 @@ export {
   relu,
   unary,
 } from "./engine/elementwise";
-export { lrnAcrossChannels, normalize, permute, softmax } from "./engine/channel";
+export {
+  lrnAcrossChannels,
+  lrnRowBytes,
+  lrnWithinChannel,
+  normalize,
+  permute,
+  softmax,
+} from "./engine/channel";
 export { agreement, range } from "./engine/stats";
 export { gemmScratchBytes, setGemmScratch } from "./engine/gemm";
 export {

@@ -327,6 +327,18 @@ interface EngineExports {
     k: number,
     y: number,
   ): void;
+  lrnRowBytes(width: number, size: number): number;
+  lrnWithinChannel(
+    x: number,
+    planes: number,
+    height: number,
+    width: number,
+    size: number,
+    alpha: number,
+    beta: number,
+    row: number,
+    y: number,
+  ): void;
   normalize(
     x: number,
     batch: number,
@@ -1153,19 +1165,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
 
     lrnWithinChannel(x, planes, [height, width], { size, alpha, beta }) {
       checkLength("x", x, planes * height * width);
-      const pad = (size - 1) / 2;
       return mapped(x, (xAt, yAt) => {
-        const squaresAt = wasm.copyIn(x);
-        kernels.multiply(squaresAt, xAt, x.length);
-        const geometryAt = geometryIn({
-          kernel: [size, size],
-          pad: [pad, pad],
-          stride: [1, 1],
-          dilation: [1, 1],
-        });
-        kernels.avePool(squaresAt, planes, height, width, geometryAt, height, width, yAt, false);
-        kernels.power(yAt, x.length, -beta, alpha, 1, yAt);
-        kernels.multiply(yAt, xAt, x.length);
+        const rowAt = wasm.alloc(kernels.lrnRowBytes(width, size));
+        kernels.lrnWithinChannel(xAt, planes, height, width, size, alpha, beta, rowAt, yAt);
       });
     },
 
