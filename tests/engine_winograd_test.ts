@@ -1,24 +1,39 @@
-// The float 3x3 convolution through Winograd F(4x4, 3x3) (assembly/engine/winograd.ts) against a
-// float64 direct convolution written here, on ragged sizes (H, W not multiples of the 4x4 tile),
-// pads 0/1/2, 1..70 channels, groups, batches, bands of tile rows, bias and ReLU; and the
-// dispatcher: `convolution` takes the Winograd path for a large 3x3 layer (same bits as when
-// forced, other bits than the forced direct form) and the direct (im2col + GEMM) form for a small one.
+// Float convolutions through Winograd (assembly/engine/winograd.ts): F(4x4, 3x3) for 3x3 windows
+// and F(2x2, 5x5) for 5x5 ones, against a float64 direct convolution written here, on ragged sizes
+// (H, W not multiples of the tile), pads 0/1/2, 1..70 channels, groups, batches, bands of tile
+// rows, bias and ReLU; and the dispatcher: `convolution` takes the Winograd path for a large layer
+// (same bits as when forced, other bits than the forced direct form) and the direct (im2col +
+// GEMM) form for a small one.
 //
-// Tolerance: Winograd rounds float32 sums of transformed values (entries of B^T up to 5, of A^T up
-// to 8, of G down to 1/24), so an output's error scales with the inputs its 6x6 tile reads, not
-// only its own 3x3 window. For output (co, oh, ow) the bound is 2^-23 * 32 * (sum over ci of
-// max |x[ci]| in the tile's reach x sum |w[co, ci]| + |bias[co]|), the reach being input rows
-// and columns -pad-3 .. -pad+5 around it (a 6x6 tile starts at most 3 before the window).
+// Tolerance, derived: the kernel evaluates y = A^T [sum over ci of (G g G^T) . (B^T d B)] A + bias
+// with +, -, and products by constants, every step rounded to float32 (unit roundoff u = 2^-24;
+// the constants 1/6 and 1/24 rounded too). Such an evaluation equals the exact one with every term
+// perturbed by at most gamma_n = n u / (1 - n u), n the roundings along the longest path, so
+// |error| <= gamma_n * (|A^T| [sum over ci of (|G| |g| |G^T|) . (|B^T| |d| |B|)] |A| + |bias|)
+// (every entry of the transforms is one path of the code's sums, so the absolute expression is
+// the one of the absolute matrices). Roundings per path: input transform 2 passes x 3 (a product
+// by 5 and two sums), weight transform 2 passes x 5 (three sums of taps, the product by the
+// rounded factor counted twice), the matrix product cinGroup + 1 (one accumulator, in order of
+// ci), output transform 2 passes x 3, bias 1: n = cinGroup + 24; the test takes n = cinGroup + 32.
+// A fused ReLU (slope <= 1) keeps the bound; a fused affine y s + b scales it by |s| and adds
+// 2u (|y s| + |b|). The transform matrices below are built from the points 0, 1, -1, 2, -2,
+// infinity here; they only shape the bound, the expected values are the direct convolution's.
+// The bound is a worst case (rounding errors of random sign grow like sqrt(n), not n): the
+// worst output uses ~1e-3 of it, and it stays below 5 % of the largest output, so a wrong
+// transform entry (errors of the outputs' own size) cannot hide in it.
 
 import assert from "node:assert/strict";
 import { type ConvolutionArgs, engineKernels, type PostOp } from "../src/wasm/engine.ts";
 import { randomValues } from "./_builders.ts";
 
-const EPS = 2 ** -23;
-const TOLERANCE_ULPS = 32;
+const UNIT_ROUNDOFF = 2 ** -24;
+/** Roundings along a path besides the matrix product's cinGroup (see the header). */
+const PATH_ROUNDINGS = 32;
 
 interface Case {
   name: string;
+  /** 3 or 5 (3 when absent). */
+  kernel?: 3 | 5;
   shape: [number, number, number, number];
   outputs: number;
   groups: number;
@@ -29,19 +44,60 @@ interface Case {
 
 function argsOf(c: Case, seed: number): ConvolutionArgs {
   const [batch, channels, height, width] = c.shape;
-  const outH = height + 2 * c.pad[0] - 2;
-  const outW = width + 2 * c.pad[1] - 2;
+  const kernel = c.kernel ?? 3;
+  const outH = height + 2 * c.pad[0] - kernel + 1;
+  const outW = width + 2 * c.pad[1] - kernel + 1;
   return {
     x: randomValues(batch * channels * height * width, seed),
     shape: c.shape,
-    weights: randomValues(c.outputs * (channels / c.groups) * 9, seed + 1),
+    weights: randomValues(c.outputs * (channels / c.groups) * kernel * kernel, seed + 1),
     bias: c.bias ? randomValues(c.outputs, seed + 2) : null,
     outputs: c.outputs,
     groups: c.groups,
-    window: { kernel: [3, 3], pad: c.pad, stride: [1, 1], dilation: [1, 1] },
+    window: { kernel: [kernel, kernel], pad: c.pad, stride: [1, 1], dilation: [1, 1] },
     outSize: [outH, outW],
     post: c.post,
   };
+}
+
+/** Points of the 6x6 transformed domain (the last one infinity). */
+const POINTS = [0, 1, -1, 2, -2];
+
+/** |G| (6 x r): row i is |f_i| |p_i|^k, f = 1/4, -1/6, -1/6, 1/24, 1/24; the infinity row 0..0 1. */
+function absoluteG(r: number): number[][] {
+  const factors = [1 / 4, 1 / 6, 1 / 6, 1 / 24, 1 / 24];
+  const rows = POINTS.map((p, i) =>
+    Array.from({ length: r }, (_, k) => factors[i] * Math.abs(p) ** k)
+  );
+  return [...rows, Array.from({ length: r }, (_, k) => (k === r - 1 ? 1 : 0))];
+}
+
+/** |A^T| (m x 6): row j is |p|^j, and 1 for infinity in the last row. */
+function absoluteAT(m: number): number[][] {
+  return Array.from(
+    { length: m },
+    (_, j) => [...POINTS.map((p) => Math.abs(p) ** j), j === m - 1 ? 1 : 0],
+  );
+}
+
+/** |B^T| (6 x 6) of Lavin & Gray's F(4x4, 3x3), the same for every form on these points. */
+const ABSOLUTE_BT = [
+  [4, 0, 5, 0, 1, 0],
+  [0, 4, 4, 1, 1, 0],
+  [0, 4, 4, 1, 1, 0],
+  [0, 2, 1, 2, 1, 0],
+  [0, 2, 1, 2, 1, 0],
+  [0, 4, 0, 5, 0, 1],
+];
+
+/** left (p x q) . middle (q x q) . right^T (for right p x q): p x p. */
+function sandwich(left: number[][], middle: number[][], right: number[][]): number[][] {
+  const inner = left.map((row) =>
+    middle[0].map((_, k) => row.reduce((sum, value, j) => sum + value * middle[j][k], 0))
+  );
+  return inner.map((row) =>
+    right.map((other) => row.reduce((sum, value, k) => sum + value * other[k], 0))
+  );
 }
 
 /** Float64 direct convolution (+ bias) and a bound on the Winograd error of every output. */
@@ -49,6 +105,8 @@ function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Arra
   const [batch, channels, height, width] = args.shape;
   const [outH, outW] = args.outSize;
   const [padH, padW] = args.window.pad;
+  const r = args.window.kernel[0];
+  const m = 7 - r;
   const { groups, outputs } = args;
   const cinGroup = channels / groups;
   const coutGroup = outputs / groups;
@@ -56,38 +114,75 @@ function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Arra
   const b = args.bias as Float32Array | null;
   const y = new Float64Array(batch * outputs * outH * outW);
   const bound = new Float64Array(y.length);
+  const gamma = (cinGroup + PATH_ROUNDINGS) * UNIT_ROUNDOFF /
+    (1 - (cinGroup + PATH_ROUNDINGS) * UNIT_ROUNDOFF);
+  const g = absoluteG(r);
+  const at = absoluteAT(m);
   const xAt = (n: number, c: number, ih: number, iw: number) =>
     ih < 0 || ih >= height || iw < 0 || iw >= width
       ? 0
       : args.x[((n * channels + c) * height + ih) * width + iw];
+  // |G| |g| |G^T| per [co][ci].
+  const kernels = Array.from(
+    { length: outputs },
+    (_, co) =>
+      Array.from({ length: cinGroup }, (_, ci) => {
+        const taps = Array.from(
+          { length: r },
+          (_, i) =>
+            Array.from(
+              { length: r },
+              (_, j) => Math.abs(w[((co * cinGroup + ci) * r + i) * r + j]),
+            ),
+        );
+        return sandwich(g, taps, g);
+      }),
+  );
   for (let n = 0; n < batch; n++) {
-    for (let co = 0; co < outputs; co++) {
-      const g = Math.floor(co / coutGroup);
-      for (let oh = 0; oh < outH; oh++) {
-        for (let ow = 0; ow < outW; ow++) {
-          let sum = b === null ? 0 : b[co];
-          let magnitude = b === null ? 0 : Math.abs(b[co]);
+    for (let ty = 0; ty * m < outH; ty++) {
+      for (let tx = 0; tx * m < outW; tx++) {
+        // |B^T| |d| |B| per input channel of the tile (6x6 inputs from row ty*m - padH).
+        const inputs = Array.from({ length: channels }, (_, c) => {
+          const d = Array.from(
+            { length: 6 },
+            (_, i) =>
+              Array.from(
+                { length: 6 },
+                (_, j) => Math.abs(xAt(n, c, ty * m - padH + i, tx * m - padW + j)),
+              ),
+          );
+          return sandwich(ABSOLUTE_BT, d, ABSOLUTE_BT);
+        });
+        for (let co = 0; co < outputs; co++) {
+          const group = Math.floor(co / coutGroup);
+          const products = Array.from({ length: 6 }, () => new Array(6).fill(0));
           for (let ci = 0; ci < cinGroup; ci++) {
-            const c = g * cinGroup + ci;
-            let weightSum = 0;
-            for (let i = 0; i < 3; i++) {
-              for (let j = 0; j < 3; j++) {
-                const tap = w[((co * cinGroup + ci) * 3 + i) * 3 + j];
-                sum += tap * xAt(n, c, oh - padH + i, ow - padW + j);
-                weightSum += Math.abs(tap);
-              }
+            const u = kernels[co][ci];
+            const v = inputs[group * cinGroup + ci];
+            for (let p = 0; p < 6; p++) {
+              for (let q = 0; q < 6; q++) products[p][q] += u[p][q] * v[p][q];
             }
-            let reach = 0;
-            for (let ih = oh - padH - 3; ih <= oh - padH + 5; ih++) {
-              for (let iw = ow - padW - 3; iw <= ow - padW + 5; iw++) {
-                reach = Math.max(reach, Math.abs(xAt(n, c, ih, iw)));
-              }
-            }
-            magnitude += reach * weightSum;
           }
-          const index = ((n * outputs + co) * outH + oh) * outW + ow;
-          y[index] = sum;
-          bound[index] = TOLERANCE_ULPS * EPS * magnitude;
+          const magnitudes = sandwich(at, products, at);
+          for (let i = 0; i < m && ty * m + i < outH; i++) {
+            for (let j = 0; j < m && tx * m + j < outW; j++) {
+              const oh = ty * m + i;
+              const ow = tx * m + j;
+              let sum = b === null ? 0 : b[co];
+              for (let ci = 0; ci < cinGroup; ci++) {
+                const c = group * cinGroup + ci;
+                for (let ki = 0; ki < r; ki++) {
+                  for (let kj = 0; kj < r; kj++) {
+                    const tap = w[((co * cinGroup + ci) * r + ki) * r + kj];
+                    sum += tap * xAt(n, c, oh - padH + ki, ow - padW + kj);
+                  }
+                }
+              }
+              const index = ((n * outputs + co) * outH + oh) * outW + ow;
+              y[index] = sum;
+              bound[index] = gamma * (magnitudes[i][j] + (b === null ? 0 : Math.abs(b[co])));
+            }
+          }
         }
       }
     }
@@ -95,14 +190,29 @@ function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Arra
   return { y, bound };
 }
 
-/** The post ops as the engine's own kernels define them, in float64 (relu / affine only). */
-function applyPost(y: Float64Array, post: PostOp[], inner: number, channels: number): void {
+/**
+ * The post ops as the engine's own kernels define them, in float64 (relu / affine only), and
+ * their effect on the error bound (see the header).
+ */
+function applyPost(
+  y: Float64Array,
+  bound: Float64Array,
+  post: PostOp[],
+  inner: number,
+  channels: number,
+): void {
   for (const op of post) {
     for (let i = 0; i < y.length; i++) {
       const c = Math.floor(i / inner) % channels;
-      if (op.kind === "relu") y[i] = Math.max(y[i], 0) + op.slope * Math.min(y[i], 0);
-      else if (op.kind === "affine") {
-        y[i] = y[i] * (op.scale === null ? 1 : op.scale[c]) + (op.bias === null ? 0 : op.bias[c]);
+      if (op.kind === "relu") {
+        assert.ok(op.slope <= 1);
+        y[i] = Math.max(y[i], 0) + op.slope * Math.min(y[i], 0);
+      } else if (op.kind === "affine") {
+        const scale = op.scale === null ? 1 : op.scale[c];
+        const shift = op.bias === null ? 0 : op.bias[c];
+        y[i] = y[i] * scale + shift;
+        bound[i] = bound[i] * Math.abs(scale) +
+          2 * UNIT_ROUNDOFF * (Math.abs(y[i] - shift) + Math.abs(shift));
       } else throw new Error(`no reference for ${op.kind}`);
     }
   }
@@ -124,8 +234,12 @@ function assertClose(
     );
     worst = Math.max(worst, error / bound[i]);
   }
-  // The bound is not vacuous: the worst output uses a visible part of it.
-  assert.ok(worst > 1e-3, `${name}: worst error ${worst} of the bound`);
+  // The bound is not vacuous: the worst output uses a visible part of it, and it stays far below
+  // the outputs' size.
+  assert.ok(worst > 1e-4, `${name}: worst error ${worst} of the bound`);
+  const largest = expected.reduce((most, value) => Math.max(most, Math.abs(value)), 0);
+  const widest = bound.reduce((most, value) => Math.max(most, value), 0);
+  assert.ok(widest < 0.05 * largest, `${name}: bound ${widest} against outputs up to ${largest}`);
 }
 
 const CASES: Case[] = [
@@ -198,14 +312,119 @@ const CASES: Case[] = [
   },
 ];
 
-for (const [index, c] of CASES.entries()) {
+/** 5x5 windows, F(2x2, 5x5): outputs not a multiple of 2, pads 0/1/2, small planes. */
+const CASES_5X5: Case[] = [
+  {
+    name: "5x5: 1 channel, 7x9, pad 0 (3x5 outputs)",
+    kernel: 5,
+    shape: [1, 1, 7, 9],
+    outputs: 1,
+    groups: 1,
+    pad: [0, 0],
+    bias: false,
+  },
+  {
+    name: "5x5: 3 -> 5, 9x11, pad 2, bias",
+    kernel: 5,
+    shape: [1, 3, 9, 11],
+    outputs: 5,
+    groups: 1,
+    pad: [2, 2],
+    bias: true,
+  },
+  {
+    name: "5x5: 20 -> 50, 12x12, pad 0, bias (LeNet's conv2)",
+    kernel: 5,
+    shape: [1, 20, 12, 12],
+    outputs: 50,
+    groups: 1,
+    pad: [0, 0],
+    bias: true,
+  },
+  {
+    name: "5x5: 32 -> 32, 16x16, pad 2, bias, ReLU (CIFAR-10's conv2)",
+    kernel: 5,
+    shape: [1, 32, 16, 16],
+    outputs: 32,
+    groups: 1,
+    pad: [2, 2],
+    bias: true,
+    post: [{ kind: "relu", slope: 0 }],
+  },
+  {
+    name:
+      "5x5: 70 -> 9, 19x21 (two groups of 4 tiles across and a ragged one), pad (1, 2), leaky ReLU",
+    kernel: 5,
+    shape: [1, 70, 19, 21],
+    outputs: 9,
+    groups: 1,
+    pad: [1, 2],
+    bias: true,
+    post: [{ kind: "relu", slope: 0.1 }],
+  },
+  {
+    name: "5x5: batch 2, 2 groups of 6 -> 4, 8x8, pad 1",
+    kernel: 5,
+    shape: [2, 12, 8, 8],
+    outputs: 8,
+    groups: 2,
+    pad: [1, 1],
+    bias: true,
+  },
+  {
+    name: "5x5: 24 -> 24, 44x30 (three bands of tile rows), pad 2, ReLU then a fused Scale",
+    kernel: 5,
+    shape: [1, 24, 44, 30],
+    outputs: 24,
+    groups: 1,
+    pad: [2, 2],
+    bias: true,
+    post: [
+      { kind: "relu", slope: 0 },
+      {
+        kind: "affine",
+        view: { outer: 1, channels: 24, inner: 44 * 30 },
+        scale: randomValues(24, 11),
+        bias: randomValues(24, 12),
+      },
+    ],
+  },
+  {
+    name: "5x5: 130 -> 6, 6x7, pad 1 (many channels, 4x5 outputs)",
+    kernel: 5,
+    shape: [1, 130, 6, 7],
+    outputs: 6,
+    groups: 1,
+    pad: [1, 1],
+    bias: true,
+  },
+  {
+    name: "5x5: 8 -> 8, 2x3 input, pad 2 (a plane smaller than the window)",
+    kernel: 5,
+    shape: [1, 8, 2, 3],
+    outputs: 8,
+    groups: 1,
+    pad: [2, 2],
+    bias: true,
+  },
+  {
+    name: "5x5: 2 -> 3, 5x5 input, pad 0 (one output)",
+    kernel: 5,
+    shape: [1, 2, 5, 5],
+    outputs: 3,
+    groups: 1,
+    pad: [0, 0],
+    bias: true,
+  },
+];
+
+for (const [index, c] of [...CASES, ...CASES_5X5].entries()) {
   Deno.test(`winograd: ${c.name} matches a float64 direct convolution`, async () => {
     const kernels = await engineKernels();
     const args = argsOf(c, 100 + index * 7);
     const { y, bound } = reference(args);
     const [outH, outW] = args.outSize;
-    applyPost(y, c.post ?? [], outH * outW, c.outputs);
-    // A fused Scale multiplies the error bound by |scale|; it is <= 1 here.
+    applyPost(y, bound, c.post ?? [], outH * outW, c.outputs);
     assertClose(kernels.convolution({ ...args, algorithm: "winograd" }), y, bound, c.name);
   });
 }
@@ -236,7 +455,7 @@ Deno.test("winograd: convolution takes the Winograd path for a 64 -> 64 3x3 laye
   const direct = kernels.convolution({ ...args, algorithm: "direct" });
   assert.ok(!sameBits(picked, direct), "different rounding from the direct form");
   const { y, bound } = reference(args);
-  applyPost(y, c.post ?? [], 20 * 20, 64);
+  applyPost(y, bound, c.post ?? [], 20 * 20, 64);
   assertClose(picked, y, bound, c.name);
   assertClose(direct, y, bound, `${c.name} direct`);
 });

@@ -1,56 +1,99 @@
-// Float 3x3 convolution at stride 1 and dilation 1 through Winograd F(4x4, 3x3) (Lavin & Gray):
-// each 4x4 block of outputs (a tile) comes from a 6x6 block of input d as A^T [(G g G^T) . (B^T d
-// B)] A, so the 36 products per input channel of the direct form's 144 become 36 matrix products
-// [cout x cin] x [cin x tiles] (one per point of the 6x6 transformed domain) on the packed panels of
-// assembly/engine/panels.ts. The weight transform G g G^T is a separate export so that a caller
-// may keep its result across runs. Transforms run on four tiles of a tile row at a time (one per
-// SIMD lane). Rounding differs from the direct form (the transforms add and scale before the
-// products): outputs agree within a few float32 ulps of the sum of |products|.
+// Float convolutions at stride 1 and dilation 1 through Winograd (Lavin & Gray) on 6x6 tiles of
+// the points 0, 1, -1, 2, -2 and infinity: F(4x4, 3x3) for 3x3 kernels and F(2x2, 5x5) for 5x5
+// ones. Each m x m block of outputs (a tile; m = 4 or 2) comes from a 6x6 block of input d as A^T
+// [(G g G^T) . (B^T d B)] A, so the r*r*m*m products per input channel of the direct form (144 or
+// 100) become 36 matrix products [cout x cin] x [cin x tiles] (one per point of the 6x6
+// transformed domain) on the packed panels of assembly/engine/panels.ts. B^T (6 x 6) depends only
+// on the points, so both forms share the input transform; G (6 x r) and A^T (m x 6) are the
+// form's. The weight transform G g G^T is a separate export so that a caller may keep its result
+// across runs. Transforms run on four tiles of a tile row at a time (one per SIMD lane). Rounding
+// differs from the direct form (the transforms add and scale before the products): outputs agree
+// within a few float32 ulps of the sum of |products| over the tile's reach.
 
 import { at } from "./gemm";
 import { gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./panels";
 
 /** Points of the transformed domain per tile (6 x 6). */
 const POINTS: i32 = 36;
-/** Input columns per group of four tiles read from a padded row (tiles 4 apart, 6 wide, 4 more read). */
-const GROUP_COLUMNS: i32 = 16;
 
 /**
- * A transform in progress, one tile per lane: the 6 x 6 rows of an input transform, or the 4 x 6
- * rows and then the 4 x 4 results (from vector 24) of an output transform.
+ * A transform in progress, one tile per lane: the 6 x 6 rows of an input transform, or the m x 6
+ * rows and then the m x m results (from vector 24) of an output transform.
  */
 const rowsScratch: usize = memory.data(40 * 16, 16);
-/** G g of the weight transform in progress (6 x 3 vectors, four kernels per lane). */
-const kernelScratch: usize = memory.data(18 * 16, 16);
+/** The r x r taps of the weight transform in progress (four kernels, one per lane). */
+const tapScratch: usize = memory.data(25 * 16, 16);
+/** G g of the weight transform in progress (6 x r vectors). */
+const kernelScratch: usize = memory.data(30 * 16, 16);
 
-/** Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] 3x3 kernels. */
+/** Outputs across a tile for an r x r kernel (3 or 5): F(4x4, 3x3) or F(2x2, 5x5). */
+@inline
+function tileOf(kernel: i32): i32 {
+  return 7 - kernel;
+}
+
+/** Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] kernels. */
 export function winogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32): i32 {
   return groups * POINTS * packedRowsBytes(coutGroup, cinGroup);
 }
 
 /**
- * G (6 x 3) applied to a kernel column (a, b, c) (four kernels, one per lane): the six results go
- * to `target`, `step` bytes apart.
+ * G (6 x r) applied to the r vectors at `source`, `step` bytes apart (a column or row of r x r
+ * kernels, four kernels, one per lane): the six results go to `target`, `targetStep` bytes apart.
+ * Row i of G is f_i (1, p_i, ..., p_i^(r-1)) for the points p = 0, 1, -1, 2, -2 with f = 1/4,
+ * -1/6, -1/6, 1/24, 1/24, and (0, ..., 0, 1) for infinity.
  */
 @inline
-function weightTransform(a: v128, b: v128, c: v128, target: usize, step: usize): void {
-  const ac = f32x4.add(a, c);
-  const a4c = f32x4.add(a, times(c, 4));
-  const b2 = times(b, 2);
-  v128.store(target, times(a, 0.25));
-  v128.store(target + step, times(f32x4.add(ac, b), -1.0 / 6));
-  v128.store(target + 2 * step, times(f32x4.sub(ac, b), -1.0 / 6));
-  v128.store(target + 3 * step, times(f32x4.add(a4c, b2), 1.0 / 24));
-  v128.store(target + 4 * step, times(f32x4.sub(a4c, b2), 1.0 / 24));
-  v128.store(target + 5 * step, c);
+function weightTransform(
+  kernel: i32,
+  source: usize,
+  step: usize,
+  target: usize,
+  targetStep: usize,
+): void {
+  const a = v128.load(source);
+  const b = v128.load(source + step);
+  const c = v128.load(source + 2 * step);
+  if (kernel == 3) {
+    const ac = f32x4.add(a, c);
+    const a4c = f32x4.add(a, times(c, 4));
+    const b2 = times(b, 2);
+    v128.store(target, times(a, 0.25));
+    v128.store(target + targetStep, times(f32x4.add(ac, b), -1.0 / 6));
+    v128.store(target + 2 * targetStep, times(f32x4.sub(ac, b), -1.0 / 6));
+    v128.store(target + 3 * targetStep, times(f32x4.add(a4c, b2), 1.0 / 24));
+    v128.store(target + 4 * targetStep, times(f32x4.sub(a4c, b2), 1.0 / 24));
+    v128.store(target + 5 * targetStep, c);
+  } else {
+    const d = v128.load(source + 3 * step);
+    const e = v128.load(source + 4 * step);
+    const ace = f32x4.add(f32x4.add(a, c), e);
+    const bd = f32x4.add(b, d);
+    const a4c16e = f32x4.add(f32x4.add(a, times(c, 4)), times(e, 16));
+    const b2d8 = f32x4.add(times(b, 2), times(d, 8));
+    v128.store(target, times(a, 0.25));
+    v128.store(target + targetStep, times(f32x4.add(ace, bd), -1.0 / 6));
+    v128.store(target + 2 * targetStep, times(f32x4.sub(ace, bd), -1.0 / 6));
+    v128.store(target + 3 * targetStep, times(f32x4.add(a4c16e, b2d8), 1.0 / 24));
+    v128.store(target + 4 * targetStep, times(f32x4.sub(a4c16e, b2d8), 1.0 / 24));
+    v128.store(target + 5 * targetStep, e);
+  }
 }
 
 /** Tap `tap` of the kernels [row, ci] of rows row..row+3 (0 past `rows`), one per lane. */
 @inline
-function taps(weights: usize, row: i32, rows: i32, ci: i32, cinGroup: i32, tap: i32): v128 {
+function taps(
+  weights: usize,
+  row: i32,
+  rows: i32,
+  ci: i32,
+  cinGroup: i32,
+  area: i32,
+  tap: i32,
+): v128 {
   let lanes = f32x4.splat(0);
-  const first = at(weights, (row * cinGroup + ci) * 9 + tap);
-  const step = <usize>(cinGroup * 9) << 2;
+  const first = at(weights, (row * cinGroup + ci) * area + tap);
+  const step = <usize>(cinGroup * area) << 2;
   if (row < rows) lanes = f32x4.replace_lane(lanes, 0, load<f32>(first));
   if (row + 1 < rows) lanes = f32x4.replace_lane(lanes, 1, load<f32>(first + step));
   if (row + 2 < rows) lanes = f32x4.replace_lane(lanes, 2, load<f32>(first + 2 * step));
@@ -59,81 +102,73 @@ function taps(weights: usize, row: i32, rows: i32, ci: i32, cinGroup: i32, tap: 
 }
 
 /**
- * Transforms weights [cout, cinGroup, 3, 3] (`groups` groups) to G g G^T in float32, laid out per
- * group and per point as the row panels of a [coutGroup x cinGroup] matrix (panels.ts packRows;
- * rows past coutGroup 0), winogradWeightsBytes at `target`; four output channels at a time.
+ * Transforms weights [cout, cinGroup, r, r] (`groups` groups; r = `kernel`, 3 or 5) to G g G^T
+ * in float32, laid out per group and per point as the row panels of a [coutGroup x cinGroup]
+ * matrix (panels.ts packRows; rows past coutGroup 0), winogradWeightsBytes at `target`; four
+ * output channels at a time.
  */
 export function winogradWeights(
   weights: usize,
   cout: i32,
   cinGroup: i32,
   groups: i32,
+  kernel: i32,
   target: usize,
 ): void {
   const coutGroup = cout / groups;
+  const area = kernel * kernel;
   const matrixBytes = <usize>packedRowsBytes(coutGroup, cinGroup);
-  const rowStep: usize = 3 * 16;
+  const rowStep = <usize>kernel << 4;
   for (let g = 0; g < groups; g++) {
     const groupBase = target + <usize>(g * POINTS) * matrixBytes;
-    const groupWeights = at(weights, g * coutGroup * cinGroup * 9);
+    const groupWeights = at(weights, g * coutGroup * cinGroup * area);
     for (let row = 0; row < coutGroup; row += 4) {
       for (let ci = 0; ci < cinGroup; ci++) {
-        // G g: 6 x 3, in kernelScratch.
-        for (let j = 0; j < 3; j++) {
-          weightTransform(
-            taps(groupWeights, row, coutGroup, ci, cinGroup, j),
-            taps(groupWeights, row, coutGroup, ci, cinGroup, 3 + j),
-            taps(groupWeights, row, coutGroup, ci, cinGroup, 6 + j),
-            kernelScratch + (<usize>j << 4),
-            rowStep,
-          );
+        for (let tap = 0; tap < area; tap++) {
+          const lanes = taps(groupWeights, row, coutGroup, ci, cinGroup, area, tap);
+          v128.store(tapScratch + (<usize>tap << 4), lanes);
+        }
+        // G g: 6 x r, in kernelScratch (rows rowStep apart).
+        for (let j = 0; j < kernel; j++) {
+          const column = <usize>j << 4;
+          weightTransform(kernel, tapScratch + column, rowStep, kernelScratch + column, rowStep);
         }
         // (G g) G^T: 6 x 6, to the 36 matrices.
         const lane = groupBase + ((<usize>(row >> 2) * <usize>cinGroup + <usize>ci) << 4);
         for (let i = 0; i < 6; i++) {
           const source = kernelScratch + <usize>i * rowStep;
-          weightTransform(
-            v128.load(source),
-            v128.load(source, 16),
-            v128.load(source, 32),
-            lane + <usize>(i * 6) * matrixBytes,
-            matrixBytes,
-          );
+          weightTransform(kernel, source, 16, lane + <usize>(i * 6) * matrixBytes, matrixBytes);
         }
       }
     }
   }
 }
 
-/** Tiles of 4 outputs across a row of `outW`, rounded up to whole groups of four. */
+/** Floats per padded input row: every group of four tiles' 4m columns and the 4 more read. */
 @inline
-function groupsAcross(outW: i32): i32 {
-  return (outW + 15) / 16;
-}
-
-/** Floats per padded input row: every group's 16 columns and the 4 more the last one reads. */
-@inline
-function paddedWidth(outW: i32): i32 {
-  return groupsAcross(outW) * GROUP_COLUMNS + 4;
+function paddedWidth(outW: i32, tile: i32): i32 {
+  const tilesAcross = (outW + tile - 1) / tile;
+  return ((tilesAcross + 3) >> 2) * 4 * tile + 4;
 }
 
 /**
- * Scratch bytes winogradConvolution needs: one channel's padded band of input rows, the
- * transformed input of a band (36 column-panel matrices [cinGroup x tiles]) and the products (36
- * matrices [coutGroup x tiles], and 16 bytes the last vector reads past them).
+ * Scratch bytes winogradConvolution needs for an r x r `kernel`: one channel's padded band of
+ * input rows, the transformed input of a band (36 column-panel matrices [cinGroup x tiles]) and
+ * the products (36 matrices [coutGroup x tiles], and 16 bytes the last vector reads past them).
  */
 export function winogradScratchBytes(
   cinGroup: i32,
   coutGroup: i32,
   outW: i32,
   bandTileRows: i32,
+  kernel: i32,
 ): i32 {
-  const tiles = bandTileRows * ((outW + 3) / 4);
-  const padded = (bandTileRows * 4 + 2) * paddedWidth(outW) * 4;
+  const tile = tileOf(kernel);
+  const tiles = bandTileRows * ((outW + tile - 1) / tile);
+  const padded = (bandTileRows * tile + kernel - 1) * paddedWidth(outW, tile) * 4;
   return padded + POINTS * packedColumnsBytes(tiles, cinGroup) + POINTS * coutGroup * tiles * 4 +
     16;
 }
-
 /** The transpose (lanes of a0..a3 as rows) of 4 vectors, lane `row` of each: one row of it. */
 @inline
 function column0(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
@@ -217,9 +252,21 @@ function inputTransform(
   v128.store(target + 5 * step, f32x4.add(f32x4.sub(times(d1, 4), times(d3, 5)), d5));
 }
 
+/** Lanes 0 and 2 of `a`, then of `b`: the even columns of a run of 8 floats. */
+@inline
+function evens(a: v128, b: v128): v128 {
+  return v128.shuffle<f32>(a, b, 0, 2, 4, 6);
+}
+
+/** Lanes 1 and 3 of `a`, then of `b`: the odd columns of a run of 8 floats. */
+@inline
+function odds(a: v128, b: v128): v128 {
+  return v128.shuffle<f32>(a, b, 1, 3, 5, 7);
+}
+
 /**
- * Copies rows 4*tileRow - padH .. +bandTileRows*4+2 of one input plane into `padded`
- * (paddedWidth(outW) floats a row, the image starting padW columns in), zeros outside the image.
+ * Copies rows firstRow - padH .. + rows of one input plane into `padded` (`rowFloats` floats a
+ * row, the image starting padW columns in), zeros outside the image.
  */
 function padBand(
   plane: usize,
@@ -227,7 +274,7 @@ function padBand(
   width: i32,
   padH: i32,
   padW: i32,
-  tileRow: i32,
+  firstRow: i32,
   rows: i32,
   rowFloats: i32,
   padded: usize,
@@ -236,7 +283,7 @@ function padBand(
   const columns = min(width, rowFloats - padW);
   if (columns <= 0) return;
   for (let r = 0; r < rows; r++) {
-    const ih = tileRow * 4 + r - padH;
+    const ih = firstRow + r - padH;
     if (ih < 0 || ih >= height) continue;
     memory.copy(
       at(padded, r * rowFloats + padW),
@@ -247,12 +294,14 @@ function padBand(
 }
 
 /**
- * B^T d B for every tile of a band of one input channel (`padded`), stored as column `tile` of
- * row `ci` of the 36 column-panel matrices at `transformed` (`matrixBytes` apart, `depth` rows).
+ * B^T d B for every tile (`tile` outputs across, 6x6 inputs) of a band of one input channel
+ * (`padded`), stored as column `tile` of row `ci` of the 36 column-panel matrices at
+ * `transformed` (`matrixBytes` apart, `depth` rows).
  */
 function transformInput(
   padded: usize,
   rowFloats: i32,
+  tile: i32,
   bandTileRows: i32,
   tilesAcross: i32,
   ci: i32,
@@ -264,25 +313,44 @@ function transformInput(
   const rowStep: usize = 6 * 16;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
-      const source = at(padded, tileRow * 4 * rowFloats + group * GROUP_COLUMNS);
-      // Rows: B applied along each of the tile's six input rows (lanes: tiles).
+      const source = at(padded, (tileRow * rowFloats + group * 4) * tile);
+      // Rows: B applied along each of the tile's six input rows (lanes: tiles `tile` apart).
       for (let r = 0; r < 6; r++) {
         const row = at(source, r * rowFloats);
-        const a0 = v128.load(row);
-        const a1 = v128.load(row, 16);
-        const a2 = v128.load(row, 32);
-        const a3 = v128.load(row, 48);
-        const a4 = v128.load(row, 64);
-        inputTransform(
-          column0(a0, a1, a2, a3),
-          column1(a0, a1, a2, a3),
-          column2(a0, a1, a2, a3),
-          column3(a0, a1, a2, a3),
-          column0(a1, a2, a3, a4),
-          column1(a1, a2, a3, a4),
-          rowsScratch + <usize>r * rowStep,
-          16,
-        );
+        const target = rowsScratch + <usize>r * rowStep;
+        if (tile == 4) {
+          const a0 = v128.load(row);
+          const a1 = v128.load(row, 16);
+          const a2 = v128.load(row, 32);
+          const a3 = v128.load(row, 48);
+          const a4 = v128.load(row, 64);
+          inputTransform(
+            column0(a0, a1, a2, a3),
+            column1(a0, a1, a2, a3),
+            column2(a0, a1, a2, a3),
+            column3(a0, a1, a2, a3),
+            column0(a1, a2, a3, a4),
+            column1(a1, a2, a3, a4),
+            target,
+            16,
+          );
+        } else {
+          const a0 = v128.load(row);
+          const a2 = v128.load(row, 8);
+          const a4 = v128.load(row, 16);
+          const a6 = v128.load(row, 24);
+          const a8 = v128.load(row, 32);
+          inputTransform(
+            evens(a0, a4),
+            odds(a0, a4),
+            evens(a2, a6),
+            odds(a2, a6),
+            evens(a4, a8),
+            odds(a4, a8),
+            target,
+            16,
+          );
+        }
       }
       // Columns: B^T applied down each of the six transformed columns, in place.
       for (let l = 0; l < 6; l++) {
@@ -298,10 +366,10 @@ function transformInput(
           rowStep,
         );
       }
-      const tile = tileRow * tilesAcross + group * 4;
+      const first = tileRow * tilesAcross + group * 4;
       const lanes = min(4, tilesAcross - group * 4);
-      let target = panelAt(transformed, depth, ci, tile);
-      if (lanes == 4 && (tile & 3) == 0) {
+      let target = panelAt(transformed, depth, ci, first);
+      if (lanes == 4 && (first & 3) == 0) {
         for (let point = 0; point < POINTS; point++) {
           v128.store(target, v128.load(rowsScratch + (<usize>point << 4)));
           target += matrixBytes;
@@ -311,7 +379,7 @@ function transformInput(
           const values = rowsScratch + (<usize>point << 4);
           const matrix = transformed + <usize>point * matrixBytes;
           for (let lane = 0; lane < lanes; lane++) {
-            store<f32>(panelAt(matrix, depth, ci, tile + lane), load<f32>(values + (<usize>lane << 2)));
+            store<f32>(panelAt(matrix, depth, ci, first + lane), load<f32>(values + (<usize>lane << 2)));
           }
         }
       }
@@ -319,26 +387,37 @@ function transformInput(
   }
 }
 
-/** A^T applied to six vectors m0..m5: the four results go to `target`, `step` bytes apart. */
+/**
+ * A^T (`tile` x 6) applied to the six vectors at `source`, `step` bytes apart: the `tile` results
+ * go to `target`, `targetStep` bytes apart. Row j of A^T is (p^j for the points 0, 1, -1, 2, -2;
+ * 1 for infinity in the last row).
+ */
 @inline
 function outputTransform(
-  m0: v128,
-  m1: v128,
-  m2: v128,
-  m3: v128,
-  m4: v128,
-  m5: v128,
-  target: usize,
+  tile: i32,
+  source: usize,
   step: usize,
+  target: usize,
+  targetStep: usize,
 ): void {
+  const m0 = v128.load(source);
+  const m1 = v128.load(source + step);
+  const m2 = v128.load(source + 2 * step);
+  const m3 = v128.load(source + 3 * step);
+  const m4 = v128.load(source + 4 * step);
+  const m5 = v128.load(source + 5 * step);
   const s12 = f32x4.add(m1, m2);
   const d12 = f32x4.sub(m1, m2);
   const s34 = f32x4.add(m3, m4);
   const d34 = f32x4.sub(m3, m4);
   v128.store(target, f32x4.add(f32x4.add(m0, s12), s34));
-  v128.store(target + step, f32x4.add(d12, times(d34, 2)));
-  v128.store(target + 2 * step, f32x4.add(s12, times(s34, 4)));
-  v128.store(target + 3 * step, f32x4.add(f32x4.add(d12, times(d34, 8)), m5));
+  if (tile == 4) {
+    v128.store(target + targetStep, f32x4.add(d12, times(d34, 2)));
+    v128.store(target + 2 * targetStep, f32x4.add(s12, times(s34, 4)));
+    v128.store(target + 3 * targetStep, f32x4.add(f32x4.add(d12, times(d34, 8)), m5));
+  } else {
+    v128.store(target + targetStep, f32x4.add(f32x4.add(d12, times(d34, 2)), m5));
+  }
 }
 
 /** The ReLU of `v`, as the relu kernel computes it. */
@@ -348,14 +427,34 @@ function reluOf(v: v128, slopes: v128): v128 {
   return f32x4.add(f32x4.max(v, zero), f32x4.mul(slopes, f32x4.min(v, zero)));
 }
 
+/** `values` + `bias`, then the ReLU when `relu`. */
+@inline
+function epilogue(values: v128, bias: v128, relu: bool, slopes: v128): v128 {
+  const y = f32x4.add(values, bias);
+  return relu ? reluOf(y, slopes) : y;
+}
+
+/** Stores the first `count` lanes of `values` at `target` (all four when count >= 4). */
+@inline
+function storeLanes(target: usize, values: v128, count: i32): void {
+  if (count >= 4) {
+    v128.store(target, values);
+  } else {
+    if (count > 0) store<f32>(target, f32x4.extract_lane(values, 0));
+    if (count > 1) store<f32>(target, f32x4.extract_lane(values, 1), 4);
+    if (count > 2) store<f32>(target, f32x4.extract_lane(values, 2), 8);
+  }
+}
+
 /**
- * A^T m A for every tile of a band and output channel `co` (products: 36 matrices [coutGroup x
- * tiles] at `products`, `matrixBytes` apart), + `biasValue`, the ReLU when `relu`, written to the
- * output plane `plane` from output row 4*firstTileRow.
+ * A^T m A for every tile (`tile` x `tile` outputs) of a band and output channel `co` (products:
+ * 36 matrices [coutGroup x tiles] at `products`, `matrixBytes` apart), + `biasValue`, the ReLU
+ * when `relu`, written to the output plane `plane` from output row tile*firstTileRow.
  */
 function transformOutput(
   products: usize,
   matrixBytes: usize,
+  tile: i32,
   tiles: i32,
   co: i32,
   bandTileRows: i32,
@@ -369,77 +468,44 @@ function transformOutput(
   outW: i32,
 ): void {
   const groups = (tilesAcross + 3) >> 2;
-  const biasLanes = f32x4.splat(biasValue);
+  const bias = f32x4.splat(biasValue);
   const slopes = f32x4.splat(slope);
   const rowStep: usize = 6 * 16;
   const outStep: usize = 4 * 16;
+  const results = rowsScratch + 24 * 16;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
-      const tile = tileRow * tilesAcross + group * 4;
-      const source = at(products, co * tiles + tile);
-      // Columns of the 6 x 6 products: A^T down each (4 x 6 results in rowsScratch).
+      const source = at(products, co * tiles + tileRow * tilesAcross + group * 4);
+      // Columns of the 6 x 6 products: A^T down each (tile x 6 results in rowsScratch).
       for (let l = 0; l < 6; l++) {
         const column = source + <usize>l * matrixBytes;
-        outputTransform(
-          v128.load(column),
-          v128.load(column + 6 * matrixBytes),
-          v128.load(column + 12 * matrixBytes),
-          v128.load(column + 18 * matrixBytes),
-          v128.load(column + 24 * matrixBytes),
-          v128.load(column + 30 * matrixBytes),
-          rowsScratch + (<usize>l << 4),
-          rowStep,
-        );
+        outputTransform(tile, column, 6 * matrixBytes, rowsScratch + (<usize>l << 4), rowStep);
       }
-      // Rows: A along each of the four (4 x 4 results, after the 24 read ones).
-      const results = rowsScratch + 24 * 16;
-      for (let r = 0; r < 4; r++) {
+      // Rows: A along each of them (tile x tile results, after the 24 read ones).
+      for (let r = 0; r < tile; r++) {
         const row = rowsScratch + <usize>r * rowStep;
-        outputTransform(
-          v128.load(row),
-          v128.load(row, 16),
-          v128.load(row, 32),
-          v128.load(row, 48),
-          v128.load(row, 64),
-          v128.load(row, 80),
-          results + <usize>r * outStep,
-          16,
-        );
+        outputTransform(tile, row, 16, results + <usize>r * outStep, 16);
       }
-      const lanes = min(4, tilesAcross - group * 4);
-      for (let r = 0; r < 4; r++) {
-        const oh = (firstTileRow + tileRow) * 4 + r;
+      // Lane j of vector k of a result row is tile j's output k of that row.
+      const firstColumn = group * 4 * tile;
+      for (let r = 0; r < tile; r++) {
+        const oh = (firstTileRow + tileRow) * tile + r;
         if (oh >= outH) break;
         const row = results + <usize>r * outStep;
-        let y0 = f32x4.add(v128.load(row), biasLanes);
-        let y1 = f32x4.add(v128.load(row, 16), biasLanes);
-        let y2 = f32x4.add(v128.load(row, 32), biasLanes);
-        let y3 = f32x4.add(v128.load(row, 48), biasLanes);
-        if (relu) {
-          y0 = reluOf(y0, slopes);
-          y1 = reluOf(y1, slopes);
-          y2 = reluOf(y2, slopes);
-          y3 = reluOf(y3, slopes);
-        }
-        // Lane j of y0..y3 is tile j's outputs 0..3 of this row: transposed, tile j's row.
-        const outRow = at(plane, oh * outW);
-        for (let lane = 0; lane < lanes; lane++) {
-          const ow = (group * 4 + lane) * 4;
-          const values = lane == 0
-            ? column0(y0, y1, y2, y3)
-            : lane == 1
-            ? column1(y0, y1, y2, y3)
-            : lane == 2
-            ? column2(y0, y1, y2, y3)
-            : column3(y0, y1, y2, y3);
-          const target = at(outRow, ow);
-          if (ow + 4 <= outW) {
-            v128.store(target, values);
-          } else {
-            store<f32>(target, f32x4.extract_lane(values, 0));
-            if (ow + 1 < outW) store<f32>(target, f32x4.extract_lane(values, 1), 4);
-            if (ow + 2 < outW) store<f32>(target, f32x4.extract_lane(values, 2), 8);
-          }
+        const outRow = at(plane, oh * outW + firstColumn);
+        const count = outW - firstColumn;
+        const y0 = epilogue(v128.load(row), bias, relu, slopes);
+        const y1 = epilogue(v128.load(row, 16), bias, relu, slopes);
+        if (tile == 4) {
+          const y2 = epilogue(v128.load(row, 32), bias, relu, slopes);
+          const y3 = epilogue(v128.load(row, 48), bias, relu, slopes);
+          storeLanes(outRow, column0(y0, y1, y2, y3), count);
+          if (count > 4) storeLanes(outRow + 16, column1(y0, y1, y2, y3), count - 4);
+          if (count > 8) storeLanes(outRow + 32, column2(y0, y1, y2, y3), count - 8);
+          if (count > 12) storeLanes(outRow + 48, column3(y0, y1, y2, y3), count - 12);
+        } else {
+          storeLanes(outRow, v128.shuffle<f32>(y0, y1, 0, 4, 1, 5), count);
+          if (count > 4) storeLanes(outRow + 16, v128.shuffle<f32>(y0, y1, 2, 6, 3, 7), count - 4);
         }
       }
     }
@@ -447,11 +513,12 @@ function transformOutput(
 }
 
 /**
- * Convolution of 3x3 kernels at stride 1 and dilation 1 with pad (padH, padW): for each image,
- * group and band of `bandTileRows` rows of 4x4 output tiles, transforms the input (B^T d B), runs
- * the 36 matrix products against `transformed` weights (winogradWeights), transforms the products
- * back (A^T m A), adds the bias (0 = none) and applies the ReLU when `relu`. `scratch` holds
- * winogradScratchBytes(cin/groups, cout/groups, outW, bandTileRows) bytes (16-aligned).
+ * Convolution of r x r kernels (r = `kernel`: 3 through F(4x4, 3x3), 5 through F(2x2, 5x5)) at
+ * stride 1 and dilation 1 with pad (padH, padW): for each image, group and band of
+ * `bandTileRows` rows of m x m output tiles, transforms the input (B^T d B), runs the 36 matrix
+ * products against `transformed` weights (winogradWeights), transforms the products back (A^T m
+ * A), adds the bias (0 = none) and applies the ReLU when `relu`. `scratch` holds
+ * winogradScratchBytes(cin/groups, cout/groups, outW, bandTileRows, kernel) bytes (16-aligned).
  */
 export function winogradConvolution(
   x: usize,
@@ -463,6 +530,7 @@ export function winogradConvolution(
   bias: usize,
   cout: i32,
   groups: i32,
+  kernel: i32,
   padH: i32,
   padW: i32,
   outH: i32,
@@ -473,14 +541,16 @@ export function winogradConvolution(
   relu: bool,
   slope: f32,
 ): void {
+  const tile = tileOf(kernel);
   const cinGroup = cin / groups;
   const coutGroup = cout / groups;
-  const tilesAcross = (outW + 3) / 4;
-  const tilesDown = (outH + 3) / 4;
-  const rowFloats = paddedWidth(outW);
+  const tilesAcross = (outW + tile - 1) / tile;
+  const tilesDown = (outH + tile - 1) / tile;
+  const rowFloats = paddedWidth(outW, tile);
   const bandTiles = bandTileRows * tilesAcross;
   const padded = scratch;
-  const inputs = padded + (<usize>((bandTileRows * 4 + 2) * rowFloats) << 2);
+  const inputs = padded + (<usize>((bandTileRows * tile + kernel - 1) * rowFloats) << 2);
+  const products = inputs + <usize>POINTS * <usize>packedColumnsBytes(bandTiles, cinGroup);
   const weightBytes = <usize>packedRowsBytes(coutGroup, cinGroup);
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
@@ -491,12 +561,23 @@ export function winogradConvolution(
         const tileRows = min(bandTileRows, tilesDown - firstTileRow);
         const tiles = tileRows * tilesAcross;
         const inputBytes = <usize>packedColumnsBytes(tiles, cinGroup);
-        const products = inputs + <usize>POINTS * <usize>packedColumnsBytes(bandTiles, cinGroup);
         const productBytes = <usize>(coutGroup * tiles) << 2;
+        const firstRow = firstTileRow * tile;
+        const rows = tileRows * tile + kernel - 1;
         for (let ci = 0; ci < cinGroup; ci++) {
           const plane = at(xGroup, ci * height * width);
-          padBand(plane, height, width, padH, padW, firstTileRow, tileRows * 4 + 2, rowFloats, padded);
-          transformInput(padded, rowFloats, tileRows, tilesAcross, ci, cinGroup, inputs, inputBytes);
+          padBand(plane, height, width, padH, padW, firstRow, rows, rowFloats, padded);
+          transformInput(
+            padded,
+            rowFloats,
+            tile,
+            tileRows,
+            tilesAcross,
+            ci,
+            cinGroup,
+            inputs,
+            inputBytes,
+          );
         }
         for (let point = 0; point < POINTS; point++) {
           gemmPanels(
@@ -517,6 +598,7 @@ export function winogradConvolution(
           transformOutput(
             products,
             productBytes,
+            tile,
             tiles,
             co,
             tileRows,

@@ -363,6 +363,7 @@ interface EngineExports {
     cout: number,
     cinGroup: number,
     groups: number,
+    kernel: number,
     target: number,
   ): void;
   winogradScratchBytes(
@@ -370,6 +371,7 @@ interface EngineExports {
     coutGroup: number,
     outW: number,
     bandTileRows: number,
+    kernel: number,
   ): number;
   winogradConvolution(
     x: number,
@@ -381,6 +383,7 @@ interface EngineExports {
     bias: number,
     cout: number,
     groups: number,
+    kernel: number,
     padH: number,
     padW: number,
     outH: number,
@@ -520,11 +523,15 @@ const COLUMN_LIMIT = 1 << 21;
  */
 const WINOGRAD_BAND_BYTES = 1 << 20;
 
-/** Whether `window` is a 3x3 window at stride 1 and dilation 1 (Winograd F(4x4, 3x3)'s). */
-function winogradWindow(window: Window2d): boolean {
-  const { kernel, stride, dilation } = window;
-  return kernel[0] === 3 && kernel[1] === 3 && stride[0] === 1 && stride[1] === 1 &&
-    dilation[0] === 1 && dilation[1] === 1;
+/**
+ * The kernel size of a window Winograd computes: 3 for a 3x3 window (F(4x4, 3x3)) and 5 for a 5x5
+ * one (F(2x2, 5x5)), at stride 1 and dilation 1; else null.
+ */
+function winogradKernel(window: Window2d): 3 | 5 | null {
+  const { kernel: [kernelH, kernelW], stride, dilation } = window;
+  if (stride[0] !== 1 || stride[1] !== 1 || dilation[0] !== 1 || dilation[1] !== 1) return null;
+  if (kernelH !== kernelW) return null;
+  return kernelH === 3 ? 3 : kernelH === 5 ? 5 : null;
 }
 
 /**
@@ -540,7 +547,8 @@ export function winogradWins(args: ConvolutionArgs): boolean {
   const [outH, outW] = args.outSize;
   const cinGroup = channels / args.groups;
   const coutGroup = args.outputs / args.groups;
-  if (args.offsetD !== undefined || !winogradWindow(args.window)) return false;
+  const kernel = winogradKernel(args.window);
+  if (args.offsetD !== undefined || kernel !== 3) return false;
   if (cinGroup < 4 || coutGroup < 4) return false;
   const tiles = Math.ceil(outH / 4) * Math.ceil(outW / 4);
   const weightTiles = 12 + cinGroup * coutGroup / 8192;
@@ -613,7 +621,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
       wasm.copyIn(values);
   /**
-   * Float 3x3 weights and bias in Winograd form (winogradWeights), kept from an earlier call when
+   * Float 3x3 or 5x5 weights and bias in Winograd form (winogradWeights), kept from an earlier call when
    * they fit the resident budget; as weightsIn, the first thing after `wasm.reset()`.
    */
   const winogradWeightsIn = (
@@ -622,11 +630,12 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     outputs: number,
     cinGroup: number,
     groups: number,
+    kernel: number,
   ): [transformedAt: number, biasAt: number] => {
     resident.begin();
     const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups);
     const transform = (at: number) =>
-      kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, at);
+      kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, kernel, at);
     let transformedAt = resident.prepared(weights, `winograd ${groups}`, bytes, transform);
     if (transformedAt === undefined) {
       transformedAt = wasm.alloc(bytes);
@@ -899,12 +908,13 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
     const integer = checkConvolution(args, transposed);
     const algorithm = args.algorithm ?? "auto";
-    if (algorithm === "winograd" && (integer || transposed || !winogradWindow(args.window))) {
-      throw new RangeError("Winograd F(4x4, 3x3) takes float 3x3 windows at stride 1, dilation 1");
+    const winogradSize = winogradKernel(args.window);
+    if (algorithm === "winograd" && (integer || transposed || winogradSize === null)) {
+      throw new RangeError("Winograd takes float 3x3 and 5x5 windows at stride 1, dilation 1");
     }
-    if (algorithm === "winograd" || (algorithm === "auto" && !transposed && winogradWins(args))) {
-      return winogradRun(args);
-    }
+    const winograd = algorithm === "winograd" ||
+      (algorithm === "auto" && !transposed && winogradWins(args));
+    if (winograd && winogradSize !== null) return winogradRun(args, winogradSize);
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;
@@ -943,8 +953,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     return postOpsOut(epilogue ? [] : post, yAt, outCount);
   };
 
-  /** A checked float 3x3/stride 1/dilation 1 convolution through Winograd F(4x4, 3x3). */
-  const winogradRun = (args: ConvolutionArgs): Float32Array => {
+  /**
+   * A checked float convolution of `kernel` x `kernel` windows (3 or 5) at stride 1 and dilation 1
+   * through Winograd F(4x4, 3x3) or F(2x2, 5x5).
+   */
+  const winogradRun = (args: ConvolutionArgs, kernel: 3 | 5): Float32Array => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const { groups, outputs } = args;
@@ -953,18 +966,32 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     wasm.reset();
     const weights = args.weights as Float32Array;
     const bias = args.bias as Float32Array | null;
-    const [transformedAt, biasAt] = winogradWeightsIn(weights, bias, outputs, cinGroup, groups);
+    const [transformedAt, biasAt] = winogradWeightsIn(
+      weights,
+      bias,
+      outputs,
+      cinGroup,
+      groups,
+      kernel,
+    );
     const xAt = wasm.copyIn(args.x);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
-    const tilesAcross = Math.ceil(outW / 4);
-    const tilesDown = Math.ceil(outH / 4);
+    const tile = 7 - kernel;
+    const tilesAcross = Math.ceil(outW / tile);
+    const tilesDown = Math.ceil(outH / tile);
     const tileRowBytes = 36 * (cinGroup + coutGroup) * tilesAcross * 4;
     const bandTileRows = Math.max(
       1,
       Math.min(tilesDown, Math.floor(WINOGRAD_BAND_BYTES / tileRowBytes)),
     );
-    const scratchBytes = kernels.winogradScratchBytes(cinGroup, coutGroup, outW, bandTileRows);
+    const scratchBytes = kernels.winogradScratchBytes(
+      cinGroup,
+      coutGroup,
+      outW,
+      bandTileRows,
+      kernel,
+    );
     const scratchAt = wasm.alloc(scratchBytes);
     const post = args.post ?? [];
     const epilogue = epilogueOf(post);
@@ -979,6 +1006,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       biasAt,
       outputs,
       groups,
+      kernel,
       padH,
       padW,
       outH,
