@@ -1,7 +1,7 @@
 /**
- * Winograd F(4x4, 3x3) against the direct form (im2col + GEMM) for float 3x3 stride-1
- * convolutions of several channel counts and output sizes (ResNet-50's, waifu2x's and small
- * ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
+ * Winograd (F(4x4, 3x3) for 3x3 windows, F(2x2, 5x5) for 5x5 ones) against the direct form
+ * (im2col + GEMM) for float stride-1 convolutions of several channel counts and output sizes
+ * (ResNet-50's, waifu2x's, LeNet's, CIFAR-10's, vanilla_cnn's and small ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
  * them made on each call (nets over the resident budget): the figures behind `winogradWins` in
  * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
  * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
@@ -9,7 +9,7 @@
  * chooses, interleaved. Medians of `--rounds` rounds; nothing is asserted.
  *
  * ```sh
- * npx deno run -A scripts/bench_winograd.ts [model ...] [--rounds 5] [--seconds 0.2]
+ * npx deno run -A scripts/bench_winograd.ts [model ...] [--rounds 5] [--seconds 0.2] [--kernel 3|5]
  * ```
  *
  * @module
@@ -30,44 +30,68 @@ const { values, positionals } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "0.2" },
+    /** Only the shapes of this kernel size. */
+    kernel: { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 
-/** [input channels, output channels, output height = width]. */
-const SHAPES: [number, number, number][] = [
-  [64, 64, 56],
-  [128, 128, 28],
-  [256, 256, 14],
-  [512, 512, 7],
-  [32, 32, 64],
-  [16, 32, 64],
-  [16, 16, 32],
-  [8, 8, 32],
-  [32, 32, 8],
-  [64, 64, 4],
-  [3, 32, 64],
-  [1, 16, 64],
-  [4, 4, 32],
-  [2, 2, 16],
-  [128, 128, 14],
-  [256, 256, 12],
-  [512, 512, 14],
-  [512, 512, 10],
-  [64, 64, 10],
-  [128, 128, 8],
+/** [kernel size, input channels, output channels, output height = width]. */
+type Shape = [number, number, number, number];
+
+const SHAPES: Shape[] = [
+  [3, 64, 64, 56],
+  [3, 128, 128, 28],
+  [3, 256, 256, 14],
+  [3, 512, 512, 7],
+  [3, 32, 32, 64],
+  [3, 16, 32, 64],
+  [3, 16, 16, 32],
+  [3, 8, 8, 32],
+  [3, 32, 32, 8],
+  [3, 64, 64, 4],
+  [3, 3, 32, 64],
+  [3, 1, 16, 64],
+  [3, 4, 4, 32],
+  [3, 2, 2, 16],
+  [3, 128, 128, 14],
+  [3, 256, 256, 12],
+  [3, 512, 512, 14],
+  [3, 512, 512, 10],
+  [3, 64, 64, 10],
+  [3, 128, 128, 8],
+  // LeNet: conv1, conv2; CIFAR-10: conv1, conv2, conv3; vanilla_cnn: conv1.
+  [5, 1, 20, 24],
+  [5, 20, 50, 8],
+  [5, 3, 32, 32],
+  [5, 32, 32, 16],
+  [5, 32, 64, 8],
+  [5, 3, 16, 40],
+  [5, 2, 8, 16],
+  [5, 4, 8, 16],
+  [5, 8, 8, 16],
+  [5, 8, 16, 32],
+  [5, 16, 16, 16],
+  [5, 16, 32, 32],
+  [5, 32, 32, 32],
+  [5, 64, 64, 16],
+  [5, 64, 64, 4],
+  [5, 128, 128, 8],
+  [5, 128, 128, 2],
+  [5, 256, 256, 8],
 ];
 
-function argsOf([cin, cout, size]: [number, number, number]): ConvolutionArgs {
+function argsOf([kernel, cin, cout, size]: Shape): ConvolutionArgs {
+  const pad = (kernel - 1) / 2;
   return {
     x: randomValues(cin * size * size, 1),
     shape: [1, cin, size, size],
-    weights: randomValues(cout * cin * 9, 2),
+    weights: randomValues(cout * cin * kernel * kernel, 2),
     bias: randomValues(cout, 3),
     outputs: cout,
     groups: 1,
-    window: { kernel: [3, 3], pad: [1, 1], stride: [1, 1], dilation: [1, 1] },
+    window: { kernel: [kernel, kernel], pad: [pad, pad], stride: [1, 1], dilation: [1, 1] },
     outSize: [size, size],
     post: [{ kind: "relu", slope: 0 }],
   };
@@ -142,11 +166,12 @@ function shapes(): void {
       "copied and packed or transformed on each call (resident budget 0), as for nets over the budget",
   );
   console.log(
-    "| cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
+    "| kernel | cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
       "Winograd, per call | speed-up | chosen |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
-  for (const shape of SHAPES) {
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  const kernel = values.kernel === undefined ? undefined : Number(values.kernel);
+  for (const shape of SHAPES.filter(([size]) => kernel === undefined || size === kernel)) {
     const args = argsOf(shape);
     const times: number[][] = [[], [], [], []];
     for (let round = 0; round < rounds; round++) {
@@ -155,11 +180,13 @@ function shapes(): void {
         times[column].push(timeOf(() => kernels.convolution({ ...args, algorithm })));
       }
     }
-    const [cin, cout, size] = shape;
+    const [kernel, cin, cout, size] = shape;
     const [direct, winograd, directCall, winogradCall] = times.map(median);
     const chosen = winogradWins(args) ? "Winograd" : "direct";
     console.log(
-      `| ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${winograd.toFixed(3)} | ` +
+      `| ${kernel}x${kernel} | ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${
+        winograd.toFixed(3)
+      } | ` +
         `${(direct / winograd).toFixed(2)} | ${directCall.toFixed(3)} | ${
           winogradCall.toFixed(3)
         } | ` +

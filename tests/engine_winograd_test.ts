@@ -435,32 +435,58 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   return x.length === y.length && x.every((value, i) => value === y[i]);
 }
 
-Deno.test("winograd: convolution takes the Winograd path for a 64 -> 64 3x3 layer on 20x20", async () => {
-  const kernels = await engineKernels();
-  const c: Case = {
-    name: "64 -> 64",
+/** Layers `convolution` runs through Winograd by itself. */
+const PICKED: Case[] = [
+  {
+    name: "64 -> 64 3x3 on 20x20",
     shape: [1, 64, 20, 20],
     outputs: 64,
     groups: 1,
     pad: [1, 1],
     bias: true,
     post: [{ kind: "relu", slope: 0 }],
-  };
-  const args = argsOf(c, 7);
-  const picked = kernels.convolution(args);
-  assert.ok(
-    sameBits(picked, kernels.convolution({ ...args, algorithm: "winograd" })),
-    "same bits as the Winograd kernel",
-  );
-  const direct = kernels.convolution({ ...args, algorithm: "direct" });
-  assert.ok(!sameBits(picked, direct), "different rounding from the direct form");
-  const { y, bound } = reference(args);
-  applyPost(y, bound, c.post ?? [], 20 * 20, 64);
-  assertClose(picked, y, bound, c.name);
-  assertClose(direct, y, bound, `${c.name} direct`);
-});
+  },
+  {
+    name: "20 -> 50 5x5 on 12x12 (LeNet's conv2)",
+    kernel: 5,
+    shape: [1, 20, 12, 12],
+    outputs: 50,
+    groups: 1,
+    pad: [0, 0],
+    bias: true,
+  },
+  {
+    name: "32 -> 64 5x5 on 8x8, pad 2, ReLU (CIFAR-10's conv3)",
+    kernel: 5,
+    shape: [1, 32, 8, 8],
+    outputs: 64,
+    groups: 1,
+    pad: [2, 2],
+    bias: true,
+    post: [{ kind: "relu", slope: 0 }],
+  },
+];
 
-Deno.test("winograd: convolution keeps the direct form for 3 input channels and a 4x4 output", async () => {
+for (const c of PICKED) {
+  Deno.test(`winograd: convolution takes the Winograd path for ${c.name}`, async () => {
+    const kernels = await engineKernels();
+    const args = argsOf(c, 7);
+    const picked = kernels.convolution(args);
+    assert.ok(
+      sameBits(picked, kernels.convolution({ ...args, algorithm: "winograd" })),
+      "same bits as the Winograd kernel",
+    );
+    const direct = kernels.convolution({ ...args, algorithm: "direct" });
+    assert.ok(!sameBits(picked, direct), "different rounding from the direct form");
+    const { y, bound } = reference(args);
+    const [outH, outW] = args.outSize;
+    applyPost(y, bound, c.post ?? [], outH * outW, c.outputs);
+    assertClose(picked, y, bound, c.name);
+    assertClose(direct, y, bound, `${c.name} direct`);
+  });
+}
+
+Deno.test("winograd: convolution keeps the direct form for 3 input channels and tiny outputs", async () => {
   const kernels = await engineKernels();
   const small: Case[] = [
     { name: "3 -> 8", shape: [1, 3, 20, 20], outputs: 8, groups: 1, pad: [1, 1], bias: true },
@@ -472,6 +498,24 @@ Deno.test("winograd: convolution keeps the direct form for 3 input channels and 
       pad: [1, 1],
       bias: true,
     },
+    {
+      name: "5x5, 3 -> 32 on 32x32 (CIFAR-10's conv1)",
+      kernel: 5,
+      shape: [1, 3, 32, 32],
+      outputs: 32,
+      groups: 1,
+      pad: [2, 2],
+      bias: true,
+    },
+    {
+      name: "5x5, 128 -> 128 on 2x2",
+      kernel: 5,
+      shape: [1, 128, 2, 2],
+      outputs: 128,
+      groups: 1,
+      pad: [2, 2],
+      bias: true,
+    },
   ];
   for (const c of small) {
     const args = argsOf(c, 8);
@@ -481,7 +525,7 @@ Deno.test("winograd: convolution keeps the direct form for 3 input channels and 
   }
 });
 
-Deno.test("winograd: the kernel refuses other windows and the integer form", async () => {
+Deno.test("winograd: the kernel refuses other windows (stride 2, 7x7) and the integer form", async () => {
   const kernels = await engineKernels();
   const args = argsOf(
     { name: "", shape: [1, 2, 6, 6], outputs: 2, groups: 1, pad: [0, 0], bias: false },
@@ -493,6 +537,16 @@ Deno.test("winograd: the kernel refuses other windows and the integer form", asy
     () => kernels.convolution({ ...strided, outSize: [2, 2], ...winograd }),
     RangeError,
   );
+  const sevenBySeven = {
+    ...args,
+    shape: [1, 2, 9, 9] as [number, number, number, number],
+    x: new Float32Array(2 * 81),
+    weights: new Float32Array(2 * 2 * 49),
+    window: { ...args.window, kernel: [7, 7] as [number, number] },
+    outSize: [3, 3] as [number, number],
+  };
+  assert.equal(kernels.convolution(sevenBySeven).length, 2 * 3 * 3, "a valid 7x7 layer");
+  assert.throws(() => kernels.convolution({ ...sevenBySeven, ...winograd }), RangeError);
   const integer = { ...args, weights: new Int8Array(36), offsetD: 0, ...winograd };
   assert.throws(() => kernels.convolution(integer), RangeError);
   assert.throws(() => kernels.deconvolution({ ...args, ...winograd }), RangeError);

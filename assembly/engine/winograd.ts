@@ -15,6 +15,12 @@ import { gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./pane
 
 /** Points of the transformed domain per tile (6 x 6). */
 const POINTS: i32 = 36;
+/**
+ * Bytes left between consecutive per-point matrices of a band beyond their size: a transform reads
+ * or writes one vector in each of the 36, and strides that are multiples of 4 KiB would put them
+ * all in one L1 set.
+ */
+const SKEW: i32 = 64;
 
 /**
  * A transform in progress, one tile per lane: the 6 x 6 rows of an input transform, or the m x 6
@@ -154,7 +160,8 @@ function paddedWidth(outW: i32, tile: i32): i32 {
 /**
  * Scratch bytes winogradConvolution needs for an r x r `kernel`: one channel's padded band of
  * input rows, the transformed input of a band (36 column-panel matrices [cinGroup x tiles]) and
- * the products (36 matrices [coutGroup x tiles], and 16 bytes the last vector reads past them).
+ * the products (36 matrices [coutGroup x tiles], and 16 bytes the last vector reads past them),
+ * the matrices SKEW bytes apart.
  */
 export function winogradScratchBytes(
   cinGroup: i32,
@@ -166,8 +173,8 @@ export function winogradScratchBytes(
   const tile = tileOf(kernel);
   const tiles = bandTileRows * ((outW + tile - 1) / tile);
   const padded = (bandTileRows * tile + kernel - 1) * paddedWidth(outW, tile) * 4;
-  return padded + POINTS * packedColumnsBytes(tiles, cinGroup) + POINTS * coutGroup * tiles * 4 +
-    16;
+  return padded + POINTS * (packedColumnsBytes(tiles, cinGroup) + SKEW) +
+    POINTS * (coutGroup * tiles * 4 + SKEW) + 16;
 }
 /** The transpose (lanes of a0..a3 as rows) of 4 vectors, lane `row` of each: one row of it. */
 @inline
@@ -550,7 +557,7 @@ export function winogradConvolution(
   const bandTiles = bandTileRows * tilesAcross;
   const padded = scratch;
   const inputs = padded + (<usize>((bandTileRows * tile + kernel - 1) * rowFloats) << 2);
-  const products = inputs + <usize>POINTS * <usize>packedColumnsBytes(bandTiles, cinGroup);
+  const products = inputs + <usize>POINTS * <usize>(packedColumnsBytes(bandTiles, cinGroup) + SKEW);
   const weightBytes = <usize>packedRowsBytes(coutGroup, cinGroup);
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
@@ -560,8 +567,8 @@ export function winogradConvolution(
       for (let firstTileRow = 0; firstTileRow < tilesDown; firstTileRow += bandTileRows) {
         const tileRows = min(bandTileRows, tilesDown - firstTileRow);
         const tiles = tileRows * tilesAcross;
-        const inputBytes = <usize>packedColumnsBytes(tiles, cinGroup);
-        const productBytes = <usize>(coutGroup * tiles) << 2;
+        const inputBytes = <usize>(packedColumnsBytes(tiles, cinGroup) + SKEW);
+        const productBytes = <usize>((coutGroup * tiles) << 2) + SKEW;
         const firstRow = firstTileRow * tile;
         const rows = tileRows * tile + kernel - 1;
         for (let ci = 0; ci < cinGroup; ci++) {

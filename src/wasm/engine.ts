@@ -78,9 +78,10 @@ export interface ConvolutionArgs extends KernelInput {
    */
   post?: readonly PostOp[];
   /**
-   * Convolution only: how a float 3x3 window at stride 1 and dilation 1 is computed. "auto" (the
-   * default) takes Winograd F(4x4, 3x3) where it is faster ({@linkcode winogradWins}), "direct"
-   * im2col + GEMM, "winograd" Winograd at any size (its rounding differs from the direct form's).
+   * Convolution only: how a float 3x3 or 5x5 window at stride 1 and dilation 1 is computed.
+   * "auto" (the default) takes Winograd (F(4x4, 3x3), F(2x2, 5x5)) where it is faster
+   * ({@linkcode winogradWins}), "direct" im2col + GEMM, "winograd" Winograd at any size (its
+   * rounding differs from the direct form's).
    */
   algorithm?: "auto" | "direct" | "winograd";
 }
@@ -535,12 +536,13 @@ function winogradKernel(window: Window2d): 3 | 5 | null {
 }
 
 /**
- * Whether a float convolution goes through Winograd F(4x4, 3x3) rather than im2col + GEMM: a 3x3
- * window at stride 1 and dilation 1, at least 4 input and output channels per group, and outputs
- * enough for the 36 products per 16 outputs (against 144) to pay for transforming and reading 4x
- * the weights on each call. Measured with scripts/bench_winograd.ts: the direct form costs about
- * 9 units per output, Winograd 36 per tile and 36 x (12 + cin*cout/8192) for the weights; Winograd
- * is taken when 10 % faster by that count.
+ * Whether a float convolution goes through Winograd (F(4x4, 3x3) for a 3x3 window, F(2x2, 5x5)
+ * for a 5x5 one) rather than im2col + GEMM: stride 1 and dilation 1, at least 4 input and output
+ * channels per group, and outputs enough for the 36 products per tile (16 or 4 outputs; against
+ * 144 or 100) to pay for transforming and reading the weights (4x or 1.44x) on each call. Measured
+ * with scripts/bench_winograd.ts: the direct form costs about r*r units per output, Winograd 36
+ * per tile and 36 x (12 + cin*cout/8192) for the weights; Winograd is taken when 10 % faster by
+ * that count. Shape only: every run and worker rounds the same, weights resident or not.
  */
 export function winogradWins(args: ConvolutionArgs): boolean {
   const [, channels] = args.shape;
@@ -548,11 +550,12 @@ export function winogradWins(args: ConvolutionArgs): boolean {
   const cinGroup = channels / args.groups;
   const coutGroup = args.outputs / args.groups;
   const kernel = winogradKernel(args.window);
-  if (args.offsetD !== undefined || kernel !== 3) return false;
+  if (args.offsetD !== undefined || kernel === null) return false;
   if (cinGroup < 4 || coutGroup < 4) return false;
-  const tiles = Math.ceil(outH / 4) * Math.ceil(outW / 4);
+  const tile = 7 - kernel;
+  const tiles = Math.ceil(outH / tile) * Math.ceil(outW / tile);
   const weightTiles = 12 + cinGroup * coutGroup / 8192;
-  return 9 * outH * outW > 1.1 * 36 * (tiles + weightTiles);
+  return kernel * kernel * outH * outW > 1.1 * 36 * (tiles + weightTiles);
 }
 
 function checkLength(name: string, values: ArrayLike<unknown>, expected: number): void {
