@@ -14,9 +14,13 @@
  * average is printed with each model. A net that fails at a batch size (e.g. one whose Reshape
  * pins the batch) shows `-` there. Nothing here is asserted anywhere.
  *
+ * `--against DIR` (another checkout of this repository, e.g. `git worktree add DIR <commit>`, with
+ * its WebAssembly built) adds that checkout's `runNet` on its own float net, in the same rounds,
+ * and its ratio to OpenCV's one thread: a before/after of engine work under the same load.
+ *
  * ```sh
  * npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] [--seconds S] \
- *   [--build relaxed|portable] [--json]
+ *   [--build relaxed|portable] [--against DIR] [--json]
  * ```
  * (all models when none is named; `resnet50` names the benchmark net.)
  *
@@ -43,7 +47,7 @@ import {
 } from "./opencv_driver.ts";
 
 const USAGE = "npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] " +
-  "[--seconds S] [--build relaxed|portable] [--json]";
+  "[--seconds S] [--build relaxed|portable] [--against DIR] [--json]";
 
 // ---------------------------------------------------------------------------------------------
 // Ours
@@ -61,9 +65,15 @@ export function batchInputs(net: Net, batch: number): Map<string, Tensor> {
   return inputs;
 }
 
+/** A net and the `runNet` that runs it (this checkout's or another's, see `--against`). */
+interface Runner {
+  net: Net;
+  runNet: typeof runNet;
+}
+
 /** Runs per second of `net` on `inputs` (NaN when the net fails on them). */
 async function runsPerSecond(
-  net: Net,
+  { net, runNet }: Runner,
   inputs: Map<string, Tensor>,
   seconds: number,
 ): Promise<number> {
@@ -104,12 +114,30 @@ async function poolRunsPerSecond(
   return runs * 1000 / (performance.now() - start);
 }
 
+/**
+ * The engine of another checkout at `dir` (its src/ modules), in the engine build `build`: its
+ * `loadNet` and `runNet`.
+ */
+async function otherEngine(dir: string, build: string) {
+  const root = new URL(`file://${Deno.realPathSync(dir).replace(/\/?$/, "/")}`);
+  const module = (path: string) => import(new URL(path, root).href);
+  const [model, run, builds] = await Promise.all([
+    module("src/caffe/model.ts"),
+    module("src/engine/run.ts"),
+    module("src/wasm/engine_build.ts"),
+  ]);
+  builds.useEngineBuild(build);
+  return { loadNet: model.loadNet as typeof loadNet, runNet: run.runNet as typeof runNet };
+}
+
 /** The measurements of one model at one batch size, images per second (medians). */
 interface Row {
   model: string;
   batch: number;
   load: string;
   float: number;
+  /** The `--against` checkout's float net (NaN without it). */
+  againstFloat: number;
   floatAll: number;
   fakeQuant: number;
   deploy: number;
@@ -121,7 +149,12 @@ async function benchModel(
   name: string,
   opencv: OpenCv,
   cores: number,
-  options: { batches: number[]; rounds: number; seconds: number },
+  options: {
+    batches: number[];
+    rounds: number;
+    seconds: number;
+    against?: Awaited<ReturnType<typeof otherEngine>>;
+  },
 ): Promise<Row[]> {
   const folder = modelFolder(name);
   const modelFile = `${folder}/deploy.prototxt`;
@@ -131,11 +164,14 @@ async function benchModel(
   const float = loadNet(model, weights);
   const record = await makeRecord(float);
   const { files } = await convertInMemory({ model, weights, record });
-  const nets = {
-    float,
-    fakeQuant: loadNet(files.fakeQuantModel, files.fakeQuantWeights),
-    deploy: loadNet(files.deployModel, files.deployWeights),
+  const runners: Record<"float" | "fakeQuant" | "deploy", Runner> = {
+    float: { net: float, runNet },
+    fakeQuant: { net: loadNet(files.fakeQuantModel, files.fakeQuantWeights), runNet },
+    deploy: { net: loadNet(files.deployModel, files.deployWeights), runNet },
   };
+  const against = options.against === undefined
+    ? undefined
+    : { net: options.against.loadNet(model, weights), runNet: options.against.runNet };
   const loaded = await opencv.send({
     op: "load",
     key: name,
@@ -155,10 +191,11 @@ async function benchModel(
     const inputs = batchInputs(float, batch);
     const opencvInputs = [...inputs].map(([blob, tensor]) => [blob, tensor.shape]);
     const samples: Record<
-      "float" | "floatAll" | "fakeQuant" | "deploy" | "opencv1" | "opencvAll",
+      "float" | "againstFloat" | "floatAll" | "fakeQuant" | "deploy" | "opencv1" | "opencvAll",
       number[]
     > = {
       float: [],
+      againstFloat: [],
       floatAll: [],
       fakeQuant: [],
       deploy: [],
@@ -179,7 +216,10 @@ async function benchModel(
     };
     for (let round = 0; round < options.rounds; round++) {
       for (const kind of ["float", "fakeQuant", "deploy"] as const) {
-        samples[kind].push(batch * await runsPerSecond(nets[kind], inputs, options.seconds));
+        samples[kind].push(batch * await runsPerSecond(runners[kind], inputs, options.seconds));
+      }
+      if (against !== undefined) {
+        samples.againstFloat.push(batch * await runsPerSecond(against, inputs, options.seconds));
       }
       samples.floatAll.push(batch * await poolRunsPerSecond(pool, inputs, options.seconds));
       samples.opencv1.push(await timeOpenCv(1));
@@ -190,6 +230,7 @@ async function benchModel(
       batch,
       load,
       float: median(samples.float),
+      againstFloat: against === undefined ? NaN : median(samples.againstFloat),
       floatAll: median(samples.floatAll),
       fakeQuant: median(samples.fakeQuant),
       deploy: median(samples.deploy),
@@ -200,18 +241,20 @@ async function benchModel(
 }
 
 /** A figure with three significant digits or so, or "-". */
-/** The rows as a Markdown table. */
-function table(rows: Row[], cores: number): string {
+/** The rows as a Markdown table; `against` names the `--against` checkout, if any. */
+function table(rows: Row[], cores: number, against?: string): string {
   const header = [
     "model",
     "batch",
     "float",
+    ...(against === undefined ? [] : [`float of ${against}`]),
     `float ${cores} workers`,
     "fake-quant",
     "deploy",
     "OpenCV 1 thread",
     `OpenCV ${cores} threads`,
     "float / OpenCV 1",
+    ...(against === undefined ? [] : [`float of ${against} / OpenCV 1`]),
     `float ${cores} workers / OpenCV 1`,
     `float ${cores} workers / OpenCV ${cores}`,
     "deploy / float",
@@ -221,12 +264,14 @@ function table(rows: Row[], cores: number): string {
     row.model,
     String(row.batch),
     figure(row.float),
+    ...(against === undefined ? [] : [figure(row.againstFloat)]),
     figure(row.floatAll),
     figure(row.fakeQuant),
     figure(row.deploy),
     figure(row.opencv1),
     figure(row.opencvAll),
     figure(row.float / row.opencv1),
+    ...(against === undefined ? [] : [figure(row.againstFloat / row.opencv1)]),
     figure(row.floatAll / row.opencv1),
     figure(row.floatAll / row.opencvAll),
     figure(row.deploy / row.float),
@@ -242,12 +287,14 @@ async function main(args: string[]): Promise<number> {
   let seconds = 0.5;
   let json = false;
   let build = "auto";
+  let againstDir: string | undefined;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--batch") batch = Number(args[++i]);
     else if (args[i] === "--rounds") rounds = Number(args[++i]);
     else if (args[i] === "--seconds") seconds = Number(args[++i]);
     else if (args[i] === "--json") json = true;
     else if (args[i] === "--build") build = args[++i];
+    else if (args[i] === "--against") againstDir = args[++i];
     else if (args[i].startsWith("-")) named.push("?");
     else named.push(args[i]);
   }
@@ -256,13 +303,18 @@ async function main(args: string[]): Promise<number> {
   if (
     unknown !== undefined || !Number.isInteger(batch) || batch < 1 ||
     !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0) ||
-    !["auto", "relaxed", "portable"].includes(build)
+    !["auto", "relaxed", "portable"].includes(build) ||
+    (againstDir !== undefined && !exists(`${againstDir}/src/engine/run.ts`))
   ) {
     if (unknown !== undefined) console.error(`no model "${unknown}" at ${modelFolder(unknown)}`);
+    if (againstDir !== undefined && !exists(`${againstDir}/src/engine/run.ts`)) {
+      console.error(`--against: no checkout of this repository at ${againstDir}`);
+    }
     console.error(`usage: ${USAGE}`);
     return 2;
   }
   useEngineBuild(build as EngineBuild);
+  const against = againstDir === undefined ? undefined : await otherEngine(againstDir, build);
   const opencv = new OpenCv();
   const { version, cores } = await opencv.reply() as { version: string; cores: number };
   const batches = batch === 1 ? [1] : [1, batch];
@@ -270,7 +322,7 @@ async function main(args: string[]): Promise<number> {
   try {
     for (const name of models) {
       if (!json) console.error(`${name}… (load ${loadAverage()})`);
-      rows.push(...await benchModel(name, opencv, cores, { batches, rounds, seconds }));
+      rows.push(...await benchModel(name, opencv, cores, { batches, rounds, seconds, against }));
     }
   } finally {
     await opencv.close();
@@ -284,7 +336,7 @@ async function main(args: string[]): Promise<number> {
       `engine build ${engineBuild()}; OpenCV ${version}; ${cores} cores; load average at the ` +
       "start of each row",
   );
-  console.log(table(rows, cores));
+  console.log(table(rows, cores, againstDir));
   return 0;
 }
 
