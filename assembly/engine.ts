@@ -78,6 +78,11 @@ export function convolution(
   );
 }
 
+/** Bytes of scratch a float depthwise convolution needs; see assembly/engine/conv.ts. */
+export function depthwiseScratchBytes(width: i32, outH: i32, outW: i32, geometry: usize): i32 {
+  return conv.depthwiseScratchBytes(width, outH, outW, geometry);
+}
+
 /** Bytes of float convolution weights packed by packConvolutionWeights. */
 export function packedConvolutionBytes(cout: i32, groups: i32, depth: i32): i32 {
   return conv.packedWeightsBytes(cout, groups, depth);

@@ -1,7 +1,7 @@
 /**
  * The float convolution kernels' speed in GMAC/s (multiply-adds per second of this process's CPU
  * time, which other processes on a shared machine disturb less than wall time) on ResNet-50's
- * convolution shapes, for the engine module's builds side by side in one process: the portable
+ * convolution shapes and the small-channel and depthwise shapes of the face detectors and mtcnn, for the engine module's builds side by side in one process: the portable
  * and relaxed-SIMD builds of this tree (src/wasm/*.generated.ts) and, with `--against REV`, both
  * builds of assembly/ at git revision REV (compiled here by scripts/build_wasm.ts's compiler), so
  * that a kernel change is measured against the code it replaces. Each call is
@@ -47,18 +47,26 @@ function values(count: number, seed: number): Float32Array {
 const USAGE = "npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] " +
   "[--seconds S] [--shapes name,name] [--nets model,model]";
 
-/** A convolution: input channels, size, output channels, kernel, stride, pad. */
+/**
+ * A convolution: input channels, size (height; `width` when not square), output channels, kernel,
+ * stride, pad, groups (default 1; = cin for a depthwise convolution).
+ */
 interface Shape {
   name: string;
   cin: number;
   size: number;
+  width?: number;
   cout: number;
   kernel: number;
   stride: number;
   pad: number;
+  groups?: number;
 }
 
-/** ResNet-50's convolution kinds, at their 224x224 sizes. */
+/**
+ * ResNet-50's convolution kinds, at their 224x224 sizes; then the small-input-channel stems and
+ * depthwise layers of ultraface_rfb320 / yufacedetect_v1 (240x320) and mtcnn's 3x3 layers.
+ */
 const SHAPES: Shape[] = [
   { name: "7x7/2 3>64 224", cin: 3, size: 224, cout: 64, kernel: 7, stride: 2, pad: 3 },
   { name: "3x3 64>64 56", cin: 64, size: 56, cout: 64, kernel: 3, stride: 1, pad: 1 },
@@ -69,6 +77,64 @@ const SHAPES: Shape[] = [
   { name: "1x1 1024>256 14", cin: 1024, size: 14, cout: 256, kernel: 1, stride: 1, pad: 0 },
   { name: "1x1/2 512>1024 28", cin: 512, size: 28, cout: 1024, kernel: 1, stride: 2, pad: 0 },
   { name: "1x1/2 256>512 56", cin: 256, size: 56, cout: 512, kernel: 1, stride: 2, pad: 0 },
+  {
+    name: "3x3/2 3>16 240x320",
+    cin: 3,
+    size: 240,
+    width: 320,
+    cout: 16,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+  },
+  {
+    name: "dw3x3 16 120x160",
+    cin: 16,
+    size: 120,
+    width: 160,
+    cout: 16,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+    groups: 16,
+  },
+  {
+    name: "dw3x3/2 32 120x160",
+    cin: 32,
+    size: 120,
+    width: 160,
+    cout: 32,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+    groups: 32,
+  },
+  {
+    name: "dw3x3 64 30x40",
+    cin: 64,
+    size: 30,
+    width: 40,
+    cout: 64,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+    groups: 64,
+  },
+  {
+    name: "dw3x3 256 8x10",
+    cin: 256,
+    size: 8,
+    width: 10,
+    cout: 256,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+    groups: 256,
+  },
+  { name: "3x3 3>10 12", cin: 3, size: 12, cout: 10, kernel: 3, stride: 1, pad: 0 },
+  { name: "3x3 10>16 5", cin: 10, size: 5, cout: 16, kernel: 3, stride: 1, pad: 0 },
+  { name: "3x3 3>28 24", cin: 3, size: 24, cout: 28, kernel: 3, stride: 1, pad: 0 },
+  { name: "3x3 28>48 11", cin: 28, size: 11, cout: 48, kernel: 3, stride: 1, pad: 0 },
 ];
 
 function option(args: string[], name: string): string | undefined {
@@ -81,25 +147,29 @@ function option(args: string[], name: string): string | undefined {
 
 function argsOf(shape: Shape): { args: ConvolutionArgs; macs: number } {
   const { cin, size, cout, kernel, stride, pad } = shape;
+  const width = shape.width ?? size;
+  const groups = shape.groups ?? 1;
   const out = Math.floor((size + 2 * pad - kernel) / stride) + 1;
+  const outW = Math.floor((width + 2 * pad - kernel) / stride) + 1;
+  const depth = cin / groups * kernel * kernel;
   const args: ConvolutionArgs = {
-    x: values(cin * size * size, 1),
-    shape: [1, cin, size, size],
-    weights: values(cout * cin * kernel * kernel, 2).map((v) => v * 0.05),
+    x: values(cin * size * width, 1),
+    shape: [1, cin, size, width],
+    weights: values(cout * depth, 2).map((v) => v * 0.05),
     bias: values(cout, 3),
     outputs: cout,
-    groups: 1,
+    groups,
     window: {
       kernel: [kernel, kernel],
       pad: [pad, pad],
       stride: [stride, stride],
       dilation: [1, 1],
     },
-    outSize: [out, out],
+    outSize: [out, outW],
     post: [{ kind: "relu", slope: 0 }],
     algorithm: "direct",
   };
-  return { args, macs: cout * cin * kernel * kernel * out * out };
+  return { args, macs: cout * depth * out * outW };
 }
 
 /** The engine module of assembly/ at git revision `rev`, built with `flags` (base64). */

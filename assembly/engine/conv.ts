@@ -105,10 +105,11 @@ function col2im<T>(
 
 /**
  * Depthwise convolution (one input and one output channel per group), computed directly, then
- * + bias and, when `relu` (float), the ReLU. 3x3 kernels at stride 1 or 2 keep their taps and
- * sums in registers (depthwise3x3); others add w * (shifted input row) to the output row per
- * tap, with SIMD along rows at stride 1. Either way each output sums its taps in order (rows,
- * then columns; taps outside the image skipped) before the bias.
+ * + bias and, when `relu` (float), the ReLU. 3x3 kernels at column stride 1 or 2 read a
+ * zero-padded copy of each plane with their taps and sums in registers (depthwise3x3; taps in the
+ * padding add w * 0); others add w * (shifted input row) to the output row per tap, with SIMD
+ * along rows at stride 1 (taps outside the image skipped). Either way each output sums its taps
+ * in order (rows, then columns) before the bias.
  */
 function depthwise<T>(
   x: usize,
@@ -170,10 +171,38 @@ function depthwise<T>(
   if (!isInteger<T>() && relu) reluKernel(y, planes * outH * outW, slope, y);
 }
 
+/** Floats per row of the zero-padded plane depthwise3x3 reads: every vector load inside it. */
+function paddedWidth(width: i32, window: Window, outW: i32): i32 {
+  const lastOutput = (((outW + 7) >> 3) << 3) - 1;
+  const reach = lastOutput * window.strideW + 2 * window.dilationW + 4;
+  return (max(width + 2 * window.padW, reach) + 3) & ~3;
+}
+
+/** Rows of the zero-padded plane depthwise3x3 reads. */
+@inline
+function paddedRows(outH: i32, window: Window): i32 {
+  return (outH - 1) * window.strideH + 2 * window.dilationH + 1;
+}
+
 /**
- * 3x3 depthwise convolution at stride 1 or 2 (any pad and dilation): per plane the nine taps in
- * registers; per output row, the outputs whose taps are all inside the row sixteen and then four
- * at a time (four independent sums), the others one by one; then + bias and the ReLU.
+ * Bytes of scratch (set by setGemmScratch) a depthwise convolution needs: a zero-padded input
+ * plane for 3x3 kernels at column stride 1 or 2, none otherwise.
+ */
+export function depthwiseScratchBytes(width: i32, outH: i32, outW: i32, geometry: usize): i32 {
+  const window = changetype<Window>(geometry);
+  if (window.kernelH != 3 || window.kernelW != 3 || window.strideW > 2) return 0;
+  return (paddedRows(outH, window) * paddedWidth(width, window, outW) + 4) * 4;
+}
+
+/** Where depthwise3x3 stores four outputs of which a row keeps fewer. */
+const tailOutputs: usize = memory.data(4 * 4, 16);
+
+/**
+ * 3x3 depthwise convolution at stride 1 or 2 (any pad and dilation): per plane, the input is
+ * copied into a zero-padded plane (packing scratch; depthwiseScratchBytes) so that every tap is a
+ * plain load, then per output row eight outputs at a time with the nine taps in registers; then
+ * + bias and the ReLU. Each output sums its nine taps in order (rows, then columns; taps in the
+ * padding multiply zeros), then adds the bias.
  */
 function depthwise3x3<T>(
   x: usize,
@@ -194,138 +223,231 @@ function depthwise3x3<T>(
   const sw = window.strideW;
   const dh = window.dilationH;
   const dw = window.dilationW;
-  const ph = window.padH;
-  const pw = window.padW;
-  // Outputs [inFirst, vectorEnd) have every column tap inside the row, and so do the SIMD loads
-  // of a group of four of them (at stride 2 they read one value past the last tap).
-  const inFirst = min((pw + sw - 1) / sw, outW);
-  const room = width - (2 * dw - pw) - (sw == 2 ? 1 : 0);
-  const vectorEnd = room <= 0 ? inFirst : max(min(outW, (room + sw - 1) / sw), inFirst);
-  const runEnd = inFirst + ((vectorEnd - inFirst) & ~3);
-  const slopes = f32x4.splat(slope);
-  const zero = f32x4.splat(0);
+  const padW = paddedWidth(width, window, outW);
+  const rows = paddedRows(outH, window);
+  const padded = packedA();
   const planes = batch * channels;
-  const groupStep = <usize>(4 * sw) << 2;
   for (let plane = 0; plane < planes; plane++) {
-    const source = at(x, plane * height * width);
-    const target = at(y, plane * outH * outW);
     const channel = plane % channels;
+    padPlane(at(x, plane * height * width), height, width, window, rows, padW, padded);
+    const target = at(y, plane * outH * outW);
     const kernel = at(weights, channel * 9);
-    const t0 = v128.splat<T>(load<T>(kernel));
-    const t1 = v128.splat<T>(load<T>(kernel, 4));
-    const t2 = v128.splat<T>(load<T>(kernel, 8));
-    const t3 = v128.splat<T>(load<T>(kernel, 12));
-    const t4 = v128.splat<T>(load<T>(kernel, 16));
-    const t5 = v128.splat<T>(load<T>(kernel, 20));
-    const t6 = v128.splat<T>(load<T>(kernel, 24));
-    const t7 = v128.splat<T>(load<T>(kernel, 28));
-    const t8 = v128.splat<T>(load<T>(kernel, 32));
     const biasValue: T = bias == 0 ? <T>0 : load<T>(at(bias, channel));
-    const biasLanes = v128.splat<T>(biasValue);
-    for (let oh = 0; oh < outH; oh++) {
-      const outRow = at(target, oh * outW);
-      const top = oh * sh - ph;
-      const use0 = top >= 0 && top < height;
-      const use1 = top + dh >= 0 && top + dh < height;
-      const use2 = top + 2 * dh >= 0 && top + 2 * dh < height;
-      const in0 = at(source, top * width - pw);
-      const in1 = at(in0, dh * width);
-      const in2 = at(in1, dh * width);
-      let ow = 0;
-      for (; ow < inFirst; ow++) {
-        depthwiseOne<T>(source, height, width, kernel, window, oh, ow, outRow, bias, biasValue, relu, slope);
-      }
-      for (; ow + 16 <= runEnd; ow += 16) {
-        const offset = <usize>(ow * sw) << 2;
-        let s0 = v128.splat<T>(<T>0);
-        let s1 = s0;
-        let s2 = s0;
-        let s3 = s0;
-        if (use0) {
-          const from = in0 + offset;
-          s0 = taps3<T>(s0, from, t0, t1, t2, sw, dw);
-          s1 = taps3<T>(s1, from + groupStep, t0, t1, t2, sw, dw);
-          s2 = taps3<T>(s2, from + 2 * groupStep, t0, t1, t2, sw, dw);
-          s3 = taps3<T>(s3, from + 3 * groupStep, t0, t1, t2, sw, dw);
-        }
-        if (use1) {
-          const from = in1 + offset;
-          s0 = taps3<T>(s0, from, t3, t4, t5, sw, dw);
-          s1 = taps3<T>(s1, from + groupStep, t3, t4, t5, sw, dw);
-          s2 = taps3<T>(s2, from + 2 * groupStep, t3, t4, t5, sw, dw);
-          s3 = taps3<T>(s3, from + 3 * groupStep, t3, t4, t5, sw, dw);
-        }
-        if (use2) {
-          const from = in2 + offset;
-          s0 = taps3<T>(s0, from, t6, t7, t8, sw, dw);
-          s1 = taps3<T>(s1, from + groupStep, t6, t7, t8, sw, dw);
-          s2 = taps3<T>(s2, from + 2 * groupStep, t6, t7, t8, sw, dw);
-          s3 = taps3<T>(s3, from + 3 * groupStep, t6, t7, t8, sw, dw);
-        }
-        const out = at(outRow, ow);
-        v128.store(out, finish<T>(s0, bias, biasLanes, relu, slopes, zero));
-        v128.store(out, finish<T>(s1, bias, biasLanes, relu, slopes, zero), 16);
-        v128.store(out, finish<T>(s2, bias, biasLanes, relu, slopes, zero), 32);
-        v128.store(out, finish<T>(s3, bias, biasLanes, relu, slopes, zero), 48);
-      }
-      for (; ow < runEnd; ow += 4) {
-        const offset = <usize>(ow * sw) << 2;
-        let sum = v128.splat<T>(<T>0);
-        if (use0) sum = taps3<T>(sum, in0 + offset, t0, t1, t2, sw, dw);
-        if (use1) sum = taps3<T>(sum, in1 + offset, t3, t4, t5, sw, dw);
-        if (use2) sum = taps3<T>(sum, in2 + offset, t6, t7, t8, sw, dw);
-        v128.store(at(outRow, ow), finish<T>(sum, bias, biasLanes, relu, slopes, zero));
-      }
-      for (; ow < outW; ow++) {
-        depthwiseOne<T>(source, height, width, kernel, window, oh, ow, outRow, bias, biasValue, relu, slope);
-      }
+    if (sh == 1 && sw == 1 && dh == 1 && dw == 1) {
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, 1, 1, 1, 1);
+    } else if (sh == 2 && sw == 2 && dh == 1 && dw == 1) {
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, 2, 2, 1, 1);
+    } else {
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, sh, sw, dh, dw);
     }
   }
 }
 
-/** Four sums + bias (when there is one), then the ReLU when `relu` (float). */
-@inline
-function finish<T>(sum: v128, bias: usize, biasLanes: v128, relu: bool, slopes: v128, zero: v128): v128 {
-  let value = bias != 0 ? v128.add<T>(sum, biasLanes) : sum;
-  if (!isInteger<T>() && relu) {
-    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
-  }
-  return value;
-}
-
-/** One output of a 3x3 depthwise convolution, its taps checked one by one. */
-@inline
-function depthwiseOne<T>(
+/**
+ * Copies an input plane into `rows` rows of `padW` floats (a multiple of 4) at `target`: padH
+ * rows of zeros, then each input row after padW zeros and followed by zeros, then zero rows
+ * (the scratch has four floats of slack after the last row).
+ */
+function padPlane(
   source: usize,
   height: i32,
   width: i32,
-  kernel: usize,
   window: Window,
-  oh: i32,
-  ow: i32,
-  outRow: usize,
-  bias: usize,
+  rows: i32,
+  padW: i32,
+  target: usize,
+): void {
+  const rowBytes = <usize>padW << 2;
+  const zero = f32x4.splat(0);
+  const left = window.padW;
+  const vectorEnd = width & ~3;
+  let row = target;
+  for (let r = 0; r < rows; r++) {
+    const ih = r - window.padH;
+    if (ih < 0 || ih >= height) {
+      for (let offset: usize = 0; offset < rowBytes; offset += 16) v128.store(row + offset, zero);
+    } else {
+      // Zeros before the row, the row, then zeros to the end (the last store may run up to
+      // three floats into the next row, written after, or into the scratch's slack).
+      for (let c = 0; c < left; c += 4) v128.store(at(row, c), zero);
+      const from = at(source, ih * width);
+      const to = at(row, left);
+      let c = 0;
+      for (; c < vectorEnd; c += 4) v128.store(at(to, c), v128.load(at(from, c)));
+      for (; c < width; c++) store<f32>(at(to, c), load<f32>(at(from, c)));
+      for (c = left + width; c < padW; c += 4) v128.store(at(row, c), zero);
+    }
+    row += rowBytes;
+  }
+}
+
+/**
+ * The outputs of one plane from its zero-padded copy (`padW` floats per row): two output rows at
+ * a time, eight outputs of each per step (four sums in flight; at stride 1 and dilation 1 the two
+ * rows share the loads of their common input rows); each row's last outputs short of eight and a
+ * last odd row by depthwiseRow. Inlined with constant strides and dilations.
+ */
+@inline
+function depthwiseRows<T>(
+  padded: usize,
+  padW: i32,
+  outH: i32,
+  outW: i32,
+  target: usize,
+  kernel: usize,
   biasValue: T,
   relu: bool,
   slope: f32,
+  sh: i32,
+  sw: i32,
+  dh: i32,
+  dw: i32,
 ): void {
-  let sum: T = <T>0;
-  for (let i = 0; i < 3; i++) {
-    const ih = oh * window.strideH - window.padH + i * window.dilationH;
-    if (ih < 0 || ih >= height) continue;
-    const inRow = at(source, ih * width);
-    for (let j = 0; j < 3; j++) {
-      const column = ow * window.strideW + j * window.dilationW - window.padW;
-      if (column < 0 || column >= width) continue;
-      sum += load<T>(at(kernel, i * 3 + j)) * load<T>(at(inRow, column));
+  const t0 = v128.splat<T>(load<T>(kernel));
+  const t1 = v128.splat<T>(load<T>(kernel, 4));
+  const t2 = v128.splat<T>(load<T>(kernel, 8));
+  const t3 = v128.splat<T>(load<T>(kernel, 12));
+  const t4 = v128.splat<T>(load<T>(kernel, 16));
+  const t5 = v128.splat<T>(load<T>(kernel, 20));
+  const t6 = v128.splat<T>(load<T>(kernel, 24));
+  const t7 = v128.splat<T>(load<T>(kernel, 28));
+  const t8 = v128.splat<T>(load<T>(kernel, 32));
+  const biasLanes = v128.splat<T>(biasValue);
+  const slopes = f32x4.splat(slope);
+  const rowStep = <usize>(sh * padW) << 2;
+  const tapRows = <usize>(dh * padW) << 2;
+  const half = <usize>(4 * sw) << 2;
+  const zero = v128.splat<T>(<T>0);
+  const vectorEnd = outW & ~7;
+  let a0 = padded;
+  let outRow = target;
+  let oh = 0;
+  for (; oh + 2 <= outH; oh += 2) {
+    const a1 = a0 + tapRows;
+    const a2 = a1 + tapRows;
+    const b0 = a0 + rowStep;
+    const b1 = b0 + tapRows;
+    const b2 = b1 + tapRows;
+    const nextRow = at(outRow, outW);
+    for (let ow = 0; ow < vectorEnd; ow += 8) {
+      const offset = <usize>(ow * sw) << 2;
+      let sa0: v128;
+      let sa1: v128;
+      let sb0: v128;
+      let sb1: v128;
+      if (sh == 1 && sw == 1 && dh == 1 && dw == 1) {
+        // Input rows a0, a1 = b0, a2 = b1, b2: each loaded once for both output rows.
+        sa0 = taps3<T>(zero, a0 + offset, t0, t1, t2, 1, 1);
+        sa1 = taps3<T>(zero, a0 + offset + 16, t0, t1, t2, 1, 1);
+        let p = a1 + offset;
+        let x0 = v128.load(p);
+        let x1 = v128.load(p, 4);
+        let x2 = v128.load(p, 8);
+        sa0 = madd<T>(t5, x2, madd<T>(t4, x1, madd<T>(t3, x0, sa0)));
+        sb0 = madd<T>(t2, x2, madd<T>(t1, x1, madd<T>(t0, x0, zero)));
+        x0 = v128.load(p, 16);
+        x1 = v128.load(p, 20);
+        x2 = v128.load(p, 24);
+        sa1 = madd<T>(t5, x2, madd<T>(t4, x1, madd<T>(t3, x0, sa1)));
+        sb1 = madd<T>(t2, x2, madd<T>(t1, x1, madd<T>(t0, x0, zero)));
+        p = a2 + offset;
+        x0 = v128.load(p);
+        x1 = v128.load(p, 4);
+        x2 = v128.load(p, 8);
+        sa0 = madd<T>(t8, x2, madd<T>(t7, x1, madd<T>(t6, x0, sa0)));
+        sb0 = madd<T>(t5, x2, madd<T>(t4, x1, madd<T>(t3, x0, sb0)));
+        x0 = v128.load(p, 16);
+        x1 = v128.load(p, 20);
+        x2 = v128.load(p, 24);
+        sa1 = madd<T>(t8, x2, madd<T>(t7, x1, madd<T>(t6, x0, sa1)));
+        sb1 = madd<T>(t5, x2, madd<T>(t4, x1, madd<T>(t3, x0, sb1)));
+        sb0 = taps3<T>(sb0, b2 + offset, t6, t7, t8, 1, 1);
+        sb1 = taps3<T>(sb1, b2 + offset + 16, t6, t7, t8, 1, 1);
+      } else {
+        sa0 = taps3<T>(zero, a0 + offset, t0, t1, t2, sw, dw);
+        sa1 = taps3<T>(zero, a0 + offset + half, t0, t1, t2, sw, dw);
+        sb0 = taps3<T>(zero, b0 + offset, t0, t1, t2, sw, dw);
+        sb1 = taps3<T>(zero, b0 + offset + half, t0, t1, t2, sw, dw);
+        sa0 = taps3<T>(sa0, a1 + offset, t3, t4, t5, sw, dw);
+        sa1 = taps3<T>(sa1, a1 + offset + half, t3, t4, t5, sw, dw);
+        sb0 = taps3<T>(sb0, b1 + offset, t3, t4, t5, sw, dw);
+        sb1 = taps3<T>(sb1, b1 + offset + half, t3, t4, t5, sw, dw);
+        sa0 = taps3<T>(sa0, a2 + offset, t6, t7, t8, sw, dw);
+        sa1 = taps3<T>(sa1, a2 + offset + half, t6, t7, t8, sw, dw);
+        sb0 = taps3<T>(sb0, b2 + offset, t6, t7, t8, sw, dw);
+        sb1 = taps3<T>(sb1, b2 + offset + half, t6, t7, t8, sw, dw);
+      }
+      const outA = at(outRow, ow);
+      const outB = at(nextRow, ow);
+      v128.store(outA, finish<T>(sa0, biasLanes, relu, slopes));
+      v128.store(outA, finish<T>(sa1, biasLanes, relu, slopes), 16);
+      v128.store(outB, finish<T>(sb0, biasLanes, relu, slopes));
+      v128.store(outB, finish<T>(sb1, biasLanes, relu, slopes), 16);
+    }
+    if (vectorEnd < outW) {
+      depthwiseRow<T>(a0, a1, a2, outRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
+      depthwiseRow<T>(b0, b1, b2, nextRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
+    }
+    a0 += rowStep << 1;
+    outRow = at(nextRow, outW);
+  }
+  if (oh < outH) {
+    const a1 = a0 + tapRows;
+    const a2 = a1 + tapRows;
+    depthwiseRow<T>(a0, a1, a2, outRow, 0, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
+  }
+}
+
+/**
+ * Outputs `first`..`end` of one output row from padded input rows `in0`, `in1`, `in2`, four at a
+ * time; the last one to three through tailOutputs.
+ */
+@inline
+function depthwiseRow<T>(
+  in0: usize,
+  in1: usize,
+  in2: usize,
+  outRow: usize,
+  first: i32,
+  end: i32,
+  t0: v128,
+  t1: v128,
+  t2: v128,
+  t3: v128,
+  t4: v128,
+  t5: v128,
+  t6: v128,
+  t7: v128,
+  t8: v128,
+  biasLanes: v128,
+  relu: bool,
+  slopes: v128,
+  sw: i32,
+  dw: i32,
+): void {
+  for (let ow = first; ow < end; ow += 4) {
+    const offset = <usize>(ow * sw) << 2;
+    let sum = taps3<T>(v128.splat<T>(<T>0), in0 + offset, t0, t1, t2, sw, dw);
+    sum = taps3<T>(sum, in1 + offset, t3, t4, t5, sw, dw);
+    sum = finish<T>(taps3<T>(sum, in2 + offset, t6, t7, t8, sw, dw), biasLanes, relu, slopes);
+    if (ow + 4 <= end) {
+      v128.store(at(outRow, ow), sum);
+    } else {
+      v128.store(tailOutputs, sum);
+      for (let q = ow; q < end; q++) store<T>(at(outRow, q), load<T>(at(tailOutputs, q - ow)));
     }
   }
-  if (bias != 0) sum += biasValue;
+}
+
+/** Four sums + bias, then the ReLU when `relu` (float). */
+@inline
+function finish<T>(sum: v128, biasLanes: v128, relu: bool, slopes: v128): v128 {
+  let value = v128.add<T>(sum, biasLanes);
   if (!isInteger<T>() && relu) {
-    const value = <f32>sum;
-    sum = <T>(max(value, <f32>0) + slope * min(value, <f32>0));
+    const zero = f32x4.splat(0);
+    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
   }
-  store<T>(at(outRow, ow), sum);
+  return value;
 }
 
 /**
@@ -334,6 +456,16 @@ function depthwiseOne<T>(
  */
 @inline
 function taps3<T>(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
+  if (stride == 2 && dw == 1) {
+    // Columns 0..8 of `from` as evens (0, 2, 4, 6), odds (1, 3, 5, 7) and evens from 2.
+    const a = v128.load(from);
+    const b = v128.load(from, 16);
+    const evens = v128.shuffle<T>(a, b, 0, 2, 4, 6);
+    const odds = v128.shuffle<T>(a, b, 1, 3, 5, 7);
+    const next = v128.shuffle<T>(evens, v128.load(from, 32), 1, 2, 3, 4);
+    const total = madd<T>(t0, evens, sum);
+    return madd<T>(t2, next, madd<T>(t1, odds, total));
+  }
   const step = <usize>dw << 2;
   let total = madd<T>(t0, inputs<T>(from, stride), sum);
   total = madd<T>(t1, inputs<T>(from + step, stride), total);

@@ -251,6 +251,7 @@ interface EngineExports {
     ]
   ): void;
   packedConvolutionBytes(cout: number, groups: number, depth: number): number;
+  depthwiseScratchBytes(width: number, outH: number, outW: number, geometry: number): number;
   packConvolutionWeights(
     weights: number,
     cout: number,
@@ -942,7 +943,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
     const bandColumns = bandRows * rowWidth;
     if (transposed) gemmScratchIn(depth, bandColumns, channels / groups);
-    else gemmScratchIn(outputs / groups, bandColumns, depth);
+    else if (depthwise) {
+      const bytes = kernels.depthwiseScratchBytes(width, outH, outW, geometryAt);
+      kernels.setGemmScratch(wasm.alloc(bytes));
+    } else gemmScratchIn(outputs / groups, bandColumns, depth);
     const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
     const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
     const post = args.post ?? [];
