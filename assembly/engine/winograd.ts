@@ -231,6 +231,22 @@ function times(v: v128, factor: f32): v128 {
 }
 
 /**
+ * The factors of the input and output transforms, read with `v128.load32_splat` where used: V8
+ * builds a `v128.const` anew on every use in a loop, with several instructions.
+ */
+const FACTORS: usize = memory.data<f32>([2, 4, 5, 8]);
+const TWO: usize = 0;
+const FOUR: usize = 4;
+const FIVE: usize = 8;
+const EIGHT: usize = 12;
+
+/** `v` times the factor at byte `factor` of FACTORS (TWO, FOUR, FIVE, EIGHT). */
+@inline
+function scaled(v: v128, factor: usize): v128 {
+  return f32x4.mul(v, v128.load32_splat(FACTORS + factor));
+}
+
+/**
  * B^T applied to six vectors d0..d5 (a column of a tile, one tile per lane): the six results go to
  * `target`, `step` bytes apart.
  */
@@ -251,12 +267,12 @@ function inputTransform(
   const d43 = f32x4.sub(d4, d3);
   const d42 = f32x4.sub(d4, d2);
   const d31 = f32x4.sub(d3, d1);
-  v128.store(target, f32x4.add(f32x4.sub(times(d0, 4), times(d2, 5)), d4));
-  v128.store(target + step, f32x4.sub(s34, times(s12, 4)));
-  v128.store(target + 2 * step, f32x4.add(d43, times(d12, 4)));
-  v128.store(target + 3 * step, f32x4.add(d42, times(d31, 2)));
-  v128.store(target + 4 * step, f32x4.sub(d42, times(d31, 2)));
-  v128.store(target + 5 * step, f32x4.add(f32x4.sub(times(d1, 4), times(d3, 5)), d5));
+  v128.store(target, f32x4.add(f32x4.sub(scaled(d0, FOUR), scaled(d2, FIVE)), d4));
+  v128.store(target + step, f32x4.sub(s34, scaled(s12, FOUR)));
+  v128.store(target + 2 * step, f32x4.add(d43, scaled(d12, FOUR)));
+  v128.store(target + 3 * step, f32x4.add(d42, scaled(d31, TWO)));
+  v128.store(target + 4 * step, f32x4.sub(d42, scaled(d31, TWO)));
+  v128.store(target + 5 * step, f32x4.add(f32x4.sub(scaled(d1, FOUR), scaled(d3, FIVE)), d5));
 }
 
 /** Lanes 0 and 2 of `a`, then of `b`: the even columns of a run of 8 floats. */
@@ -419,11 +435,11 @@ function outputTransform(
   const d34 = f32x4.sub(m3, m4);
   v128.store(target, f32x4.add(f32x4.add(m0, s12), s34));
   if (tile == 4) {
-    v128.store(target + targetStep, f32x4.add(d12, times(d34, 2)));
-    v128.store(target + 2 * targetStep, f32x4.add(s12, times(s34, 4)));
-    v128.store(target + 3 * targetStep, f32x4.add(f32x4.add(d12, times(d34, 8)), m5));
+    v128.store(target + targetStep, f32x4.add(d12, scaled(d34, TWO)));
+    v128.store(target + 2 * targetStep, f32x4.add(s12, scaled(s34, FOUR)));
+    v128.store(target + 3 * targetStep, f32x4.add(f32x4.add(d12, scaled(d34, EIGHT)), m5));
   } else {
-    v128.store(target + targetStep, f32x4.add(f32x4.add(d12, times(d34, 2)), m5));
+    v128.store(target + targetStep, f32x4.add(f32x4.add(d12, scaled(d34, TWO)), m5));
   }
 }
 
