@@ -308,6 +308,83 @@ Deno.test("kept calls: new blob arrays, input shapes, layers and parameters are 
   await check("the PReLU removed", base, (value) => value > 0 ? value : value * 0.25);
 });
 
+Deno.test("kept kernels: one weights array under other arguments is run as they ask", async () => {
+  const kernels = await engineKernels();
+  const weights = randomValues(4 * 2 * 9, 21);
+  const bias = randomValues(4, 22);
+  const window = {
+    kernel: [3, 3] as [number, number],
+    pad: [0, 0] as [number, number],
+    stride: [1, 1] as [number, number],
+    dilation: [1, 1] as [number, number],
+  };
+  /** The convolution of `x` ([1, 2, h, w]) by `kernels` and by convForward, then `after`. */
+  const convolve = (
+    h: number,
+    w: number,
+    seed: number,
+    withBias: boolean,
+    relu: boolean,
+  ): [Float32Array, number[]] => {
+    const x = randomValues(2 * h * w, seed);
+    const y = kernels.convolution({
+      x,
+      shape: [1, 2, h, w],
+      weights,
+      bias: withBias ? bias : null,
+      outputs: 4,
+      groups: 1,
+      window,
+      outSize: [h - 2, w - 2],
+      post: relu ? [{ kind: "relu", slope: 0.5 }] : [],
+      algorithm: "direct",
+    });
+    const wanted = convForward(
+      { shape: [2, h, w], data: Float64Array.from(x) },
+      weights,
+      withBias ? bias : null,
+      4,
+      3,
+      1,
+    );
+    return [y, [...wanted.data].map((v) => relu && v < 0 ? 0.5 * v : v)];
+  };
+  const cases: [number, number, number, boolean, boolean][] = [
+    [6, 7, 1, true, false],
+    [6, 7, 2, true, false],
+    [5, 9, 3, true, false],
+    [5, 9, 4, false, false],
+    [5, 9, 5, false, true],
+    [6, 7, 6, true, true],
+  ];
+  for (const [h, w, seed, withBias, relu] of cases) {
+    const [y, wanted] = convolve(h, w, seed, withBias, relu);
+    assert.equal(y.length, wanted.length);
+    assert.ok(maxRelativeError(y, wanted) < 1e-5, `${h}x${w} bias ${withBias} relu ${relu}`);
+  }
+  const ipWeights = randomValues(3 * 10, 23);
+  for (const rows of [1, 3, 2]) {
+    const x = randomValues(rows * 10, rows);
+    const y = kernels.innerProduct({
+      x,
+      rows,
+      depth: 10,
+      weights: ipWeights,
+      transposed: false,
+      bias: rows === 3 ? null : bias.subarray(0, 3),
+      outputs: 3,
+    });
+    const wanted = Array.from({ length: rows }, (_, r) =>
+      innerProductForward(
+        { shape: [10, 1, 1], data: Float64Array.from(x.subarray(r * 10, r * 10 + 10)) },
+        ipWeights,
+        rows === 3 ? null : bias.subarray(0, 3),
+        3,
+      ).data).flatMap((values) => [...values]);
+    assert.ok(maxRelativeError(y, wanted) < 1e-5, `InnerProduct of ${rows} rows`);
+  }
+});
+
 Deno.test("kept plans: a layer's parameter error is raised again on the next run", async () => {
   const next = random(5);
   const bad = conv("conv", "x", "y", { numOutput: 3, channelsIn: 2, next });

@@ -581,10 +581,75 @@ function channelStride(name: string, values: Float32Array, channels: number): nu
   return 1;
 }
 
+/** A kernel call worked out for one set of arguments, run on an input `x` of their shape. */
+type Kernel = (x: Float32Array) => Float32Array;
+
+/** A convolution kernel with the arguments it was made for (`x` left out). */
+interface PreparedConvolution {
+  args: ConvolutionArgs;
+  transposed: boolean;
+  run: Kernel;
+}
+
+/** No values (the `x` of a kept call's arguments). */
+const NO_VALUES = new Float32Array(0);
+
+/** Whether convolution arguments `a` and `b` are the same but for `x` (arrays by identity). */
+function sameConvolution(a: ConvolutionArgs, b: ConvolutionArgs): boolean {
+  const [wa, wb] = [a.window, b.window];
+  return a.weights === b.weights && a.bias === b.bias && a.post === b.post &&
+    a.offsetD === b.offsetD && a.quantScale === b.quantScale && a.algorithm === b.algorithm &&
+    a.outputs === b.outputs && a.groups === b.groups && samePair(a.outSize, b.outSize) &&
+    a.shape[0] === b.shape[0] && a.shape[1] === b.shape[1] && a.shape[2] === b.shape[2] &&
+    a.shape[3] === b.shape[3] && samePair(wa.kernel, wb.kernel) && samePair(wa.pad, wb.pad) &&
+    samePair(wa.stride, wb.stride) && samePair(wa.dilation, wb.dilation);
+}
+
+/** Whether InnerProduct arguments `a` and `b` are the same but for `x` (arrays by identity). */
+function sameInnerProduct(a: InnerProductArgs, b: InnerProductArgs): boolean {
+  return a.weights === b.weights && a.bias === b.bias && a.post === b.post &&
+    a.offsetD === b.offsetD && a.quantScale === b.quantScale && a.rows === b.rows &&
+    a.depth === b.depth && a.outputs === b.outputs && a.transposed === b.transposed;
+}
+
+function samePair(a: readonly number[], b: readonly number[]): boolean {
+  return a[0] === b[0] && a[1] === b[1];
+}
+
+/** How int8 weights are packed for the integer kernels: the form's name, bytes and packing. */
+interface Int8Form {
+  name: string;
+  bytes: number;
+  pack: (bytesAt: number, at: number) => void;
+}
+
+/**
+ * What the integer kernels' epilogue applies after + bias and the conversion to float: a scale
+ * (DeQuant) and slopes (ReLU / PReLU after it), or null; and the post operations left.
+ */
+interface IntegerEpilogue {
+  scale: Float32Array | null;
+  slopes: Float32Array | null;
+  rest: readonly PostOp[];
+}
+
+/** One array per ReLU slope: kept arrays are keyed by array, so the same slope reuses one. */
+const RELU_SLOPES = new Map<number, Float32Array>();
+
+function reluSlopes(slope: number): Float32Array {
+  let slopes = RELU_SLOPES.get(slope);
+  if (slopes === undefined) RELU_SLOPES.set(slope, slopes = Float32Array.of(slope));
+  return slopes;
+}
+
 /** Binds the kernels to an instance of assembly/engine.ts. */
 function bindKernels(wasm: WasmInstance): EngineKernels {
   const kernels = wasm.exports as unknown as EngineExports;
   const resident = new ResidentArrays(wasm, DEFAULT_RESIDENT_BYTES);
+  /** The kernel of the last convolution call of each weights array. */
+  const preparedConvolutions = new WeakMap<object, PreparedConvolution>();
+  /** The kernel of the last InnerProduct call of each weights array. */
+  const preparedInnerProducts = new WeakMap<object, { args: InnerProductArgs; run: Kernel }>();
   const arena = new OutputArena(wasm);
 
   /** Copies `x` in; for the integer form, as int32 differences q - offsetD. */
@@ -668,9 +733,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     }
     return integer;
   };
-  /** Gives the matrix products their packing scratch for C[m, n] = A[m, k] x B[k, n]. */
-  const gemmScratchIn = (m: number, n: number, k: number) =>
-    kernels.setGemmScratch(wasm.alloc(kernels.gemmScratchBytes(m, n, k)));
   /** Copies a window in as assembly/engine/window.ts lays it out. */
   const geometryIn = (window: Window2d) => {
     const at = wasm.alloc(8 * 4);
@@ -730,60 +792,65 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /**
-   * Int8 weights in the form `packing` the integer kernels read (assembly/engine/intconv.ts) and
-   * the int32 bias, in WebAssembly memory: kept from an earlier call, or made now (kept when they
-   * fit). First thing in a call, before any scratch is taken.
+   * How int8 weights are made into the form `packing` the integer kernels read
+   * (assembly/engine/intconv.ts): the form's name and bytes, and the packing from the weights'
+   * bytes at `bytesAt` to `at`.
    */
-  const int8WeightsIn = (
-    weights: Int8Array,
-    bias: Int32Array | null,
-    packing: Int8Packing,
-  ): [weightsAt: number, biasAt: number] => {
-    resident.begin();
-    let bytes: number;
-    let pack: (bytesAt: number, at: number) => void;
-    let form: string;
+  const int8Form = (weights: Int8Array, packing: Int8Packing): Int8Form => {
     if (packing.kind === "float") {
-      form = "int8 float";
-      bytes = weights.length * 4;
-      pack = (bytesAt, at) => kernels.int8ToFloat(bytesAt, weights.length, at);
-    } else if (packing.kind === "rows") {
+      const pack = (bytesAt: number, at: number) =>
+        kernels.int8ToFloat(bytesAt, weights.length, at);
+      return { name: "int8 float", bytes: weights.length * 4, pack };
+    }
+    if (packing.kind === "rows") {
       const { outputs, depth, transposed } = packing;
-      form = `int8 rows ${outputs} ${depth} ${transposed}`;
-      bytes = outputs * paddedDepth(depth) * 2;
-      pack = (bytesAt, at) => kernels.packWeightRows(bytesAt, outputs, depth, transposed, at);
-    } else {
-      const { groups, rows, depth, transposed } = packing;
-      const groupBytes = kernels.weightPairsBytes(rows, depth);
-      const [rowStride, columnStride] = transposed ? [1, rows] : [depth, 1];
-      form = `int8 pairs ${groups} ${rows} ${depth} ${transposed}`;
-      bytes = groups * groupBytes;
-      pack = (bytesAt, at) => {
+      return {
+        name: `int8 rows ${outputs} ${depth} ${transposed}`,
+        bytes: outputs * paddedDepth(depth) * 2,
+        pack: (bytesAt, at) => kernels.packWeightRows(bytesAt, outputs, depth, transposed, at),
+      };
+    }
+    const { groups, rows, depth, transposed } = packing;
+    const groupBytes = kernels.weightPairsBytes(rows, depth);
+    const [rowStride, columnStride] = transposed ? [1, rows] : [depth, 1];
+    return {
+      name: `int8 pairs ${groups} ${rows} ${depth} ${transposed}`,
+      bytes: groups * groupBytes,
+      pack: (bytesAt, at) => {
         for (let g = 0; g < groups; g++) {
           const from = bytesAt + g * rows * depth;
           kernels.packWeightPairs(from, rows, depth, rowStride, columnStride, at + g * groupBytes);
         }
-      };
-    }
-    const prepare = (at: number) => pack(wasm.copyIn(weights), at);
-    let weightsAt = resident.prepared(weights, form, bytes, prepare);
+      },
+    };
+  };
+
+  /**
+   * Int8 weights in `form` (int8Form) and the int32 bias, in WebAssembly memory: kept from an
+   * earlier call, or made now (kept when they fit). First thing in a call, before any scratch is
+   * taken.
+   */
+  const int8WeightsIn = (
+    weights: Int8Array,
+    bias: Int32Array | null,
+    form: Int8Form,
+  ): [weightsAt: number, biasAt: number] => {
+    resident.begin();
+    const prepare = (at: number) => form.pack(wasm.copyIn(weights), at);
+    let weightsAt = resident.prepared(weights, form.name, form.bytes, prepare);
     if (weightsAt === undefined) {
-      weightsAt = wasm.alloc(bytes);
+      weightsAt = wasm.alloc(form.bytes);
       prepare(weightsAt);
     }
     return [weightsAt, bias === null ? 0 : keptCopy(bias)];
   };
 
   /**
-   * The integer kernels' epilogue (assembly/engine/intconv.ts `Epilogue`) for results laid out as
-   * `layout`: + bias, made float, then from `post` a leading plain scale (a DeQuant) and a ReLU
-   * or PReLU right after it. Returns its offset and the operations of `post` left to apply.
+   * What the integer kernels' epilogue (assembly/engine/intconv.ts `Epilogue`) applies for
+   * results laid out as `layout`: + bias, made float, then from `post` a leading plain scale (a
+   * DeQuant) and a ReLU or PReLU right after it; and the operations of `post` left to apply.
    */
-  const epilogueIn = (
-    biasAt: number,
-    post: readonly PostOp[],
-    layout: ChannelView,
-  ): [epilogueAt: number, rest: readonly PostOp[]] => {
+  const integerEpilogueOf = (post: readonly PostOp[], layout: ChannelView): IntegerEpilogue => {
     const sameLayout = (view: ChannelView) =>
       view.outer === layout.outer && view.channels === layout.channels &&
       view.inner === layout.inner;
@@ -795,10 +862,17 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       ? first.scale
       : null;
     let slopes: Float32Array | null = null;
-    if (scale !== null && second?.kind === "relu") slopes = Float32Array.of(second.slope);
+    if (scale !== null && second?.kind === "relu") slopes = reluSlopes(second.slope);
     if (scale !== null && second?.kind === "prelu" && perChannel(second.slopes, second.view)) {
       slopes = second.slopes;
     }
+    const rest = post.slice((scale === null ? 0 : 1) + (slopes === null ? 0 : 1));
+    return { scale, slopes, rest };
+  };
+
+  /** Writes `epilogue` with the bias at `biasAt` into WebAssembly memory; returns its offset. */
+  const epilogueIn = (biasAt: number, epilogue: IntegerEpilogue): number => {
+    const { scale, slopes } = epilogue;
     // The scales and slopes first: kept arrays are taken before any scratch.
     const scaleAt = scale === null ? 0 : keptCopy(scale);
     const slopesAt = slopes === null ? 0 : keptCopy(slopes);
@@ -810,15 +884,15 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     fields[i + 2] = scale === null || scale.length === 1 ? 0 : 1;
     fields[i + 3] = slopesAt;
     fields[i + 4] = slopes === null || slopes.length === 1 ? 0 : 1;
-    return [epilogueAt, post.slice((scale === null ? 0 : 1) + (slopes === null ? 0 : 1))];
+    return epilogueAt;
   };
 
-  /** The integer Convolution or Deconvolution (deploy model). */
-  const integerConvolution = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+  /** The integer Convolution or Deconvolution (deploy model) of `args`, for any input `x`. */
+  const integerConvolution = (args: ConvolutionArgs, transposed: boolean): Kernel => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;
-    const { groups, outputs } = args;
+    const { groups, outputs, window } = args;
     const offsetD = args.offsetD ?? 0;
     const quantize = args.quantScale !== undefined;
     const quantScale = args.quantScale ?? 0;
@@ -833,59 +907,76 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
     // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
     const depthwise = !transposed && groups === channels && groups === outputs &&
-      kernelH === 3 && kernelW === 3 && args.window.stride[1] <= 2;
+      kernelH === 3 && kernelW === 3 && window.stride[1] <= 2;
     const packing: Int8Packing = depthwise
       ? { kind: "float" }
       : transposed
       ? { kind: "pairs", groups, rows: depth, depth: cinGroup, transposed: true }
       : { kind: "pairs", groups, rows: coutGroup, depth, transposed: false };
-    const [weightsAt, biasAt] = int8WeightsIn(
-      args.weights as Int8Array,
-      args.bias as Int32Array | null,
-      packing,
-    );
-    const [epilogueAt, rest] = epilogueIn(biasAt, post, layout);
-    const geometryAt = geometryIn(args.window);
-    if (depthwise) {
-      const xAt = wasm.copyIn(args.x);
-      if (quantize) kernels.quantize(xAt, inputCount, quantScale, offsetD, xAt);
-      const yAt = wasm.alloc(outCount * 4);
-      const sizes = [batch, channels, height, width, weightsAt, offsetD, geometryAt] as const;
-      kernels.depthwise3x3Int(xAt, ...sizes, outH, outW, yAt, epilogueAt);
-      return postOpsOut(rest, yAt, outCount);
-    }
-    const xAt = wasm.alloc(inputCount * 2);
-    const floatAt = wasm.copyIn(args.x);
-    kernels.int16Differences(
-      floatAt,
-      1,
-      inputCount,
-      inputCount,
-      quantize,
-      quantScale,
-      offsetD,
-      xAt,
-    );
+    const weights = args.weights as Int8Array;
+    const bias = args.bias as Int32Array | null;
+    const form = int8Form(weights, packing);
+    const epilogue = integerEpilogueOf(post, layout);
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
-    const colAt = wasm.alloc(depth * bandRows * rowWidth * (transposed ? 4 : 2));
-    const yAt = wasm.alloc(outCount * 4);
-    const sizes = [batch, channels, height, width, weightsAt, outputs, groups] as const;
-    const shared: IntegerConvolutionArgsIn = [
-      xAt,
-      ...sizes,
-      geometryAt,
-      outH,
-      outW,
-      bandRows,
-      colAt,
-      yAt,
-    ];
-    if (transposed) {
-      kernels.deconvolutionPairs(...shared);
-      kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, epilogueAt);
-    } else kernels.convolutionPairs(...shared, epilogueAt);
-    return postOpsOut(rest, yAt, outCount);
+    const colBytes = depth * bandRows * rowWidth * (transposed ? 4 : 2);
+    return (x) => {
+      checkLength("x", x, inputCount);
+      wasm.reset();
+      const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
+      const epilogueAt = epilogueIn(biasAt, epilogue);
+      const geometryAt = geometryIn(window);
+      if (depthwise) {
+        const xAt = wasm.copyIn(x);
+        if (quantize) kernels.quantize(xAt, inputCount, quantScale, offsetD, xAt);
+        const yAt = wasm.alloc(outCount * 4);
+        kernels.depthwise3x3Int(
+          xAt,
+          batch,
+          channels,
+          height,
+          width,
+          weightsAt,
+          offsetD,
+          geometryAt,
+          outH,
+          outW,
+          yAt,
+          epilogueAt,
+        );
+        return postOpsOut(epilogue.rest, yAt, outCount);
+      }
+      const xAt = wasm.alloc(inputCount * 2);
+      const floatAt = wasm.copyIn(x);
+      kernels.int16Differences(
+        floatAt,
+        1,
+        inputCount,
+        inputCount,
+        quantize,
+        quantScale,
+        offsetD,
+        xAt,
+      );
+      const colAt = wasm.alloc(colBytes);
+      const yAt = wasm.alloc(outCount * 4);
+      const sizes = [batch, channels, height, width, weightsAt, outputs, groups] as const;
+      const shared: IntegerConvolutionArgsIn = [
+        xAt,
+        ...sizes,
+        geometryAt,
+        outH,
+        outW,
+        bandRows,
+        colAt,
+        yAt,
+      ];
+      if (transposed) {
+        kernels.deconvolutionPairs(...shared);
+        kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, epilogueAt);
+      } else kernels.convolutionPairs(...shared, epilogueAt);
+      return postOpsOut(epilogue.rest, yAt, outCount);
+    };
   };
 
   /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
@@ -909,7 +1000,23 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     return post.length === 1 && first.kind === "relu" ? first : null;
   };
 
+  /**
+   * The convolution (or deconvolution) of `args` on `args.x`: through the kernel worked out for
+   * the last call with the same weights array when everything but `x` is the same (as a layer's
+   * calls are run after run), else through a new one.
+   */
   const convolutionLike = (args: ConvolutionArgs, transposed: boolean): Float32Array => {
+    const kept = preparedConvolutions.get(args.weights);
+    if (kept?.transposed === transposed && sameConvolution(kept.args, args)) {
+      return kept.run(args.x);
+    }
+    const run = convolutionKernel(args, transposed);
+    preparedConvolutions.set(args.weights, { args: { ...args, x: NO_VALUES }, transposed, run });
+    return run(args.x);
+  };
+
+  /** The convolution (or deconvolution) of `args` for any input `x` of its shape (checked). */
+  const convolutionKernel = (args: ConvolutionArgs, transposed: boolean): Kernel => {
     const integer = checkConvolution(args, transposed);
     const algorithm = args.algorithm ?? "auto";
     const winogradSize = winogradKernel(args.window);
@@ -918,46 +1025,144 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     }
     const winograd = algorithm === "winograd" ||
       (algorithm === "auto" && !transposed && winogradWins(args));
-    if (winograd && winogradSize !== null) return winogradRun(args, winogradSize);
+    if (winograd && winogradSize !== null) {
+      const inputCount = product(args.shape);
+      return (x) => {
+        checkLength("x", x, inputCount);
+        return winogradRun({ ...args, x }, winogradSize);
+      };
+    }
+    if (integer) return integerConvolution(args, transposed);
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;
-    const { groups, outputs } = args;
+    const { groups, outputs, window } = args;
     // Column depth per row of the band: the unfolded kernel over one output (or input) row.
     const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
     // The float GEMM packs the weights in panels (depthwise convolutions read them as they are).
     const depthwise = channels === groups && outputs === groups;
     const panels = transposed || depthwise ? undefined : { outputs, groups, depth };
-    wasm.reset();
-    if (integer) return integerConvolution(args, transposed);
     const weights = args.weights as Float32Array;
-    const [weightsAt, biasAt, packedAt] = weightsIn(weights, args.bias as Float32Array, panels);
-    const xAt = inputIn(args);
-    const geometryAt = geometryIn(args.window);
+    const bias = args.bias as Float32Array | null;
+    const inputCount = batch * channels * height * width;
     const outCount = batch * outputs * outH * outW;
-    const yAt = wasm.alloc(outCount * 4);
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
-    const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
-    // col2im's rows (convolutions write im2col's straight into the packing scratch).
-    const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
     const bandColumns = bandRows * rowWidth;
-    if (transposed) gemmScratchIn(depth, bandColumns, channels / groups);
-    else if (depthwise) {
-      const bytes = kernels.depthwiseScratchBytes(width, outH, outW, geometryAt);
-      kernels.setGemmScratch(wasm.alloc(bytes));
-    } else gemmScratchIn(outputs / groups, bandColumns, depth);
-    const shapeArgs = [xAt, batch, channels, height, width, weightsAt, biasAt, outputs] as const;
-    const shared: ConvolutionArgsIn = [...shapeArgs, groups, geometryAt, outH, outW, bandRows];
+    // Depthwise convolutions take their scratch size from the geometry in memory (per call).
+    const gemmScratchBytes = transposed
+      ? kernels.gemmScratchBytes(depth, bandColumns, channels / groups)
+      : depthwise
+      ? 0
+      : kernels.gemmScratchBytes(outputs / groups, bandColumns, depth);
     const post = args.post ?? [];
     if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
     const epilogue = epilogueOf(post);
-    if (transposed) kernels.deconvolution(...shared, weightsTAt, colAt, yAt);
-    else {
-      const slope = epilogue?.slope ?? 0;
-      kernels.convolution(...shared, yAt, epilogue !== null, slope, packedAt);
+    const rest = epilogue ? [] : post;
+    const relu = epilogue !== null;
+    const slope = epilogue?.slope ?? 0;
+    return (x) => {
+      checkLength("x", x, inputCount);
+      wasm.reset();
+      const [weightsAt, biasAt, packedAt] = weightsIn(weights, bias, panels);
+      const xAt = wasm.copyIn(x);
+      const geometryAt = geometryIn(window);
+      const yAt = wasm.alloc(outCount * 4);
+      const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
+      // col2im's rows (convolutions write im2col's straight into the packing scratch).
+      const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
+      const scratchBytes = depthwise && !transposed
+        ? kernels.depthwiseScratchBytes(width, outH, outW, geometryAt)
+        : gemmScratchBytes;
+      kernels.setGemmScratch(wasm.alloc(scratchBytes));
+      if (transposed) {
+        kernels.deconvolution(
+          xAt,
+          batch,
+          channels,
+          height,
+          width,
+          weightsAt,
+          biasAt,
+          outputs,
+          groups,
+          geometryAt,
+          outH,
+          outW,
+          bandRows,
+          weightsTAt,
+          colAt,
+          yAt,
+        );
+      } else {
+        kernels.convolution(
+          xAt,
+          batch,
+          channels,
+          height,
+          width,
+          weightsAt,
+          biasAt,
+          outputs,
+          groups,
+          geometryAt,
+          outH,
+          outW,
+          bandRows,
+          yAt,
+          relu,
+          slope,
+          packedAt,
+        );
+      }
+      return postOpsOut(rest, yAt, outCount);
+    };
+  };
+
+  /** The InnerProduct of `args` for any input `x` of its shape (checked). */
+  const innerProductKernel = (args: InnerProductArgs): Kernel => {
+    const integer = checkForm(args, args.weights, args.bias);
+    const { rows, depth, outputs, transposed } = args;
+    checkLength("weights", args.weights, outputs * depth);
+    if (args.bias !== null) checkLength("bias", args.bias, outputs);
+    const post = args.post ?? [];
+    const outCount = rows * outputs;
+    if (integer) {
+      const weights = args.weights as Int8Array;
+      const bias = args.bias as Int32Array | null;
+      const form = int8Form(weights, { kind: "rows", outputs, depth, transposed });
+      const epilogue = integerEpilogueOf(post, { outer: rows, channels: outputs, inner: 1 });
+      const stride = paddedDepth(depth);
+      const quantize = args.quantScale !== undefined;
+      const quantScale = args.quantScale ?? 0;
+      const offsetD = args.offsetD ?? 0;
+      return (x) => {
+        checkLength("x", x, rows * depth);
+        wasm.reset();
+        const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
+        const epilogueAt = epilogueIn(biasAt, epilogue);
+        const floatAt = wasm.copyIn(x);
+        const xAt = wasm.alloc(rows * stride * 2);
+        kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
+        const yAt = wasm.alloc(outCount * 4);
+        kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
+        kernels.accumulatorsOut(yAt, rows, outputs, 1, epilogueAt);
+        return postOpsOut(epilogue.rest, yAt, outCount);
+      };
     }
-    return postOpsOut(epilogue ? [] : post, yAt, outCount);
+    const weights = args.weights as Float32Array;
+    const bias = args.bias as Float32Array | null;
+    const gemmScratchBytes = transposed ? kernels.gemmScratchBytes(rows, outputs, depth) : 0;
+    return (x) => {
+      checkLength("x", x, rows * depth);
+      wasm.reset();
+      const [weightsAt, biasAt] = weightsIn(weights, bias);
+      const xAt = wasm.copyIn(x);
+      const yAt = wasm.alloc(outCount * 4);
+      if (transposed) kernels.setGemmScratch(wasm.alloc(gemmScratchBytes));
+      kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
+      return postOpsOut(post, yAt, outCount);
+    };
   };
 
   /**
@@ -1059,41 +1264,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     deconvolution: (args) => convolutionLike(args, true),
 
     innerProduct(args) {
-      const integer = checkForm(args, args.weights, args.bias);
-      checkLength("x", args.x, args.rows * args.depth);
-      checkLength("weights", args.weights, args.outputs * args.depth);
-      if (args.bias !== null) checkLength("bias", args.bias, args.outputs);
-      wasm.reset();
-      if (integer) {
-        const { rows, depth, outputs, transposed } = args;
-        const [weightsAt, biasAt] = int8WeightsIn(
-          args.weights as Int8Array,
-          args.bias as Int32Array | null,
-          { kind: "rows", outputs, depth, transposed },
-        );
-        const layout = { outer: rows, channels: outputs, inner: 1 };
-        const [epilogueAt, rest] = epilogueIn(biasAt, args.post ?? [], layout);
-        const stride = paddedDepth(depth);
-        const floatAt = wasm.copyIn(args.x);
-        const xAt = wasm.alloc(rows * stride * 2);
-        const quantize = args.quantScale !== undefined;
-        const quantScale = args.quantScale ?? 0;
-        const offsetD = args.offsetD ?? 0;
-        kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
-        const yAt = wasm.alloc(rows * outputs * 4);
-        kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
-        kernels.accumulatorsOut(yAt, rows, outputs, 1, epilogueAt);
-        return postOpsOut(rest, yAt, rows * outputs);
-      }
-      const weights = args.weights as Float32Array;
-      const [weightsAt, biasAt] = weightsIn(weights, args.bias as Float32Array | null);
-      const xAt = inputIn(args);
-      const outCount = args.rows * args.outputs;
-      const yAt = wasm.alloc(outCount * 4);
-      const { rows, depth, transposed, outputs } = args;
-      if (transposed) gemmScratchIn(rows, outputs, depth);
-      kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
-      return postOpsOut(args.post ?? [], yAt, outCount);
+      const kept = preparedInnerProducts.get(args.weights);
+      if (kept !== undefined && sameInnerProduct(kept.args, args)) return kept.run(args.x);
+      const run = innerProductKernel(args);
+      preparedInnerProducts.set(args.weights, { args: { ...args, x: NO_VALUES }, run });
+      return run(args.x);
     },
 
     maxPool: (args) => {
