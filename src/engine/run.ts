@@ -8,7 +8,7 @@
 import { type Layer, type Net, type NetInput, netInputs } from "../caffe/net.ts";
 import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { ConvertError } from "../errors.ts";
-import { engineKernels } from "../wasm/engine.ts";
+import { type EngineKernels, engineKernels } from "../wasm/engine.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { channelRunners } from "./channel.ts";
 import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
@@ -130,8 +130,9 @@ export interface RunResult {
   outputs: Map<string, Tensor>;
   /**
    * With `keepAll`, the final value of every blob name; otherwise empty. Tensors here and in
-   * `outputs` may share data with the inputs and with each other (reshaping layers do not copy):
-   * treat them as read-only.
+   * `outputs` may share data with the inputs and with each other (reshaping layers do not copy),
+   * and their arrays may be views into one buffer (`byteOffset` need not be 0): treat them as
+   * read-only.
    */
   blobs: Map<string, Tensor>;
   /** Layers not run, in net order. */
@@ -219,6 +220,8 @@ interface PlannedLayer {
   type: string;
   bottoms: string[];
   tops: string[];
+  /** The type's runner, if simulated. */
+  runner: LayerRunner | undefined;
 }
 
 /**
@@ -260,6 +263,7 @@ function runPlan(net: Net): RunPlan {
       type: layer.type,
       bottoms: layer.bottoms,
       tops: layer.tops,
+      runner: Object.hasOwn(RUNNERS, layer.type) ? RUNNERS[layer.type] : undefined,
     })),
     byName: new Map(net.layers.map((layer) => [layer.name, layer])),
     dequants: firstDequants(net),
@@ -346,74 +350,85 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       skippedProducer.set(top, layer.name);
     }
   };
-  const runLayers = () =>
-    plan.layers.forEach((planned, index) => {
-      if (index < start) return;
-      if (keepAt.has(index)) {
-        checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
+  /** Runs the layer at `index` (or skips it, or leaves it to the layer that applied it). */
+  const runLayer = (planned: PlannedLayer, index: number) => {
+    if (keepAt.has(index)) {
+      checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
+    }
+    const { layer, type, runner } = planned;
+    // A layer the one before it applied already (fusionChains).
+    if (applied.has(layer)) return;
+    const bottoms: Value[] = [];
+    for (const name of planned.bottoms) {
+      const value = values.get(name);
+      if (value !== undefined) {
+        bottoms.push(value);
+        continue;
       }
-      const { layer, type } = planned;
-      // A layer the one before it applied already (fusionChains).
-      if (applied.has(layer)) return;
-      const missing = planned.bottoms.find((name) => !values.has(name));
-      if (missing !== undefined) {
-        const producer = skippedProducer.get(missing);
-        if (producer === undefined) {
-          throw new ConvertError(
-            "UNDEFINED_BOTTOM",
-            `layer "${layer.name}" reads blob "${missing}", which no earlier layer produces`,
-            { layer: layer.name },
-          );
-        }
-        return skip(planned, `it needs "${missing}" from skipped layer "${producer}"`);
+      const producer = skippedProducer.get(name);
+      if (producer === undefined) {
+        throw new ConvertError(
+          "UNDEFINED_BOTTOM",
+          `layer "${layer.name}" reads blob "${name}", which no earlier layer produces`,
+          { layer: layer.name },
+        );
       }
-      const runner = RUNNERS[type];
-      if (runner === undefined) {
-        return skip(planned, NOT_SIMULATED[type] ?? `layer type "${type}" is not simulated`);
+      return skip(planned, `it needs "${name}" from skipped layer "${producer}"`);
+    }
+    if (runner === undefined) {
+      return skip(planned, NOT_SIMULATED[type] ?? `layer type "${type}" is not simulated`);
+    }
+    if (bottoms.length === 0 && type !== "Input") {
+      // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
+      throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
+    }
+    const read = options.substitute === undefined ? bottoms : substituted(layer, bottoms, options);
+    const problem = domainProblem(runner, read, planned.bottoms);
+    if (problem !== undefined) return skip(planned, problem);
+    options.observe?.(layer, read.map((value) => value.tensor));
+    let tops: Value[];
+    try {
+      tops = runner.run(layer, read, context);
+    } catch (error) {
+      if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
+        return skip(planned, error.message);
       }
-      if (planned.bottoms.length === 0 && type !== "Input") {
-        // Caffe's CheckBlobCounts: every simulated type but Input reads at least one blob.
-        throw badInput(layer, "it has no bottom; a layer of this type reads at least one");
-      }
-      const bottoms = substituted(layer, planned.bottoms.map((name) => values.get(name)!), options);
-      const problem = domainProblem(runner, bottoms, planned.bottoms);
-      if (problem !== undefined) return skip(planned, problem);
-      options.observe?.(layer, bottoms.map((value) => value.tensor));
-      let tops: Value[];
-      try {
-        tops = runner.run(layer, bottoms, context);
-      } catch (error) {
-        if (error instanceof ConvertError && error.code === "UNSUPPORTED_LAYER") {
-          return skip(planned, error.message);
-        }
-        throw error instanceof ConvertError ? error : outOfMemory(layer, error);
-      }
-      if (tops.length !== planned.tops.length) {
-        throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
-      }
-      for (const name of planned.bottoms) {
-        open.delete(name);
-        if (!keepAll && lastRead.get(name) === index) values.delete(name);
-      }
-      options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
-      // The last fused layer's blob holds the convolution's output with those layers applied.
-      const fused = fusedTop.get(layer);
-      const topNames = fused === undefined ? planned.tops : [fused];
-      topNames.forEach((name, i) => {
-        values.set(name, tops[i]);
-        open.add(name);
-        skippedProducer.delete(name);
-      });
-    });
+      throw error instanceof ConvertError ? error : outOfMemory(layer, error);
+    }
+    if (tops.length !== planned.tops.length) {
+      throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
+    }
+    for (const name of planned.bottoms) {
+      open.delete(name);
+      if (!keepAll && lastRead.get(name) === index) values.delete(name);
+    }
+    options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
+    // The last fused layer's blob holds the convolution's output with those layers applied.
+    const fused = fusedTop.get(layer);
+    const topNames = fused === undefined ? planned.tops : [fused];
+    for (let i = 0; i < topNames.length; i++) {
+      values.set(topNames[i], tops[i]);
+      open.add(topNames[i]);
+      skippedProducer.delete(topNames[i]);
+    }
+  };
+  const runLayers = () => {
+    for (let index = start; index < plan.layers.length; index++) {
+      runLayer(plan.layers[index], index);
+    }
+  };
   // Values no callback sees are kept in the kernels' output arena (copied out if they are outputs).
   const arena = !hooked && keepAt.size === 0;
   if (arena) kernels.withOutputArena(runLayers);
   else runLayers();
-  const tensors = (names: Iterable<string>) =>
-    new Map([...names].map((name) => [name, owned(values.get(name)!.tensor)]));
-  /** `tensor`, copied when it is a view into the kernels' output arena. */
-  const owned = (tensor: Tensor): Tensor =>
-    arena && kernels.inOutputArena(tensor.data) ? { ...tensor, data: tensor.data.slice() } : tensor;
+  const tensors = (names: Iterable<string>) => {
+    const named = [...names].map((name) => [name, values.get(name)!.tensor] as const);
+    const copies = arena ? ownedCopies(named.map(([, tensor]) => tensor.data), kernels) : undefined;
+    return new Map(named.map(([name, tensor]) => {
+      const copy = copies?.get(tensor.data);
+      return [name, copy === undefined ? tensor : { ...tensor, data: copy }];
+    }));
+  };
   const deployBlobs = new Map<string, "int8" | "accumulator">();
   for (const [name, { domain }] of values) {
     if (domain.kind !== "float") deployBlobs.set(name, domain.kind);
@@ -425,6 +440,27 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     deployBlobs,
     checkpoints,
   };
+}
+
+/**
+ * Copies of the arrays of `arrays` that are views into the kernels' output arena, each once (an
+ * array shared by several tensors stays shared), all in one new buffer (one allocation).
+ */
+function ownedCopies(
+  arrays: readonly Float32Array[],
+  kernels: EngineKernels,
+): Map<Float32Array, Float32Array> {
+  const held = [...new Set(arrays)].filter((data) => kernels.inOutputArena(data));
+  if (held.length === 1) return new Map([[held[0], held[0].slice()]]);
+  const buffer = new Float32Array(held.reduce((total, data) => total + data.length, 0));
+  const copies = new Map<Float32Array, Float32Array>();
+  let at = 0;
+  for (const data of held) {
+    const copy = buffer.subarray(at, at += data.length);
+    copy.set(data);
+    copies.set(data, copy);
+  }
+  return copies;
 }
 
 /**
