@@ -555,6 +555,8 @@ const POOL_CASES: [
   ["MAX kernel_h/w, stride_h/w, pad_h/w", "MAX", [1, 3, 8, 6], [2, 3], [1, 1], [2, 3]],
   ["MAX 3x3 stride 2 on wide rows (four at a time)", "MAX", [1, 2, 7, 41], [3, 3], [0, 0], [2, 2]],
   ["MAX 2x2 stride 1 pad 1 on wide rows", "MAX", [1, 2, 4, 23], [2, 2], [1, 1], [1, 1]],
+  ["AVE 3x3 stride 2 on wide rows (four at a time)", "AVE", [1, 2, 7, 41], [3, 3], [0, 0], [2, 2]],
+  ["AVE 2x2 stride 1 pad 1 on wide rows", "AVE", [1, 2, 4, 23], [2, 2], [1, 1], [1, 1]],
 ];
 
 for (const [index, [name, method, shape, kernel, pad, stride]] of POOL_CASES.entries()) {
@@ -572,6 +574,46 @@ for (const [index, [name, method, shape, kernel, pad, stride]] of POOL_CASES.ent
     assertClose(y, poolNaive(x, method, kernel, pad, stride));
   });
 }
+
+// AVE pooling in float32 as Caffe computes it: the window's values added in window order (rows,
+// then columns) into a float32 sum, then divided by the pool size; outputs computed four at a time
+// must give the same bits as one at a time.
+Deno.test("Pooling: AVE on wide rows gives Caffe's float32 sums bit for bit", async () => {
+  for (
+    const [shape, kernel, pad, stride] of [
+      [[1, 3, 6, 45], 3, 0, 2],
+      [[1, 2, 5, 38], 3, 1, 1],
+      [[1, 2, 6, 30], 2, 0, 2],
+    ] as const
+  ) {
+    const x = tensor([...shape], 900 + shape[3]);
+    const [y] = await runLayer(
+      `type: "Pooling" top: "y" pooling_param { pool: AVE kernel_size: ${kernel} pad: ${pad} stride: ${stride} }`,
+      [x],
+    );
+    const [, channels, h, w] = shape;
+    const [, , oh, ow] = y.shape;
+    const expected = new Float32Array(channels * oh * ow);
+    for (let c = 0; c < channels; c++) {
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          const top = i * stride - pad;
+          const left = j * stride - pad;
+          const divisor = (Math.min(top + kernel, h + pad) - top) *
+            (Math.min(left + kernel, w + pad) - left);
+          let sum = 0;
+          for (let r = Math.max(top, 0); r < Math.min(top + kernel, h); r++) {
+            for (let k = Math.max(left, 0); k < Math.min(left + kernel, w); k++) {
+              sum = Math.fround(sum + x.data[(c * h + r) * w + k]);
+            }
+          }
+          expected[(c * oh + i) * ow + j] = Math.fround(sum / divisor);
+        }
+      }
+    }
+    assert.deepEqual(y.data, expected, `${shape} kernel ${kernel} pad ${pad} stride ${stride}`);
+  }
+});
 
 Deno.test("Pooling: global AVE and MAX", async () => {
   const x = tensor([2, 3, 5, 7], 31);
