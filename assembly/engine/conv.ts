@@ -6,13 +6,13 @@
 
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
-import { copyRun, gatherRun, gemmPanels, packedRowsBytes, packRows, zeroRun } from "./panels";
+import { copyRun, gemmPanels, packedRowsBytes, panelAt, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
 
 /**
  * im2col straight into column panels (assembly/engine/panels.ts) for float input: B[(c*kh + i)*kw
- * + j, (oh - rowStart)*outW + ow] as im2col's col, in panels of `depth` products.
+ * + j, (oh - rowStart)*outW + ow] as im2col's col, in panels of `depth` products; see im2colRun.
  */
 function im2colPanels(
   x: usize,
@@ -39,22 +39,144 @@ function im2colPanels(
         const shift = j * window.dilationW - window.padW;
         const first = min(firstInside(shift, sw), outW);
         const end = max(endInside(shift, sw, width, outW), first);
+        // Outputs from `first` up to `vectorEnd` take their inputs four at a time: the loads of
+        // a stride-2 group read one input past its last.
+        const room = width - shift - (sw == 2 ? 8 : 4);
+        const vectorEnd = sw > 2 || room < 0 ? first : max(min(end, (room >> (sw - 1)) + 4), first);
         let q = 0;
         for (let oh = rowStart; oh < rowEnd; oh++) {
           const ih = oh * sh + rowShift;
-          if (ih < 0 || ih >= height || first == end) {
-            zeroRun(outW, packed, depth, p, q);
-          } else {
-            zeroRun(first, packed, depth, p, q);
-            const source = at(plane, ih * width + shift + first * sw);
-            if (sw == 1) copyRun(source, end - first, packed, depth, p, q + first);
-            else gatherRun(source, sw, end - first, packed, depth, p, q + first);
-            zeroRun(outW - end, packed, depth, p, q + end);
-          }
+          const inside = ih >= 0 && ih < height && first < end;
+          const row = inside ? at(plane, ih * width + shift) : 0;
+          if (sw == 1) im2colRun(row, 1, first, end, vectorEnd, outW, packed, depth, p, q);
+          else if (sw == 2) im2colRun(row, 2, first, end, vectorEnd, outW, packed, depth, p, q);
+          else im2colRun(row, sw, first, end, vectorEnd, outW, packed, depth, p, q);
           q += outW;
         }
         p++;
       }
+    }
+  }
+}
+
+/**
+ * Writes B[p, q..q+outW) for one output row: the input at `row` + ow*stride for outputs
+ * first..end (`row` 0: a row of padding), zeros for the others. Columns go four or eight at a
+ * time where they lie together in a panel (q + ow a multiple of 4; eight a panel row apart from
+ * the next eight), one by one at the row's ends. Inlined with a constant stride.
+ */
+@inline
+function im2colRun(
+  row: usize,
+  stride: i32,
+  first: i32,
+  end: i32,
+  vectorEnd: i32,
+  outW: i32,
+  packed: usize,
+  depth: i32,
+  p: i32,
+  q: i32,
+): void {
+  const panelStep = <usize>depth << 5;
+  let target = panelAt(packed, depth, p, q);
+  let ow = min((4 - (q & 3)) & 3, outW);
+  target = im2colOnes(row, stride, first, end, 0, ow, q, target, panelStep);
+  if (ow + 4 <= outW && ((q + ow) & 7) == 4) {
+    im2colFour(row, stride, first, end, vectorEnd, ow, target);
+    target += panelStep - 16;
+    ow += 4;
+  }
+  for (; ow + 8 <= outW; ow += 8) {
+    if (row != 0 && ow >= first && ow + 8 <= vectorEnd) {
+      const from = at(row, ow * stride);
+      if (stride == 1) {
+        v128.store(target, v128.load(from));
+        v128.store(target, v128.load(from, 16), 16);
+      } else {
+        const a = v128.load(from);
+        const b = v128.load(from, 16);
+        const c = v128.load(from, 32);
+        const d = v128.load(from, 48);
+        v128.store(target, v128.shuffle<f32>(a, b, 0, 2, 4, 6));
+        v128.store(target, v128.shuffle<f32>(c, d, 0, 2, 4, 6), 16);
+      }
+    } else {
+      im2colFour(row, stride, first, end, vectorEnd, ow, target);
+      im2colFour(row, stride, first, end, vectorEnd, ow + 4, target + 16);
+    }
+    target += panelStep;
+  }
+  if (ow + 4 <= outW) {
+    im2colFour(row, stride, first, end, vectorEnd, ow, target);
+    target += 16;
+    ow += 4;
+  }
+  im2colOnes(row, stride, first, end, ow, outW, q, target, panelStep);
+}
+
+/**
+ * Panel columns of outputs `from`..`to` of im2colRun one by one from `target`, in three runs
+ * (zeros, inputs, zeros); returns the panel address after the last.
+ */
+@inline
+function im2colOnes(
+  row: usize,
+  stride: i32,
+  first: i32,
+  end: i32,
+  from: i32,
+  to: i32,
+  q: i32,
+  target: usize,
+  panelStep: usize,
+): usize {
+  const inputsFrom = row == 0 ? to : min(max(first, from), to);
+  const inputsTo = row == 0 ? to : max(min(end, to), inputsFrom);
+  let next = target;
+  let ow = from;
+  for (; ow < inputsFrom; ow++) {
+    store<f32>(next, 0);
+    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
+  }
+  for (; ow < inputsTo; ow++) {
+    store<f32>(next, load<f32>(at(row, ow * stride)));
+    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
+  }
+  for (; ow < to; ow++) {
+    store<f32>(next, 0);
+    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
+  }
+  return next;
+}
+
+/**
+ * Four consecutive panel columns of im2colRun at `target` (outputs ow..ow+4): zeros, four inputs
+ * loaded (stride 1) or gathered from two loads (stride 2) inside first..vectorEnd, else one by one.
+ */
+@inline
+function im2colFour(
+  row: usize,
+  stride: i32,
+  first: i32,
+  end: i32,
+  vectorEnd: i32,
+  ow: i32,
+  target: usize,
+): void {
+  if (row == 0 || ow >= end || ow + 4 <= first) {
+    v128.store(target, f32x4.splat(0));
+  } else if (ow >= first && ow + 4 <= vectorEnd) {
+    const from = at(row, ow * stride);
+    const values = stride == 1
+      ? v128.load(from)
+      : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+    v128.store(target, values);
+  } else {
+    for (let lane = 0; lane < 4; lane++) {
+      const column = ow + lane;
+      const inside = row != 0 && column >= first && column < end;
+      store<f32>(at(target, lane), inside ? load<f32>(at(row, column * stride)) : 0);
     }
   }
 }

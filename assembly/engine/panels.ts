@@ -78,31 +78,6 @@ export function copyRun(source: usize, count: i32, packed: usize, k: i32, p: i32
   }
 }
 
-/** Writes `count` floats `stride` apart from `source` to B[p, q..q+count). */
-export function gatherRun(
-  source: usize,
-  stride: i32,
-  count: i32,
-  packed: usize,
-  k: i32,
-  p: i32,
-  q: i32,
-): void {
-  const step = <usize>stride << 2;
-  let from = source;
-  for (let column = q; column < q + count; column++) {
-    store<f32>(panelAt(packed, k, p, column), load<f32>(from));
-    from += step;
-  }
-}
-
-/** Writes `count` zeros to B[p, q..q+count). */
-export function zeroRun(count: i32, packed: usize, k: i32, p: i32, q: i32): void {
-  for (let column = q; column < q + count; column++) {
-    store<f32>(panelAt(packed, k, p, column), 0);
-  }
-}
-
 /**
  * C[m, n] (rows `ldc` apart) = packed A x packed B; then, when `bias` is not 0, + bias[row];
  * then, when `relu`, max(v, 0) + slope * min(v, 0).
