@@ -385,6 +385,45 @@ Deno.test("kept kernels: one weights array under other arguments is run as they 
   }
 });
 
+Deno.test("kept calls: a pooling runs each input shape and its window as they are now", async () => {
+  const pooling = layer("pool", "Pooling", ["x"], ["y"], {
+    pooling_param: { pool: "MAX", kernel_size: 2, stride: 2 },
+  });
+  const model = net("x", [1, 2, 4, 6], [pooling]);
+  /** MAX over k x k windows at stride k of each plane (sizes multiples of k). */
+  const maxPool = (x: Float32Array, [n, c, h, w]: number[], k: number) => {
+    const y: number[] = [];
+    for (let plane = 0; plane < n * c; plane++) {
+      for (let i = 0; i < h / k; i++) {
+        for (let j = 0; j < w / k; j++) {
+          let best = -Infinity;
+          for (let a = 0; a < k; a++) {
+            for (let b = 0; b < k; b++) {
+              best = Math.max(best, x[plane * h * w + (i * k + a) * w + j * k + b]);
+            }
+          }
+          y.push(best);
+        }
+      }
+    }
+    return y;
+  };
+  const check = async (shape: number[], k: number) => {
+    const x = randomValues(shape.reduce((a, b) => a * b, 1), shape[2] + k);
+    const y = (await runNet(model, { inputs: new Map([["x", { shape, data: x }]]) }))
+      .outputs.get("y")!;
+    assert.deepEqual(y.shape, [shape[0], shape[1], shape[2] / k, shape[3] / k]);
+    assert.deepEqual([...y.data], maxPool(x, shape, k), `${shape} by ${k}`);
+  };
+  await check([1, 2, 4, 6], 2);
+  await check([1, 2, 4, 6], 2);
+  await check([2, 3, 6, 4], 2);
+  pooling.params.message("pooling_param")!.set("kernel_size", 3);
+  pooling.params.message("pooling_param")!.set("stride", 3);
+  await check([2, 3, 6, 9], 3);
+  await check([1, 2, 3, 6], 3);
+});
+
 Deno.test("kept plans: a layer's parameter error is raised again on the next run", async () => {
   const next = random(5);
   const bad = conv("conv", "x", "y", { numOutput: 3, channelsIn: 2, next });

@@ -42,7 +42,9 @@ export function sameStamp(net: Net, stamp: NetStamp): boolean {
   const { layers } = net;
   if (stamp[0] !== layers || stamp[1] !== layers.length) return false;
   let index = sameMessage(net.header, stamp, 2);
-  for (const layer of layers) {
+  // Indexed loops: iterators would allocate on every run.
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i];
     if (index < 0 || stamp[index] !== layer || stamp[index + 1] !== layer.params) return false;
     index = sameMessage(layer.params, stamp, index + 2);
   }
@@ -54,9 +56,10 @@ function sameMessage(tree: TextMessage, stamp: NetStamp, index: number): number 
   const { fields } = tree;
   if (stamp[index] !== fields || stamp[index + 1] !== fields.length) return -1;
   let next = index + 2;
-  for (const field of fields) {
+  for (let i = 0; i < fields.length; i++) {
     if (next < 0) return -1;
-    if (field.value instanceof TextMessage) next = sameMessage(field.value, stamp, next);
+    const { value } = fields[i];
+    if (value instanceof TextMessage) next = sameMessage(value, stamp, next);
   }
   return next;
 }

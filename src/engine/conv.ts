@@ -119,13 +119,14 @@ interface WeightedCall<Args> {
  * form and shape, and the blobs of the layer and of the fusable layers after it.
  */
 function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
-  const { domain, tensor } = input;
+  const { domain, tensor: { shape } } = input;
   const chain = context.fusable(layer);
-  const keys: unknown[] = [chain, domain.kind, tensor.shape.length];
-  for (const size of tensor.shape) keys.push(size);
+  const keys: unknown[] = [chain, domain.kind, shape.length];
+  // Indexed loops: iterators would allocate on every run.
+  for (let i = 0; i < shape.length; i++) keys.push(shape[i]);
   if (domain.kind === "int8") keys.push(domain.offsetD, domain.quantScale);
   blobKeys(layer, keys);
-  for (const next of chain) blobKeys(next, keys);
+  for (let i = 0; i < chain.length; i++) blobKeys(chain[i], keys);
   return keys;
 }
 
@@ -133,7 +134,7 @@ function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
 function blobKeys(layer: Layer, keys: unknown[]): void {
   const { blobs } = layer;
   keys.push(blobs, blobs.length);
-  for (const blob of blobs) keys.push(blob, blob.data, blob.shape);
+  for (let i = 0; i < blobs.length; i++) keys.push(blobs[i], blobs[i].data, blobs[i].shape);
 }
 
 /** Runs `layer`'s kept (or new) call on `input`, telling the run which layers it applied. */

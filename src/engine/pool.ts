@@ -10,13 +10,14 @@
 import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { Window2d } from "../wasm/engine.ts";
+import type { PoolingArgs, Window2d } from "../wasm/engine.ts";
 import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
-import { memo } from "./layer_memo.ts";
+import { keyedMemo, memo } from "./layer_memo.ts";
 import {
   ACCUMULATOR,
   badInput,
   checkTensorSize,
+  type Domain,
   FLOAT,
   shapeText,
   unsupported,
@@ -64,8 +65,27 @@ function poolingParams(layer: Layer) {
   };
 }
 
-/** Pools one bottom. */
+/** A pooling's call for one input form: its arguments but `x`, kernel, output shape and domain. */
+interface PoolingCall {
+  args: Omit<PoolingArgs, "x">;
+  average: boolean;
+  shape: number[];
+  domain: Domain;
+}
+
+/** Pools one bottom, through the call kept for this input form (keyedMemo). */
 function pool(layer: Layer, input: Value, context: RunContext): Value {
+  const { domain, tensor: { shape } } = input;
+  const keys: unknown[] = [domain.kind, domain.kind === "int8" ? domain.offsetD : 0, shape.length];
+  for (let i = 0; i < shape.length; i++) keys.push(shape[i]);
+  const call = keyedMemo(layer, poolingCall, keys, () => poolingCall(layer, input));
+  const args = { ...call.args, x: input.tensor.data };
+  const data = call.average ? context.kernels.avePool(args) : context.kernels.maxPool(args);
+  return { tensor: { shape: call.shape.slice(), data }, domain: call.domain };
+}
+
+/** The call pooling `input` (checked). */
+function poolingCall(layer: Layer, input: Value): PoolingCall {
   memo(layer, checkLayerParams);
   const { shape } = input.tensor;
   if (shape.length !== 4) {
@@ -102,17 +122,16 @@ function pool(layer: Layer, input: Value, context: RunContext): Value {
   if (int8Input !== undefined && method !== "AVE") {
     throw unsupported(layer, "only AVE pooling can read a Quant layer's int8 output");
   }
-  const args = {
-    x: input.tensor.data,
-    offsetD: int8Input?.offsetD,
-    planes: batch * channels,
-    size: [height, width] as [number, number],
-    window,
-    outSize,
-  };
-  const data = method === "MAX" ? context.kernels.maxPool(args) : context.kernels.avePool(args);
   return {
-    tensor: { shape: [batch, channels, ...outSize], data },
+    args: {
+      offsetD: int8Input?.offsetD,
+      planes: batch * channels,
+      size: [height, width],
+      window,
+      outSize,
+    },
+    average: method === "AVE",
+    shape: [batch, channels, ...outSize],
     domain: int8Input === undefined ? FLOAT : ACCUMULATOR,
   };
 }

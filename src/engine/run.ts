@@ -168,13 +168,14 @@ function domainProblem(
   bottoms: Value[],
   names: string[],
 ): string | undefined {
-  for (const [i, { domain }] of bottoms.entries()) {
-    if (domain.kind === "int8" && !runner.readsInt8) {
+  for (let i = 0; i < bottoms.length; i++) {
+    const { kind } = bottoms[i].domain;
+    if (kind === "int8" && !runner.readsInt8) {
       return `it reads "${
         names[i]
       }", a Quant layer's int8 output, which only quantized layers read`;
     }
-    if (domain.kind === "accumulator" && !runner.readsAccumulators) {
+    if (kind === "accumulator" && !runner.readsAccumulators) {
       return `it reads "${names[i]}", a quantized layer's output that only a DeQuant reads`;
     }
   }
@@ -409,7 +410,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     for (let i = 0; i < topNames.length; i++) {
       values.set(topNames[i], tops[i]);
       open.add(topNames[i]);
-      skippedProducer.delete(topNames[i]);
+      if (skippedProducer.size > 0) skippedProducer.delete(topNames[i]);
     }
   };
   const runLayers = () => {

@@ -596,7 +596,8 @@ const NO_VALUES = new Float32Array(0);
 
 /** Whether convolution arguments `a` and `b` are the same but for `x` (arrays by identity). */
 function sameConvolution(a: ConvolutionArgs, b: ConvolutionArgs): boolean {
-  const [wa, wb] = [a.window, b.window];
+  const wa = a.window;
+  const wb = b.window;
   return a.weights === b.weights && a.bias === b.bias && a.post === b.post &&
     a.offsetD === b.offsetD && a.quantScale === b.quantScale && a.algorithm === b.algorithm &&
     a.outputs === b.outputs && a.groups === b.groups && samePair(a.outSize, b.outSize) &&
@@ -676,18 +677,26 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
     if (panels !== undefined) {
-      const { outputs, groups, depth } = panels;
-      const bytes = kernels.packedConvolutionBytes(outputs, groups, depth);
-      const packedAt = resident.prepared(weights, "panels", bytes, (at) => {
-        kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at);
-      });
+      const packedAt = resident.found(weights, "panels") ?? packedIn(weights, panels);
       if (packedAt !== undefined) return [0, bias === null ? 0 : keptCopy(bias), packedAt];
     }
     return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
   };
   /** Copies `values` in, or finds them kept from an earlier call (see weightsIn). */
+  /** Float convolution weights packed in panels, kept now (undefined when they do not fit). */
+  const packedIn = (
+    weights: Float32Array,
+    { outputs, groups, depth }: { outputs: number; groups: number; depth: number },
+  ) =>
+    resident.prepared(
+      weights,
+      "panels",
+      kernels.packedConvolutionBytes(outputs, groups, depth),
+      (at) => kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at),
+    );
   const keptCopy = (values: Float32Array | Int32Array): number =>
-    resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
+    resident.found(values, "copy") ??
+      resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
       wasm.copyIn(values);
   /**
    * Float 3x3 or 5x5 weights and bias in Winograd form (winogradWeights), kept from an earlier call when

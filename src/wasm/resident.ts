@@ -59,6 +59,13 @@ export class ResidentArrays {
     else [this.#hits, this.#misses] = [0, 0];
   }
 
+  /** The offset of form `form` of `source` when it is kept (as {@linkcode prepared} finds it). */
+  found(source: object, form: string): number | undefined {
+    const at = this.#kept.get(source)?.get(form);
+    if (at !== undefined && this.#full) this.#hits++;
+    return at;
+  }
+
   /**
    * The offset of form `form` of `source` (`bytes` bytes), made by `prepare(at)` on first use
    * (it may take scratch, freed after); undefined when it is not kept (over the budget, or the
@@ -70,12 +77,9 @@ export class ResidentArrays {
     bytes: number,
     prepare: (at: number) => void,
   ): number | undefined {
+    const kept = this.found(source, form);
+    if (kept !== undefined) return kept;
     const forms = this.#kept.get(source);
-    const found = forms?.get(form);
-    if (found !== undefined) {
-      if (this.#full) this.#hits++;
-      return found;
-    }
     if (!this.#wasm.canKeep) return undefined;
     if (this.#wasm.keptBytes + bytes > this.#budget) {
       this.#full = true;
