@@ -24,7 +24,6 @@
  * @module
  */
 
-import process from "node:process";
 import { type ConvolutionArgs, type EngineKernels, engineKernelsOf } from "../src/wasm/engine.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import { netInputs } from "../src/caffe/net.ts";
@@ -37,7 +36,7 @@ import {
   useEngineBuild,
 } from "../src/wasm/engine_build.ts";
 import { compile, encodeBase64, RELAXED_FLAGS } from "./build_wasm.ts";
-import { loadAverage, median, modelFolder } from "./opencv_driver.ts";
+import { cpuMicroseconds, loadAverage, median, modelFolder } from "./opencv_driver.ts";
 
 /** `count` seeded values uniform in [-1, 1). */
 function values(count: number, seed: number): Float32Array {
@@ -192,12 +191,6 @@ async function buildAt(rev: string, flags: string[]): Promise<string> {
   } finally {
     await Deno.remove(folder, { recursive: true });
   }
-}
-
-/** Microseconds of CPU time this process has used (user + system). */
-function cpuMicroseconds(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
 }
 
 /** GMAC per CPU second of `kernels` on `args`, over about `seconds` of CPU time. */

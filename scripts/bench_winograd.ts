@@ -22,7 +22,7 @@ import { randomValues } from "../tests/_builders.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import { runNet } from "../src/engine/run.ts";
 import { batchInputs } from "./bench_engine.ts";
-import { loadAverage, median, modelFolder } from "./opencv_driver.ts";
+import { cpuMicroseconds, loadAverage, median, modelFolder } from "./opencv_driver.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -121,13 +121,19 @@ const FORMS: [number, boolean, "direct" | "winograd"][] = [
 
 const kernels = await engineKernels();
 
-/** ms per image of each net, direct against as chosen, with the chosen form's speed-up. */
+/**
+ * ms per image of each net, direct against as chosen, with the chosen form's speed-up, in wall
+ * time and in this process's CPU time (less disturbed by other processes on a shared machine).
+ */
 async function wholeNets(names: string[]): Promise<void> {
   const convolution = kernels.convolution;
   const direct = (args: ConvolutionArgs) => convolution({ ...args, algorithm: "direct" });
   console.log(`load average: ${loadAverage()}`);
-  console.log("| model | direct ms/image | chosen ms/image | speed-up | load avg |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    "| model | direct ms/image | chosen ms/image | speed-up | direct CPU ms/image | " +
+      "chosen CPU ms/image | CPU speed-up | load avg |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const name of names) {
     const folder = modelFolder(name);
     const net = loadNet(
@@ -136,24 +142,31 @@ async function wholeNets(names: string[]): Promise<void> {
     );
     const inputs = batchInputs(net, 1);
     const times: number[][] = [[], []];
+    const cpuTimes: number[][] = [[], []];
     for (let round = 0; round < rounds; round++) {
       for (const [column, forced] of [[0, true], [1, false]] as const) {
         kernels.convolution = forced ? direct : convolution;
         await runNet(net, { inputs });
         let runs = 0;
         const start = performance.now();
+        const cpuStart = cpuMicroseconds();
         while (performance.now() - start < seconds * 1000) {
           await runNet(net, { inputs });
           runs++;
         }
         times[column].push((performance.now() - start) / runs);
+        cpuTimes[column].push((cpuMicroseconds() - cpuStart) / 1000 / runs);
       }
     }
     kernels.convolution = convolution;
     const [directMs, chosenMs] = times.map(median);
+    const [directCpu, chosenCpu] = cpuTimes.map(median);
     console.log(
       `| ${name} | ${directMs.toFixed(2)} | ${chosenMs.toFixed(2)} | ` +
-        `${(directMs / chosenMs).toFixed(2)} | ${loadAverage()} |`,
+        `${(directMs / chosenMs).toFixed(2)} | ${directCpu.toFixed(2)} | ${
+          chosenCpu.toFixed(2)
+        } | ` +
+        `${(directCpu / chosenCpu).toFixed(2)} | ${loadAverage()} |`,
     );
   }
 }

@@ -13,6 +13,8 @@
  * @module
  */
 
+import process from "node:process";
+
 const root = new URL("../", import.meta.url).pathname;
 const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
 
@@ -62,6 +64,12 @@ export function figure(value: number): string {
 export function markdownTable(header: string[], rows: string[][]): string {
   return [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`)
     .join("\n");
+}
+
+/** Microseconds of CPU time this process has used (user + system). */
+export function cpuMicroseconds(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
 }
 
 /** The 1-minute load average from /proc/loadavg (what `uptime` shows). */
