@@ -969,21 +969,43 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       );
       const colAt = wasm.alloc(colBytes);
       const yAt = wasm.alloc(outCount * 4);
-      const sizes = [batch, channels, height, width, weightsAt, outputs, groups] as const;
-      const shared: IntegerConvolutionArgsIn = [
-        xAt,
-        ...sizes,
-        geometryAt,
-        outH,
-        outW,
-        bandRows,
-        colAt,
-        yAt,
-      ];
       if (transposed) {
-        kernels.deconvolutionPairs(...shared);
+        kernels.deconvolutionPairs(
+          xAt,
+          batch,
+          channels,
+          height,
+          width,
+          weightsAt,
+          outputs,
+          groups,
+          geometryAt,
+          outH,
+          outW,
+          bandRows,
+          colAt,
+          yAt,
+        );
         kernels.accumulatorsOut(yAt, batch, outputs, outH * outW, epilogueAt);
-      } else kernels.convolutionPairs(...shared, epilogueAt);
+      } else {
+        kernels.convolutionPairs(
+          xAt,
+          batch,
+          channels,
+          height,
+          width,
+          weightsAt,
+          outputs,
+          groups,
+          geometryAt,
+          outH,
+          outW,
+          bandRows,
+          colAt,
+          yAt,
+          epilogueAt,
+        );
+      }
       return postOpsOut(epilogue.rest, yAt, outCount);
     };
   };
