@@ -26,10 +26,34 @@ function im2colPanels(
   depth: i32,
   packed: usize,
 ): void {
+  const sw = window.strideW;
+  if (sw == 1) {
+    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, 1);
+  } else if (sw == 2) {
+    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, 2);
+  } else {
+    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, sw);
+  }
+}
+
+/** im2colPanels at column stride `sw`, inlined with a constant one. */
+@inline
+function im2colRows(
+  x: usize,
+  channels: i32,
+  height: i32,
+  width: i32,
+  window: Window,
+  rowStart: i32,
+  rowEnd: i32,
+  outW: i32,
+  depth: i32,
+  packed: usize,
+  sw: i32,
+): void {
   const kh = window.kernelH;
   const kw = window.kernelW;
   const sh = window.strideH;
-  const sw = window.strideW;
   let p = 0;
   for (let c = 0; c < channels; c++) {
     const plane = at(x, c * height * width);
@@ -48,9 +72,7 @@ function im2colPanels(
           const ih = oh * sh + rowShift;
           const inside = ih >= 0 && ih < height && first < end;
           const row = inside ? at(plane, ih * width + shift) : 0;
-          if (sw == 1) im2colRun(row, 1, first, end, vectorEnd, outW, packed, depth, p, q);
-          else if (sw == 2) im2colRun(row, 2, first, end, vectorEnd, outW, packed, depth, p, q);
-          else im2colRun(row, sw, first, end, vectorEnd, outW, packed, depth, p, q);
+          im2colRun(row, sw, first, end, vectorEnd, outW, packed, depth, p, q);
           q += outW;
         }
         p++;
@@ -80,8 +102,11 @@ function im2colRun(
 ): void {
   const panelStep = <usize>depth << 5;
   let target = panelAt(packed, depth, p, q);
-  let ow = min((4 - (q & 3)) & 3, outW);
-  target = im2colOnes(row, stride, first, end, 0, ow, q, target, panelStep);
+  let ow = 0;
+  if ((q & 3) != 0) {
+    ow = min(4 - (q & 3), outW);
+    target = im2colOnes(row, stride, first, end, 0, ow, q, target, panelStep);
+  }
   if (ow + 4 <= outW && ((q + ow) & 7) == 4) {
     im2colFour(row, stride, first, end, vectorEnd, ow, target);
     target += panelStep - 16;
@@ -112,7 +137,7 @@ function im2colRun(
     target += 16;
     ow += 4;
   }
-  im2colOnes(row, stride, first, end, ow, outW, q, target, panelStep);
+  if (ow < outW) im2colOnes(row, stride, first, end, ow, outW, q, target, panelStep);
 }
 
 /**
