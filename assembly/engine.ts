@@ -4,7 +4,8 @@
 // allocate: the caller owns all memory above the module's initial size (src/wasm/load.ts).
 // AssemblyScript exports no generic function: AVE pooling, generic over its element type, is
 // exported once with a flag `integer` (int32 input). The deploy model's integer Convolution,
-// Deconvolution and InnerProduct are assembly/engine/intconv.ts.
+// Deconvolution and InnerProduct are assembly/engine/intconv.ts (3x3 stride-1 convolutions
+// through assembly/engine/intwinograd.ts).
 
 import * as conv from "./engine/conv";
 import * as pool from "./engine/pool";
@@ -51,6 +52,15 @@ export {
   packWeightRows,
   weightPairsBytes,
 } from "./engine/intconv";
+export {
+  intWinogradConvolution,
+  intWinogradPaddedHeight,
+  intWinogradPaddedWidth,
+  intWinogradScratchBytes,
+  intWinogradWeights,
+  intWinogradWeightsBytes,
+  paddedDifferences,
+} from "./engine/intwinograd";
 
 /** Convolution with an optional fused ReLU; see assembly/engine/conv.ts. */
 export function convolution(

@@ -6,17 +6,24 @@
  * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
  * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
  * batch 1 with every convolution forced to the direct form beside the same net as `convolution`
- * chooses, interleaved. Medians of `--rounds` rounds; nothing is asserted.
+ * chooses, interleaved. With `--integer`, the shapes' 3x3 ones as deploy (integer) convolutions:
+ * the exact integer F(2x2, 3x3) against the int16-pair direct form (`intWinogradWins`). Medians of
+ * `--rounds` rounds; nothing is asserted.
  *
  * ```sh
- * npx deno run -A scripts/bench_winograd.ts [model ...] [--rounds 5] [--seconds 0.2] [--kernel 3|5]
+ * npx deno run -A scripts/bench_winograd.ts [model ...] [--rounds 5] [--seconds 0.2] [--kernel 3|5] [--integer]
  * ```
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
+import {
+  type ConvolutionArgs,
+  engineKernels,
+  intWinogradWins,
+  winogradWins,
+} from "../src/wasm/engine.ts";
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 import { randomValues } from "../tests/_builders.ts";
 import { loadNet } from "../src/caffe/model.ts";
@@ -32,9 +39,12 @@ const { values, positionals } = parseArgs({
     seconds: { type: "string", default: "0.2" },
     /** Only the shapes of this kernel size. */
     kernel: { type: "string" },
+    /** Deploy (integer) convolutions of the 3x3 shapes. */
+    integer: { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
+const integer = values.integer;
 const seconds = Number(values.seconds);
 
 /** [kernel size, input channels, output channels, output height = width]. */
@@ -84,6 +94,24 @@ const SHAPES: Shape[] = [
 
 function argsOf([kernel, cin, cout, size]: Shape): ConvolutionArgs {
   const pad = (kernel - 1) / 2;
+  if (integer) {
+    const int8 = (count: number, seed: number) =>
+      Float32Array.from(
+        randomValues(count, seed),
+        (v) => Math.max(-128, Math.min(127, Math.round(v * 100))),
+      );
+    return {
+      x: int8(cin * size * size, 1),
+      offsetD: -3,
+      shape: [1, cin, size, size],
+      weights: Int8Array.from(int8(cout * cin * kernel * kernel, 2)),
+      bias: Int32Array.from(int8(cout, 3)),
+      outputs: cout,
+      groups: 1,
+      window: { kernel: [kernel, kernel], pad: [pad, pad], stride: [1, 1], dilation: [1, 1] },
+      outSize: [size, size],
+    };
+  }
   return {
     x: randomValues(cin * size * size, 1),
     shape: [1, cin, size, size],
@@ -183,7 +211,7 @@ function shapes(): void {
       "Winograd, per call | speed-up | chosen |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-  const kernel = values.kernel === undefined ? undefined : Number(values.kernel);
+  const kernel = integer ? 3 : values.kernel === undefined ? undefined : Number(values.kernel);
   for (const shape of SHAPES.filter(([size]) => kernel === undefined || size === kernel)) {
     const args = argsOf(shape);
     const times: number[][] = [[], [], [], []];
@@ -195,7 +223,7 @@ function shapes(): void {
     }
     const [kernel, cin, cout, size] = shape;
     const [direct, winograd, directCall, winogradCall] = times.map(median);
-    const chosen = winogradWins(args) ? "Winograd" : "direct";
+    const chosen = (integer ? intWinogradWins(args) : winogradWins(args)) ? "Winograd" : "direct";
     console.log(
       `| ${kernel}x${kernel} | ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${
         winograd.toFixed(3)

@@ -35,7 +35,7 @@ class Epilogue {
 
 /** Four sums of output channel `c` (int32 lanes) as the epilogue at `epilogue` leaves them. */
 @inline
-function finishLanes(sums: v128, epilogue: usize, c: i32): v128 {
+export function finishLanes(sums: v128, epilogue: usize, c: i32): v128 {
   const e = changetype<Epilogue>(epilogue);
   const biased = e.bias != 0 ? i32x4.add(sums, v128.load32_splat(at(e.bias, c))) : sums;
   return scaleAndActivate(f32x4.convert_i32x4_s(biased), epilogue, c);

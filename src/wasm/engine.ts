@@ -78,10 +78,11 @@ export interface ConvolutionArgs extends KernelInput {
    */
   post?: readonly PostOp[];
   /**
-   * Convolution only: how a float 3x3 or 5x5 window at stride 1 and dilation 1 is computed.
-   * "auto" (the default) takes Winograd (F(4x4, 3x3), F(2x2, 5x5)) where it is faster
-   * ({@linkcode winogradWins}), "direct" im2col + GEMM, "winograd" Winograd at any size (its
-   * rounding differs from the direct form's).
+   * Convolution only: how a float 3x3 or 5x5 window (integer: 3x3) at stride 1 and dilation 1 is
+   * computed. "auto" (the default) takes Winograd (F(4x4, 3x3), F(2x2, 5x5); integer: the exact
+   * F(2x2, 3x3)) where it is faster ({@linkcode winogradWins}, {@linkcode intWinogradWins}),
+   * "direct" im2col + GEMM, "winograd" Winograd at any size (float: its rounding differs from
+   * the direct form's; integer: the same bits).
    */
   algorithm?: "auto" | "direct" | "winograd";
 }
@@ -454,6 +455,52 @@ interface EngineExports {
     inner: number,
     epilogue: number,
   ): void;
+  intWinogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number): number;
+  intWinogradWeights(
+    weights: number,
+    cout: number,
+    cinGroup: number,
+    groups: number,
+    target: number,
+  ): void;
+  intWinogradPaddedWidth(outW: number): number;
+  intWinogradPaddedHeight(outH: number): number;
+  intWinogradScratchBytes(
+    cinGroup: number,
+    coutGroup: number,
+    outW: number,
+    bandTileRows: number,
+  ): number;
+  paddedDifferences(
+    x: number,
+    planes: number,
+    height: number,
+    width: number,
+    padH: number,
+    padW: number,
+    paddedH: number,
+    paddedW: number,
+    quantize: boolean,
+    quantScale: number,
+    offset: number,
+    y: number,
+  ): void;
+  intWinogradConvolution(
+    padded: number,
+    batch: number,
+    cin: number,
+    paddedH: number,
+    paddedW: number,
+    transformed: number,
+    cout: number,
+    groups: number,
+    outH: number,
+    outW: number,
+    bandTileRows: number,
+    scratch: number,
+    y: number,
+    epilogue: number,
+  ): void;
 }
 
 /** The arguments of the integer convolution exports (see assembly/engine/intconv.ts). */
@@ -477,13 +524,15 @@ type IntegerConvolutionArgsIn = [
 /**
  * How the integer kernels read a layer's int8 weights (assembly/engine/intconv.ts): as weight
  * pairs of each group's [rows, depth] matrix (`stride` = elements between a row's values, 1, or
- * between rows; convolution: W_g, deconvolution: W_g^T), as InnerProduct weight rows, or as
- * float32 (depthwise kernels).
+ * between rows; convolution: W_g, deconvolution: W_g^T), as InnerProduct weight rows, as
+ * float32 (depthwise kernels), or transformed for the integer Winograd
+ * (assembly/engine/intwinograd.ts: 3x3 kernels [outputs, cinGroup]).
  */
 export type Int8Packing =
   | { kind: "pairs"; groups: number; rows: number; depth: number; transposed: boolean }
   | { kind: "rows"; outputs: number; depth: number; transposed: boolean }
-  | { kind: "float" };
+  | { kind: "float" }
+  | { kind: "winograd"; groups: number; outputs: number; cinGroup: number };
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
 type ConvolutionArgsIn = [
@@ -526,6 +575,12 @@ const COLUMN_LIMIT = 1 << 21;
 const WINOGRAD_BAND_BYTES = 1 << 20;
 
 /**
+ * Bytes of transformed input and products per band of an integer Winograd convolution (at least
+ * one row of tiles): 16 x (2 cin + 4 cout) x tiles.
+ */
+const INT_WINOGRAD_BAND_BYTES = 1 << 20;
+
+/**
  * The kernel size of a window Winograd computes: 3 for a 3x3 window (F(4x4, 3x3)) and 5 for a 5x5
  * one (F(2x2, 5x5)), at stride 1 and dilation 1; else null.
  */
@@ -557,6 +612,34 @@ export function winogradWins(args: ConvolutionArgs): boolean {
   const tiles = Math.ceil(outH / tile) * Math.ceil(outW / tile);
   const weightTiles = 12 + cinGroup * coutGroup / 8192;
   return kernel * kernel * outH * outW > 1.1 * 36 * (tiles + weightTiles);
+}
+
+/**
+ * Input channels per group up to which the integer Winograd F(2x2, 3x3) is exact: it computes 4 x
+ * the sum in int32, so |sum| <= 9 * 255 * 128 * channels must stay below 2^29.
+ */
+const INT_WINOGRAD_MAX_CHANNELS = Math.floor(2 ** 29 / (9 * 255 * 128));
+
+/**
+ * Whether an integer (deploy) convolution goes through the exact integer Winograd F(2x2, 3x3)
+ * (assembly/engine/intwinograd.ts) rather than im2col + the int16-pair GEMM: a 3x3 window at
+ * stride 1 and dilation 1, 4 to INT_WINOGRAD_MAX_CHANNELS input channels and at least 4 output
+ * channels per group, and outputs enough for the 16 products per 2x2 tile (against 36) to pay for
+ * transforming the weights on each call. Measured with `scripts/bench_winograd.ts --integer`: the
+ * direct form costs about 9 units per output, Winograd 16 per tile and 16 x (12 + cin*cout/8192)
+ * for the weights; Winograd is taken when 10 % faster by that count. Both give the same bits;
+ * shape only, like {@linkcode winogradWins}.
+ */
+export function intWinogradWins(args: ConvolutionArgs): boolean {
+  const [, channels] = args.shape;
+  const [outH, outW] = args.outSize;
+  const cinGroup = channels / args.groups;
+  const coutGroup = args.outputs / args.groups;
+  if (args.offsetD === undefined || winogradKernel(args.window) !== 3) return false;
+  if (cinGroup < 4 || cinGroup > INT_WINOGRAD_MAX_CHANNELS || coutGroup < 4) return false;
+  const tiles = Math.ceil(outH / 2) * Math.ceil(outW / 2);
+  const weightTiles = 12 + cinGroup * coutGroup / 8192;
+  return 9 * outH * outW > 1.1 * 16 * (tiles + weightTiles);
 }
 
 function checkLength(name: string, values: ArrayLike<unknown>, expected: number): void {
@@ -811,6 +894,14 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         kernels.int8ToFloat(bytesAt, weights.length, at);
       return { name: "int8 float", bytes: weights.length * 4, pack };
     }
+    if (packing.kind === "winograd") {
+      const { groups, outputs, cinGroup } = packing;
+      return {
+        name: `int8 winograd ${groups}`,
+        bytes: kernels.intWinogradWeightsBytes(outputs / groups, cinGroup, groups),
+        pack: (bytesAt, at) => kernels.intWinogradWeights(bytesAt, outputs, cinGroup, groups, at),
+      };
+    }
     if (packing.kind === "rows") {
       const { outputs, depth, transposed } = packing;
       return {
@@ -915,9 +1006,19 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const coutGroup = outputs / groups;
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
     // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
-    const depthwise = !transposed && groups === channels && groups === outputs &&
+    const algorithm = args.algorithm ?? "auto";
+    const winograd = !transposed &&
+      (algorithm === "winograd" || (algorithm === "auto" && intWinogradWins(args)));
+    if (winograd && cinGroup > INT_WINOGRAD_MAX_CHANNELS) {
+      throw new RangeError(
+        `the integer Winograd is exact up to ${INT_WINOGRAD_MAX_CHANNELS} input channels per group`,
+      );
+    }
+    const depthwise = !winograd && !transposed && groups === channels && groups === outputs &&
       kernelH === 3 && kernelW === 3 && window.stride[1] <= 2;
-    const packing: Int8Packing = depthwise
+    const packing: Int8Packing = winograd
+      ? { kind: "winograd", groups, outputs, cinGroup }
+      : depthwise
       ? { kind: "float" }
       : transposed
       ? { kind: "pairs", groups, rows: depth, depth: cinGroup, transposed: true }
@@ -929,6 +1030,60 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
     const colBytes = depth * bandRows * rowWidth * (transposed ? 4 : 2);
+    if (winograd) {
+      const [padH, padW] = window.pad;
+      const paddedH = kernels.intWinogradPaddedHeight(outH);
+      const paddedW = kernels.intWinogradPaddedWidth(outW);
+      const paddedBytes = (batch * channels * paddedH + 1) * paddedW * 2;
+      const tilesAcross = Math.ceil(outW / 2);
+      const bandBytesPerRow = 16 * (2 * cinGroup + 4 * coutGroup) * tilesAcross;
+      const bandTileRows = Math.max(
+        1,
+        Math.min(Math.ceil(outH / 2), Math.floor(INT_WINOGRAD_BAND_BYTES / bandBytesPerRow)),
+      );
+      const scratchBytes = kernels.intWinogradScratchBytes(cinGroup, coutGroup, outW, bandTileRows);
+      return (x) => {
+        checkLength("x", x, inputCount);
+        wasm.reset();
+        const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
+        const epilogueAt = epilogueIn(biasAt, epilogue);
+        const paddedAt = wasm.alloc(paddedBytes);
+        const floatAt = wasm.copyIn(x);
+        kernels.paddedDifferences(
+          floatAt,
+          batch * channels,
+          height,
+          width,
+          padH,
+          padW,
+          paddedH,
+          paddedW,
+          quantize,
+          quantScale,
+          offsetD,
+          paddedAt,
+        );
+        const scratchAt = wasm.alloc(scratchBytes);
+        const yAt = wasm.alloc(outCount * 4);
+        kernels.intWinogradConvolution(
+          paddedAt,
+          batch,
+          channels,
+          paddedH,
+          paddedW,
+          weightsAt,
+          outputs,
+          groups,
+          outH,
+          outW,
+          bandTileRows,
+          scratchAt,
+          yAt,
+          epilogueAt,
+        );
+        return postOpsOut(epilogue.rest, yAt, outCount);
+      };
+    }
     return (x) => {
       checkLength("x", x, inputCount);
       wasm.reset();
@@ -1051,9 +1206,15 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const integer = checkConvolution(args, transposed);
     const algorithm = args.algorithm ?? "auto";
     const winogradSize = winogradKernel(args.window);
-    if (algorithm === "winograd" && (integer || transposed || winogradSize === null)) {
-      throw new RangeError("Winograd takes float 3x3 and 5x5 windows at stride 1, dilation 1");
+    if (
+      algorithm === "winograd" &&
+      (transposed || winogradSize === null || (integer && winogradSize !== 3))
+    ) {
+      throw new RangeError(
+        "Winograd takes float 3x3 and 5x5 and integer 3x3 windows at stride 1, dilation 1",
+      );
     }
+    if (integer) return integerConvolution(args, transposed);
     const winograd = algorithm === "winograd" ||
       (algorithm === "auto" && !transposed && winogradWins(args));
     if (winograd && winogradSize !== null) {
@@ -1063,7 +1224,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         return winogradRun({ ...args, x }, winogradSize);
       };
     }
-    if (integer) return integerConvolution(args, transposed);
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;

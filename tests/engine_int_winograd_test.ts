@@ -1,0 +1,296 @@
+// The deploy model's integer 3x3 stride-1 convolutions through the exact integer Winograd F(2x2,
+// 3x3) (assembly/engine/intwinograd.ts) against the int16-pair direct form and against a plain
+// integer loop written here (every sum is an integer far below 2^53, so float64 holds it
+// exactly): the outputs must be the same bits, not merely close. Random shapes reach odd output
+// sizes, 1x1 / 2x2 / 3x3 planes, padding 0-2 (also unequal), groups, batch 2, channel counts odd
+// and past the GEMM's 512-product blocks, extreme values (differences ±255, weights -128/127),
+// the Quant layer's quantization in the kernel, and a DeQuant scale with ReLU / PReLU after it;
+// one case puts a sum next to 2^29, the bound up to which the Winograd form is exact.
+
+import assert from "node:assert/strict";
+import {
+  type ConvolutionArgs,
+  engineKernels,
+  intWinogradWins,
+  type PostOp,
+} from "../src/wasm/engine.ts";
+import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
+
+const f32 = Math.fround;
+
+/** Integers in [low, high] from a 32-bit LCG (test data only). */
+function integers(count: number, seed: number, low: number, high: number): number[] {
+  let state = (seed * 2654435761 + 12345) >>> 0;
+  return Array.from({ length: count }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return low + ((state >>> 8) % (high - low + 1));
+  });
+}
+
+interface Case {
+  batch: number;
+  cin: number;
+  cout: number;
+  groups: number;
+  height: number;
+  width: number;
+  pad: [number, number];
+  offsetD: number;
+  extreme: boolean;
+  quantScale?: number;
+  post: "none" | "dequant" | "dequant relu" | "dequant prelu";
+}
+
+/** The convolution's arguments for case `c` (seeded by `seed`) and its q values. */
+function argsOf(c: Case, seed: number): { args: ConvolutionArgs; q: number[]; w: number[] } {
+  const outSize: [number, number] = [c.height + 2 * c.pad[0] - 2, c.width + 2 * c.pad[1] - 2];
+  const count = c.batch * c.cin * c.height * c.width;
+  const weightCount = c.cout * (c.cin / c.groups) * 9;
+  const far = c.offsetD >= 0 ? -128 : 127;
+  const q = c.extreme
+    ? integers(count, seed, 0, 4).map((v) => v === 0 ? c.offsetD : far)
+    : integers(count, seed, -128, 127);
+  const w = c.extreme
+    ? integers(weightCount, seed + 1, 0, 1).map((bit) => bit ? 127 : -128)
+    : integers(weightCount, seed + 1, -128, 127);
+  const bias = Int32Array.from(integers(c.cout, seed + 2, -100000, 100000));
+  const x = c.quantScale === undefined
+    ? Float32Array.from(q)
+    : Float32Array.from(q, (v, i) => (v - c.offsetD + (i % 5 - 2) * 0.2) / c.quantScale!);
+  const layout = { outer: c.batch, channels: c.cout, inner: outSize[0] * outSize[1] };
+  const scales = Float32Array.from(integers(c.cout, seed + 3, 1, 999), (v) => v / 131072);
+  const slopes = Float32Array.from(integers(c.cout, seed + 4, -50, 50), (v) => v / 32);
+  const post: PostOp[] = c.post === "none"
+    ? []
+    : [{ kind: "affine", view: layout, scale: scales, bias: null }];
+  if (c.post === "dequant relu") post.push({ kind: "relu", slope: 0 });
+  if (c.post === "dequant prelu") post.push({ kind: "prelu", view: layout, slopes });
+  const args: ConvolutionArgs = {
+    x,
+    offsetD: c.offsetD,
+    quantScale: c.quantScale,
+    shape: [c.batch, c.cin, c.height, c.width],
+    weights: Int8Array.from(w),
+    bias,
+    outputs: c.cout,
+    groups: c.groups,
+    window: { kernel: [3, 3], pad: c.pad, stride: [1, 1], dilation: [1, 1] },
+    outSize,
+    post,
+  };
+  return { args, q, w };
+}
+
+/** The Quant layer's q of float x: clamp(rint(f32(x * S)) + offset_d, -128, 127), ties to even. */
+function quantized(x: number, quantScale: number, offsetD: number): number {
+  const scaled = f32(x * quantScale);
+  const floor = Math.floor(scaled);
+  const rounded = scaled - floor === 0.5
+    ? (floor % 2 === 0 ? floor : floor + 1)
+    : Math.round(scaled);
+  return Math.min(127, Math.max(-128, rounded + offsetD));
+}
+
+/** The expected outputs of case `c`: exact integer sums, + bias, then the post operations. */
+function expected(c: Case, args: ConvolutionArgs, q: number[], w: number[]): number[] {
+  const [outH, outW] = args.outSize;
+  const qs = c.quantScale === undefined
+    ? q
+    : Array.from(args.x, (v) => quantized(v, c.quantScale!, c.offsetD));
+  const cg = c.cin / c.groups;
+  const og = c.cout / c.groups;
+  const bias = args.bias as Int32Array;
+  const post = args.post ?? [];
+  const y: number[] = [];
+  for (let n = 0; n < c.batch; n++) {
+    for (let o = 0; o < c.cout; o++) {
+      const g = Math.floor(o / og);
+      for (let i = 0; i < outH; i++) {
+        for (let j = 0; j < outW; j++) {
+          let sum = 0;
+          for (let ch = 0; ch < cg; ch++) {
+            for (let a = 0; a < 3; a++) {
+              const ih = i - c.pad[0] + a;
+              if (ih < 0 || ih >= c.height) continue;
+              for (let b = 0; b < 3; b++) {
+                const iw = j - c.pad[1] + b;
+                if (iw < 0 || iw >= c.width) continue;
+                const value = qs[((n * c.cin + g * cg + ch) * c.height + ih) * c.width + iw];
+                sum += w[((o * cg + ch) * 3 + a) * 3 + b] * (value - c.offsetD);
+              }
+            }
+          }
+          let value = f32(sum + bias[o]);
+          for (const op of post) {
+            if (op.kind === "affine") value = f32(value * op.scale![o]) + 0;
+            if (op.kind === "relu") value = value > 0 ? value : 0;
+            if (op.kind === "prelu") value = value > 0 ? value : f32(op.slopes[o] * value) + 0;
+          }
+          y.push(value);
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** Random cases: sizes, pads, channel counts and value kinds drawn from `seed`. */
+function randomCases(count: number, seed: number): Case[] {
+  const draws = integers(count * 12, seed, 0, 1 << 20);
+  const pick = <T>(options: readonly T[], draw: number): T => options[draw % options.length];
+  return Array.from({ length: count }, (_, i) => {
+    const d = draws.slice(i * 12, i * 12 + 12);
+    const groups = pick([1, 1, 1, 2], d[0]);
+    const cin = groups * pick([4, 5, 7, 8, 13, 33, 64], d[1]);
+    const cout = groups * pick([4, 5, 6, 9, 17], d[2]);
+    const pad: [number, number] = [pick([0, 1, 1, 2], d[3]), pick([0, 1, 1, 2], d[4])];
+    // 1x1 to 3x3 planes need a pad to have outputs; the others any.
+    const smallest = (p: number) => Math.max(1, 3 - 2 * p);
+    const height = smallest(pad[0]) + pick([0, 0, 1, 2, 3, 6, 10], d[5]);
+    const width = smallest(pad[1]) + pick([0, 1, 2, 4, 7, 12, 18, 29], d[6]);
+    return {
+      batch: pick([1, 1, 2], d[7]),
+      cin,
+      cout,
+      groups,
+      height,
+      width,
+      pad,
+      offsetD: pick([-128, -3, 0, 5, 127], d[8]),
+      extreme: d[9] % 3 === 0,
+      quantScale: d[10] % 4 === 0 ? 41.5 : undefined,
+      post: pick(["none", "dequant", "dequant relu", "dequant prelu"] as const, d[11]),
+    };
+  });
+}
+
+const FIXED: Case[] = [
+  // Past the GEMM's 256-pair blocks (513 and 1029 products), odd sizes, extreme values.
+  {
+    batch: 1,
+    cin: 513,
+    cout: 7,
+    groups: 1,
+    height: 5,
+    width: 9,
+    pad: [1, 1],
+    offsetD: -128,
+    extreme: true,
+    post: "none",
+  },
+  {
+    batch: 1,
+    cin: 1029,
+    cout: 5,
+    groups: 1,
+    height: 3,
+    width: 4,
+    pad: [2, 0],
+    offsetD: 127,
+    extreme: true,
+    post: "dequant relu",
+  },
+  // Wide rows: several groups of 8 tiles and a partial one; batch 2; two groups.
+  {
+    batch: 2,
+    cin: 8,
+    cout: 10,
+    groups: 2,
+    height: 11,
+    width: 53,
+    pad: [1, 1],
+    offsetD: 3,
+    extreme: false,
+    quantScale: 20,
+    post: "dequant prelu",
+  },
+  // 1x1, 2x2 and 3x3 planes.
+  ...[[1, 1, 1], [2, 2, 1], [3, 3, 0], [1, 1, 2]].map(([height, width, pad]): Case => ({
+    batch: 1,
+    cin: 6,
+    cout: 5,
+    groups: 1,
+    height,
+    width,
+    pad: [pad, pad],
+    offsetD: -128,
+    extreme: true,
+    post: "none",
+  })),
+];
+
+for (const build of ENGINE_BUILDS) {
+  Deno.test(
+    `integer Winograd: the same bits as the direct form and an exact loop, random shapes (${build} build)`,
+    () =>
+      withEngineBuild(build, async () => {
+        const kernels = await engineKernels();
+        const cases = [...FIXED, ...randomCases(60, 7)];
+        for (const [index, c] of cases.entries()) {
+          const { args, q, w } = argsOf(c, 100 + index);
+          const label = JSON.stringify(c);
+          const winograd = kernels.convolution({ ...args, algorithm: "winograd" });
+          const direct = kernels.convolution({ ...args, algorithm: "direct" });
+          assert.deepEqual(Array.from(winograd), Array.from(direct), label);
+          assert.deepEqual(Array.from(winograd), expected(c, args, q, w), label);
+        }
+      }),
+  );
+}
+
+Deno.test("integer Winograd: exact for a sum next to -2^29 (1827 channels of -128 x 255)", async () => {
+  const kernels = await engineKernels();
+  // Every difference 255 (q 127, offset -128) and every weight -128: the 2x2 output of a 4x4
+  // plane sums 9 * 255 * -128 * 1827 = -536699520 at every position, whose 4x (the form's int32
+  // intermediate) is within int32 only just; with 1828 channels it would not be.
+  const [cin, size] = [1827, 4];
+  const args: ConvolutionArgs = {
+    x: new Float32Array(cin * size * size).fill(127),
+    offsetD: -128,
+    shape: [1, cin, size, size],
+    weights: new Int8Array(2 * cin * 9).fill(-128),
+    bias: Int32Array.from([0, 1]),
+    outputs: 2,
+    groups: 1,
+    window: { kernel: [3, 3], pad: [0, 0], stride: [1, 1], dilation: [1, 1] },
+    outSize: [2, 2],
+    algorithm: "winograd",
+  };
+  const y = kernels.convolution(args);
+  const sum = 9 * 255 * -128 * cin;
+  assert.deepEqual(Array.from(y), [
+    ...new Array(4).fill(f32(sum)),
+    ...new Array(4).fill(f32(sum + 1)),
+  ]);
+  assert.throws(
+    () =>
+      kernels.convolution({
+        ...args,
+        x: new Float32Array((cin + 1) * size * size),
+        shape: [1, cin + 1, size, size],
+        weights: new Int8Array(2 * (cin + 1) * 9),
+      }),
+    /exact up to 1827 input channels/,
+  );
+});
+
+Deno.test("integer Winograd: taken by shape (3x3 stride 1, >= 4 channels, outputs enough)", () => {
+  const args = (cin: number, cout: number, size: number, stride = 1): ConvolutionArgs => ({
+    x: new Float32Array(0),
+    offsetD: 0,
+    shape: [1, cin, size * stride, size * stride],
+    weights: new Int8Array(0),
+    bias: null,
+    outputs: cout,
+    groups: 1,
+    window: { kernel: [3, 3], pad: [1, 1], stride: [stride, stride], dilation: [1, 1] },
+    outSize: [size, size],
+  });
+  assert.equal(intWinogradWins(args(64, 64, 56)), true);
+  assert.equal(intWinogradWins(args(128, 128, 132)), true);
+  assert.equal(intWinogradWins(args(3, 32, 64)), false);
+  assert.equal(intWinogradWins(args(64, 64, 56, 2)), false);
+  assert.equal(intWinogradWins(args(512, 512, 7)), false);
+  assert.equal(intWinogradWins(args(2000, 8, 64)), false);
+  assert.equal(intWinogradWins({ ...args(64, 64, 56), offsetD: undefined }), false);
+});
