@@ -1005,7 +1005,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const cinGroup = channels / groups;
     const coutGroup = outputs / groups;
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
-    // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
+    // 3x3 stride-1 kernels over channels: the exact integer Winograd where it is faster.
     const algorithm = args.algorithm ?? "auto";
     const winograd = !transposed &&
       (algorithm === "winograd" || (algorithm === "auto" && intWinogradWins(args)));
@@ -1014,6 +1014,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         `the integer Winograd is exact up to ${INT_WINOGRAD_MAX_CHANNELS} input channels per group`,
       );
     }
+    // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
     const depthwise = !winograd && !transposed && groups === channels && groups === outputs &&
       kernelH === 3 && kernelW === 3 && window.stride[1] <= 2;
     const packing: Int8Packing = winograd
