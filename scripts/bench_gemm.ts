@@ -134,6 +134,8 @@ const SHAPES: Shape[] = [
   { name: "3x3 10>16 5", cin: 10, size: 5, cout: 16, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 3>28 24", cin: 3, size: 24, cout: 28, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 28>48 11", cin: 28, size: 11, cout: 48, kernel: 3, stride: 1, pad: 0 },
+  { name: "3x3 3>32 48", cin: 3, size: 48, cout: 32, kernel: 3, stride: 1, pad: 0 },
+  { name: "3x3 64>64 10", cin: 64, size: 10, cout: 64, kernel: 3, stride: 1, pad: 0 },
 ];
 
 function option(args: string[], name: string): string | undefined {

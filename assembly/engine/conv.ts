@@ -85,7 +85,8 @@ function im2colRows(
  * Writes B[p, q..q+outW) for one output row: the input at `row` + ow*stride for outputs
  * first..end (`row` 0: a row of padding), zeros for the others. Columns go four or eight at a
  * time where they lie together in a panel (q + ow a multiple of 4; eight a panel row apart from
- * the next eight), one by one at the row's ends. Inlined with a constant stride.
+ * the next eight), one by one at the row's ends and in rows shorter than eight. Inlined with a
+ * constant stride.
  */
 @inline
 function im2colRun(
@@ -102,6 +103,11 @@ function im2colRun(
 ): void {
   const panelStep = <usize>depth << 5;
   let target = panelAt(packed, depth, p, q);
+  if (outW < 8) {
+    // Short rows: one by one.
+    im2colOnes(row, stride, first, end, 0, outW, q, target, panelStep);
+    return;
+  }
   let ow = 0;
   if ((q & 3) != 0) {
     ow = min(4 - (q & 3), outW);
