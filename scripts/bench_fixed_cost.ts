@@ -3,6 +3,8 @@
  * machine than wall time), batch 1, seeded inputs, medians of interleaved rounds:
  * - `runNet` per run with the weights kept in WebAssembly memory (the default budget) beside
  *   copied on every call (budget 0);
+ * - the deploy (INT8) net converted from the model (`makeRecord`, `convertInMemory`), weights kept,
+ *   and its speed against the float net's (float µs / deploy µs: above 1 when deploy is faster);
  * - the JavaScript outside the kernels: the same runs with every kernel replaced by a stub that
  *   hands back the output it gave in a real run;
  * - with `--against DIR` (another checkout of this repository, e.g. `git worktree add DIR <commit>`
@@ -22,6 +24,8 @@ import { loadNet } from "../src/caffe/model.ts";
 import { type Net, netInputs } from "../src/caffe/net.ts";
 import { uniformGenerator } from "../src/engine/inputs.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
+import { convertInMemory } from "../src/quant/convert.ts";
+import { makeRecord } from "../src/quant/make_record.ts";
 import { engineKernels } from "../src/wasm/engine.ts";
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 
@@ -93,7 +97,14 @@ async function main(args: string[]): Promise<void> {
     `µs of CPU time per run, batch 1, medians of ${rounds} interleaved rounds; ` +
       `load average ${Deno.loadavg().map((value) => value.toFixed(2)).join(" ")}`,
   );
-  const columns = ["model", "weights kept", "copied per call", "JavaScript outside kernels"];
+  const columns = [
+    "model",
+    "weights kept",
+    "copied per call",
+    "JavaScript outside kernels",
+    "deploy net",
+    "deploy / float",
+  ];
   if (against !== undefined) columns.push(`runNet of ${against}`);
   console.log(`| ${columns.join(" | ")} |`);
   console.log(`| ${columns.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`);
@@ -103,6 +114,12 @@ async function main(args: string[]): Promise<void> {
     const prototxt = await Deno.readTextFile(`${sharedModels}${name}/deploy.prototxt`);
     const weights = await Deno.readFile(`${sharedModels}${name}/weights.caffemodel`);
     const net = loadNet(prototxt, weights);
+    const { files } = await convertInMemory({
+      model: prototxt,
+      weights,
+      record: await makeRecord(net),
+    });
+    const deploy = loadNet(files.deployModel, files.deployWeights);
     const inputs = batchOne(net);
     const other = against === undefined ? undefined : await otherRunner(against, prototxt, weights);
     // The outputs each kernel call gave in one real run, handed back in order by the stubs.
@@ -119,7 +136,7 @@ async function main(args: string[]): Promise<void> {
     });
     await runNet(net, { inputs });
     Object.assign(kernels, originals);
-    const figures: number[][] = [[], [], [], []];
+    const figures: number[][] = [[], [], [], [], []];
     for (let round = 0; round < rounds; round++) {
       figures[0].push(await perRun(() => runNet(net, { inputs }), seconds));
       kernels.setResidentBudget(0);
@@ -129,13 +146,17 @@ async function main(args: string[]): Promise<void> {
       setKernels(() => () => given[call++ % given.length]);
       figures[2].push(await perRun(() => runNet(net, { inputs }), seconds));
       Object.assign(kernels, originals);
+      figures[3].push(await perRun(() => runNet(deploy, { inputs }), seconds));
       if (other !== undefined) {
-        figures[3].push(await perRun(() => other.runNet(other.net, { inputs }), seconds));
+        figures[4].push(await perRun(() => other.runNet(other.net, { inputs }), seconds));
       }
     }
-    const row = figures.filter((values) => values.length > 0).map((values) =>
-      median(values).toFixed(1)
+    const [kept, copied, outside, deployed, others] = figures.map((values) =>
+      values.length > 0 ? median(values) : undefined
     );
+    const row = [kept, copied, outside, deployed].map((value) => value!.toFixed(1));
+    row.push((kept! / deployed!).toFixed(2));
+    if (others !== undefined) row.push(others.toFixed(1));
     console.log(`| ${[name, ...row].join(" | ")} |`);
   }
 }
