@@ -51,6 +51,8 @@ const seconds = Number(values.seconds);
 type Shape = [number, number, number, number];
 
 const SHAPES: Shape[] = [
+  [3, 128, 128, 132],
+  [3, 64, 128, 136],
   [3, 64, 64, 56],
   [3, 128, 128, 28],
   [3, 256, 256, 14],
