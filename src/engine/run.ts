@@ -544,8 +544,9 @@ function blobUse(net: Net): { readers: Map<string, number>; writers: Map<string,
 }
 
 /**
- * Quant layers whose top only the next layer reads, a Convolution or InnerProduct with that single
- * bottom: the deploy form hands on its float input and that layer quantizes it (one copy less).
+ * Quant layers whose top only the next layer reads, a Convolution, Deconvolution or InnerProduct
+ * with that single bottom: the deploy form hands on its float input and that layer quantizes it
+ * (one copy less).
  */
 function deferredQuants(net: Net): Set<Layer> {
   const { readers, writers } = blobUse(net);
@@ -560,8 +561,8 @@ function deferredQuants(net: Net): Set<Layer> {
   return deferred;
 }
 
-/** Layers that apply fusable layers after them and quantize their deploy input themselves. */
-const WEIGHTED = new Set(["Convolution", "InnerProduct"]);
+/** Layers that quantize their deploy input themselves. */
+const WEIGHTED = new Set(["Convolution", "Deconvolution", "InnerProduct"]);
 
 /**
  * The layer types each type may apply to its output itself: a Convolution's or InnerProduct's

@@ -29,7 +29,7 @@ export type Domain =
     offsetD: number;
     /**
      * Set when the values are still the Quant layer's float input: its only reader, a
-     * Convolution or InnerProduct, quantizes them with this scale itself (RunContext.defersQuant).
+     * Convolution, Deconvolution or InnerProduct, quantizes them with this scale itself (RunContext.defersQuant).
      */
     quantScale?: number;
   }
