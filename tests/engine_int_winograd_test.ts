@@ -294,3 +294,31 @@ Deno.test("integer Winograd: taken by shape (3x3 stride 1, >= 4 channels, output
   assert.equal(intWinogradWins(args(2000, 8, 64)), false);
   assert.equal(intWinogradWins({ ...args(64, 64, 56), offsetD: undefined }), false);
 });
+
+Deno.test("integer Winograd: one weights array read as two shapes keeps one transformed form each", async () => {
+  const kernels = await engineKernels();
+  // [8 outputs, 4 channels] and [4 outputs, 8 channels] share one Int8Array: the transformed
+  // weights kept for the first shape must not serve the second.
+  const base: Case = {
+    batch: 1,
+    cin: 4,
+    cout: 8,
+    groups: 1,
+    height: 6,
+    width: 7,
+    pad: [1, 1],
+    offsetD: 2,
+    extreme: false,
+    post: "none",
+  };
+  const first = argsOf(base, 11);
+  const swapped: Case = { ...base, cin: 8, cout: 4 };
+  const second = argsOf(swapped, 12);
+  const shared = { ...second.args, weights: first.args.weights, algorithm: "winograd" as const };
+  for (let run = 0; run < 2; run++) {
+    const a = kernels.convolution({ ...first.args, algorithm: "winograd" });
+    assert.deepEqual(Array.from(a), expected(base, first.args, first.q, first.w));
+    const b = kernels.convolution(shared);
+    assert.deepEqual(Array.from(b), expected(swapped, shared, second.q, first.w));
+  }
+});

@@ -897,7 +897,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     if (packing.kind === "winograd") {
       const { groups, outputs, cinGroup } = packing;
       return {
-        name: `int8 winograd ${groups}`,
+        name: `int8 winograd ${groups} ${outputs} ${cinGroup}`,
         bytes: kernels.intWinogradWeightsBytes(outputs / groups, cinGroup, groups),
         pack: (bytesAt, at) => kernels.intWinogradWeights(bytesAt, outputs, cinGroup, groups, at),
       };
