@@ -28,7 +28,7 @@ function worstRelative(actual: Float32Array, expected: number[]): number {
 
 function acrossReference(
   x: Float32Array,
-  [batch, channels, spatial]: number[],
+  [, channels, spatial]: number[],
   { size, alpha, beta, k }: { size: number; alpha: number; beta: number; k: number },
 ): number[] {
   const pre = (size - 1) / 2;
@@ -46,7 +46,7 @@ function acrossReference(
 
 function withinReference(
   x: Float32Array,
-  [planes, height, width]: number[],
+  [, height, width]: number[],
   { size, alpha, beta }: { size: number; alpha: number; beta: number },
 ): number[] {
   const pad = (size - 1) / 2;
