@@ -5,7 +5,8 @@
 // loaded at stride 1 or gathered at stride 2, one by one at the rows' ends). Planes from 1x1 up,
 // widths that are no multiple of 4 or 8 (panel columns of one output row start anywhere in a
 // panel), odd heights, pads 0/1/2, strides 1, 2 and 3, dilations 1 and 2, one and many channels,
-// batches, with and without bias, ReLU and leaky ReLU.
+// batches, with and without bias, ReLU and leaky ReLU. Last, one weights array read as two shapes
+// (panels and Winograd forms kept per shape).
 //
 // Tolerance: an output sums K = (C_in / group) * kh * kw float32 products (in order, maybe fused)
 // and a bias, then the ReLU; its error is at most (K + 2) * 2^-23 * (sum |w x| + |bias|)
@@ -302,4 +303,35 @@ for (const build of ENGINE_BUILDS) {
       }
     });
   });
+}
+
+for (const algorithm of ["direct", "winograd"] as const) {
+  for (const kernel of [3, 5]) {
+    Deno.test(`float ${algorithm} ${kernel}x${kernel}: one weights array read as two shapes is prepared once per shape`, async () => {
+      const kernels = await engineKernels();
+      // [8 outputs, 4 channels] and [4 outputs, 8 channels] hold the same count of weights: the
+      // form kept for the first shape (panels or Winograd) must not serve the second. Each
+      // result must equal the same call on a fresh copy of the weights, prepared on its own.
+      const base: Case = {
+        shape: [1, 4, 9, 11],
+        outputs: 8,
+        kernel,
+        pad: 1,
+        stride: 1,
+        dilation: 1,
+        bias: true,
+      };
+      const swapped: Case = { ...base, shape: [1, 8, 9, 11], outputs: 4 };
+      const first = { ...argsOf(base, 31), algorithm };
+      const second = { ...argsOf(swapped, 41), weights: first.weights, algorithm };
+      const alone = (args: ConvolutionArgs) =>
+        Array.from(
+          kernels.convolution({ ...args, weights: (args.weights as Float32Array).slice() }),
+        );
+      for (let run = 0; run < 2; run++) {
+        assert.deepEqual(Array.from(kernels.convolution(first)), alone(first));
+        assert.deepEqual(Array.from(kernels.convolution(second)), alone(second));
+      }
+    });
+  }
 }

@@ -726,6 +726,16 @@ function reluSlopes(slope: number): Float32Array {
   return slopes;
 }
 
+/**
+ * The name float convolution weights packed in panels are kept under: one weights array read
+ * as two shapes (the same count of values) is packed once per shape.
+ */
+function panelsName(
+  { outputs, groups, depth }: { outputs: number; groups: number; depth: number },
+) {
+  return `panels ${outputs} ${groups} ${depth}`;
+}
+
 /** Binds the kernels to an instance of assembly/engine.ts. */
 function bindKernels(wasm: WasmInstance): EngineKernels {
   const kernels = wasm.exports as unknown as EngineExports;
@@ -760,12 +770,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
     if (panels !== undefined) {
-      const packedAt = resident.found(weights, "panels") ?? packedIn(weights, panels);
+      const packedAt = resident.found(weights, panelsName(panels)) ?? packedIn(weights, panels);
       if (packedAt !== undefined) return [0, bias === null ? 0 : keptCopy(bias), packedAt];
     }
     return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
   };
-  /** Copies `values` in, or finds them kept from an earlier call (see weightsIn). */
   /** Float convolution weights packed in panels, kept now (undefined when they do not fit). */
   const packedIn = (
     weights: Float32Array,
@@ -773,10 +782,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   ) =>
     resident.prepared(
       weights,
-      "panels",
+      panelsName({ outputs, groups, depth }),
       kernels.packedConvolutionBytes(outputs, groups, depth),
       (at) => kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at),
     );
+  /** Copies `values` in, or finds them kept from an earlier call (see weightsIn). */
   const keptCopy = (values: Float32Array | Int32Array): number =>
     resident.found(values, "copy") ??
       resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
@@ -797,7 +807,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups);
     const transform = (at: number) =>
       kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, kernel, at);
-    let transformedAt = resident.prepared(weights, `winograd ${groups}`, bytes, transform);
+    const name = `winograd ${groups} ${outputs} ${cinGroup} ${kernel}`;
+    let transformedAt = resident.prepared(weights, name, bytes, transform);
     if (transformedAt === undefined) {
       transformedAt = wasm.alloc(bytes);
       transform(transformedAt);
