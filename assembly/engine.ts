@@ -10,7 +10,7 @@
 import * as conv from "./engine/conv";
 import * as pool from "./engine/pool";
 
-export { maxPool } from "./engine/pool";
+export { maxPool, maxPoolScratchBytes } from "./engine/pool";
 export {
   addScaled,
   batchNorm,

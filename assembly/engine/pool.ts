@@ -4,11 +4,40 @@
 import { at } from "./gemm";
 import { Window } from "./window";
 
+/** Floats of one input plane padded for the vector windows (see maxPoolScratchBytes). */
+@inline
+function paddedRows(height: i32, window: Window, outH: i32): i32 {
+  return max((outH - 1) * window.strideH + window.kernelH, window.padH + 1);
+}
+
+/** Columns of a padded plane: every window of the output row's groups of four, and the reads. */
+@inline
+function paddedColumns(width: i32, window: Window, outW: i32): i32 {
+  const groups = (outW + 3) >> 2;
+  const sw = window.strideW;
+  // At stride 2 a group's last tap loads eight floats from its first column.
+  const reach = (4 * groups - 1) * sw + window.kernelW + (sw == 2 ? 1 : 0);
+  return (max(reach, window.padW + 1) + 3) & ~3;
+}
+
+/**
+ * Bytes of scratch maxPool needs: one input plane inside a border of -FLT_MAX wide enough for
+ * every window of every group of four outputs (rows and columns past the image included).
+ */
+export function maxPoolScratchBytes(height: i32, width: i32, geometry: usize, outH: i32, outW: i32): i32 {
+  const window = changetype<Window>(geometry);
+  return paddedRows(height, window, outH) * paddedColumns(width, window, outW) * 4;
+}
+
 /**
  * MAX pooling: window [oh*sh - ph, +kh) x [ow*sw - pw, +kw) clipped to the image; the maximum
  * starts from -FLT_MAX and takes strictly greater values in window order (rows, then columns), as
- * Caffe does. Outputs whose window lies inside the row go four at a time at stride 1 and 2 (the
- * same comparisons per lane: f32x4.pmax(best, value) is value > best ? value : best).
+ * Caffe does. Each plane is copied into `scratch` (maxPoolScratchBytes) inside a border of
+ * -FLT_MAX, which no comparison takes, so every output is a full window in the same order: four
+ * outputs at a time (f32x4.pmax(best, value) is value > best ? value : best, per lane), four
+ * such groups at once. `y` has
+ * room for three floats past the last output (a row's last group may write past its end: the
+ * next row's outputs are written after).
  */
 export function maxPool(
   x: usize,
@@ -19,61 +48,102 @@ export function maxPool(
   outH: i32,
   outW: i32,
   y: usize,
+  scratch: usize,
 ): void {
   const window = changetype<Window>(geometry);
   const kh = window.kernelH;
   const kw = window.kernelW;
-  const ph = window.padH;
-  const pw = window.padW;
   const sh = window.strideH;
   const sw = window.strideW;
-  // Outputs [inFirst, vectorEnd) have their whole window row inside the image row, and so do the
-  // loads of a group of four (at stride 2 they read one value past the window).
-  const inFirst = min((pw + sw - 1) / sw, outW);
-  const room = width - (kw - 1 - pw) - (sw == 2 ? 1 : 0);
-  const vectorEnd = sw > 2 || room <= 0 ? inFirst : max(min(outW, (room + sw - 1) / sw), inFirst);
+  const rows = paddedRows(height, window, outH);
+  const columns = paddedColumns(width, window, outW);
   const lowest = f32x4.splat(-F32.MAX_VALUE);
-  let target = y;
+  for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), lowest);
+  // Input rows and columns no window reaches are not copied.
+  const copiedRows = min(height, rows - window.padH);
+  const copied = min(width, columns - window.padW);
+  const inside = at(scratch, window.padH * columns + window.padW);
+  const rowBytes = <usize>columns << 2;
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);
-    for (let oh = 0; oh < outH; oh++) {
-      const hStart = max(oh * sh - ph, 0);
-      const hEnd = min(oh * sh - ph + kh, height);
-      let ow = 0;
-      while (ow < outW) {
-        if (ow >= inFirst && ow + 4 <= vectorEnd) {
-          let best = lowest;
-          for (let h = hStart; h < hEnd; h++) {
-            const row = at(source, h * width + ow * sw - pw);
-            for (let w = 0; w < kw; w++) {
-              const from = at(row, w);
-              const values = sw == 1
-                ? v128.load(from)
-                : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
-              best = f32x4.pmax(best, values);
-            }
-          }
-          v128.store(target, best);
-          target += 16;
-          ow += 4;
-          continue;
+    for (let h = 0; h < copiedRows; h++) {
+      copyFloats(at(source, h * width), inside + <usize>h * rowBytes, copied);
+    }
+    // Units of four outputs (row oh, columns 4g..4g+3), four units at a time: four independent
+    // chains of comparisons instead of one (each takes its window in order).
+    const target = at(y, plane * outH * outW);
+    const groups = (outW + 3) >> 2;
+    const units = outH * groups;
+    let unit = 0;
+    for (; unit + 4 <= units; unit += 4) {
+      const f0 = unitInput(scratch, unit, groups, sh, sw, rowBytes);
+      const f1 = unitInput(scratch, unit + 1, groups, sh, sw, rowBytes);
+      const f2 = unitInput(scratch, unit + 2, groups, sh, sw, rowBytes);
+      const f3 = unitInput(scratch, unit + 3, groups, sh, sw, rowBytes);
+      let b0 = lowest;
+      let b1 = lowest;
+      let b2 = lowest;
+      let b3 = lowest;
+      for (let h = 0; h < kh; h++) {
+        const row = <usize>h * rowBytes;
+        for (let w = 0; w < kw; w++) {
+          const tap = row + (<usize>w << 2);
+          b0 = f32x4.pmax(b0, fourAt(f0 + tap, sw));
+          b1 = f32x4.pmax(b1, fourAt(f1 + tap, sw));
+          b2 = f32x4.pmax(b2, fourAt(f2 + tap, sw));
+          b3 = f32x4.pmax(b3, fourAt(f3 + tap, sw));
         }
-        const wStart = max(ow * sw - pw, 0);
-        const wEnd = min(ow * sw - pw + kw, width);
-        let best: f32 = -F32.MAX_VALUE;
-        for (let h = hStart; h < hEnd; h++) {
-          const row = at(source, h * width);
-          for (let w = wStart; w < wEnd; w++) {
-            const value = load<f32>(at(row, w));
-            if (value > best) best = value;
-          }
-        }
-        store<f32>(target, best);
-        target += 4;
-        ow++;
       }
+      v128.store(unitOutput(target, unit, groups, outW), b0);
+      v128.store(unitOutput(target, unit + 1, groups, outW), b1);
+      v128.store(unitOutput(target, unit + 2, groups, outW), b2);
+      v128.store(unitOutput(target, unit + 3, groups, outW), b3);
+    }
+    for (; unit < units; unit++) {
+      const first = unitInput(scratch, unit, groups, sh, sw, rowBytes);
+      let best = lowest;
+      for (let h = 0; h < kh; h++) {
+        const row = first + <usize>h * rowBytes;
+        for (let w = 0; w < kw; w++) best = f32x4.pmax(best, fourAt(at(row, w), sw));
+      }
+      v128.store(unitOutput(target, unit, groups, outW), best);
     }
   }
+}
+
+/** The first padded input of unit `unit`'s windows (output row unit / groups, group unit % groups). */
+@inline
+function unitInput(scratch: usize, unit: i32, groups: i32, sh: i32, sw: i32, rowBytes: usize): usize {
+  const oh = unit / groups;
+  const ow = (unit - oh * groups) << 2;
+  return scratch + <usize>(oh * sh) * rowBytes + (<usize>(ow * sw) << 2);
+}
+
+/** Where unit `unit`'s four outputs go. */
+@inline
+function unitOutput(target: usize, unit: i32, groups: i32, outW: i32): usize {
+  const oh = unit / groups;
+  return at(target, oh * outW + ((unit - oh * groups) << 2));
+}
+
+/** Copies `count` floats from `from` to `to` (short rows: no call into the runtime). */
+@inline
+function copyFloats(from: usize, to: usize, count: i32): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
+  for (; i < count; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
+}
+
+/** The floats at `from` + 0, `stride`, 2 `stride` and 3 `stride` (floats). */
+@inline
+function fourAt(from: usize, stride: i32): v128 {
+  if (stride == 1) return v128.load(from);
+  if (stride == 2) return v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+  const step = <usize>stride << 2;
+  let values = v128.load32_zero(from);
+  values = v128.load32_lane(from + step, values, 1);
+  values = v128.load32_lane(from + 2 * step, values, 2);
+  return v128.load32_lane(from + 3 * step, values, 3);
 }
 
 /**

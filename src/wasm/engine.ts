@@ -273,7 +273,14 @@ interface EngineExports {
     outputs: number,
     y: number,
   ): void;
-  maxPool(...args: PoolArgsIn): void;
+  maxPool(...args: [...PoolArgsIn, scratch: number]): void;
+  maxPoolScratchBytes(
+    height: number,
+    width: number,
+    geometry: number,
+    outH: number,
+    outW: number,
+  ): number;
   avePool(...args: [...PoolArgsIn, integer: boolean]): void;
   relu(x: number, count: number, slope: number, y: number): void;
   prelu(
@@ -1444,10 +1451,14 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const xAt = inputIn(args);
     const geometryAt = geometryIn(args.window);
     const outCount = args.planes * outH * outW;
-    const yAt = wasm.alloc(outCount * 4);
+    // MAX pooling writes outputs four at a time: three floats of slack.
+    const yAt = wasm.alloc(outCount * 4 + 12);
     const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
     if (average) kernels.avePool(...shared, args.offsetD !== undefined);
-    else kernels.maxPool(...shared);
+    else {
+      const scratchBytes = kernels.maxPoolScratchBytes(height, width, geometryAt, outH, outW);
+      kernels.maxPool(...shared, wasm.alloc(scratchBytes));
+    }
     return arena.copyOut(yAt, outCount);
   };
 
