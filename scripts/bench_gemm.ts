@@ -63,8 +63,8 @@ interface Shape {
 }
 
 /**
- * ResNet-50's convolution kinds, at their 224x224 sizes; then the small-input-channel stems and
- * depthwise layers of ultraface_rfb320 / yufacedetect_v1 (240x320) and mtcnn's 3x3 layers.
+ * ResNet-50's convolution kinds, at their 224x224 sizes; then the small-input-channel stems,
+ * depthwise and 1x1 layers of ultraface_rfb320 / yufacedetect_v1 (240x320) and mtcnn's 3x3 layers.
  */
 const SHAPES: Shape[] = [
   { name: "7x7/2 3>64 224", cin: 3, size: 224, cout: 64, kernel: 7, stride: 2, pad: 3 },
@@ -130,6 +130,17 @@ const SHAPES: Shape[] = [
     pad: 1,
     groups: 256,
   },
+  {
+    name: "1x1 16>32 120x160",
+    cin: 16,
+    size: 120,
+    width: 160,
+    cout: 32,
+    kernel: 1,
+    stride: 1,
+    pad: 0,
+  },
+  { name: "1x1 64>64 30x40", cin: 64, size: 30, width: 40, cout: 64, kernel: 1, stride: 1, pad: 0 },
   { name: "3x3 3>10 12", cin: 3, size: 12, cout: 10, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 10>16 5", cin: 10, size: 5, cout: 16, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 3>28 24", cin: 3, size: 24, cout: 28, kernel: 3, stride: 1, pad: 0 },

@@ -6,7 +6,7 @@
 
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
-import { copyRun, gemmPanels, packedRowsBytes, panelAt, packRows } from "./panels";
+import { gemmPanels, gemmRows, packedRowsBytes, panelAt, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
 
@@ -728,18 +728,15 @@ export function convolution<T>(
       } else {
         packRows(groupWeights, depth, coutGroup, depth, groupPanels);
       }
+      if (direct) {
+        gemmRows(coutGroup, spatial, depth, groupPanels, xGroup, spatial, yGroup, spatial, groupBias, relu, slope);
+        continue;
+      }
       const panels = packedB(coutGroup, depth);
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        if (direct) {
-          for (let p = 0; p < depth; p++) {
-            const source = at(xGroup, p * spatial + rowStart * outW);
-            copyRun(source, columns, panels, depth, p, 0);
-          }
-        } else {
-          im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
-        }
+        im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
         const band = at(yGroup, rowStart * outW);
         gemmPanels(coutGroup, columns, depth, groupPanels, panels, band, spatial, groupBias, relu, slope);
       }

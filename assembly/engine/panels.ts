@@ -94,6 +94,47 @@ export function gemmPanels(
   relu: bool,
   slope: f32,
 ): void {
+  gemmOver(m, n, k, packedA, packedB, 0, c, ldc, bias, relu, slope);
+}
+
+/**
+ * As gemmPanels with B row-major as it is ([k, n], rows `ldb` floats apart, read eight columns at
+ * a time: up to seven floats past row k - 1's end are read and not used), not packed: same sums
+ * in the same order. For 1x1 stride-1 convolutions, whose input is B.
+ */
+export function gemmRows(
+  m: i32,
+  n: i32,
+  k: i32,
+  packedA: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+): void {
+  gemmOver(m, n, k, packedA, b, ldb, c, ldc, bias, relu, slope);
+}
+
+/** gemmPanels (`ldb` 0: B packed) and gemmRows (`ldb` > 0: B row-major, rows `ldb` apart). */
+@inline
+function gemmOver(
+  m: i32,
+  n: i32,
+  k: i32,
+  packedA: usize,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+): void {
+  // Bytes from one k to the next within a panel's columns.
+  const bStep: usize = ldb == 0 ? 32 : <usize>ldb << 2;
   const panels = (n + COLUMNS - 1) / COLUMNS;
   for (let k0 = 0; k0 < k; k0 += KC) {
     const k1 = min(k0 + KC, k);
@@ -104,16 +145,18 @@ export function gemmPanels(
       for (let panel = 0; panel < panels; panel++) {
         const column = panel * COLUMNS;
         const columns = min(COLUMNS, n - column);
-        const bp = packedB + ((<usize>panel * <usize>k + <usize>k0) << 5);
+        const bp = ldb == 0
+          ? b + ((<usize>panel * <usize>k + <usize>k0) << 5)
+          : b + ((<usize>k0 * <usize>ldb + <usize>column) << 2);
         for (let row = m0; row < m1; row += ROWS) {
           const ap = packedA + ((<usize>(row >> 2) * <usize>k + <usize>k0) << 4);
           const rows = min(ROWS, m - row);
           const target = at(c, row * ldc + column);
           const rowBias = bias == 0 ? 0 : at(bias, row);
           if (rows == ROWS && columns == COLUMNS) {
-            tile(ap, bp, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope);
+            tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope);
           } else {
-            edge(ap, bp, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope);
+            edge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope);
           }
         }
       }
@@ -125,6 +168,7 @@ export function gemmPanels(
 function edge(
   ap: usize,
   bp: usize,
+  bStep: usize,
   kc: i32,
   target: usize,
   ldc: i32,
@@ -143,7 +187,7 @@ function edge(
       }
     }
   }
-  tile(ap, bp, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope);
+  tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope);
   for (let r = 0; r < rows; r++) {
     for (let q = 0; q < columns; q++) {
       store<f32>(at(target, r * ldc + q), load<f32>(at(edgeTile, r * COLUMNS + q)));
@@ -164,11 +208,15 @@ function reluOf(v: v128, slopes: v128): v128 {
   return f32x4.add(f32x4.max(v, zero), f32x4.mul(slopes, f32x4.min(v, zero)));
 }
 
-/** The 4 x 8 tile at `target` (rows `ldc` apart) over `kc` products; see gemmPanels. */
+/**
+ * The 4 x 8 tile at `target` (rows `ldc` apart) over `kc` products, B's eight columns for
+ * successive k `bStep` bytes apart; see gemmPanels.
+ */
 @inline
 function tile(
   ap: usize,
   bp: usize,
+  bStep: usize,
   kc: i32,
   target: usize,
   ldc: i32,
@@ -194,8 +242,8 @@ function tile(
   let s31 = first ? zero : v128.load(c3, 16);
   let a = ap;
   let b = bp;
-  const end = bp + (<usize>kc << 5);
-  const pairsEnd = bp + (<usize>(kc & ~1) << 5);
+  const end = bp + <usize>kc * bStep;
+  const pairsEnd = bp + <usize>(kc & ~1) * bStep;
   while (b < pairsEnd) {
     const b0 = v128.load(b);
     const b1 = v128.load(b, 16);
@@ -211,8 +259,8 @@ function tile(
     const a3 = v128.load32_splat(a, 12);
     s30 = madd<f32>(a3, b0, s30);
     s31 = madd<f32>(a3, b1, s31);
-    const c0b = v128.load(b, 32);
-    const c1b = v128.load(b, 48);
+    const c0b = v128.load(b + bStep);
+    const c1b = v128.load(b + bStep, 16);
     const e0 = v128.load32_splat(a, 16);
     s00 = madd<f32>(e0, c0b, s00);
     s01 = madd<f32>(e0, c1b, s01);
@@ -226,7 +274,7 @@ function tile(
     s30 = madd<f32>(e3, c0b, s30);
     s31 = madd<f32>(e3, c1b, s31);
     a += 32;
-    b += 64;
+    b += bStep << 1;
   }
   if (b < end) {
     const b0 = v128.load(b);
