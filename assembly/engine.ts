@@ -45,6 +45,7 @@ export {
   convolutionPairs,
   deconvolutionPairs,
   depthwise3x3Int,
+  depthwiseIntScratchBytes,
   innerProductRows,
   int16Differences,
   int8ToFloat,

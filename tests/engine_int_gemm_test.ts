@@ -124,6 +124,22 @@ const CASES: Case[] = [
     offsetD: 7,
   },
   {
+    name: "depthwise 3x3 row stride 3 on narrow planes (rows of 5 outputs), pad 2, batch 2",
+    shape: [2, 5, 10, 3],
+    outputs: 5,
+    groups: 5,
+    window: { kernel: [3, 3], pad: [2, 2], stride: [3, 1], dilation: [1, 1] },
+    offsetD: 11,
+  },
+  {
+    name: "depthwise 3x3 stride 2 on rows of 2 outputs, pad 0",
+    shape: [1, 2, 5, 5],
+    outputs: 2,
+    groups: 2,
+    window: window([3, 3], 0, 2),
+    offsetD: -5,
+  },
+  {
     name: "depthwise 3x3 stride 2 on wide rows",
     shape: [1, 3, 7, 45],
     outputs: 3,

@@ -686,19 +686,41 @@ function laneSum(v: v128): i32 {
     i32x4.extract_lane(v, 3);
 }
 
-/** Whether input row (or column) `index` is inside `size`. */
+/** Rows of the plane depthwise3x3Int reads: every output row's three taps. */
 @inline
-function inside(index: i32, size: i32): bool {
-  return index >= 0 && index < size;
+function intPaddedRows(window: Window, outH: i32): i32 {
+  return max((outH - 1) * window.strideH + 2 * window.dilationH + 1, window.padH + 1);
 }
 
 /**
- * The integer 3x3 depthwise Convolution at stride 1 or 2 (any pad and dilation) on the Quant
- * layer's q (as float32) `x` and float32 weights, finished by the epilogue at `epilogue`. Per
- * plane the nine taps stay in registers; an output whose column taps are all inside the row sums
- * w * q over its rows inside the image (four outputs at a time, sixteen where they can) less
- * offset * (those rows' weights), which is the exact sum of w * (q - offset): every product and
- * partial sum is an integer below 2^24 in magnitude. The others sum w * (q - offset) tap by tap.
+ * Columns of the plane depthwise3x3Int reads (a multiple of 4): every tap of every group of
+ * four outputs, and at column stride 2 the one float past the last that its loads take.
+ */
+@inline
+function intPaddedColumns(window: Window, outW: i32): i32 {
+  const sw = window.strideW;
+  const reach = (((outW + 3) & ~3) - 1) * sw + 2 * window.dilationW + 1 + (sw == 2 ? 1 : 0);
+  return (max(reach, window.padW + 1) + 3) & ~3;
+}
+
+/** Bytes of scratch depthwise3x3Int needs: one input plane inside a border (see there). */
+export function depthwiseIntScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
+  const window = changetype<Window>(geometry);
+  return intPaddedRows(window, outH) * intPaddedColumns(window, outW) * 4;
+}
+
+/** Where depthwise3x3Int puts four outputs of which a row keeps fewer. */
+const tailOutputs: usize = memory.data(4 * 4, 16);
+
+/**
+ * The integer 3x3 depthwise Convolution at column stride 1 or 2 (any row stride, pad and
+ * dilation) on the Quant layer's q (as float32) `x`, or when `quantize` on the float input `x`
+ * that Quant layer reads (quantized here with `quantScale`), and float32 weights, finished by the
+ * epilogue at `epilogue`. Each plane is copied into `scratch` (depthwiseIntScratchBytes) inside a
+ * border of `offset`, where q - offset is 0 as in Caffe's zero padding of the differences; every
+ * output then sums w * q over its nine taps (sixteen outputs at a time, four where fewer are
+ * left; the taps in registers) less offset * (the nine weights), which is the exact sum of
+ * w * (q - offset): every product and partial sum is an integer below 2^24 in magnitude.
  */
 export function depthwise3x3Int(
   x: usize,
@@ -713,26 +735,49 @@ export function depthwise3x3Int(
   outW: i32,
   y: usize,
   epilogue: usize,
+  scratch: usize,
+  quantize: bool,
+  quantScale: f32,
 ): void {
   const window = changetype<Window>(geometry);
   const sh = window.strideH;
   const sw = window.strideW;
-  const dh = window.dilationH;
   const dw = window.dilationW;
-  const ph = window.padH;
-  const pw = window.padW;
-  // Outputs [inFirst, vectorEnd) have every column tap inside the row, and so do the SIMD loads
-  // of a group of four of them (at stride 2 they read one value past the last tap).
-  const inFirst = min((pw + sw - 1) / sw, outW);
-  const room = width - (2 * dw - pw) - (sw == 2 ? 1 : 0);
-  const vectorEnd = room <= 0 ? inFirst : max(min(outW, (room + sw - 1) / sw), inFirst);
-  const runEnd = inFirst + ((vectorEnd - inFirst) & ~3);
+  const rows = intPaddedRows(window, outH);
+  const columns = intPaddedColumns(window, outW);
+  const rowBytes = <usize>columns << 2;
+  const tapRows = <usize>window.dilationH * rowBytes;
   const groupStep = <usize>(4 * sw) << 2;
-  const e = changetype<Epilogue>(epilogue);
   const offsetF = <f32>offset;
+  const border = f32x4.splat(offsetF);
+  const scales = f32x4.splat(quantScale);
+  for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), border);
+  // Input rows and columns no tap reaches are not copied.
+  const copiedRows = min(height, rows - window.padH);
+  const copied = min(width, columns - window.padW);
+  const inside = at(scratch, window.padH * columns + window.padW);
+  const e = changetype<Epilogue>(epilogue);
   const zero = f32x4.splat(0);
   for (let plane = 0; plane < batch * channels; plane++) {
     const source = at(x, plane * height * width);
+    for (let h = 0; h < copiedRows; h++) {
+      const from = at(source, h * width);
+      const to = inside + <usize>h * rowBytes;
+      if (quantize) {
+        let i = 0;
+        for (; i + 4 <= copied; i += 4) {
+          v128.store(at(to, i), quantizeLanes(v128.load(at(from, i)), scales, border));
+        }
+        for (; i < copied; i++) {
+          const q = quantizeLanes(f32x4.splat(load<f32>(at(from, i))), scales, border);
+          store<f32>(at(to, i), f32x4.extract_lane(q, 0));
+        }
+      } else {
+        let i = 0;
+        for (; i + 4 <= copied; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
+        for (; i < copied; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
+      }
+    }
     const target = at(y, plane * outH * outW);
     const c = plane % channels;
     const kernel = at(weights, c * 9);
@@ -745,9 +790,9 @@ export function depthwise3x3Int(
     const t6 = v128.load32_splat(kernel, 24);
     const t7 = v128.load32_splat(kernel, 28);
     const t8 = v128.load32_splat(kernel, 32);
-    const weights0 = load<f32>(kernel) + load<f32>(kernel, 4) + load<f32>(kernel, 8);
-    const weights1 = load<f32>(kernel, 12) + load<f32>(kernel, 16) + load<f32>(kernel, 20);
-    const weights2 = load<f32>(kernel, 24) + load<f32>(kernel, 28) + load<f32>(kernel, 32);
+    let weightSum: f32 = 0;
+    for (let t = 0; t < 9; t++) weightSum += load<f32>(at(kernel, t));
+    const corrections = f32x4.splat(offsetF * weightSum);
     const biasValue = e.bias != 0 ? load<i32>(at(e.bias, c)) : 0;
     const floatBias = <f64><f32>biasValue == <f64>biasValue;
     const biases = f32x4.splat(<f32>biasValue);
@@ -757,46 +802,24 @@ export function depthwise3x3Int(
     const slopes = activated ? v128.load32_splat(at(e.slopes, c * e.slopeStride)) : zero;
     for (let oh = 0; oh < outH; oh++) {
       const outRow = at(target, oh * outW);
-      const top = oh * sh - ph;
-      const use0 = inside(top, height);
-      const use1 = inside(top + dh, height);
-      const use2 = inside(top + 2 * dh, height);
-      const rowWeights = (use0 ? weights0 : 0) + (use1 ? weights1 : 0) + (use2 ? weights2 : 0);
-      const corrections = f32x4.splat(offsetF * rowWeights);
-      const in0 = at(source, top * width - pw);
-      const in1 = at(in0, dh * width);
-      const in2 = at(in1, dh * width);
+      const in0 = scratch + <usize>(oh * sh) * rowBytes;
+      const in1 = in0 + tapRows;
+      const in2 = in1 + tapRows;
       let ow = 0;
-      for (; ow < inFirst; ow++) {
-        depthwiseEdge(source, height, width, kernel, window, offsetF, oh, ow, outRow, epilogue, c, biasValue, floatBias);
-      }
-      for (; ow + 16 <= runEnd; ow += 16) {
+      for (; ow + 16 <= outW; ow += 16) {
         const from = <usize>(ow * sw) << 2;
-        let s0 = zero;
-        let s1 = zero;
-        let s2 = zero;
-        let s3 = zero;
-        if (use0) {
-          const row = in0 + from;
-          s0 = rowTaps(s0, row, t0, t1, t2, sw, dw);
-          s1 = rowTaps(s1, row + groupStep, t0, t1, t2, sw, dw);
-          s2 = rowTaps(s2, row + 2 * groupStep, t0, t1, t2, sw, dw);
-          s3 = rowTaps(s3, row + 3 * groupStep, t0, t1, t2, sw, dw);
-        }
-        if (use1) {
-          const row = in1 + from;
-          s0 = rowTaps(s0, row, t3, t4, t5, sw, dw);
-          s1 = rowTaps(s1, row + groupStep, t3, t4, t5, sw, dw);
-          s2 = rowTaps(s2, row + 2 * groupStep, t3, t4, t5, sw, dw);
-          s3 = rowTaps(s3, row + 3 * groupStep, t3, t4, t5, sw, dw);
-        }
-        if (use2) {
-          const row = in2 + from;
-          s0 = rowTaps(s0, row, t6, t7, t8, sw, dw);
-          s1 = rowTaps(s1, row + groupStep, t6, t7, t8, sw, dw);
-          s2 = rowTaps(s2, row + 2 * groupStep, t6, t7, t8, sw, dw);
-          s3 = rowTaps(s3, row + 3 * groupStep, t6, t7, t8, sw, dw);
-        }
+        let s0 = rowTaps(zero, in0 + from, t0, t1, t2, sw, dw);
+        let s1 = rowTaps(zero, in0 + from + groupStep, t0, t1, t2, sw, dw);
+        let s2 = rowTaps(zero, in0 + from + 2 * groupStep, t0, t1, t2, sw, dw);
+        let s3 = rowTaps(zero, in0 + from + 3 * groupStep, t0, t1, t2, sw, dw);
+        s0 = rowTaps(s0, in1 + from, t3, t4, t5, sw, dw);
+        s1 = rowTaps(s1, in1 + from + groupStep, t3, t4, t5, sw, dw);
+        s2 = rowTaps(s2, in1 + from + 2 * groupStep, t3, t4, t5, sw, dw);
+        s3 = rowTaps(s3, in1 + from + 3 * groupStep, t3, t4, t5, sw, dw);
+        s0 = rowTaps(s0, in2 + from, t6, t7, t8, sw, dw);
+        s1 = rowTaps(s1, in2 + from + groupStep, t6, t7, t8, sw, dw);
+        s2 = rowTaps(s2, in2 + from + 2 * groupStep, t6, t7, t8, sw, dw);
+        s3 = rowTaps(s3, in2 + from + 3 * groupStep, t6, t7, t8, sw, dw);
         const out = at(outRow, ow);
         if (floatBias) {
           v128.store(out, finishInRegisters(s0, corrections, biases, scales, slopes, scaled, activated));
@@ -804,25 +827,26 @@ export function depthwise3x3Int(
           v128.store(out, finishInRegisters(s2, corrections, biases, scales, slopes, scaled, activated), 32);
           v128.store(out, finishInRegisters(s3, corrections, biases, scales, slopes, scaled, activated), 48);
         } else {
-          v128.store(out, finishSums(f32x4.sub(s0, corrections), epilogue, c, biasValue, false));
-          v128.store(out, finishSums(f32x4.sub(s1, corrections), epilogue, c, biasValue, false), 16);
-          v128.store(out, finishSums(f32x4.sub(s2, corrections), epilogue, c, biasValue, false), 32);
-          v128.store(out, finishSums(f32x4.sub(s3, corrections), epilogue, c, biasValue, false), 48);
+          v128.store(out, finishSums(f32x4.sub(s0, corrections), epilogue, c, biasValue));
+          v128.store(out, finishSums(f32x4.sub(s1, corrections), epilogue, c, biasValue), 16);
+          v128.store(out, finishSums(f32x4.sub(s2, corrections), epilogue, c, biasValue), 32);
+          v128.store(out, finishSums(f32x4.sub(s3, corrections), epilogue, c, biasValue), 48);
         }
       }
-      for (; ow < runEnd; ow += 4) {
+      for (; ow < outW; ow += 4) {
         const from = <usize>(ow * sw) << 2;
-        let sum = zero;
-        if (use0) sum = rowTaps(sum, in0 + from, t0, t1, t2, sw, dw);
-        if (use1) sum = rowTaps(sum, in1 + from, t3, t4, t5, sw, dw);
-        if (use2) sum = rowTaps(sum, in2 + from, t6, t7, t8, sw, dw);
+        let sum = rowTaps(zero, in0 + from, t0, t1, t2, sw, dw);
+        sum = rowTaps(sum, in1 + from, t3, t4, t5, sw, dw);
+        sum = rowTaps(sum, in2 + from, t6, t7, t8, sw, dw);
         const value = floatBias
           ? finishInRegisters(sum, corrections, biases, scales, slopes, scaled, activated)
-          : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue, false);
-        v128.store(at(outRow, ow), value);
-      }
-      for (; ow < outW; ow++) {
-        depthwiseEdge(source, height, width, kernel, window, offsetF, oh, ow, outRow, epilogue, c, biasValue, floatBias);
+          : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue);
+        if (ow + 4 <= outW) {
+          v128.store(at(outRow, ow), value);
+        } else {
+          v128.store(tailOutputs, value);
+          for (let i = ow; i < outW; i++) store<f32>(at(outRow, i), load<f32>(at(tailOutputs, i - ow)));
+        }
       }
     }
   }
@@ -871,42 +895,15 @@ function fourInputs(from: usize, stride: i32): v128 {
     : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
 }
 
-/** One output of depthwise3x3Int summing w * (q - offset) over its taps inside the image. */
-function depthwiseEdge(
-  source: usize,
-  height: i32,
-  width: i32,
-  kernel: usize,
-  window: Window,
-  offset: f32,
-  oh: i32,
-  ow: i32,
-  outRow: usize,
-  epilogue: usize,
-  c: i32,
-  bias: i32,
-  floatBias: bool,
-): void {
-  let sum: f32 = 0;
-  for (let i = 0; i < 3; i++) {
-    const ih = oh * window.strideH - window.padH + i * window.dilationH;
-    if (!inside(ih, height)) continue;
-    for (let j = 0; j < 3; j++) {
-      const iw = ow * window.strideW - window.padW + j * window.dilationW;
-      if (!inside(iw, width)) continue;
-      sum += load<f32>(at(kernel, i * 3 + j)) * (load<f32>(at(source, ih * width + iw)) - offset);
-    }
-  }
-  const value = finishSums(f32x4.splat(sum), epilogue, c, bias, floatBias);
-  store<f32>(at(outRow, ow), f32x4.extract_lane(value, 0));
-}
-
-/** Four exact integer sums (float32) of channel `c` + bias, finished by the epilogue. */
+/**
+ * Four exact integer sums (float32) of channel `c` + a bias float32 does not hold (added in
+ * int32), finished by the epilogue.
+ */
 @inline
-function finishSums(sums: v128, epilogue: usize, c: i32, bias: i32, floatBias: bool): v128 {
-  const value = floatBias
-    ? f32x4.add(sums, f32x4.splat(<f32>bias))
-    : f32x4.convert_i32x4_s(i32x4.add(i32x4.trunc_sat_f32x4_s(sums), i32x4.splat(bias)));
+function finishSums(sums: v128, epilogue: usize, c: i32, bias: i32): v128 {
+  const value = f32x4.convert_i32x4_s(
+    i32x4.add(i32x4.trunc_sat_f32x4_s(sums), i32x4.splat(bias)),
+  );
   return scaleAndActivate(value, epilogue, c);
 }
 

@@ -446,7 +446,11 @@ interface EngineExports {
     outW: number,
     y: number,
     epilogue: number,
+    scratch: number,
+    quantize: boolean,
+    quantScale: number,
   ): void;
+  depthwiseIntScratchBytes(outH: number, outW: number, geometry: number): number;
   innerProductRows(
     x: number,
     rows: number,
@@ -1111,8 +1115,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const geometryAt = geometryIn(window);
       if (depthwise) {
         const xAt = wasm.copyIn(x);
-        if (quantize) kernels.quantize(xAt, inputCount, quantScale, offsetD, xAt);
         const yAt = wasm.alloc(outCount * 4);
+        const scratchAt = wasm.alloc(kernels.depthwiseIntScratchBytes(outH, outW, geometryAt));
         kernels.depthwise3x3Int(
           xAt,
           batch,
@@ -1126,6 +1130,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           outW,
           yAt,
           epilogueAt,
+          scratchAt,
+          quantize,
+          quantScale,
         );
         return postOpsOut(epilogue.rest, yAt, outCount);
       }
