@@ -134,3 +134,11 @@ export function transpose<T>(src: usize, rows: i32, cols: i32, dst: usize): void
     for (let c = 0; c < cols; c++) store<T>(at(dst, c * rows + r), load<T>(at(src, r * cols + c)));
   }
 }
+
+/** Copies `count` floats from `from` to `to` (short rows: no call into the runtime). */
+@inline
+export function copyFloats(from: usize, to: usize, count: i32): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
+  for (; i < count; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
+}

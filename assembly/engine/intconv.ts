@@ -13,8 +13,8 @@
 // - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
 //   2^24 and so are exact in float32.
 
-import { at, madd } from "./gemm";
-import { quantizeLanes } from "./quant";
+import { at, copyFloats, madd } from "./gemm";
+import { quantizeLanes, quantize as quantizeValues } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
 /**
@@ -750,7 +750,6 @@ export function depthwise3x3Int(
   const groupStep = <usize>(4 * sw) << 2;
   const offsetF = <f32>offset;
   const border = f32x4.splat(offsetF);
-  const scales = f32x4.splat(quantScale);
   for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), border);
   // Input rows and columns no tap reaches are not copied.
   const copiedRows = min(height, rows - window.padH);
@@ -763,20 +762,8 @@ export function depthwise3x3Int(
     for (let h = 0; h < copiedRows; h++) {
       const from = at(source, h * width);
       const to = inside + <usize>h * rowBytes;
-      if (quantize) {
-        let i = 0;
-        for (; i + 4 <= copied; i += 4) {
-          v128.store(at(to, i), quantizeLanes(v128.load(at(from, i)), scales, border));
-        }
-        for (; i < copied; i++) {
-          const q = quantizeLanes(f32x4.splat(load<f32>(at(from, i))), scales, border);
-          store<f32>(at(to, i), f32x4.extract_lane(q, 0));
-        }
-      } else {
-        let i = 0;
-        for (; i + 4 <= copied; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
-        for (; i < copied; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
-      }
+      if (quantize) quantizeValues(from, copied, quantScale, offsetF, to);
+      else copyFloats(from, to, copied);
     }
     const target = at(y, plane * outH * outW);
     const c = plane % channels;

@@ -1,7 +1,7 @@
 // Caffe's MAX and AVE pooling over NCHW planes. Arguments are byte offsets into caller memory, the
 // window geometry one of a Window (assembly/engine/window.ts; its dilation is unused).
 
-import { at } from "./gemm";
+import { at, copyFloats } from "./gemm";
 import { Window } from "./window";
 
 /** Floats of one input plane padded for the vector windows (see maxPoolScratchBytes). */
@@ -124,14 +124,6 @@ function unitInput(scratch: usize, unit: i32, groups: i32, sh: i32, sw: i32, row
 function unitOutput(target: usize, unit: i32, groups: i32, outW: i32): usize {
   const oh = unit / groups;
   return at(target, oh * outW + ((unit - oh * groups) << 2));
-}
-
-/** Copies `count` floats from `from` to `to` (short rows: no call into the runtime). */
-@inline
-function copyFloats(from: usize, to: usize, count: i32): void {
-  let i = 0;
-  for (; i + 4 <= count; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
-  for (; i < count; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
 }
 
 /** The floats at `from` + 0, `stride`, 2 `stride` and 3 `stride` (floats). */
