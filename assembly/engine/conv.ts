@@ -6,7 +6,7 @@
 
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
-import { gemmPanels, gemmRows, packedRowsBytes, panelAt, packRows } from "./panels";
+import { gemmPanels, packedRowsBytes, panelAt, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
 
@@ -729,7 +729,7 @@ export function convolution<T>(
         packRows(groupWeights, depth, coutGroup, depth, groupPanels);
       }
       if (direct) {
-        gemmRows(coutGroup, spatial, depth, groupPanels, xGroup, spatial, yGroup, spatial, groupBias, relu, slope);
+        gemmPanels(coutGroup, spatial, depth, groupPanels, xGroup, spatial, yGroup, spatial, groupBias, relu, slope);
         continue;
       }
       const panels = packedB(coutGroup, depth);
@@ -738,7 +738,7 @@ export function convolution<T>(
         const columns = (rowEnd - rowStart) * outW;
         im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
         const band = at(yGroup, rowStart * outW);
-        gemmPanels(coutGroup, columns, depth, groupPanels, panels, band, spatial, groupBias, relu, slope);
+        gemmPanels(coutGroup, columns, depth, groupPanels, panels, 0, band, spatial, groupBias, relu, slope);
       }
     }
   }

@@ -79,48 +79,13 @@ export function copyRun(source: usize, count: i32, packed: usize, k: i32, p: i32
 }
 
 /**
- * C[m, n] (rows `ldc` apart) = packed A x packed B; then, when `bias` is not 0, + bias[row];
- * then, when `relu`, max(v, 0) + slope * min(v, 0).
+ * C[m, n] (rows `ldc` apart) = packed A x B; then, when `bias` is not 0, + bias[row]; then, when
+ * `relu`, max(v, 0) + slope * min(v, 0). B is packed in column panels when `ldb` is 0, else
+ * row-major as it is ([k, n], rows `ldb` floats apart, read eight columns at a time: up to seven
+ * floats past row k - 1's end are read and not used), e.g. a 1x1 stride-1 convolution's input;
+ * the same sums in the same order either way.
  */
 export function gemmPanels(
-  m: i32,
-  n: i32,
-  k: i32,
-  packedA: usize,
-  packedB: usize,
-  c: usize,
-  ldc: i32,
-  bias: usize,
-  relu: bool,
-  slope: f32,
-): void {
-  gemmOver(m, n, k, packedA, packedB, 0, c, ldc, bias, relu, slope);
-}
-
-/**
- * As gemmPanels with B row-major as it is ([k, n], rows `ldb` floats apart, read eight columns at
- * a time: up to seven floats past row k - 1's end are read and not used), not packed: same sums
- * in the same order. For 1x1 stride-1 convolutions, whose input is B.
- */
-export function gemmRows(
-  m: i32,
-  n: i32,
-  k: i32,
-  packedA: usize,
-  b: usize,
-  ldb: i32,
-  c: usize,
-  ldc: i32,
-  bias: usize,
-  relu: bool,
-  slope: f32,
-): void {
-  gemmOver(m, n, k, packedA, b, ldb, c, ldc, bias, relu, slope);
-}
-
-/** gemmPanels (`ldb` 0: B packed) and gemmRows (`ldb` > 0: B row-major, rows `ldb` apart). */
-@inline
-function gemmOver(
   m: i32,
   n: i32,
   k: i32,

@@ -609,6 +609,7 @@ export function winogradConvolution(
             cinGroup,
             groupWeights + <usize>point * weightBytes,
             inputs + <usize>point * inputBytes,
+            0,
             products + <usize>point * productBytes,
             tiles,
             0,
