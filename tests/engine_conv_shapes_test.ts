@@ -1,10 +1,10 @@
 // Float convolutions on awkward shapes against a float64 direct convolution written here, in both
 // engine builds: depthwise 3x3 (assembly/engine/conv.ts depthwise3x3: a zero-padded copy of each
 // plane, two output rows and eight outputs at a time, the rest four at a time) and convolutions
-// of few input channels through im2col into panels (im2colRun: four or eight columns at a time,
-// loaded at stride 1 or gathered at stride 2, one by one at the rows' ends). Planes from 1x1 up,
-// widths that are no multiple of 4 or 8 (panel columns of one output row start anywhere in a
-// panel), odd heights, pads 0/1/2, strides 1, 2 and 3, dilations 1 and 2, one and many channels,
+// of few input channels through im2col (im2colColumns: Caffe's row-major col, inputs four at a
+// time, loaded at stride 1, gathered at stride 2, lane by lane at stride 3, stores running into
+// the next run; the matrix product reads it eight columns at a time). Planes from 1x1 up, widths
+// that are no multiple of 4 or 8, odd heights, pads 0/1/2, strides 1, 2 and 3, dilations 1 and 2, one and many channels,
 // batches, with and without bias, ReLU and leaky ReLU. Last, one weights array read as two shapes
 // (panels and Winograd forms kept per shape).
 //

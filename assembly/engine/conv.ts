@@ -6,15 +6,19 @@
 
 import { relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
-import { gemmPanels, packedRowsBytes, panelAt, packRows } from "./panels";
+import { gemmPanels, packedRowsBytes, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
 
 /**
- * im2col straight into column panels (assembly/engine/panels.ts) for float input: B[(c*kh + i)*kw
- * + j, (oh - rowStart)*outW + ow] as im2col's col, in panels of `depth` products; see im2colRun.
+ * Caffe's im2col for float input into row-major col [depth, columns] (columns = (rowEnd -
+ * rowStart) * outW, the matrix product's B as it is): col[(c*kh + i)*kw + j, (oh - rowStart)*outW
+ * + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image. Inputs are copied four
+ * at a time at column stride 1 and 2; a store may run up to three floats past its run into places
+ * written after it (or col's slack), and loads may read up to seven floats past an input row
+ * (the caller's memory goes on after x).
  */
-function im2colPanels(
+function im2colColumns(
   x: usize,
   channels: i32,
   height: i32,
@@ -23,22 +27,21 @@ function im2colPanels(
   rowStart: i32,
   rowEnd: i32,
   outW: i32,
-  depth: i32,
-  packed: usize,
+  col: usize,
 ): void {
   const sw = window.strideW;
   if (sw == 1) {
-    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, 1);
+    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, 1);
   } else if (sw == 2) {
-    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, 2);
+    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, 2);
   } else {
-    im2colRows(x, channels, height, width, window, rowStart, rowEnd, outW, depth, packed, sw);
+    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, sw);
   }
 }
 
-/** im2colPanels at column stride `sw`, inlined with a constant one. */
+/** im2colColumns at column stride `sw`, inlined with a constant one. */
 @inline
-function im2colRows(
+function im2colColumnsAt(
   x: usize,
   channels: i32,
   height: i32,
@@ -47,14 +50,14 @@ function im2colRows(
   rowStart: i32,
   rowEnd: i32,
   outW: i32,
-  depth: i32,
-  packed: usize,
+  col: usize,
   sw: i32,
 ): void {
   const kh = window.kernelH;
   const kw = window.kernelW;
   const sh = window.strideH;
-  let p = 0;
+  const zero = f32x4.splat(0);
+  let target = col;
   for (let c = 0; c < channels; c++) {
     const plane = at(x, c * height * width);
     for (let i = 0; i < kh; i++) {
@@ -63,151 +66,34 @@ function im2colRows(
         const shift = j * window.dilationW - window.padW;
         const first = min(firstInside(shift, sw), outW);
         const end = max(endInside(shift, sw, width, outW), first);
-        // Outputs from `first` up to `vectorEnd` take their inputs four at a time: the loads of
-        // a stride-2 group read one input past its last.
-        const room = width - shift - (sw == 2 ? 8 : 4);
-        const vectorEnd = sw > 2 || room < 0 ? first : max(min(end, (room >> (sw - 1)) + 4), first);
-        let q = 0;
         for (let oh = rowStart; oh < rowEnd; oh++) {
           const ih = oh * sh + rowShift;
-          const inside = ih >= 0 && ih < height && first < end;
-          const row = inside ? at(plane, ih * width + shift) : 0;
-          im2colRun(row, sw, first, end, vectorEnd, outW, packed, depth, p, q);
-          q += outW;
+          if (ih < 0 || ih >= height || first == end) {
+            for (let ow = 0; ow < outW; ow += 4) v128.store(at(target, ow), zero);
+          } else {
+            const row = at(plane, ih * width + shift);
+            for (let ow = 0; ow < first; ow++) store<f32>(at(target, ow), 0);
+            for (let ow = first; ow < end; ow += 4) {
+              const from = at(row, ow * sw);
+              let values: v128;
+              if (sw == 1) {
+                values = v128.load(from);
+              } else if (sw == 2) {
+                values = v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+              } else {
+                const step = <usize>sw << 2;
+                values = v128.load32_zero(from);
+                values = v128.load32_lane(from + step, values, 1);
+                values = v128.load32_lane(from + 2 * step, values, 2);
+                values = v128.load32_lane(from + 3 * step, values, 3);
+              }
+              v128.store(at(target, ow), values);
+            }
+            for (let ow = end; ow < outW; ow++) store<f32>(at(target, ow), 0);
+          }
+          target = at(target, outW);
         }
-        p++;
       }
-    }
-  }
-}
-
-/**
- * Writes B[p, q..q+outW) for one output row: the input at `row` + ow*stride for outputs
- * first..end (`row` 0: a row of padding), zeros for the others. Columns go four or eight at a
- * time where they lie together in a panel (q + ow a multiple of 4; eight a panel row apart from
- * the next eight), one by one at the row's ends and in rows shorter than eight. Inlined with a
- * constant stride.
- */
-@inline
-function im2colRun(
-  row: usize,
-  stride: i32,
-  first: i32,
-  end: i32,
-  vectorEnd: i32,
-  outW: i32,
-  packed: usize,
-  depth: i32,
-  p: i32,
-  q: i32,
-): void {
-  const panelStep = <usize>depth << 5;
-  let target = panelAt(packed, depth, p, q);
-  if (outW < 8) {
-    // Short rows: one by one.
-    im2colOnes(row, stride, first, end, 0, outW, q, target, panelStep);
-    return;
-  }
-  let ow = 0;
-  if ((q & 3) != 0) {
-    ow = min(4 - (q & 3), outW);
-    target = im2colOnes(row, stride, first, end, 0, ow, q, target, panelStep);
-  }
-  if (ow + 4 <= outW && ((q + ow) & 7) == 4) {
-    im2colFour(row, stride, first, end, vectorEnd, ow, target);
-    target += panelStep - 16;
-    ow += 4;
-  }
-  for (; ow + 8 <= outW; ow += 8) {
-    if (row != 0 && ow >= first && ow + 8 <= vectorEnd) {
-      const from = at(row, ow * stride);
-      if (stride == 1) {
-        v128.store(target, v128.load(from));
-        v128.store(target, v128.load(from, 16), 16);
-      } else {
-        const a = v128.load(from);
-        const b = v128.load(from, 16);
-        const c = v128.load(from, 32);
-        const d = v128.load(from, 48);
-        v128.store(target, v128.shuffle<f32>(a, b, 0, 2, 4, 6));
-        v128.store(target, v128.shuffle<f32>(c, d, 0, 2, 4, 6), 16);
-      }
-    } else {
-      im2colFour(row, stride, first, end, vectorEnd, ow, target);
-      im2colFour(row, stride, first, end, vectorEnd, ow + 4, target + 16);
-    }
-    target += panelStep;
-  }
-  if (ow + 4 <= outW) {
-    im2colFour(row, stride, first, end, vectorEnd, ow, target);
-    target += 16;
-    ow += 4;
-  }
-  if (ow < outW) im2colOnes(row, stride, first, end, ow, outW, q, target, panelStep);
-}
-
-/**
- * Panel columns of outputs `from`..`to` of im2colRun one by one from `target`, in three runs
- * (zeros, inputs, zeros); returns the panel address after the last.
- */
-@inline
-function im2colOnes(
-  row: usize,
-  stride: i32,
-  first: i32,
-  end: i32,
-  from: i32,
-  to: i32,
-  q: i32,
-  target: usize,
-  panelStep: usize,
-): usize {
-  const inputsFrom = row == 0 ? to : min(max(first, from), to);
-  const inputsTo = row == 0 ? to : max(min(end, to), inputsFrom);
-  let next = target;
-  let ow = from;
-  for (; ow < inputsFrom; ow++) {
-    store<f32>(next, 0);
-    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
-  }
-  for (; ow < inputsTo; ow++) {
-    store<f32>(next, load<f32>(at(row, ow * stride)));
-    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
-  }
-  for (; ow < to; ow++) {
-    store<f32>(next, 0);
-    next += ((q + ow + 1) & 7) == 0 ? panelStep - 28 : 4;
-  }
-  return next;
-}
-
-/**
- * Four consecutive panel columns of im2colRun at `target` (outputs ow..ow+4): zeros, four inputs
- * loaded (stride 1) or gathered from two loads (stride 2) inside first..vectorEnd, else one by one.
- */
-@inline
-function im2colFour(
-  row: usize,
-  stride: i32,
-  first: i32,
-  end: i32,
-  vectorEnd: i32,
-  ow: i32,
-  target: usize,
-): void {
-  if (row == 0 || ow >= end || ow + 4 <= first) {
-    v128.store(target, f32x4.splat(0));
-  } else if (ow >= first && ow + 4 <= vectorEnd) {
-    const from = at(row, ow * stride);
-    const values = stride == 1
-      ? v128.load(from)
-      : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
-    v128.store(target, values);
-  } else {
-    for (let lane = 0; lane < 4; lane++) {
-      const column = ow + lane;
-      const inside = row != 0 && column >= first && column < end;
-      store<f32>(at(target, lane), inside ? load<f32>(at(row, column * stride)) : 0);
     }
   }
 }
@@ -736,9 +622,9 @@ export function convolution<T>(
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        im2colPanels(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, depth, panels);
+        im2colColumns(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels);
         const band = at(yGroup, rowStart * outW);
-        gemmPanels(coutGroup, columns, depth, groupPanels, panels, 0, band, spatial, groupBias, relu, slope);
+        gemmPanels(coutGroup, columns, depth, groupPanels, panels, columns, band, spatial, groupBias, relu, slope);
       }
     }
   }

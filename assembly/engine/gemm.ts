@@ -12,7 +12,8 @@ let packScratch: usize = 0;
  * and B in column panels (assembly/engine/panels.ts).
  */
 export function gemmScratchBytes(m: i32, n: i32, k: i32): i32 {
-  return packedRowsBytes(m, k) + packedColumnsBytes(n, k);
+  // 32 bytes of slack: B written row-major (im2colColumns) is read eight columns at a time.
+  return packedRowsBytes(m, k) + packedColumnsBytes(n, k) + 32;
 }
 
 /** Sets the packing scratch region (gemmScratchBytes bytes at least, 16-aligned). */
