@@ -70,16 +70,39 @@ export function maxPool(
       copyFloats(at(source, h * width), inside + <usize>h * rowBytes, copied);
     }
     // Units of four outputs (row oh, columns 4g..4g+3), four units at a time: four independent
-    // chains of comparisons instead of one (each takes its window in order).
+    // chains of comparisons instead of one (each takes its window in order). The units' row and
+    // group are counted along, not divided out.
     const target = at(y, plane * outH * outW);
     const groups = (outW + 3) >> 2;
     const units = outH * groups;
+    let oh = 0;
+    let g = 0;
     let unit = 0;
     for (; unit + 4 <= units; unit += 4) {
-      const f0 = unitInput(scratch, unit, groups, sh, sw, rowBytes);
-      const f1 = unitInput(scratch, unit + 1, groups, sh, sw, rowBytes);
-      const f2 = unitInput(scratch, unit + 2, groups, sh, sw, rowBytes);
-      const f3 = unitInput(scratch, unit + 3, groups, sh, sw, rowBytes);
+      const f0 = unitInput(scratch, oh, g, sh, sw, rowBytes);
+      const o0 = unitOutput(target, oh, g, outW);
+      if (++g == groups) {
+        g = 0;
+        oh++;
+      }
+      const f1 = unitInput(scratch, oh, g, sh, sw, rowBytes);
+      const o1 = unitOutput(target, oh, g, outW);
+      if (++g == groups) {
+        g = 0;
+        oh++;
+      }
+      const f2 = unitInput(scratch, oh, g, sh, sw, rowBytes);
+      const o2 = unitOutput(target, oh, g, outW);
+      if (++g == groups) {
+        g = 0;
+        oh++;
+      }
+      const f3 = unitInput(scratch, oh, g, sh, sw, rowBytes);
+      const o3 = unitOutput(target, oh, g, outW);
+      if (++g == groups) {
+        g = 0;
+        oh++;
+      }
       let b0 = lowest;
       let b1 = lowest;
       let b2 = lowest;
@@ -94,36 +117,37 @@ export function maxPool(
           b3 = f32x4.pmax(b3, fourAt(f3 + tap, sw));
         }
       }
-      v128.store(unitOutput(target, unit, groups, outW), b0);
-      v128.store(unitOutput(target, unit + 1, groups, outW), b1);
-      v128.store(unitOutput(target, unit + 2, groups, outW), b2);
-      v128.store(unitOutput(target, unit + 3, groups, outW), b3);
+      v128.store(o0, b0);
+      v128.store(o1, b1);
+      v128.store(o2, b2);
+      v128.store(o3, b3);
     }
     for (; unit < units; unit++) {
-      const first = unitInput(scratch, unit, groups, sh, sw, rowBytes);
+      const first = unitInput(scratch, oh, g, sh, sw, rowBytes);
       let best = lowest;
       for (let h = 0; h < kh; h++) {
         const row = first + <usize>h * rowBytes;
         for (let w = 0; w < kw; w++) best = f32x4.pmax(best, fourAt(at(row, w), sw));
       }
-      v128.store(unitOutput(target, unit, groups, outW), best);
+      v128.store(unitOutput(target, oh, g, outW), best);
+      if (++g == groups) {
+        g = 0;
+        oh++;
+      }
     }
   }
 }
 
-/** The first padded input of unit `unit`'s windows (output row unit / groups, group unit % groups). */
+/** The first padded input of the windows of output row `oh`'s group `g` of four outputs. */
 @inline
-function unitInput(scratch: usize, unit: i32, groups: i32, sh: i32, sw: i32, rowBytes: usize): usize {
-  const oh = unit / groups;
-  const ow = (unit - oh * groups) << 2;
-  return scratch + <usize>(oh * sh) * rowBytes + (<usize>(ow * sw) << 2);
+function unitInput(scratch: usize, oh: i32, g: i32, sh: i32, sw: i32, rowBytes: usize): usize {
+  return scratch + <usize>(oh * sh) * rowBytes + (<usize>(g * sw) << 4);
 }
 
-/** Where unit `unit`'s four outputs go. */
+/** Where output row `oh`'s group `g` of four outputs goes. */
 @inline
-function unitOutput(target: usize, unit: i32, groups: i32, outW: i32): usize {
-  const oh = unit / groups;
-  return at(target, oh * outW + ((unit - oh * groups) << 2));
+function unitOutput(target: usize, oh: i32, g: i32, outW: i32): usize {
+  return at(target, oh * outW + (g << 2));
 }
 
 /** The floats at `from` + 0, `stride`, 2 `stride` and 3 `stride` (floats). */
