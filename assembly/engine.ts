@@ -81,11 +81,12 @@ export function convolution(
   y: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
   packedWeights: usize,
 ): void {
   conv.convolution<f32>(
     x, batch, cin, height, width, weights, bias, cout, groups, geometry, outH, outW, bandRows, y,
-    relu, slope, packedWeights,
+    relu, slope, slopes, packedWeights,
   );
 }
 

@@ -6,7 +6,8 @@
 // the next run; the matrix product reads it eight columns at a time). Planes from 1x1 up, widths
 // that are no multiple of 4 or 8, odd heights, pads 0/1/2, strides 1, 2 and 3, dilations 1 and 2, one and many channels,
 // batches, with and without bias, ReLU and leaky ReLU. Last, one weights array read as two shapes
-// (panels and Winograd forms kept per shape).
+// (panels and Winograd forms kept per shape), and a PReLU fused into the kernels' epilogue against
+// the separate PReLU kernel, bit for bit.
 //
 // Tolerance: an output sums K = (C_in / group) * kh * kw float32 products (in order, maybe fused)
 // and a bias, then the ReLU; its error is at most (K + 2) * 2^-23 * (sum |w x| + |bias|)
@@ -335,3 +336,56 @@ for (const algorithm of ["direct", "winograd"] as const) {
     });
   }
 }
+
+Deno.test("float convolutions with a PReLU after them: per-channel slopes in the kernels' epilogue give the separate PReLU's bits", async () => {
+  const kernels = await engineKernels();
+  // The direct product (rows of 4 with an edge of 1-3 rows, two groups: the slopes of each group),
+  // 1x1 read directly, 3x3 depthwise at strides 1 and 2, a 5x5 depthwise (the generic kernel).
+  const cases: { c: Case; groups?: number }[] = [
+    {
+      c: {
+        shape: [2, 6, 9, 11],
+        outputs: 10,
+        kernel: 3,
+        pad: 1,
+        stride: 1,
+        dilation: 1,
+        bias: true,
+      },
+    },
+    {
+      c: {
+        shape: [1, 8, 7, 13],
+        outputs: 6,
+        kernel: 3,
+        pad: 0,
+        stride: 2,
+        dilation: 1,
+        bias: false,
+      },
+      groups: 2,
+    },
+    {
+      c: { shape: [1, 5, 6, 7], outputs: 7, kernel: 1, pad: 0, stride: 1, dilation: 1, bias: true },
+    },
+    { c: { shape: [2, 5, 10, 12], kernel: 3, pad: 1, stride: 1, dilation: 1, bias: true } },
+    { c: { shape: [1, 4, 11, 9], kernel: 3, pad: 1, stride: 2, dilation: 1, bias: true } },
+    { c: { shape: [1, 3, 9, 9], kernel: 5, pad: 2, stride: 1, dilation: 1, bias: false } },
+  ];
+  for (const [index, { c, groups }] of cases.entries()) {
+    const base = argsOf(c, 500 + 10 * index);
+    const args: ConvolutionArgs = groups === undefined ? base : {
+      ...base,
+      groups,
+      weights: randomValues(base.outputs * (c.shape[1] / groups) * c.kernel * c.kernel, 7 + index),
+    };
+    const [batch] = c.shape;
+    const view = { outer: batch, channels: args.outputs, inner: args.outSize[0] * args.outSize[1] };
+    const slopes = randomValues(args.outputs, 900 + index);
+    const fused = kernels.convolution({ ...args, post: [{ kind: "prelu", view, slopes }] });
+    const separate = kernels.prelu(kernels.convolution({ ...args, post: [] }), view, slopes);
+    const bits = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
+    assert.deepEqual(bits(fused), bits(separate), JSON.stringify(c));
+    assert.ok(separate.some((value) => value < 0), "some outputs negative: the slopes matter");
+  }
+});

@@ -4,7 +4,7 @@
 // Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
 // geometry one of a Window (assembly/engine/window.ts).
 
-import { relu as reluKernel } from "./elementwise";
+import { prelu as preluKernel, relu as reluKernel } from "./elementwise";
 import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
 import { gemmPanels, packedRowsBytes, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
@@ -164,13 +164,14 @@ function depthwise<T>(
   y: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
 ): void {
   const kh = window.kernelH;
   const kw = window.kernelW;
   const sh = window.strideH;
   const sw = window.strideW;
   if (kh == 3 && kw == 3 && sw <= 2) {
-    depthwise3x3<T>(x, batch, channels, height, width, weights, bias, window, outH, outW, y, relu, slope);
+    depthwise3x3<T>(x, batch, channels, height, width, weights, bias, window, outH, outW, y, relu, slope, slopes);
     return;
   }
   const planes = batch * channels;
@@ -207,7 +208,10 @@ function depthwise<T>(
     }
   }
   if (bias != 0) addChannelBias<T>(y, batch, channels, outH * outW, bias);
-  if (!isInteger<T>() && relu) reluKernel(y, planes * outH * outW, slope, y);
+  if (!isInteger<T>() && relu) {
+    if (slopes != 0) preluKernel(y, batch, channels, outH * outW, slopes, 1, y);
+    else reluKernel(y, planes * outH * outW, slope, y);
+  }
 }
 
 /** Floats per row of the zero-padded plane depthwise3x3 reads: every vector load inside it. */
@@ -257,6 +261,7 @@ function depthwise3x3<T>(
   y: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
 ): void {
   const sh = window.strideH;
   const sw = window.strideW;
@@ -272,12 +277,13 @@ function depthwise3x3<T>(
     const target = at(y, plane * outH * outW);
     const kernel = at(weights, channel * 9);
     const biasValue: T = bias == 0 ? <T>0 : load<T>(at(bias, channel));
+    const planeSlope = slopes == 0 ? slope : load<f32>(at(slopes, channel));
     if (sh == 1 && sw == 1 && dh == 1 && dw == 1) {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, 1, 1, 1, 1);
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, 1, 1, 1, 1);
     } else if (sh == 2 && sw == 2 && dh == 1 && dw == 1) {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, 2, 2, 1, 1);
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, 2, 2, 1, 1);
     } else {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, slope, sh, sw, dh, dw);
+      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, sh, sw, dh, dw);
     }
   }
 }
@@ -589,6 +595,7 @@ export function convolution<T>(
   y: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
   packedWeights: usize,
 ): void {
   const window = changetype<Window>(geometry);
@@ -597,7 +604,7 @@ export function convolution<T>(
   const depth = cinGroup * window.kernelH * window.kernelW;
   const spatial = outH * outW;
   if (cinGroup == 1 && coutGroup == 1) {
-    depthwise<T>(x, batch, cin, height, width, weights, bias, window, outH, outW, y, relu, slope);
+    depthwise<T>(x, batch, cin, height, width, weights, bias, window, outH, outW, y, relu, slope, slopes);
     return;
   }
   const direct = window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 &&
@@ -608,6 +615,7 @@ export function convolution<T>(
       const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
       const groupWeights = at(weights, g * coutGroup * depth);
       const groupBias = bias == 0 ? 0 : at(bias, g * coutGroup);
+      const groupSlopes = slopes == 0 ? 0 : at(slopes, g * coutGroup);
       let groupPanels = packedA();
       if (packedWeights != 0) {
         groupPanels = packedWeights + <usize>g * <usize>packedRowsBytes(coutGroup, depth);
@@ -615,7 +623,7 @@ export function convolution<T>(
         packRows(groupWeights, depth, coutGroup, depth, groupPanels);
       }
       if (direct) {
-        gemmPanels(coutGroup, spatial, depth, groupPanels, xGroup, spatial, yGroup, spatial, groupBias, relu, slope);
+        gemmPanels(coutGroup, spatial, depth, groupPanels, xGroup, spatial, yGroup, spatial, groupBias, relu, slope, groupSlopes);
         continue;
       }
       const panels = packedB(coutGroup, depth);
@@ -624,7 +632,7 @@ export function convolution<T>(
         const columns = (rowEnd - rowStart) * outW;
         im2colColumns(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels);
         const band = at(yGroup, rowStart * outW);
-        gemmPanels(coutGroup, columns, depth, groupPanels, panels, columns, band, spatial, groupBias, relu, slope);
+        gemmPanels(coutGroup, columns, depth, groupPanels, panels, columns, band, spatial, groupBias, relu, slope, groupSlopes);
       }
     }
   }

@@ -64,7 +64,7 @@ export function gemm<T>(
 ): void {
   packRows(a, k, m, k, packedA());
   packColumns(b, ldb, k, n, packedB(m, k));
-  gemmPanels(m, n, k, packedA(), packedB(m, k), 0, c, ldc, 0, false, 0);
+  gemmPanels(m, n, k, packedA(), packedB(m, k), 0, c, ldc, 0, false, 0, 0);
 }
 
 /**

@@ -80,7 +80,8 @@ export function copyRun(source: usize, count: i32, packed: usize, k: i32, p: i32
 
 /**
  * C[m, n] (rows `ldc` apart) = packed A x B; then, when `bias` is not 0, + bias[row]; then, when
- * `relu`, max(v, 0) + slope * min(v, 0). B is packed in column panels when `ldb` is 0, else
+ * `relu`, max(v, 0) + s * min(v, 0) with s = slopes[row] when `slopes` is not 0 (PReLU), else
+ * `slope`. B is packed in column panels when `ldb` is 0, else
  * row-major as it is ([k, n], rows `ldb` floats apart, read eight columns at a time: up to seven
  * floats past row k - 1's end are read and not used), e.g. a 1x1 stride-1 convolution's input;
  * the same sums in the same order either way.
@@ -97,6 +98,7 @@ export function gemmPanels(
   bias: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
 ): void {
   // Bytes from one k to the next within a panel's columns.
   const bStep: usize = ldb == 0 ? 32 : <usize>ldb << 2;
@@ -118,10 +120,11 @@ export function gemmPanels(
           const rows = min(ROWS, m - row);
           const target = at(c, row * ldc + column);
           const rowBias = bias == 0 ? 0 : at(bias, row);
+          const rowSlopes = slopes == 0 ? 0 : at(slopes, row);
           if (rows == ROWS && columns == COLUMNS) {
-            tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope);
+            tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope, rowSlopes);
           } else {
-            edge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope);
+            edge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope, rowSlopes);
           }
         }
       }
@@ -144,6 +147,7 @@ function edge(
   bias: usize,
   relu: bool,
   slope: f32,
+  slopes: usize,
 ): void {
   if (!first) {
     for (let r = 0; r < rows; r++) {
@@ -152,7 +156,7 @@ function edge(
       }
     }
   }
-  tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope);
+  tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope, slopes);
   for (let r = 0; r < rows; r++) {
     for (let q = 0; q < columns; q++) {
       store<f32>(at(target, r * ldc + q), load<f32>(at(edgeTile, r * COLUMNS + q)));
@@ -164,6 +168,12 @@ function edge(
 @inline
 function biasLanes(bias: usize, r: i32, rows: i32): v128 {
   return bias != 0 && r < rows ? v128.load32_splat(at(bias, r)) : f32x4.splat(0);
+}
+
+/** Row r's ReLU slope as 4 lanes: slopes[r] (row 0's past `rows`), or `slope` without slopes. */
+@inline
+function slopeLanes(slopes: usize, slope: f32, r: i32, rows: i32): v128 {
+  return slopes == 0 ? f32x4.splat(slope) : v128.load32_splat(at(slopes, r < rows ? r : 0));
 }
 
 /** The ReLU of `v`, as the relu kernel computes it. */
@@ -191,6 +201,7 @@ function tile(
   rows: i32,
   relu: bool,
   slope: f32,
+  slopes: usize,
 ): void {
   const c0 = target;
   const c1 = at(c0, ldc);
@@ -272,15 +283,18 @@ function tile(
     s31 = f32x4.add(s31, bias3);
   }
   if (last && relu) {
-    const slopes = f32x4.splat(slope);
-    s00 = reluOf(s00, slopes);
-    s01 = reluOf(s01, slopes);
-    s10 = reluOf(s10, slopes);
-    s11 = reluOf(s11, slopes);
-    s20 = reluOf(s20, slopes);
-    s21 = reluOf(s21, slopes);
-    s30 = reluOf(s30, slopes);
-    s31 = reluOf(s31, slopes);
+    const slopes0 = slopeLanes(slopes, slope, 0, rows);
+    const slopes1 = slopeLanes(slopes, slope, 1, rows);
+    const slopes2 = slopeLanes(slopes, slope, 2, rows);
+    const slopes3 = slopeLanes(slopes, slope, 3, rows);
+    s00 = reluOf(s00, slopes0);
+    s01 = reluOf(s01, slopes0);
+    s10 = reluOf(s10, slopes1);
+    s11 = reluOf(s11, slopes1);
+    s20 = reluOf(s20, slopes2);
+    s21 = reluOf(s21, slopes2);
+    s30 = reluOf(s30, slopes3);
+    s31 = reluOf(s31, slopes3);
   }
   v128.store(c0, s00);
   v128.store(c0, s01, 16);

@@ -615,6 +615,7 @@ export function winogradConvolution(
             0,
             false,
             0,
+            0,
           );
         }
         for (let co = 0; co < coutGroup; co++) {

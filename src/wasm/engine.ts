@@ -248,6 +248,7 @@ interface EngineExports {
       y: number,
       relu: boolean,
       slope: number,
+      slopes: number,
       packedWeights: number,
     ]
   ): void;
@@ -1211,6 +1212,24 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const [first] = post;
     return post.length === 1 && first.kind === "relu" ? first : null;
   };
+  /**
+   * As epilogueOf, and a PReLU alone after a convolution whose output is `layout` (one slope, or
+   * one per output channel): its slopes, which the direct and depthwise kernels apply per channel.
+   */
+  const convolutionEpilogueOf = (
+    post: readonly PostOp[],
+    layout: ChannelView,
+  ): { slope: number; slopes: Float32Array | null } | null => {
+    const [first] = post;
+    if (post.length !== 1) return null;
+    if (first.kind === "relu") return { slope: first.slope, slopes: null };
+    if (first.kind !== "prelu") return null;
+    const { view, slopes } = first;
+    if (view.outer !== layout.outer || view.channels !== layout.channels) return null;
+    if (view.inner !== layout.inner) return null;
+    if (slopes.length === 1) return { slope: slopes[0], slopes: null };
+    return slopes.length === layout.channels ? { slope: 0, slopes } : null;
+  };
 
   /**
    * The convolution (or deconvolution) of `args` on `args.x`: through the kernel worked out for
@@ -1274,14 +1293,18 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       : kernels.gemmScratchBytes(outputs / groups, bandColumns, depth);
     const post = args.post ?? [];
     if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
-    const epilogue = epilogueOf(post);
+    const epilogue = transposed
+      ? null
+      : convolutionEpilogueOf(post, { outer: batch, channels: outputs, inner: outH * outW });
     const rest = epilogue ? [] : post;
     const relu = epilogue !== null;
     const slope = epilogue?.slope ?? 0;
+    const slopes = epilogue?.slopes ?? null;
     return (x) => {
       checkLength("x", x, inputCount);
       wasm.reset();
       const [weightsAt, biasAt, packedAt] = weightsIn(weights, bias, panels);
+      const slopesAt = slopes === null ? 0 : keptCopy(slopes);
       const xAt = wasm.copyIn(x);
       const geometryAt = geometryIn(window);
       const yAt = wasm.alloc(outCount * 4);
@@ -1329,6 +1352,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           yAt,
           relu,
           slope,
+          slopesAt,
           packedAt,
         );
       }
