@@ -5,7 +5,7 @@
 // geometry one of a Window (assembly/engine/window.ts).
 
 import { prelu as preluKernel, relu as reluKernel } from "./elementwise";
-import { at, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
+import { at, fourFloats, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
 import { gemmPanels, packedRowsBytes, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
@@ -74,20 +74,7 @@ function im2colColumnsAt(
             const row = at(plane, ih * width + shift);
             for (let ow = 0; ow < first; ow++) store<f32>(at(target, ow), 0);
             for (let ow = first; ow < end; ow += 4) {
-              const from = at(row, ow * sw);
-              let values: v128;
-              if (sw == 1) {
-                values = v128.load(from);
-              } else if (sw == 2) {
-                values = v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
-              } else {
-                const step = <usize>sw << 2;
-                values = v128.load32_zero(from);
-                values = v128.load32_lane(from + step, values, 1);
-                values = v128.load32_lane(from + 2 * step, values, 2);
-                values = v128.load32_lane(from + 3 * step, values, 3);
-              }
-              v128.store(at(target, ow), values);
+              v128.store(at(target, ow), fourFloats(at(row, ow * sw), sw));
             }
             for (let ow = end; ow < outW; ow++) store<f32>(at(target, ow), 0);
           }
@@ -512,17 +499,9 @@ function taps3<T>(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: 
     return madd<T>(t2, next, madd<T>(t1, odds, total));
   }
   const step = <usize>dw << 2;
-  let total = madd<T>(t0, inputs<T>(from, stride), sum);
-  total = madd<T>(t1, inputs<T>(from + step, stride), total);
-  return madd<T>(t2, inputs<T>(from + 2 * step, stride), total);
-}
-
-/** Four inputs `stride` (1 or 2) apart from `from`. */
-@inline
-function inputs<T>(from: usize, stride: i32): v128 {
-  return stride == 1
-    ? v128.load(from)
-    : v128.shuffle<T>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+  let total = madd<T>(t0, fourFloats(from, stride), sum);
+  total = madd<T>(t1, fourFloats(from + step, stride), total);
+  return madd<T>(t2, fourFloats(from + 2 * step, stride), total);
 }
 
 /** y[n, c, ...] += bias[c] over `inner` elements per channel. */

@@ -143,3 +143,18 @@ export function copyFloats(from: usize, to: usize, count: i32): void {
   for (; i + 4 <= count; i += 4) v128.store(at(to, i), v128.load(at(from, i)));
   for (; i < count; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
 }
+
+/**
+ * The four floats at `from` + 0, 1, 2 and 3 `stride` floats: one load at stride 1, two loads and a
+ * shuffle at stride 2, lane by lane beyond.
+ */
+@inline
+export function fourFloats(from: usize, stride: i32): v128 {
+  if (stride == 1) return v128.load(from);
+  if (stride == 2) return v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+  const step = <usize>stride << 2;
+  let values = v128.load32_zero(from);
+  values = v128.load32_lane(from + step, values, 1);
+  values = v128.load32_lane(from + 2 * step, values, 2);
+  return v128.load32_lane(from + 3 * step, values, 3);
+}

@@ -13,7 +13,7 @@
 // - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
 //   2^24 and so are exact in float32.
 
-import { at, copyFloats, madd } from "./gemm";
+import { at, copyFloats, fourFloats, madd } from "./gemm";
 import { quantizeLanes, quantize as quantizeValues } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
@@ -869,17 +869,9 @@ function finishInRegisters(
 @inline
 function rowTaps(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
   const step = <usize>dw << 2;
-  let total = madd<f32>(t0, fourInputs(from, stride), sum);
-  total = madd<f32>(t1, fourInputs(from + step, stride), total);
-  return madd<f32>(t2, fourInputs(from + 2 * step, stride), total);
-}
-
-/** Four inputs `stride` (1 or 2) apart from `from`. */
-@inline
-function fourInputs(from: usize, stride: i32): v128 {
-  return stride == 1
-    ? v128.load(from)
-    : v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
+  let total = madd<f32>(t0, fourFloats(from, stride), sum);
+  total = madd<f32>(t1, fourFloats(from + step, stride), total);
+  return madd<f32>(t2, fourFloats(from + 2 * step, stride), total);
 }
 
 /**

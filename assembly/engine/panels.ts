@@ -81,10 +81,10 @@ export function copyRun(source: usize, count: i32, packed: usize, k: i32, p: i32
 /**
  * C[m, n] (rows `ldc` apart) = packed A x B; then, when `bias` is not 0, + bias[row]; then, when
  * `relu`, max(v, 0) + s * min(v, 0) with s = slopes[row] when `slopes` is not 0 (PReLU), else
- * `slope`. B is packed in column panels when `ldb` is 0, else
- * row-major as it is ([k, n], rows `ldb` floats apart, read eight columns at a time: up to seven
- * floats past row k - 1's end are read and not used), e.g. a 1x1 stride-1 convolution's input;
- * the same sums in the same order either way.
+ * `slope`. B is packed in column panels when `ldb` is 0, else row-major as it is ([k, n], rows
+ * `ldb` floats apart, read eight columns at a time: up to seven floats past row k - 1's end are
+ * read and not used), e.g. a 1x1 stride-1 convolution's input or im2colColumns' col; the same sums
+ * in the same order either way.
  */
 export function gemmPanels(
   m: i32,

@@ -1,18 +1,18 @@
 // Caffe's MAX and AVE pooling over NCHW planes. Arguments are byte offsets into caller memory, the
 // window geometry one of a Window (assembly/engine/window.ts; its dilation is unused).
 
-import { at, copyFloats } from "./gemm";
+import { at, copyFloats, fourFloats } from "./gemm";
 import { Window } from "./window";
 
-/** Floats of one input plane padded for the vector windows (see maxPoolScratchBytes). */
+/** Rows of the padded plane maxPool reads: every output row's window. */
 @inline
-function paddedRows(height: i32, window: Window, outH: i32): i32 {
+function paddedRows(window: Window, outH: i32): i32 {
   return max((outH - 1) * window.strideH + window.kernelH, window.padH + 1);
 }
 
 /** Columns of a padded plane: every window of the output row's groups of four, and the reads. */
 @inline
-function paddedColumns(width: i32, window: Window, outW: i32): i32 {
+function paddedColumns(window: Window, outW: i32): i32 {
   const groups = (outW + 3) >> 2;
   const sw = window.strideW;
   // At stride 2 a group's last tap loads eight floats from its first column.
@@ -24,9 +24,9 @@ function paddedColumns(width: i32, window: Window, outW: i32): i32 {
  * Bytes of scratch maxPool needs: one input plane inside a border of -FLT_MAX wide enough for
  * every window of every group of four outputs (rows and columns past the image included).
  */
-export function maxPoolScratchBytes(height: i32, width: i32, geometry: usize, outH: i32, outW: i32): i32 {
+export function maxPoolScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
   const window = changetype<Window>(geometry);
-  return paddedRows(height, window, outH) * paddedColumns(width, window, outW) * 4;
+  return paddedRows(window, outH) * paddedColumns(window, outW) * 4;
 }
 
 /**
@@ -35,9 +35,8 @@ export function maxPoolScratchBytes(height: i32, width: i32, geometry: usize, ou
  * Caffe does. Each plane is copied into `scratch` (maxPoolScratchBytes) inside a border of
  * -FLT_MAX, which no comparison takes, so every output is a full window in the same order: four
  * outputs at a time (f32x4.pmax(best, value) is value > best ? value : best, per lane), four
- * such groups at once. `y` has
- * room for three floats past the last output (a row's last group may write past its end: the
- * next row's outputs are written after).
+ * such groups at once. `y` has room for three floats past the last output (a row's last group may
+ * write past its end: the next row's outputs are written after).
  */
 export function maxPool(
   x: usize,
@@ -55,8 +54,8 @@ export function maxPool(
   const kw = window.kernelW;
   const sh = window.strideH;
   const sw = window.strideW;
-  const rows = paddedRows(height, window, outH);
-  const columns = paddedColumns(width, window, outW);
+  const rows = paddedRows(window, outH);
+  const columns = paddedColumns(window, outW);
   const lowest = f32x4.splat(-F32.MAX_VALUE);
   for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), lowest);
   // Input rows and columns no window reaches are not copied.
@@ -111,10 +110,10 @@ export function maxPool(
         const row = <usize>h * rowBytes;
         for (let w = 0; w < kw; w++) {
           const tap = row + (<usize>w << 2);
-          b0 = f32x4.pmax(b0, fourAt(f0 + tap, sw));
-          b1 = f32x4.pmax(b1, fourAt(f1 + tap, sw));
-          b2 = f32x4.pmax(b2, fourAt(f2 + tap, sw));
-          b3 = f32x4.pmax(b3, fourAt(f3 + tap, sw));
+          b0 = f32x4.pmax(b0, fourFloats(f0 + tap, sw));
+          b1 = f32x4.pmax(b1, fourFloats(f1 + tap, sw));
+          b2 = f32x4.pmax(b2, fourFloats(f2 + tap, sw));
+          b3 = f32x4.pmax(b3, fourFloats(f3 + tap, sw));
         }
       }
       v128.store(o0, b0);
@@ -127,7 +126,7 @@ export function maxPool(
       let best = lowest;
       for (let h = 0; h < kh; h++) {
         const row = first + <usize>h * rowBytes;
-        for (let w = 0; w < kw; w++) best = f32x4.pmax(best, fourAt(at(row, w), sw));
+        for (let w = 0; w < kw; w++) best = f32x4.pmax(best, fourFloats(at(row, w), sw));
       }
       v128.store(unitOutput(target, oh, g, outW), best);
       if (++g == groups) {
@@ -148,18 +147,6 @@ function unitInput(scratch: usize, oh: i32, g: i32, sh: i32, sw: i32, rowBytes: 
 @inline
 function unitOutput(target: usize, oh: i32, g: i32, outW: i32): usize {
   return at(target, oh * outW + (g << 2));
-}
-
-/** The floats at `from` + 0, `stride`, 2 `stride` and 3 `stride` (floats). */
-@inline
-function fourAt(from: usize, stride: i32): v128 {
-  if (stride == 1) return v128.load(from);
-  if (stride == 2) return v128.shuffle<f32>(v128.load(from), v128.load(from, 16), 0, 2, 4, 6);
-  const step = <usize>stride << 2;
-  let values = v128.load32_zero(from);
-  values = v128.load32_lane(from + step, values, 1);
-  values = v128.load32_lane(from + 2 * step, values, 2);
-  return v128.load32_lane(from + 3 * step, values, 3);
 }
 
 /**

@@ -275,13 +275,7 @@ interface EngineExports {
     y: number,
   ): void;
   maxPool(...args: [...PoolArgsIn, scratch: number]): void;
-  maxPoolScratchBytes(
-    height: number,
-    width: number,
-    geometry: number,
-    outH: number,
-    outW: number,
-  ): number;
+  maxPoolScratchBytes(outH: number, outW: number, geometry: number): number;
   avePool(...args: [...PoolArgsIn, integer: boolean]): void;
   relu(x: number, count: number, slope: number, y: number): void;
   prelu(
@@ -1220,10 +1214,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     post: readonly PostOp[],
     layout: ChannelView,
   ): { slope: number; slopes: Float32Array | null } | null => {
+    const relu = epilogueOf(post);
+    if (relu !== null) return { slope: relu.slope, slopes: null };
     const [first] = post;
-    if (post.length !== 1) return null;
-    if (first.kind === "relu") return { slope: first.slope, slopes: null };
-    if (first.kind !== "prelu") return null;
+    if (post.length !== 1 || first.kind !== "prelu") return null;
     const { view, slopes } = first;
     if (view.outer !== layout.outer || view.channels !== layout.channels) return null;
     if (view.inner !== layout.inner) return null;
@@ -1487,7 +1481,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
     if (average) kernels.avePool(...shared, args.offsetD !== undefined);
     else {
-      const scratchBytes = kernels.maxPoolScratchBytes(height, width, geometryAt, outH, outW);
+      const scratchBytes = kernels.maxPoolScratchBytes(outH, outW, geometryAt);
       kernels.maxPool(...shared, wasm.alloc(scratchBytes));
     }
     return arena.copyOut(yAt, outCount);
