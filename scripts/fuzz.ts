@@ -190,14 +190,16 @@ async function drive(): Promise<void> {
 
 const progress = setInterval(() => {
   const seconds = (performance.now() - started) / 1000;
-  console.log(
-    `${done}/${total} cases, ${(done / seconds).toFixed(0)}/s, ${findings.length} findings`,
+  console.error(
+    `fuzz: ${done}/${total} inputs, ${(done / seconds).toFixed(0)}/s, ` +
+      `findings so far: ${findings.length || "none"}`,
   );
 }, 15000);
 const workers = Math.max(1, Number(args.workers));
 console.log(
   `fuzzing ${corpus.length} corpus entries (${corpus.map((e) => e.name).join(", ")}) with ` +
-    `${workers} workers: ${sweepTotal} sweep cases, then seed ${seed} cases ${from}..` +
+    `${workers} workers: ${sweepTotal ? `${sweepTotal} sweep inputs, then ` : ""}` +
+    `seed ${seed} inputs ${from}..` +
     `${from + total - sweepTotal - 1}${args.seconds ? `, at most ${args.seconds} s` : ""}`,
 );
 await Promise.all(Array.from({ length: workers }, drive));
@@ -205,15 +207,15 @@ clearInterval(progress);
 
 const seconds = (performance.now() - started) / 1000;
 const byCount = [...results].sort((a, b) => b[1] - a[1]);
-console.log(`\n${done} cases in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)}/s)`);
+console.log(`fuzz: ${done} inputs in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)}/s)`);
 console.log(`outcomes: ${byCount.map(([code, n]) => `${code} ${n}`).join(", ")}`);
 console.log(`slowest case ${slowest.toFixed(0)} ms: ${slowestCase}`);
 console.log(
   `largest memory growth beyond the ${MEMORY_ALLOWANCE >> 20} MiB allowance: ` +
     `${largestMemory.toFixed(2)}× the input: ${largestMemoryCase}`,
 );
-if (stalls > 0) console.log(`${stalls} cases answered only on a second try (machine stalls)`);
+if (stalls > 0) console.log(`${stalls} inputs answered only on a second try (machine stalls)`);
 console.log(
-  `${findings.length} findings${findings.length ? ` (saved under ${args.findings}/)` : ""}`,
+  `findings: ${findings.length ? `${findings.length} (saved under ${args.findings}/)` : "none"}`,
 );
 if (findings.length > 0) Deno.exitCode = 1;

@@ -59,7 +59,7 @@ Deno.test("npm test: a failing test is counted and the run exits non-zero", asyn
   assert.equal(result.stdout.trimEnd().split("\n").at(-1), "tests: 2 passed, 1 failed, 1 skipped");
 });
 
-Deno.test("npm test: a run that executes no test fails", async () => {
+Deno.test("npm test: a filter that matches nothing makes the run fail", async () => {
   const result = await runOn({ "a_test.ts": PASSING }, ["--filter", "no test has this name"]);
   assert.notEqual(result.code, 0);
   assert.equal(result.stdout.trimEnd().split("\n").at(-1), "tests: 0 passed, 0 failed");
