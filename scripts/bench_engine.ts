@@ -6,8 +6,14 @@
  * back to back, start-up not counted), and of OpenCV's Caffe importer
  * (Debian's `python3-opencv` through `/usr/bin/python3`, `cv2.dnn.readNetFromCaffe`) with one thread
  * (`cv2.setNumThreads(1)`) and with every core, at batch 1 and batched (`--batch`, default 8),
- * with the ratios of the float engine to OpenCV. Seeded inputs uniform in [-1, 1); one warm-up
- * run, then runs for `--seconds` each (default 0.5).
+ * with the ratios of the float engine to OpenCV. Seeded inputs uniform in [-1, 1). Before a
+ * model's rounds at each batch size, each of our runners and the pool run for `--warmup` seconds
+ * (default 1) unmeasured: V8 compiles WebAssembly and JavaScript first with quick compilers and
+ * re-compiles hot functions on background threads, which each worker does again on its own, and
+ * with every core busy running samples those threads wait (a pool of two workers on two cores
+ * takes about 1.5 s to reach its speed on mtcnn_pnet). The figures are then those of a long run
+ * (calibration or evaluation over hundreds of images); OpenCV's native code needs no warm-up.
+ * Then runs for `--seconds` each (default 0.5).
  *
  * The machine may be shared: each measurement is taken `--rounds` times (default 3), ours and
  * OpenCV's interleaved so that both see the same load, and medians are shown; the `uptime` load
@@ -20,7 +26,7 @@
  *
  * ```sh
  * npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] [--seconds S] \
- *   [--build relaxed|portable] [--against DIR] [--json]
+ *   [--warmup S] [--build relaxed|portable] [--against DIR] [--json]
  * ```
  * (all models when none is named; `resnet50` names the benchmark net.)
  *
@@ -47,7 +53,7 @@ import {
 } from "./opencv_driver.ts";
 
 const USAGE = "npx deno run -A scripts/bench_engine.ts [model ...] [--batch N] [--rounds N] " +
-  "[--seconds S] [--build relaxed|portable] [--against DIR] [--json]";
+  "[--seconds S] [--warmup S] [--build relaxed|portable] [--against DIR] [--json]";
 
 // ---------------------------------------------------------------------------------------------
 // Ours
@@ -153,6 +159,7 @@ async function benchModel(
     batches: number[];
     rounds: number;
     seconds: number;
+    warmup: number;
     against?: Awaited<ReturnType<typeof otherEngine>>;
   },
 ): Promise<Row[]> {
@@ -214,6 +221,10 @@ async function benchModel(
       });
       return typeof reply.perSecond === "number" ? reply.perSecond * batch : NaN;
     };
+    for (const runner of [runners.float, runners.fakeQuant, runners.deploy, against]) {
+      if (runner !== undefined) await runsPerSecond(runner, inputs, options.warmup);
+    }
+    await poolRunsPerSecond(pool, inputs, options.warmup);
     for (let round = 0; round < options.rounds; round++) {
       for (const kind of ["float", "fakeQuant", "deploy"] as const) {
         samples[kind].push(batch * await runsPerSecond(runners[kind], inputs, options.seconds));
@@ -285,6 +296,7 @@ async function main(args: string[]): Promise<number> {
   let batch = 8;
   let rounds = 3;
   let seconds = 0.5;
+  let warmup = 1;
   let json = false;
   let build = "auto";
   let againstDir: string | undefined;
@@ -292,6 +304,7 @@ async function main(args: string[]): Promise<number> {
     if (args[i] === "--batch") batch = Number(args[++i]);
     else if (args[i] === "--rounds") rounds = Number(args[++i]);
     else if (args[i] === "--seconds") seconds = Number(args[++i]);
+    else if (args[i] === "--warmup") warmup = Number(args[++i]);
     else if (args[i] === "--json") json = true;
     else if (args[i] === "--build") build = args[++i];
     else if (args[i] === "--against") againstDir = args[++i];
@@ -302,7 +315,7 @@ async function main(args: string[]): Promise<number> {
   const unknown = models.find((name) => !exists(`${modelFolder(name)}/weights.caffemodel`));
   if (
     unknown !== undefined || !Number.isInteger(batch) || batch < 1 ||
-    !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0) ||
+    !Number.isInteger(rounds) || rounds < 1 || !(seconds > 0) || !(warmup >= 0) ||
     !["auto", "relaxed", "portable"].includes(build) ||
     (againstDir !== undefined && !exists(`${againstDir}/src/engine/run.ts`))
   ) {
@@ -322,7 +335,15 @@ async function main(args: string[]): Promise<number> {
   try {
     for (const name of models) {
       if (!json) console.error(`${name}… (load ${loadAverage()})`);
-      rows.push(...await benchModel(name, opencv, cores, { batches, rounds, seconds, against }));
+      rows.push(
+        ...await benchModel(name, opencv, cores, {
+          batches,
+          rounds,
+          seconds,
+          warmup,
+          against,
+        }),
+      );
     }
   } finally {
     await opencv.close();
@@ -332,7 +353,8 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   console.log(
-    `images/s, medians of ${rounds} interleaved rounds; caffe-quant on one thread; ` +
+    `images/s, medians of ${rounds} interleaved rounds after ${warmup} s of warm-up per ` +
+      "runner; caffe-quant on one thread; " +
       `engine build ${engineBuild()}; OpenCV ${version}; ${cores} cores; load average at the ` +
       "start of each row",
   );

@@ -57,6 +57,9 @@ interface Job {
  */
 const JOB_MILLISECONDS = 8;
 
+/** The weight of the latest job in the moving average of worker time per sample. */
+const RECENT_WEIGHT = 0.25;
+
 /** The most samples one job carries. */
 const MAX_SAMPLES_PER_JOB = 64;
 
@@ -103,9 +106,8 @@ export class EnginePool {
   readonly #workers: PoolWorker[];
   readonly #queue: Job[] = [];
   #nextId = 0;
-  /** Measured worker time per sample (average of the jobs so far), 0 before any. */
+  /** Measured worker time per sample (moving average over jobs), 0 before any. */
   #sampleMilliseconds = 0;
-  #samplesMeasured = 0;
 
   private constructor(nets: Net[], workers: PoolWorker[]) {
     this.#nets = nets;
@@ -281,9 +283,12 @@ export class EnginePool {
     const nets = this.#nets.length;
     const done = runs.length / nets;
     if (done > 0) {
-      const total = this.#sampleMilliseconds * this.#samplesMeasured + message.milliseconds;
-      this.#samplesMeasured += done;
-      this.#sampleMilliseconds = total / this.#samplesMeasured;
+      // A moving average: the first jobs (cold code, a worker's first instances) soon stop
+      // counting, so a fast net's jobs grow to their size within a few round trips.
+      const perSample = message.milliseconds / done;
+      this.#sampleMilliseconds = this.#sampleMilliseconds === 0
+        ? perSample
+        : this.#sampleMilliseconds + RECENT_WEIGHT * (perSample - this.#sampleMilliseconds);
     }
     const results: RunResult[][] = [];
     for (let sample = 0; sample < done; sample++) {
