@@ -6,7 +6,8 @@
  *
  * ```sh
  * npx deno run -A scripts/make_model.ts all          # once: bench-out/resnet50, bench-out/vgg16
- * npx deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--runtimes deno,node,chromium] \
+ * npx deno run -A scripts/bench.ts [resnet50 vgg16] [--runs N] [--warmup N] \
+ *   [--runtimes deno,node,chromium] \
  *   [--dir DIR] [--json]
  * ```
  *
@@ -14,10 +15,14 @@
  * holds `deploy.prototxt`, `weights.caffemodel` and `record.txt` (CI smoke-runs this script on a
  * tiny net this way).
  *
- * Each runtime and net is measured in a fresh process: one warm-up conversion, then `--runs`
- * (default 5) rounds of floor + conversion; medians are shown. Peak memory is the process's
- * VmHWM (Linux), reset before each conversion through /proc/self/clear_refs after a garbage
- * collection; the largest of the rounds is shown. Node runs an esbuild bundle of this script
+ * Each runtime and net is measured in a fresh process: `--warmup` conversions (default 3; the
+ * first one's time is the `first` column), then `--runs` (default 5) rounds of floor + conversion;
+ * medians are shown. The in-process figures are those of a script converting model after model:
+ * V8 keeps re-compiling hot code over the first conversions (Node's ResNet-50 took 570, 437, 281,
+ * 358, 234 ms for its first five). The CLI rows are cold by design. Peak memory is the process's
+ * VmHWM (Linux), reset before each warm-up conversion through /proc/self/clear_refs after a
+ * garbage collection; the largest is shown (the warm-ups come before any floor measurement, whose
+ * whole-file read the allocator may keep in the process after it is freed). Node runs an esbuild bundle of this script
  * made from the current sources; Chromium (playwright-core, /usr/bin/chromium or $CHROMIUM) runs
  * the in-memory API (`core.ts` bundled; `convert` on the caffemodel's bytes, and `convertToBlobs` on it
  * as a `File` set in a file input, as "chromium blobs") on
@@ -54,7 +59,7 @@ import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
 import { CLI_BUNDLE } from "./cli_bundle.ts";
 
-const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] " +
+const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] [--warmup N] " +
   "[--runtimes deno,node,chromium] [--dir DIR] [--json]";
 
 /** The benchmark nets, in bench-out/<name>/ (scripts/make_model.ts). */
@@ -169,7 +174,12 @@ async function ioFloor(paths: string[], sizes: number[], dir: string): Promise<n
 }
 
 /** Measures one net in this process (Deno or Node); `modelsDir` holds its folder. */
-async function measure(modelsDir: string, model: string, runs: number): Promise<Result> {
+async function measure(
+  modelsDir: string,
+  model: string,
+  runs: number,
+  warmup: number,
+): Promise<Result> {
   const runtime = typeof Deno === "object" ? "deno" : "node";
   const folder = `${modelsDir}/${model}`;
   const paths = [INPUTS.model, INPUTS.weights, INPUTS.record].map((file) => `${folder}/${file}`);
@@ -182,9 +192,19 @@ async function measure(modelsDir: string, model: string, runs: number): Promise<
     savePath,
   };
 
-  let started = performance.now();
-  await convertModel(options);
-  const first = performance.now() - started;
+  // Peak memory over the warm-up conversions, which run before any floor measurement: the floor
+  // reads the whole caffemodel into memory, and the allocator may keep those pages afterwards.
+  let first = 0;
+  let peakRss: number | undefined = 0;
+  for (let run = 0; run < warmup; run++) {
+    collectGarbage();
+    const canReset = await resetPeakResident("self");
+    const started = performance.now();
+    await convertModel(options);
+    if (run === 0) first = performance.now() - started;
+    const peak = canReset ? await peakResident("self") : undefined;
+    peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
+  }
   const { names } = outputNames(savePath);
   const outputFiles = Object.values(names).map((name) => `${outDir}/${name}`);
   const sizes = await Promise.all(outputFiles.map(async (path) => (await stat(path)).size));
@@ -193,18 +213,14 @@ async function measure(modelsDir: string, model: string, runs: number): Promise<
   const floors: number[] = [];
   const totals: number[] = [];
   const stageRuns: Record<string, number>[] = [];
-  let peakRss: number | undefined = 0;
   for (let run = 0; run < runs; run++) {
     collectGarbage();
     floors.push(await ioFloor(paths, sizes, outDir));
     collectGarbage();
-    const canReset = await resetPeakResident("self");
-    started = performance.now();
+    const started = performance.now();
     const report = await convertModel(options);
     totals.push(performance.now() - started);
     stageRuns.push(report.timings);
-    const peak = canReset ? await peakResident("self") : undefined;
-    peakRss = peak === undefined || peakRss === undefined ? undefined : Math.max(peakRss, peak);
   }
   const stages: Record<string, number> = {};
   for (const stage of Object.keys(stageRuns[0])) {
@@ -309,8 +325,8 @@ async function timeWeightKernels(
 
 /** The worker's entry: measures one net and prints the result line. */
 async function runWorker(args: string[]): Promise<void> {
-  const [modelsDir, model, runs] = args;
-  const result = await measure(modelsDir, model, Number(runs));
+  const [modelsDir, model, runs, warmup] = args;
+  const result = await measure(modelsDir, model, Number(runs), Number(warmup));
   process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + "\n");
 }
 
@@ -435,6 +451,7 @@ async function measureChromium(
   modelsDir: string,
   bundleDir: string,
   runs: number,
+  warmup: number,
 ): Promise<Result[]> {
   const { chromium } = await import("playwright-core");
   const core = await Deno.readFile(`${bundleDir}/core.browser.js`);
@@ -486,6 +503,7 @@ async function measureChromium(
               ): Promise<{ total: number; timings: Record<string, number> }>;
             }).convertOnce(asBlobs), blobs);
         const first = (await convertOnce()).total;
+        for (let run = 1; run < warmup; run++) await convertOnce();
         const totals: number[] = [];
         const stageRuns: Record<string, number>[] = [];
         let peakRss: number | undefined = 0;
@@ -692,11 +710,13 @@ function table(results: Result[]): string {
 async function main(args: string[]): Promise<number> {
   const models: string[] = [];
   let runs = 5;
+  let warmup = 3;
   let runtimes = ["deno", "node", "chromium"];
   let json = false;
   let modelsDir = `${root}bench-out`;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--runs") runs = Number(args[++i]);
+    else if (args[i] === "--warmup") warmup = Number(args[++i]);
     else if (args[i] === "--dir") modelsDir = resolve(args[++i]);
     else if (args[i] === "--runtimes") runtimes = args[++i].split(",");
     else if (args[i] === "--json") json = true;
@@ -704,7 +724,10 @@ async function main(args: string[]): Promise<number> {
   }
   const chosen = models.length > 0 ? models : MODELS;
   const unknownRuntime = runtimes.find((name) => !["deno", "node", "chromium"].includes(name));
-  if (!Number.isInteger(runs) || runs < 1 || unknownRuntime !== undefined) {
+  if (
+    !Number.isInteger(runs) || runs < 1 || !Number.isInteger(warmup) || warmup < 1 ||
+    unknownRuntime !== undefined
+  ) {
     console.error(`usage: ${USAGE}`);
     return 2;
   }
@@ -727,7 +750,7 @@ async function main(args: string[]): Promise<number> {
     if (!json) console.error(text);
   };
   for (const model of chosen) {
-    const workerArgs = [modelsDir, model, String(runs)];
+    const workerArgs = [modelsDir, model, String(runs), String(warmup)];
     if (runtimes.includes("deno")) {
       log(`deno: ${model}…`);
       results.push(
@@ -764,7 +787,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (runtimes.includes("chromium")) {
     log(`chromium: ${chosen.join(", ")}…`);
-    results.push(...await measureChromium(chosen, modelsDir, bundleDir, runs));
+    results.push(...await measureChromium(chosen, modelsDir, bundleDir, runs, warmup));
   }
   if (json) console.log(JSON.stringify(results, null, 2));
   else console.log(table(results));
