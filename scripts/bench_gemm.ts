@@ -15,7 +15,8 @@
  * before and after. Nothing is asserted.
  *
  * ```sh
- * npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] [--seconds S] [--shapes a,b]
+ * npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] [--seconds S] [--shapes a,b] \
+ *   [--integer]
  * npx deno run -A scripts/bench_gemm.ts --nets resnet50,ultraface_rfb320 [--rounds N] [--seconds S]
  * ```
  * With `--nets`, whole float nets instead (`runNet` runs per CPU second, this tree's two builds;
@@ -44,7 +45,7 @@ function values(count: number, seed: number): Float32Array {
 }
 
 const USAGE = "npx deno run -A scripts/bench_gemm.ts [--against REV] [--rounds N] " +
-  "[--seconds S] [--shapes name,name] [--nets model,model]";
+  "[--seconds S] [--shapes name,name] [--integer] [--nets model,model]";
 
 /**
  * A convolution: input channels, size (height; `width` when not square), output channels, kernel,
@@ -157,18 +158,30 @@ function option(args: string[], name: string): string | undefined {
   return value;
 }
 
-function argsOf(shape: Shape): { args: ConvolutionArgs; macs: number } {
+/**
+ * The convolution of `shape` on seeded values; with `integer`, the deploy model's integer form
+ * instead: q values in [-127, 127] (as float32) with offset_d 5, int8 weights, int32 bias.
+ */
+function argsOf(shape: Shape, integer: boolean): { args: ConvolutionArgs; macs: number } {
   const { cin, size, cout, kernel, stride, pad } = shape;
   const width = shape.width ?? size;
   const groups = shape.groups ?? 1;
   const out = Math.floor((size + 2 * pad - kernel) / stride) + 1;
   const outW = Math.floor((width + 2 * pad - kernel) / stride) + 1;
   const depth = cin / groups * kernel * kernel;
+  const x = values(cin * size * width, 1);
+  const weights = values(cout * depth, 2);
+  const bias = values(cout, 3);
   const args: ConvolutionArgs = {
-    x: values(cin * size * width, 1),
+    ...(integer
+      ? {
+        x: x.map((v) => Math.round(v * 127)),
+        offsetD: 5,
+        weights: Int8Array.from(weights, (v) => Math.round(v * 127)),
+        bias: Int32Array.from(bias, (v) => Math.round(v * 1000)),
+      }
+      : { x, weights: weights.map((v) => v * 0.05), bias }),
     shape: [1, cin, size, width],
-    weights: values(cout * depth, 2).map((v) => v * 0.05),
-    bias: values(cout, 3),
     outputs: cout,
     groups,
     window: {
@@ -276,6 +289,7 @@ async function main(args: string[]): Promise<void> {
   const rounds = Number(option(args, "--rounds") ?? 7);
   const seconds = Number(option(args, "--seconds") ?? 0.15);
   const names = option(args, "--shapes")?.split(",");
+  const integer = args.includes("--integer");
   const shapes = names ? SHAPES.filter((shape) => names.includes(shape.name)) : SHAPES;
   if (!(rounds >= 1) || !(seconds > 0) || shapes.length === 0) {
     throw new Error(`bad options\nusage: ${USAGE}\nshapes: ${SHAPES.map((s) => s.name)}`);
@@ -306,7 +320,8 @@ async function main(args: string[]): Promise<void> {
   } else console.log("this runtime has no relaxed SIMD: portable build only");
   console.log(`load average before: ${loadAverage()}`);
   console.log(
-    `GMAC per CPU second, median of ${rounds} rounds of ${seconds} CPU s per variant, interleaved`,
+    `GMAC per CPU second, median of ${rounds} rounds of ${seconds} CPU s per variant, interleaved` +
+      (integer ? "; the deploy model's integer convolutions" : ""),
   );
   const base = variants[0].name;
   console.log(
@@ -316,7 +331,7 @@ async function main(args: string[]): Promise<void> {
   );
   console.log(`| --- |${" ---: |".repeat(2 * variants.length - 1)}`);
   for (const shape of shapes) {
-    const { args: convArgs, macs } = argsOf(shape);
+    const { args: convArgs, macs } = argsOf(shape, integer);
     const samples: number[][] = variants.map(() => []);
     for (let round = 0; round < rounds; round++) {
       variants.forEach((variant, i) => {

@@ -40,6 +40,11 @@ interface Case {
   biasRange?: number;
   /** Float input quantized in the kernel with this scale (the Quant layer's). */
   quantScale?: number;
+  /**
+   * With quantScale: inputs whose x * scale fall on exact halves (ties go to even) and far beyond
+   * both ends of the int8 range, instead of near q.
+   */
+  ties?: boolean;
   /** A DeQuant after the layer: "channel" scales, one "shared" scale. */
   dequant?: "channel" | "shared";
   /** Activations after the DeQuant: ReLU slopes, or "prelu" (one slope per channel). */
@@ -199,6 +204,26 @@ const CASES: Case[] = [
     activations: ["prelu", 0.5],
   },
   {
+    name: "float input quantized in the kernel: ties to even and values past the clamp, 1x1",
+    shape: [1, 9, 5, 7],
+    outputs: 5,
+    groups: 1,
+    window: window([1, 1], 0, 1),
+    offsetD: 7,
+    quantScale: 2,
+    ties: true,
+  },
+  {
+    name: "float input quantized in the kernel: ties to even and values past the clamp, 3x3/2",
+    shape: [1, 4, 9, 11],
+    outputs: 6,
+    groups: 1,
+    window: window([3, 3], 1, 2),
+    offsetD: -9,
+    quantScale: 2,
+    ties: true,
+  },
+  {
     name: "depthwise 3x3, biases past 2^24 and below, per-channel dequant, float input",
     shape: [1, 6, 9, 21],
     outputs: 6,
@@ -297,6 +322,8 @@ for (const [index, c] of CASES.entries()) {
     // Float input whose quantization gives q: (q - offset_d) / S, and values beyond the clamp.
     const x = c.quantScale === undefined
       ? Float32Array.from(q)
+      : c.ties
+      ? Float32Array.from(q, (v, i) => [v + 0.5, v - 0.5, 300, -300][i % 4] / c.quantScale!)
       : Float32Array.from(q, (v, i) => (v - c.offsetD + (i % 3 - 1) * 0.3) / c.quantScale!);
     const qOfX = c.quantScale === undefined
       ? q

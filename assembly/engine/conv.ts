@@ -484,10 +484,11 @@ function finish<T>(sum: v128, biasLanes: v128, relu: bool, slopes: v128): v128 {
 
 /**
  * `sum` + the three taps of one kernel row times the input at `from` + j*dw, for four outputs
- * `stride` (1 or 2) apart, in tap order.
+ * `stride` (1 or 2) apart, in tap order (at stride 2 and dilation 1 reading twelve floats from
+ * `from`). The integer depthwise kernel uses it too: its values are small integers, exact.
  */
 @inline
-function taps3<T>(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
+export function taps3<T>(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
   if (stride == 2 && dw == 1) {
     // Columns 0..8 of `from` as evens (0, 2, 4, 6), odds (1, 3, 5, 7) and evens from 2.
     const a = v128.load(from);

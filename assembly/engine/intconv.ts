@@ -13,7 +13,8 @@
 // - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
 //   2^24 and so are exact in float32.
 
-import { at, copyFloats, fourFloats, madd } from "./gemm";
+import { taps3 } from "./conv";
+import { at, copyFloats } from "./gemm";
 import { quantizeLanes, quantize as quantizeValues } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
@@ -694,12 +695,13 @@ function intPaddedRows(window: Window, outH: i32): i32 {
 
 /**
  * Columns of the plane depthwise3x3Int reads (a multiple of 4): every tap of every group of
- * four outputs, and at column stride 2 the one float past the last that its loads take.
+ * four outputs, and at column stride 2 the three floats past the last that its loads take (the
+ * float kernel's taps3 reads twelve floats for a row of four outputs).
  */
 @inline
 function intPaddedColumns(window: Window, outW: i32): i32 {
   const sw = window.strideW;
-  const reach = (((outW + 3) & ~3) - 1) * sw + 2 * window.dilationW + 1 + (sw == 2 ? 1 : 0);
+  const reach = (((outW + 3) & ~3) - 1) * sw + 2 * window.dilationW + 1 + (sw == 2 ? 3 : 0);
   return (max(reach, window.padW + 1) + 3) & ~3;
 }
 
@@ -795,18 +797,18 @@ export function depthwise3x3Int(
       let ow = 0;
       for (; ow + 16 <= outW; ow += 16) {
         const from = <usize>(ow * sw) << 2;
-        let s0 = rowTaps(zero, in0 + from, t0, t1, t2, sw, dw);
-        let s1 = rowTaps(zero, in0 + from + groupStep, t0, t1, t2, sw, dw);
-        let s2 = rowTaps(zero, in0 + from + 2 * groupStep, t0, t1, t2, sw, dw);
-        let s3 = rowTaps(zero, in0 + from + 3 * groupStep, t0, t1, t2, sw, dw);
-        s0 = rowTaps(s0, in1 + from, t3, t4, t5, sw, dw);
-        s1 = rowTaps(s1, in1 + from + groupStep, t3, t4, t5, sw, dw);
-        s2 = rowTaps(s2, in1 + from + 2 * groupStep, t3, t4, t5, sw, dw);
-        s3 = rowTaps(s3, in1 + from + 3 * groupStep, t3, t4, t5, sw, dw);
-        s0 = rowTaps(s0, in2 + from, t6, t7, t8, sw, dw);
-        s1 = rowTaps(s1, in2 + from + groupStep, t6, t7, t8, sw, dw);
-        s2 = rowTaps(s2, in2 + from + 2 * groupStep, t6, t7, t8, sw, dw);
-        s3 = rowTaps(s3, in2 + from + 3 * groupStep, t6, t7, t8, sw, dw);
+        let s0 = taps3<f32>(zero, in0 + from, t0, t1, t2, sw, dw);
+        let s1 = taps3<f32>(zero, in0 + from + groupStep, t0, t1, t2, sw, dw);
+        let s2 = taps3<f32>(zero, in0 + from + 2 * groupStep, t0, t1, t2, sw, dw);
+        let s3 = taps3<f32>(zero, in0 + from + 3 * groupStep, t0, t1, t2, sw, dw);
+        s0 = taps3<f32>(s0, in1 + from, t3, t4, t5, sw, dw);
+        s1 = taps3<f32>(s1, in1 + from + groupStep, t3, t4, t5, sw, dw);
+        s2 = taps3<f32>(s2, in1 + from + 2 * groupStep, t3, t4, t5, sw, dw);
+        s3 = taps3<f32>(s3, in1 + from + 3 * groupStep, t3, t4, t5, sw, dw);
+        s0 = taps3<f32>(s0, in2 + from, t6, t7, t8, sw, dw);
+        s1 = taps3<f32>(s1, in2 + from + groupStep, t6, t7, t8, sw, dw);
+        s2 = taps3<f32>(s2, in2 + from + 2 * groupStep, t6, t7, t8, sw, dw);
+        s3 = taps3<f32>(s3, in2 + from + 3 * groupStep, t6, t7, t8, sw, dw);
         const out = at(outRow, ow);
         if (floatBias) {
           v128.store(out, finishInRegisters(s0, corrections, biases, scales, slopes, scaled, activated));
@@ -822,9 +824,9 @@ export function depthwise3x3Int(
       }
       for (; ow < outW; ow += 4) {
         const from = <usize>(ow * sw) << 2;
-        let sum = rowTaps(zero, in0 + from, t0, t1, t2, sw, dw);
-        sum = rowTaps(sum, in1 + from, t3, t4, t5, sw, dw);
-        sum = rowTaps(sum, in2 + from, t6, t7, t8, sw, dw);
+        let sum = taps3<f32>(zero, in0 + from, t0, t1, t2, sw, dw);
+        sum = taps3<f32>(sum, in1 + from, t3, t4, t5, sw, dw);
+        sum = taps3<f32>(sum, in2 + from, t6, t7, t8, sw, dw);
         const value = floatBias
           ? finishInRegisters(sum, corrections, biases, scales, slopes, scaled, activated)
           : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue);
@@ -860,18 +862,6 @@ function finishInRegisters(
     value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
   }
   return value;
-}
-
-/**
- * `sum` + one kernel row's three taps times the inputs at `from` + j*dw, four outputs (a fused
- * multiply-add where the build has one: exact all the same, as every value is a small integer).
- */
-@inline
-function rowTaps(sum: v128, from: usize, t0: v128, t1: v128, t2: v128, stride: i32, dw: i32): v128 {
-  const step = <usize>dw << 2;
-  let total = madd<f32>(t0, fourFloats(from, stride), sum);
-  total = madd<f32>(t1, fourFloats(from + step, stride), total);
-  return madd<f32>(t2, fourFloats(from + 2 * step, stride), total);
 }
 
 /**
