@@ -122,7 +122,7 @@ export function gemmPanels(
           const rowBias = bias == 0 ? 0 : at(bias, row);
           const rowSlopes = slopes == 0 ? 0 : at(slopes, row);
           if (rows == ROWS && columns == COLUMNS) {
-            tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope, rowSlopes);
+            tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope, rowSlopes, true);
           } else {
             edge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope, rowSlopes);
           }
@@ -132,7 +132,10 @@ export function gemmPanels(
   }
 }
 
-/** A tile of C short of 4 x 8: computed in edgeTile, then its `rows` x `columns` copied. */
+/**
+ * A tile of C short of 4 x 8: computed in edgeTile (four columns of it when `columns` <= 4), then
+ * its `rows` x `columns` copied.
+ */
 function edge(
   ap: usize,
   bp: usize,
@@ -156,7 +159,11 @@ function edge(
       }
     }
   }
-  tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope, slopes);
+  if (columns <= 4) {
+    tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope, slopes, false);
+  } else {
+    tile(ap, bp, bStep, kc, edgeTile, COLUMNS, first, last, bias, rows, relu, slope, slopes, true);
+  }
   for (let r = 0; r < rows; r++) {
     for (let q = 0; q < columns; q++) {
       store<f32>(at(target, r * ldc + q), load<f32>(at(edgeTile, r * COLUMNS + q)));
@@ -185,7 +192,9 @@ function reluOf(v: v128, slopes: v128): v128 {
 
 /**
  * The 4 x 8 tile at `target` (rows `ldc` apart) over `kc` products, B's eight columns for
- * successive k `bStep` bytes apart; see gemmPanels.
+ * successive k `bStep` bytes apart; see gemmPanels. Without `wide`, its first four columns only
+ * (an edge of C four columns wide or less; each sum the same, in the same order). Inlined with a
+ * constant `wide`, the other branch is compiled away.
  */
 @inline
 function tile(
@@ -202,6 +211,7 @@ function tile(
   relu: bool,
   slope: f32,
   slopes: usize,
+  wide: bool,
 ): void {
   const c0 = target;
   const c1 = at(c0, ldc);
@@ -209,64 +219,64 @@ function tile(
   const c3 = at(c2, ldc);
   const zero = f32x4.splat(0);
   let s00 = first ? zero : v128.load(c0);
-  let s01 = first ? zero : v128.load(c0, 16);
+  let s01 = first || !wide ? zero : v128.load(c0, 16);
   let s10 = first ? zero : v128.load(c1);
-  let s11 = first ? zero : v128.load(c1, 16);
+  let s11 = first || !wide ? zero : v128.load(c1, 16);
   let s20 = first ? zero : v128.load(c2);
-  let s21 = first ? zero : v128.load(c2, 16);
+  let s21 = first || !wide ? zero : v128.load(c2, 16);
   let s30 = first ? zero : v128.load(c3);
-  let s31 = first ? zero : v128.load(c3, 16);
+  let s31 = first || !wide ? zero : v128.load(c3, 16);
   let a = ap;
   let b = bp;
   const end = bp + <usize>kc * bStep;
   const pairsEnd = bp + <usize>(kc & ~1) * bStep;
   while (b < pairsEnd) {
     const b0 = v128.load(b);
-    const b1 = v128.load(b, 16);
+    const b1 = wide ? v128.load(b, 16) : zero;
     const a0 = v128.load32_splat(a);
     s00 = madd<f32>(a0, b0, s00);
-    s01 = madd<f32>(a0, b1, s01);
+    if (wide) s01 = madd<f32>(a0, b1, s01);
     const a1 = v128.load32_splat(a, 4);
     s10 = madd<f32>(a1, b0, s10);
-    s11 = madd<f32>(a1, b1, s11);
+    if (wide) s11 = madd<f32>(a1, b1, s11);
     const a2 = v128.load32_splat(a, 8);
     s20 = madd<f32>(a2, b0, s20);
-    s21 = madd<f32>(a2, b1, s21);
+    if (wide) s21 = madd<f32>(a2, b1, s21);
     const a3 = v128.load32_splat(a, 12);
     s30 = madd<f32>(a3, b0, s30);
-    s31 = madd<f32>(a3, b1, s31);
+    if (wide) s31 = madd<f32>(a3, b1, s31);
     const c0b = v128.load(b + bStep);
-    const c1b = v128.load(b + bStep, 16);
+    const c1b = wide ? v128.load(b + bStep, 16) : zero;
     const e0 = v128.load32_splat(a, 16);
     s00 = madd<f32>(e0, c0b, s00);
-    s01 = madd<f32>(e0, c1b, s01);
+    if (wide) s01 = madd<f32>(e0, c1b, s01);
     const e1 = v128.load32_splat(a, 16 + 4);
     s10 = madd<f32>(e1, c0b, s10);
-    s11 = madd<f32>(e1, c1b, s11);
+    if (wide) s11 = madd<f32>(e1, c1b, s11);
     const e2 = v128.load32_splat(a, 16 + 8);
     s20 = madd<f32>(e2, c0b, s20);
-    s21 = madd<f32>(e2, c1b, s21);
+    if (wide) s21 = madd<f32>(e2, c1b, s21);
     const e3 = v128.load32_splat(a, 16 + 12);
     s30 = madd<f32>(e3, c0b, s30);
-    s31 = madd<f32>(e3, c1b, s31);
+    if (wide) s31 = madd<f32>(e3, c1b, s31);
     a += 32;
     b += bStep << 1;
   }
   if (b < end) {
     const b0 = v128.load(b);
-    const b1 = v128.load(b, 16);
+    const b1 = wide ? v128.load(b, 16) : zero;
     const a0 = v128.load32_splat(a);
     s00 = madd<f32>(a0, b0, s00);
-    s01 = madd<f32>(a0, b1, s01);
+    if (wide) s01 = madd<f32>(a0, b1, s01);
     const a1 = v128.load32_splat(a, 4);
     s10 = madd<f32>(a1, b0, s10);
-    s11 = madd<f32>(a1, b1, s11);
+    if (wide) s11 = madd<f32>(a1, b1, s11);
     const a2 = v128.load32_splat(a, 8);
     s20 = madd<f32>(a2, b0, s20);
-    s21 = madd<f32>(a2, b1, s21);
+    if (wide) s21 = madd<f32>(a2, b1, s21);
     const a3 = v128.load32_splat(a, 12);
     s30 = madd<f32>(a3, b0, s30);
-    s31 = madd<f32>(a3, b1, s31);
+    if (wide) s31 = madd<f32>(a3, b1, s31);
   }
   if (last && bias != 0) {
     const bias0 = biasLanes(bias, 0, rows);
@@ -274,13 +284,13 @@ function tile(
     const bias2 = biasLanes(bias, 2, rows);
     const bias3 = biasLanes(bias, 3, rows);
     s00 = f32x4.add(s00, bias0);
-    s01 = f32x4.add(s01, bias0);
+    if (wide) s01 = f32x4.add(s01, bias0);
     s10 = f32x4.add(s10, bias1);
-    s11 = f32x4.add(s11, bias1);
+    if (wide) s11 = f32x4.add(s11, bias1);
     s20 = f32x4.add(s20, bias2);
-    s21 = f32x4.add(s21, bias2);
+    if (wide) s21 = f32x4.add(s21, bias2);
     s30 = f32x4.add(s30, bias3);
-    s31 = f32x4.add(s31, bias3);
+    if (wide) s31 = f32x4.add(s31, bias3);
   }
   if (last && relu) {
     const slopes0 = slopeLanes(slopes, slope, 0, rows);
@@ -288,20 +298,20 @@ function tile(
     const slopes2 = slopeLanes(slopes, slope, 2, rows);
     const slopes3 = slopeLanes(slopes, slope, 3, rows);
     s00 = reluOf(s00, slopes0);
-    s01 = reluOf(s01, slopes0);
+    if (wide) s01 = reluOf(s01, slopes0);
     s10 = reluOf(s10, slopes1);
-    s11 = reluOf(s11, slopes1);
+    if (wide) s11 = reluOf(s11, slopes1);
     s20 = reluOf(s20, slopes2);
-    s21 = reluOf(s21, slopes2);
+    if (wide) s21 = reluOf(s21, slopes2);
     s30 = reluOf(s30, slopes3);
-    s31 = reluOf(s31, slopes3);
+    if (wide) s31 = reluOf(s31, slopes3);
   }
   v128.store(c0, s00);
-  v128.store(c0, s01, 16);
+  if (wide) v128.store(c0, s01, 16);
   v128.store(c1, s10);
-  v128.store(c1, s11, 16);
+  if (wide) v128.store(c1, s11, 16);
   v128.store(c2, s20);
-  v128.store(c2, s21, 16);
+  if (wide) v128.store(c2, s21, 16);
   v128.store(c3, s30);
-  v128.store(c3, s31, 16);
+  if (wide) v128.store(c3, s31, 16);
 }
