@@ -204,6 +204,22 @@ const CASES: Case[] = [
     activations: ["prelu", 0.5],
   },
   {
+    name: "5x5 stride 3 pad 2, rows of 7 outputs (im2col four values at a time, lane by lane)",
+    shape: [2, 3, 20, 19],
+    outputs: 8,
+    groups: 1,
+    window: window([5, 5], 2, 3),
+    offsetD: 11,
+  },
+  {
+    name: "3x3 stride 2 over 64 channels of 130x130: im2col in two bands",
+    shape: [1, 64, 130, 130],
+    outputs: 4,
+    groups: 1,
+    window: window([3, 3], 1, 2),
+    offsetD: -6,
+  },
+  {
     name: "float input quantized in the kernel: ties to even and values past the clamp, 1x1",
     shape: [1, 9, 5, 7],
     outputs: 5,
