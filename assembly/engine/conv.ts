@@ -11,14 +11,15 @@ import { endInside, firstInside, Window } from "./window";
 
 
 /**
- * Caffe's im2col for float input into row-major col [depth, columns] (columns = (rowEnd -
- * rowStart) * outW, the matrix product's B as it is): col[(c*kh + i)*kw + j, (oh - rowStart)*outW
- * + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image. Inputs are copied four
- * at a time at column stride 1 and 2; a store may run up to three floats past its run into places
- * written after it (or col's slack), and loads may read up to seven floats past an input row
- * (the caller's memory goes on after x).
+ * Caffe's im2col of T (f32: float input; i16: the integer layers' differences) into row-major col
+ * [depth, columns] (columns = (rowEnd - rowStart) * outW, the matrix product's B as it is):
+ * col[(c*kh + i)*kw + j, (oh - rowStart)*outW + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw],
+ * 0 outside the image. Inputs are copied four at a time at every column stride (one 16-byte store
+ * of floats, or one 8-byte store of int16); a store may run up to three values past its run into
+ * places written after it (or col's slack), and loads may read up to seven values past an input
+ * row (the caller's memory goes on after x).
  */
-function im2colColumns(
+export function im2colColumns<T>(
   x: usize,
   channels: i32,
   height: i32,
@@ -31,17 +32,53 @@ function im2colColumns(
 ): void {
   const sw = window.strideW;
   if (sw == 1) {
-    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, 1);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, 1);
   } else if (sw == 2) {
-    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, 2);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, 2);
   } else {
-    im2colColumnsAt(x, channels, height, width, window, rowStart, rowEnd, outW, col, sw);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, sw);
   }
+}
+
+/** Byte offset of element `index` of an array of T at `base`. */
+@inline
+function elementAt<T>(base: usize, index: i32): usize {
+  return base + (<usize>index << alignof<T>());
+}
+
+/** Four int16 of a row `stride` apart from `from`, as the 64 bits of one store. */
+@inline
+function fourInt16(from: usize, stride: i32): i64 {
+  if (stride == 1) return load<i64>(from);
+  if (stride == 2) {
+    const values = v128.load(from);
+    return i64x2.extract_lane(
+      i8x16.shuffle(values, values, 0, 1, 4, 5, 8, 9, 12, 13, 0, 1, 4, 5, 8, 9, 12, 13),
+      0,
+    );
+  }
+  const step = <usize>stride << 1;
+  return <i64>load<u16>(from) | (<i64>load<u16>(from + step) << 16) |
+    (<i64>load<u16>(from + 2 * step) << 32) | (<i64>load<u16>(from + 3 * step) << 48);
+}
+
+/** Stores four values of T `stride` apart from `from` at `to`. */
+@inline
+function copyFour<T>(to: usize, from: usize, stride: i32): void {
+  if (sizeof<T>() == 4) v128.store(to, fourFloats(from, stride));
+  else store<i64>(to, fourInt16(from, stride));
+}
+
+/** Stores four zeros of T at `to`. */
+@inline
+function zeroFour<T>(to: usize): void {
+  if (sizeof<T>() == 4) v128.store(to, f32x4.splat(0));
+  else store<i64>(to, 0);
 }
 
 /** im2colColumns at column stride `sw`, inlined with a constant one. */
 @inline
-function im2colColumnsAt(
+function im2colColumnsAt<T>(
   x: usize,
   channels: i32,
   height: i32,
@@ -56,10 +93,9 @@ function im2colColumnsAt(
   const kh = window.kernelH;
   const kw = window.kernelW;
   const sh = window.strideH;
-  const zero = f32x4.splat(0);
   let target = col;
   for (let c = 0; c < channels; c++) {
-    const plane = at(x, c * height * width);
+    const plane = elementAt<T>(x, c * height * width);
     for (let i = 0; i < kh; i++) {
       const rowShift = i * window.dilationH - window.padH;
       for (let j = 0; j < kw; j++) {
@@ -69,16 +105,16 @@ function im2colColumnsAt(
         for (let oh = rowStart; oh < rowEnd; oh++) {
           const ih = oh * sh + rowShift;
           if (ih < 0 || ih >= height || first == end) {
-            for (let ow = 0; ow < outW; ow += 4) v128.store(at(target, ow), zero);
+            for (let ow = 0; ow < outW; ow += 4) zeroFour<T>(elementAt<T>(target, ow));
           } else {
-            const row = at(plane, ih * width + shift);
-            for (let ow = 0; ow < first; ow++) store<f32>(at(target, ow), 0);
+            const row = elementAt<T>(plane, ih * width + shift);
+            for (let ow = 0; ow < first; ow++) store<T>(elementAt<T>(target, ow), <T>0);
             for (let ow = first; ow < end; ow += 4) {
-              v128.store(at(target, ow), fourFloats(at(row, ow * sw), sw));
+              copyFour<T>(elementAt<T>(target, ow), elementAt<T>(row, ow * sw), sw);
             }
-            for (let ow = end; ow < outW; ow++) store<f32>(at(target, ow), 0);
+            for (let ow = end; ow < outW; ow++) store<T>(elementAt<T>(target, ow), <T>0);
           }
-          target = at(target, outW);
+          target = elementAt<T>(target, outW);
         }
       }
     }
@@ -610,7 +646,7 @@ export function convolution<T>(
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        im2colColumns(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels);
+        im2colColumns<f32>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels);
         const band = at(yGroup, rowStart * outW);
         gemmPanels(coutGroup, columns, depth, groupPanels, panels, columns, band, spatial, groupBias, relu, slope, groupSlopes);
       }

@@ -13,7 +13,7 @@
 // - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
 //   2^24 and so are exact in float32.
 
-import { taps3 } from "./conv";
+import { im2colColumns, taps3 } from "./conv";
 import { at, copyFloats } from "./gemm";
 import { quantizeLanes, quantize as quantizeValues } from "./quant";
 import { endInside, firstInside, Window } from "./window";
@@ -436,89 +436,6 @@ function tile(
 
 
 /**
- * Caffe's im2col of int16 x for output rows rowStart..rowEnd: col[(c*kh + i)*kw + j, (oh -
- * rowStart)*outW + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside the image. Inputs
- * are copied four at a time (one 8-byte store; loads of 8 bytes at column stride 1, 16 at stride
- * 2): a store may run up to three values past its run into places written after it (or col's
- * 8 bytes of slack), and loads may read up to seven values past an input row (the caller's memory
- * goes on after x).
- */
-function im2col16(
-  x: usize,
-  channels: i32,
-  height: i32,
-  width: i32,
-  window: Window,
-  rowStart: i32,
-  rowEnd: i32,
-  outW: i32,
-  col: usize,
-): void {
-  const sw = window.strideW;
-  if (sw == 1) im2col16At(x, channels, height, width, window, rowStart, rowEnd, outW, col, 1);
-  else if (sw == 2) im2col16At(x, channels, height, width, window, rowStart, rowEnd, outW, col, 2);
-  else im2col16At(x, channels, height, width, window, rowStart, rowEnd, outW, col, sw);
-}
-
-/** Four int16 of a row `stride` apart from `from`, as the 64 bits of one store. */
-@inline
-function fourInt16(from: usize, stride: i32): i64 {
-  if (stride == 1) return load<i64>(from);
-  if (stride == 2) {
-    const evens = i8x16.shuffle(v128.load(from), v128.load(from), 0, 1, 4, 5, 8, 9, 12, 13, 0, 1, 4, 5, 8, 9, 12, 13);
-    return i64x2.extract_lane(evens, 0);
-  }
-  const step = <usize>stride << 1;
-  return <i64>load<u16>(from) | (<i64>load<u16>(from + step) << 16) |
-    (<i64>load<u16>(from + 2 * step) << 32) | (<i64>load<u16>(from + 3 * step) << 48);
-}
-
-/** im2col16 at column stride `sw`, inlined with a constant one. */
-@inline
-function im2col16At(
-  x: usize,
-  channels: i32,
-  height: i32,
-  width: i32,
-  window: Window,
-  rowStart: i32,
-  rowEnd: i32,
-  outW: i32,
-  col: usize,
-  sw: i32,
-): void {
-  const kh = window.kernelH;
-  const kw = window.kernelW;
-  const sh = window.strideH;
-  let target = col;
-  for (let c = 0; c < channels; c++) {
-    const plane = at16(x, c * height * width);
-    for (let i = 0; i < kh; i++) {
-      const rowShift = i * window.dilationH - window.padH;
-      for (let j = 0; j < kw; j++) {
-        const shift = j * window.dilationW - window.padW;
-        const first = min(firstInside(shift, sw), outW);
-        const end = max(endInside(shift, sw, width, outW), first);
-        for (let oh = rowStart; oh < rowEnd; oh++) {
-          const ih = oh * sh + rowShift;
-          if (ih < 0 || ih >= height || first == end) {
-            for (let ow = 0; ow < outW; ow += 4) store<i64>(at16(target, ow), 0);
-          } else {
-            const row = at16(plane, ih * width + shift);
-            for (let ow = 0; ow < first; ow++) store<i16>(at16(target, ow), 0);
-            for (let ow = first; ow < end; ow += 4) {
-              store<i64>(at16(target, ow), fourInt16(at16(row, ow * sw), sw));
-            }
-            for (let ow = end; ow < outW; ow++) store<i16>(at16(target, ow), 0);
-          }
-          target = at16(target, outW);
-        }
-      }
-    }
-  }
-}
-
-/**
  * The integer Convolution: for each image and group, acc_g = W_g x im2col(d_g) in int32, in bands
  * of `bandRows` output rows, 1x1/stride 1/no pad kernels reading d directly. `x` holds the int16
  * differences d [N, cin, H, W]; `weights` the weight pairs of each group's [cout/group, depth]
@@ -563,7 +480,7 @@ export function convolutionPairs(
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        im2col16(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
+        im2colColumns<i16>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
         const band = at(yGroup, rowStart * outW);
         gemmPairs(coutGroup, columns, depth, packed, col, columns, band, spatial, epilogue, channel0);
       }
