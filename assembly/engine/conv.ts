@@ -5,7 +5,17 @@
 // geometry one of a Window (assembly/engine/window.ts).
 
 import { prelu as preluKernel, relu as reluKernel } from "./elementwise";
-import { at, fourFloats, gemm, gemmTransB, madd, packedA, packedB, transpose } from "./gemm";
+import {
+  at,
+  fourFloats,
+  gemm,
+  gemmTransB,
+  madd,
+  packedA,
+  packedB,
+  storeFirstLanes,
+  transpose,
+} from "./gemm";
 import { gemmPanels, packedRowsBytes, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
@@ -260,9 +270,6 @@ export function depthwiseScratchBytes(width: i32, outH: i32, outW: i32, geometry
   return (paddedRows(outH, window) * paddedWidth(width, window, outW) + 4) * 4;
 }
 
-/** Where depthwise3x3 stores four outputs of which a row keeps fewer. */
-const tailOutputs: usize = memory.data(4 * 4, 16);
-
 /**
  * 3x3 depthwise convolution at stride 1 or 2 (any pad and dilation): per plane, the input is
  * copied into a zero-padded plane (packing scratch; depthwiseScratchBytes) so that every tap is a
@@ -468,7 +475,7 @@ function depthwiseRows<T>(
 
 /**
  * Outputs `first`..`end` of one output row from padded input rows `in0`, `in1`, `in2`, four at a
- * time; the last one to three through tailOutputs.
+ * time; the last one to three through storeFirstLanes.
  */
 @inline
 function depthwiseRow<T>(
@@ -498,12 +505,8 @@ function depthwiseRow<T>(
     let sum = taps3<T>(v128.splat<T>(<T>0), in0 + offset, t0, t1, t2, sw, dw);
     sum = taps3<T>(sum, in1 + offset, t3, t4, t5, sw, dw);
     sum = finish<T>(taps3<T>(sum, in2 + offset, t6, t7, t8, sw, dw), biasLanes, relu, slopes);
-    if (ow + 4 <= end) {
-      v128.store(at(outRow, ow), sum);
-    } else {
-      v128.store(tailOutputs, sum);
-      for (let q = ow; q < end; q++) store<T>(at(outRow, q), load<T>(at(tailOutputs, q - ow)));
-    }
+    if (ow + 4 <= end) v128.store(at(outRow, ow), sum);
+    else storeFirstLanes(at(outRow, ow), sum, end - ow);
   }
 }
 

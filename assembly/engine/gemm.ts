@@ -144,6 +144,19 @@ export function copyFloats(from: usize, to: usize, count: i32): void {
   for (; i < count; i++) store<f32>(at(to, i), load<f32>(at(from, i)));
 }
 
+/** Scratch of storeFirstLanes. */
+const laneScratch: usize = memory.data(16, 16);
+
+/**
+ * Stores the first `count` (at most 4) 32-bit lanes of `value` at `to`: the last outputs of a row
+ * short of four.
+ */
+@inline
+export function storeFirstLanes(to: usize, value: v128, count: i32): void {
+  v128.store(laneScratch, value);
+  for (let i = 0; i < count; i++) store<u32>(to + (<usize>i << 2), load<u32>(laneScratch + (<usize>i << 2)));
+}
+
 /**
  * The four floats at `from` + 0, 1, 2 and 3 `stride` floats: one load at stride 1, two loads and a
  * shuffle at stride 2, lane by lane beyond.

@@ -14,8 +14,9 @@
 //   2^24 and so are exact in float32.
 
 import { im2colColumns, taps3 } from "./conv";
-import { at, copyFloats } from "./gemm";
-import { quantizeLanes, quantize as quantizeValues } from "./quant";
+import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
+import { at, storeFirstLanes } from "./gemm";
+import { quantizeLanes } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
 /**
@@ -635,22 +636,20 @@ function laneSum(v: v128): i32 {
     i32x4.extract_lane(v, 3);
 }
 
-/** Rows of the plane depthwise3x3Int reads: every output row's three taps. */
+/** Rows of the bordered plane depthwise3x3Int reads: every output row's three taps. */
 @inline
 function intPaddedRows(window: Window, outH: i32): i32 {
-  return max((outH - 1) * window.strideH + 2 * window.dilationH + 1, window.padH + 1);
+  return borderedRows(window, outH, 2 * window.dilationH + 1);
 }
 
 /**
- * Columns of the plane depthwise3x3Int reads (a multiple of 4): every tap of every group of
- * four outputs, and at column stride 2 the three floats past the last that its loads take (the
- * float kernel's taps3 reads twelve floats for a row of four outputs).
+ * Columns of the bordered plane depthwise3x3Int reads: at column stride 2 the three floats past
+ * the last tap that its loads take (the float kernel's taps3 reads twelve floats for a row of four
+ * outputs).
  */
 @inline
 function intPaddedColumns(window: Window, outW: i32): i32 {
-  const sw = window.strideW;
-  const reach = (((outW + 3) & ~3) - 1) * sw + 2 * window.dilationW + 1 + (sw == 2 ? 3 : 0);
-  return (max(reach, window.padW + 1) + 3) & ~3;
+  return borderedColumns(window, outW, 2 * window.dilationW + 1, window.strideW == 2 ? 3 : 0);
 }
 
 /** Bytes of scratch depthwise3x3Int needs: one input plane inside a border (see there). */
@@ -658,9 +657,6 @@ export function depthwiseIntScratchBytes(outH: i32, outW: i32, geometry: usize):
   const window = changetype<Window>(geometry);
   return intPaddedRows(window, outH) * intPaddedColumns(window, outW) * 4;
 }
-
-/** Where depthwise3x3Int puts four outputs of which a row keeps fewer. */
-const tailOutputs: usize = memory.data(4 * 4, 16);
 
 /**
  * The integer 3x3 depthwise Convolution at column stride 1 or 2 (any row stride, pad and
@@ -699,22 +695,12 @@ export function depthwise3x3Int(
   const tapRows = <usize>window.dilationH * rowBytes;
   const groupStep = <usize>(4 * sw) << 2;
   const offsetF = <f32>offset;
-  const border = f32x4.splat(offsetF);
-  for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), border);
-  // Input rows and columns no tap reaches are not copied.
-  const copiedRows = min(height, rows - window.padH);
-  const copied = min(width, columns - window.padW);
-  const inside = at(scratch, window.padH * columns + window.padW);
+  fillBorder(scratch, rows, columns, offsetF);
   const e = changetype<Epilogue>(epilogue);
   const zero = f32x4.splat(0);
   for (let plane = 0; plane < batch * channels; plane++) {
     const source = at(x, plane * height * width);
-    for (let h = 0; h < copiedRows; h++) {
-      const from = at(source, h * width);
-      const to = inside + <usize>h * rowBytes;
-      if (quantize) quantizeValues(from, copied, quantScale, offsetF, to);
-      else copyFloats(from, to, copied);
-    }
+    copyInsideBorder(source, height, width, window, rows, columns, scratch, quantize, quantScale, offsetF);
     const target = at(y, plane * outH * outW);
     const c = plane % channels;
     const kernel = at(weights, c * 9);
@@ -778,12 +764,8 @@ export function depthwise3x3Int(
         const value = floatBias
           ? finishInRegisters(sum, corrections, biases, scales, slopes, scaled, activated)
           : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue);
-        if (ow + 4 <= outW) {
-          v128.store(at(outRow, ow), value);
-        } else {
-          v128.store(tailOutputs, value);
-          for (let i = ow; i < outW; i++) store<f32>(at(outRow, i), load<f32>(at(tailOutputs, i - ow)));
-        }
+        if (ow + 4 <= outW) v128.store(at(outRow, ow), value);
+        else storeFirstLanes(at(outRow, ow), value, outW - ow);
       }
     }
   }

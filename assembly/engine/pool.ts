@@ -1,23 +1,20 @@
 // Caffe's MAX and AVE pooling over NCHW planes. Arguments are byte offsets into caller memory, the
 // window geometry one of a Window (assembly/engine/window.ts; its dilation is unused).
 
-import { at, copyFloats, fourFloats } from "./gemm";
+import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
+import { at, fourFloats } from "./gemm";
 import { Window } from "./window";
 
-/** Rows of the padded plane maxPool reads: every output row's window. */
+/** Rows of the bordered plane maxPool reads: every output row's window. */
 @inline
 function paddedRows(window: Window, outH: i32): i32 {
-  return max((outH - 1) * window.strideH + window.kernelH, window.padH + 1);
+  return borderedRows(window, outH, window.kernelH);
 }
 
-/** Columns of a padded plane: every window of the output row's groups of four, and the reads. */
+/** Columns of the bordered plane maxPool reads (at stride 2 a group's last tap loads eight floats). */
 @inline
 function paddedColumns(window: Window, outW: i32): i32 {
-  const groups = (outW + 3) >> 2;
-  const sw = window.strideW;
-  // At stride 2 a group's last tap loads eight floats from its first column.
-  const reach = (4 * groups - 1) * sw + window.kernelW + (sw == 2 ? 1 : 0);
-  return (max(reach, window.padW + 1) + 3) & ~3;
+  return borderedColumns(window, outW, window.kernelW, window.strideW == 2 ? 1 : 0);
 }
 
 /**
@@ -57,17 +54,11 @@ export function maxPool(
   const rows = paddedRows(window, outH);
   const columns = paddedColumns(window, outW);
   const lowest = f32x4.splat(-F32.MAX_VALUE);
-  for (let i = 0; i < rows * columns; i += 4) v128.store(at(scratch, i), lowest);
-  // Input rows and columns no window reaches are not copied.
-  const copiedRows = min(height, rows - window.padH);
-  const copied = min(width, columns - window.padW);
-  const inside = at(scratch, window.padH * columns + window.padW);
+  fillBorder(scratch, rows, columns, -F32.MAX_VALUE);
   const rowBytes = <usize>columns << 2;
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);
-    for (let h = 0; h < copiedRows; h++) {
-      copyFloats(at(source, h * width), inside + <usize>h * rowBytes, copied);
-    }
+    copyInsideBorder(source, height, width, window, rows, columns, scratch, false, 0, 0);
     // Units of four outputs (row oh, columns 4g..4g+3), four units at a time: four independent
     // chains of comparisons instead of one (each takes its window in order). The units' row and
     // group are counted along, not divided out.

@@ -1047,7 +1047,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const epilogue = integerEpilogueOf(post, layout);
     const [rows, rowWidth] = transposed ? [height, width] : [outH, outW];
     const bandRows = Math.max(1, Math.min(rows, Math.floor(COLUMN_LIMIT / (depth * rowWidth))));
-    // im2col16's four-value stores may run 6 bytes past col's end.
+    // im2colColumns' four-value int16 stores may run 6 bytes past col's end.
     const colBytes = depth * bandRows * rowWidth * (transposed ? 4 : 2) + 8;
     if (winograd) {
       const [padH, padW] = window.pad;
