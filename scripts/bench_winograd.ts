@@ -1,8 +1,8 @@
 /**
- * Winograd (F(4x4, 3x3) for 3x3 windows, F(2x2, 5x5) for 5x5 ones) against the direct form
+ * Winograd (F(4x4, 3x3) and F(2x2, 3x3) for 3x3 windows, F(2x2, 5x5) for 5x5 ones) against the direct form
  * (im2col + GEMM) for float stride-1 convolutions of several channel counts and output sizes
  * (ResNet-50's, waifu2x's, LeNet's, CIFAR-10's, vanilla_cnn's and small ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
- * them made on each call (nets over the resident budget): the figures behind `winogradWins` in
+ * them made on each call (nets over the resident budget): the figures behind `winogradForm` in
  * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
  * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
  * batch 1 with every convolution forced to the direct form beside the same net as `convolution`
@@ -22,7 +22,7 @@ import {
   type ConvolutionArgs,
   engineKernels,
   intWinogradWins,
-  winogradWins,
+  winogradForm,
 } from "../src/wasm/engine.ts";
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 import { randomValues } from "../tests/_builders.ts";
@@ -141,13 +141,13 @@ function timeOf(run: () => void): number {
   return (now - start) / calls;
 }
 
-/** Timed forms, interleaved: [column, weights kept, algorithm]. */
-const FORMS: [number, boolean, "direct" | "winograd"][] = [
-  [0, true, "direct"],
-  [1, true, "winograd"],
-  [2, false, "direct"],
-  [3, false, "winograd"],
-];
+/** The algorithms timed, interleaved, each with the weights kept and made per call. */
+type Algorithm = "direct" | "winograd" | "winograd2x2";
+
+/** The algorithms of a shape: F(2x2, 3x3) for float 3x3 windows besides the other two. */
+function algorithmsOf([kernel]: Shape): Algorithm[] {
+  return !integer && kernel === 3 ? ["direct", "winograd", "winograd2x2"] : ["direct", "winograd"];
+}
 
 const kernels = await engineKernels();
 
@@ -201,40 +201,56 @@ async function wholeNets(names: string[]): Promise<void> {
   }
 }
 
-/** ms per call of each shape in both forms, weights kept and made per call. */
+/** ms per call of each shape in each form, weights kept and made per call. */
 function shapes(): void {
   console.log(`load average: ${loadAverage()}`);
   console.log(
     "ms per call; weights kept: resident in WebAssembly memory (packed, or transformed); per call: " +
-      "copied and packed or transformed on each call (resident budget 0), as for nets over the budget",
+      "copied and packed or transformed on each call (resident budget 0), as for nets over the " +
+      "budget; Winograd: F(4x4, 3x3), F(2x2, 5x5) (integer: F(2x2, 3x3)); 2x2: float F(2x2, 3x3)",
   );
-  console.log(
-    "| kernel | cin | cout | out | direct, kept | Winograd, kept | speed-up | direct, per call | " +
-      "Winograd, per call | speed-up | chosen |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  const header = ["kernel", "cin", "cout", "out"];
+  for (const kept of ["kept", "per call"]) {
+    header.push(`direct, ${kept}`, `Winograd, ${kept}`, "speed-up", `2x2, ${kept}`, "speed-up");
+  }
+  console.log(`| ${header.join(" | ")} | chosen |`);
+  console.log(`|${"---|".repeat(header.length + 1)}`);
   const kernel = integer ? 3 : values.kernel === undefined ? undefined : Number(values.kernel);
   for (const shape of SHAPES.filter(([size]) => kernel === undefined || size === kernel)) {
     const args = argsOf(shape);
-    const times: number[][] = [[], [], [], []];
+    const algorithms = algorithmsOf(shape);
+    const times = new Map<string, number[]>();
     for (let round = 0; round < rounds; round++) {
-      for (const [column, kept, algorithm] of FORMS) {
+      for (const kept of [true, false]) {
         kernels.setResidentBudget(kept ? Infinity : 0);
-        times[column].push(timeOf(() => kernels.convolution({ ...args, algorithm })));
+        for (const algorithm of algorithms) {
+          const key = `${algorithm} ${kept}`;
+          const time = timeOf(() => kernels.convolution({ ...args, algorithm }));
+          times.set(key, [...times.get(key) ?? [], time]);
+        }
       }
     }
-    const [kernel, cin, cout, size] = shape;
-    const [direct, winograd, directCall, winogradCall] = times.map(median);
-    const chosen = (integer ? intWinogradWins(args) : winogradWins(args)) ? "Winograd" : "direct";
-    console.log(
-      `| ${kernel}x${kernel} | ${cin} | ${cout} | ${size}x${size} | ${direct.toFixed(3)} | ${
-        winograd.toFixed(3)
-      } | ` +
-        `${(direct / winograd).toFixed(2)} | ${directCall.toFixed(3)} | ${
-          winogradCall.toFixed(3)
-        } | ` +
-        `${(directCall / winogradCall).toFixed(2)} | ${chosen} |`,
-    );
+    const cells = shape.map(String);
+    cells[0] = `${shape[0]}x${shape[0]}`;
+    cells[3] = `${shape[3]}x${shape[3]}`;
+    for (const kept of [true, false]) {
+      const direct = median(times.get(`direct ${kept}`)!);
+      cells.push(direct.toFixed(3));
+      for (const algorithm of ["winograd", "winograd2x2"] as const) {
+        const measured = times.get(`${algorithm} ${kept}`);
+        const ms = measured === undefined ? NaN : median(measured);
+        cells.push(
+          ...(measured === undefined ? ["-", "-"] : [ms.toFixed(3), (direct / ms).toFixed(2)]),
+        );
+      }
+    }
+    const form = integer
+      ? (intWinogradWins(args) ? { tile: 2, kernel: 3 } : null)
+      : winogradForm(args);
+    const chosen = form === null
+      ? "direct"
+      : `F(${form.tile}x${form.tile}, ${form.kernel}x${form.kernel})`;
+    console.log(`| ${cells.join(" | ")} | ${chosen} |`);
   }
   kernels.setResidentBudget(DEFAULT_RESIDENT_BYTES);
   console.log(`load average: ${loadAverage()}`);

@@ -20,7 +20,7 @@ import { uniformGenerator } from "../src/engine/inputs.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
-import { type ConvolutionArgs, engineKernels, winogradWins } from "../src/wasm/engine.ts";
+import { type ConvolutionArgs, engineKernels, winogradForm } from "../src/wasm/engine.ts";
 import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -41,7 +41,8 @@ function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
     return `depthwise ${kh}x${kw}/${sh}${form}`;
   }
   const grouped = args.groups > 1 ? " grouped" : "";
-  const winograd = winogradWins(args) ? " winograd" : "";
+  const picked = winogradForm(args);
+  const winograd = picked === null ? "" : ` winograd F(${picked.tile}x${picked.tile})`;
   return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}${winograd}`;
 }
 

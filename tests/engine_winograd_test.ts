@@ -1,9 +1,9 @@
-// Float convolutions through Winograd (assembly/engine/winograd.ts): F(4x4, 3x3) for 3x3 windows
-// and F(2x2, 5x5) for 5x5 ones, against a float64 direct convolution written here, on ragged sizes
-// (H, W not multiples of the tile), pads 0/1/2, 1..130 channels, groups, batches, bands of tile
-// rows, bias and ReLU; and the dispatcher: `convolution` takes the Winograd path for a large layer
-// (same bits as when forced, other bits than the forced direct form) and the direct (im2col +
-// GEMM) form for a small one.
+// Float convolutions through Winograd (assembly/engine/winograd.ts): F(4x4, 3x3) and F(2x2, 3x3)
+// for 3x3 windows and F(2x2, 5x5) for 5x5 ones, against a float64 direct convolution written
+// here, on ragged sizes (H, W not multiples of the tile), pads 0/1/2, 1..130 channels, groups,
+// batches, bands of tile rows, bias and ReLU; and the dispatcher: `convolution` takes a Winograd
+// form for a large layer, F(2x2, 3x3) for a small plane (same bits as when forced, other bits than
+// the forced direct form and the other form) and the direct (im2col + GEMM) form for a tiny one.
 //
 // Tolerance, derived: the kernel evaluates y = A^T [sum over ci of (G g G^T) . (B^T d B)] A + bias
 // with +, -, and products by constants, every step rounded to float32 (unit roundoff u = 2^-24;
@@ -14,10 +14,12 @@
 // the one of the absolute matrices). Roundings per path: input transform 2 passes x 3 (a product
 // by 5 and two sums), weight transform 2 passes x 5 (three sums of taps, the product by the
 // rounded factor counted twice), the matrix product cinGroup + 1 (one accumulator, in order of
-// ci), output transform 2 passes x 3, bias 1: n = cinGroup + 24; the test takes n = cinGroup + 32.
+// ci), output transform 2 passes x 3, bias 1: n = cinGroup + 24 (F(2x2, 3x3), on the points 0, 1,
+// -1 and infinity: 2 x 1 + 2 x 3 + cinGroup + 1 + 2 x 2 + 1); the test takes n = cinGroup + 32.
 // A fused ReLU (slope <= 1) keeps the bound; a fused affine y s + b scales it by |s| and adds
 // 2u (|y s| + |b|). The transform matrices below are built from the points 0, 1, -1, 2, -2,
-// infinity here; they only shape the bound, the expected values are the direct convolution's.
+// infinity (and 0, 1, -1, infinity) here; they only shape the bound, the expected values are the
+// direct convolution's.
 // The bound is a worst case (rounding errors of random sign grow like sqrt(n), not n): the
 // worst output uses ~1e-3 of it, and it stays below 5 % of the largest output, so a wrong
 // transform entry (errors of the outputs' own size) cannot hide in it (checked once by hand: 1/25
@@ -37,6 +39,8 @@ interface Case {
   name: string;
   /** 3 or 5 (3 when absent). */
   kernel?: 3 | 5;
+  /** Outputs across a tile: 2 for F(2x2, 3x3) (default: 4 for 3x3 windows, 2 for 5x5). */
+  tile?: 2 | 4;
   shape: [number, number, number, number];
   outputs: number;
   groups: number;
@@ -63,35 +67,51 @@ function argsOf(c: Case, seed: number): ConvolutionArgs {
   };
 }
 
-/** Points of the 6x6 transformed domain (the last one infinity). */
-const POINTS = [0, 1, -1, 2, -2];
+/** The finite points of a form's transformed domain (one more point: infinity) and G's factors. */
+const POINTS_OF: Record<4 | 6, { points: number[]; factors: number[] }> = {
+  6: { points: [0, 1, -1, 2, -2], factors: [1 / 4, 1 / 6, 1 / 6, 1 / 24, 1 / 24] },
+  4: { points: [0, 1, -1], factors: [1, 1 / 2, 1 / 2] },
+};
 
-/** |G| (6 x r): row i is |f_i| |p_i|^k, f = 1/4, -1/6, -1/6, 1/24, 1/24; the infinity row 0..0 1. */
-function absoluteG(r: number): number[][] {
-  const factors = [1 / 4, 1 / 6, 1 / 6, 1 / 24, 1 / 24];
-  const rows = POINTS.map((p, i) =>
+/** |G| (s x r): row i is |f_i| |p_i|^k; the infinity row 0..0 1. */
+function absoluteG(side: 4 | 6, r: number): number[][] {
+  const { points, factors } = POINTS_OF[side];
+  const rows = points.map((p, i) =>
     Array.from({ length: r }, (_, k) => factors[i] * Math.abs(p) ** k)
   );
   return [...rows, Array.from({ length: r }, (_, k) => (k === r - 1 ? 1 : 0))];
 }
 
-/** |A^T| (m x 6): row j is |p|^j, and 1 for infinity in the last row. */
-function absoluteAT(m: number): number[][] {
+/** |A^T| (m x s): row j is |p|^j, and 1 for infinity in the last row. */
+function absoluteAT(side: 4 | 6, m: number): number[][] {
   return Array.from(
     { length: m },
-    (_, j) => [...POINTS.map((p) => Math.abs(p) ** j), j === m - 1 ? 1 : 0],
+    (_, j) => [...POINTS_OF[side].points.map((p) => Math.abs(p) ** j), j === m - 1 ? 1 : 0],
   );
 }
 
-/** |B^T| (6 x 6) of Lavin & Gray's F(4x4, 3x3), the same for every form on these points. */
-const ABSOLUTE_BT = [
-  [4, 0, 5, 0, 1, 0],
-  [0, 4, 4, 1, 1, 0],
-  [0, 4, 4, 1, 1, 0],
-  [0, 2, 1, 2, 1, 0],
-  [0, 2, 1, 2, 1, 0],
-  [0, 4, 0, 5, 0, 1],
-];
+/** |B^T| (s x s) of Lavin & Gray's F(4x4, 3x3) and F(2x2, 3x3), the same for every form on these points. */
+const ABSOLUTE_BT: Record<4 | 6, number[][]> = {
+  6: [
+    [4, 0, 5, 0, 1, 0],
+    [0, 4, 4, 1, 1, 0],
+    [0, 4, 4, 1, 1, 0],
+    [0, 2, 1, 2, 1, 0],
+    [0, 2, 1, 2, 1, 0],
+    [0, 4, 0, 5, 0, 1],
+  ],
+  4: [
+    [1, 0, 1, 0],
+    [0, 1, 1, 0],
+    [0, 1, 1, 0],
+    [0, 1, 0, 1],
+  ],
+};
+
+/** The algorithm that forces a case's Winograd form. */
+function forcedAlgorithm(c: Case): "winograd" | "winograd2x2" {
+  return c.tile === 2 && (c.kernel ?? 3) === 3 ? "winograd2x2" : "winograd";
+}
 
 /** left (p x q) . middle (q x q) . right^T (for right p x q): p x p. */
 function sandwich(left: number[][], middle: number[][], right: number[][]): number[][] {
@@ -103,13 +123,17 @@ function sandwich(left: number[][], middle: number[][], right: number[][]): numb
   );
 }
 
-/** Float64 direct convolution (+ bias) and a bound on the Winograd error of every output. */
-function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Array } {
+/**
+ * Float64 direct convolution (+ bias) and a bound on the error of every output of the Winograd
+ * form of `tile` outputs across.
+ */
+function reference(args: ConvolutionArgs, tile: 2 | 4): { y: Float64Array; bound: Float64Array } {
   const [batch, channels, height, width] = args.shape;
   const [outH, outW] = args.outSize;
   const [padH, padW] = args.window.pad;
   const r = args.window.kernel[0];
-  const m = 7 - r;
+  const m = tile;
+  const side = (m + r - 1) as 4 | 6;
   const { groups, outputs } = args;
   const cinGroup = channels / groups;
   const coutGroup = outputs / groups;
@@ -119,8 +143,8 @@ function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Arra
   const bound = new Float64Array(y.length);
   const gamma = (cinGroup + PATH_ROUNDINGS) * UNIT_ROUNDOFF /
     (1 - (cinGroup + PATH_ROUNDINGS) * UNIT_ROUNDOFF);
-  const g = absoluteG(r);
-  const at = absoluteAT(m);
+  const g = absoluteG(side, r);
+  const at = absoluteAT(side, m);
   const xAt = (n: number, c: number, ih: number, iw: number) =>
     ih < 0 || ih >= height || iw < 0 || iw >= width
       ? 0
@@ -144,26 +168,26 @@ function reference(args: ConvolutionArgs): { y: Float64Array; bound: Float64Arra
   for (let n = 0; n < batch; n++) {
     for (let ty = 0; ty * m < outH; ty++) {
       for (let tx = 0; tx * m < outW; tx++) {
-        // |B^T| |d| |B| per input channel of the tile (6x6 inputs from row ty*m - padH).
+        // |B^T| |d| |B| per input channel of the tile (s x s inputs from row ty*m - padH).
         const inputs = Array.from({ length: channels }, (_, c) => {
           const d = Array.from(
-            { length: 6 },
+            { length: side },
             (_, i) =>
               Array.from(
-                { length: 6 },
+                { length: side },
                 (_, j) => Math.abs(xAt(n, c, ty * m - padH + i, tx * m - padW + j)),
               ),
           );
-          return sandwich(ABSOLUTE_BT, d, ABSOLUTE_BT);
+          return sandwich(ABSOLUTE_BT[side], d, ABSOLUTE_BT[side]);
         });
         for (let co = 0; co < outputs; co++) {
           const group = Math.floor(co / coutGroup);
-          const products = Array.from({ length: 6 }, () => new Array(6).fill(0));
+          const products = Array.from({ length: side }, () => new Array(side).fill(0));
           for (let ci = 0; ci < cinGroup; ci++) {
             const u = kernels[co][ci];
             const v = inputs[group * cinGroup + ci];
-            for (let p = 0; p < 6; p++) {
-              for (let q = 0; q < 6; q++) products[p][q] += u[p][q] * v[p][q];
+            for (let p = 0; p < side; p++) {
+              for (let q = 0; q < side; q++) products[p][q] += u[p][q] * v[p][q];
             }
           }
           const magnitudes = sandwich(at, products, at);
@@ -421,16 +445,24 @@ const CASES_5X5: Case[] = [
   },
 ];
 
-for (const [index, c] of [...CASES, ...CASES_5X5].entries()) {
+/** The tile of a case's form: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3) and F(2x2, 5x5). */
+function tileOf(c: Case): 2 | 4 {
+  return c.tile ?? ((c.kernel ?? 3) === 3 ? 4 : 2);
+}
+
+/** The 3x3 cases through F(2x2, 3x3). */
+const CASES_2X2: Case[] = CASES.map((c) => ({ ...c, name: `F(2x2, 3x3): ${c.name}`, tile: 2 }));
+
+for (const [index, c] of [...CASES, ...CASES_5X5, ...CASES_2X2].entries()) {
   Deno.test(`winograd: ${c.name} matches a float64 direct convolution (both builds)`, async () => {
     const args = argsOf(c, 100 + index * 7);
-    const { y, bound } = reference(args);
+    const { y, bound } = reference(args, tileOf(c));
     const [outH, outW] = args.outSize;
     applyPost(y, bound, c.post ?? [], outH * outW, c.outputs);
     for (const build of ENGINE_BUILDS) {
       await withEngineBuild(build, async () => {
         const kernels = await engineKernels();
-        const actual = kernels.convolution({ ...args, algorithm: "winograd" });
+        const actual = kernels.convolution({ ...args, algorithm: forcedAlgorithm(c) });
         assertClose(actual, y, bound, `${c.name} (${build})`);
       });
     }
@@ -443,8 +475,27 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   return x.length === y.length && x.every((value, i) => value === y[i]);
 }
 
-/** Layers `convolution` runs through Winograd by itself. */
+/** Layers `convolution` runs through Winograd by itself, in the form of their `tile`. */
 const PICKED: Case[] = [
+  {
+    name: "32 -> 32 3x3 on 8x8, pad 1 (F(2x2, 3x3))",
+    tile: 2,
+    shape: [1, 32, 8, 8],
+    outputs: 32,
+    groups: 1,
+    pad: [1, 1],
+    bias: true,
+  },
+  {
+    name: "512 -> 512 3x3 on 7x7, pad 1, ReLU (ResNet-50's last stage, F(2x2, 3x3))",
+    tile: 2,
+    shape: [1, 512, 7, 7],
+    outputs: 512,
+    groups: 1,
+    pad: [1, 1],
+    bias: true,
+    post: [{ kind: "relu", slope: 0 }],
+  },
   {
     name: "64 -> 64 3x3 on 20x20",
     shape: [1, 64, 20, 20],
@@ -481,12 +532,17 @@ for (const c of PICKED) {
     const args = argsOf(c, 7);
     const picked = kernels.convolution(args);
     assert.ok(
-      sameBits(picked, kernels.convolution({ ...args, algorithm: "winograd" })),
-      "same bits as the Winograd kernel",
+      sameBits(picked, kernels.convolution({ ...args, algorithm: forcedAlgorithm(c) })),
+      "same bits as the Winograd kernel of its form",
     );
     const direct = kernels.convolution({ ...args, algorithm: "direct" });
     assert.ok(!sameBits(picked, direct), "different rounding from the direct form");
-    const { y, bound } = reference(args);
+    if ((c.kernel ?? 3) === 3) {
+      const other = c.tile === 2 ? "winograd" : "winograd2x2";
+      const otherForm = kernels.convolution({ ...args, algorithm: other });
+      assert.ok(!sameBits(picked, otherForm), "different rounding from the other form");
+    }
+    const { y, bound } = reference(args, tileOf(c));
     const [outH, outW] = args.outSize;
     applyPost(y, bound, c.post ?? [], outH * outW, c.outputs);
     assertClose(picked, y, bound, c.name);
@@ -530,10 +586,14 @@ Deno.test("winograd: convolution keeps the direct form for 3 input channels and 
     const picked = kernels.convolution(args);
     assert.ok(sameBits(picked, kernels.convolution({ ...args, algorithm: "direct" })), c.name);
     assert.ok(!sameBits(picked, kernels.convolution({ ...args, algorithm: "winograd" })), c.name);
+    if ((c.kernel ?? 3) === 3) {
+      const small = kernels.convolution({ ...args, algorithm: "winograd2x2" });
+      assert.ok(!sameBits(picked, small), `${c.name}: not F(2x2, 3x3)`);
+    }
   }
 });
 
-Deno.test("winograd: the kernel refuses other windows (stride 2, 7x7, integer 7x7)", async () => {
+Deno.test("winograd: the kernel refuses other windows (stride 2, 7x7, integer 7x7; F(2x2, 3x3) 5x5)", async () => {
   const kernels = await engineKernels();
   const args = argsOf(
     { name: "", shape: [1, 2, 6, 6], outputs: 2, groups: 1, pad: [0, 0], bias: false },
@@ -559,4 +619,14 @@ Deno.test("winograd: the kernel refuses other windows (stride 2, 7x7, integer 7x
   const integer = { ...sevenBySeven, weights: new Int8Array(2 * 2 * 49), offsetD: 0, ...winograd };
   assert.throws(() => kernels.convolution(integer), RangeError);
   assert.throws(() => kernels.deconvolution({ ...args, ...winograd }), RangeError);
+  const fiveByFive = {
+    ...sevenBySeven,
+    weights: new Float32Array(2 * 2 * 25),
+    window: { ...args.window, kernel: [5, 5] as [number, number] },
+    outSize: [5, 5] as [number, number],
+  };
+  assert.equal(kernels.convolution({ ...fiveByFive, ...winograd }).length, 2 * 5 * 5);
+  const small = { algorithm: "winograd2x2" } as const;
+  assert.throws(() => kernels.convolution({ ...fiveByFive, ...small }), RangeError);
+  assert.throws(() => kernels.convolution({ ...strided, outSize: [2, 2], ...small }), RangeError);
 });

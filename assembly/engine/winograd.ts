@@ -1,20 +1,21 @@
-// Float convolutions at stride 1 and dilation 1 through Winograd (Lavin & Gray) on 6x6 tiles of
-// the points 0, 1, -1, 2, -2 and infinity: F(4x4, 3x3) for 3x3 kernels and F(2x2, 5x5) for 5x5
-// ones. Each m x m block of outputs (a tile; m = 4 or 2) comes from a 6x6 block of input d as A^T
-// [(G g G^T) . (B^T d B)] A, so the r*r*m*m products per input channel of the direct form (144 or
-// 100) become 36 matrix products [cout x cin] x [cin x tiles] (one per point of the 6x6
-// transformed domain) on the packed panels of assembly/engine/panels.ts. B^T (6 x 6) depends only
-// on the points, so both forms share the input transform; G (6 x r) and A^T (m x 6) are the
-// form's. The weight transform G g G^T is a separate export so that a caller may keep its result
-// across runs. Transforms run on four tiles of a tile row at a time (one per SIMD lane). Rounding
-// differs from the direct form (the transforms add and scale before the products): outputs agree
-// within a few float32 ulps of the sum of |products| over the tile's reach.
+// Float convolutions at stride 1 and dilation 1 through Winograd (Lavin & Gray) in three forms
+// F(m x m, r x r): on 6x6 blocks of the points 0, 1, -1, 2, -2 and infinity, F(4x4, 3x3) for 3x3
+// kernels and F(2x2, 5x5) for 5x5 ones; on 4x4 blocks of the points 0, 1, -1 and infinity,
+// F(2x2, 3x3) for 3x3 kernels on small planes (fewer outputs computed past the plane's edge, and
+// a third of the weights to read). Each m x m block of outputs (a tile; m = 4 or 2) comes from an
+// s x s block of input d (s = m + r - 1, the side) as A^T [(G g G^T) . (B^T d B)] A, so the
+// r*r*m*m products per input channel of the direct form (144, 100 or 36) become s*s matrix
+// products [cout x cin] x [cin x tiles] (one per point of the transformed domain) on the packed
+// panels of assembly/engine/panels.ts. B^T (s x s) depends only on the points, so the two 6x6
+// forms share the input transform; G (s x r) and A^T (m x s) are the form's. The weight transform
+// G g G^T is a separate export so that a caller may keep its result across runs. Transforms run
+// on four tiles of a tile row at a time (one per SIMD lane). Rounding differs from the direct
+// form (the transforms add and scale before the products): outputs agree within a few float32
+// ulps of the sum of |products| over the tile's reach.
 
 import { at } from "./gemm";
 import { gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./panels";
 
-/** Points of the transformed domain per tile (6 x 6). */
-const POINTS: i32 = 36;
 /**
  * Bytes left between consecutive per-point matrices of a band beyond their size: a transform reads
  * or writes one vector in each of the 36, and strides that are multiples of 4 KiB would put them
@@ -32,26 +33,31 @@ const tapScratch: usize = memory.data(25 * 16, 16);
 /** G g of the weight transform in progress (6 x r vectors). */
 const kernelScratch: usize = memory.data(30 * 16, 16);
 
-/** Outputs across a tile for an r x r kernel (3 or 5): F(4x4, 3x3) or F(2x2, 5x5). */
+/** Inputs across the block of a tile of `tile` outputs for an r x r `kernel`: 4 or 6. */
 @inline
-function tileOf(kernel: i32): i32 {
-  return 7 - kernel;
-}
-
-/** Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] kernels. */
-export function winogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32): i32 {
-  return groups * POINTS * packedRowsBytes(coutGroup, cinGroup);
+function sideOf(tile: i32, kernel: i32): i32 {
+  return tile + kernel - 1;
 }
 
 /**
- * G (6 x r) applied to the r vectors at `source`, `step` bytes apart (a column or row of r x r
- * kernels, four kernels, one per lane): the six results go to `target`, `targetStep` bytes apart.
+ * Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] kernels for tiles
+ * of `side` x `side` points.
+ */
+export function winogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32, side: i32): i32 {
+  return groups * side * side * packedRowsBytes(coutGroup, cinGroup);
+}
+
+/**
+ * G (s x r) applied to the r vectors at `source`, `step` bytes apart (a column or row of r x r
+ * kernels, four kernels, one per lane): the s results go to `target`, `targetStep` bytes apart.
  * Row i of G is f_i (1, p_i, ..., p_i^(r-1)) for the points p = 0, 1, -1, 2, -2 with f = 1/4,
- * -1/6, -1/6, 1/24, 1/24, and (0, ..., 0, 1) for infinity.
+ * -1/6, -1/6, 1/24, 1/24 (s = 6), or p = 0, 1, -1 with f = 1, 1/2, 1/2 (s = 4), and
+ * (0, ..., 0, 1) for infinity.
  */
 @inline
 function weightTransform(
   kernel: i32,
+  side: i32,
   source: usize,
   step: usize,
   target: usize,
@@ -60,7 +66,13 @@ function weightTransform(
   const a = v128.load(source);
   const b = v128.load(source + step);
   const c = v128.load(source + 2 * step);
-  if (kernel == 3) {
+  if (side == 4) {
+    const ac = f32x4.add(a, c);
+    v128.store(target, a);
+    v128.store(target + targetStep, times(f32x4.add(ac, b), 0.5));
+    v128.store(target + 2 * targetStep, times(f32x4.sub(ac, b), 0.5));
+    v128.store(target + 3 * targetStep, c);
+  } else if (kernel == 3) {
     const ac = f32x4.add(a, c);
     const a4c = f32x4.add(a, times(c, 4));
     const b2 = times(b, 2);
@@ -109,9 +121,9 @@ function taps(
 
 /**
  * Transforms weights [cout, cinGroup, r, r] (`groups` groups; r = `kernel`, 3 or 5) to G g G^T
- * in float32, laid out per group and per point as the row panels of a [coutGroup x cinGroup]
- * matrix (panels.ts packRows; rows past coutGroup 0), winogradWeightsBytes at `target`; four
- * output channels at a time.
+ * of the form of `tile` outputs across in float32, laid out per group and per point as the row
+ * panels of a [coutGroup x cinGroup] matrix (panels.ts packRows; rows past coutGroup 0),
+ * winogradWeightsBytes at `target`; four output channels at a time.
  */
 export function winogradWeights(
   weights: usize,
@@ -119,14 +131,16 @@ export function winogradWeights(
   cinGroup: i32,
   groups: i32,
   kernel: i32,
+  tile: i32,
   target: usize,
 ): void {
+  const side = sideOf(tile, kernel);
   const coutGroup = cout / groups;
   const area = kernel * kernel;
   const matrixBytes = <usize>packedRowsBytes(coutGroup, cinGroup);
   const rowStep = <usize>kernel << 4;
   for (let g = 0; g < groups; g++) {
-    const groupBase = target + <usize>(g * POINTS) * matrixBytes;
+    const groupBase = target + <usize>(g * side * side) * matrixBytes;
     const groupWeights = at(weights, g * coutGroup * cinGroup * area);
     for (let row = 0; row < coutGroup; row += 4) {
       for (let ci = 0; ci < cinGroup; ci++) {
@@ -134,16 +148,18 @@ export function winogradWeights(
           const lanes = taps(groupWeights, row, coutGroup, ci, cinGroup, area, tap);
           v128.store(tapScratch + (<usize>tap << 4), lanes);
         }
-        // G g: 6 x r, in kernelScratch (rows rowStep apart).
+        // G g: s x r, in kernelScratch (rows rowStep apart).
         for (let j = 0; j < kernel; j++) {
           const column = <usize>j << 4;
-          weightTransform(kernel, tapScratch + column, rowStep, kernelScratch + column, rowStep);
+          const source = tapScratch + column;
+          weightTransform(kernel, side, source, rowStep, kernelScratch + column, rowStep);
         }
-        // (G g) G^T: 6 x 6, to the 36 matrices.
+        // (G g) G^T: s x s, to the s * s matrices.
         const lane = groupBase + ((<usize>(row >> 2) * <usize>cinGroup + <usize>ci) << 4);
-        for (let i = 0; i < 6; i++) {
+        for (let i = 0; i < side; i++) {
           const source = kernelScratch + <usize>i * rowStep;
-          weightTransform(kernel, source, 16, lane + <usize>(i * 6) * matrixBytes, matrixBytes);
+          const first = lane + <usize>(i * side) * matrixBytes;
+          weightTransform(kernel, side, source, 16, first, matrixBytes);
         }
       }
     }
@@ -158,10 +174,10 @@ function paddedWidth(outW: i32, tile: i32): i32 {
 }
 
 /**
- * Scratch bytes winogradConvolution needs for an r x r `kernel`: one channel's padded band of
- * input rows, the transformed input of a band (36 column-panel matrices [cinGroup x tiles]) and
- * the products (36 matrices [coutGroup x tiles], and 16 bytes the last vector reads past them),
- * the matrices SKEW bytes apart.
+ * Scratch bytes winogradConvolution needs for an r x r `kernel` and `tile` outputs across a tile:
+ * one channel's padded band of input rows, the transformed input of a band (s * s column-panel
+ * matrices [cinGroup x tiles]) and the products (s * s matrices [coutGroup x tiles], and 16 bytes
+ * the last vector reads past them), the matrices SKEW bytes apart.
  */
 export function winogradScratchBytes(
   cinGroup: i32,
@@ -169,12 +185,14 @@ export function winogradScratchBytes(
   outW: i32,
   bandTileRows: i32,
   kernel: i32,
+  tile: i32,
 ): i32 {
-  const tile = tileOf(kernel);
+  const side = sideOf(tile, kernel);
+  const points = side * side;
   const tiles = bandTileRows * ((outW + tile - 1) / tile);
   const padded = (bandTileRows * tile + kernel - 1) * paddedWidth(outW, tile) * 4;
-  return padded + POINTS * (packedColumnsBytes(tiles, cinGroup) + SKEW) +
-    POINTS * (coutGroup * tiles * 4 + SKEW) + 16;
+  return padded + points * (packedColumnsBytes(tiles, cinGroup) + SKEW) +
+    points * (coutGroup * tiles * 4 + SKEW) + 16;
 }
 /** The transpose (lanes of a0..a3 as rows) of 4 vectors, lane `row` of each: one row of it. */
 @inline
@@ -247,8 +265,20 @@ function scaled(v: v128, factor: usize): v128 {
 }
 
 /**
- * B^T applied to six vectors d0..d5 (a column of a tile, one tile per lane): the six results go to
- * `target`, `step` bytes apart.
+ * B^T (4 x 4, the points 0, 1, -1 and infinity) applied to four vectors d0..d3 (a column of a
+ * tile, one tile per lane): the four results go to `target`, `step` bytes apart.
+ */
+@inline
+function inputTransform4(d0: v128, d1: v128, d2: v128, d3: v128, target: usize, step: usize): void {
+  v128.store(target, f32x4.sub(d0, d2));
+  v128.store(target + step, f32x4.add(d1, d2));
+  v128.store(target + 2 * step, f32x4.sub(d2, d1));
+  v128.store(target + 3 * step, f32x4.sub(d1, d3));
+}
+
+/**
+ * B^T (6 x 6) applied to six vectors d0..d5 (a column of a tile, one tile per lane): the six
+ * results go to `target`, `step` bytes apart.
  */
 @inline
 function inputTransform(
@@ -317,14 +347,15 @@ function padBand(
 }
 
 /**
- * B^T d B for every tile (`tile` outputs across, 6x6 inputs) of a band of one input channel
- * (`padded`), stored as column `tile` of row `ci` of the 36 column-panel matrices at
- * `transformed` (`matrixBytes` apart, `depth` rows).
+ * B^T d B for every tile (`tile` outputs across, `side` x `side` inputs) of a band of one input
+ * channel (`padded`), stored as column `tile` of row `ci` of the side * side column-panel
+ * matrices at `transformed` (`matrixBytes` apart, `depth` rows).
  */
 function transformInput(
   padded: usize,
   rowFloats: i32,
   tile: i32,
+  side: i32,
   bandTileRows: i32,
   tilesAcross: i32,
   ci: i32,
@@ -333,15 +364,22 @@ function transformInput(
   matrixBytes: usize,
 ): void {
   const groups = (tilesAcross + 3) >> 2;
-  const rowStep: usize = 6 * 16;
+  const points = side * side;
+  const rowStep = <usize>side << 4;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
       const source = at(padded, (tileRow * rowFloats + group * 4) * tile);
-      // Rows: B applied along each of the tile's six input rows (lanes: tiles `tile` apart).
-      for (let r = 0; r < 6; r++) {
+      // Rows: B applied along each of the tile's input rows (lanes: tiles `tile` apart).
+      for (let r = 0; r < side; r++) {
         const row = at(source, r * rowFloats);
         const target = rowsScratch + <usize>r * rowStep;
-        if (tile == 4) {
+        if (side == 4) {
+          const a0 = v128.load(row);
+          const a2 = v128.load(row, 8);
+          const a4 = v128.load(row, 16);
+          const a6 = v128.load(row, 24);
+          inputTransform4(evens(a0, a4), odds(a0, a4), evens(a2, a6), odds(a2, a6), target, 16);
+        } else if (tile == 4) {
           const a0 = v128.load(row);
           const a1 = v128.load(row, 16);
           const a2 = v128.load(row, 32);
@@ -375,9 +413,20 @@ function transformInput(
           );
         }
       }
-      // Columns: B^T applied down each of the six transformed columns, in place.
-      for (let l = 0; l < 6; l++) {
+      // Columns: B^T applied down each of the transformed columns, in place.
+      for (let l = 0; l < side; l++) {
         const column = rowsScratch + (<usize>l << 4);
+        if (side == 4) {
+          inputTransform4(
+            v128.load(column),
+            v128.load(column + rowStep),
+            v128.load(column + 2 * rowStep),
+            v128.load(column + 3 * rowStep),
+            column,
+            rowStep,
+          );
+          continue;
+        }
         inputTransform(
           v128.load(column),
           v128.load(column + rowStep),
@@ -393,12 +442,12 @@ function transformInput(
       const lanes = min(4, tilesAcross - group * 4);
       let target = panelAt(transformed, depth, ci, first);
       if (lanes == 4 && (first & 3) == 0) {
-        for (let point = 0; point < POINTS; point++) {
+        for (let point = 0; point < points; point++) {
           v128.store(target, v128.load(rowsScratch + (<usize>point << 4)));
           target += matrixBytes;
         }
       } else {
-        for (let point = 0; point < POINTS; point++) {
+        for (let point = 0; point < points; point++) {
           const values = rowsScratch + (<usize>point << 4);
           const matrix = transformed + <usize>point * matrixBytes;
           for (let lane = 0; lane < lanes; lane++) {
@@ -411,13 +460,15 @@ function transformInput(
 }
 
 /**
- * A^T (`tile` x 6) applied to the six vectors at `source`, `step` bytes apart: the `tile` results
- * go to `target`, `targetStep` bytes apart. Row j of A^T is (p^j for the points 0, 1, -1, 2, -2;
- * 1 for infinity in the last row).
+ * A^T (`tile` x s) applied to the s vectors at `source`, `step` bytes apart: the `tile` results
+ * go to `target`, `targetStep` bytes apart. Row j of A^T is (p^j for the points 0, 1, -1, 2, -2,
+ * or 0, 1, -1; 1 for infinity in the last row), except that F(2x2, 3x3) takes -1 for infinity
+ * (its G has +1 there).
  */
 @inline
 function outputTransform(
   tile: i32,
+  side: i32,
   source: usize,
   step: usize,
   target: usize,
@@ -427,6 +478,11 @@ function outputTransform(
   const m1 = v128.load(source + step);
   const m2 = v128.load(source + 2 * step);
   const m3 = v128.load(source + 3 * step);
+  if (side == 4) {
+    v128.store(target, f32x4.add(f32x4.add(m0, m1), m2));
+    v128.store(target + targetStep, f32x4.sub(f32x4.sub(m1, m2), m3));
+    return;
+  }
   const m4 = v128.load(source + 4 * step);
   const m5 = v128.load(source + 5 * step);
   const s12 = f32x4.add(m1, m2);
@@ -478,6 +534,7 @@ function transformOutput(
   products: usize,
   matrixBytes: usize,
   tile: i32,
+  side: i32,
   tiles: i32,
   co: i32,
   bandTileRows: i32,
@@ -493,21 +550,22 @@ function transformOutput(
   const groups = (tilesAcross + 3) >> 2;
   const bias = f32x4.splat(biasValue);
   const slopes = f32x4.splat(slope);
-  const rowStep: usize = 6 * 16;
+  const rowStep = <usize>side << 4;
+  const columnStep = <usize>side * matrixBytes;
   const outStep: usize = 4 * 16;
   const results = rowsScratch + 24 * 16;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
       const source = at(products, co * tiles + tileRow * tilesAcross + group * 4);
-      // Columns of the 6 x 6 products: A^T down each (tile x 6 results in rowsScratch).
-      for (let l = 0; l < 6; l++) {
+      // Columns of the s x s products: A^T down each (tile x s results in rowsScratch).
+      for (let l = 0; l < side; l++) {
         const column = source + <usize>l * matrixBytes;
-        outputTransform(tile, column, 6 * matrixBytes, rowsScratch + (<usize>l << 4), rowStep);
+        outputTransform(tile, side, column, columnStep, rowsScratch + (<usize>l << 4), rowStep);
       }
       // Rows: A along each of them (tile x tile results, after the 24 read ones).
       for (let r = 0; r < tile; r++) {
         const row = rowsScratch + <usize>r * rowStep;
-        outputTransform(tile, row, 16, results + <usize>r * outStep, 16);
+        outputTransform(tile, side, row, 16, results + <usize>r * outStep, 16);
       }
       // Lane j of vector k of a result row is tile j's output k of that row.
       const firstColumn = group * 4 * tile;
@@ -536,12 +594,13 @@ function transformOutput(
 }
 
 /**
- * Convolution of r x r kernels (r = `kernel`: 3 through F(4x4, 3x3), 5 through F(2x2, 5x5)) at
- * stride 1 and dilation 1 with pad (padH, padW): for each image, group and band of
- * `bandTileRows` rows of m x m output tiles, transforms the input (B^T d B), runs the 36 matrix
- * products against `transformed` weights (winogradWeights), transforms the products back (A^T m
- * A), adds the bias (0 = none) and applies the ReLU when `relu`. `scratch` holds
- * winogradScratchBytes(cin/groups, cout/groups, outW, bandTileRows, kernel) bytes (16-aligned).
+ * Convolution of r x r kernels (r = `kernel`) through F(m x m, r x r) (m = `tile`: F(4x4, 3x3),
+ * F(2x2, 3x3) or F(2x2, 5x5)) at stride 1 and dilation 1 with pad (padH, padW): for each image,
+ * group and band of `bandTileRows` rows of m x m output tiles, transforms the input (B^T d B),
+ * runs the s * s matrix products against `transformed` weights (winogradWeights of the same
+ * form), transforms the products back (A^T m A), adds the bias (0 = none) and applies the ReLU
+ * when `relu`. `scratch` holds winogradScratchBytes(cin/groups, cout/groups, outW, bandTileRows,
+ * kernel, tile) bytes (16-aligned).
  */
 export function winogradConvolution(
   x: usize,
@@ -554,6 +613,7 @@ export function winogradConvolution(
   cout: i32,
   groups: i32,
   kernel: i32,
+  tile: i32,
   padH: i32,
   padW: i32,
   outH: i32,
@@ -564,7 +624,8 @@ export function winogradConvolution(
   relu: bool,
   slope: f32,
 ): void {
-  const tile = tileOf(kernel);
+  const side = sideOf(tile, kernel);
+  const points = side * side;
   const cinGroup = cin / groups;
   const coutGroup = cout / groups;
   const tilesAcross = (outW + tile - 1) / tile;
@@ -573,13 +634,13 @@ export function winogradConvolution(
   const bandTiles = bandTileRows * tilesAcross;
   const padded = scratch;
   const inputs = padded + (<usize>((bandTileRows * tile + kernel - 1) * rowFloats) << 2);
-  const products = inputs + <usize>POINTS * <usize>(packedColumnsBytes(bandTiles, cinGroup) + SKEW);
+  const products = inputs + <usize>points * <usize>(packedColumnsBytes(bandTiles, cinGroup) + SKEW);
   const weightBytes = <usize>packedRowsBytes(coutGroup, cinGroup);
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
       const xGroup = at(x, (n * cin + g * cinGroup) * height * width);
       const yGroup = at(y, (n * cout + g * coutGroup) * outH * outW);
-      const groupWeights = transformed + <usize>(g * POINTS) * weightBytes;
+      const groupWeights = transformed + <usize>(g * points) * weightBytes;
       for (let firstTileRow = 0; firstTileRow < tilesDown; firstTileRow += bandTileRows) {
         const tileRows = min(bandTileRows, tilesDown - firstTileRow);
         const tiles = tileRows * tilesAcross;
@@ -594,6 +655,7 @@ export function winogradConvolution(
             padded,
             rowFloats,
             tile,
+            side,
             tileRows,
             tilesAcross,
             ci,
@@ -602,7 +664,7 @@ export function winogradConvolution(
             inputBytes,
           );
         }
-        for (let point = 0; point < POINTS; point++) {
+        for (let point = 0; point < points; point++) {
           gemmPanels(
             coutGroup,
             tiles,
@@ -624,6 +686,7 @@ export function winogradConvolution(
             products,
             productBytes,
             tile,
+            side,
             tiles,
             co,
             tileRows,

@@ -79,12 +79,13 @@ export interface ConvolutionArgs extends KernelInput {
   post?: readonly PostOp[];
   /**
    * Convolution only: how a float 3x3 or 5x5 window (integer: 3x3) at stride 1 and dilation 1 is
-   * computed. "auto" (the default) takes Winograd (F(4x4, 3x3), F(2x2, 5x5); integer: the exact
-   * F(2x2, 3x3)) where it is faster ({@linkcode winogradWins}, {@linkcode intWinogradWins}),
-   * "direct" im2col + GEMM, "winograd" Winograd at any size (float: its rounding differs from
-   * the direct form's; integer: the same bits).
+   * computed. "auto" (the default) takes a Winograd form (float F(4x4, 3x3), F(2x2, 3x3) or
+   * F(2x2, 5x5); integer: the exact F(2x2, 3x3)) where it is faster ({@linkcode winogradForm},
+   * {@linkcode intWinogradWins}), "direct" im2col + GEMM; "winograd" Winograd at any size (float:
+   * F(4x4, 3x3) or F(2x2, 5x5), its rounding differs from the direct form's; integer: F(2x2, 3x3),
+   * the same bits), "winograd2x2" F(2x2, 3x3) for a 3x3 window (float: its own rounding).
    */
-  algorithm?: "auto" | "direct" | "winograd";
+  algorithm?: "auto" | "direct" | "winograd" | "winograd2x2";
 }
 
 /** Arguments of an InnerProduct: y[rows, outputs] = x[rows, depth] W^T + bias. */
@@ -362,13 +363,14 @@ interface EngineExports {
   range(x: number, count: number, out: number): void;
   gemmScratchBytes(m: number, n: number, k: number): number;
   setGemmScratch(at: number): void;
-  winogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number): number;
+  winogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number, side: number): number;
   winogradWeights(
     weights: number,
     cout: number,
     cinGroup: number,
     groups: number,
     kernel: number,
+    tile: number,
     target: number,
   ): void;
   winogradScratchBytes(
@@ -377,6 +379,7 @@ interface EngineExports {
     outW: number,
     bandTileRows: number,
     kernel: number,
+    tile: number,
   ): number;
   winogradConvolution(
     x: number,
@@ -389,6 +392,7 @@ interface EngineExports {
     cout: number,
     groups: number,
     kernel: number,
+    tile: number,
     padH: number,
     padW: number,
     outH: number,
@@ -576,7 +580,7 @@ const COLUMN_LIMIT = 1 << 21;
 
 /**
  * Bytes of transformed input and products per band of a Winograd convolution (at least one row
- * of tiles): 36 x (cin + cout) x tiles floats.
+ * of tiles): s * s x (cin + cout) x tiles floats for s x s points.
  */
 const WINOGRAD_BAND_BYTES = 1 << 20;
 
@@ -587,8 +591,8 @@ const WINOGRAD_BAND_BYTES = 1 << 20;
 const INT_WINOGRAD_BAND_BYTES = 1 << 20;
 
 /**
- * The kernel size of a window Winograd computes: 3 for a 3x3 window (F(4x4, 3x3)) and 5 for a 5x5
- * one (F(2x2, 5x5)), at stride 1 and dilation 1; else null.
+ * The kernel size of a window Winograd computes: 3 for a 3x3 window and 5 for a 5x5 one, at
+ * stride 1 and dilation 1; else null.
  */
 function winogradKernel(window: Window2d): 3 | 5 | null {
   const { kernel: [kernelH, kernelW], stride, dilation } = window;
@@ -597,27 +601,57 @@ function winogradKernel(window: Window2d): 3 | 5 | null {
   return kernelH === 3 ? 3 : kernelH === 5 ? 5 : null;
 }
 
+/** A float Winograd form F(tile x tile, kernel x kernel) (assembly/engine/winograd.ts). */
+export interface WinogradForm {
+  /** The window's size: 3 or 5. */
+  kernel: 3 | 5;
+  /** Outputs across a tile: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3), F(2x2, 5x5)). */
+  tile: 2 | 4;
+}
+
+/** The float Winograd forms of a 3x3 window and of a 5x5 one. */
+const FORMS: Record<3 | 5, readonly WinogradForm[]> = {
+  3: [{ kernel: 3, tile: 4 }, { kernel: 3, tile: 2 }],
+  5: [{ kernel: 5, tile: 2 }],
+};
+
 /**
- * Whether a float convolution goes through Winograd (F(4x4, 3x3) for a 3x3 window, F(2x2, 5x5)
- * for a 5x5 one) rather than im2col + GEMM: stride 1 and dilation 1, at least 4 input and output
- * channels per group, and outputs enough for the 36 products per tile (16 or 4 outputs; against
- * 144 or 100) to pay for transforming and reading the weights (4x or 1.44x) on each call. Measured
- * with scripts/bench_winograd.ts: the direct form costs about r*r units per output, Winograd 36
- * per tile and 36 x (12 + cin*cout/8192) for the weights; Winograd is taken when 10 % faster by
- * that count. Shape only: every run and worker rounds the same, weights resident or not.
+ * The cost of computing a float convolution's `outputs` (per output plane) through Winograd form
+ * `form`, in units of one output of a 1x1 window (see {@linkcode winogradForm}).
  */
-export function winogradWins(args: ConvolutionArgs): boolean {
+function formCost({ kernel, tile }: WinogradForm, outSize: [number, number], weights: number) {
+  const tiles = Math.ceil(outSize[0] / tile) * Math.ceil(outSize[1] / tile);
+  if (tile === 2 && kernel === 3) return 16 * (tiles + 4.5 + weights / 65536);
+  return 36 * (tiles + 12 + weights / 8192);
+}
+
+/**
+ * The float Winograd form a convolution goes through rather than im2col + GEMM, or null: stride
+ * 1 and dilation 1, at least 4 input and output channels per group, and outputs enough for the
+ * s*s products per tile of s x s points (F(4x4, 3x3): 36 per 16 outputs, F(2x2, 5x5): 36 per 4,
+ * F(2x2, 3x3): 16 per 4; against 144, 100 and 36) to pay for transforming and reading the weights
+ * (s*s/(r*r) x theirs) on each call. Measured with scripts/bench_winograd.ts: the direct form
+ * costs about r*r units per output; the 6x6 forms 36 per tile and 36 x (12 + cin*cout/8192) for
+ * the weights (their matrix products of few columns read 36 weight matrices, which stop fitting
+ * the caches beyond a few hundred channels); F(2x2, 3x3) 16 per tile and 16 x (4.5 +
+ * cin*cout/65536). The cheapest form is taken when 10 % faster than the direct one by that count.
+ * Shape only: every run and worker rounds the same, weights resident or not.
+ */
+export function winogradForm(args: ConvolutionArgs): WinogradForm | null {
   const [, channels] = args.shape;
   const [outH, outW] = args.outSize;
   const cinGroup = channels / args.groups;
   const coutGroup = args.outputs / args.groups;
   const kernel = winogradKernel(args.window);
-  if (args.offsetD !== undefined || kernel === null) return false;
-  if (cinGroup < 4 || coutGroup < 4) return false;
-  const tile = 7 - kernel;
-  const tiles = Math.ceil(outH / tile) * Math.ceil(outW / tile);
-  const weightTiles = 12 + cinGroup * coutGroup / 8192;
-  return kernel * kernel * outH * outW > 1.1 * 36 * (tiles + weightTiles);
+  if (args.offsetD !== undefined || kernel === null) return null;
+  if (cinGroup < 4 || coutGroup < 4) return null;
+  let best: WinogradForm | null = null;
+  let bestCost = kernel * kernel * outH * outW / 1.1;
+  for (const form of FORMS[kernel]) {
+    const cost = formCost(form, args.outSize, cinGroup * coutGroup);
+    if (cost < bestCost) [best, bestCost] = [form, cost];
+  }
+  return best;
 }
 
 /**
@@ -634,7 +668,7 @@ const INT_WINOGRAD_MAX_CHANNELS = Math.floor(2 ** 29 / (9 * 255 * 128));
  * transforming the weights on each call. Measured with `scripts/bench_winograd.ts --integer`: the
  * direct form costs about 9 units per output, Winograd 16 per tile and 16 x (12 + cin*cout/8192)
  * for the weights; Winograd is taken when 10 % faster by that count. Both give the same bits;
- * shape only, like {@linkcode winogradWins}.
+ * shape only, like {@linkcode winogradForm}.
  */
 export function intWinogradWins(args: ConvolutionArgs): boolean {
   const [, channels] = args.shape;
@@ -798,8 +832,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       resident.prepared(values, "copy", values.byteLength, (at) => wasm.write(at, values)) ??
       wasm.copyIn(values);
   /**
-   * Float 3x3 or 5x5 weights and bias in Winograd form (winogradWeights), kept from an earlier call when
-   * they fit the resident budget; as weightsIn, the first thing after `wasm.reset()`.
+   * Float 3x3 or 5x5 weights and bias in a Winograd form (winogradWeights), kept from an earlier
+   * call when they fit the resident budget; as weightsIn, the first thing after `wasm.reset()`.
    */
   const winogradWeightsIn = (
     weights: Float32Array,
@@ -807,13 +841,14 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     outputs: number,
     cinGroup: number,
     groups: number,
-    kernel: number,
+    { kernel, tile }: WinogradForm,
   ): [transformedAt: number, biasAt: number] => {
     resident.begin();
-    const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups);
+    const side = tile + kernel - 1;
+    const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups, side);
     const transform = (at: number) =>
-      kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, kernel, at);
-    const name = `winograd ${groups} ${outputs} ${cinGroup} ${kernel}`;
+      kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, kernel, tile, at);
+    const name = `winograd ${groups} ${outputs} ${cinGroup} ${kernel} ${tile}`;
     let transformedAt = resident.prepared(weights, name, bytes, transform);
     if (transformedAt === undefined) {
       transformedAt = wasm.alloc(bytes);
@@ -1024,8 +1059,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
     // 3x3 stride-1 kernels over channels: the exact integer Winograd where it is faster.
     const algorithm = args.algorithm ?? "auto";
-    const winograd = !transposed &&
-      (algorithm === "winograd" || (algorithm === "auto" && intWinogradWins(args)));
+    const winograd = !transposed && (algorithm === "winograd" || algorithm === "winograd2x2" ||
+      (algorithm === "auto" && intWinogradWins(args)));
     if (winograd && cinGroup > INT_WINOGRAD_MAX_CHANNELS) {
       throw new RangeError(
         `the integer Winograd is exact up to ${INT_WINOGRAD_MAX_CHANNELS} input channels per group`,
@@ -1246,22 +1281,28 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const integer = checkConvolution(args, transposed);
     const algorithm = args.algorithm ?? "auto";
     const winogradSize = winogradKernel(args.window);
+    const forced = algorithm === "winograd" || algorithm === "winograd2x2";
+    const small = algorithm === "winograd2x2";
     if (
-      algorithm === "winograd" &&
-      (transposed || winogradSize === null || (integer && winogradSize !== 3))
+      forced &&
+      (transposed || winogradSize === null || ((integer || small) && winogradSize !== 3))
     ) {
       throw new RangeError(
-        "Winograd takes float 3x3 and 5x5 and integer 3x3 windows at stride 1, dilation 1",
+        "Winograd takes float 3x3 and 5x5 and integer 3x3 windows at stride 1, dilation 1; " +
+          "F(2x2, 3x3) 3x3 windows",
       );
     }
     if (integer) return integerConvolution(args, transposed);
-    const winograd = algorithm === "winograd" ||
-      (algorithm === "auto" && !transposed && winogradWins(args));
-    if (winograd && winogradSize !== null) {
+    const form = forced && winogradSize !== null
+      ? FORMS[winogradSize][small ? 1 : 0]
+      : algorithm === "auto" && !transposed
+      ? winogradForm(args)
+      : null;
+    if (form !== null) {
       const inputCount = product(args.shape);
       return (x) => {
         checkLength("x", x, inputCount);
-        return winogradRun({ ...args, x }, winogradSize);
+        return winogradRun({ ...args, x }, form);
       };
     }
     const [batch, channels, height, width] = args.shape;
@@ -1402,10 +1443,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /**
-   * A checked float convolution of `kernel` x `kernel` windows (3 or 5) at stride 1 and dilation 1
-   * through Winograd F(4x4, 3x3) or F(2x2, 5x5).
+   * A checked float convolution of 3x3 or 5x5 windows at stride 1 and dilation 1 through the
+   * Winograd form `form`.
    */
-  const winogradRun = (args: ConvolutionArgs, kernel: 3 | 5): Float32Array => {
+  const winogradRun = (args: ConvolutionArgs, form: WinogradForm): Float32Array => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const { groups, outputs } = args;
@@ -1420,15 +1461,16 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       outputs,
       cinGroup,
       groups,
-      kernel,
+      form,
     );
     const xAt = wasm.copyIn(args.x);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
-    const tile = 7 - kernel;
+    const { kernel, tile } = form;
+    const side = tile + kernel - 1;
     const tilesAcross = Math.ceil(outW / tile);
     const tilesDown = Math.ceil(outH / tile);
-    const tileRowBytes = 36 * (cinGroup + coutGroup) * tilesAcross * 4;
+    const tileRowBytes = side * side * (cinGroup + coutGroup) * tilesAcross * 4;
     const bandTileRows = Math.max(
       1,
       Math.min(tilesDown, Math.floor(WINOGRAD_BAND_BYTES / tileRowBytes)),
@@ -1439,6 +1481,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       outW,
       bandTileRows,
       kernel,
+      tile,
     );
     const scratchAt = wasm.alloc(scratchBytes);
     const post = args.post ?? [];
@@ -1455,6 +1498,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       outputs,
       groups,
       kernel,
+      tile,
       padH,
       padW,
       outH,
