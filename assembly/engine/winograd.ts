@@ -14,7 +14,7 @@
 // ulps of the sum of |products| over the tile's reach.
 
 import { at } from "./gemm";
-import { gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./panels";
+import { COLUMNS, gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./panels";
 
 /**
  * Bytes left between consecutive per-point matrices of a band beyond their size: a transform reads
@@ -166,6 +166,15 @@ export function winogradWeights(
   }
 }
 
+/**
+ * Columns of the products per row for `tiles` tiles: whole panels of the transformed input (its
+ * columns past `tiles` are zeros), so that the matrix products have no edge tiles of few columns.
+ */
+@inline
+function panelWidth(tiles: i32): i32 {
+  return (tiles + COLUMNS - 1) & ~(COLUMNS - 1);
+}
+
 /** Floats per padded input row: every group of four tiles' 4m columns and the 4 more read. */
 @inline
 function paddedWidth(outW: i32, tile: i32): i32 {
@@ -176,8 +185,9 @@ function paddedWidth(outW: i32, tile: i32): i32 {
 /**
  * Scratch bytes winogradConvolution needs for an r x r `kernel` and `tile` outputs across a tile:
  * one channel's padded band of input rows, the transformed input of a band (s * s column-panel
- * matrices [cinGroup x tiles]) and the products (s * s matrices [coutGroup x tiles], and 16 bytes
- * the last vector reads past them), the matrices SKEW bytes apart.
+ * matrices [cinGroup x tiles]) and the products (s * s matrices [coutGroup x tiles], rows as wide
+ * as the input's panels, and 16 bytes the last vector reads past them), the matrices SKEW bytes
+ * apart.
  */
 export function winogradScratchBytes(
   cinGroup: i32,
@@ -192,7 +202,7 @@ export function winogradScratchBytes(
   const tiles = bandTileRows * ((outW + tile - 1) / tile);
   const padded = (bandTileRows * tile + kernel - 1) * paddedWidth(outW, tile) * 4;
   return padded + points * (packedColumnsBytes(tiles, cinGroup) + SKEW) +
-    points * (coutGroup * tiles * 4 + SKEW) + 16;
+    points * (coutGroup * panelWidth(tiles) * 4 + SKEW) + 16;
 }
 /** The transpose (lanes of a0..a3 as rows) of 4 vectors, lane `row` of each: one row of it. */
 @inline
@@ -556,7 +566,7 @@ function transformOutput(
   const results = rowsScratch + 24 * 16;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
-      const source = at(products, co * tiles + tileRow * tilesAcross + group * 4);
+      const source = at(products, co * panelWidth(tiles) + tileRow * tilesAcross + group * 4);
       // Columns of the s x s products: A^T down each (tile x s results in rowsScratch).
       for (let l = 0; l < side; l++) {
         const column = source + <usize>l * matrixBytes;
@@ -644,8 +654,16 @@ export function winogradConvolution(
       for (let firstTileRow = 0; firstTileRow < tilesDown; firstTileRow += bandTileRows) {
         const tileRows = min(bandTileRows, tilesDown - firstTileRow);
         const tiles = tileRows * tilesAcross;
+        const columns = panelWidth(tiles);
         const inputBytes = <usize>(packedColumnsBytes(tiles, cinGroup) + SKEW);
-        const productBytes = <usize>((coutGroup * tiles) << 2) + SKEW;
+        const productBytes = <usize>((coutGroup * columns) << 2) + SKEW;
+        if (columns > tiles) {
+          // The last panel of each transformed input: zeros past the tiles.
+          const last = panelAt(inputs, cinGroup, 0, columns - COLUMNS);
+          for (let point = 0; point < points; point++) {
+            memory.fill(last + <usize>point * inputBytes, 0, <usize>(cinGroup * COLUMNS) << 2);
+          }
+        }
         const firstRow = firstTileRow * tile;
         const rows = tileRows * tile + kernel - 1;
         for (let ci = 0; ci < cinGroup; ci++) {
@@ -667,13 +685,13 @@ export function winogradConvolution(
         for (let point = 0; point < points; point++) {
           gemmPanels(
             coutGroup,
-            tiles,
+            columns,
             cinGroup,
             groupWeights + <usize>point * weightBytes,
             inputs + <usize>point * inputBytes,
             0,
             products + <usize>point * productBytes,
-            tiles,
+            columns,
             0,
             false,
             0,
