@@ -162,13 +162,24 @@ export function paddedDifferences(
 /** The matrix rows (int16 values) of a band's transformed input: its tiles, 2 groups of slack. */
 @inline
 function inputStride(tiles: i32): i32 {
-  return ((tiles + LANES - 1) & ~(LANES - 1)) + LANES;
+  return productColumns(tiles) + LANES;
+}
+
+/**
+ * Columns of the products per row for `tiles` tiles: a multiple of 8, so that the matrix products
+ * have no edge tiles of few columns (they read the transformed input's slack there, whose sums
+ * are not used).
+ */
+@inline
+function productColumns(tiles: i32): i32 {
+  return (tiles + LANES - 1) & ~(LANES - 1);
 }
 
 /**
  * Scratch bytes intWinogradConvolution needs for bands of `bandTileRows` tile rows: the
  * transformed input (16 int16 matrices [cinGroup x tiles]) and the products (16 int32 matrices
- * [coutGroup x tiles], and 16 bytes the last vector reads past them), SKEW bytes apart.
+ * [coutGroup x productColumns(tiles)], and 16 bytes the last vector reads past them), SKEW bytes
+ * apart.
  */
 export function intWinogradScratchBytes(
   cinGroup: i32,
@@ -178,7 +189,7 @@ export function intWinogradScratchBytes(
 ): i32 {
   const tiles = bandTileRows * tilesAcrossOf(outW);
   return POINTS * ((cinGroup * inputStride(tiles) << 1) + SKEW) +
-    POINTS * ((coutGroup * tiles << 2) + SKEW) + 16;
+    POINTS * ((coutGroup * productColumns(tiles) << 2) + SKEW) + 16;
 }
 
 /** The even int16 lanes of `a` then of `b`: columns 0, 2, ... of a run of 16 values. */
@@ -311,13 +322,13 @@ function finished(y: v128, epilogue: usize, channel: i32): v128 {
 
 /**
  * A^T M A / 4 for every tile of a band and output channel `co` (products: 16 int32 matrices
- * [coutGroup x tiles] at `products`, `matrixBytes` apart), four tiles at a time, finished by the
+ * [coutGroup x columns] at `products`, `matrixBytes` apart), four tiles at a time, finished by the
  * epilogue (channel `channel`) and written to the output plane `plane`.
  */
 function transformOutput(
   products: usize,
   matrixBytes: usize,
-  tiles: i32,
+  columns: i32,
   co: i32,
   tileRows: i32,
   tilesAcross: i32,
@@ -334,7 +345,7 @@ function transformOutput(
     const row0 = at(plane, oh * outW);
     const second = oh + 1 < outH;
     for (let first = 0; first < tilesAcross; first += 4) {
-      const m = at(products, co * tiles + tileRow * tilesAcross + first);
+      const m = at(products, co * columns + tileRow * tilesAcross + first);
       // A^T down each column j: s_j = M0j + M1j + M2j, d_j = M1j - M2j - M3j.
       const m00 = v128.load(m);
       const m01 = v128.load(m + step);
@@ -422,7 +433,8 @@ export function intWinogradConvolution(
         const tiles = tileRows * tilesAcross;
         const stride = inputStride(tiles);
         const inputBytes = <usize>((cinGroup * stride << 1) + SKEW);
-        const productBytes = <usize>((coutGroup * tiles << 2) + SKEW);
+        const columns = productColumns(tiles);
+        const productBytes = <usize>((coutGroup * columns << 2) + SKEW);
         for (let ci = 0; ci < cinGroup; ci++) {
           const plane = at16(xGroup, ci * planeValues);
           transformInput(plane, paddedW, firstTileRow, tileRows, tilesAcross, ci, stride, inputs, inputBytes);
@@ -430,13 +442,13 @@ export function intWinogradConvolution(
         for (let point = 0; point < POINTS; point++) {
           gemmPairs(
             coutGroup,
-            tiles,
+            columns,
             cinGroup,
             groupWeights + <usize>point * weightBytes,
             inputs + <usize>point * inputBytes,
             stride,
             products + <usize>point * productBytes,
-            tiles,
+            columns,
             0,
             0,
           );
@@ -445,7 +457,7 @@ export function intWinogradConvolution(
           transformOutput(
             products,
             productBytes,
-            tiles,
+            columns,
             co,
             tileRows,
             tilesAcross,
