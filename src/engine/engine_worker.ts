@@ -2,7 +2,8 @@
  * The engine worker's side of {@linkcode EnginePool} (src/engine/engine_pool.ts): the messages both
  * sides exchange and the loop a worker runs. A worker holds its own copy of the nets (sent once,
  * packed) and its own WebAssembly instances; each job is some samples' inputs, run through some
- * of those nets with `runNet`. A job's tensors cross as one {@linkcode TensorBundle}: their
+ * of those nets with `runNet`: as one batch per net when the net allows it
+ * (src/engine/joined_run.ts; the same bits per sample), else sample by sample. A job's tensors cross as one {@linkcode TensorBundle}: their
  * elements in one transferred array and the rest in one JSON string, since cloning a message
  * costs per object in it (a few microseconds per sample, as much as a small net's run). A
  * `ConvertError` crosses as its code, message and place.
@@ -16,7 +17,8 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode, type ErrorPlace } from "../errors.ts";
 import { type PackedNet, unpackNet } from "./net_transfer.ts";
-import { runNet, type SkippedLayer, type Tensor } from "./run.ts";
+import { joinedRun } from "./joined_run.ts";
+import { runNet, type RunResult, type SkippedLayer, type Tensor } from "./run.ts";
 import { type EngineBuild, useEngineBuild } from "../wasm/engine_build.ts";
 
 /**
@@ -192,6 +194,31 @@ export function errorFromWire(wire: WireError): Error {
   return new ConvertError(wire.code, wire.message, wire.place);
 }
 
+/** A run's outputs, skipped layers and deploy blobs, as a result group. */
+function groupOf(result: RunResult): BundleGroup {
+  return { tensors: result.outputs, skipped: result.skipped, deployBlobs: result.deployBlobs };
+}
+
+/**
+ * A job's results (per sample, per net) from one joined run per net (src/engine/joined_run.ts),
+ * or undefined when a net does not allow it for these samples or a joined run fails: the
+ * samples then run one by one, which also finds the first failing sample.
+ */
+async function joinedResults(
+  nets: Net[],
+  samples: (UnbundledGroup | undefined)[],
+): Promise<BundleGroup[] | undefined> {
+  if (samples.length < 2 || samples.some((sample) => sample === undefined)) return undefined;
+  const inputs = samples.map((sample) => sample!.tensors);
+  const perNet: RunResult[][] = [];
+  for (const net of nets) {
+    const runs = await joinedRun(net, inputs).catch(() => undefined);
+    if (runs === undefined) return undefined;
+    perNet.push(runs);
+  }
+  return samples.flatMap((_, sample) => perNet.map((runs) => groupOf(runs[sample])));
+}
+
 /** Runs the worker's loop on `endpoint`: nets first, then jobs. */
 export function serveEngine(endpoint: WorkerEndpoint): void {
   let nets: Net[] = [];
@@ -207,23 +234,24 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       return;
     }
     const started = performance.now();
-    const results: BundleGroup[] = [];
+    const samples = unbundleTensors(message.samples, true);
+    const chosen = message.nets.map((index) => nets[index]);
+    let results = await joinedResults(chosen, samples);
     let failure: WireError | undefined;
-    for (const sample of unbundleTensors(message.samples, true)) {
-      try {
-        const runs: BundleGroup[] = [];
-        for (const index of message.nets) {
-          const result = await runNet(nets[index], { inputs: sample?.tensors, seed: message.seed });
-          runs.push({
-            tensors: result.outputs,
-            skipped: result.skipped,
-            deployBlobs: result.deployBlobs,
-          });
+    if (results === undefined) {
+      results = [];
+      for (const sample of samples) {
+        try {
+          const runs: BundleGroup[] = [];
+          for (const net of chosen) {
+            const result = await runNet(net, { inputs: sample?.tensors, seed: message.seed });
+            runs.push(groupOf(result));
+          }
+          results.push(...runs);
+        } catch (error) {
+          failure = wireError(error);
+          break;
         }
-        results.push(...runs);
-      } catch (error) {
-        failure = wireError(error);
-        break;
       }
     }
     // Copied into one array: an output may be a view the next run overwrites, or share a buffer.

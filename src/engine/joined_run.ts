@@ -1,0 +1,138 @@
+/**
+ * Several samples of a net run as one batch: their inputs joined along axis 0, one `runNet`, its
+ * outputs split back per sample. A small net's run costs mostly per layer (the kernel calls and
+ * the JavaScript between them), so a worker of src/engine/engine_pool.ts runs a job's samples this
+ * way when the net allows: every layer then computes each sample's rows on their own, in the same
+ * order as a run of that sample alone, so each sample's outputs are the same bits.
+ *
+ * A net allows it when each layer is of a type that works on every image of a batch on its own,
+ * with parameters that keep axis 0 the batch's: no Concat, Slice, Softmax, InnerProduct or
+ * Flatten on axis 0, no Reshape that rewrites it, no Permute that moves it, no BatchNorm with
+ * batch statistics, and no layer the simulator does not run (its outputs would be left unsplit).
+ *
+ * @module
+ */
+
+import { boolParam, numberParam } from "../caffe/layers.ts";
+import type { Layer, Net } from "../caffe/net.ts";
+import { netInputs } from "../caffe/net.ts";
+import { runNet, type RunResult } from "./run.ts";
+import { concatRows, type Tensor } from "./tensor.ts";
+
+/** Layer types that work on each image of a batch on their own, whatever their parameters. */
+const PER_IMAGE = new Set([
+  "Convolution",
+  "Deconvolution",
+  "Pooling",
+  "ReLU",
+  "PReLU",
+  "TanH",
+  "Sigmoid",
+  "AbsVal",
+  "Power",
+  "Dropout",
+  "Eltwise",
+  "Scale",
+  "Bias",
+  "LRN",
+  "Normalize",
+  "Quant",
+  "DeQuant",
+  "Split",
+  "Input",
+]);
+
+/** The parameter message and default of the `axis` field of the types that have one. */
+const AXIS_FIELDS: Record<string, [message: string, fallback: number]> = {
+  Concat: ["concat_param", 1],
+  Slice: ["slice_param", 1],
+  Softmax: ["softmax_param", 1],
+  InnerProduct: ["inner_product_param", 1],
+  Flatten: ["flatten_param", 1],
+  Crop: ["crop_param", 2],
+};
+
+/** Whether `layer` keeps the images of a batch apart (see the module doc). */
+function keepsImagesApart(layer: Layer): boolean {
+  const { type } = layer;
+  if (PER_IMAGE.has(type)) return true;
+  if (type === "BatchNorm") return boolParam(layer, "batch_norm_param", "use_global_stats", true);
+  if (type === "Concat" && layer.param("concat_param", "concat_dim") !== undefined) {
+    return Number(layer.param("concat_param", "concat_dim")) >= 1;
+  }
+  if (type === "Slice" && layer.param("slice_param", "slice_dim") !== undefined) {
+    return Number(layer.param("slice_param", "slice_dim")) >= 1;
+  }
+  const axisField = AXIS_FIELDS[type];
+  if (axisField !== undefined) return numberParam(layer, axisField[0], "axis", axisField[1]) >= 1;
+  if (type === "Permute") {
+    const order = layer.paramAll("permute_param", "order").map(Number);
+    return order.length === 0 || order[0] === 0;
+  }
+  if (type === "Reshape") {
+    if (numberParam(layer, "reshape_param", "axis", 0) >= 1) return true;
+    const dims = layer.params.message("reshape_param")?.message("shape")?.getAll("dim") ?? [];
+    return dims.length > 0 && Number(dims[0]) === 0;
+  }
+  return false;
+}
+
+/** Whether each net allows a joined run, by net (nets a worker holds do not change). */
+const ALLOWS = new WeakMap<Net, boolean>();
+
+/** Whether `net`'s samples may run as one batch (see the module doc). */
+export function allowsJoinedRuns(net: Net): boolean {
+  let allows = ALLOWS.get(net);
+  if (allows === undefined) {
+    allows = net.layers.every(keepsImagesApart);
+    ALLOWS.set(net, allows);
+  }
+  return allows;
+}
+
+/**
+ * Runs `samples` (each one's tensor for every declared input of `net`) through `net` as one batch
+ * and gives each sample's result as its own run would (`blobs` and `checkpoints` empty); undefined
+ * when the net does not allow it, a sample lacks an input, their shapes beyond axis 0 differ, or
+ * an output does not hold the samples' rows along axis 0. A failing run throws, as `runNet` does.
+ */
+export async function joinedRun(
+  net: Net,
+  samples: readonly Map<string, Tensor>[],
+): Promise<RunResult[] | undefined> {
+  if (samples.length < 2 || !allowsJoinedRuns(net)) return undefined;
+  const inputs = new Map<string, Tensor>();
+  for (const { name } of netInputs(net)) {
+    const tensors = samples.map((sample) => sample.get(name));
+    if (tensors.some((tensor) => tensor === undefined || tensor.shape.length === 0)) {
+      return undefined;
+    }
+    const joined = concatRows(tensors as Tensor[]);
+    if (joined === undefined) return undefined;
+    inputs.set(name, joined);
+  }
+  if (inputs.size === 0) return undefined;
+  // Each sample's rows: its first input's (the inputs of one sample agree, or the run fails).
+  const [first] = inputs.keys();
+  const rows = samples.map((sample) => sample.get(first)!.shape[0]);
+  const total = rows.reduce((sum, count) => sum + count, 0);
+  const result = await runNet(net, { inputs });
+  const outputs = [...result.outputs];
+  if (!outputs.every(([, tensor]) => tensor.shape[0] === total)) return undefined;
+  let start = 0;
+  return rows.map((count) => {
+    const parts = outputs.map(([name, tensor]): [string, Tensor] => {
+      const perRow = tensor.data.length / total;
+      const data = tensor.data.subarray(start * perRow, (start + count) * perRow);
+      return [name, { shape: [count, ...tensor.shape.slice(1)], data }];
+    });
+    start += count;
+    return {
+      outputs: new Map(parts),
+      blobs: new Map(),
+      skipped: result.skipped,
+      deployBlobs: result.deployBlobs,
+      checkpoints: [],
+    };
+  });
+}
