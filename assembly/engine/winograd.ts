@@ -24,7 +24,7 @@ import { COLUMNS, gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } fro
 const SKEW: i32 = 64;
 
 /**
- * A transform in progress, one tile per lane: the 6 x 6 rows of an input transform, or the m x 6
+ * A transform in progress, one tile per lane: the s x s rows of an input transform, or the m x s
  * rows and then the m x m results (from vector 24) of an output transform.
  */
 const rowsScratch: usize = memory.data(40 * 16, 16);
@@ -537,8 +537,9 @@ function storeLanes(target: usize, values: v128, count: i32): void {
 
 /**
  * A^T m A for every tile (`tile` x `tile` outputs) of a band and output channel `co` (products:
- * 36 matrices [coutGroup x tiles] at `products`, `matrixBytes` apart), + `biasValue`, the ReLU
- * when `relu`, written to the output plane `plane` from output row tile*firstTileRow.
+ * `side` * `side` matrices [coutGroup x panelWidth(tiles)] at `products`, `matrixBytes` apart),
+ * + `biasValue`, the ReLU when `relu`, written to the output plane `plane` from output row
+ * tile*firstTileRow.
  */
 function transformOutput(
   products: usize,
