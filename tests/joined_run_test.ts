@@ -145,6 +145,24 @@ Deno.test("joined run: not for one sample, a refusing net, or samples of other s
   assert.equal(await joinedRun(relu, mixed), undefined);
   const joined = await joinedRun(relu, samples(relu, 3, 2));
   assert.equal(joined?.length, 3);
+  // Two inputs of one sample with other row counts: not joined (each sample runs alone).
+  const twoInputs = readPrototxt(
+    `input: "a" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+     input: "b" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+     layer { name: "c" type: "Concat" bottom: "a" bottom: "b" top: "out" }`,
+  );
+  const tensorOf = (rows: number, seed: number) => ({
+    shape: [rows, 2, 3, 3],
+    data: randomValues(rows * 18, seed),
+  });
+  const uneven = [1, 2].map((seed) =>
+    new Map([["a", tensorOf(1, seed)], ["b", tensorOf(2, seed + 10)]])
+  );
+  assert.equal(await joinedRun(twoInputs, uneven), undefined);
+  const even = [1, 2].map((seed) =>
+    new Map([["a", tensorOf(1, seed)], ["b", tensorOf(1, seed + 10)]])
+  );
+  assert.equal((await joinedRun(twoInputs, even))?.length, 2);
 });
 
 Deno.test({

@@ -93,8 +93,9 @@ export function allowsJoinedRuns(net: Net): boolean {
 /**
  * Runs `samples` (each one's tensor for every declared input of `net`) through `net` as one batch
  * and gives each sample's result as its own run would (`blobs` and `checkpoints` empty); undefined
- * when the net does not allow it, a sample lacks an input, their shapes beyond axis 0 differ, or
- * an output does not hold the samples' rows along axis 0. A failing run throws, as `runNet` does.
+ * when the net does not allow it, a sample lacks an input, its inputs differ in rows (axis 0),
+ * the samples' shapes beyond axis 0 differ, or an output does not hold the samples' rows along
+ * axis 0. A failing run throws, as `runNet` does.
  */
 export async function joinedRun(
   net: Net,
@@ -112,9 +113,13 @@ export async function joinedRun(
     inputs.set(name, joined);
   }
   if (inputs.size === 0) return undefined;
-  // Each sample's rows: its first input's (the inputs of one sample agree, or the run fails).
-  const [first] = inputs.keys();
-  const rows = samples.map((sample) => sample.get(first)!.shape[0]);
+  // Each sample's rows: the first axis of every one of its inputs.
+  const names = [...inputs.keys()];
+  const rows = samples.map((sample) => sample.get(names[0])!.shape[0]);
+  const sameRows = samples.every((sample, i) =>
+    names.every((name) => sample.get(name)!.shape[0] === rows[i])
+  );
+  if (!sameRows) return undefined;
   const total = rows.reduce((sum, count) => sum + count, 0);
   const result = await runNet(net, { inputs });
   const outputs = [...result.outputs];

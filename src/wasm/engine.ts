@@ -616,13 +616,18 @@ const FORMS: Record<3 | 5, readonly WinogradForm[]> = {
 };
 
 /**
- * The cost of computing a float convolution's `outputs` (per output plane) through Winograd form
- * `form`, in units of one output of a 1x1 window (see {@linkcode winogradForm}).
+ * The cost of a float convolution of `outSize` outputs per plane and `kernels` (cin * cout per
+ * group) kernels through Winograd form `form`, per pair of input and output channels, in units of
+ * one product (see {@linkcode winogradForm}).
  */
-function formCost({ kernel, tile }: WinogradForm, outSize: [number, number], weights: number) {
+function formCost(
+  { kernel, tile }: WinogradForm,
+  outSize: [number, number],
+  kernels: number,
+): number {
   const tiles = Math.ceil(outSize[0] / tile) * Math.ceil(outSize[1] / tile);
-  if (tile === 2 && kernel === 3) return 16 * (tiles + 4.5 + weights / 65536);
-  return 36 * (tiles + 12 + weights / 8192);
+  if (tile === 2 && kernel === 3) return 16 * (tiles + 4.5 + kernels / 65536);
+  return 36 * (tiles + 12 + kernels / 8192);
 }
 
 /**
