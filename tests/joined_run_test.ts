@@ -3,7 +3,8 @@
 // the images of a batch apart (float, fake-quant and deploy); nets with a layer that mixes them
 // (Concat or Softmax on axis 0, a Reshape or Permute that rewrites it, BatchNorm with batch
 // statistics, a layer the simulator does not run) are refused; and a pool streaming many samples
-// of such a net (its jobs then carry several samples each) still equals `runNet` per sample.
+// of such a net (its jobs then carry several samples each), on workers and in-process, still
+// equals `runNet` per sample.
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
@@ -167,22 +168,25 @@ Deno.test("joined run: not for one sample, a refusing net, or samples of other s
 
 Deno.test({
   name:
-    "joined run: a pool streaming 300 samples of mtcnn_pnet (jobs of many samples) equals runNet",
+    "joined run: a pool streaming 300 samples of mtcnn_pnet (jobs of many samples) equals runNet, on 2 workers and in-process",
   ignore: !modelNames.includes("mtcnn_pnet"),
   async fn() {
     const [float, , deploy] = await threeNets("mtcnn_pnet");
     const inputs = samples(float, 300, 3);
-    const pool = await EnginePool.open([float, deploy], { threads: 2 });
-    try {
-      let i = 0;
-      for await (const [floatRun, deployRun] of pool.runAll(inputs)) {
-        assertSameRun(floatRun, await runNet(float, { inputs: inputs[i] }), `float ${i}`);
-        assertSameRun(deployRun, await runNet(deploy, { inputs: inputs[i] }), `deploy ${i}`);
-        i++;
+    for (const threads of [2, 1]) {
+      const pool = await EnginePool.open([float, deploy], { threads });
+      try {
+        let i = 0;
+        for await (const [floatRun, deployRun] of pool.runAll(inputs)) {
+          const what = `${threads} threads sample ${i}`;
+          assertSameRun(floatRun, await runNet(float, { inputs: inputs[i] }), `float ${what}`);
+          assertSameRun(deployRun, await runNet(deploy, { inputs: inputs[i] }), `deploy ${what}`);
+          i++;
+        }
+        assert.equal(i, inputs.length);
+      } finally {
+        pool.close();
       }
-      assert.equal(i, inputs.length);
-    } finally {
-      pool.close();
     }
   },
 });

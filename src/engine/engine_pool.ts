@@ -20,6 +20,7 @@ import {
 } from "./engine_worker.ts";
 import { packNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
+import { joinedRuns } from "./joined_run.ts";
 import { runNet, type RunResult, type Tensor } from "./run.ts";
 import { engineBuild } from "../wasm/engine_build.ts";
 
@@ -53,7 +54,8 @@ interface Job {
 
 /**
  * A job's running time to aim at: consecutive samples of a small net go to a worker together, so
- * that a message's cost (and a thread's wake-up on a busy machine) is paid once for several.
+ * that a message's cost (and a thread's wake-up on a busy machine) is paid once for several, and
+ * run as one batch where the net allows it (src/engine/joined_run.ts; in-process too).
  */
 const JOB_MILLISECONDS = 8;
 
@@ -196,7 +198,7 @@ export class EnginePool {
 
   /** Samples the next job of `runAll` carries (see {@linkcode JOB_MILLISECONDS}). */
   #samplesPerJob(): number {
-    if (this.#workers.length === 0 || this.#sampleMilliseconds === 0) return 1;
+    if (this.#sampleMilliseconds === 0) return 1;
     const samples = Math.floor(JOB_MILLISECONDS / this.#sampleMilliseconds);
     return Math.min(MAX_SAMPLES_PER_JOB, Math.max(1, samples));
   }
@@ -246,7 +248,14 @@ export class EnginePool {
     this.#workers.length = 0;
   }
 
+  /** Runs a job in-process: as joined runs when the nets allow it (src/engine/joined_run.ts). */
   async #runHere(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
+    const started = performance.now();
+    const joined = await joinedRuns(this.#nets, samples);
+    if (joined !== undefined) {
+      this.#noteJob(performance.now() - started, samples.length);
+      return { results: joined };
+    }
     const results: RunResult[][] = [];
     for (const inputs of samples) {
       const runs: RunResult[] = [];
@@ -258,7 +267,21 @@ export class EnginePool {
       }
       results.push(runs);
     }
+    this.#noteJob(performance.now() - started, samples.length);
     return { results };
+  }
+
+  /**
+   * Notes a job's time for sizing the next ones: a moving average of the time per sample, so
+   * that the first jobs (cold code, a worker's first instances) soon stop counting and a fast
+   * net's jobs grow to their size within a few round trips.
+   */
+  #noteJob(milliseconds: number, samples: number): void {
+    if (samples === 0) return;
+    const perSample = milliseconds / samples;
+    this.#sampleMilliseconds = this.#sampleMilliseconds === 0
+      ? perSample
+      : this.#sampleMilliseconds + RECENT_WEIGHT * (perSample - this.#sampleMilliseconds);
   }
 
   /** Gives queued jobs to workers with room, least busy first. */
@@ -282,14 +305,7 @@ export class EnginePool {
     const runs = unbundleTensors(message.results);
     const nets = this.#nets.length;
     const done = runs.length / nets;
-    if (done > 0) {
-      // A moving average: the first jobs (cold code, a worker's first instances) soon stop
-      // counting, so a fast net's jobs grow to their size within a few round trips.
-      const perSample = message.milliseconds / done;
-      this.#sampleMilliseconds = this.#sampleMilliseconds === 0
-        ? perSample
-        : this.#sampleMilliseconds + RECENT_WEIGHT * (perSample - this.#sampleMilliseconds);
-    }
+    this.#noteJob(message.milliseconds, done);
     const results: RunResult[][] = [];
     for (let sample = 0; sample < done; sample++) {
       results.push(

@@ -17,7 +17,7 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode, type ErrorPlace } from "../errors.ts";
 import { type PackedNet, unpackNet } from "./net_transfer.ts";
-import { joinedRun } from "./joined_run.ts";
+import { joinedRuns } from "./joined_run.ts";
 import { runNet, type RunResult, type SkippedLayer, type Tensor } from "./run.ts";
 import { type EngineBuild, useEngineBuild } from "../wasm/engine_build.ts";
 
@@ -199,26 +199,6 @@ function groupOf(result: RunResult): BundleGroup {
   return { tensors: result.outputs, skipped: result.skipped, deployBlobs: result.deployBlobs };
 }
 
-/**
- * A job's results (per sample, per net) from one joined run per net (src/engine/joined_run.ts),
- * or undefined when a net does not allow it for these samples or a joined run fails: the
- * samples then run one by one, which also finds the first failing sample.
- */
-async function joinedResults(
-  nets: Net[],
-  samples: (UnbundledGroup | undefined)[],
-): Promise<BundleGroup[] | undefined> {
-  if (samples.length < 2 || samples.some((sample) => sample === undefined)) return undefined;
-  const inputs = samples.map((sample) => sample!.tensors);
-  const perNet: RunResult[][] = [];
-  for (const net of nets) {
-    const runs = await joinedRun(net, inputs).catch(() => undefined);
-    if (runs === undefined) return undefined;
-    perNet.push(runs);
-  }
-  return samples.flatMap((_, sample) => perNet.map((runs) => groupOf(runs[sample])));
-}
-
 /** Runs the worker's loop on `endpoint`: nets first, then jobs. */
 export function serveEngine(endpoint: WorkerEndpoint): void {
   let nets: Net[] = [];
@@ -236,7 +216,8 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     const started = performance.now();
     const samples = unbundleTensors(message.samples, true);
     const chosen = message.nets.map((index) => nets[index]);
-    let results = await joinedResults(chosen, samples);
+    const joined = await joinedRuns(chosen, samples.map((sample) => sample?.tensors));
+    let results = joined?.flat().map(groupOf);
     let failure: WireError | undefined;
     if (results === undefined) {
       results = [];

@@ -141,3 +141,24 @@ export async function joinedRun(
     };
   });
 }
+
+/**
+ * Each sample's results through every net of `nets` (per sample, the nets' results in order) from
+ * one joined run per net, or undefined when a sample has no inputs (seeded), a net does not allow
+ * it for these samples, or a joined run fails: the samples then run one by one, which also finds
+ * the first failing sample.
+ */
+export async function joinedRuns(
+  nets: readonly Net[],
+  samples: readonly (Map<string, Tensor> | undefined)[],
+): Promise<RunResult[][] | undefined> {
+  if (samples.length < 2 || samples.some((sample) => sample === undefined)) return undefined;
+  const inputs = samples as Map<string, Tensor>[];
+  const perNet: RunResult[][] = [];
+  for (const net of nets) {
+    const runs = await joinedRun(net, inputs).catch(() => undefined);
+    if (runs === undefined) return undefined;
+    perNet.push(runs);
+  }
+  return inputs.map((_, sample) => perNet.map((runs) => runs[sample]));
+}
