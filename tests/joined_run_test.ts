@@ -132,6 +132,11 @@ Deno.test("joined run: layers that mix the images of a batch are refused, their 
   for (const [text, allowed] of cases) {
     assert.equal(allowsJoinedRuns(netWith(text)), allowed, text);
   }
+  // A net edited after it was judged is judged again (a pool without workers runs the caller's).
+  const edited = netWith(`name: "c" type: "Concat" concat_param { axis: 1 }`);
+  assert.equal(allowsJoinedRuns(edited), true);
+  edited.layers[0].params.message("concat_param")!.set("axis", 0);
+  assert.equal(allowsJoinedRuns(edited), false);
 });
 
 Deno.test("joined run: not for one sample, a refusing net, or samples of other shapes", async () => {

@@ -20,8 +20,8 @@ import {
 } from "./engine_worker.ts";
 import { packNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
-import { joinedRuns } from "./joined_run.ts";
-import { runNet, type RunResult, type Tensor } from "./run.ts";
+import { runSamples } from "./joined_run.ts";
+import type { RunResult, Tensor } from "./run.ts";
 import { engineBuild } from "../wasm/engine_build.ts";
 
 /** Options of {@linkcode EnginePool.open}. */
@@ -251,24 +251,13 @@ export class EnginePool {
   /** Runs a job in-process: as joined runs when the nets allow it (src/engine/joined_run.ts). */
   async #runHere(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
     const started = performance.now();
-    const joined = await joinedRuns(this.#nets, samples);
-    if (joined !== undefined) {
+    const { results, error } = await runSamples(this.#nets, samples, seed);
+    if (error === undefined) {
       this.#noteJob(performance.now() - started, samples.length);
-      return { results: joined };
+      return { results };
     }
-    const results: RunResult[][] = [];
-    for (const inputs of samples) {
-      const runs: RunResult[] = [];
-      try {
-        for (const net of this.#nets) runs.push(await runNet(net, { inputs, seed }));
-      } catch (error) {
-        if (!(error instanceof Error)) throw error;
-        return { results, error };
-      }
-      results.push(runs);
-    }
-    this.#noteJob(performance.now() - started, samples.length);
-    return { results };
+    if (!(error instanceof Error)) throw error;
+    return { results, error };
   }
 
   /**

@@ -2,8 +2,8 @@
  * The engine worker's side of {@linkcode EnginePool} (src/engine/engine_pool.ts): the messages both
  * sides exchange and the loop a worker runs. A worker holds its own copy of the nets (sent once,
  * packed) and its own WebAssembly instances; each job is some samples' inputs, run through some
- * of those nets with `runNet`: as one batch per net when the net allows it
- * (src/engine/joined_run.ts; the same bits per sample), else sample by sample. A job's tensors cross as one {@linkcode TensorBundle}: their
+ * of those nets (`runSamples`: as one batch per net when the net allows it, the same bits per
+ * sample; src/engine/joined_run.ts). A job's tensors cross as one {@linkcode TensorBundle}: their
  * elements in one transferred array and the rest in one JSON string, since cloning a message
  * costs per object in it (a few microseconds per sample, as much as a small net's run). A
  * `ConvertError` crosses as its code, message and place.
@@ -17,8 +17,8 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError, type ErrorCode, type ErrorPlace } from "../errors.ts";
 import { type PackedNet, unpackNet } from "./net_transfer.ts";
-import { joinedRuns } from "./joined_run.ts";
-import { runNet, type RunResult, type SkippedLayer, type Tensor } from "./run.ts";
+import { runSamples } from "./joined_run.ts";
+import type { RunResult, SkippedLayer, Tensor } from "./run.ts";
 import { type EngineBuild, useEngineBuild } from "../wasm/engine_build.ts";
 
 /**
@@ -215,31 +215,22 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     }
     const started = performance.now();
     const samples = unbundleTensors(message.samples, true);
-    const chosen = message.nets.map((index) => nets[index]);
-    const joined = await joinedRuns(chosen, samples.map((sample) => sample?.tensors));
-    let results = joined?.flat().map(groupOf);
-    let failure: WireError | undefined;
-    if (results === undefined) {
-      results = [];
-      for (const sample of samples) {
-        try {
-          const runs: BundleGroup[] = [];
-          for (const net of chosen) {
-            const result = await runNet(net, { inputs: sample?.tensors, seed: message.seed });
-            runs.push(groupOf(result));
-          }
-          results.push(...runs);
-        } catch (error) {
-          failure = wireError(error);
-          break;
-        }
-      }
-    }
+    const { results, error } = await runSamples(
+      message.nets.map((index) => nets[index]),
+      samples.map((sample) => sample?.tensors),
+      message.seed,
+    );
     // Copied into one array: an output may be a view the next run overwrites, or share a buffer.
-    const bundle = bundleTensors(results);
+    const bundle = bundleTensors(results.flat().map(groupOf));
     const milliseconds = performance.now() - started;
     endpoint.post(
-      { kind: "done", id: message.id, results: bundle, error: failure, milliseconds },
+      {
+        kind: "done",
+        id: message.id,
+        results: bundle,
+        error: error === undefined ? undefined : wireError(error),
+        milliseconds,
+      },
       [bundle.data.buffer as ArrayBuffer],
     );
   });

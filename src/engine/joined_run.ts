@@ -1,9 +1,10 @@
 /**
  * Several samples of a net run as one batch: their inputs joined along axis 0, one `runNet`, its
  * outputs split back per sample. A small net's run costs mostly per layer (the kernel calls and
- * the JavaScript between them), so a worker of src/engine/engine_pool.ts runs a job's samples this
- * way when the net allows: every layer then computes each sample's rows on their own, in the same
- * order as a run of that sample alone, so each sample's outputs are the same bits.
+ * the JavaScript between them), so the engine pool (src/engine/engine_pool.ts: its workers, or
+ * in-process without them) runs a job's samples this way when the net allows: every layer then
+ * computes each sample's rows on their own, in the same order as a run of that sample alone, so
+ * each sample's outputs are the same bits.
  *
  * A net allows it when each layer is of a type that works on every image of a batch on its own,
  * with parameters that keep axis 0 the batch's: no Concat, Slice, Softmax, InnerProduct or
@@ -14,8 +15,8 @@
  */
 
 import { boolParam, numberParam } from "../caffe/layers.ts";
-import type { Layer, Net } from "../caffe/net.ts";
-import { netInputs } from "../caffe/net.ts";
+import { type Layer, type Net, netInputs } from "../caffe/net.ts";
+import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { runNet, type RunResult } from "./run.ts";
 import { concatRows, type Tensor } from "./tensor.ts";
 
@@ -42,10 +43,13 @@ const PER_IMAGE = new Set([
   "Input",
 ]);
 
-/** The parameter message and default of the `axis` field of the types that have one. */
-const AXIS_FIELDS: Record<string, [message: string, fallback: number]> = {
-  Concat: ["concat_param", 1],
-  Slice: ["slice_param", 1],
+/**
+ * The parameter message and default of the `axis` field of the types that have one, and the
+ * legacy field that takes its place when set (Caffe's concat_dim, slice_dim).
+ */
+const AXIS_FIELDS: Record<string, [message: string, fallback: number, legacy?: string]> = {
+  Concat: ["concat_param", 1, "concat_dim"],
+  Slice: ["slice_param", 1, "slice_dim"],
   Softmax: ["softmax_param", 1],
   InnerProduct: ["inner_product_param", 1],
   Flatten: ["flatten_param", 1],
@@ -57,14 +61,15 @@ function keepsImagesApart(layer: Layer): boolean {
   const { type } = layer;
   if (PER_IMAGE.has(type)) return true;
   if (type === "BatchNorm") return boolParam(layer, "batch_norm_param", "use_global_stats", true);
-  if (type === "Concat" && layer.param("concat_param", "concat_dim") !== undefined) {
-    return Number(layer.param("concat_param", "concat_dim")) >= 1;
-  }
-  if (type === "Slice" && layer.param("slice_param", "slice_dim") !== undefined) {
-    return Number(layer.param("slice_param", "slice_dim")) >= 1;
-  }
   const axisField = AXIS_FIELDS[type];
-  if (axisField !== undefined) return numberParam(layer, axisField[0], "axis", axisField[1]) >= 1;
+  if (axisField !== undefined) {
+    const [message, fallback, legacy] = axisField;
+    const legacyAxis = legacy === undefined ? undefined : layer.param(message, legacy);
+    const axis = typeof legacyAxis === "number"
+      ? legacyAxis
+      : numberParam(layer, message, "axis", fallback);
+    return axis >= 1;
+  }
   if (type === "Permute") {
     const order = layer.paramAll("permute_param", "order").map(Number);
     return order.length === 0 || order[0] === 0;
@@ -77,16 +82,18 @@ function keepsImagesApart(layer: Layer): boolean {
   return false;
 }
 
-/** Whether each net allows a joined run, by net (nets a worker holds do not change). */
-const ALLOWS = new WeakMap<Net, boolean>();
+/**
+ * Whether each net allows a joined run, kept while the net's stamp says its trees did not change
+ * (a pool without workers runs the caller's nets, which may be edited between runs).
+ */
+const ALLOWS = new WeakMap<Net, { stamp: NetStamp; allows: boolean }>();
 
 /** Whether `net`'s samples may run as one batch (see the module doc). */
 export function allowsJoinedRuns(net: Net): boolean {
-  let allows = ALLOWS.get(net);
-  if (allows === undefined) {
-    allows = net.layers.every(keepsImagesApart);
-    ALLOWS.set(net, allows);
-  }
+  const kept = ALLOWS.get(net);
+  if (kept !== undefined && sameStamp(net, kept.stamp)) return kept.allows;
+  const allows = net.layers.every(keepsImagesApart);
+  ALLOWS.set(net, { stamp: netStamp(net), allows });
   return allows;
 }
 
@@ -142,13 +149,46 @@ export async function joinedRun(
   });
 }
 
+/** What {@linkcode runSamples} gives: each sample's results up to the first failing one. */
+export interface SampleRuns {
+  /** Per sample, the nets' results in order. */
+  results: RunResult[][];
+  /** What the first failing sample's run threw (the samples after it were not run). */
+  error?: unknown;
+}
+
+/**
+ * Runs every sample of `samples` through every net of `nets` (declared inputs a sample lacks are
+ * seeded with `seed`): as one joined run per net when each allows it, else sample by sample up to
+ * the first sample that fails. Each sample's results are the same bits either way.
+ */
+export async function runSamples(
+  nets: readonly Net[],
+  samples: readonly (Map<string, Tensor> | undefined)[],
+  seed: number,
+): Promise<SampleRuns> {
+  const joined = await joinedRuns(nets, samples);
+  if (joined !== undefined) return { results: joined };
+  const results: RunResult[][] = [];
+  for (const inputs of samples) {
+    const runs: RunResult[] = [];
+    try {
+      for (const net of nets) runs.push(await runNet(net, { inputs, seed }));
+    } catch (error) {
+      return { results, error };
+    }
+    results.push(runs);
+  }
+  return { results };
+}
+
 /**
  * Each sample's results through every net of `nets` (per sample, the nets' results in order) from
  * one joined run per net, or undefined when a sample has no inputs (seeded), a net does not allow
- * it for these samples, or a joined run fails: the samples then run one by one, which also finds
- * the first failing sample.
+ * it for these samples, or a joined run fails (the samples then run one by one, which also finds
+ * the first failing sample).
  */
-export async function joinedRuns(
+async function joinedRuns(
   nets: readonly Net[],
   samples: readonly (Map<string, Tensor> | undefined)[],
 ): Promise<RunResult[][] | undefined> {
