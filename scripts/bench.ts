@@ -22,11 +22,11 @@
  * 358, 234 ms for its first five). The CLI rows are cold by design. Peak memory is the process's
  * VmHWM (Linux), reset before each warm-up conversion through /proc/self/clear_refs after a
  * garbage collection; the largest is shown (the warm-ups come before any floor measurement, whose
- * whole-file read the allocator may keep in the process after it is freed). Node runs an esbuild bundle of this script
- * made from the current sources; Chromium (playwright-core, /usr/bin/chromium or $CHROMIUM) runs
- * the in-memory API (`core.ts` bundled; `convert` on the caffemodel's bytes, and `convertToBlobs` on it
- * as a `File` set in a file input, as "chromium blobs") on
- * inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
+ * whole-file read the allocator may keep in the process after it is freed). Node runs an esbuild
+ * bundle of this script made from the current sources; Chromium (playwright-core,
+ * /usr/bin/chromium or $CHROMIUM) runs the in-memory API (`core.ts` bundled; `convert` on the
+ * caffemodel's bytes, and `convertToBlobs` on it as a `File` set in a file input, as "chromium
+ * blobs") on inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
  * time `caffe-quant convert` as a user runs it: `deno run -A src/cli.ts`, `node` on the bin's
  * bundle, and `npx caffe-quant` (dist/cli.js from `npm run build`), start-up included, against
  * the in-process floor of that runtime; their memory is /usr/bin/time's maximum. Also measured, in Deno and Node: caffemodel parsing (GB/s), text

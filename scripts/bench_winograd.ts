@@ -1,7 +1,8 @@
 /**
- * Winograd (F(4x4, 3x3) and F(2x2, 3x3) for 3x3 windows, F(2x2, 5x5) for 5x5 ones) against the direct form
- * (im2col + GEMM) for float stride-1 convolutions of several channel counts and output sizes
- * (ResNet-50's, waifu2x's, LeNet's, CIFAR-10's, vanilla_cnn's and small ones), timed interleaved in one process, with the weights kept in WebAssembly memory and with
+ * Winograd (F(4x4, 3x3) and F(2x2, 3x3) for 3x3 windows, F(2x2, 5x5) for 5x5 ones) against the
+ * direct form (im2col + GEMM) for float stride-1 convolutions of several channel counts and output
+ * sizes (ResNet-50's, waifu2x's, LeNet's, CIFAR-10's, vanilla_cnn's and small ones), timed
+ * interleaved in one process, with the weights kept in WebAssembly memory and with
  * them made on each call (nets over the resident budget): the figures behind `winogradForm` in
  * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
  * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
@@ -230,18 +231,19 @@ function shapes(): void {
         }
       }
     }
-    const cells = shape.map(String);
-    cells[0] = `${shape[0]}x${shape[0]}`;
-    cells[3] = `${shape[3]}x${shape[3]}`;
+    const [r, cin, cout, size] = shape;
+    const cells = [`${r}x${r}`, `${cin}`, `${cout}`, `${size}x${size}`];
     for (const kept of [true, false]) {
       const direct = median(times.get(`direct ${kept}`)!);
       cells.push(direct.toFixed(3));
       for (const algorithm of ["winograd", "winograd2x2"] as const) {
         const measured = times.get(`${algorithm} ${kept}`);
-        const ms = measured === undefined ? NaN : median(measured);
-        cells.push(
-          ...(measured === undefined ? ["-", "-"] : [ms.toFixed(3), (direct / ms).toFixed(2)]),
-        );
+        if (measured === undefined) {
+          cells.push("-", "-");
+          continue;
+        }
+        const ms = median(measured);
+        cells.push(ms.toFixed(3), (direct / ms).toFixed(2));
       }
     }
     const form = integer

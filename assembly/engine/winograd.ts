@@ -40,10 +40,17 @@ function sideOf(tile: i32, kernel: i32): i32 {
 }
 
 /**
- * Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] kernels for tiles
- * of `side` x `side` points.
+ * Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] r x r kernels (r =
+ * `kernel`) in the form of `tile` outputs across.
  */
-export function winogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32, side: i32): i32 {
+export function winogradWeightsBytes(
+  coutGroup: i32,
+  cinGroup: i32,
+  groups: i32,
+  kernel: i32,
+  tile: i32,
+): i32 {
+  const side = sideOf(tile, kernel);
   return groups * side * side * packedRowsBytes(coutGroup, cinGroup);
 }
 
@@ -537,7 +544,7 @@ function storeLanes(target: usize, values: v128, count: i32): void {
 
 /**
  * A^T m A for every tile (`tile` x `tile` outputs) of a band and output channel `co` (products:
- * `side` * `side` matrices [coutGroup x panelWidth(tiles)] at `products`, `matrixBytes` apart),
+ * `side` * `side` matrices [coutGroup x columns] at `products`, `matrixBytes` apart),
  * + `biasValue`, the ReLU when `relu`, written to the output plane `plane` from output row
  * tile*firstTileRow.
  */
@@ -546,7 +553,7 @@ function transformOutput(
   matrixBytes: usize,
   tile: i32,
   side: i32,
-  tiles: i32,
+  columns: i32,
   co: i32,
   bandTileRows: i32,
   tilesAcross: i32,
@@ -567,7 +574,7 @@ function transformOutput(
   const results = rowsScratch + 24 * 16;
   for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
     for (let group = 0; group < groups; group++) {
-      const source = at(products, co * panelWidth(tiles) + tileRow * tilesAcross + group * 4);
+      const source = at(products, co * columns + tileRow * tilesAcross + group * 4);
       // Columns of the s x s products: A^T down each (tile x s results in rowsScratch).
       for (let l = 0; l < side; l++) {
         const column = source + <usize>l * matrixBytes;
@@ -706,7 +713,7 @@ export function winogradConvolution(
             productBytes,
             tile,
             side,
-            tiles,
+            columns,
             co,
             tileRows,
             tilesAcross,

@@ -363,7 +363,13 @@ interface EngineExports {
   range(x: number, count: number, out: number): void;
   gemmScratchBytes(m: number, n: number, k: number): number;
   setGemmScratch(at: number): void;
-  winogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number, side: number): number;
+  winogradWeightsBytes(
+    coutGroup: number,
+    cinGroup: number,
+    groups: number,
+    kernel: number,
+    tile: number,
+  ): number;
   winogradWeights(
     weights: number,
     cout: number,
@@ -849,8 +855,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     { kernel, tile }: WinogradForm,
   ): [transformedAt: number, biasAt: number] => {
     resident.begin();
-    const side = tile + kernel - 1;
-    const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups, side);
+    const bytes = kernels.winogradWeightsBytes(outputs / groups, cinGroup, groups, kernel, tile);
     const transform = (at: number) =>
       kernels.winogradWeights(wasm.copyIn(weights), outputs, cinGroup, groups, kernel, tile, at);
     const name = `winograd ${groups} ${outputs} ${cinGroup} ${kernel} ${tile}`;
