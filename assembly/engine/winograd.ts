@@ -9,7 +9,8 @@
 // panels of assembly/engine/panels.ts. B^T (s x s) depends only on the points, so the two 6x6
 // forms share the input transform; G (s x r) and A^T (m x s) are the form's. The weight transform
 // G g G^T is a separate export so that a caller may keep its result across runs. Transforms run
-// on four tiles of a tile row at a time (one per SIMD lane). Rounding differs from the direct
+// on four consecutive tiles of a band at a time (one per SIMD lane), whatever tile rows they
+// are on. Rounding differs from the direct
 // form (the transforms add and scale before the products): outputs agree within a few float32
 // ulps of the sum of |products| over the tile's reach.
 
@@ -322,18 +323,6 @@ function inputTransform(
   v128.store(target + 5 * step, f32x4.add(f32x4.sub(scaled(d1, FOUR), scaled(d3, FIVE)), d5));
 }
 
-/** Lanes 0 and 2 of `a`, then of `b`: the even columns of a run of 8 floats. */
-@inline
-function evens(a: v128, b: v128): v128 {
-  return v128.shuffle<f32>(a, b, 0, 2, 4, 6);
-}
-
-/** Lanes 1 and 3 of `a`, then of `b`: the odd columns of a run of 8 floats. */
-@inline
-function odds(a: v128, b: v128): v128 {
-  return v128.shuffle<f32>(a, b, 1, 3, 5, 7);
-}
-
 /**
  * Copies rows firstRow - padH .. + rows of one input plane into `padded` (`rowFloats` floats a
  * row, the image starting padW columns in), zeros outside the image.
@@ -363,116 +352,162 @@ function padBand(
   }
 }
 
+/** Lanes 0 and 2 of `a`, then of `b`: the even columns of a run of 8 floats. */
+@inline
+function evens(a: v128, b: v128): v128 {
+  return v128.shuffle<f32>(a, b, 0, 2, 4, 6);
+}
+
+/** Lanes 1 and 3 of `a`, then of `b`: the odd columns of a run of 8 floats. */
+@inline
+function odds(a: v128, b: v128): v128 {
+  return v128.shuffle<f32>(a, b, 1, 3, 5, 7);
+}
+
 /**
- * B^T d B for every tile (`tile` outputs across, `side` x `side` inputs) of a band of one input
- * channel (`padded`), stored as column `tile` of row `ci` of the side * side column-panel
- * matrices at `transformed` (`matrixBytes` apart, `depth` rows).
+ * B applied along input row `row` of four tiles side by side on one tile row (`tile` apart,
+ * the first at `row`), one tile per lane: `side` vectors to `target`.
+ */
+@inline
+function rowAcross(row: usize, tile: i32, side: i32, target: usize): void {
+  if (side == 4) {
+    const a0 = v128.load(row);
+    const a2 = v128.load(row, 8);
+    const a4 = v128.load(row, 16);
+    const a6 = v128.load(row, 24);
+    inputTransform4(evens(a0, a4), odds(a0, a4), evens(a2, a6), odds(a2, a6), target, 16);
+  } else if (tile == 4) {
+    rowOfTiles(row, row + 16, row + 32, row + 48, side, target);
+  } else {
+    const a0 = v128.load(row);
+    const a2 = v128.load(row, 8);
+    const a4 = v128.load(row, 16);
+    const a6 = v128.load(row, 24);
+    const a8 = v128.load(row, 32);
+    inputTransform(
+      evens(a0, a4),
+      odds(a0, a4),
+      evens(a2, a6),
+      odds(a2, a6),
+      evens(a4, a8),
+      odds(a4, a8),
+      target,
+      16,
+    );
+  }
+}
+
+/**
+ * B applied along one input row of four tiles anywhere (their rows at s0..s3), one tile per
+ * lane: the rows are read as they are and transposed into columns; `side` vectors to `target`.
+ */
+@inline
+function rowOfTiles(s0: usize, s1: usize, s2: usize, s3: usize, side: i32, target: usize): void {
+  const a0 = v128.load(s0);
+  const a1 = v128.load(s1);
+  const a2 = v128.load(s2);
+  const a3 = v128.load(s3);
+  const d0 = column0(a0, a1, a2, a3);
+  const d1 = column1(a0, a1, a2, a3);
+  const d2 = column2(a0, a1, a2, a3);
+  const d3 = column3(a0, a1, a2, a3);
+  if (side == 4) {
+    inputTransform4(d0, d1, d2, d3, target, 16);
+    return;
+  }
+  const b0 = v128.load(s0, 16);
+  const b1 = v128.load(s1, 16);
+  const b2 = v128.load(s2, 16);
+  const b3 = v128.load(s3, 16);
+  inputTransform(d0, d1, d2, d3, column0(b0, b1, b2, b3), column1(b0, b1, b2, b3), target, 16);
+}
+
+/** Byte address in `padded` of the first input of tile `t` of a band (row by row, `tile` apart). */
+@inline
+function tileInput(padded: usize, t: i32, tilesAcross: i32, tile: i32, rowFloats: i32): usize {
+  const tileRow = t / tilesAcross;
+  return at(padded, (tileRow * rowFloats + (t - tileRow * tilesAcross)) * tile);
+}
+
+/**
+ * B^T d B for every tile (`tile` outputs across, `side` x `side` inputs) of a band of `tiles`
+ * tiles of one input channel (`padded`), stored as column `tile` of row `ci` of the side * side
+ * column-panel matrices at `transformed` (`matrixBytes` apart, `depth` rows). Four consecutive
+ * tiles of the band at a time, one per lane, whatever tile rows they are on: a band of 5 tiles
+ * across fills 7 groups of four, not 10 with 3 lanes in 8 idle. Four tiles on one tile row are
+ * read along it; others tile by tile. The last group's lanes past the band repeat its last
+ * tile, into the panel's padding columns.
  */
 function transformInput(
   padded: usize,
   rowFloats: i32,
   tile: i32,
   side: i32,
-  bandTileRows: i32,
+  tiles: i32,
   tilesAcross: i32,
   ci: i32,
   depth: i32,
   transformed: usize,
   matrixBytes: usize,
 ): void {
-  const groups = (tilesAcross + 3) >> 2;
   const points = side * side;
   const rowStep = <usize>side << 4;
-  for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
-    for (let group = 0; group < groups; group++) {
-      const source = at(padded, (tileRow * rowFloats + group * 4) * tile);
-      // Rows: B applied along each of the tile's input rows (lanes: tiles `tile` apart).
+  const rowBytes = <usize>rowFloats << 2;
+  const last = tiles - 1;
+  // Tile `first` is on tile row `tileRow`, `firstColumn` tiles in (counted along, not divided).
+  let tileRow = 0;
+  let firstColumn = 0;
+  for (let first = 0; first < tiles; first += 4) {
+    // Rows: B applied along each of the tiles' input rows (lane j: tile first + j).
+    let s0 = at(padded, (tileRow * rowFloats + firstColumn) * tile);
+    if (firstColumn + 4 <= tilesAcross) {
       for (let r = 0; r < side; r++) {
-        const row = at(source, r * rowFloats);
-        const target = rowsScratch + <usize>r * rowStep;
-        if (side == 4) {
-          const a0 = v128.load(row);
-          const a2 = v128.load(row, 8);
-          const a4 = v128.load(row, 16);
-          const a6 = v128.load(row, 24);
-          inputTransform4(evens(a0, a4), odds(a0, a4), evens(a2, a6), odds(a2, a6), target, 16);
-        } else if (tile == 4) {
-          const a0 = v128.load(row);
-          const a1 = v128.load(row, 16);
-          const a2 = v128.load(row, 32);
-          const a3 = v128.load(row, 48);
-          const a4 = v128.load(row, 64);
-          inputTransform(
-            column0(a0, a1, a2, a3),
-            column1(a0, a1, a2, a3),
-            column2(a0, a1, a2, a3),
-            column3(a0, a1, a2, a3),
-            column0(a1, a2, a3, a4),
-            column1(a1, a2, a3, a4),
-            target,
-            16,
-          );
-        } else {
-          const a0 = v128.load(row);
-          const a2 = v128.load(row, 8);
-          const a4 = v128.load(row, 16);
-          const a6 = v128.load(row, 24);
-          const a8 = v128.load(row, 32);
-          inputTransform(
-            evens(a0, a4),
-            odds(a0, a4),
-            evens(a2, a6),
-            odds(a2, a6),
-            evens(a4, a8),
-            odds(a4, a8),
-            target,
-            16,
-          );
-        }
+        rowAcross(s0, tile, side, rowsScratch + <usize>r * rowStep);
+        s0 += rowBytes;
       }
-      // Columns: B^T applied down each of the transformed columns, in place.
-      for (let l = 0; l < side; l++) {
-        const column = rowsScratch + (<usize>l << 4);
-        if (side == 4) {
-          inputTransform4(
-            v128.load(column),
-            v128.load(column + rowStep),
-            v128.load(column + 2 * rowStep),
-            v128.load(column + 3 * rowStep),
-            column,
-            rowStep,
-          );
-          continue;
-        }
-        inputTransform(
+    } else {
+      let s1 = tileInput(padded, min(first + 1, last), tilesAcross, tile, rowFloats);
+      let s2 = tileInput(padded, min(first + 2, last), tilesAcross, tile, rowFloats);
+      let s3 = tileInput(padded, min(first + 3, last), tilesAcross, tile, rowFloats);
+      for (let r = 0; r < side; r++) {
+        rowOfTiles(s0, s1, s2, s3, side, rowsScratch + <usize>r * rowStep);
+        s0 += rowBytes;
+        s1 += rowBytes;
+        s2 += rowBytes;
+        s3 += rowBytes;
+      }
+    }
+    // Columns: B^T applied down each of the transformed columns, in place.
+    for (let l = 0; l < side; l++) {
+      const column = rowsScratch + (<usize>l << 4);
+      if (side == 4) {
+        inputTransform4(
           v128.load(column),
           v128.load(column + rowStep),
           v128.load(column + 2 * rowStep),
           v128.load(column + 3 * rowStep),
-          v128.load(column + 4 * rowStep),
-          v128.load(column + 5 * rowStep),
           column,
           rowStep,
         );
+        continue;
       }
-      const first = tileRow * tilesAcross + group * 4;
-      const lanes = min(4, tilesAcross - group * 4);
-      let target = panelAt(transformed, depth, ci, first);
-      if (lanes == 4 && (first & 3) == 0) {
-        for (let point = 0; point < points; point++) {
-          v128.store(target, v128.load(rowsScratch + (<usize>point << 4)));
-          target += matrixBytes;
-        }
-      } else {
-        for (let point = 0; point < points; point++) {
-          const values = rowsScratch + (<usize>point << 4);
-          const matrix = transformed + <usize>point * matrixBytes;
-          for (let lane = 0; lane < lanes; lane++) {
-            store<f32>(panelAt(matrix, depth, ci, first + lane), load<f32>(values + (<usize>lane << 2)));
-          }
-        }
-      }
+      inputTransform(
+        v128.load(column),
+        v128.load(column + rowStep),
+        v128.load(column + 2 * rowStep),
+        v128.load(column + 3 * rowStep),
+        v128.load(column + 4 * rowStep),
+        v128.load(column + 5 * rowStep),
+        column,
+        rowStep,
+      );
     }
+    let target = panelAt(transformed, depth, ci, first);
+    for (let point = 0; point < points; point++) {
+      v128.store(target, v128.load(rowsScratch + (<usize>point << 4)));
+      target += matrixBytes;
+    }
+    for (firstColumn += 4; firstColumn >= tilesAcross; firstColumn -= tilesAcross) tileRow++;
   }
 }
 
@@ -530,15 +565,42 @@ function epilogue(values: v128, bias: v128, relu: bool, slopes: v128): v128 {
   return relu ? reluOf(y, slopes) : y;
 }
 
-/** Stores the first `count` lanes of `values` at `target` (all four when count >= 4). */
-@inline
-function storeLanes(target: usize, values: v128, count: i32): void {
-  if (count >= 4) {
-    v128.store(target, values);
-  } else {
-    if (count > 0) store<f32>(target, f32x4.extract_lane(values, 0));
-    if (count > 1) store<f32>(target, f32x4.extract_lane(values, 1), 4);
-    if (count > 2) store<f32>(target, f32x4.extract_lane(values, 2), 8);
+/**
+ * Writes the outputs of tiles first..first+3 of a band (fewer at its end), found in `results`
+ * as transformOutput leaves them, tile by tile into the output plane, clipped to it.
+ */
+function storeTilesApart(
+  results: usize,
+  first: i32,
+  tiles: i32,
+  tilesAcross: i32,
+  tile: i32,
+  firstTileRow: i32,
+  plane: usize,
+  outH: i32,
+  outW: i32,
+): void {
+  const outStep: usize = 4 * 16;
+  const lanes = min(4, tiles - first);
+  for (let lane = 0; lane < lanes; lane++) {
+    const t = first + lane;
+    const tileRow = t / tilesAcross;
+    const outColumn = (t - tileRow * tilesAcross) * tile;
+    const count = min(tile, outW - outColumn);
+    const firstOh = (firstTileRow + tileRow) * tile;
+    const rows = min(tile, outH - firstOh);
+    const values = results + (<usize>(lane * tile) << 2);
+    for (let r = 0; r < rows; r++) {
+      const from = values + <usize>r * outStep;
+      const target = at(plane, (firstOh + r) * outW + outColumn);
+      if (count == 4) {
+        v128.store(target, v128.load(from));
+      } else if (count == 2) {
+        store<u64>(target, load<u64>(from));
+      } else {
+        for (let k = 0; k < count; k++) store<f32>(at(target, k), load<f32>(at(from, k)));
+      }
+    }
   }
 }
 
@@ -546,7 +608,7 @@ function storeLanes(target: usize, values: v128, count: i32): void {
  * A^T m A for every tile (`tile` x `tile` outputs) of a band and output channel `co` (products:
  * `side` * `side` matrices [coutGroup x columns] at `products`, `matrixBytes` apart),
  * + `biasValue`, the ReLU when `relu`, written to the output plane `plane` from output row
- * tile*firstTileRow.
+ * tile*firstTileRow. Four consecutive tiles of the band at a time, as transformInput takes them.
  */
 function transformOutput(
   products: usize,
@@ -555,7 +617,7 @@ function transformOutput(
   side: i32,
   columns: i32,
   co: i32,
-  bandTileRows: i32,
+  tiles: i32,
   tilesAcross: i32,
   firstTileRow: i32,
   biasValue: f32,
@@ -565,49 +627,63 @@ function transformOutput(
   outH: i32,
   outW: i32,
 ): void {
-  const groups = (tilesAcross + 3) >> 2;
   const bias = f32x4.splat(biasValue);
   const slopes = f32x4.splat(slope);
   const rowStep = <usize>side << 4;
   const columnStep = <usize>side * matrixBytes;
   const outStep: usize = 4 * 16;
   const results = rowsScratch + 24 * 16;
-  for (let tileRow = 0; tileRow < bandTileRows; tileRow++) {
-    for (let group = 0; group < groups; group++) {
-      const source = at(products, co * columns + tileRow * tilesAcross + group * 4);
-      // Columns of the s x s products: A^T down each (tile x s results in rowsScratch).
-      for (let l = 0; l < side; l++) {
-        const column = source + <usize>l * matrixBytes;
-        outputTransform(tile, side, column, columnStep, rowsScratch + (<usize>l << 4), rowStep);
-      }
-      // Rows: A along each of them (tile x tile results, after the 24 read ones).
-      for (let r = 0; r < tile; r++) {
-        const row = rowsScratch + <usize>r * rowStep;
-        outputTransform(tile, side, row, 16, results + <usize>r * outStep, 16);
-      }
-      // Lane j of vector k of a result row is tile j's output k of that row.
-      const firstColumn = group * 4 * tile;
-      for (let r = 0; r < tile; r++) {
-        const oh = (firstTileRow + tileRow) * tile + r;
-        if (oh >= outH) break;
-        const row = results + <usize>r * outStep;
-        const outRow = at(plane, oh * outW + firstColumn);
-        const count = outW - firstColumn;
-        const y0 = epilogue(v128.load(row), bias, relu, slopes);
-        const y1 = epilogue(v128.load(row, 16), bias, relu, slopes);
-        if (tile == 4) {
-          const y2 = epilogue(v128.load(row, 32), bias, relu, slopes);
-          const y3 = epilogue(v128.load(row, 48), bias, relu, slopes);
-          storeLanes(outRow, column0(y0, y1, y2, y3), count);
-          if (count > 4) storeLanes(outRow + 16, column1(y0, y1, y2, y3), count - 4);
-          if (count > 8) storeLanes(outRow + 32, column2(y0, y1, y2, y3), count - 8);
-          if (count > 12) storeLanes(outRow + 48, column3(y0, y1, y2, y3), count - 12);
-        } else {
-          storeLanes(outRow, v128.shuffle<f32>(y0, y1, 0, 4, 1, 5), count);
-          if (count > 4) storeLanes(outRow + 16, v128.shuffle<f32>(y0, y1, 2, 6, 3, 7), count - 4);
-        }
+  // Tile `first` is on tile row `tileRow`, `firstColumn` tiles in (counted along, not divided).
+  let tileRow = 0;
+  let firstColumn = 0;
+  for (let first = 0; first < tiles; first += 4) {
+    const source = at(products, co * columns + first);
+    // Columns of the s x s products: A^T down each (tile x s results in rowsScratch).
+    for (let l = 0; l < side; l++) {
+      const column = source + <usize>l * matrixBytes;
+      outputTransform(tile, side, column, columnStep, rowsScratch + (<usize>l << 4), rowStep);
+    }
+    // Rows: A along each of them (tile x tile results, after the 24 read ones).
+    for (let r = 0; r < tile; r++) {
+      const row = rowsScratch + <usize>r * rowStep;
+      outputTransform(tile, side, row, 16, results + <usize>r * outStep, 16);
+    }
+    // Lane j of vector k of a result row is tile j's output k of that row: each row turned to
+    // the tiles' outputs one tile after the other (tile j's at `tile` * j floats).
+    for (let r = 0; r < tile; r++) {
+      const row = results + <usize>r * outStep;
+      const y0 = epilogue(v128.load(row), bias, relu, slopes);
+      const y1 = epilogue(v128.load(row, 16), bias, relu, slopes);
+      if (tile == 4) {
+        const y2 = epilogue(v128.load(row, 32), bias, relu, slopes);
+        const y3 = epilogue(v128.load(row, 48), bias, relu, slopes);
+        v128.store(row, column0(y0, y1, y2, y3));
+        v128.store(row, column1(y0, y1, y2, y3), 16);
+        v128.store(row, column2(y0, y1, y2, y3), 32);
+        v128.store(row, column3(y0, y1, y2, y3), 48);
+      } else {
+        v128.store(row, v128.shuffle<f32>(y0, y1, 0, 4, 1, 5));
+        v128.store(row, v128.shuffle<f32>(y0, y1, 2, 6, 3, 7), 16);
       }
     }
+    if ((firstColumn + 4) * tile <= outW) {
+      // Four whole tiles side by side on one tile row: their rows are the output rows'.
+      const firstOh = (firstTileRow + tileRow) * tile;
+      const rows = min(tile, outH - firstOh);
+      for (let r = 0; r < rows; r++) {
+        const from = results + <usize>r * outStep;
+        const target = at(plane, (firstOh + r) * outW + firstColumn * tile);
+        v128.store(target, v128.load(from));
+        v128.store(target, v128.load(from, 16), 16);
+        if (tile == 4) {
+          v128.store(target, v128.load(from, 32), 32);
+          v128.store(target, v128.load(from, 48), 48);
+        }
+      }
+    } else {
+      storeTilesApart(results, first, tiles, tilesAcross, tile, firstTileRow, plane, outH, outW);
+    }
+    for (firstColumn += 4; firstColumn >= tilesAcross; firstColumn -= tilesAcross) tileRow++;
   }
 }
 
@@ -682,7 +758,7 @@ export function winogradConvolution(
             rowFloats,
             tile,
             side,
-            tileRows,
+            tiles,
             tilesAcross,
             ci,
             cinGroup,
@@ -715,7 +791,7 @@ export function winogradConvolution(
             side,
             columns,
             co,
-            tileRows,
+            tiles,
             tilesAcross,
             firstTileRow,
             biasValue,
