@@ -53,10 +53,20 @@ function scaleAndActivate(values: v128, epilogue: usize, c: i32): v128 {
     value = f32x4.add(f32x4.mul(value, v128.load32_splat(at(e.scales, c * e.scaleStride))), zero);
   }
   if (e.slopes != 0) {
-    const slope = v128.load32_splat(at(e.slopes, c * e.slopeStride));
-    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slope, f32x4.min(value, zero)));
+    value = activation(value, v128.load32_splat(at(e.slopes, c * e.slopeStride)));
   }
   return value;
+}
+
+/**
+ * max(y, 0) + slope * min(y, 0), the relu kernel's arithmetic, for the epilogues' values, which
+ * are never NaN or -0 (integer sums, a bias, a positive scale, + 0): pmax/pmin (one instruction
+ * each on x86, where max/min take several for NaN and -0) give the same bits there.
+ */
+@inline
+function activation(y: v128, slope: v128): v128 {
+  const zero = f32x4.splat(0);
+  return f32x4.add(f32x4.pmax(y, zero), f32x4.mul(slope, f32x4.pmin(y, zero)));
 }
 
 /** Products per pass: a packed piece of B (KC/2 pairs x 8 columns, 4 KiB) stays in L1. */
@@ -783,14 +793,12 @@ function finishInRegisters(
   scales: v128,
   slopes: v128,
   scaled: bool,
-  activated: bool,
+  activate: bool,
 ): v128 {
   const zero = f32x4.splat(0);
   let value = f32x4.add(f32x4.sub(sums, corrections), biases);
   if (scaled) value = f32x4.add(f32x4.mul(value, scales), zero);
-  if (activated) {
-    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
-  }
+  if (activate) value = activation(value, slopes);
   return value;
 }
 

@@ -4,11 +4,16 @@
 
 import { at } from "./gemm";
 
-/** q = clamp(rint(f32(x * S)) + offset_d, -128, 127) of four lanes, as float32. */
+/**
+ * q = clamp(rint(f32(x * S)) + offset_d, -128, 127) of four lanes, as float32. The clamp takes
+ * pmax/pmin (one instruction each on x86, where max/min take several for NaN and -0): they give
+ * the same values here, the value compared first (NaN stays NaN, and no lane is -0: rint's -0
+ * plus an integer offset is +0).
+ */
 @inline
 export function quantizeLanes(x: v128, quantScale: v128, offset: v128): v128 {
   const shifted = f32x4.add(f32x4.nearest(f32x4.mul(x, quantScale)), offset);
-  return f32x4.min(f32x4.max(shifted, f32x4.splat(-128)), f32x4.splat(127));
+  return f32x4.pmin(f32x4.pmax(shifted, f32x4.splat(-128)), f32x4.splat(127));
 }
 
 /**
