@@ -665,6 +665,25 @@ Deno.test("ReLU (plain and negative_slope), TanH, Sigmoid, AbsVal, Power, Dropou
   }
 });
 
+Deno.test("ReLU computes Caffe's max(x, 0) + slope * min(x, 0) with std::max/min: -0 stays -0", async () => {
+  // std::max(a, b) is a < b ? b : a and std::min(a, b) is b < a ? b : a: the first argument
+  // unless the other is less, so -0 and NaN come through; 9 values, so a tail of one too.
+  const values = [-0, 0, NaN, -Infinity, Infinity, -2, 3, 1e-45, -0];
+  const x: Tensor = { shape: [1, 1, 1, values.length], data: Float32Array.from(values) };
+  for (const slope of [0, 0.1]) {
+    const text = `type: "ReLU" top: "y" relu_param { negative_slope: ${slope} }`;
+    const [y] = await runLayer(text, [x]);
+    const expected = values.map((v) => {
+      const max = v < 0 ? 0 : v;
+      const min = 0 < v ? 0 : v;
+      return Math.fround(max + Math.fround(Math.fround(slope) * min));
+    });
+    for (const [i, v] of expected.entries()) {
+      assert.ok(Object.is(y.data[i], v), `${text}: ReLU(${values[i]}) = ${y.data[i]}, not ${v}`);
+    }
+  }
+});
+
 Deno.test("PReLU: per channel and channel_shared", async () => {
   const x = tensor([2, 4, 3, 5], 42);
   const slopes = blob([4], 43);

@@ -4,7 +4,7 @@
 // Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
 // geometry one of a Window (assembly/engine/window.ts).
 
-import { prelu as preluKernel, relu as reluKernel } from "./elementwise";
+import { prelu as preluKernel, relu as reluKernel, reluLanes } from "./elementwise";
 import {
   at,
   fourFloats,
@@ -514,10 +514,7 @@ function depthwiseRow<T>(
 @inline
 function finish<T>(sum: v128, biasLanes: v128, relu: bool, slopes: v128): v128 {
   let value = v128.add<T>(sum, biasLanes);
-  if (!isInteger<T>() && relu) {
-    const zero = f32x4.splat(0);
-    value = f32x4.add(f32x4.max(value, zero), f32x4.mul(slopes, f32x4.min(value, zero)));
-  }
+  if (!isInteger<T>() && relu) value = reluLanes(value, slopes);
   return value;
 }
 

@@ -15,6 +15,7 @@
 
 import { im2colColumns, taps3 } from "./conv";
 import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
+import { reluLanes } from "./elementwise";
 import { at, storeFirstLanes } from "./gemm";
 import { quantizeLanes } from "./quant";
 import { endInside, firstInside, Window } from "./window";
@@ -53,20 +54,9 @@ function scaleAndActivate(values: v128, epilogue: usize, c: i32): v128 {
     value = f32x4.add(f32x4.mul(value, v128.load32_splat(at(e.scales, c * e.scaleStride))), zero);
   }
   if (e.slopes != 0) {
-    value = activation(value, v128.load32_splat(at(e.slopes, c * e.slopeStride)));
+    value = reluLanes(value, v128.load32_splat(at(e.slopes, c * e.slopeStride)));
   }
   return value;
-}
-
-/**
- * max(y, 0) + slope * min(y, 0), the relu kernel's arithmetic, for the epilogues' values, which
- * are never NaN or -0 (integer sums, a bias, a positive scale, + 0): pmax/pmin (one instruction
- * each on x86, where max/min take several for NaN and -0) give the same bits there.
- */
-@inline
-function activation(y: v128, slope: v128): v128 {
-  const zero = f32x4.splat(0);
-  return f32x4.add(f32x4.pmax(y, zero), f32x4.mul(slope, f32x4.pmin(y, zero)));
 }
 
 /** Products per pass: a packed piece of B (KC/2 pairs x 8 columns, 4 KiB) stays in L1. */
@@ -798,7 +788,7 @@ function finishInRegisters(
   const zero = f32x4.splat(0);
   let value = f32x4.add(f32x4.sub(sums, corrections), biases);
   if (scaled) value = f32x4.add(f32x4.mul(value, scales), zero);
-  if (activate) value = activation(value, slopes);
+  if (activate) value = reluLanes(value, slopes);
   return value;
 }
 

@@ -5,6 +5,7 @@
 // order of k in one float32 accumulator, then adds its row's bias and applies the ReLU, as the
 // unpacked loops did (same results to the bit).
 
+import { reluLanes } from "./elementwise";
 import { at, madd } from "./gemm";
 
 /** Rows of A per panel. */
@@ -183,12 +184,6 @@ function slopeLanes(slopes: usize, slope: f32, r: i32, rows: i32): v128 {
   return slopes == 0 ? f32x4.splat(slope) : v128.load32_splat(at(slopes, r < rows ? r : 0));
 }
 
-/** The ReLU of `v`, as the relu kernel computes it. */
-@inline
-function reluOf(v: v128, slopes: v128): v128 {
-  const zero = f32x4.splat(0);
-  return f32x4.add(f32x4.max(v, zero), f32x4.mul(slopes, f32x4.min(v, zero)));
-}
 
 /**
  * The 4 x 8 tile at `target` (rows `ldc` apart) over `kc` products, B's eight columns for
@@ -297,14 +292,14 @@ function tile(
     const slopes1 = slopeLanes(slopes, slope, 1, rows);
     const slopes2 = slopeLanes(slopes, slope, 2, rows);
     const slopes3 = slopeLanes(slopes, slope, 3, rows);
-    s00 = reluOf(s00, slopes0);
-    if (wide) s01 = reluOf(s01, slopes0);
-    s10 = reluOf(s10, slopes1);
-    if (wide) s11 = reluOf(s11, slopes1);
-    s20 = reluOf(s20, slopes2);
-    if (wide) s21 = reluOf(s21, slopes2);
-    s30 = reluOf(s30, slopes3);
-    if (wide) s31 = reluOf(s31, slopes3);
+    s00 = reluLanes(s00, slopes0);
+    if (wide) s01 = reluLanes(s01, slopes0);
+    s10 = reluLanes(s10, slopes1);
+    if (wide) s11 = reluLanes(s11, slopes1);
+    s20 = reluLanes(s20, slopes2);
+    if (wide) s21 = reluLanes(s21, slopes2);
+    s30 = reluLanes(s30, slopes3);
+    if (wide) s31 = reluLanes(s31, slopes3);
   }
   v128.store(c0, s00);
   if (wide) v128.store(c0, s01, 16);

@@ -14,6 +14,7 @@
 // form (the transforms add and scale before the products): outputs agree within a few float32
 // ulps of the sum of |products| over the tile's reach.
 
+import { reluLanes } from "./elementwise";
 import { at } from "./gemm";
 import { COLUMNS, gemmPanels, packedColumnsBytes, packedRowsBytes, panelAt } from "./panels";
 
@@ -551,18 +552,12 @@ function outputTransform(
   }
 }
 
-/** The ReLU of `v`, as the relu kernel computes it. */
-@inline
-function reluOf(v: v128, slopes: v128): v128 {
-  const zero = f32x4.splat(0);
-  return f32x4.add(f32x4.max(v, zero), f32x4.mul(slopes, f32x4.min(v, zero)));
-}
 
 /** `values` + `bias`, then the ReLU when `relu`. */
 @inline
 function epilogue(values: v128, bias: v128, relu: bool, slopes: v128): v128 {
   const y = f32x4.add(values, bias);
-  return relu ? reluOf(y, slopes) : y;
+  return relu ? reluLanes(y, slopes) : y;
 }
 
 /**
