@@ -19,7 +19,10 @@
  * first one's time is the `first` column), then `--runs` (default 5) rounds of floor + conversion;
  * medians are shown. The in-process figures are those of a script converting model after model:
  * V8 keeps re-compiling hot code over the first conversions (Node's ResNet-50 took 570, 437, 281,
- * 358, 234 ms for its first five). The CLI rows are cold by design. Peak memory is the process's
+ * 358, 234 ms for its first five), and no garbage collection is forced between the rounds, as such
+ * a script forces none (a forced one shrinks V8's young generation, which the next conversion's
+ * record parse, ResNet-50's 53 k fields, then pays to grow again: its record stage took 39–50 ms
+ * after one, 17–31 ms without). The CLI rows are cold by design. Peak memory is the process's
  * VmHWM (Linux), reset before each warm-up conversion through /proc/self/clear_refs after a
  * garbage collection; the largest is shown (the warm-ups come before any floor measurement, whose
  * whole-file read the allocator may keep in the process after it is freed). Node runs an esbuild
@@ -214,9 +217,7 @@ async function measure(
   const totals: number[] = [];
   const stageRuns: Record<string, number>[] = [];
   for (let run = 0; run < runs; run++) {
-    collectGarbage();
     floors.push(await ioFloor(paths, sizes, outDir));
-    collectGarbage();
     const started = performance.now();
     const report = await convertModel(options);
     totals.push(performance.now() - started);
