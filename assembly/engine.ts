@@ -51,6 +51,7 @@ export {
   int8ToFloat,
   packWeightPairs,
   packWeightRows,
+  pointwisePairs,
   weightPairsBytes,
 } from "./engine/intconv";
 export {

@@ -272,21 +272,50 @@ export function packWeightRows(
 }
 
 /**
- * Packs B[k0..k1, n0..n0+columns) of int16 B (rows `ldb` apart) into `panel`: per pair of rows
- * (p, p+1), 8 columns of (B[p, col], B[p+1, col]); missing columns and a missing last row are 0.
+ * Packs B[k0..k1, n0..n0+columns) of B (rows `ldb` apart) into `panel`: per pair of rows (p,
+ * p+1), 8 columns of (B[p, col], B[p+1, col]) as int16; missing columns and a missing last row
+ * are 0. B is int16 differences (T = i16), or float32 (T = f32) turned into them here as
+ * int16Differences does (the Quant layer's q less `offset`, quantized first when `quantize`).
  */
-function packPanel(b: usize, ldb: i32, k0: i32, k1: i32, n0: i32, columns: i32): void {
+@inline
+function packPanel<T>(
+  b: usize,
+  ldb: i32,
+  k0: i32,
+  k1: i32,
+  n0: i32,
+  columns: i32,
+  quantize: bool,
+  quantScale: f32,
+  offset: i32,
+): void {
   const pairs = (k1 - k0 + 1) >> 1;
   const zero = i32x4.splat(0);
+  const scales = f32x4.splat(quantScale);
+  const offsetsF = f32x4.splat(<f32>offset);
+  const shifts = i32x4.splat(ROUNDER_BITS + offset);
+  const rowBytes = <usize>ldb << alignof<T>();
   let target = panel;
   for (let q = 0; q < pairs; q++) {
     const p = k0 + 2 * q;
     const second = p + 1 < k1;
-    const low = at16(b, p * ldb + n0);
-    const high = at16(low, ldb);
+    const low = b + (<usize>(p * ldb + n0) << alignof<T>());
+    const high = low + rowBytes;
     if (columns == 8) {
-      const lows = v128.load(low);
-      const highs = second ? v128.load(high) : zero;
+      let lows = v128.load(low);
+      let highs = second ? v128.load(high) : zero;
+      if (sizeof<T>() == 4) {
+        lows = i16x8.narrow_i32x4_s(
+          differenceLanes(lows, quantize, scales, offsetsF, shifts),
+          differenceLanes(v128.load(low, 16), quantize, scales, offsetsF, shifts),
+        );
+        highs = second
+          ? i16x8.narrow_i32x4_s(
+            differenceLanes(highs, quantize, scales, offsetsF, shifts),
+            differenceLanes(v128.load(high, 16), quantize, scales, offsetsF, shifts),
+          )
+          : zero;
+      }
       v128.store(
         target,
         i8x16.shuffle(lows, highs, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
@@ -299,8 +328,17 @@ function packPanel(b: usize, ldb: i32, k0: i32, k1: i32, n0: i32, columns: i32):
     } else {
       for (let col = 0; col < 8; col++) {
         const inside = col < columns;
-        const first = inside ? load<i16>(at16(low, col)) : <i16>0;
-        const next = inside && second ? load<i16>(at16(high, col)) : <i16>0;
+        let first: i16 = 0;
+        let next: i16 = 0;
+        if (sizeof<T>() == 4) {
+          if (inside) first = differenceOf(low + (<usize>col << 2), quantize, scales, offsetsF, shifts);
+          if (inside && second) {
+            next = differenceOf(high + (<usize>col << 2), quantize, scales, offsetsF, shifts);
+          }
+        } else {
+          if (inside) first = load<i16>(at16(low, col));
+          if (inside && second) next = load<i16>(at16(high, col));
+        }
         store<i16>(target + (<usize>col << 2), first);
         store<i16>(target + (<usize>col << 2), next, 2);
       }
@@ -309,12 +347,27 @@ function packPanel(b: usize, ldb: i32, k0: i32, k1: i32, n0: i32, columns: i32):
   }
 }
 
+/** The difference of the one float at `from`, as differenceLanes makes it, as int16. */
+@inline
+function differenceOf(
+  from: usize,
+  quantize: bool,
+  scales: v128,
+  offsetsF: v128,
+  shifts: v128,
+): i16 {
+  const lanes = differenceLanes(f32x4.splat(load<f32>(from)), quantize, scales, offsetsF, shifts);
+  return <i16>i32x4.extract_lane(lanes, 0);
+}
+
 /**
- * C[m, n] = A x B in int32 (rows of C `ldc` apart): A as weight pairs of A[m, k], B int16
- * row-major [k, n] with rows `ldb` apart. Exact (wrapping) int32 sums, finished by the epilogue
- * at `epilogue` (row r is output channel channel0 + r) when it is not 0.
+ * C[m, n] = A x B in int32 (rows of C `ldc` apart): A as weight pairs of A[m, k], B row-major [k,
+ * n] with rows `ldb` apart, of T: int16 differences, or float32 made into them as B is packed
+ * (packPanel: the Quant layer's q less `offset`, quantized first when `quantize`), which saves the
+ * int16 copy of B a pass of its own would write and read. Exact (wrapping) int32 sums, finished by
+ * the epilogue at `epilogue` (row r is output channel channel0 + r) when it is not 0.
  */
-export function gemmPairs(
+export function gemmPairs<T>(
   m: i32,
   n: i32,
   k: i32,
@@ -325,6 +378,9 @@ export function gemmPairs(
   ldc: i32,
   epilogue: usize,
   channel0: i32,
+  quantize: bool,
+  quantScale: f32,
+  offset: i32,
 ): void {
   const allPairs = (k + 1) >> 1;
   for (let k0 = 0; k0 < k; k0 += KC) {
@@ -334,7 +390,7 @@ export function gemmPairs(
     const finish = k1 == k ? epilogue : 0;
     for (let n0 = 0; n0 < n; n0 += 8) {
       const columns = min(8, n - n0);
-      packPanel(b, ldb, k0, k1, n0, columns);
+      packPanel<T>(b, ldb, k0, k1, n0, columns, quantize, quantScale, offset);
       for (let row = 0; row < m; row += 4) {
         const ap = packedA + ((<usize>(row >> 2) * <usize>allPairs + <usize>(k0 >> 1)) << 4);
         const rows = min(4, m - row);
@@ -475,7 +531,7 @@ export function convolutionPairs(
       const packed = weights + <usize>g * groupBytes;
       const channel0 = g * coutGroup;
       if (direct) {
-        gemmPairs(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial, epilogue, channel0);
+        gemmPairs<i16>(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial, epilogue, channel0, false, 0, 0);
         continue;
       }
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
@@ -483,8 +539,56 @@ export function convolutionPairs(
         const columns = (rowEnd - rowStart) * outW;
         im2colColumns<i16>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
         const band = at(yGroup, rowStart * outW);
-        gemmPairs(coutGroup, columns, depth, packed, col, columns, band, spatial, epilogue, channel0);
+        gemmPairs<i16>(coutGroup, columns, depth, packed, col, columns, band, spatial, epilogue, channel0, false, 0, 0);
       }
+    }
+  }
+}
+
+/**
+ * The integer 1x1 Convolution at stride 1 without pad on float input x [N, cin, spatial]: the
+ * Quant layer's q (or, when `quantize`, the values it quantizes with `quantScale`), whose
+ * differences q - `offset` the matrix product makes as it packs them (convolutionPairs reads
+ * them from an int16 copy made by int16Differences first); otherwise as convolutionPairs, the
+ * same bits.
+ */
+export function pointwisePairs(
+  x: usize,
+  batch: i32,
+  cin: i32,
+  spatial: i32,
+  weights: usize,
+  cout: i32,
+  groups: i32,
+  y: usize,
+  epilogue: usize,
+  quantize: bool,
+  quantScale: f32,
+  offset: i32,
+): void {
+  const cinGroup = cin / groups;
+  const coutGroup = cout / groups;
+  const groupBytes = <usize>weightPairsBytes(coutGroup, cinGroup);
+  for (let n = 0; n < batch; n++) {
+    for (let g = 0; g < groups; g++) {
+      const xGroup = at(x, (n * cin + g * cinGroup) * spatial);
+      const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
+      const packed = weights + <usize>g * groupBytes;
+      gemmPairs<f32>(
+        coutGroup,
+        spatial,
+        cinGroup,
+        packed,
+        xGroup,
+        spatial,
+        yGroup,
+        spatial,
+        epilogue,
+        g * coutGroup,
+        quantize,
+        quantScale,
+        offset,
+      );
     }
   }
 }
@@ -571,7 +675,7 @@ export function deconvolutionPairs(
         const rowEnd = min(rowStart + bandRows, height);
         const columns = (rowEnd - rowStart) * width;
         const band = at16(xGroup, rowStart * width);
-        gemmPairs(depth, columns, cinGroup, packed, band, spatial, col, columns, 0, 0);
+        gemmPairs<i16>(depth, columns, cinGroup, packed, band, spatial, col, columns, 0, 0, false, 0, 0);
         col2im32(col, coutGroup, outH, outW, window, rowStart, rowEnd, width, yGroup);
       }
     }

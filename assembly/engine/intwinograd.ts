@@ -440,7 +440,7 @@ export function intWinogradConvolution(
           transformInput(plane, paddedW, firstTileRow, tileRows, tilesAcross, ci, stride, inputs, inputBytes);
         }
         for (let point = 0; point < POINTS; point++) {
-          gemmPairs(
+          gemmPairs<i16>(
             coutGroup,
             columns,
             cinGroup,
@@ -449,6 +449,9 @@ export function intWinogradConvolution(
             stride,
             products + <usize>point * productBytes,
             columns,
+            0,
+            0,
+            false,
             0,
             0,
           );

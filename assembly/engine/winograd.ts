@@ -9,10 +9,9 @@
 // panels of assembly/engine/panels.ts. B^T (s x s) depends only on the points, so the two 6x6
 // forms share the input transform; G (s x r) and A^T (m x s) are the form's. The weight transform
 // G g G^T is a separate export so that a caller may keep its result across runs. Transforms run
-// on four consecutive tiles of a band at a time (one per SIMD lane), whatever tile rows they
-// are on. Rounding differs from the direct
-// form (the transforms add and scale before the products): outputs agree within a few float32
-// ulps of the sum of |products| over the tile's reach.
+// on four consecutive tiles of a band at a time (one per SIMD lane), whatever tile rows they are
+// on. Rounding differs from the direct form (the transforms add and scale before the products):
+// outputs agree within a few float32 ulps of the sum of |products| over the tile's reach.
 
 import { reluLanes } from "./elementwise";
 import { at } from "./gemm";

@@ -437,6 +437,20 @@ interface EngineExports {
     packed: number,
   ): void;
   convolutionPairs(...args: [...IntegerConvolutionArgsIn, epilogue: number]): void;
+  pointwisePairs(
+    x: number,
+    batch: number,
+    cin: number,
+    spatial: number,
+    weights: number,
+    cout: number,
+    groups: number,
+    y: number,
+    epilogue: number,
+    quantize: boolean,
+    quantScale: number,
+    offset: number,
+  ): void;
   deconvolutionPairs(...args: IntegerConvolutionArgsIn): void;
   depthwise3x3Int(
     x: number,
@@ -1079,6 +1093,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
     const depthwise = !winograd && !transposed && groups === channels && groups === outputs &&
       kernelH === 3 && kernelW === 3 && window.stride[1] <= 2;
+    // 1x1 kernels at stride 1 without pad read their float input in place, made into
+    // differences as the product packs it (no int16 copy of the input first).
+    const pointwise = !winograd && !transposed && taps === 1 && window.stride[0] === 1 &&
+      window.stride[1] === 1 && window.pad[0] === 0 && window.pad[1] === 0;
     const packing: Int8Packing = winograd
       ? { kind: "winograd", groups, outputs, cinGroup }
       : depthwise
@@ -1174,6 +1192,25 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           scratchAt,
           quantize,
           quantScale,
+        );
+        return postOpsOut(epilogue.rest, yAt, outCount);
+      }
+      if (pointwise) {
+        const floatAt = wasm.copyIn(x);
+        const yAt = wasm.alloc(outCount * 4);
+        kernels.pointwisePairs(
+          floatAt,
+          batch,
+          channels,
+          height * width,
+          weightsAt,
+          outputs,
+          groups,
+          yAt,
+          epilogueAt,
+          quantize,
+          quantScale,
+          offsetD,
         );
         return postOpsOut(epilogue.rest, yAt, outCount);
       }
