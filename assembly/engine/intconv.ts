@@ -491,11 +491,10 @@ function tile(
   v128.store(c3, s31, 16);
 }
 
-
 /**
  * The integer Convolution: for each image and group, acc_g = W_g x im2col(d_g) in int32, in bands
- * of `bandRows` output rows, 1x1/stride 1/no pad kernels reading d directly. `x` holds the int16
- * differences d [N, cin, H, W]; `weights` the weight pairs of each group's [cout/group, depth]
+ * of `bandRows` output rows (1x1 kernels at stride 1 without pad read their input in place
+ * instead: pointwisePairs). `x` holds the int16 differences d [N, cin, H, W]; `weights` the weight pairs of each group's [cout/group, depth]
  * (weightPairsBytes apart); `col` int16 scratch of depth*bandRows*outW; y gets [N, cout, outH,
  * outW]: the int32 sums, or as the epilogue at `epilogue` (when not 0) leaves them.
  */
@@ -522,18 +521,12 @@ export function convolutionPairs(
   const depth = cinGroup * window.kernelH * window.kernelW;
   const spatial = outH * outW;
   const groupBytes = <usize>weightPairsBytes(coutGroup, depth);
-  const direct = window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 &&
-    window.strideW == 1 && window.padH == 0 && window.padW == 0;
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
       const xGroup = at16(x, (n * cin + g * cinGroup) * height * width);
       const yGroup = at(y, (n * cout + g * coutGroup) * spatial);
       const packed = weights + <usize>g * groupBytes;
       const channel0 = g * coutGroup;
-      if (direct) {
-        gemmPairs<i16>(coutGroup, spatial, depth, packed, xGroup, spatial, yGroup, spatial, epilogue, channel0, false, 0, 0);
-        continue;
-      }
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
@@ -547,10 +540,9 @@ export function convolutionPairs(
 
 /**
  * The integer 1x1 Convolution at stride 1 without pad on float input x [N, cin, spatial]: the
- * Quant layer's q (or, when `quantize`, the values it quantizes with `quantScale`), whose
- * differences q - `offset` the matrix product makes as it packs them (convolutionPairs reads
- * them from an int16 copy made by int16Differences first); otherwise as convolutionPairs, the
- * same bits.
+ * Quant layer's q (or, when `quantize`, the values it quantizes with `quantScale`), read in place,
+ * whose differences q - `offset` the matrix product makes as it packs them (no int16 copy by
+ * int16Differences first, no im2col); otherwise as convolutionPairs.
  */
 export function pointwisePairs(
   x: usize,

@@ -1171,6 +1171,25 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       wasm.reset();
       const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
       const epilogueAt = epilogueIn(biasAt, epilogue);
+      if (pointwise) {
+        const floatAt = wasm.copyIn(x);
+        const yAt = wasm.alloc(outCount * 4);
+        kernels.pointwisePairs(
+          floatAt,
+          batch,
+          channels,
+          height * width,
+          weightsAt,
+          outputs,
+          groups,
+          yAt,
+          epilogueAt,
+          quantize,
+          quantScale,
+          offsetD,
+        );
+        return postOpsOut(epilogue.rest, yAt, outCount);
+      }
       const geometryAt = geometryIn(window);
       if (depthwise) {
         const xAt = wasm.copyIn(x);
@@ -1192,25 +1211,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           scratchAt,
           quantize,
           quantScale,
-        );
-        return postOpsOut(epilogue.rest, yAt, outCount);
-      }
-      if (pointwise) {
-        const floatAt = wasm.copyIn(x);
-        const yAt = wasm.alloc(outCount * 4);
-        kernels.pointwisePairs(
-          floatAt,
-          batch,
-          channels,
-          height * width,
-          weightsAt,
-          outputs,
-          groups,
-          yAt,
-          epilogueAt,
-          quantize,
-          quantScale,
-          offsetD,
         );
         return postOpsOut(epilogue.rest, yAt, outCount);
       }
