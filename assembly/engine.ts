@@ -45,7 +45,6 @@ export {
   convolutionPairs,
   deconvolutionPairs,
   depthwise3x3Int,
-  depthwiseIntScratchBytes,
   innerProductRows,
   int16Differences,
   int8ToFloat,
@@ -91,9 +90,9 @@ export function convolution(
   );
 }
 
-/** Bytes of scratch a float depthwise convolution needs; see assembly/engine/conv.ts. */
-export function depthwiseScratchBytes(width: i32, outH: i32, outW: i32, geometry: usize): i32 {
-  return conv.depthwiseScratchBytes(width, outH, outW, geometry);
+/** Bytes of scratch a 3x3 depthwise convolution (float or integer) needs; see assembly/engine/conv.ts. */
+export function depthwiseScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
+  return conv.depthwiseScratchBytes(outH, outW, geometry);
 }
 
 /** Bytes of float convolution weights packed by packConvolutionWeights. */

@@ -1,6 +1,7 @@
 // A plane copied inside a border into scratch, so that a kernel reads every window whole with
 // plain loads and no per-output edge code: MAX pooling (a border of -FLT_MAX, which no comparison
-// takes) and the integer 3x3 depthwise convolution (a border of offset_d, where q - offset_d is 0).
+// takes) and the 3x3 depthwise convolutions (a border of zeros, or for the integer one of offset_d,
+// where q - offset_d is 0).
 // Arguments are byte offsets into caller memory, the window geometry one of a Window.
 
 import { at, copyFloats } from "./gemm";

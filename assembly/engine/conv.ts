@@ -4,6 +4,7 @@
 // Tensors are NCHW; arguments are byte offsets into linear memory owned by the caller, the window
 // geometry one of a Window (assembly/engine/window.ts).
 
+import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
 import { prelu as preluKernel, relu as reluKernel, reluLanes } from "./elementwise";
 import {
   at,
@@ -247,35 +248,37 @@ function depthwise<T>(
   }
 }
 
-/** Floats per row of the zero-padded plane depthwise3x3 reads: every vector load inside it. */
-function paddedWidth(width: i32, window: Window, outW: i32): i32 {
-  const lastOutput = (((outW + 7) >> 3) << 3) - 1;
-  const reach = lastOutput * window.strideW + 2 * window.dilationW + 4;
-  return (max(width + 2 * window.padW, reach) + 3) & ~3;
-}
-
-/** Rows of the zero-padded plane depthwise3x3 reads. */
+/** Rows of the bordered plane a 3x3 depthwise kernel reads: every output row's three taps. */
 @inline
-function paddedRows(outH: i32, window: Window): i32 {
-  return (outH - 1) * window.strideH + 2 * window.dilationH + 1;
+export function depthwiseRows3x3(window: Window, outH: i32): i32 {
+  return borderedRows(window, outH, 2 * window.dilationH + 1);
 }
 
 /**
- * Bytes of scratch (set by setGemmScratch) a depthwise convolution needs: a zero-padded input
- * plane for 3x3 kernels at column stride 1 or 2, none otherwise.
+ * Columns of the bordered plane a 3x3 depthwise kernel reads: at column stride 2 the three floats
+ * past the last tap that its loads take (taps3 reads twelve floats for four outputs).
  */
-export function depthwiseScratchBytes(width: i32, outH: i32, outW: i32, geometry: usize): i32 {
+@inline
+export function depthwiseColumns3x3(window: Window, outW: i32): i32 {
+  return borderedColumns(window, outW, 2 * window.dilationW + 1, window.strideW == 2 ? 3 : 0);
+}
+
+/**
+ * Bytes of scratch a 3x3 depthwise convolution at column stride 1 or 2 needs (the float one's
+ * is set by setGemmScratch; the integer one takes it as an argument): one input plane inside a
+ * border (depthwisePlanes), 0 for other kernels.
+ */
+export function depthwiseScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
   const window = changetype<Window>(geometry);
   if (window.kernelH != 3 || window.kernelW != 3 || window.strideW > 2) return 0;
-  return (paddedRows(outH, window) * paddedWidth(width, window, outW) + 4) * 4;
+  return depthwiseRows3x3(window, outH) * depthwiseColumns3x3(window, outW) * 4;
 }
 
 /**
  * 3x3 depthwise convolution at stride 1 or 2 (any pad and dilation): per plane, the input is
- * copied into a zero-padded plane (packing scratch; depthwiseScratchBytes) so that every tap is a
- * plain load, then per output row eight outputs at a time with the nine taps in registers; then
- * + bias and the ReLU. Each output sums its nine taps in order (rows, then columns; taps in the
- * padding multiply zeros), then adds the bias.
+ * copied into a zero border (packing scratch; depthwiseScratchBytes) so that every tap is a plain
+ * load, then depthwisePlane. Each output sums its nine taps in order (rows, then columns; taps in
+ * the padding multiply zeros), then adds the bias.
  */
 function depthwise3x3<T>(
   x: usize,
@@ -293,72 +296,60 @@ function depthwise3x3<T>(
   slope: f32,
   slopes: usize,
 ): void {
+  const rows = depthwiseRows3x3(window, outH);
+  const columns = depthwiseColumns3x3(window, outW);
+  const padded = packedA();
+  const zero = v128.splat<T>(<T>0);
+  fillBorder(padded, rows, columns, 0);
+  for (let plane = 0; plane < batch * channels; plane++) {
+    const channel = plane % channels;
+    copyInsideBorder(at(x, plane * height * width), height, width, window, rows, columns, padded, false, 0, 0);
+    const biasLanes = bias == 0 ? zero : v128.splat<T>(load<T>(at(bias, channel)));
+    const planeSlopes = f32x4.splat(slopes == 0 ? slope : load<f32>(at(slopes, channel)));
+    const target = at(y, plane * outH * outW);
+    const kernel = at(weights, channel * 9);
+    depthwisePlane<T>(padded, columns, window, outH, outW, target, kernel, biasLanes, relu, planeSlopes, false, zero, false, zero);
+  }
+}
+
+/**
+ * The outputs of one 3x3 depthwise plane at `target` from its bordered copy `padded` (rows of
+ * `columns` floats, every tap inside) and its nine weights at `kernel`: depthwiseRows with the
+ * common strides and dilations as constants. Each four sums are finished as finish does.
+ */
+@inline
+export function depthwisePlane<T>(
+  padded: usize,
+  columns: i32,
+  window: Window,
+  outH: i32,
+  outW: i32,
+  target: usize,
+  kernel: usize,
+  biases: v128,
+  activated: bool,
+  slopes: v128,
+  corrected: bool,
+  corrections: v128,
+  scaled: bool,
+  scales: v128,
+): void {
   const sh = window.strideH;
   const sw = window.strideW;
   const dh = window.dilationH;
   const dw = window.dilationW;
-  const padW = paddedWidth(width, window, outW);
-  const rows = paddedRows(outH, window);
-  const padded = packedA();
-  const planes = batch * channels;
-  for (let plane = 0; plane < planes; plane++) {
-    const channel = plane % channels;
-    padPlane(at(x, plane * height * width), height, width, window, rows, padW, padded);
-    const target = at(y, plane * outH * outW);
-    const kernel = at(weights, channel * 9);
-    const biasValue: T = bias == 0 ? <T>0 : load<T>(at(bias, channel));
-    const planeSlope = slopes == 0 ? slope : load<f32>(at(slopes, channel));
-    if (sh == 1 && sw == 1 && dh == 1 && dw == 1) {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, 1, 1, 1, 1);
-    } else if (sh == 2 && sw == 2 && dh == 1 && dw == 1) {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, 2, 2, 1, 1);
-    } else {
-      depthwiseRows<T>(padded, padW, outH, outW, target, kernel, biasValue, relu, planeSlope, sh, sw, dh, dw);
-    }
+  if (sh == 1 && sw == 1 && dh == 1 && dw == 1) {
+    depthwiseRows<T>(padded, columns, outH, outW, target, kernel, biases, activated, slopes, corrected, corrections, scaled, scales, 1, 1, 1, 1);
+  } else if (sh == 2 && sw == 2 && dh == 1 && dw == 1) {
+    depthwiseRows<T>(padded, columns, outH, outW, target, kernel, biases, activated, slopes, corrected, corrections, scaled, scales, 2, 2, 1, 1);
+  } else {
+    depthwiseRows<T>(padded, columns, outH, outW, target, kernel, biases, activated, slopes, corrected, corrections, scaled, scales, sh, sw, dh, dw);
   }
 }
 
 /**
- * Copies an input plane into `rows` rows of `padW` floats (a multiple of 4) at `target`: padH
- * rows of zeros, then each input row after padW zeros and followed by zeros, then zero rows
- * (the scratch has four floats of slack after the last row).
- */
-function padPlane(
-  source: usize,
-  height: i32,
-  width: i32,
-  window: Window,
-  rows: i32,
-  padW: i32,
-  target: usize,
-): void {
-  const rowBytes = <usize>padW << 2;
-  const zero = f32x4.splat(0);
-  const left = window.padW;
-  const vectorEnd = width & ~3;
-  let row = target;
-  for (let r = 0; r < rows; r++) {
-    const ih = r - window.padH;
-    if (ih < 0 || ih >= height) {
-      for (let offset: usize = 0; offset < rowBytes; offset += 16) v128.store(row + offset, zero);
-    } else {
-      // Zeros before the row, the row, then zeros to the end (the last store may run up to
-      // three floats into the next row, written after, or into the scratch's slack).
-      for (let c = 0; c < left; c += 4) v128.store(at(row, c), zero);
-      const from = at(source, ih * width);
-      const to = at(row, left);
-      let c = 0;
-      for (; c < vectorEnd; c += 4) v128.store(at(to, c), v128.load(at(from, c)));
-      for (; c < width; c++) store<f32>(at(to, c), load<f32>(at(from, c)));
-      for (c = left + width; c < padW; c += 4) v128.store(at(row, c), zero);
-    }
-    row += rowBytes;
-  }
-}
-
-/**
- * The outputs of one plane from its zero-padded copy (`padW` floats per row): two output rows at
- * a time, eight outputs of each per step (four sums in flight; at stride 1 and dilation 1 the two
+ * The outputs of one plane from its bordered copy (`padW` floats per row), each four finished by
+ * finish: two output rows at a time, eight outputs of each per step (four sums in flight; at stride 1 and dilation 1 the two
  * rows share the loads of their common input rows); each row's last outputs short of eight and a
  * last odd row by depthwiseRow. Inlined with constant strides and dilations.
  */
@@ -370,9 +361,13 @@ function depthwiseRows<T>(
   outW: i32,
   target: usize,
   kernel: usize,
-  biasValue: T,
-  relu: bool,
-  slope: f32,
+  biases: v128,
+  activated: bool,
+  slopes: v128,
+  corrected: bool,
+  corrections: v128,
+  scaled: bool,
+  scales: v128,
   sh: i32,
   sw: i32,
   dh: i32,
@@ -387,8 +382,6 @@ function depthwiseRows<T>(
   const t6 = v128.splat<T>(load<T>(kernel, 24));
   const t7 = v128.splat<T>(load<T>(kernel, 28));
   const t8 = v128.splat<T>(load<T>(kernel, 32));
-  const biasLanes = v128.splat<T>(biasValue);
-  const slopes = f32x4.splat(slope);
   const rowStep = <usize>(sh * padW) << 2;
   const tapRows = <usize>(dh * padW) << 2;
   const half = <usize>(4 * sw) << 2;
@@ -454,14 +447,14 @@ function depthwiseRows<T>(
       }
       const outA = at(outRow, ow);
       const outB = at(nextRow, ow);
-      v128.store(outA, finish<T>(sa0, biasLanes, relu, slopes));
-      v128.store(outA, finish<T>(sa1, biasLanes, relu, slopes), 16);
-      v128.store(outB, finish<T>(sb0, biasLanes, relu, slopes));
-      v128.store(outB, finish<T>(sb1, biasLanes, relu, slopes), 16);
+      v128.store(outA, finish<T>(sa0, biases, activated, slopes, corrected, corrections, scaled, scales));
+      v128.store(outA, finish<T>(sa1, biases, activated, slopes, corrected, corrections, scaled, scales), 16);
+      v128.store(outB, finish<T>(sb0, biases, activated, slopes, corrected, corrections, scaled, scales));
+      v128.store(outB, finish<T>(sb1, biases, activated, slopes, corrected, corrections, scaled, scales), 16);
     }
     if (vectorEnd < outW) {
-      depthwiseRow<T>(a0, a1, a2, outRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
-      depthwiseRow<T>(b0, b1, b2, nextRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
+      depthwiseRow<T>(a0, a1, a2, outRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biases, activated, slopes, corrected, corrections, scaled, scales, sw, dw);
+      depthwiseRow<T>(b0, b1, b2, nextRow, vectorEnd, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biases, activated, slopes, corrected, corrections, scaled, scales, sw, dw);
     }
     a0 += rowStep << 1;
     outRow = at(nextRow, outW);
@@ -469,7 +462,7 @@ function depthwiseRows<T>(
   if (oh < outH) {
     const a1 = a0 + tapRows;
     const a2 = a1 + tapRows;
-    depthwiseRow<T>(a0, a1, a2, outRow, 0, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biasLanes, relu, slopes, sw, dw);
+    depthwiseRow<T>(a0, a1, a2, outRow, 0, outW, t0, t1, t2, t3, t4, t5, t6, t7, t8, biases, activated, slopes, corrected, corrections, scaled, scales, sw, dw);
   }
 }
 
@@ -494,9 +487,13 @@ function depthwiseRow<T>(
   t6: v128,
   t7: v128,
   t8: v128,
-  biasLanes: v128,
-  relu: bool,
+  biases: v128,
+  activated: bool,
   slopes: v128,
+  corrected: bool,
+  corrections: v128,
+  scaled: bool,
+  scales: v128,
   sw: i32,
   dw: i32,
 ): void {
@@ -504,17 +501,33 @@ function depthwiseRow<T>(
     const offset = <usize>(ow * sw) << 2;
     let sum = taps3<T>(v128.splat<T>(<T>0), in0 + offset, t0, t1, t2, sw, dw);
     sum = taps3<T>(sum, in1 + offset, t3, t4, t5, sw, dw);
-    sum = finish<T>(taps3<T>(sum, in2 + offset, t6, t7, t8, sw, dw), biasLanes, relu, slopes);
+    sum = taps3<T>(sum, in2 + offset, t6, t7, t8, sw, dw);
+    sum = finish<T>(sum, biases, activated, slopes, corrected, corrections, scaled, scales);
     if (ow + 4 <= end) v128.store(at(outRow, ow), sum);
     else storeFirstLanes(at(outRow, ow), sum, end - ow);
   }
 }
 
-/** Four sums + bias, then the ReLU when `relu` (float). */
+/**
+ * Four sums of a depthwise plane as stored: less `corrections` when `corrected` (the integer
+ * kernel's offset times its weights), + `biases`, times `scales` + 0 when `scaled`, then when
+ * `activated` (float) max(y, 0) + slopes * min(y, 0).
+ */
 @inline
-function finish<T>(sum: v128, biasLanes: v128, relu: bool, slopes: v128): v128 {
-  let value = v128.add<T>(sum, biasLanes);
-  if (!isInteger<T>() && relu) value = reluLanes(value, slopes);
+function finish<T>(
+  sum: v128,
+  biases: v128,
+  activated: bool,
+  slopes: v128,
+  corrected: bool,
+  corrections: v128,
+  scaled: bool,
+  scales: v128,
+): v128 {
+  let value = corrected ? v128.sub<T>(sum, corrections) : sum;
+  value = v128.add<T>(value, biases);
+  if (scaled) value = v128.add<T>(v128.mul<T>(value, scales), v128.splat<T>(<T>0));
+  if (!isInteger<T>() && activated) value = reluLanes(value, slopes);
   return value;
 }
 

@@ -13,10 +13,10 @@
 // - float weights (int8ToFloat): 3x3 depthwise kernels (depthwise3x3Int), whose sums stay below
 //   2^24 and so are exact in float32.
 
-import { im2colColumns, taps3 } from "./conv";
-import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
+import { depthwiseColumns3x3, depthwisePlane, depthwiseRows3x3, im2colColumns } from "./conv";
+import { copyInsideBorder, fillBorder } from "./border";
 import { reluLanes } from "./elementwise";
-import { at, storeFirstLanes } from "./gemm";
+import { at } from "./gemm";
 import { quantizeLanes } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
@@ -732,37 +732,15 @@ function laneSum(v: v128): i32 {
     i32x4.extract_lane(v, 3);
 }
 
-/** Rows of the bordered plane depthwise3x3Int reads: every output row's three taps. */
-@inline
-function intPaddedRows(window: Window, outH: i32): i32 {
-  return borderedRows(window, outH, 2 * window.dilationH + 1);
-}
-
-/**
- * Columns of the bordered plane depthwise3x3Int reads: at column stride 2 the three floats past
- * the last tap that its loads take (the float kernel's taps3 reads twelve floats for a row of four
- * outputs).
- */
-@inline
-function intPaddedColumns(window: Window, outW: i32): i32 {
-  return borderedColumns(window, outW, 2 * window.dilationW + 1, window.strideW == 2 ? 3 : 0);
-}
-
-/** Bytes of scratch depthwise3x3Int needs: one input plane inside a border (see there). */
-export function depthwiseIntScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
-  const window = changetype<Window>(geometry);
-  return intPaddedRows(window, outH) * intPaddedColumns(window, outW) * 4;
-}
-
 /**
  * The integer 3x3 depthwise Convolution at column stride 1 or 2 (any row stride, pad and
  * dilation) on the Quant layer's q (as float32) `x`, or when `quantize` on the float input `x`
  * that Quant layer reads (quantized here with `quantScale`), and float32 weights, finished by the
- * epilogue at `epilogue`. Each plane is copied into `scratch` (depthwiseIntScratchBytes) inside a
- * border of `offset`, where q - offset is 0 as in Caffe's zero padding of the differences; every
- * output then sums w * q over its nine taps (sixteen outputs at a time, four where fewer are
- * left; the taps in registers) less offset * (the nine weights), which is the exact sum of
- * w * (q - offset): every product and partial sum is an integer below 2^24 in magnitude.
+ * epilogue at `epilogue`. Each plane is copied into `scratch` (depthwiseScratchBytes) inside a
+ * border of `offset`, where q - offset is 0 as in Caffe's zero padding of the differences; the
+ * float kernel's depthwisePlane then sums w * q over the nine taps of every output less offset *
+ * (the nine weights), which is the exact sum of w * (q - offset): every product and partial sum
+ * is an integer below 2^24 in magnitude. A bias float32 does not hold is added in int32 after.
  */
 export function depthwise3x3Int(
   x: usize,
@@ -782,110 +760,42 @@ export function depthwise3x3Int(
   quantScale: f32,
 ): void {
   const window = changetype<Window>(geometry);
-  const sh = window.strideH;
-  const sw = window.strideW;
-  const dw = window.dilationW;
-  const rows = intPaddedRows(window, outH);
-  const columns = intPaddedColumns(window, outW);
-  const rowBytes = <usize>columns << 2;
-  const tapRows = <usize>window.dilationH * rowBytes;
-  const groupStep = <usize>(4 * sw) << 2;
+  const rows = depthwiseRows3x3(window, outH);
+  const columns = depthwiseColumns3x3(window, outW);
   const offsetF = <f32>offset;
   fillBorder(scratch, rows, columns, offsetF);
   const e = changetype<Epilogue>(epilogue);
   const zero = f32x4.splat(0);
+  const planeSize = outH * outW;
   for (let plane = 0; plane < batch * channels; plane++) {
     const source = at(x, plane * height * width);
     copyInsideBorder(source, height, width, window, rows, columns, scratch, quantize, quantScale, offsetF);
-    const target = at(y, plane * outH * outW);
+    const target = at(y, plane * planeSize);
     const c = plane % channels;
     const kernel = at(weights, c * 9);
-    const t0 = v128.load32_splat(kernel);
-    const t1 = v128.load32_splat(kernel, 4);
-    const t2 = v128.load32_splat(kernel, 8);
-    const t3 = v128.load32_splat(kernel, 12);
-    const t4 = v128.load32_splat(kernel, 16);
-    const t5 = v128.load32_splat(kernel, 20);
-    const t6 = v128.load32_splat(kernel, 24);
-    const t7 = v128.load32_splat(kernel, 28);
-    const t8 = v128.load32_splat(kernel, 32);
     let weightSum: f32 = 0;
     for (let t = 0; t < 9; t++) weightSum += load<f32>(at(kernel, t));
     const corrections = f32x4.splat(offsetF * weightSum);
     const biasValue = e.bias != 0 ? load<i32>(at(e.bias, c)) : 0;
-    const floatBias = <f64><f32>biasValue == <f64>biasValue;
-    const biases = f32x4.splat(<f32>biasValue);
-    const scaled = e.scales != 0;
-    const activated = e.slopes != 0;
-    const scales = scaled ? v128.load32_splat(at(e.scales, c * e.scaleStride)) : zero;
-    const slopes = activated ? v128.load32_splat(at(e.slopes, c * e.slopeStride)) : zero;
-    for (let oh = 0; oh < outH; oh++) {
-      const outRow = at(target, oh * outW);
-      const in0 = scratch + <usize>(oh * sh) * rowBytes;
-      const in1 = in0 + tapRows;
-      const in2 = in1 + tapRows;
-      let ow = 0;
-      for (; ow + 16 <= outW; ow += 16) {
-        const from = <usize>(ow * sw) << 2;
-        let s0 = taps3<f32>(zero, in0 + from, t0, t1, t2, sw, dw);
-        let s1 = taps3<f32>(zero, in0 + from + groupStep, t0, t1, t2, sw, dw);
-        let s2 = taps3<f32>(zero, in0 + from + 2 * groupStep, t0, t1, t2, sw, dw);
-        let s3 = taps3<f32>(zero, in0 + from + 3 * groupStep, t0, t1, t2, sw, dw);
-        s0 = taps3<f32>(s0, in1 + from, t3, t4, t5, sw, dw);
-        s1 = taps3<f32>(s1, in1 + from + groupStep, t3, t4, t5, sw, dw);
-        s2 = taps3<f32>(s2, in1 + from + 2 * groupStep, t3, t4, t5, sw, dw);
-        s3 = taps3<f32>(s3, in1 + from + 3 * groupStep, t3, t4, t5, sw, dw);
-        s0 = taps3<f32>(s0, in2 + from, t6, t7, t8, sw, dw);
-        s1 = taps3<f32>(s1, in2 + from + groupStep, t6, t7, t8, sw, dw);
-        s2 = taps3<f32>(s2, in2 + from + 2 * groupStep, t6, t7, t8, sw, dw);
-        s3 = taps3<f32>(s3, in2 + from + 3 * groupStep, t6, t7, t8, sw, dw);
-        const out = at(outRow, ow);
-        if (floatBias) {
-          v128.store(out, finishInRegisters(s0, corrections, biases, scales, slopes, scaled, activated));
-          v128.store(out, finishInRegisters(s1, corrections, biases, scales, slopes, scaled, activated), 16);
-          v128.store(out, finishInRegisters(s2, corrections, biases, scales, slopes, scaled, activated), 32);
-          v128.store(out, finishInRegisters(s3, corrections, biases, scales, slopes, scaled, activated), 48);
-        } else {
-          v128.store(out, finishSums(f32x4.sub(s0, corrections), epilogue, c, biasValue));
-          v128.store(out, finishSums(f32x4.sub(s1, corrections), epilogue, c, biasValue), 16);
-          v128.store(out, finishSums(f32x4.sub(s2, corrections), epilogue, c, biasValue), 32);
-          v128.store(out, finishSums(f32x4.sub(s3, corrections), epilogue, c, biasValue), 48);
-        }
+    if (<f64><f32>biasValue == <f64>biasValue) {
+      const biases = f32x4.splat(<f32>biasValue);
+      const scaled = e.scales != 0;
+      const activated = e.slopes != 0;
+      const scales = scaled ? v128.load32_splat(at(e.scales, c * e.scaleStride)) : zero;
+      const slopes = activated ? v128.load32_splat(at(e.slopes, c * e.slopeStride)) : zero;
+      depthwisePlane<f32>(scratch, columns, window, outH, outW, target, kernel, biases, activated, slopes, true, corrections, scaled, scales);
+    } else {
+      depthwisePlane<f32>(scratch, columns, window, outH, outW, target, kernel, zero, false, zero, true, corrections, false, zero);
+      let i = 0;
+      for (; i + 4 <= planeSize; i += 4) {
+        v128.store(at(target, i), finishSums(v128.load(at(target, i)), epilogue, c, biasValue));
       }
-      for (; ow < outW; ow += 4) {
-        const from = <usize>(ow * sw) << 2;
-        let sum = taps3<f32>(zero, in0 + from, t0, t1, t2, sw, dw);
-        sum = taps3<f32>(sum, in1 + from, t3, t4, t5, sw, dw);
-        sum = taps3<f32>(sum, in2 + from, t6, t7, t8, sw, dw);
-        const value = floatBias
-          ? finishInRegisters(sum, corrections, biases, scales, slopes, scaled, activated)
-          : finishSums(f32x4.sub(sum, corrections), epilogue, c, biasValue);
-        if (ow + 4 <= outW) v128.store(at(outRow, ow), value);
-        else storeFirstLanes(at(outRow, ow), value, outW - ow);
+      for (; i < planeSize; i++) {
+        const value = finishSums(f32x4.splat(load<f32>(at(target, i))), epilogue, c, biasValue);
+        store<f32>(at(target, i), f32x4.extract_lane(value, 0));
       }
     }
   }
-}
-
-/**
- * Four sums of w * q less the corrections, + a bias float32 holds exactly, then the epilogue's
- * scale and activation (as scaleAndActivate computes them) with their values in registers.
- */
-@inline
-function finishInRegisters(
-  sums: v128,
-  corrections: v128,
-  biases: v128,
-  scales: v128,
-  slopes: v128,
-  scaled: bool,
-  activate: bool,
-): v128 {
-  const zero = f32x4.splat(0);
-  let value = f32x4.add(f32x4.sub(sums, corrections), biases);
-  if (scaled) value = f32x4.add(f32x4.mul(value, scales), zero);
-  if (activate) value = reluLanes(value, slopes);
-  return value;
 }
 
 /**

@@ -254,7 +254,7 @@ interface EngineExports {
     ]
   ): void;
   packedConvolutionBytes(cout: number, groups: number, depth: number): number;
-  depthwiseScratchBytes(width: number, outH: number, outW: number, geometry: number): number;
+  depthwiseScratchBytes(outH: number, outW: number, geometry: number): number;
   packConvolutionWeights(
     weights: number,
     cout: number,
@@ -469,7 +469,6 @@ interface EngineExports {
     quantize: boolean,
     quantScale: number,
   ): void;
-  depthwiseIntScratchBytes(outH: number, outW: number, geometry: number): number;
   innerProductRows(
     x: number,
     rows: number,
@@ -1194,7 +1193,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       if (depthwise) {
         const xAt = wasm.copyIn(x);
         const yAt = wasm.alloc(outCount * 4);
-        const scratchAt = wasm.alloc(kernels.depthwiseIntScratchBytes(outH, outW, geometryAt));
+        const scratchAt = wasm.alloc(kernels.depthwiseScratchBytes(outH, outW, geometryAt));
         kernels.depthwise3x3Int(
           xAt,
           batch,
@@ -1395,7 +1394,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       // col2im's rows (convolutions write im2col's straight into the packing scratch).
       const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
       const scratchBytes = depthwise && !transposed
-        ? kernels.depthwiseScratchBytes(width, outH, outW, geometryAt)
+        ? kernels.depthwiseScratchBytes(outH, outW, geometryAt)
         : gemmScratchBytes;
       kernels.setGemmScratch(wasm.alloc(scratchBytes));
       if (transposed) {
