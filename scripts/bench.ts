@@ -29,7 +29,8 @@
  * bundle of this script made from the current sources; Chromium (playwright-core,
  * /usr/bin/chromium or $CHROMIUM) runs the in-memory API (`core.ts` bundled; `convert` on the
  * caffemodel's bytes, and `convertToBlobs` on it as a `File` set in a file input, as "chromium
- * blobs") on inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
+ * blobs" in the page and "chromium worker" in a dedicated worker, as the web app converts) on
+ * inputs fetched from a local server, and its memory is the renderer process's. The CLI rows
  * time `caffe-quant convert` as a user runs it: `deno run -A src/cli.ts`, `node` on the bin's
  * bundle, and `npx caffe-quant` (dist/cli.js from `npm run build`), start-up included, against
  * the in-process floor of that runtime; their memory is /usr/bin/time's maximum. Also measured, in Deno and Node: caffemodel parsing (GB/s), text
@@ -382,12 +383,16 @@ async function buildBundles(dir: string): Promise<void> {
   }
 }
 
-/** The benchmark page: loads the inputs once, then converts on request. */
+/**
+ * The benchmark page: loads the inputs once, then converts on request, in the page or (mode
+ * "worker") in a dedicated worker as the web app does, where `FileReaderSync` reads the File.
+ */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>caffe-quant bench</title>
 <input type="file" id="weights">
 <script type="module">
 import { convert, convertToBlobs } from "/core.js";
 let input;
+const worker = new Worker("/worker.js", { type: "module" });
 window.loadInputs = async (model, asBlob) => {
   input = undefined;
   const get = (file) => fetch("/files/" + model + "/" + file);
@@ -402,14 +407,28 @@ window.loadInputs = async (model, asBlob) => {
   input = { model: modelText, weights, record };
   return asBlob ? weights.size : weights.length;
 };
-window.convertOnce = async (blobs) => {
+window.convertOnce = async (mode) => {
   globalThis.gc?.();
+  if (mode === "worker") {
+    const reply = new Promise((resolve) => (worker.onmessage = ({ data }) => resolve(data)));
+    worker.postMessage(input);
+    return await reply;
+  }
   const started = performance.now();
-  const { report } = await (blobs ? convertToBlobs : convert)(input);
+  const { report } = await (mode === "file" ? convertToBlobs : convert)(input);
   return { total: performance.now() - started, timings: report.timings };
 };
 window.ready = true;
 </script>`;
+
+/** The benchmark page's worker: converts the File it is sent with `convertToBlobs`. */
+const WORKER = `import { convertToBlobs } from "/core.js";
+onmessage = async ({ data }) => {
+  globalThis.gc?.();
+  const started = performance.now();
+  const { report } = await convertToBlobs(data);
+  postMessage({ total: performance.now() - started, timings: report.timings });
+};`;
 
 /** Process ids of `pid`'s descendants (from /proc). */
 function descendants(pid: number): number[] {
@@ -464,8 +483,9 @@ async function measureChromium(
   }, async (request) => {
     const path = new URL(request.url).pathname;
     if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
-    if (path === "/core.js") {
-      return new Response(core, { headers: { "content-type": "text/javascript" } });
+    if (path === "/core.js" || path === "/worker.js") {
+      const body = path === "/core.js" ? core : WORKER;
+      return new Response(body, { headers: { "content-type": "text/javascript" } });
     }
     const match = /^\/files\/(\w+)\/([\w.]+)$/.exec(path);
     if (match === null) return new Response("not found", { status: 404 });
@@ -487,8 +507,10 @@ async function measureChromium(
       page.setDefaultTimeout(600_000);
       await page.goto(`http://127.0.0.1:${port}/`);
       await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true);
-      for (const blobs of [false, true]) {
-        // `convert` on the caffemodel's bytes; `convertToBlobs` on it as a File (read by layer).
+      for (const mode of ["bytes", "file", "worker"] as const) {
+        // `convert` on the caffemodel's bytes; `convertToBlobs` on it as a File (read by layer in
+        // the page, as the kernels stream it in a worker).
+        const blobs = mode !== "bytes";
         if (blobs) await page.setInputFiles("#weights", `${modelsDir}/${model}/${INPUTS.weights}`);
         const weightsBytes = await page.evaluate(
           ([name, asBlob]) =>
@@ -497,12 +519,12 @@ async function measureChromium(
           [model, blobs] as [string, boolean],
         );
         const convertOnce = () =>
-          page.evaluate((asBlobs) =>
+          page.evaluate((how) =>
             (globalThis as unknown as {
               convertOnce(
-                blobs: boolean,
+                mode: string,
               ): Promise<{ total: number; timings: Record<string, number> }>;
-            }).convertOnce(asBlobs), blobs);
+            }).convertOnce(how), mode);
         const first = (await convertOnce()).total;
         for (let run = 1; run < warmup; run++) await convertOnce();
         const totals: number[] = [];
@@ -528,7 +550,7 @@ async function measureChromium(
         }
         const total = median(totals);
         results.push({
-          runtime: blobs ? "chromium blobs" : "chromium",
+          runtime: { bytes: "chromium", file: "chromium blobs", worker: "chromium worker" }[mode],
           model,
           runs,
           weightsBytes,

@@ -331,7 +331,9 @@ export interface ConvertBlobsInput extends Omit<ConvertInput, "weights"> {
  * for a download link, `blob.stream()`, or `await blob.bytes()` when the bytes are wanted).
  * A caffemodel given as a `Blob` is not read whole either: the weights of its Convolution,
  * Deconvolution and InnerProduct layers are read from it one layer at a time, when that layer
- * is quantized or written. The bytes are those of {@linkcode convertInMemory}.
+ * is quantized or written; in a dedicated worker (`FileReaderSync`), 16 MiB at a time as the
+ * kernels stream them, so that no layer's weights are held whole. The bytes are those of
+ * {@linkcode convertInMemory}.
  *
  * @example
  * ```ts ignore
