@@ -1,5 +1,6 @@
 // MAX pooling (assembly/engine/pool.ts maxPool: each plane copied inside a border of -FLT_MAX,
-// four outputs per vector, four vectors at a time) against Caffe's loop written here: the window
+// four outputs per vector, four vectors at a time; windows of 2 or 3 rows and columns at stride 2
+// as maxima of row maxima, two output rows at a time) against Caffe's loop written here: the window
 // clipped to the image, the maximum starting from -FLT_MAX and taking strictly greater values in
 // window order. Same bits expected, in both engine builds, including what the order decides: of
 // equal values +0 and -0 the first in the window is kept, NaN is never taken, and a window of
@@ -78,6 +79,8 @@ const CASES: Case[] = [
   { planes: 9, size: [3, 3], kernel: [3, 3], pad: [0, 0], stride: [1, 1] },
   { planes: 2, size: [17, 61], kernel: [3, 3], pad: [1, 1], stride: [1, 1] },
   { planes: 3, size: [16, 40], kernel: [3, 3], pad: [1, 1], stride: [2, 2] },
+  { planes: 3, size: [10, 11], kernel: [3, 2], pad: [1, 0], stride: [2, 2] },
+  { planes: 2, size: [7, 19], kernel: [2, 3], pad: [0, 1], stride: [2, 2] },
 ];
 
 for (const build of ENGINE_BUILDS) {

@@ -2,7 +2,7 @@
 // window geometry one of a Window (assembly/engine/window.ts; its dilation is unused).
 
 import { borderedColumns, borderedRows, copyInsideBorder, fillBorder } from "./border";
-import { at, fourFloats } from "./gemm";
+import { at, fourFloats, storeFirstLanes } from "./gemm";
 import { Window } from "./window";
 
 /** Rows of the bordered plane maxPool reads: every output row's window. */
@@ -59,10 +59,14 @@ export function maxPool(
   for (let plane = 0; plane < planes; plane++) {
     const source = at(x, plane * height * width);
     copyInsideBorder(source, height, width, window, rows, columns, scratch, false, 0, 0);
+    const target = at(y, plane * outH * outW);
+    if (sh == 2 && sw == 2 && kh >= 2 && kh <= 3 && kw >= 2 && kw <= 3) {
+      maxPoolHalving(scratch, rowBytes, target, outH, outW, kh, kw, lowest);
+      continue;
+    }
     // Units of four outputs (row oh, columns 4g..4g+3), four units at a time: four independent
     // chains of comparisons instead of one (each takes its window in order). The units' row and
     // group are counted along, not divided out.
-    const target = at(y, plane * outH * outW);
     const groups = (outW + 3) >> 2;
     const units = outH * groups;
     let oh = 0;
@@ -126,6 +130,68 @@ export function maxPool(
       }
     }
   }
+}
+
+/**
+ * maxPool's windows of 2 or 3 rows and columns at stride 2 on the bordered plane at `scratch`
+ * (rows `rowBytes` apart) into the plane at `target`, as the maxima of the windows' row maxima:
+ * the same values as window order, and the same first of equal ones (+0 / -0), since each row's
+ * maximum is the first of its largest and the rows are taken in order. Two output rows at a time
+ * (with 3 rows their windows share one input row), four outputs of each per vector; a row's
+ * last one to three outputs through storeFirstLanes.
+ */
+function maxPoolHalving(
+  scratch: usize,
+  rowBytes: usize,
+  target: usize,
+  outH: i32,
+  outW: i32,
+  kh: i32,
+  kw: i32,
+  lowest: v128,
+): void {
+  const groups = (outW + 3) >> 2;
+  const last = outW & 3;
+  for (let oh = 0; oh < outH; oh += 2) {
+    const top = scratch + <usize>(2 * oh) * rowBytes;
+    const outRow = at(target, oh * outW);
+    for (let g = 0; g < groups; g++) {
+      const from = top + (<usize>g << 5);
+      const lowerRow = oh + 1 < outH;
+      // The third input row: the upper windows' last (3 rows), the lower ones' first.
+      const r2 = kh == 3 || lowerRow ? rowMaxima(from + 2 * rowBytes, kw, lowest) : lowest;
+      let upper = f32x4.pmax(rowMaxima(from, kw, lowest), rowMaxima(from + rowBytes, kw, lowest));
+      if (kh == 3) upper = f32x4.pmax(upper, r2);
+      const partial = last != 0 && g == groups - 1;
+      storeGroup(at(outRow, g << 2), upper, partial, last);
+      if (!lowerRow) continue;
+      let lower = f32x4.pmax(r2, rowMaxima(from + 3 * rowBytes, kw, lowest));
+      if (kh == 3) lower = f32x4.pmax(lower, rowMaxima(from + 4 * rowBytes, kw, lowest));
+      storeGroup(at(outRow, outW + (g << 2)), lower, partial, last);
+    }
+  }
+}
+
+/**
+ * The maxima of 2 or 3 (`kw`) consecutive floats from `from` + 0, 2, 4 and 6 (one row of four
+ * windows at stride 2), each from `lowest` on in order.
+ */
+@inline
+function rowMaxima(from: usize, kw: i32, lowest: v128): v128 {
+  const a = v128.load(from);
+  const b = v128.load(from, 16);
+  const evens = v128.shuffle<f32>(a, b, 0, 2, 4, 6);
+  const odds = v128.shuffle<f32>(a, b, 1, 3, 5, 7);
+  const best = f32x4.pmax(f32x4.pmax(lowest, evens), odds);
+  if (kw == 2) return best;
+  return f32x4.pmax(best, v128.shuffle<f32>(evens, v128.load(from, 32), 1, 2, 3, 4));
+}
+
+/** Four outputs at `to`, or when `partial` their first `count`. */
+@inline
+function storeGroup(to: usize, values: v128, partial: bool, count: i32): void {
+  if (partial) storeFirstLanes(to, values, count);
+  else v128.store(to, values);
 }
 
 /** The first padded input of the windows of output row `oh`'s group `g` of four outputs. */
