@@ -40,7 +40,7 @@ Deno.test("engine builds: relaxed where the runtime validates the relaxed module
 
 // y[rows, outputs] = x[rows, depth] W[depth, outputs]: a transposed InnerProduct runs the packed
 // panel GEMM (assembly/engine/panels.ts); depth > 256 crosses its k blocks, and 5 x 11 outputs
-// leave short edge tiles.
+// leave short edge tiles (a row of one, three columns through narrowEdge).
 const [ROWS, DEPTH, OUTPUTS] = [5, 300, 11];
 const x = randomValues(ROWS * DEPTH, 11);
 const w = randomValues(DEPTH * OUTPUTS, 12);

@@ -157,6 +157,40 @@ export function storeFirstLanes(to: usize, value: v128, count: i32): void {
   for (let i = 0; i < count; i++) store<u32>(to + (<usize>i << 2), load<u32>(laneScratch + (<usize>i << 2)));
 }
 
+/** The 32-bit values[0..rows) (`rows` 1 to 4) as lanes, 0 past `rows`. */
+@inline
+export function rowLanes(values: usize, rows: i32): v128 {
+  if (rows == 4) return v128.load(values);
+  let lanes = v128.load32_zero(values);
+  if (rows > 1) lanes = v128.load32_lane(values + 4, lanes, 1);
+  if (rows > 2) lanes = v128.load32_lane(values + 8, lanes, 2);
+  return lanes;
+}
+
+/**
+ * The first `rows` (1 to 4) 32-bit values of a column of a matrix at `from` (rows `ldc` values
+ * apart) as lanes, 0 past `rows`.
+ */
+@inline
+export function columnIn(from: usize, ldc: i32, rows: i32): v128 {
+  const step = <usize>ldc << 2;
+  let lanes = v128.load32_zero(from);
+  if (rows > 1) lanes = v128.load32_lane(from + step, lanes, 1);
+  if (rows > 2) lanes = v128.load32_lane(from + 2 * step, lanes, 2);
+  if (rows > 3) lanes = v128.load32_lane(from + 3 * step, lanes, 3);
+  return lanes;
+}
+
+/** Stores the first `rows` lanes of `lanes` down a column of a matrix at `to` (rows `ldc` values apart). */
+@inline
+export function columnOut(to: usize, ldc: i32, rows: i32, lanes: v128): void {
+  const step = <usize>ldc << 2;
+  v128.store32_lane(to, lanes, 0);
+  if (rows > 1) v128.store32_lane(to + step, lanes, 1);
+  if (rows > 2) v128.store32_lane(to + 2 * step, lanes, 2);
+  if (rows > 3) v128.store32_lane(to + 3 * step, lanes, 3);
+}
+
 /**
  * The four floats at `from` + 0, 1, 2 and 3 `stride` floats: one load at stride 1, two loads and a
  * shuffle at stride 2, lane by lane beyond.

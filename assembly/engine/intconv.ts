@@ -16,7 +16,7 @@
 import { depthwiseColumns3x3, depthwisePlane, depthwiseRows3x3, im2colColumns } from "./conv";
 import { copyInsideBorder, fillBorder } from "./border";
 import { reluLanes } from "./elementwise";
-import { at } from "./gemm";
+import { at, columnIn, columnOut, rowLanes } from "./gemm";
 import { quantizeLanes } from "./quant";
 import { endInside, firstInside, Window } from "./window";
 
@@ -398,6 +398,8 @@ export function gemmPairs<T>(
         const channel = channel0 + row;
         if (rows == 4 && columns == 8) {
           tile(ap, pairs, target, ldc, first, finish, channel, 4);
+        } else if (columns <= 3) {
+          narrowPairs(ap, pairs, target, ldc, first, finish, channel, rows, columns);
         } else {
           if (!first) {
             for (let r = 0; r < rows; r++) {
@@ -416,6 +418,89 @@ export function gemmPairs<T>(
       }
     }
   }
+}
+
+/**
+ * An edge of C one to three columns wide (`columns`) of `rows` rows at `target` (rows `ldc`
+ * apart) += A's rows x the panel's first columns, over `pairs`: each column's four rows in one
+ * vector (A's pairs as packed, the column's pair of B in every lane), so that no lane is wasted;
+ * then finished as tile finishes (lanes past `rows` are not stored).
+ */
+function narrowPairs(
+  ap: usize,
+  pairs: i32,
+  target: usize,
+  ldc: i32,
+  first: bool,
+  finish: usize,
+  channel: i32,
+  rows: i32,
+  columns: i32,
+): void {
+  if (columns == 1) pairColumns(ap, pairs, target, ldc, first, finish, channel, rows, 1);
+  else if (columns == 2) pairColumns(ap, pairs, target, ldc, first, finish, channel, rows, 2);
+  else pairColumns(ap, pairs, target, ldc, first, finish, channel, rows, 3);
+}
+
+/** narrowPairs for `columns` columns (a constant where inlined). */
+@inline
+function pairColumns(
+  ap: usize,
+  pairs: i32,
+  target: usize,
+  ldc: i32,
+  first: bool,
+  finish: usize,
+  channel: i32,
+  rows: i32,
+  columns: i32,
+): void {
+  const zero = i32x4.splat(0);
+  let s0 = first ? zero : columnIn(target, ldc, rows);
+  let s1 = first || columns < 2 ? zero : columnIn(at(target, 1), ldc, rows);
+  let s2 = first || columns < 3 ? zero : columnIn(at(target, 2), ldc, rows);
+  let a = ap;
+  let b = panel;
+  const end = panel + (<usize>pairs << 5);
+  while (b < end) {
+    const rowPairs = v128.load(a);
+    s0 = i32x4.add(s0, i32x4.dot_i16x8_s(rowPairs, v128.load32_splat(b)));
+    if (columns >= 2) s1 = i32x4.add(s1, i32x4.dot_i16x8_s(rowPairs, v128.load32_splat(b, 4)));
+    if (columns >= 3) s2 = i32x4.add(s2, i32x4.dot_i16x8_s(rowPairs, v128.load32_splat(b, 8)));
+    a += 16;
+    b += 32;
+  }
+  if (finish != 0) {
+    s0 = finishChannels(s0, finish, channel, rows);
+    if (columns >= 2) s1 = finishChannels(s1, finish, channel, rows);
+    if (columns >= 3) s2 = finishChannels(s2, finish, channel, rows);
+  }
+  columnOut(target, ldc, rows, s0);
+  if (columns >= 2) columnOut(at(target, 1), ldc, rows, s1);
+  if (columns >= 3) columnOut(at(target, 2), ldc, rows, s2);
+}
+
+/**
+ * Sums of output channels `channel` + lane (int32 lanes, those past `rows` unused) as the
+ * epilogue at `epilogue` leaves them: finishLanes' arithmetic, lane by lane.
+ */
+@inline
+function finishChannels(sums: v128, epilogue: usize, channel: i32, rows: i32): v128 {
+  const e = changetype<Epilogue>(epilogue);
+  const biased = e.bias != 0 ? i32x4.add(sums, rowLanes(at(e.bias, channel), rows)) : sums;
+  let value = f32x4.convert_i32x4_s(biased);
+  if (e.scales != 0) {
+    const scales = channelValues(e.scales, e.scaleStride, channel, rows);
+    value = f32x4.add(f32x4.mul(value, scales), f32x4.splat(0));
+  }
+  if (e.slopes != 0) value = reluLanes(value, channelValues(e.slopes, e.slopeStride, channel, rows));
+  return value;
+}
+
+/** An epilogue's values of channels `channel` + lane: one per channel (stride 1), or one for all. */
+@inline
+function channelValues(values: usize, stride: i32, channel: i32, rows: i32): v128 {
+  return stride == 0 ? v128.load32_splat(values) : rowLanes(at(values, channel), rows);
 }
 
 /**

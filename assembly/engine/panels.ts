@@ -6,7 +6,7 @@
 // unpacked loops did (same results to the bit).
 
 import { reluLanes } from "./elementwise";
-import { at, madd } from "./gemm";
+import { at, columnIn, columnOut, madd, rowLanes } from "./gemm";
 
 /** Rows of A per panel. */
 export const ROWS: i32 = 4;
@@ -124,6 +124,8 @@ export function gemmPanels(
           const rowSlopes = slopes == 0 ? 0 : at(slopes, row);
           if (rows == ROWS && columns == COLUMNS) {
             tile(ap, bp, bStep, k1 - k0, target, ldc, first, last, rowBias, ROWS, relu, slope, rowSlopes, true);
+          } else if (columns <= 3) {
+            narrowEdge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope, rowSlopes);
           } else {
             edge(ap, bp, bStep, k1 - k0, target, ldc, rows, columns, first, last, rowBias, relu, slope, rowSlopes);
           }
@@ -170,6 +172,87 @@ function edge(
       store<f32>(at(target, r * ldc + q), load<f32>(at(edgeTile, r * COLUMNS + q)));
     }
   }
+}
+
+/**
+ * An edge of C one to three columns wide: each column's four rows in one vector, the row panel's
+ * four values of each product (as packed) times B's value, so that no lane is wasted (tile's
+ * four-column form would fill three of four lanes or fewer). Each sum is tile's, in its order;
+ * rows past `rows` are not stored.
+ */
+function narrowEdge(
+  ap: usize,
+  bp: usize,
+  bStep: usize,
+  kc: i32,
+  target: usize,
+  ldc: i32,
+  rows: i32,
+  columns: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+  slopes: usize,
+): void {
+  if (columns == 1) {
+    columnSums(ap, bp, bStep, kc, target, ldc, rows, 1, first, last, bias, relu, slope, slopes);
+  } else if (columns == 2) {
+    columnSums(ap, bp, bStep, kc, target, ldc, rows, 2, first, last, bias, relu, slope, slopes);
+  } else {
+    columnSums(ap, bp, bStep, kc, target, ldc, rows, 3, first, last, bias, relu, slope, slopes);
+  }
+}
+
+/** narrowEdge for `columns` columns (a constant where inlined). */
+@inline
+function columnSums(
+  ap: usize,
+  bp: usize,
+  bStep: usize,
+  kc: i32,
+  target: usize,
+  ldc: i32,
+  rows: i32,
+  columns: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+  slopes: usize,
+): void {
+  const zero = f32x4.splat(0);
+  let s0 = first ? zero : columnIn(target, ldc, rows);
+  let s1 = first || columns < 2 ? zero : columnIn(at(target, 1), ldc, rows);
+  let s2 = first || columns < 3 ? zero : columnIn(at(target, 2), ldc, rows);
+  let a = ap;
+  let b = bp;
+  const end = ap + (<usize>kc << 4);
+  while (a < end) {
+    const rowValues = v128.load(a);
+    s0 = madd<f32>(rowValues, v128.load32_splat(b), s0);
+    if (columns >= 2) s1 = madd<f32>(rowValues, v128.load32_splat(b, 4), s1);
+    if (columns >= 3) s2 = madd<f32>(rowValues, v128.load32_splat(b, 8), s2);
+    a += 16;
+    b += bStep;
+  }
+  if (last && bias != 0) {
+    const biases = rowLanes(bias, rows);
+    s0 = f32x4.add(s0, biases);
+    if (columns >= 2) s1 = f32x4.add(s1, biases);
+    if (columns >= 3) s2 = f32x4.add(s2, biases);
+  }
+  if (last && relu) {
+    const rowSlopes = slopes == 0 ? f32x4.splat(slope) : rowLanes(slopes, rows);
+    s0 = reluLanes(s0, rowSlopes);
+    if (columns >= 2) s1 = reluLanes(s1, rowSlopes);
+    if (columns >= 3) s2 = reluLanes(s2, rowSlopes);
+  }
+  columnOut(target, ldc, rows, s0);
+  if (columns >= 2) columnOut(at(target, 1), ldc, rows, s1);
+  if (columns >= 3) columnOut(at(target, 2), ldc, rows, s2);
 }
 
 /** Row r's bias as 4 lanes (0 when r is past `rows` or there is no bias). */
