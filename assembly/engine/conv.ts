@@ -266,7 +266,7 @@ export function depthwiseColumns3x3(window: Window, outW: i32): i32 {
 /**
  * Bytes of scratch a 3x3 depthwise convolution at column stride 1 or 2 needs (the float one's
  * is set by setGemmScratch; the integer one takes it as an argument): one input plane inside a
- * border (depthwisePlanes), 0 for other kernels.
+ * border (depthwisePlane), 0 for other kernels.
  */
 export function depthwiseScratchBytes(outH: i32, outW: i32, geometry: usize): i32 {
   const window = changetype<Window>(geometry);
@@ -349,9 +349,10 @@ export function depthwisePlane<T>(
 
 /**
  * The outputs of one plane from its bordered copy (`padW` floats per row), each four finished by
- * finish: two output rows at a time, eight outputs of each per step (four sums in flight; at stride 1 and dilation 1 the two
- * rows share the loads of their common input rows); each row's last outputs short of eight and a
- * last odd row by depthwiseRow. Inlined with constant strides and dilations.
+ * finish: two output rows at a time, eight outputs of each per step (four sums in flight; at
+ * stride 1 and dilation 1 the two rows share the loads of their common input rows); each row's
+ * last outputs short of eight and a last odd row by depthwiseRow. Inlined with constant strides
+ * and dilations.
  */
 @inline
 function depthwiseRows<T>(
