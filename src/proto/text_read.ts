@@ -50,8 +50,11 @@ function kindName(info: FieldInfo): string {
     : info.typeName;
 }
 
-/** Reads one message through the schema: the fields, their values and their types. */
-class TextReader extends TextTokenizer {
+/**
+ * Reads one message through the schema: the fields, their values and their types. Readers of
+ * one schema's text without a tree (src/quant/record_scan.ts) build on its tokens and values.
+ */
+export class TextReader extends TextTokenizer {
   private depth = 0;
 
   /** Reads the whole source as a message of `type`. */
@@ -255,8 +258,8 @@ class TextReader extends TextTokenizer {
     );
   }
 
-  /** The typed value of the last token for a known field. */
-  private convert(info: FieldInfo, name: string, raw: string): Scalar {
+  /** The typed value of the last token for a known field (the token's source text `raw`). */
+  protected convert(info: FieldInfo, name: string, raw: string): Scalar {
     const kind = info.kind;
     const at = this.tokStart;
     const tokKind = this.tokKind;

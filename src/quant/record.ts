@@ -15,6 +15,7 @@ import { caffeType } from "../proto/schema.ts";
 import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
 import { foldedLayers, type FusedComposite } from "./fuse.ts";
+import { type Place, type PlacedValues, type RecordEntry, scanRecord } from "./record_scan.ts";
 
 /** The quantization factors of one layer, as float32 values. */
 export interface QuantFactors {
@@ -42,9 +43,6 @@ export interface LayerRecord {
 /** The checked record: one entry per layer name, in record order. */
 export type QuantRecord = Map<string, LayerRecord>;
 
-/** Fields that carry quantization factors; an entry with none of them only sets skip_fusion. */
-const FACTOR_FIELDS = ["scale_d", "offset_d", "scale_w", "offset_w"];
-
 /**
  * Reads `recordText` and checks every entry against `net` (the float net, before fusion). The
  * record schema is AMCT's and fixed: a field it does not define is a TEXT_UNKNOWN_FIELD error.
@@ -60,44 +58,95 @@ const FACTOR_FIELDS = ["scale_d", "offset_d", "scale_w", "offset_w"];
  * ```
  */
 export function readRecord(recordText: string, net: Net, file?: string): QuantRecord {
-  const recordType = caffeType("ScaleOffsetRecord");
-  const root = parseText(recordText, recordType, file);
-  rejectUnknownFields(root, recordType, file);
-  const entries = root.fields.filter((field) => field.name === "record");
-  if (entries.length === 0) {
+  const scanned = scanRecord(recordText);
+  const byKey = scanned === undefined ? recordEntriesOfText(recordText, file) : new Map();
+  for (const entry of scanned ?? []) addEntry(byKey, entry, file);
+  if (byKey.size === 0) {
     throw new ConvertError("RECORD_EMPTY", "the record file has no record entries", { file });
   }
   const layers = new Map(net.layers.map((layer) => [layer.name, layer]));
-  const parts = new Map<string, { entry: TextField; value: TextMessage }>();
-  for (const entry of entries) {
-    const { key, value } = entryParts(entry, file);
-    const earlier = parts.get(key);
-    if (earlier !== undefined) {
-      const first = earlier.entry.line;
-      throw new ConvertError(
-        "RECORD_DUPLICATE_KEY",
-        `a second record for layer "${key}"` + (first ? ` (the first is on line ${first})` : ""),
-        { file, line: entry.line, column: entry.column, layer: key },
-      );
-    }
-    parts.set(key, { entry, value });
-  }
   const skipFusion = new Set(
-    [...parts].filter(([, { value }]) => value.get("skip_fusion") === true).map(([key]) => key),
+    [...byKey.values()].filter((entry) => entry.skipFusion).map((entry) => entry.key),
   );
-  const unknownKeys = [...parts.keys()].filter((key) => !layers.has(key)).length;
+  const unknownKeys = [...byKey.keys()].filter((key) => !layers.has(key)).length;
   const context: EntryContext = {
     layers,
     file,
     fusedInto: () => foldedLayers(net, skipFusion),
     unknownKeys,
-    keys: parts.size,
+    keys: byKey.size,
   };
   const records: QuantRecord = new Map();
-  for (const [key, { entry, value }] of parts) {
-    records.set(key, checkEntry(entry, key, value, context));
-  }
+  for (const [key, entry] of byKey) records.set(key, checkEntry(entry, context));
   return records;
+}
+
+/** Adds `entry` to the entries by key; a key given before is `RECORD_DUPLICATE_KEY`. */
+function addEntry(byKey: Map<string, RecordEntry>, entry: RecordEntry, file?: string): void {
+  const earlier = byKey.get(entry.key);
+  if (earlier !== undefined) {
+    const first = earlier.place.line;
+    throw new ConvertError(
+      "RECORD_DUPLICATE_KEY",
+      `a second record for layer "${entry.key}"` +
+        (first ? ` (the first is on line ${first})` : ""),
+      { file, line: entry.place.line, column: entry.place.column, layer: entry.key },
+    );
+  }
+  byKey.set(entry.key, entry);
+}
+
+/**
+ * The entries of the record text by key through the protobuf text reader (every syntax, every
+ * error): the tree checked for fields AMCT's schema lacks, then each `record { key value }` entry
+ * in order. {@linkcode readRecord} reads them so when `scanRecord` does not take the text.
+ */
+export function recordEntriesOfText(recordText: string, file?: string): Map<string, RecordEntry> {
+  const recordType = caffeType("ScaleOffsetRecord");
+  const root = parseText(recordText, recordType, file);
+  rejectUnknownFields(root, recordType, file);
+  const byKey = new Map<string, RecordEntry>();
+  for (const field of root.fields) {
+    if (field.name !== "record") continue;
+    const { key, value } = entryParts(field, file);
+    addEntry(byKey, entryOfTree(field, key, value), file);
+  }
+  return byKey;
+}
+
+/** A `record` entry of the tree (its key and value found) as checking reads it. */
+function entryOfTree(entry: TextField, key: string, value: TextMessage): RecordEntry {
+  const fields = fieldsByName(value);
+  const entryMessage = entry.value as TextMessage;
+  const last = (name: string) => fields.get(name)?.at(-1);
+  const placed = (field: TextField | undefined) =>
+    field === undefined ? undefined : { value: Number(field.value), ...placeOf(field) };
+  const list = (name: string): PlacedValues => {
+    const items = fields.get(name) ?? [];
+    return {
+      values: items.map((field) => Number(field.value)),
+      lines: items.map((field) => field.line ?? 0),
+      columns: items.map((field) => field.column ?? 0),
+    };
+  };
+  const shiftBit = last("shift_bit");
+  return {
+    key,
+    place: placeOf(entry),
+    keyPlace: placeOf(entryMessage.entry("key") ?? entry),
+    valuePlace: placeOf(entryMessage.entry("value")!),
+    scaleD: placed(last("scale_d")),
+    offsetD: placed(last("offset_d")),
+    scaleW: list("scale_w"),
+    offsetW: list("offset_w"),
+    shiftBit: shiftBit === undefined ? undefined : placeOf(shiftBit),
+    skipFusion: last("skip_fusion")?.value === true,
+  };
+}
+
+/** The line and column of a field of the tree. */
+function placeOf(field: TextField): Place {
+  return { line: field.line ?? 0, column: field.column ?? 0 };
 }
 
 /** What checking an entry needs besides the entry. */
@@ -227,32 +276,27 @@ function entryParts(entry: TextField, file?: string): { key: string; value: Text
 }
 
 /** Checks one entry's value against the layer its key names. */
-function checkEntry(
-  entry: TextField,
-  key: string,
-  value: TextMessage,
-  context: EntryContext,
-): LayerRecord {
+function checkEntry(entry: RecordEntry, context: EntryContext): LayerRecord {
   const { file } = context;
-  const fail = (code: ErrorCode, text: string, field: TextField = entry): never => {
+  const { key, skipFusion } = entry;
+  const fail = (code: ErrorCode, text: string, place: Place = entry.place): never => {
     throw new ConvertError(code, `record "${key}": ${text}`, {
       file,
-      line: field.line,
-      column: field.column,
+      line: place.line,
+      column: place.column,
       layer: key,
     });
   };
   const layer = context.layers.get(key);
   if (layer === undefined) {
-    fail("RECORD_UNKNOWN_LAYER", unknownLayerMessage(key, context), keyField(entry));
+    fail("RECORD_UNKNOWN_LAYER", unknownLayerMessage(key, context), entry.keyPlace);
   }
-  const fields = fieldsByName(value);
-  const shiftBit = fields.get("shift_bit")?.at(-1);
-  if (shiftBit !== undefined) {
-    fail("RECORD_SHIFT_BIT", "shift_bit is not supported by convert_model", shiftBit);
+  if (entry.shiftBit !== undefined) {
+    fail("RECORD_SHIFT_BIT", "shift_bit is not supported by convert_model", entry.shiftBit);
   }
-  const skipFusion = fields.get("skip_fusion")?.at(-1)?.value === true;
-  if (!FACTOR_FIELDS.some((name) => fields.has(name))) return { layer: key, skipFusion };
+  const hasFactors = entry.scaleD !== undefined || entry.offsetD !== undefined ||
+    entry.scaleW.values.length > 0 || entry.offsetW.values.length > 0;
+  if (!hasFactors) return { layer: key, skipFusion };
   const blocker = quantizeBlocker(layer!);
   if (blocker !== undefined) {
     const composite = context.fusedInto().get(key);
@@ -265,8 +309,7 @@ function checkEntry(
           `"${composite.layer}", and describe the fused weights`,
     );
   }
-  const valueField = (entry.value as TextMessage).entry("value")!;
-  return { layer: key, skipFusion, factors: checkFactors(layer!, fields, valueField, fail) };
+  return { layer: key, skipFusion, factors: checkFactors(layer!, entry, fail) };
 }
 
 /** The fields of a message by name, each name's entries in order (one pass over long lists). */
@@ -280,24 +323,15 @@ function fieldsByName(message: TextMessage): Map<string, TextField[]> {
   return byName;
 }
 
-/** The `key` field of an entry (for its place), or the entry itself. */
-function keyField(entry: TextField): TextField {
-  return (entry.value as TextMessage).entry("key") ?? entry;
-}
-
-/**
- * Checks the factor fields of a quantizable layer's record (`fields`, by name) and returns them
- * as float32.
- */
+/** Checks the factors of a quantizable layer's record entry and returns them as float32. */
 function checkFactors(
   layer: Layer,
-  fields: Map<string, TextField[]>,
-  valueField: TextField,
-  fail: (code: ErrorCode, text: string, field?: TextField) => never,
+  entry: RecordEntry,
+  fail: (code: ErrorCode, text: string, place?: Place) => never,
 ): QuantFactors {
-  const scaleDField = fields.get("scale_d")?.at(-1);
-  if (scaleDField === undefined) fail("RECORD_BAD_SCALE", "scale_d is missing", valueField);
-  const scaleD = Math.fround(Number(scaleDField!.value));
+  const { scaleD: scaleDField, offsetD: offsetDField, scaleW: scaleWList, offsetW } = entry;
+  if (scaleDField === undefined) fail("RECORD_BAD_SCALE", "scale_d is missing", entry.valuePlace);
+  const scaleD = Math.fround(scaleDField!.value);
   if (!(Number.isFinite(scaleD) && scaleD > 0)) {
     fail(
       "RECORD_BAD_SCALE",
@@ -314,19 +348,21 @@ function checkFactors(
       scaleDField,
     );
   }
-  const offsetDField = fields.get("offset_d")?.at(-1);
-  const offsetD = offsetDField === undefined ? 0 : Number(offsetDField.value);
+  const offsetD = offsetDField === undefined ? 0 : offsetDField.value;
   if (!(offsetD >= -128 && offsetD <= 127)) {
     fail("RECORD_BAD_OFFSET_D", `offset_d ${offsetD} is outside -128..127`, offsetDField);
   }
-  const scaleWFields = fields.get("scale_w") ?? [];
-  const scaleW = new Float32Array(scaleWFields.map((field) => Number(field.value)));
+  const scaleW = new Float32Array(scaleWList.values);
+  const placeAt = (list: PlacedValues, index: number): Place => ({
+    line: list.lines[index],
+    column: list.columns[index],
+  });
   scaleW.forEach((scale, index) => {
     if (!(Number.isFinite(scale) && scale > 0)) {
       fail(
         "RECORD_BAD_SCALE",
-        `scale_w[${index}] ${scaleWFields[index].value} is not a finite number > 0`,
-        scaleWFields[index],
+        `scale_w[${index}] ${scaleWList.values[index]} is not a finite number > 0`,
+        placeAt(scaleWList, index),
       );
     }
     const deqProblem = storedScaleProblem(scaleD * scale);
@@ -335,19 +371,23 @@ function checkFactors(
         "RECORD_BAD_SCALE",
         `the dequant scale scale_d · scale_w[${index}] = ${shortNumber(scaleD * scale)} ` +
           deqProblem,
-        scaleWFields[index],
+        placeAt(scaleWList, index),
       );
     }
   });
-  const offsetWFields = fields.get("offset_w") ?? [];
-  for (const [index, field] of offsetWFields.entries()) {
-    if (field.value !== 0) {
-      fail("RECORD_BAD_OFFSET_W", `offset_w[${index}] is ${field.value}, not 0`, field);
+  offsetW.values.forEach((value, index) => {
+    if (value !== 0) {
+      fail("RECORD_BAD_OFFSET_W", `offset_w[${index}] is ${value}, not 0`, placeAt(offsetW, index));
     }
-  }
-  const lengthProblem = scaleWLengthProblem(layer, scaleW, offsetWFields.length);
+  });
+  const lengthProblem = scaleWLengthProblem(layer, scaleW, offsetW.values.length);
   if (lengthProblem !== undefined) {
-    fail("RECORD_BAD_LENGTH", lengthProblem, scaleWFields[0] ?? offsetWFields[0] ?? valueField);
+    const first = scaleW.length > 0
+      ? placeAt(scaleWList, 0)
+      : offsetW.values.length > 0
+      ? placeAt(offsetW, 0)
+      : entry.valuePlace;
+    fail("RECORD_BAD_LENGTH", lengthProblem, first);
   }
   return { scaleD, offsetD, scaleW: scaleW.length === 0 ? new Float32Array([1]) : scaleW };
 }
