@@ -93,12 +93,17 @@ function fieldsOf(type: protobuf.Type): Map<string, FieldInfo> {
 class RecordScanner extends TextReader {
   readonly #entryFields: Map<string, FieldInfo>;
   readonly #valueFields: Map<string, FieldInfo>;
+  /** The schema's field names by length. */
+  readonly #names = new Map<number, string[]>();
 
   constructor(text: string) {
     super(text);
     const record = fieldsOf(caffeType("ScaleOffsetRecord")).get("record")!;
     this.#entryFields = fieldsOf(record.messageType!);
     this.#valueFields = fieldsOf(this.#entryFields.get("value")!.messageType!);
+    for (const name of ["record", ...this.#entryFields.keys(), ...this.#valueFields.keys()]) {
+      this.#names.set(name.length, [...this.#names.get(name.length) ?? [], name]);
+    }
   }
 
   /** Every entry of the text, in order. */
@@ -147,7 +152,8 @@ class RecordScanner extends TextReader {
     let fields = 0;
     for (this.skip(); !this.#closes(close); this.skip()) {
       if (++fields > LIMITS.fieldsPerMessage) throw GIVE_UP;
-      const place = this.#place();
+      const line = this.line;
+      const column = this.pos - this.lineStart + 1;
       const name = this.#name();
       const info = this.#valueFields.get(name);
       if (info === undefined || info.kind === MESSAGE) throw GIVE_UP;
@@ -157,14 +163,14 @@ class RecordScanner extends TextReader {
       if (name === "scale_w" || name === "offset_w") {
         const list = name === "scale_w" ? scaleW : offsetW;
         list.values.push(value);
-        list.lines.push(place.line);
-        list.columns.push(place.column);
+        list.lines.push(line);
+        list.columns.push(column);
       } else if (info.repeated) {
-        shiftBit = place;
+        shiftBit = { line, column };
       } else {
         // A singular field given twice is the text reader's error to report.
         if (singular.has(name)) throw GIVE_UP;
-        singular.set(name, { ...place, value });
+        singular.set(name, { line, column, value });
       }
       this.#separator();
     }
@@ -184,15 +190,20 @@ class RecordScanner extends TextReader {
     return { line: this.line, column: this.pos - this.lineStart + 1 };
   }
 
-  /** A field name (an identifier). */
+  /**
+   * A field name of the record schema (`record`, `key`, `value` or a field of `value`): the
+   * schema's own string, matched in place (no copy of the text).
+   */
   #name(): string {
     const s = this.src;
     const start = this.pos;
     if (!isIdentStart(s.charCodeAt(start))) throw GIVE_UP;
     let p = start + 1;
     while (p < s.length && isIdentPart(s.charCodeAt(p))) p++;
+    const name = this.#names.get(p - start)?.find((known) => s.startsWith(known, start));
+    if (name === undefined) throw GIVE_UP;
     this.pos = p;
-    return s.slice(start, p);
+    return name;
   }
 
   /** A message's opening (`{` or `<`, optionally after `:`); the character that closes it. */
