@@ -273,8 +273,9 @@ export function packWeightRows(
 
 /**
  * Packs B[k0..k1, n0..n0+columns) of B (rows `ldb` apart) into `panel`: per pair of rows (p,
- * p+1), 8 columns of (B[p, col], B[p+1, col]) as int16; missing columns and a missing last row
- * are 0. B is int16 differences (T = i16), or float32 (T = f32) turned into them here as
+ * p+1), 8 columns of (B[p, col], B[p+1, col]) as int16; a missing last row is 0, and the places
+ * of missing columns are left as they are (their sums are computed, never stored). B is int16
+ * differences (T = i16), or float32 (T = f32) turned into them here as
  * int16Differences does (the Quant layer's q less `offset`, quantized first when `quantize`).
  */
 @inline
@@ -326,18 +327,16 @@ function packPanel<T>(
         16,
       );
     } else {
-      for (let col = 0; col < 8; col++) {
-        const inside = col < columns;
-        let first: i16 = 0;
+      // Only the columns there are: the sums of the others are never stored.
+      for (let col = 0; col < columns; col++) {
+        let first: i16;
         let next: i16 = 0;
         if (sizeof<T>() == 4) {
-          if (inside) first = differenceOf(low + (<usize>col << 2), quantize, scales, offsetsF, shifts);
-          if (inside && second) {
-            next = differenceOf(high + (<usize>col << 2), quantize, scales, offsetsF, shifts);
-          }
+          first = differenceOf(low + (<usize>col << 2), quantize, scales, offsetsF, shifts);
+          if (second) next = differenceOf(high + (<usize>col << 2), quantize, scales, offsetsF, shifts);
         } else {
-          if (inside) first = load<i16>(at16(low, col));
-          if (inside && second) next = load<i16>(at16(high, col));
+          first = load<i16>(at16(low, col));
+          if (second) next = load<i16>(at16(high, col));
         }
         store<i16>(target + (<usize>col << 2), first);
         store<i16>(target + (<usize>col << 2), next, 2);
