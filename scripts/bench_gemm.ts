@@ -65,7 +65,8 @@ interface Shape {
 
 /**
  * ResNet-50's convolution kinds, at their 224x224 sizes; then the small-input-channel stems,
- * depthwise and 1x1 layers of ultraface_rfb320 / yufacedetect_v1 (240x320) and mtcnn's 3x3 layers.
+ * depthwise and 1x1 layers of ultraface_rfb320 / yufacedetect_v1 (240x320), mtcnn's 3x3 layers and
+ * the 5x5 layers of cifar10_quick (32x32 input) and lenet (28x28).
  */
 const SHAPES: Shape[] = [
   { name: "7x7/2 3>64 224", cin: 3, size: 224, cout: 64, kernel: 7, stride: 2, pad: 3 },
@@ -148,6 +149,11 @@ const SHAPES: Shape[] = [
   { name: "3x3 28>48 11", cin: 28, size: 11, cout: 48, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 3>32 48", cin: 3, size: 48, cout: 32, kernel: 3, stride: 1, pad: 0 },
   { name: "3x3 64>64 10", cin: 64, size: 10, cout: 64, kernel: 3, stride: 1, pad: 0 },
+  { name: "5x5 3>32 32", cin: 3, size: 32, cout: 32, kernel: 5, stride: 1, pad: 2 },
+  { name: "5x5 32>32 16", cin: 32, size: 16, cout: 32, kernel: 5, stride: 1, pad: 2 },
+  { name: "5x5 32>64 8", cin: 32, size: 8, cout: 64, kernel: 5, stride: 1, pad: 2 },
+  { name: "5x5 1>20 28", cin: 1, size: 28, cout: 20, kernel: 5, stride: 1, pad: 0 },
+  { name: "5x5 20>50 12", cin: 20, size: 12, cout: 50, kernel: 5, stride: 1, pad: 0 },
 ];
 
 function option(args: string[], name: string): string | undefined {

@@ -7,8 +7,9 @@
  * src/wasm/engine.ts (which assumes the second, as ResNet-50 is). With model names (folders of
  * ../shared/models, or `resnet50` for bench-out/resnet50), whole float nets instead: `runNet` at
  * batch 1 with every convolution forced to the direct form beside the same net as `convolution`
- * chooses, interleaved. With `--integer`, the shapes' 3x3 ones as deploy (integer) convolutions:
- * the exact integer F(2x2, 3x3) against the int16-pair direct form (`intWinogradWins`). Medians of
+ * chooses, interleaved. With `--integer`, the shapes as deploy (integer) convolutions: the exact
+ * integer F(2x2, 3x3) (a 5x5 window as four 3x3 blocks) against the int16-pair direct form
+ * (`intWinogradWins`). Medians of
  * `--rounds` rounds; nothing is asserted.
  *
  * ```sh
@@ -40,7 +41,7 @@ const { values, positionals } = parseArgs({
     seconds: { type: "string", default: "0.2" },
     /** Only the shapes of this kernel size. */
     kernel: { type: "string" },
-    /** Deploy (integer) convolutions of the 3x3 shapes. */
+    /** Deploy (integer) convolutions of the shapes. */
     integer: { type: "boolean", default: false },
   },
 });
@@ -208,7 +209,8 @@ function shapes(): void {
   console.log(
     "ms per call; weights kept: resident in WebAssembly memory (packed, or transformed); per call: " +
       "copied and packed or transformed on each call (resident budget 0), as for nets over the " +
-      "budget; Winograd: F(4x4, 3x3), F(2x2, 5x5) (integer: F(2x2, 3x3)); 2x2: float F(2x2, 3x3)",
+      "budget; Winograd: F(4x4, 3x3), F(2x2, 5x5) (integer: F(2x2, 3x3), 5x5 as four 3x3 " +
+      "blocks); 2x2: float F(2x2, 3x3)",
   );
   const header = ["kernel", "cin", "cout", "out"];
   for (const kept of ["kept", "per call"]) {
@@ -216,7 +218,7 @@ function shapes(): void {
   }
   console.log(`| ${header.join(" | ")} | chosen |`);
   console.log(`|${"---|".repeat(header.length + 1)}`);
-  const kernel = integer ? 3 : values.kernel === undefined ? undefined : Number(values.kernel);
+  const kernel = values.kernel === undefined ? undefined : Number(values.kernel);
   for (const shape of SHAPES.filter(([size]) => kernel === undefined || size === kernel)) {
     const args = argsOf(shape);
     const algorithms = algorithmsOf(shape);
@@ -246,10 +248,10 @@ function shapes(): void {
         cells.push(ms.toFixed(3), (direct / ms).toFixed(2));
       }
     }
-    const form = integer
-      ? (intWinogradWins(args) ? { tile: 2, kernel: 3 } : null)
-      : winogradForm(args);
-    const chosen = form === null
+    const form = integer ? null : winogradForm(args);
+    const chosen = integer
+      ? (intWinogradWins(args) ? (r === 5 ? "4 x F(2x2, 3x3)" : "F(2x2, 3x3)") : "direct")
+      : form === null
       ? "direct"
       : `F(${form.tile}x${form.tile}, ${form.kernel}x${form.kernel})`;
     console.log(`| ${cells.join(" | ")} | ${chosen} |`);

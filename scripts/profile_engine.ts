@@ -20,7 +20,12 @@ import { uniformGenerator } from "../src/engine/inputs.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
-import { type ConvolutionArgs, engineKernels, winogradForm } from "../src/wasm/engine.ts";
+import {
+  type ConvolutionArgs,
+  engineKernels,
+  intWinogradWins,
+  winogradForm,
+} from "../src/wasm/engine.ts";
 import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -41,8 +46,13 @@ function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
     return `depthwise ${kh}x${kw}/${sh}${form}`;
   }
   const grouped = args.groups > 1 ? " grouped" : "";
-  const picked = winogradForm(args);
-  const winograd = picked === null ? "" : ` winograd F(${picked.tile}x${picked.tile})`;
+  const integer = args.offsetD !== undefined;
+  const picked = integer ? null : winogradForm(args);
+  const winograd = integer
+    ? (intWinogradWins(args) ? " winograd F(2x2, 3x3)" : "")
+    : picked === null
+    ? ""
+    : ` winograd F(${picked.tile}x${picked.tile})`;
   return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}${winograd}`;
 }
 

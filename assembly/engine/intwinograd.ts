@@ -1,5 +1,5 @@
-// The deploy model's integer 3x3 Convolution at stride 1 and dilation 1 through an exact Winograd
-// F(2x2, 3x3): each 2x2 block of outputs (a tile) comes from a 4x4 block d of the int16
+// The deploy model's integer 3x3 and 5x5 Convolutions at stride 1 and dilation 1 through an exact
+// Winograd F(2x2, 3x3): each 2x2 block of outputs (a tile) comes from a 4x4 block d of the int16
 // differences q - offset_d as A^T [(G2 g G2^T) . (B^T d B)] A / 4, with
 //   G2 = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]] (Lavin & Gray's G times 2, so the transformed weights
 //        U = G2 g G2^T are integers: |U| <= 9 * 128),
@@ -11,6 +11,12 @@
 // whenever |sum| < 2^29 (at most 9 * 255 * 128 * cinGroup: cinGroup <= 1827). The epilogue is the
 // direct path's (finishLanes), so outputs are bit-identical to convolutionPairs'. The input is
 // read from padded int16 planes (paddedDifferences) so that no tile needs border code.
+//
+// A 5x5 kernel is four 3x3 blocks at row and column offsets 0 and 2 (rows 0-2 and 2-4, row 2 in
+// the first block only; the same for columns): the block at (2a, 2b) reads the input 2a rows down
+// and 2b columns right, so each input channel is four virtual channels 4 ci + 2a + b of a 3x3
+// Winograd, their input tiles 0 or 1 tile further on. 64 products per 2x2 tile against the direct
+// form's 100; |sum| <= 25 * 255 * 128 * cinGroup stays below 2^29 for cinGroup <= 657.
 
 import { at } from "./gemm";
 import { finishLanes, gemmPairs, int16Differences, weightPairsBytes } from "./intconv";
@@ -22,46 +28,70 @@ const SKEW: i32 = 64;
 /** Tiles whose input transform runs at once: one per int16 lane. */
 const LANES: i32 = 8;
 
+/** The 3x3 blocks of a `kernel` x `kernel` window (3 or 5): each is a virtual input channel. */
+@inline
+function blocksOf(kernel: i32): i32 {
+  return kernel == 5 ? 4 : 1;
+}
+
 /** Byte offset of element `index` of a 2-byte-element array at `base`. */
 @inline
 function at16(base: usize, index: i32): usize {
   return base + (<usize>index << 1);
 }
 
-/** Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] 3x3 kernels. */
-export function intWinogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32): i32 {
-  return groups * POINTS * weightPairsBytes(coutGroup, cinGroup);
+/**
+ * Bytes of the transformed weights of `groups` groups of [coutGroup, cinGroup] `kernel` x `kernel`
+ * kernels (3 or 5).
+ */
+export function intWinogradWeightsBytes(coutGroup: i32, cinGroup: i32, groups: i32, kernel: i32): i32 {
+  return groups * POINTS * weightPairsBytes(coutGroup, blocksOf(kernel) * cinGroup);
 }
 
 /** The 16 points of 8 kernels (4 rows x 2 input channels) of the weight transform in progress. */
 const entryScratch: usize = memory.data(POINTS * 16, 16);
 
 /**
- * Transforms int8 weights [cout, cinGroup, 3, 3] (`groups` groups) to U = G2 g G2^T in int16,
- * laid out per group and per point as the weight pairs (intconv.ts) of a [coutGroup x cinGroup]
- * matrix, intWinogradWeightsBytes at `target`: per group of 4 rows and pair of input channels,
- * the 8 kernels' 16 points in entryScratch, then one 16-byte entry to each point's matrix.
+ * Transforms int8 weights [cout, cinGroup, kernel, kernel] (`groups` groups; `kernel` 3 or 5) to
+ * U = G2 g G2^T in int16 for each 3x3 block g (virtual channel), laid out per group and per point
+ * as the weight pairs (intconv.ts) of a [coutGroup x blocks * cinGroup] matrix,
+ * intWinogradWeightsBytes at `target`: per group of 4 rows and pair of virtual channels, the 8
+ * blocks' 16 points in entryScratch, then one 16-byte entry to each point's matrix.
  */
 export function intWinogradWeights(
   weights: usize,
   cout: i32,
   cinGroup: i32,
   groups: i32,
+  kernel: i32,
   target: usize,
 ): void {
   const coutGroup = cout / groups;
-  const matrixBytes = <usize>weightPairsBytes(coutGroup, cinGroup);
-  const pairs = (cinGroup + 1) >> 1;
+  const virtualChannels = blocksOf(kernel) * cinGroup;
+  const taps = kernel * kernel;
+  const matrixBytes = <usize>weightPairsBytes(coutGroup, virtualChannels);
+  const pairs = (virtualChannels + 1) >> 1;
   let entry = target;
   for (let g = 0; g < groups; g++) {
-    const groupWeights = weights + <usize>(g * coutGroup * cinGroup * 9);
+    const groupWeights = weights + <usize>(g * coutGroup * cinGroup * taps);
     for (let row = 0; row < coutGroup; row += 4) {
       for (let q = 0; q < pairs; q++) {
         for (let lane = 0; lane < 8; lane++) {
           const co = row + (lane >> 1);
-          const ci = 2 * q + (lane & 1);
-          const kernel = groupWeights + <usize>((co * cinGroup + ci) * 9);
-          transformKernel(kernel, co < coutGroup && ci < cinGroup, entryScratch + (<usize>lane << 1));
+          const v = 2 * q + (lane & 1);
+          const present = co < coutGroup && v < virtualChannels;
+          const scratch = entryScratch + (<usize>lane << 1);
+          if (kernel == 3) {
+            const block = groupWeights + <usize>((co * cinGroup + v) * 9);
+            transformKernel(block, 3, false, false, present, scratch);
+          } else {
+            // Block (a, b) of channel v / 4: rows 2a to 2a + 2 and columns 2b to 2b + 2, less
+            // the row and column the block before it holds.
+            const a = (v >> 1) & 1;
+            const b = v & 1;
+            const block = groupWeights + <usize>((co * cinGroup + (v >> 2)) * 25 + 10 * a + 2 * b);
+            transformKernel(block, 5, a == 1, b == 1, present, scratch);
+          }
         }
         for (let point = 0; point < POINTS; point++) {
           const values = v128.load(entryScratch + (<usize>point << 4));
@@ -75,22 +105,34 @@ export function intWinogradWeights(
 }
 
 /**
- * G2 g G2^T of the 3x3 int8 kernel at `kernel` (zeros when not `present`), as int16 at `target`
+ * G2 g G2^T of the 3x3 int8 block g at `block` (rows `rowStride` bytes apart; zeros when not
+ * `present`, and in its first row or column when `skipRow` or `skipColumn`), as int16 at `target`
  * and every 16 bytes after it (one per point).
  */
 @inline
-function transformKernel(kernel: usize, present: bool, target: usize): void {
+function transformKernel(
+  block: usize,
+  rowStride: i32,
+  skipRow: bool,
+  skipColumn: bool,
+  present: bool,
+  target: usize,
+): void {
   let g00 = 0, g01 = 0, g02 = 0, g10 = 0, g11 = 0, g12 = 0, g20 = 0, g21 = 0, g22 = 0;
   if (present) {
-    g00 = <i32>load<i8>(kernel);
-    g01 = <i32>load<i8>(kernel, 1);
-    g02 = <i32>load<i8>(kernel, 2);
-    g10 = <i32>load<i8>(kernel, 3);
-    g11 = <i32>load<i8>(kernel, 4);
-    g12 = <i32>load<i8>(kernel, 5);
-    g20 = <i32>load<i8>(kernel, 6);
-    g21 = <i32>load<i8>(kernel, 7);
-    g22 = <i32>load<i8>(kernel, 8);
+    const row1 = block + <usize>rowStride;
+    const row2 = row1 + <usize>rowStride;
+    g01 = <i32>load<i8>(block, 1);
+    g02 = <i32>load<i8>(block, 2);
+    g10 = <i32>load<i8>(row1);
+    g11 = <i32>load<i8>(row1, 1);
+    g12 = <i32>load<i8>(row1, 2);
+    g20 = <i32>load<i8>(row2);
+    g21 = <i32>load<i8>(row2, 1);
+    g22 = <i32>load<i8>(row2, 2);
+    g00 = <i32>load<i8>(block);
+    if (skipRow) g00 = g01 = g02 = 0;
+    if (skipColumn) g00 = g10 = g20 = 0;
   }
   // G2 g (4 x 3): rows 2 g0, g0 + g1 + g2, g0 - g1 + g2, 2 g2 of the kernel rows g_k.
   storeRow(target, 2 * g00, 2 * g01, 2 * g02);
@@ -117,14 +159,17 @@ function tilesAcrossOf(outW: i32): i32 {
   return (outW + 1) >> 1;
 }
 
-/** Int16 values per padded input row: every group of 8 tiles' 16 columns, the 2 more read, slack. */
+/**
+ * Int16 values per padded input row: every group of 8 tiles' 16 columns, the 2 more read (4 for a
+ * 5x5 window), slack.
+ */
 export function intWinogradPaddedWidth(outW: i32): i32 {
   return ((tilesAcrossOf(outW) + LANES - 1) / LANES) * 2 * LANES + 8;
 }
 
-/** Rows of a padded input plane: every tile row's two rows and the 2 more read. */
-export function intWinogradPaddedHeight(outH: i32): i32 {
-  return 2 * ((outH + 1) >> 1) + 2;
+/** Rows of a padded input plane: every tile row's two rows and the `kernel` - 1 more read. */
+export function intWinogradPaddedHeight(outH: i32, kernel: i32): i32 {
+  return 2 * ((outH + 1) >> 1) + kernel - 1;
 }
 
 /**
@@ -177,18 +222,20 @@ function productColumns(tiles: i32): i32 {
 
 /**
  * Scratch bytes intWinogradConvolution needs for bands of `bandTileRows` tile rows: the
- * transformed input (16 int16 matrices [cinGroup x tiles]) and the products (16 int32 matrices
- * [coutGroup x productColumns(tiles)], and 16 bytes the last vector reads past them), SKEW bytes
- * apart.
+ * transformed input (16 int16 matrices [virtual channels x tiles]) and the products (16 int32
+ * matrices [coutGroup x productColumns(tiles)], and 16 bytes the last vector reads past them),
+ * SKEW bytes apart.
  */
 export function intWinogradScratchBytes(
   cinGroup: i32,
   coutGroup: i32,
   outW: i32,
   bandTileRows: i32,
+  kernel: i32,
 ): i32 {
   const tiles = bandTileRows * tilesAcrossOf(outW);
-  return POINTS * ((cinGroup * inputStride(tiles) << 1) + SKEW) +
+  const virtualChannels = blocksOf(kernel) * cinGroup;
+  return POINTS * ((virtualChannels * inputStride(tiles) << 1) + SKEW) +
     POINTS * ((coutGroup * productColumns(tiles) << 2) + SKEW) + 16;
 }
 
@@ -390,13 +437,14 @@ function transformOutput(
 }
 
 /**
- * The integer 3x3 Convolution at stride 1 and dilation 1 through F(2x2, 3x3): for each image,
- * group and band of `bandTileRows` rows of 2x2 output tiles, transforms the input (B^T d B) of
- * the padded planes `padded` (paddedDifferences: [batch * cin, paddedH, paddedW] int16), runs
- * the 16 int16-pair matrix products against `transformed` weights (intWinogradWeights),
- * transforms the products back (A^T M A / 4) and finishes them by the epilogue at `epilogue`
- * (intconv.ts; 0: the int32 sums). `scratch` holds intWinogradScratchBytes(cin / groups, cout /
- * groups, outW, bandTileRows) bytes (16-aligned); y gets [batch, cout, outH, outW].
+ * The integer 3x3 or 5x5 (`kernel`) Convolution at stride 1 and dilation 1 through F(2x2, 3x3):
+ * for each image, group and band of `bandTileRows` rows of 2x2 output tiles, transforms the input
+ * (B^T d B) of the padded planes `padded` (paddedDifferences: [batch * cin, paddedH, paddedW]
+ * int16; for each 3x3 block of a 5x5 window, the plane as that block reads it), runs the 16
+ * int16-pair matrix products against `transformed` weights (intWinogradWeights), transforms the
+ * products back (A^T M A / 4) and finishes them by the epilogue at `epilogue` (intconv.ts; 0: the
+ * int32 sums). `scratch` holds intWinogradScratchBytes(cin / groups, cout / groups, outW,
+ * bandTileRows, kernel) bytes (16-aligned); y gets [batch, cout, outH, outW].
  */
 export function intWinogradConvolution(
   padded: usize,
@@ -409,6 +457,7 @@ export function intWinogradConvolution(
   groups: i32,
   outH: i32,
   outW: i32,
+  kernel: i32,
   bandTileRows: i32,
   scratch: usize,
   y: usize,
@@ -416,13 +465,15 @@ export function intWinogradConvolution(
 ): void {
   const cinGroup = cin / groups;
   const coutGroup = cout / groups;
+  const blocks = blocksOf(kernel);
+  const virtualChannels = blocks * cinGroup;
   const tilesAcross = tilesAcrossOf(outW);
   const tilesDown = (outH + 1) >> 1;
   const planeValues = paddedH * paddedW;
-  const weightBytes = <usize>weightPairsBytes(coutGroup, cinGroup);
+  const weightBytes = <usize>weightPairsBytes(coutGroup, virtualChannels);
   const bandTiles = bandTileRows * tilesAcross;
   const inputs = scratch;
-  const products = inputs + <usize>POINTS * <usize>((cinGroup * inputStride(bandTiles) << 1) + SKEW);
+  const products = inputs + <usize>POINTS * <usize>((virtualChannels * inputStride(bandTiles) << 1) + SKEW);
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
       const xGroup = at16(padded, (n * cin + g * cinGroup) * planeValues);
@@ -432,18 +483,23 @@ export function intWinogradConvolution(
         const tileRows = min(bandTileRows, tilesDown - firstTileRow);
         const tiles = tileRows * tilesAcross;
         const stride = inputStride(tiles);
-        const inputBytes = <usize>((cinGroup * stride << 1) + SKEW);
+        const inputBytes = <usize>((virtualChannels * stride << 1) + SKEW);
         const columns = productColumns(tiles);
         const productBytes = <usize>((coutGroup * columns << 2) + SKEW);
         for (let ci = 0; ci < cinGroup; ci++) {
           const plane = at16(xGroup, ci * planeValues);
-          transformInput(plane, paddedW, firstTileRow, tileRows, tilesAcross, ci, stride, inputs, inputBytes);
+          for (let block = 0; block < blocks; block++) {
+            // Block (a, b) = (block >> 1, block & 1) of a 5x5 window reads 2a rows down, 2b right.
+            const shifted = at16(plane, 2 * ((block >> 1) * paddedW + (block & 1)));
+            const v = blocks * ci + block;
+            transformInput(shifted, paddedW, firstTileRow, tileRows, tilesAcross, v, stride, inputs, inputBytes);
+          }
         }
         for (let point = 0; point < POINTS; point++) {
           gemmPairs<i16>(
             coutGroup,
             columns,
-            cinGroup,
+            virtualChannels,
             groupWeights + <usize>point * weightBytes,
             inputs + <usize>point * inputBytes,
             stride,

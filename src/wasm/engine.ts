@@ -78,12 +78,13 @@ export interface ConvolutionArgs extends KernelInput {
    */
   post?: readonly PostOp[];
   /**
-   * Convolution only: how a float 3x3 or 5x5 window (integer: 3x3) at stride 1 and dilation 1 is
+   * Convolution only: how a 3x3 or 5x5 window at stride 1 and dilation 1 is
    * computed. "auto" (the default) takes a Winograd form (float F(4x4, 3x3), F(2x2, 3x3) or
-   * F(2x2, 5x5); integer: the exact F(2x2, 3x3)) where it is faster ({@linkcode winogradForm},
-   * {@linkcode intWinogradWins}), "direct" im2col + GEMM; "winograd" Winograd at any size (float:
-   * F(4x4, 3x3) or F(2x2, 5x5), its rounding differs from the direct form's; integer: F(2x2, 3x3),
-   * the same bits), "winograd2x2" F(2x2, 3x3) for a 3x3 window (float: its own rounding).
+   * F(2x2, 5x5); integer: the exact F(2x2, 3x3), a 5x5 window as four 3x3 blocks) where it is
+   * faster ({@linkcode winogradForm}, {@linkcode intWinogradWins}), "direct" im2col + GEMM;
+   * "winograd" Winograd at any size (float: F(4x4, 3x3) or F(2x2, 5x5), its rounding differs from
+   * the direct form's; integer: F(2x2, 3x3), the same bits), "winograd2x2" F(2x2, 3x3) for a 3x3
+   * window (float: its own rounding).
    */
   algorithm?: "auto" | "direct" | "winograd" | "winograd2x2";
 }
@@ -484,21 +485,28 @@ interface EngineExports {
     inner: number,
     epilogue: number,
   ): void;
-  intWinogradWeightsBytes(coutGroup: number, cinGroup: number, groups: number): number;
+  intWinogradWeightsBytes(
+    coutGroup: number,
+    cinGroup: number,
+    groups: number,
+    kernel: number,
+  ): number;
   intWinogradWeights(
     weights: number,
     cout: number,
     cinGroup: number,
     groups: number,
+    kernel: number,
     target: number,
   ): void;
   intWinogradPaddedWidth(outW: number): number;
-  intWinogradPaddedHeight(outH: number): number;
+  intWinogradPaddedHeight(outH: number, kernel: number): number;
   intWinogradScratchBytes(
     cinGroup: number,
     coutGroup: number,
     outW: number,
     bandTileRows: number,
+    kernel: number,
   ): number;
   paddedDifferences(
     x: number,
@@ -525,6 +533,7 @@ interface EngineExports {
     groups: number,
     outH: number,
     outW: number,
+    kernel: number,
     bandTileRows: number,
     scratch: number,
     y: number,
@@ -555,13 +564,13 @@ type IntegerConvolutionArgsIn = [
  * pairs of each group's [rows, depth] matrix (`stride` = elements between a row's values, 1, or
  * between rows; convolution: W_g, deconvolution: W_g^T), as InnerProduct weight rows, as
  * float32 (depthwise kernels), or transformed for the integer Winograd
- * (assembly/engine/intwinograd.ts: 3x3 kernels [outputs, cinGroup]).
+ * (assembly/engine/intwinograd.ts: 3x3 or 5x5 kernels [outputs, cinGroup]).
  */
 export type Int8Packing =
   | { kind: "pairs"; groups: number; rows: number; depth: number; transposed: boolean }
   | { kind: "rows"; outputs: number; depth: number; transposed: boolean }
   | { kind: "float" }
-  | { kind: "winograd"; groups: number; outputs: number; cinGroup: number };
+  | { kind: "winograd"; groups: number; outputs: number; cinGroup: number; kernel: 3 | 5 };
 
 /** The arguments the convolution exports share (see assembly/engine.ts). */
 type ConvolutionArgsIn = [
@@ -679,31 +688,37 @@ export function winogradForm(args: ConvolutionArgs): WinogradForm | null {
 }
 
 /**
- * Input channels per group up to which the integer Winograd F(2x2, 3x3) is exact: it computes 4 x
- * the sum in int32, so |sum| <= 9 * 255 * 128 * channels must stay below 2^29.
+ * Input channels per group up to which the integer Winograd is exact for a 3x3 or 5x5 window: it
+ * computes 4 x the sum in int32, so |sum| <= taps * 255 * 128 * channels must stay below 2^29.
  */
-const INT_WINOGRAD_MAX_CHANNELS = Math.floor(2 ** 29 / (9 * 255 * 128));
+function intWinogradMaxChannels(kernel: 3 | 5): number {
+  return Math.floor(2 ** 29 / (kernel * kernel * 255 * 128));
+}
 
 /**
  * Whether an integer (deploy) convolution goes through the exact integer Winograd F(2x2, 3x3)
- * (assembly/engine/intwinograd.ts) rather than im2col + the int16-pair GEMM: a 3x3 window at
- * stride 1 and dilation 1, 4 to INT_WINOGRAD_MAX_CHANNELS input channels and at least 4 output
- * channels per group, and outputs enough for the 16 products per 2x2 tile (against 36) to pay for
- * transforming the weights on each call. Measured with `scripts/bench_winograd.ts --integer`: the
- * direct form costs about 9 units per output, Winograd 16 per tile and 16 x (12 + cin*cout/8192)
- * for the weights; Winograd is taken when 10 % faster by that count. Both give the same bits;
- * shape only, like {@linkcode winogradForm}.
+ * (assembly/engine/intwinograd.ts; a 5x5 window as four 3x3 blocks) rather than im2col + the
+ * int16-pair GEMM: a 3x3 or 5x5 window at stride 1 and dilation 1, 4 (5x5: 2) to
+ * {@linkcode intWinogradMaxChannels} input channels and at least 4 output channels per group, and
+ * outputs enough for the 16 products per 2x2 tile and 3x3 block (against 36 or 100) to pay for
+ * the 16 smaller matrix products. Measured with `scripts/bench_winograd.ts --integer`: the direct
+ * form costs about 1 unit per tap and output, Winograd 16 per tile and block and 16 x (12 +
+ * blocks * cin * cout / 8192) for the products; Winograd is taken when 10 % faster by that count.
+ * Both give the same bits; shape only, like {@linkcode winogradForm}.
  */
 export function intWinogradWins(args: ConvolutionArgs): boolean {
   const [, channels] = args.shape;
   const [outH, outW] = args.outSize;
   const cinGroup = channels / args.groups;
   const coutGroup = args.outputs / args.groups;
-  if (args.offsetD === undefined || winogradKernel(args.window) !== 3) return false;
-  if (cinGroup < 4 || cinGroup > INT_WINOGRAD_MAX_CHANNELS || coutGroup < 4) return false;
+  const kernel = winogradKernel(args.window);
+  if (args.offsetD === undefined || kernel === null) return false;
+  const blocks = kernel === 5 ? 4 : 1;
+  const fewest = kernel === 5 ? 2 : 4;
+  if (cinGroup < fewest || cinGroup > intWinogradMaxChannels(kernel) || coutGroup < 4) return false;
   const tiles = Math.ceil(outH / 2) * Math.ceil(outW / 2);
-  const weightTiles = 12 + cinGroup * coutGroup / 8192;
-  return 9 * outH * outW > 1.1 * 16 * (tiles + weightTiles);
+  const weightTiles = 12 + blocks * cinGroup * coutGroup / 8192;
+  return kernel * kernel * outH * outW > 1.1 * 16 * (blocks * tiles + weightTiles);
 }
 
 function checkLength(name: string, values: ArrayLike<unknown>, expected: number): void {
@@ -970,11 +985,12 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       return { name: "int8 float", bytes: weights.length * 4, pack };
     }
     if (packing.kind === "winograd") {
-      const { groups, outputs, cinGroup } = packing;
+      const { groups, outputs, cinGroup, kernel } = packing;
       return {
-        name: `int8 winograd ${groups} ${outputs} ${cinGroup}`,
-        bytes: kernels.intWinogradWeightsBytes(outputs / groups, cinGroup, groups),
-        pack: (bytesAt, at) => kernels.intWinogradWeights(bytesAt, outputs, cinGroup, groups, at),
+        name: `int8 winograd ${groups} ${outputs} ${cinGroup} ${kernel}`,
+        bytes: kernels.intWinogradWeightsBytes(outputs / groups, cinGroup, groups, kernel),
+        pack: (bytesAt, at) =>
+          kernels.intWinogradWeights(bytesAt, outputs, cinGroup, groups, kernel, at),
       };
     }
     if (packing.kind === "rows") {
@@ -1080,13 +1096,17 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const cinGroup = channels / groups;
     const coutGroup = outputs / groups;
     const depth = transposed ? coutGroup * taps : cinGroup * taps;
-    // 3x3 stride-1 kernels over channels: the exact integer Winograd where it is faster.
+    // 3x3 and 5x5 stride-1 kernels over channels: the exact integer Winograd where it is faster.
     const algorithm = args.algorithm ?? "auto";
-    const winograd = !transposed && (algorithm === "winograd" || algorithm === "winograd2x2" ||
-      (algorithm === "auto" && intWinogradWins(args)));
-    if (winograd && cinGroup > INT_WINOGRAD_MAX_CHANNELS) {
+    const winogradSize = winogradKernel(window);
+    const winograd = !transposed && winogradSize !== null &&
+      (algorithm === "winograd" || algorithm === "winograd2x2" ||
+        (algorithm === "auto" && intWinogradWins(args)));
+    if (winograd && cinGroup > intWinogradMaxChannels(winogradSize)) {
       throw new RangeError(
-        `the integer Winograd is exact up to ${INT_WINOGRAD_MAX_CHANNELS} input channels per group`,
+        `the integer Winograd is exact up to ${
+          intWinogradMaxChannels(winogradSize)
+        } input channels per group for a ${winogradSize}x${winogradSize} window`,
       );
     }
     // 3x3 depthwise kernels at column stride 1 or 2 have their own kernel (exact float sums).
@@ -1097,7 +1117,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const pointwise = !winograd && !transposed && taps === 1 && window.stride[0] === 1 &&
       window.stride[1] === 1 && window.pad[0] === 0 && window.pad[1] === 0;
     const packing: Int8Packing = winograd
-      ? { kind: "winograd", groups, outputs, cinGroup }
+      ? { kind: "winograd", groups, outputs, cinGroup, kernel: winogradSize }
       : depthwise
       ? { kind: "float" }
       : transposed
@@ -1113,16 +1133,23 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const colBytes = depth * bandRows * rowWidth * (transposed ? 4 : 2) + 8;
     if (winograd) {
       const [padH, padW] = window.pad;
-      const paddedH = kernels.intWinogradPaddedHeight(outH);
+      const paddedH = kernels.intWinogradPaddedHeight(outH, winogradSize);
       const paddedW = kernels.intWinogradPaddedWidth(outW);
       const paddedBytes = (batch * channels * paddedH + 1) * paddedW * 2;
       const tilesAcross = Math.ceil(outW / 2);
-      const bandBytesPerRow = 16 * (2 * cinGroup + 4 * coutGroup) * tilesAcross;
+      const virtualChannels = (winogradSize === 5 ? 4 : 1) * cinGroup;
+      const bandBytesPerRow = 16 * (2 * virtualChannels + 4 * coutGroup) * tilesAcross;
       const bandTileRows = Math.max(
         1,
         Math.min(Math.ceil(outH / 2), Math.floor(INT_WINOGRAD_BAND_BYTES / bandBytesPerRow)),
       );
-      const scratchBytes = kernels.intWinogradScratchBytes(cinGroup, coutGroup, outW, bandTileRows);
+      const scratchBytes = kernels.intWinogradScratchBytes(
+        cinGroup,
+        coutGroup,
+        outW,
+        bandTileRows,
+        winogradSize,
+      );
       return (x) => {
         checkLength("x", x, inputCount);
         wasm.reset();
@@ -1157,6 +1184,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           groups,
           outH,
           outW,
+          winogradSize,
           bandTileRows,
           scratchAt,
           yAt,
@@ -1329,13 +1357,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const winogradSize = winogradKernel(args.window);
     const forced = algorithm === "winograd" || algorithm === "winograd2x2";
     const small = algorithm === "winograd2x2";
-    if (
-      forced &&
-      (transposed || winogradSize === null || ((integer || small) && winogradSize !== 3))
-    ) {
+    if (forced && (transposed || winogradSize === null || (small && winogradSize !== 3))) {
       throw new RangeError(
-        "Winograd takes float 3x3 and 5x5 and integer 3x3 windows at stride 1, dilation 1; " +
-          "F(2x2, 3x3) 3x3 windows",
+        "Winograd takes 3x3 and 5x5 windows at stride 1, dilation 1; F(2x2, 3x3) 3x3 windows",
       );
     }
     if (integer) return integerConvolution(args, transposed);
