@@ -17,13 +17,14 @@ import {
   storeFirstLanes,
   transpose,
 } from "./gemm";
-import { gemmPanels, packedRowsBytes, packRows } from "./panels";
+import { colRowStride, gemmPanels, packedRowsBytes, packRows } from "./panels";
 import { endInside, firstInside, Window } from "./window";
 
 
 /**
  * Caffe's im2col of T (f32: float input; i16: the integer layers' differences) into row-major col
- * [depth, columns] (columns = (rowEnd - rowStart) * outW, the matrix product's B as it is):
+ * [depth, columns] (columns = (rowEnd - rowStart) * outW, rows `rowStride` values apart, the
+ * matrix product's B as it is):
  * col[(c*kh + i)*kw + j, (oh - rowStart)*outW + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw],
  * 0 outside the image. Inputs are copied four at a time at every column stride (one 16-byte store
  * of floats, or one 8-byte store of int16); a store may run up to three values past its run into
@@ -40,16 +41,18 @@ export function im2colColumns<T>(
   rowEnd: i32,
   outW: i32,
   col: usize,
+  rowStride: i32,
 ): void {
   const sw = window.strideW;
   if (sw == 1) {
-    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, 1);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, rowStride, 1);
   } else if (sw == 2) {
-    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, 2);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, rowStride, 2);
   } else {
-    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, sw);
+    im2colColumnsAt<T>(x, channels, height, width, window, rowStart, rowEnd, outW, col, rowStride, sw);
   }
 }
+
 
 /** Byte offset of element `index` of an array of T at `base`. */
 @inline
@@ -99,17 +102,20 @@ function im2colColumnsAt<T>(
   rowEnd: i32,
   outW: i32,
   col: usize,
+  rowStride: i32,
   sw: i32,
 ): void {
   const kh = window.kernelH;
   const kw = window.kernelW;
   const sh = window.strideH;
-  let target = col;
+  let colRow = col;
   for (let c = 0; c < channels; c++) {
     const plane = elementAt<T>(x, c * height * width);
     for (let i = 0; i < kh; i++) {
       const rowShift = i * window.dilationH - window.padH;
       for (let j = 0; j < kw; j++) {
+        let target = colRow;
+        colRow = elementAt<T>(colRow, rowStride);
         const shift = j * window.dilationW - window.padW;
         const first = min(firstInside(shift, sw), outW);
         const end = max(endInside(shift, sw, width, outW), first);
@@ -660,9 +666,10 @@ export function convolution<T>(
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        im2colColumns<f32>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels);
+        const rowStride = colRowStride(columns);
+        im2colColumns<f32>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, panels, rowStride);
         const band = at(yGroup, rowStart * outW);
-        gemmPanels(coutGroup, columns, depth, groupPanels, panels, columns, band, spatial, groupBias, relu, slope, groupSlopes);
+        gemmPanels(coutGroup, columns, depth, groupPanels, panels, rowStride, band, spatial, groupBias, relu, slope, groupSlopes);
       }
     }
   }

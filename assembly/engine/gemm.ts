@@ -2,7 +2,14 @@
 // model's integer products are assembly/engine/intconv.ts). Matrices are row-major; arguments are
 // byte offsets into linear memory owned by the caller.
 
-import { gemmPanels, packColumns, packedColumnsBytes, packedRowsBytes, packRows } from "./panels";
+import {
+  colRowStride,
+  gemmPanels,
+  packColumns,
+  packedColumnsBytes,
+  packedRowsBytes,
+  packRows,
+} from "./panels";
 
 /** The packing scratch (set by setGemmScratch; see gemmScratchBytes). */
 let packScratch: usize = 0;
@@ -12,8 +19,9 @@ let packScratch: usize = 0;
  * and B in column panels (assembly/engine/panels.ts).
  */
 export function gemmScratchBytes(m: i32, n: i32, k: i32): i32 {
-  // 32 bytes of slack: B written row-major (im2colColumns) is read eight columns at a time.
-  return packedRowsBytes(m, k) + packedColumnsBytes(n, k) + 32;
+  // B in column panels or row-major (im2colColumns, rows colRowStride apart), and 32 bytes of
+  // slack: B written row-major is read eight columns at a time.
+  return packedRowsBytes(m, k) + max(packedColumnsBytes(n, k), k * colRowStride(n) * 4) + 32;
 }
 
 /** Sets the packing scratch region (gemmScratchBytes bytes at least, 16-aligned). */

@@ -614,7 +614,7 @@ export function convolutionPairs(
       for (let rowStart = 0; rowStart < outH; rowStart += bandRows) {
         const rowEnd = min(rowStart + bandRows, outH);
         const columns = (rowEnd - rowStart) * outW;
-        im2colColumns<i16>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col);
+        im2colColumns<i16>(xGroup, cinGroup, height, width, window, rowStart, rowEnd, outW, col, columns);
         const band = at(yGroup, rowStart * outW);
         gemmPairs<i16>(coutGroup, columns, depth, packed, col, columns, band, spatial, epilogue, channel0, false, 0, 0);
       }

@@ -32,6 +32,16 @@ export function packedColumnsBytes(n: i32, k: i32): i32 {
   return ((n + COLUMNS - 1) / COLUMNS) * COLUMNS * k * 4;
 }
 
+/**
+ * Floats between consecutive rows of the float im2col (conv.ts im2colColumns) for `columns` columns: an odd number of whole
+ * 64-byte lines, so that the matrix product's reads down an 8-column panel, one row after
+ * another, spread over every set of the L1 cache (rows of 1,024 floats, 4 KiB apart, would all
+ * fall in one set, and a column panel of 75 rows be read from L2 again for every 4 rows of A).
+ */
+export function colRowStride(columns: i32): i32 {
+  return (((columns + 15) >> 4) | 1) << 4;
+}
+
 /** Byte offset of B[p, q] in column panels of `k` products at `packed`. */
 @inline
 export function panelAt(packed: usize, k: i32, p: i32, q: i32): usize {
