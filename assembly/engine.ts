@@ -21,6 +21,7 @@ export {
   power,
   prelu,
   relu,
+  sumPair,
   unary,
 } from "./engine/elementwise";
 export {

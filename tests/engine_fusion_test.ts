@@ -174,3 +174,28 @@ layer { name: "relu" type: "ReLU" bottom: "sum" top: "act" relu_param { negative
     kernels.relu = relu;
   }
 });
+
+Deno.test("Eltwise SUM of two inputs in one pass: Caffe's 0 + c0 x0 + c1 x1 and ReLU, bit for bit", async () => {
+  const kernels = await engineKernels();
+  const f32 = Math.fround;
+  // Signed zeros, subnormals, infinities and NaN, then seeded values; 4k + 3 of them, so that the
+  // one-value tail runs too.
+  const special = [-0, 0, 1e-45, -1e-45, 1.5e-39, Infinity, -Infinity, NaN, 3, -3, 1e38, -1e38];
+  const a = Float32Array.from([...special, ...special.toReversed(), ...randomValues(39, 31)]);
+  const b = Float32Array.from([...special.toReversed(), ...special, ...randomValues(39, 32)]);
+  assert.equal(a.length % 4, 3);
+  // Caffe's std::max(x, 0) + slope * std::min(x, 0): each returns its first argument unless the
+  // other is less.
+  const relu = (x: number, slope: number) => f32((x < 0 ? 0 : x) + f32(slope * (0 < x ? 0 : x)));
+  for (const [c0, c1] of [[1, 1], [1, -2], [-0.5, 3], [0, 1]]) {
+    for (const slope of [undefined, 0, 0.25]) {
+      const post = slope === undefined ? [] : [{ kind: "relu" as const, slope }];
+      const y = kernels.eltwise("SUM", [a, b], [c0, c1], post);
+      a.forEach((value, i) => {
+        const sum = f32(f32(b[i] * c1) + f32(f32(value * c0) + 0));
+        const want = slope === undefined ? sum : relu(sum, slope);
+        assert.ok(Object.is(y[i], want), `${c0} ${c1} ${slope} at ${i}: ${y[i]} != ${want}`);
+      });
+    }
+  }
+});

@@ -284,6 +284,29 @@ export function addScaled(y: usize, x: usize, count: i32, coefficient: f32): voi
   }
 }
 
+/**
+ * Eltwise SUM of two inputs into the first, as Caffe sums (top = 0, then top += c_i * x_i for each
+ * input), then, when `relu`, max(v, 0) + slope * min(v, 0): y = b * cb + (y * ca + 0), the same
+ * operations in the same order as zeros then addScaled(y, a, ca), addScaled(y, b, cb) and relu,
+ * in one pass.
+ */
+export function sumPair(y: usize, b: usize, count: i32, ca: f32, cb: f32, relu: bool, slope: f32): void {
+  const factorsA = f32x4.splat(ca);
+  const factorsB = f32x4.splat(cb);
+  const zeros = f32x4.splat(0);
+  const slopes = f32x4.splat(slope);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const first = f32x4.add(f32x4.mul(v128.load(at(y, i)), factorsA), zeros);
+    const sum = f32x4.add(f32x4.mul(v128.load(at(b, i)), factorsB), first);
+    v128.store(at(y, i), relu ? reluLanes(sum, slopes) : sum);
+  }
+  for (; i < count; i++) {
+    const sum = cb * load<f32>(at(b, i)) + (ca * load<f32>(at(y, i)) + <f32>0);
+    store<f32>(at(y, i), relu ? f32x4.extract_lane(reluLanes(f32x4.splat(sum), slopes), 0) : sum);
+  }
+}
+
 /** Eltwise PROD step: y *= x. */
 export function multiply(y: usize, x: usize, count: i32): void {
   let i = 0;

@@ -320,6 +320,15 @@ interface EngineExports {
     variance: number,
   ): void;
   addScaled(y: number, x: number, count: number, coefficient: number): void;
+  sumPair(
+    y: number,
+    b: number,
+    count: number,
+    ca: number,
+    cb: number,
+    relu: boolean,
+    slope: number,
+  ): void;
   multiply(y: number, x: number, count: number): void;
   maximum(y: number, x: number, count: number): void;
   softmax(x: number, outer: number, channels: number, inner: number, y: number): void;
@@ -1698,6 +1707,16 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       inputs.forEach((input, i) => checkLength(`input ${i}`, input, count));
       if (operation === "SUM") checkLength("coefficients", coefficients, inputs.length);
       wasm.reset();
+      if (operation === "SUM" && inputs.length === 2) {
+        // ResNet's residual sums: both inputs and a ReLU after them in one pass.
+        const yAt = wasm.copyIn(inputs[0]);
+        const bAt = wasm.copyIn(inputs[1]);
+        const [first, ...rest] = post;
+        const relu = first?.kind === "relu";
+        const slope = relu ? first.slope : 0;
+        kernels.sumPair(yAt, bAt, count, coefficients[0], coefficients[1], relu, slope);
+        return postOpsOut(relu ? rest : post, yAt, count);
+      }
       const yAt = operation === "SUM" ? wasm.alloc(count * 4) : wasm.copyIn(inputs[0]);
       if (operation === "SUM") wasm.view(Float32Array, yAt, count).fill(0);
       inputs.forEach((input, i) => {
