@@ -153,26 +153,17 @@ layer { name: "relu" type: "ReLU" bottom: "sum" top: "act" relu_param { negative
     const sum = Math.fround(value + Math.fround(-2 * b[i]));
     return sum > 0 ? sum : Math.fround(0.25 * sum);
   });
-  const kernels = await engineKernels();
-  const relu = kernels.relu;
-  let reluCalls = 0;
-  kernels.relu = (x, slope) => {
-    reluCalls++;
-    return relu(x, slope);
-  };
-  try {
+  await countingReluCalls(async (reluCalls) => {
     const fused = await runNet(model, { inputs });
-    assert.equal(reluCalls, 0);
+    assert.equal(reluCalls.count, 0);
     assert.deepEqual([...fused.outputs.keys()], ["act"]);
     fused.outputs.get("act")!.data.forEach((value, i) => assert.equal(value, want[i], `at ${i}`));
     const seen: string[] = [];
     const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
-    assert.equal(reluCalls, 1);
+    assert.equal(reluCalls.count, 1);
     assert.deepEqual(seen, ["sum", "relu"]);
     assert.deepEqual(layered.outputs.get("act")!.data, fused.outputs.get("act")!.data);
-  } finally {
-    kernels.relu = relu;
-  }
+  });
 });
 
 Deno.test("Eltwise SUM of two inputs in one pass: Caffe's 0 + c0 x0 + c1 x1 and ReLU, bit for bit", async () => {
@@ -199,3 +190,71 @@ Deno.test("Eltwise SUM of two inputs in one pass: Caffe's 0 + c0 x0 + c1 x1 and 
     }
   }
 });
+
+Deno.test("observeOnly: observe sees only the named layers, and the run keeps its fusion and output buffer", async () => {
+  const model = net(
+    `bottom: "conv" top: "conv"`,
+    `layer { name: "conv2" type: "Convolution" bottom: "conv" top: "out"
+  convolution_param { num_output: 2 kernel_size: 1 } }`,
+  );
+  model.layers[2].blobs = [
+    { shape: [2, O, 1, 1], data: randomValues(2 * O, 13) },
+    { shape: [2], data: randomValues(2, 14) },
+  ];
+  const x = randomValues(C * H * W, 15);
+  const [w, b] = model.layers[0].blobs.map((blob) => blob.data as Float32Array);
+  const inputs = new Map([["x", { shape: [1, C, H, W], data: x }]]);
+  const kernels = await engineKernels();
+  await countingReluCalls(async (reluCalls) => {
+    const plain = await runNet(model, { inputs });
+    /** The run's observed layers and copies of what each read, and its output. */
+    const observed = async (observeOnly?: ReadonlySet<string>) => {
+      const reads = new Map<string, Float32Array>();
+      const inArena: boolean[] = [];
+      const result = await runNet(model, {
+        inputs,
+        observeOnly,
+        observe(layer, bottoms) {
+          reads.set(layer.name, bottoms[0].data.slice());
+          inArena.push(kernels.inOutputArena(bottoms[0].data));
+        },
+      });
+      return { reads, inArena, out: result.outputs.get("out")!.data };
+    };
+    reluCalls.count = 0;
+    const all = await observed();
+    assert.deepEqual([...all.reads.keys()], ["conv", "relu", "conv2"]);
+    assert.equal(reluCalls.count, 1);
+    reluCalls.count = 0;
+    const only = await observed(new Set(["conv2"]));
+    assert.deepEqual([...only.reads.keys()], ["conv2"]);
+    assert.equal(reluCalls.count, 0, "the ReLU is applied by the convolution");
+    assert.deepEqual(only.inArena, [true], "values are kept in the output buffer");
+    assert.deepEqual(only.reads.get("conv2"), all.reads.get("conv2"));
+    assertClose({ shape: [1, O, H, W], data: only.reads.get("conv2")! }, expected(x, w, b, 0));
+    assert.deepEqual(only.out, plain.outputs.get("out")!.data);
+    // An observed layer inside a fusion chain runs on its own, reading the raw convolution.
+    reluCalls.count = 0;
+    const cut = await observed(new Set(["relu"]));
+    assert.deepEqual([...cut.reads.keys()], ["relu"]);
+    assert.equal(reluCalls.count, 1);
+    assertClose({ shape: [1, O, H, W], data: cut.reads.get("relu")! }, expected(x, w, b, 1));
+    assert.deepEqual(cut.out, plain.outputs.get("out")!.data);
+  });
+});
+
+/** Runs `body` with the engine's ReLU kernel counting its calls in `calls.count`. */
+async function countingReluCalls(body: (calls: { count: number }) => Promise<void>): Promise<void> {
+  const kernels = await engineKernels();
+  const relu = kernels.relu;
+  const calls = { count: 0 };
+  kernels.relu = (values, slope) => {
+    calls.count++;
+    return relu(values, slope);
+  };
+  try {
+    await body(calls);
+  } finally {
+    kernels.relu = relu;
+  }
+}

@@ -321,6 +321,8 @@ async function runPass(
     onProgress({ pass, samples, totalSamples, layer, etaSeconds });
   };
   const inputs = netInputs(net).map((input) => input.name);
+  // Only the layers calibrated are observed, so the run keeps its fusion and output buffer.
+  const observeOnly = new Set(active.keys());
   for await (const { batch, samples: count } of passes.batches(pass)) {
     const missing = inputs.find((name) => !batch.has(name));
     if (missing !== undefined) {
@@ -331,6 +333,7 @@ async function runPass(
     }
     await runNet(net, {
       inputs: batch,
+      observeOnly,
       observe(layer: Layer, bottoms: readonly Tensor[]) {
         const group = active.get(layer.name);
         if (group === undefined) return;
@@ -366,10 +369,16 @@ async function quantizedPass(
       byQuantTop.set(reader.bottoms[0], group.collector as SearchCollector);
     }
   }
+  const observeOnly = new Set(
+    fakeQuant.layers
+      .filter((layer) => layer.type === "Quant" && byQuantTop.has(layer.tops[0]))
+      .map((layer) => layer.name),
+  );
   let samples = 0;
   for await (const { batch, samples: count } of passes.batches(pass)) {
     await runNet(fakeQuant, {
       inputs: batch,
+      observeOnly,
       observe(layer: Layer, bottoms: readonly Tensor[]) {
         if (layer.type !== "Quant") return;
         const collector = byQuantTop.get(layer.tops[0]);

@@ -47,6 +47,7 @@ export async function observeActivationRanges(
     await runNet(net, {
       inputs,
       seed: seed + index,
+      observeOnly: quantizable,
       observe(layer, bottoms) {
         if (!quantizable.has(layer.name)) return;
         const [min, max] = kernels.range(bottoms[0].data);

@@ -41,6 +41,14 @@ export interface RunOptions {
    */
   observe?: (layer: Layer, bottoms: readonly Tensor[]) => void;
   /**
+   * With `observe`: the names of the only layers it is called for. The run then applies layers
+   * in the layer before them and keeps values in a reused buffer as a run without callbacks does
+   * (except for an observed layer, which runs on its own, and a deploy Quant layer, which
+   * quantizes its values itself), so the tensors `observe` gets hold their values during the call
+   * only: copy what you keep. Calibration observes its quantized layers this way.
+   */
+  observeOnly?: ReadonlySet<string>;
+  /**
    * Called before each layer runs with the values it would read; a tensor returned at index i
    * (of the same shape) is read instead of float bottom i. Lockstep comparison uses it to feed
    * one net's layers the other net's values.
@@ -297,10 +305,16 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const inputs = runInputs(net, options.inputs, options.seed ?? 0, plan.inputs);
   const keepAll = options.keepAll ?? false;
   const { byName, lastRead } = plan;
-  const hooked = keepAll || options.observe !== undefined || options.written !== undefined ||
-    options.substitute !== undefined;
-  const chains = hooked ? new Map<Layer, Layer[]>() : plan.chains;
-  const deferred = hooked ? new Set<Layer>() : plan.deferred;
+  const { observeOnly } = options;
+  const hooked = keepAll || (options.observe !== undefined && observeOnly === undefined) ||
+    options.written !== undefined || options.substitute !== undefined;
+  const observing = options.observe !== undefined && observeOnly !== undefined;
+  const chains = hooked
+    ? new Map<Layer, Layer[]>()
+    : observing
+    ? chainsBefore(plan.chains, observeOnly)
+    : plan.chains;
+  const deferred = hooked || observing ? new Set<Layer>() : plan.deferred;
   // The layers a Convolution applied itself, and the blob its value went to.
   const applied = new Set<Layer>();
   const fusedTop = new Map<Layer, string>();
@@ -386,7 +400,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     const read = options.substitute === undefined ? bottoms : substituted(layer, bottoms, options);
     const problem = domainProblem(runner, read, planned.bottoms);
     if (problem !== undefined) return skip(planned, problem);
-    options.observe?.(layer, read.map((value) => value.tensor));
+    if (observeOnly === undefined || observeOnly.has(layer.name)) {
+      options.observe?.(layer, read.map((value) => value.tensor));
+    }
     let tops: Value[];
     try {
       tops = runner.run(layer, read, context);
@@ -607,6 +623,35 @@ function fusionChains(net: Net): Map<Layer, Layer[]> {
     if (chain.length > 0) chains.set(layer, chain);
   });
   return chains;
+}
+
+/** The pieces of fusion chains cut before a layer (a chain array, then where it was cut). */
+const CUT_CHAINS = new WeakMap<Layer[], Map<number, Layer[]>>();
+
+/**
+ * `chains` with each cut before its first layer named in `observed` (that layer runs on its own,
+ * reading its input, which the layer before would otherwise never write): the same arrays where
+ * nothing is cut, and the same piece for the same cut on every run, as the layers' kept calls are
+ * keyed by their chain.
+ */
+function chainsBefore(
+  chains: Map<Layer, Layer[]>,
+  observed: ReadonlySet<string>,
+): Map<Layer, Layer[]> {
+  const kept = new Map<Layer, Layer[]>();
+  for (const [layer, chain] of chains) {
+    const cut = chain.findIndex((next) => observed.has(next.name));
+    if (cut < 0) {
+      kept.set(layer, chain);
+    } else if (cut > 0) {
+      const pieces = CUT_CHAINS.get(chain) ?? new Map<number, Layer[]>();
+      CUT_CHAINS.set(chain, pieces);
+      const piece = pieces.get(cut) ?? chain.slice(0, cut);
+      pieces.set(cut, piece);
+      kept.set(layer, piece);
+    }
+  }
+  return kept;
 }
 
 /**
