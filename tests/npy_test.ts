@@ -182,3 +182,21 @@ Deno.test("readNpy: the header is read as a Python dict literal, anything else r
   );
   assert.deepEqual(loose.shape, [1, 2]);
 });
+
+Deno.test("readNpy: '<f4' values in a file's own buffer are read in place; a slice of a larger buffer is copied", () => {
+  const values = [1.5, -2.25, 3, 1e-45];
+  const file = writeNpy({ shape: [2, 2], data: Float32Array.from(values) });
+  const inPlace = readNpy(file);
+  assert.deepEqual(Array.from(inPlace.data), values.map(Math.fround));
+  assert.equal(inPlace.data.buffer, file.buffer, "a view into the file's bytes");
+  // The same bytes inside a larger buffer (as a pool slice), at an odd offset and at an aligned one.
+  for (const offset of [3, 64]) {
+    const pool = new Uint8Array(offset + file.length + 5);
+    pool.set(file, offset);
+    const copied = readNpy(pool.subarray(offset, offset + file.length));
+    assert.deepEqual(Array.from(copied.data), values.map(Math.fround));
+    assert.notEqual(copied.data.buffer, pool.buffer, `offset ${offset}: a copy`);
+    pool.fill(0);
+    assert.deepEqual(Array.from(copied.data), values.map(Math.fround));
+  }
+});

@@ -63,9 +63,10 @@ function badSample(message: string, file: string): ConvertError {
 }
 
 /**
- * Checks `tensor` for net input `input` and splits it into samples of batch 1: its shape must be
- * the input's shape without the batch axis, or `[N, …]` with the input's other dimensions (any
- * shape when the net declares none); it must have elements, all finite. Errors name `file`.
+ * Checks `tensor` for net input `input` and splits it into samples of batch 1 (views of its array,
+ * not copies): its shape must be the input's shape without the batch axis, or `[N, …]` with the
+ * input's other dimensions (any shape when the net declares none); it must have elements, all
+ * finite. Errors name `file`.
  */
 export async function splitSamples(
   tensor: Tensor,
@@ -109,7 +110,7 @@ export async function splitSamples(
   const size = data.length / count;
   return Array.from({ length: count }, (_, i) => ({
     shape: [1, ...batched.slice(1)],
-    data: data.slice(i * size, (i + 1) * size),
+    data: data.subarray(i * size, (i + 1) * size),
   }));
 }
 

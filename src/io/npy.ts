@@ -20,7 +20,9 @@ function formatError(message: string, file: string | undefined, offset?: number)
 
 /**
  * Reads a `.npy` file: `<f4` or `<f8` (converted to float32), C order, any rank. Other dtypes,
- * Fortran order, bad headers and short data are `NPY_FORMAT` errors naming `file`.
+ * Fortran order, bad headers and short data are `NPY_FORMAT` errors naming `file`. `<f4` values
+ * in an array that holds its whole buffer (as a file read gives) are a view into `bytes`, not a
+ * copy: don't change `bytes` afterwards.
  */
 export function readNpy(bytes: Uint8Array, file?: string): Tensor {
   if (bytes.length < 10 || MAGIC.some((byte, i) => bytes[i] !== byte)) {
@@ -67,11 +69,22 @@ export function readNpy(bytes: Uint8Array, file?: string): Tensor {
       dataStart,
     );
   }
+  const start = bytes.byteOffset + dataStart;
+  const owned = bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength;
+  if (LITTLE_ENDIAN && itemSize === 4 && owned && start % 4 === 0) {
+    // Read in place: on a VM, the fresh pages of a copy cost far more than the copy itself.
+    return { shape, data: new Float32Array(bytes.buffer as ArrayBuffer, start, count) };
+  }
   const data = new Float32Array(count);
-  // A copy (Node's Buffer.slice would be a view into a shared pool).
+  if (LITTLE_ENDIAN && itemSize === 4) {
+    // A copy into the values' own array (Node's Buffer.slice would be a view into a shared pool).
+    new Uint8Array(data.buffer).set(bytes.subarray(dataStart, dataStart + count * 4));
+    return { shape, data };
+  }
   const raw = new Uint8Array(bytes.subarray(dataStart, dataStart + count * itemSize));
   if (LITTLE_ENDIAN) {
-    data.set(itemSize === 4 ? new Float32Array(raw.buffer) : new Float64Array(raw.buffer));
+    data.set(new Float64Array(raw.buffer));
   } else {
     const rawView = new DataView(raw.buffer);
     for (let i = 0; i < count; i++) {
