@@ -347,3 +347,28 @@ Deno.test({
     assert.deepEqual(reports[1], reports[0]);
   },
 });
+
+Deno.test({
+  name: "engine pool: sample buffers handed back and reused, samples of mixed sizes, equal runNet",
+  ignore: !have("mtcnn_pnet"),
+  async fn() {
+    // mtcnn_pnet is fully convolutional: samples of two sizes make jobs of different sizes, so a
+    // job's samples often go into a larger buffer a worker handed back.
+    const { net } = readNet("mtcnn_pnet");
+    const inputs = Array.from({ length: 240 }, (_, i) => {
+      const [height, width] = i % 3 === 0 ? [37, 51] : [12, 12];
+      const shape = [1, 3, height, width];
+      return new Map([["data", { shape, data: randomValues(3 * height * width, 500 + i) }]]);
+    });
+    const pool = await EnginePool.open([net], { threads: 2 });
+    try {
+      assert.equal(pool.threads, 2);
+      const results = await collect(pool, inputs);
+      for (const [i, sample] of inputs.entries()) {
+        assertSameRun(results[i][0], await runNet(net, { inputs: sample }), `sample ${i}`);
+      }
+    } finally {
+      pool.close();
+    }
+  },
+});

@@ -71,6 +71,9 @@ const MAX_SAMPLES_PER_JOB = 64;
  */
 const JOBS_PER_WORKER = 2;
 
+/** Sample buffers kept for reuse (handed back by workers with their results). */
+const SPARE_BUFFERS = 4;
+
 /** One started worker and the jobs it was given. */
 interface PoolWorker {
   port: WorkerPort;
@@ -107,6 +110,8 @@ export class EnginePool {
   readonly #nets: Net[];
   readonly #workers: PoolWorker[];
   readonly #queue: Job[] = [];
+  /** Sample buffers workers handed back, largest last. */
+  readonly #spare: ArrayBuffer[] = [];
   #nextId = 0;
   /** Measured worker time per sample (moving average over jobs), 0 before any. */
   #sampleMilliseconds = 0;
@@ -177,8 +182,10 @@ export class EnginePool {
   /** Runs consecutive samples as one job (in-process without workers). */
   #submit(samples: (Map<string, Tensor> | undefined)[], seed: number): Promise<JobResult> {
     if (this.#workers.length === 0) return this.#runHere(samples, seed);
-    // A copy of the inputs' elements is transferred: the caller's arrays stay usable.
-    const bundle = bundleTensors(samples.map((inputs) => inputs && { tensors: inputs }));
+    // A copy of the inputs' elements is transferred: the caller's arrays stay usable. It goes
+    // into a buffer a worker handed back when one is large enough (touched pages, no faults).
+    const groups = samples.map((inputs) => inputs && { tensors: inputs });
+    const bundle = bundleTensors(groups, this.#spare.pop());
     return new Promise((resolve, reject) => {
       this.#queue.push({
         message: {
@@ -291,7 +298,11 @@ export class EnginePool {
     const index = worker.jobs.findIndex((job) => job.message.id === message.id);
     if (index < 0) return;
     const [job] = worker.jobs.splice(index, 1);
-    const runs = unbundleTensors(message.results);
+    this.#spare.push(message.spent);
+    this.#spare.sort((a, b) => a.byteLength - b.byteLength);
+    if (this.#spare.length > SPARE_BUFFERS) this.#spare.shift();
+    // Views: the bundle crossed transferred, so its buffer is the results' own.
+    const runs = unbundleTensors(message.results, true);
     const nets = this.#nets.length;
     const done = runs.length / nets;
     this.#noteJob(message.milliseconds, done);

@@ -51,8 +51,15 @@ export interface BundleGroup {
   deployBlobs?: ReadonlyMap<string, "int8" | "accumulator">;
 }
 
-/** `groups` (undefined: none) as one bundle; the elements are copied into one new array. */
-export function bundleTensors(groups: readonly (BundleGroup | undefined)[]): TensorBundle {
+/**
+ * `groups` (undefined: none) as one bundle; the elements are copied into one array: the start of
+ * `reuse` when it is large enough (a buffer already touched: fresh pages cost more than the copy),
+ * else a new one.
+ */
+export function bundleTensors(
+  groups: readonly (BundleGroup | undefined)[],
+  reuse?: ArrayBuffer,
+): TensorBundle {
   const entries: (BundleEntry | null)[] = [];
   const parts: Float32Array[] = [];
   let length = 0;
@@ -71,7 +78,9 @@ export function bundleTensors(groups: readonly (BundleGroup | undefined)[]): Ten
     if (group.deployBlobs !== undefined) entry.deployBlobs = [...group.deployBlobs];
     entries.push(entry);
   }
-  const data = new Float32Array(length);
+  const data = reuse !== undefined && reuse.byteLength >= length * 4
+    ? new Float32Array(reuse, 0, length)
+    : new Float32Array(length);
   let at = 0;
   for (const part of parts) {
     data.set(part, at);
@@ -92,7 +101,8 @@ export interface UnbundledGroup {
 
 /**
  * The groups of `bundle`. Each tensor's elements are its own copy, or with `views` a view into
- * the bundle's array (for a worker's inputs, read during the job only).
+ * the bundle's array (a worker's inputs, read during the job only; the results a worker
+ * transferred, which own their buffer).
  */
 export function unbundleTensors(
   bundle: TensorBundle,
@@ -165,6 +175,8 @@ export type FromWorker =
      * layers and deploy blobs; up to the failing sample when `error` is set.
      */
     results: TensorBundle;
+    /** The job's sample buffer, handed back for the pool's next bundle. */
+    spent: ArrayBuffer;
     /** The first sample's error; the samples after it were not run. */
     error?: WireError;
     /** Time spent running the samples. */
@@ -228,10 +240,11 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
         kind: "done",
         id: message.id,
         results: bundle,
+        spent: message.samples.data.buffer as ArrayBuffer,
         error: error === undefined ? undefined : wireError(error),
         milliseconds,
       },
-      [bundle.data.buffer as ArrayBuffer],
+      [bundle.data.buffer as ArrayBuffer, message.samples.data.buffer as ArrayBuffer],
     );
   });
 }
