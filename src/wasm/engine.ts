@@ -172,8 +172,8 @@ export interface EngineKernels {
     view: ChannelView,
   ): { mean: Float32Array; variance: Float32Array };
   /**
-   * Caffe Eltwise over equally sized inputs: SUM with coefficients, PROD or MAX; then `post` (as a
-   * convolution's `post`) on the result.
+   * Caffe Eltwise over 2 or more equally sized inputs: SUM with coefficients, PROD or MAX; then
+   * `post` (as a convolution's `post`) on the result.
    */
   eltwise(
     operation: "SUM" | "PROD" | "MAX",
@@ -705,6 +705,14 @@ function intWinogradMaxChannels(kernel: 3 | 5): number {
 }
 
 /**
+ * The 3x3 blocks the integer Winograd splits a 3x3 or 5x5 window into, each a virtual input
+ * channel (assembly/engine/intwinograd.ts `blocksOf`).
+ */
+function intWinogradBlocks(kernel: 3 | 5): number {
+  return kernel === 5 ? 4 : 1;
+}
+
+/**
  * Whether an integer (deploy) convolution goes through the exact integer Winograd F(2x2, 3x3)
  * (assembly/engine/intwinograd.ts; a 5x5 window as four 3x3 blocks) rather than im2col + the
  * int16-pair GEMM: a 3x3 or 5x5 window at stride 1 and dilation 1, 4 (5x5: 2) to
@@ -722,7 +730,7 @@ export function intWinogradWins(args: ConvolutionArgs): boolean {
   const coutGroup = args.outputs / args.groups;
   const kernel = winogradKernel(args.window);
   if (args.offsetD === undefined || kernel === null) return false;
-  const blocks = kernel === 5 ? 4 : 1;
+  const blocks = intWinogradBlocks(kernel);
   const fewest = kernel === 5 ? 2 : 4;
   if (cinGroup < fewest || cinGroup > intWinogradMaxChannels(kernel) || coutGroup < 4) return false;
   const tiles = Math.ceil(outH / 2) * Math.ceil(outW / 2);
@@ -1146,7 +1154,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const paddedW = kernels.intWinogradPaddedWidth(outW);
       const paddedBytes = (batch * channels * paddedH + 1) * paddedW * 2;
       const tilesAcross = Math.ceil(outW / 2);
-      const virtualChannels = (winogradSize === 5 ? 4 : 1) * cinGroup;
+      const virtualChannels = intWinogradBlocks(winogradSize) * cinGroup;
       const bandBytesPerRow = 16 * (2 * virtualChannels + 4 * coutGroup) * tilesAcross;
       const bandTileRows = Math.max(
         1,
@@ -1706,26 +1714,27 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const count = inputs[0].length;
       inputs.forEach((input, i) => checkLength(`input ${i}`, input, count));
       if (operation === "SUM") checkLength("coefficients", coefficients, inputs.length);
+      if (inputs.length < 2) throw new RangeError("Eltwise takes at least 2 inputs");
       wasm.reset();
-      if (operation === "SUM" && inputs.length === 2) {
-        // ResNet's residual sums: both inputs and a ReLU after them in one pass.
-        const yAt = wasm.copyIn(inputs[0]);
-        const bAt = wasm.copyIn(inputs[1]);
+      const yAt = wasm.copyIn(inputs[0]);
+      if (operation === "SUM") {
+        // Caffe's 0 + c0 x0 + c1 x1 + …: the first two in one pass, with the ReLU after them
+        // when there are no more (ResNet's residual sums).
         const [first, ...rest] = post;
-        const relu = first?.kind === "relu";
+        const relu = inputs.length === 2 && first?.kind === "relu";
         const slope = relu ? first.slope : 0;
+        const bAt = wasm.copyIn(inputs[1]);
         kernels.sumPair(yAt, bAt, count, coefficients[0], coefficients[1], relu, slope);
+        for (let i = 2; i < inputs.length; i++) {
+          kernels.addScaled(yAt, wasm.copyIn(inputs[i]), count, coefficients[i]);
+        }
         return postOpsOut(relu ? rest : post, yAt, count);
       }
-      const yAt = operation === "SUM" ? wasm.alloc(count * 4) : wasm.copyIn(inputs[0]);
-      if (operation === "SUM") wasm.view(Float32Array, yAt, count).fill(0);
-      inputs.forEach((input, i) => {
-        if (operation !== "SUM" && i === 0) return;
-        const xAt = wasm.copyIn(input);
-        if (operation === "SUM") kernels.addScaled(yAt, xAt, count, coefficients[i]);
-        else if (operation === "PROD") kernels.multiply(yAt, xAt, count);
+      for (let i = 1; i < inputs.length; i++) {
+        const xAt = wasm.copyIn(inputs[i]);
+        if (operation === "PROD") kernels.multiply(yAt, xAt, count);
         else kernels.maximum(yAt, xAt, count);
-      });
+      }
       return postOpsOut(post, yAt, count);
     },
 
