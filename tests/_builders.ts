@@ -66,7 +66,7 @@ export function randomValues(count: number, seed: number): Float32Array {
 /** A float32 blob of `shape` filled from `next`. */
 export function blob(shape: number[], next: () => number): Blob {
   const count = shape.reduce((a, b) => a * b, 1);
-  return { shape, data: Float32Array.from({ length: count }, next) };
+  return { shape, data: Float32Array.from({ length: count }, () => next()) };
 }
 
 /** A float32 blob holding `values`. */

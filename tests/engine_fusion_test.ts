@@ -1,14 +1,22 @@
-// A Convolution followed by a ReLU (also BatchNorm, Scale, DeQuant) applies it itself when no
-// callback needs the value between the two (src/engine/run.ts fusionChains): in place, or into
-// another blob that only that layer reads. The results equal plain loops computed here, with and without callbacks, for slope
-// 0 and a leaky slope, a ReLU that is not in place, and a raw blob another layer also reads; an
-// Eltwise applies the ReLU after it the same way.
+// A Convolution or Deconvolution followed by a ReLU (also BatchNorm, Scale, DeQuant) applies it
+// itself when no callback needs the value between the two (src/engine/run.ts fusionChains): in
+// place, or into another blob that only that layer reads. The results equal plain loops computed
+// here, with and without callbacks, for slope 0 and a leaky slope, a ReLU that is not in place,
+// and a raw blob another layer also reads; an Eltwise applies the ReLU after it the same way.
 
 import assert from "node:assert/strict";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { engineKernels } from "../src/wasm/engine.ts";
-import { randomValues } from "./_builders.ts";
+import {
+  deconv,
+  deconvForward,
+  layer,
+  net as builtNet,
+  random,
+  randomValues,
+  scale,
+} from "./_builders.ts";
 
 const [C, H, W, O] = [3, 6, 5, 4];
 
@@ -136,6 +144,50 @@ layer { name: "scale" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_te
   const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
   assert.deepEqual(seen, ["conv", "bn", "scale", "relu"]);
   assert.deepEqual(layered.outputs.get("act")!.data, fused.outputs.get("act")!.data);
+});
+
+Deno.test("Deconvolution + Scale + leaky ReLU: applied by the deconvolution, same bits as layer by layer", async () => {
+  const next = random(21);
+  const [channels, outputs, kernel] = [3, 4, 3];
+  const up = deconv("up", "x", "up", { numOutput: outputs, channelsIn: channels, kernel, next });
+  const model = builtNet("x", [1, channels, H, W], [
+    up,
+    scale("scale", "up", "up", outputs, next),
+    layer("relu", "ReLU", ["up"], ["act"], { relu_param: { negative_slope: 0.1 } }),
+  ]);
+  const x = randomValues(channels * H * W, 22);
+  const [w, b] = up.blobs.map((blob) => blob.data as Float32Array);
+  const [factors, shifts] = model.layers[1].blobs.map((blob) => blob.data as Float32Array);
+  const raw = deconvForward(
+    { shape: [channels, H, W], data: Float64Array.from(x) },
+    w,
+    b,
+    outputs,
+    kernel,
+    1,
+  );
+  const plane = raw.shape[1] * raw.shape[2];
+  const want = Array.from(raw.data, (value, i) => {
+    const o = Math.floor(i / plane);
+    const y = value * factors[o] + shifts[o];
+    return y > 0 ? y : 0.1 * y;
+  });
+  const inputs = new Map([["x", { shape: [1, channels, H, W], data: x }]]);
+  await countingReluCalls(async (reluCalls) => {
+    const fused = await runNet(model, { inputs });
+    assert.equal(reluCalls.count, 0, "the ReLU is applied by the deconvolution");
+    assert.deepEqual([...fused.outputs.keys()], ["act"]);
+    const act = fused.outputs.get("act")!;
+    assert.deepEqual(act.shape, [1, ...raw.shape]);
+    act.data.forEach((value, i) =>
+      assert.ok(Math.abs(value - want[i]) < 1e-5, `at ${i}: ${value} ${want[i]}`)
+    );
+    const seen: string[] = [];
+    const layered = await runNet(model, { inputs, written: (layer) => seen.push(layer.name) });
+    assert.equal(reluCalls.count, 1);
+    assert.deepEqual(seen, ["up", "scale", "relu"]);
+    assert.deepEqual(layered.outputs.get("act")!.data, act.data);
+  });
 });
 
 Deno.test("Eltwise SUM + ReLU: the ReLU runs in the Eltwise's call, same values as layer by layer", async () => {

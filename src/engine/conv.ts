@@ -213,9 +213,7 @@ function convolutionLikeCall(
       ? (size === 1 ? 1 : window.stride[axis])
       : Math.min(window.stride[axis], size + 2 * window.pad[axis]);
   }) as [number, number];
-  const [post, fused] = transposed
-    ? [[], 0]
-    : postOps(layer, [batch, outputs, ...outSize], offsetD, context);
+  const [post, fused] = postOps(layer, [batch, outputs, ...outSize], offsetD, context);
   const args = {
     offsetD,
     quantScale,

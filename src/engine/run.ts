@@ -581,17 +581,18 @@ function deferredQuants(net: Net): Set<Layer> {
 const WEIGHTED = new Set(["Convolution", "Deconvolution", "InnerProduct"]);
 
 /**
- * The layer types each type may apply to its output itself: a Convolution's or InnerProduct's
- * (src/engine/conv.ts POST_OPS), an Eltwise's ReLU (src/engine/elementwise.ts).
+ * The layer types each type may apply to its output itself: a Convolution's, Deconvolution's or
+ * InnerProduct's (src/engine/conv.ts POST_OPS), an Eltwise's ReLU (src/engine/elementwise.ts).
  */
 const FUSABLE: Record<string, Set<string>> = {
   Convolution: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
+  Deconvolution: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
   InnerProduct: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
   Eltwise: new Set(["ReLU"]),
 };
 
 /**
- * For each Convolution, InnerProduct or Eltwise with one top, the layers right after it that it
+ * For each Convolution, Deconvolution, InnerProduct or Eltwise with one top, the layers right after it that it
  * may apply itself: each of a type FUSABLE after it with one bottom, the previous value, and one
  * top, written in place or into its own blob when no layer outside the chain reads or writes the
  * previous value.

@@ -1105,7 +1105,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const quantize = args.quantScale !== undefined;
     const quantScale = args.quantScale ?? 0;
     const post = args.post ?? [];
-    if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
     const inputCount = batch * channels * height * width;
     const outCount = batch * outputs * outH * outW;
     const layout = { outer: batch, channels: outputs, inner: outH * outW };
@@ -1415,7 +1414,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       ? 0
       : kernels.gemmScratchBytes(outputs / groups, bandColumns, depth);
     const post = args.post ?? [];
-    if (transposed && post.length > 0) throw new RangeError("deconvolution has no fused layers");
     const epilogue = transposed
       ? null
       : convolutionEpilogueOf(post, { outer: batch, channels: outputs, inner: outH * outW });
