@@ -199,7 +199,8 @@ export async function dataSamples(
         readSamples(net, inputSamples(net, inputs), {
           limit,
           labels,
-          input: [...inputs.keys()][0],
+          // The blob that inputSamples' tensor items feed (several blobs give whole samples).
+          input: inputs.size === 1 ? [...inputs.keys()][0] : undefined,
         }),
       description: "--input",
     };

@@ -253,6 +253,9 @@ const POST_OPS: Record<
   DeQuant: dequantOps,
 };
 
+/** The layer types a Convolution, Deconvolution or InnerProduct may apply to its output itself. */
+export const POST_OP_TYPES: ReadonlySet<string> = new Set(Object.keys(POST_OPS));
+
 /**
  * The operations of `layer` (a fusable layer), or undefined when it is to run on its own: when it
  * cannot act so, or when it is not simulated (its own run reports it skipped, with the reason).

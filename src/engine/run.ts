@@ -12,7 +12,7 @@ import { type EngineKernels, engineKernels } from "../wasm/engine.ts";
 import { quantKernels } from "../wasm/quant.ts";
 import { channelRunners } from "./channel.ts";
 import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
-import { convolutionRunners } from "./conv.ts";
+import { convolutionRunners, POST_OP_TYPES } from "./conv.ts";
 import { elementwiseRunners } from "./elementwise.ts";
 import { runInputs } from "./inputs.ts";
 import { forgetMemos } from "./layer_memo.ts";
@@ -584,18 +584,18 @@ const WEIGHTED = new Set(["Convolution", "Deconvolution", "InnerProduct"]);
  * The layer types each type may apply to its output itself: a Convolution's, Deconvolution's or
  * InnerProduct's (src/engine/conv.ts POST_OPS), an Eltwise's ReLU (src/engine/elementwise.ts).
  */
-const FUSABLE: Record<string, Set<string>> = {
-  Convolution: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
-  Deconvolution: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
-  InnerProduct: new Set(["ReLU", "PReLU", "BatchNorm", "Scale", "DeQuant"]),
+const FUSABLE: Record<string, ReadonlySet<string>> = {
+  Convolution: POST_OP_TYPES,
+  Deconvolution: POST_OP_TYPES,
+  InnerProduct: POST_OP_TYPES,
   Eltwise: new Set(["ReLU"]),
 };
 
 /**
- * For each Convolution, Deconvolution, InnerProduct or Eltwise with one top, the layers right after it that it
- * may apply itself: each of a type FUSABLE after it with one bottom, the previous value, and one
- * top, written in place or into its own blob when no layer outside the chain reads or writes the
- * previous value.
+ * For each Convolution, Deconvolution, InnerProduct or Eltwise with one top, the layers right
+ * after it that it may apply itself: each of a type FUSABLE after it with one bottom, the previous
+ * value, and one top, written in place or into its own blob when no layer outside the chain reads
+ * or writes the previous value.
  */
 function fusionChains(net: Net): Map<Layer, Layer[]> {
   const { readers, writers } = blobUse(net);
