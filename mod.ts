@@ -28,7 +28,7 @@ export {
   type ConvertModelOptions,
   type ConvertModelReport,
 } from "./src/io/convert_model.ts";
-export { sampleFiles, type SampleFilesOptions } from "./src/io/sample_files.ts";
+export { type RowsItem, sampleFiles, type SampleFilesOptions } from "./src/io/sample_files.ts";
 export {
   quantizeModel,
   type QuantizeModelOptions,

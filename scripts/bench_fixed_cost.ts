@@ -32,7 +32,12 @@ import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
 
 /** EngineKernels methods that are not kernels (left as they are when the kernels are stubbed). */
-const NOT_KERNELS = new Set(["setResidentBudget", "withOutputArena", "inOutputArena"]);
+const NOT_KERNELS = new Set([
+  "setResidentBudget",
+  "withOutputArena",
+  "inOutputArena",
+  "outputArray",
+]);
 
 /** Milliseconds of CPU time this process used so far. */
 function cpuMilliseconds(): number {

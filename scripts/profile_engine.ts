@@ -57,7 +57,12 @@ function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
 }
 
 /** EngineKernels methods that run no kernel of their own (settings, the output arena's scope). */
-const NOT_KERNELS = new Set(["setResidentBudget", "withOutputArena", "inOutputArena"]);
+const NOT_KERNELS = new Set([
+  "setResidentBudget",
+  "withOutputArena",
+  "inOutputArena",
+  "outputArray",
+]);
 
 async function main(args: string[]): Promise<void> {
   const name = args[0];

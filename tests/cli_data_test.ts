@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Tensor } from "../src/engine/tensor.ts";
 import { readNpy, writeNpy } from "../src/io/npy.ts";
 import { modelFile, modelNames } from "./_models.ts";
 import { runCli as run } from "./_cli.ts";
@@ -18,6 +19,21 @@ const SYNTHETIC = "tests/fixtures/data/synthetic";
 /** A digit-like 1x1x28x28 tensor: value v everywhere except a bar. */
 function digit(v: number): Float32Array {
   return new Float32Array(28 * 28).map((_, i) => (i % 28 === 14 ? 1 : v));
+}
+
+/** `run` on the `.npy` batch `batch` of input "data" with `threads`: its output `blob`. */
+async function runBatch(
+  prototxt: string,
+  caffemodel: string,
+  batch: string,
+  threads: string,
+  out: string,
+  blob: string,
+): Promise<Tensor> {
+  const args = ["--input", `data=${batch}`, "--threads", threads, "--out", out];
+  const result = await run("run", prototxt, caffemodel, ...args);
+  assert.equal(result.code, 0, result.err);
+  return readNpy(await readFile(join(out, `output.${blob}.npy`)));
 }
 
 Deno.test(
@@ -171,4 +187,88 @@ Deno.test("record --transform-from reads a TEST data layer's list, root folder a
   assert.equal(result.code, 0, result.err);
   assert.match(result.err, /calibrated 4 layers on 2 samples of list\.txt/);
   assert.equal(result.out.match(/key: /g)?.length, 4);
+});
+
+Deno.test(
+  "run --input: a .npy batch read row by row gives each sample's outputs, a NaN named at its index in the file",
+  {
+    ignore,
+  },
+  async () => {
+    const dir = await mkdtemp("/tmp/caffe-quant-data-");
+    // 400 digits: two reads of rows (334 rows of 3,136 bytes fit 1 MiB).
+    const rows = 400;
+    const data = new Float32Array(rows * 784);
+    for (let i = 0; i < rows; i++) data.set(digit((i % 17) / 17), i * 784);
+    const batch = join(dir, "batch.npy");
+    await writeFile(batch, writeNpy({ shape: [rows, 1, 28, 28], data }));
+    for (const threads of ["1", "2"]) {
+      const prob = await runBatch(model, weights, batch, threads, join(dir, "out"), "prob");
+      assert.deepEqual(prob.shape, [rows, 10]);
+      // Each sample's outputs are those of its own file, run alone.
+      for (const i of [0, 16, 17, 333, 334, 399]) {
+        const one = join(dir, `one${i}.npy`);
+        await writeFile(
+          one,
+          writeNpy({ shape: [1, 1, 28, 28], data: data.subarray(i * 784, (i + 1) * 784) }),
+        );
+        const alone = join(dir, `alone${i}`);
+        assert.equal(
+          (await run("run", model, weights, "--input", `data=${one}`, "--out", alone)).code,
+          0,
+        );
+        const expected = readNpy(await readFile(join(alone, "output.prob.npy")));
+        assert.deepEqual(
+          prob.data.subarray(i * 10, (i + 1) * 10),
+          expected.data,
+          `sample ${i}, ${threads} threads`,
+        );
+      }
+    }
+    const bad = data.slice();
+    bad[350 * 784 + 100] = NaN;
+    const nan = join(dir, "nan.npy");
+    await writeFile(nan, writeNpy({ shape: [rows, 1, 28, 28], data: bad }));
+    const failed = await run(
+      "run",
+      model,
+      weights,
+      "--input",
+      `data=${nan}`,
+      "--out",
+      join(dir, "nan"),
+    );
+    assert.equal(failed.code, 2, failed.err);
+    assert.match(
+      failed.err,
+      new RegExp(`error\\[BAD_INPUT\\] ${nan}: input "data": value 274500 is NaN`),
+    );
+    assert.ok(!(await readdir(dir)).includes("nan"));
+  },
+);
+
+Deno.test("run --input: an input no layer reads is an output of the batch's own values, memory reused or not", async () => {
+  const dir = await mkdtemp("/tmp/caffe-quant-data-");
+  // Rows of 1.1 MB: one read each, into memory the rows before were released from.
+  const prototxt = join(dir, "net.prototxt");
+  await writeFile(
+    prototxt,
+    'name: "echo"\nlayer { name: "in" type: "Input" top: "data" top: "x"\n' +
+      "  input_param { shape { dim: 1 dim: 1 dim: 520 dim: 520 } shape { dim: 1 dim: 2 } } }\n" +
+      'layer { name: "relu" type: "ReLU" bottom: "x" top: "y" }\n',
+  );
+  const caffemodel = join(dir, "net.caffemodel");
+  await writeFile(caffemodel, new Uint8Array(0));
+  const rows = 5;
+  const data = new Float32Array(rows * 520 * 520).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const batch = join(dir, "batch.npy");
+  await writeFile(batch, writeNpy({ shape: [rows, 1, 520, 520], data }));
+  for (const threads of ["1", "2"]) {
+    const echoed = await runBatch(prototxt, caffemodel, batch, threads, join(dir, "out"), "data");
+    assert.deepEqual(echoed.shape, [rows, 1, 520, 520]);
+    assert.ok(
+      echoed.data.every((value, i) => value === data[i]),
+      `${threads} threads: the rows changed`,
+    );
+  }
 });

@@ -465,6 +465,7 @@ Deno.test("output arena: a run's outputs stay as they were through later runs", 
       result: runNet(model, { inputs: new Map([["x", { shape: [1, 2, 5, 5], data: x }]]) }),
     };
   };
+  await run(7).result; // the arena is sized by the run before (the first has none)
   const first = run(8);
   const { outputs } = await first.result;
   const kept = new Map([...outputs].map(([name, tensor]) => [name, tensor.data.slice()]));
@@ -475,6 +476,47 @@ Deno.test("output arena: a run's outputs stay as they were through later runs", 
     assert.ok(maxRelativeError(f, later.wanted.data) < 1e-5, `run with seed ${seed}`);
   }
   assert.ok(maxRelativeError(outputs.get("f")!.data, first.wanted.data) < 1e-5);
+  for (const [name, tensor] of outputs) assert.deepEqual(tensor.data, kept.get(name), name);
+  const kernels = await engineKernels();
+  for (const tensor of outputs.values()) assert.equal(kernels.inOutputArena(tensor.data), false);
+});
+
+Deno.test("output arena: Concat, Slice and Crop outputs are right run after run and outlive them", async () => {
+  const next = random(7);
+  // cat = [c (3 channels), d (2)]; s1 = its channel 0, s2 = channels 1-4; cr = s2's channels 2-3
+  // (cropped to d's shape from channel 2), which are d.
+  const model = net("x", [1, 2, 5, 5], [
+    conv("c", "x", "c", { numOutput: 3, channelsIn: 2, next }),
+    conv("d", "x", "d", { numOutput: 2, channelsIn: 2, next }),
+    layer("cat", "Concat", ["c", "d"], ["cat"]),
+    layer("slice", "Slice", ["cat"], ["s1", "s2"], { slice_param: { slice_point: 1 } }),
+    layer("crop", "Crop", ["s2", "d"], ["cr"], { crop_param: { axis: 1, offset: [2, 0, 0] } }),
+  ]);
+  const [cw, cb, dw, db] = model.layers.flatMap((l) => l.blobs.map((b) => b.data as Float32Array));
+  const run = (seed: number) => {
+    const x = randomValues(2 * 5 * 5, seed);
+    const input = { shape: [2, 5, 5] as [number, number, number], data: Float64Array.from(x) };
+    const c = convForward(input, cw, cb, 3, 3, 1).data;
+    const d = convForward(input, dw, db, 2, 3, 1).data;
+    return {
+      wanted: { s1: c.subarray(0, 9), cr: d },
+      result: runNet(model, { inputs: new Map([["x", { shape: [1, 2, 5, 5], data: x }]]) }),
+    };
+  };
+  await run(19).result; // the arena is sized by the run before (the first has none)
+  const first = run(20);
+  const { outputs } = await first.result;
+  assert.deepEqual([...outputs.keys()].sort(), ["cr", "s1"]);
+  assert.deepEqual(outputs.get("cr")!.shape, [1, 2, 3, 3]);
+  const kept = new Map([...outputs].map(([name, tensor]) => [name, tensor.data.slice()]));
+  for (let seed = 21; seed < 25; seed++) {
+    const later = run(seed);
+    const { outputs: now } = await later.result;
+    assert.ok(maxRelativeError(now.get("s1")!.data, later.wanted.s1) < 1e-5, `s1, seed ${seed}`);
+    assert.ok(maxRelativeError(now.get("cr")!.data, later.wanted.cr) < 1e-5, `cr, seed ${seed}`);
+  }
+  assert.ok(maxRelativeError(outputs.get("s1")!.data, first.wanted.s1) < 1e-5);
+  assert.ok(maxRelativeError(outputs.get("cr")!.data, first.wanted.cr) < 1e-5);
   for (const [name, tensor] of outputs) assert.deepEqual(tensor.data, kept.get(name), name);
   const kernels = await engineKernels();
   for (const tensor of outputs.values()) assert.equal(kernels.inOutputArena(tensor.data), false);

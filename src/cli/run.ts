@@ -9,13 +9,13 @@ import { netWarnings } from "../caffe/inspect.ts";
 import { EnginePool } from "../engine/engine_pool.ts";
 import { defaultThreads } from "../engine/worker_starter.ts";
 import type { RunResult, Tensor } from "../engine/run.ts";
-import { concatRows } from "../engine/tensor.ts";
+import type { DataSample } from "../data/samples.ts";
 import { ConvertError } from "../errors.ts";
 import { writeAllOrNothing } from "../io/files.ts";
-import { npyFileName, writeNpy } from "../io/npy.ts";
+import { npyFileName, npyPieces } from "../io/npy.ts";
 import { parseArgs } from "./args.ts";
 import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
-import { collectSamples, DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE } from "./data_options.ts";
+import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
 import { THREADS_HELP, THREADS_USAGE, threadsOption } from "./threads.ts";
 
 export const runCommand: Command = {
@@ -41,32 +41,58 @@ export const runCommand: Command = {
     const weightsFile = args.positionals.weights_file!;
     const net = await loadModelFiles(modelFile, weightsFile);
     for (const warning of netWarnings(net)) io.err(`warning: ${printable(warning)}\n`);
-    const data = await collectSamples(args, net);
+    const data = await dataSamples(args, net);
     const seed = integerOption(args, "seed", 0);
-    const runs = data?.samples.map((sample) => sample.inputs) ?? [undefined];
-    const results: RunResult[] = [];
-    const pool = await EnginePool.open([net], { threads: Math.min(threads, runs.length) });
+    // Samples are read as the pool asks for them (the first few first, to size it), and each is
+    // released once its outputs are its own, so later ones are read into its memory.
+    const source = data?.open()[Symbol.asyncIterator]();
+    const first: DataSample[] = [];
+    while (source !== undefined && first.length < threads) {
+      const next = await source.next();
+      if (next.done) break;
+      first.push(next.value);
+    }
+    if (source !== undefined && first.length === 0) {
+      throw new ConvertError("USAGE", "--data gives no samples");
+    }
+    const running: DataSample[] = [];
+    async function* inputs(): AsyncIterable<Map<string, Tensor>> {
+      for (;;) {
+        const sample: DataSample | undefined = first.shift() ?? (await source!.next()).value;
+        if (sample === undefined) return;
+        running.push(sample);
+        yield sample.inputs;
+      }
+    }
+    const stacked = new OutputRows();
+    const pool = await EnginePool.open([net], { threads: Math.max(1, first.length) });
     try {
-      for await (const [result] of pool.runAll(runs, seed)) results.push(result);
+      for await (
+        const [result] of pool.runAll(source === undefined ? [undefined] : inputs(), seed)
+      ) {
+        const sample = running.shift();
+        stacked.add(result, sample);
+        sample?.release?.();
+      }
     } finally {
       pool.close();
     }
-    const result = results[0];
-    const outputs = [...result.outputs].map(([blob]) => ({
-      blob,
-      tensor: sampleRows(results.map((run) => run.outputs.get(blob)!)),
-    }));
+    const outputs = stacked.outputs();
     const { paths } = await writeAllOrNothing(
       out,
-      outputs.map(({ blob, tensor }) => ({ name: npyFileName(blob), content: writeNpy(tensor) })),
+      outputs.map(({ blob, shape, parts }) => ({
+        name: npyFileName(blob),
+        content: npyPieces(shape, parts),
+      })),
     );
+    const skipped = stacked.skipped;
     const summary = {
-      outputs: outputs.map(({ blob, tensor }, i) => ({
+      outputs: outputs.map(({ blob, shape }, i) => ({
         blob,
-        shape: tensor.shape,
+        shape,
         file: paths[i],
       })),
-      skipped: result.skipped,
+      skipped,
     };
     if (args.flags.has("json")) {
       io.out(JSON.stringify(summary, null, 2) + "\n");
@@ -75,17 +101,51 @@ export const runCommand: Command = {
     for (const { blob, shape, file } of summary.outputs) {
       io.out(`${printable(`${blob} [${shape.join("x")}] -> ${shownPath(file)}`)}\n`);
     }
-    for (const { layer, type, reason } of result.skipped) {
+    for (const { layer, type, reason } of skipped) {
       io.out(`${printable(`skipped ${layer} (${type}): ${reason}`)}\n`);
     }
   },
 };
 
-/** Each sample's output of one blob as the rows of one tensor. */
-function sampleRows(tensors: Tensor[]): Tensor {
-  const joined = concatRows(tensors);
-  if (joined === undefined) {
-    throw new ConvertError("BAD_INPUT", "the samples give outputs of different shapes");
+/**
+ * Each sample's outputs, blob by blob, to be written stacked on axis 0 (as one batch would give
+ * them), in the order the first sample's run gave its outputs.
+ */
+class OutputRows {
+  /** The layers the first run skipped. */
+  skipped: RunResult["skipped"] = [];
+  /** Each output blob's stacked shape so far and its values, sample by sample. */
+  readonly #stacks = new Map<string, { shape: number[]; parts: Float32Array[] }>();
+  #samples = 0;
+
+  /**
+   * Adds one sample's outputs. An output whose values are in the sample's input arrays (an input
+   * no layer reads is an output as it is) is copied, as the sample's memory may be reused.
+   */
+  add(result: RunResult, sample: DataSample | undefined): void {
+    if (this.#samples++ === 0) this.skipped = result.skipped;
+    const inputBuffers = new Set(
+      [...sample?.inputs.values() ?? []].map((input) => input.data.buffer),
+    );
+    for (const [blob, { shape, data }] of result.outputs) {
+      let stack = this.#stacks.get(blob);
+      if (stack === undefined && this.#samples === 1) {
+        stack = { shape: [...shape], parts: [] };
+        this.#stacks.set(blob, stack);
+      } else if (
+        stack === undefined || shape.length === 0 || shape.length !== stack.shape.length ||
+        shape.some((size, axis) => axis > 0 && size !== stack!.shape[axis])
+      ) {
+        throw new ConvertError("BAD_INPUT", "the samples give outputs of different shapes");
+      } else {
+        stack.shape[0] += shape[0];
+      }
+      stack.parts.push(inputBuffers.has(data.buffer) ? data.slice() : data);
+    }
   }
-  return joined;
+
+  /** Every output blob's stacked shape and values, part by part. */
+  outputs(): { blob: string; shape: number[]; parts: Float32Array[] }[] {
+    return [...this.#stacks].map(([blob, { shape, parts }]) => ({ blob, shape, parts }));
+  }
 }

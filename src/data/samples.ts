@@ -23,6 +23,11 @@ export interface DataSample {
   label?: number;
   /** A tensor per net input it feeds, each with batch 1. */
   inputs: Map<string, Tensor>;
+  /**
+   * Given with samples read into memory that is used again (a `.npy` batch read row by row):
+   * says the sample's tensors are no longer needed, so later samples may be read into them.
+   */
+  release?: () => void;
 }
 
 /** Encoded bytes: a JPEG or PNG image, or a `.npy` file (one or several samples). */
@@ -38,8 +43,12 @@ export interface EncodedItem {
 /** An item a sample source yields. */
 export type SampleItem =
   | EncodedItem
-  /** A tensor for the image input: `[C, H, W]`, or `[N, C, H, W]` (N samples). */
-  | { name: string; tensor: Tensor; label?: number }
+  /**
+   * A tensor for the image input: `[C, H, W]`, or `[N, C, H, W]` (N samples). With `first`, its
+   * samples are those from `first` on of a larger batch, named `name[first + i]`; `release` is
+   * called once each of its samples is released ({@linkcode DataSample.release}).
+   */
+  | { name: string; tensor: Tensor; label?: number; first?: number; release?: () => void }
   /** A tensor per net input (one sample, batch 1). */
   | { name: string; inputs: Map<string, Tensor>; label?: number }
   /** A browser `File` or `Blob` holding an image or a `.npy` file. */
@@ -66,12 +75,14 @@ function badSample(message: string, file: string): ConvertError {
  * Checks `tensor` for net input `input` and splits it into samples of batch 1 (views of its array,
  * not copies): its shape must be the input's shape without the batch axis, or `[N, …]` with the
  * input's other dimensions (any shape when the net declares none); it must have elements, all
- * finite. Errors name `file`.
+ * finite. Errors name `file`, and a value by its index in the file: `firstValue` is the index of
+ * the tensor's first value there (for rows read from a larger batch).
  */
 export async function splitSamples(
   tensor: Tensor,
   input: NetInput,
   file: string,
+  firstValue = 0,
 ): Promise<Tensor[]> {
   const { shape, data } = tensor;
   if (shape.length === 0 || product(shape) === 0 || data.length === 0) {
@@ -86,25 +97,12 @@ export async function splitSamples(
   const bad = (await quantKernels()).firstNonFinite(data);
   if (bad >= 0) {
     throw badSample(
-      `input "${input.name}": value ${bad} is ${data[bad]} (every value must be finite)`,
+      `input "${input.name}": value ${firstValue + bad} is ${data[bad]} (every value must be ` +
+        "finite)",
       file,
     );
   }
-  const declared = input.shape.length > 0 && input.shape.every((n) => Number.isInteger(n) && n > 0)
-    ? input.shape
-    : undefined;
-  let batched = shape;
-  if (declared && shape.length === declared.length - 1) batched = [1, ...shape];
-  if (declared) {
-    const rest = declared.slice(1);
-    if (batched.length !== declared.length || batched.slice(1).some((n, i) => n !== rest[i])) {
-      throw badSample(
-        `input "${input.name}" is ${shapeText(declared)}: the tensor ${shapeText(shape)} is ` +
-          `neither ${shapeText(rest)} nor [N, ${rest.join(", ")}]`,
-        file,
-      );
-    }
-  }
+  const batched = samplesShape(shape, input, file);
   const count = batched[0];
   if (count === 1) return [{ shape: batched, data }];
   const size = data.length / count;
@@ -112,6 +110,28 @@ export async function splitSamples(
     shape: [1, ...batched.slice(1)],
     data: data.subarray(i * size, (i + 1) * size),
   }));
+}
+
+/**
+ * `shape` as a batch for `input`: `[1, …shape]` when it is the input's shape without the batch
+ * axis, else itself, which must then be `[N, …]` with the input's other dimensions (any shape when
+ * the net declares none); otherwise a `BAD_INPUT` naming `file`.
+ */
+export function samplesShape(shape: number[], input: NetInput, file: string): number[] {
+  const declared = input.shape.length > 0 && input.shape.every((n) => Number.isInteger(n) && n > 0)
+    ? input.shape
+    : undefined;
+  if (!declared) return shape;
+  const batched = shape.length === declared.length - 1 ? [1, ...shape] : shape;
+  const rest = declared.slice(1);
+  if (batched.length !== declared.length || batched.slice(1).some((n, i) => n !== rest[i])) {
+    throw badSample(
+      `input "${input.name}" is ${shapeText(declared)}: the tensor ${shapeText(shape)} is ` +
+        `neither ${shapeText(rest)} nor [N, ${rest.join(", ")}]`,
+      file,
+    );
+  }
+  return batched;
 }
 
 /** The input that images and plain tensors feed. */
@@ -190,10 +210,29 @@ async function* itemSamples(
   } else {
     throw new ConvertError("IMAGE_FORMAT", "not a JPEG, PNG or .npy file", { file: item.name });
   }
-  const parts = await splitSamples(tensor, input, item.name);
+  const first = "first" in item ? item.first : undefined;
+  const firstValue = first === undefined ? 0 : first * (tensor.data.length / tensor.shape[0]);
+  const parts = await splitSamples(tensor, input, item.name, firstValue);
+  const whole = "release" in item ? item.release : undefined;
+  let unreleased = parts.length;
   for (const [i, part] of parts.entries()) {
-    const name = parts.length === 1 ? item.name : `${item.name}[${i}]`;
-    yield { name, label, inputs: new Map([[input.name, part]]) };
+    const name = first !== undefined
+      ? `${item.name}[${first + i}]`
+      : parts.length === 1
+      ? item.name
+      : `${item.name}[${i}]`;
+    const inputs = new Map([[input.name, part]]);
+    if (whole === undefined) {
+      yield { name, label, inputs };
+      continue;
+    }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (--unreleased === 0) whole();
+    };
+    yield { name, label, inputs, release };
   }
 }
 
@@ -232,9 +271,10 @@ export async function* readSamples(
         );
       }
       const label = sample.label ?? labels?.[count];
-      yield label === undefined
-        ? { name: sample.name, inputs: sample.inputs }
-        : { ...sample, label };
+      const given: DataSample = { name: sample.name, inputs: sample.inputs };
+      if (label !== undefined) given.label = label;
+      if (sample.release !== undefined) given.release = sample.release;
+      yield given;
       if (++count >= limit) return;
     }
   }

@@ -47,7 +47,7 @@ function input(layer: Layer, _bottoms: Value[], context: RunContext): Value[] {
  * Concat along `axis` (or legacy `concat_dim`), default 1: copies each bottom's contiguous chunk
  * per outer index.
  */
-function concat(layer: Layer, bottoms: Value[]): Value[] {
+function concat(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   const first = bottoms[0].tensor.shape;
   const legacy = layer.param("concat_param", "concat_dim");
   const axis = canonicalAxis(
@@ -73,7 +73,7 @@ function concat(layer: Layer, bottoms: Value[]): Value[] {
   const shape = first.slice();
   shape[axis] = total;
   checkTensorSize(layer.tops[0], shape, layer);
-  const data = new Float32Array(outer * total * inner);
+  const data = context.kernels.outputArray(outer * total * inner);
   let offset = 0;
   for (const { tensor } of bottoms) {
     const chunk = tensor.shape[axis] * inner;
@@ -86,7 +86,7 @@ function concat(layer: Layer, bottoms: Value[]): Value[] {
 }
 
 /** Slice along `axis` (or legacy `slice_dim`), default 1, at `slice_point`s or in equal parts. */
-function slice(layer: Layer, bottoms: Value[]): Value[] {
+function slice(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   const [value] = bottoms;
   const { shape, data } = value.tensor;
   const legacy = layer.param("slice_param", "slice_dim");
@@ -117,7 +117,7 @@ function slice(layer: Layer, bottoms: Value[]): Value[] {
   const inner = product(shape.slice(axis + 1));
   return layer.tops.map((_, i) => {
     const size = bounds[i + 1] - bounds[i];
-    const part = new Float32Array(outer * size * inner);
+    const part = context.kernels.outputArray(outer * size * inner);
     for (let o = 0; o < outer; o++) {
       const start = (o * extent + bounds[i]) * inner;
       part.set(data.subarray(start, start + size * inner), o * size * inner);
@@ -211,7 +211,7 @@ function permute(layer: Layer, value: Value, context: RunContext): Value {
  * Crop bottom 0 to bottom 1's shape from `axis` (default 2) on, at `offset`s (none: 0; one: for
  * every cropped axis; else one per cropped axis).
  */
-function crop(layer: Layer, bottoms: Value[]): Value[] {
+function crop(layer: Layer, bottoms: Value[], context: RunContext): Value[] {
   if (bottoms.length !== 2) throw badInput(layer, `Crop needs 2 bottoms, got ${bottoms.length}`);
   const [source, reference] = bottoms.map((value) => value.tensor);
   const ndim = source.shape.length;
@@ -232,7 +232,7 @@ function crop(layer: Layer, bottoms: Value[]): Value[] {
       `cannot crop ${shapeText(source.shape)} to ${shapeText(reference.shape)} at axis ${axis}`,
     );
   }
-  const data = new Float32Array(product(shape));
+  const data = context.kernels.outputArray(product(shape));
   const rowLength = shape[ndim - 1];
   const rows = product(shape.slice(0, -1));
   const strides = source.shape.map((_, i) => product(source.shape.slice(i + 1)));

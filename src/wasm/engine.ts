@@ -226,6 +226,12 @@ export interface EngineKernels {
   withOutputArena<T>(body: () => T): T;
   /** Whether `values` is an output taken from the arena of {@linkcode withOutputArena}. */
   inOutputArena(values: Float32Array): boolean;
+  /**
+   * An array of `count` floats for a layer output that JavaScript writes whole (Concat, Slice,
+   * Crop): inside {@linkcode withOutputArena} a view of its buffer (holding old values until
+   * written), else a new array.
+   */
+  outputArray(count: number): Float32Array;
 }
 
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
@@ -1820,6 +1826,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
 
     withOutputArena: (body) => arena.within(body),
     inOutputArena: (values) => arena.holds(values),
+    outputArray: (count) => arena.take(count),
   };
 }
 

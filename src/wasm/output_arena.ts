@@ -2,7 +2,8 @@
  * Where a kernel wrapper puts its float output arrays during a run: normally each is a new array
  * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} small ones are views
  * into one JavaScript buffer instead, taken one after the other and taken again from its start
- * by the next such run. Allocating a typed array costs about a microsecond, as much as a small
+ * by the next such run (which first makes it large enough for all the run before asked of it;
+ * what does not fit during a run gets its own array). Allocating a typed array costs about a microsecond, as much as a small
  * layer's kernel, and a large one its fresh pages too (54 KB copied out: 8.6 us into a new array,
  * 1.4 us into a kept one); the arena avoids it for the values a run computes and lets go of
  * itself. The caller of `within` copies (`slice`) every view that outlives the run before the
@@ -28,6 +29,8 @@ export class OutputArena {
   readonly #wasm: WasmInstance;
   #buffer = new Float32Array(0);
   #top = 0;
+  /** Floats the current (or last) run asked of the arena, whether or not they fitted. */
+  #asked = 0;
   #active = false;
 
   /** Output arrays of `wasm`'s kernels. */
@@ -42,7 +45,13 @@ export class OutputArena {
   within<T>(body: () => T): T {
     if (this.#active) return body();
     this.#active = true;
+    if (this.#asked > this.#buffer.length) {
+      // Room for all a run like the last one asks, in one array: growing it during a run would
+      // leave the pages of the smaller arrays before it unused, and then on the runs after.
+      this.#buffer = new Float32Array(Math.min(CAPACITY, this.#asked));
+    }
     this.#top = 0;
+    this.#asked = 0;
     try {
       return body();
     } finally {
@@ -59,18 +68,29 @@ export class OutputArena {
   copyOut(offset: number, count: number): Float32Array {
     const memory = this.#wasm.floats;
     const start = offset >>> 2;
-    if (!this.#active || count > LARGEST) return memory.slice(start, start + count);
-    if (this.#top + count > this.#buffer.length) {
-      if (this.#buffer.length >= CAPACITY) return memory.slice(start, start + count);
-      // A larger buffer from now on; views of the old one are never written again.
-      const length = Math.min(CAPACITY, Math.max(2 * this.#buffer.length, 4 * count));
-      this.#buffer = new Float32Array(length);
-      this.#top = 0;
-    }
-    const view = this.#buffer.subarray(this.#top, this.#top + count);
-    // Keep views 16-byte aligned.
-    this.#top += (count + 3) & ~3;
+    const view = this.#room(count);
+    if (view === undefined) return memory.slice(start, start + count);
     view.set(memory.subarray(start, start + count));
+    return view;
+  }
+
+  /**
+   * An array of `count` floats for an output that JavaScript writes whole (its values are left
+   * from earlier runs until then): a view into the arena inside `within`, else a new array.
+   */
+  take(count: number): Float32Array {
+    return this.#room(count) ?? new Float32Array(count);
+  }
+
+  /** A view of `count` floats of the arena, or undefined where the output gets its own array. */
+  #room(count: number): Float32Array | undefined {
+    if (!this.#active || count > LARGEST) return undefined;
+    // Keep views 16-byte aligned.
+    const taken = (count + 3) & ~3;
+    this.#asked += taken;
+    if (this.#top + count > this.#buffer.length) return undefined;
+    const view = this.#buffer.subarray(this.#top, this.#top + count);
+    this.#top += taken;
     return view;
   }
 }
