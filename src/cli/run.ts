@@ -16,6 +16,7 @@ import { npyFileName, npyPieces } from "../io/npy.ts";
 import { parseArgs } from "./args.ts";
 import { type Command, integerOption, loadModelFiles, shownPath } from "./common.ts";
 import { DATA_FLAGS, DATA_HELP, DATA_OPTIONS, DATA_USAGE, dataSamples } from "./data_options.ts";
+import { statusLine } from "./progress.ts";
 import { THREADS_HELP, THREADS_USAGE, threadsOption } from "./threads.ts";
 
 export const runCommand: Command = {
@@ -66,6 +67,9 @@ export const runCommand: Command = {
     }
     const stacked = new OutputRows();
     const pool = await EnginePool.open([net], { threads: Math.max(1, first.length) });
+    const status = statusLine(io.err, io.isTerminal);
+    const started = performance.now();
+    let done = 0;
     try {
       for await (
         const [result] of pool.runAll(source === undefined ? [undefined] : inputs(), seed)
@@ -73,8 +77,11 @@ export const runCommand: Command = {
         const sample = running.shift();
         stacked.add(result, sample);
         sample?.release?.();
+        const each = (performance.now() - started) / ++done;
+        status.show(`running: ${done} samples, ${each.toFixed(1)} ms each`);
       }
     } finally {
+      status.done();
       pool.close();
     }
     const outputs = stacked.outputs();
