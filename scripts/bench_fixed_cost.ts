@@ -37,6 +37,7 @@ const NOT_KERNELS = new Set([
   "withOutputArena",
   "inOutputArena",
   "outputArray",
+  "releaseOutput",
 ]);
 
 /** Milliseconds of CPU time this process used so far. */

@@ -62,6 +62,7 @@ const NOT_KERNELS = new Set([
   "withOutputArena",
   "inOutputArena",
   "outputArray",
+  "releaseOutput",
 ]);
 
 async function main(args: string[]): Promise<void> {

@@ -356,6 +356,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     }
   }
   const keepAt = checkpointIndices(net, options.checkpoints ?? [], chains, deferred);
+  // Values no callback sees are kept in the kernels' output arena (copied out if they are
+  // outputs), and a value's memory there goes to later values once no blob holds it.
+  const arena = !hooked && keepAt.size === 0;
   const checkpoints: RunCheckpoint[] = [];
   const skip = ({ layer, type, tops }: PlannedLayer, reason: string) => {
     skipped.push({ layer: layer.name, type, reason });
@@ -415,9 +418,13 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     if (tops.length !== planned.tops.length) {
       throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
     }
+    const dead: Float32Array[] = [];
     for (const name of planned.bottoms) {
       open.delete(name);
-      if (!keepAll && lastRead.get(name) === index) values.delete(name);
+      if (keepAll || lastRead.get(name) !== index) continue;
+      const value = values.get(name);
+      if (arena && value !== undefined) dead.push(value.tensor.data);
+      values.delete(name);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     // The last fused layer's blob holds the convolution's output with those layers applied.
@@ -428,14 +435,15 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       open.add(topNames[i]);
       if (skippedProducer.size > 0) skippedProducer.delete(topNames[i]);
     }
+    for (const data of dead) {
+      if (!heldByValue(values, data)) kernels.releaseOutput(data);
+    }
   };
   const runLayers = () => {
     for (let index = start; index < plan.layers.length; index++) {
       runLayer(plan.layers[index], index);
     }
   };
-  // Values no callback sees are kept in the kernels' output arena (copied out if they are outputs).
-  const arena = !hooked && keepAt.size === 0;
   if (arena) kernels.withOutputArena(runLayers);
   else runLayers();
   const tensors = (names: Iterable<string>) => {
@@ -457,6 +465,19 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     deployBlobs,
     checkpoints,
   };
+}
+
+/** Whether a value of `values` holds any of `data`'s memory (the same array, or part of it). */
+function heldByValue(values: Map<string, Value>, data: Float32Array): boolean {
+  const end = data.byteOffset + data.byteLength;
+  for (const { tensor } of values.values()) {
+    const held = tensor.data;
+    if (
+      held.buffer === data.buffer && held.byteOffset < end &&
+      data.byteOffset < held.byteOffset + held.byteLength
+    ) return true;
+  }
+  return false;
 }
 
 /**

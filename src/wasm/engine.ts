@@ -232,6 +232,11 @@ export interface EngineKernels {
    * written), else a new array.
    */
   outputArray(count: number): Float32Array;
+  /**
+   * Says an output of this {@linkcode withOutputArena} run that nothing reads any more may give
+   * its memory to a later output of the same size in the run (other arrays are left alone).
+   */
+  releaseOutput(values: Float32Array): void;
 }
 
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
@@ -1827,6 +1832,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     withOutputArena: (body) => arena.within(body),
     inOutputArena: (values) => arena.holds(values),
     outputArray: (count) => arena.take(count),
+    releaseOutput: (values) => arena.release(values),
   };
 }
 

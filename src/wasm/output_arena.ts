@@ -31,6 +31,10 @@ export class OutputArena {
   #top = 0;
   /** Floats the current (or last) run asked of the arena, whether or not they fitted. */
   #asked = 0;
+  /** The float count of each view this run took, by its offset in floats. */
+  #taken = new Map<number, number>();
+  /** Offsets of views given back this run, by float count, for later outputs of that count. */
+  #free = new Map<number, number[]>();
   #active = false;
 
   /** Output arrays of `wasm`'s kernels. */
@@ -52,11 +56,28 @@ export class OutputArena {
     }
     this.#top = 0;
     this.#asked = 0;
+    this.#taken.clear();
+    this.#free.clear();
     try {
       return body();
     } finally {
       this.#active = false;
     }
+  }
+
+  /**
+   * Gives back a view this run took whose values nothing reads any more: a later output of the
+   * same size in this run takes its memory (in a new view). Anything else (a view given back
+   * already, part of a view, an array not from the arena) is left alone.
+   */
+  release(values: Float32Array): void {
+    if (!this.#active || values.buffer !== this.#buffer.buffer) return;
+    const at = values.byteOffset >>> 2;
+    if (this.#taken.get(at) !== values.length) return;
+    this.#taken.delete(at);
+    const free = this.#free.get(values.length);
+    if (free === undefined) this.#free.set(values.length, [at]);
+    else free.push(at);
   }
 
   /** Whether `values` is a view into the arena (copy it if it is to outlive the run). */
@@ -85,12 +106,16 @@ export class OutputArena {
   /** A view of `count` floats of the arena, or undefined where the output gets its own array. */
   #room(count: number): Float32Array | undefined {
     if (!this.#active || count > LARGEST) return undefined;
-    // Keep views 16-byte aligned.
-    const taken = (count + 3) & ~3;
-    this.#asked += taken;
-    if (this.#top + count > this.#buffer.length) return undefined;
-    const view = this.#buffer.subarray(this.#top, this.#top + count);
-    this.#top += taken;
-    return view;
+    // A view given back earlier in the run (always below the top), else the top's.
+    const at = this.#free.get(count)?.pop() ?? this.#top;
+    if (at === this.#top) {
+      // Keep views 16-byte aligned.
+      const taken = (count + 3) & ~3;
+      this.#asked += taken;
+      if (this.#top + count > this.#buffer.length) return undefined;
+      this.#top += taken;
+    }
+    this.#taken.set(at, count);
+    return this.#buffer.subarray(at, at + count);
   }
 }
