@@ -59,9 +59,6 @@ interface Job {
  */
 const JOB_MILLISECONDS = 8;
 
-/** The weight of the latest job in the moving average of worker time per sample. */
-const RECENT_WEIGHT = 0.25;
-
 /**
  * The most samples one job carries. Joining more gains nothing once warm (lenet 114 µs per sample
  * alone, 102 at 8, 99 at 64; mtcnn_onet 494, 466, 1,163) and costs a fresh process dearly: each
@@ -118,8 +115,6 @@ export class EnginePool {
   /** Sample buffers workers handed back, largest last. */
   readonly #spare: ArrayBuffer[] = [];
   #nextId = 0;
-  /** Measured worker time per sample (moving average over jobs), 0 before any. */
-  #sampleMilliseconds = 0;
   /**
    * Samples the next job of `runAll` carries (see {@linkcode JOB_MILLISECONDS}): a power of two
    * that only grows, so that a joined run sees few batch sizes (each new one prepares every
@@ -272,17 +267,13 @@ export class EnginePool {
   }
 
   /**
-   * Notes a job's time for sizing the next ones: a moving average of the time per sample, so
-   * that the first jobs (cold code, a worker's first instances) soon stop counting and a fast
-   * net's jobs grow to their size within a few round trips.
+   * Notes a job's time for sizing the next ones: as many samples as that job's time per sample
+   * fits in {@linkcode JOB_MILLISECONDS}. Sizes only grow, so the first, cold jobs stop counting as
+   * soon as a faster one comes, and a fast net's jobs reach their size within a few round trips.
    */
   #noteJob(milliseconds: number, samples: number): void {
     if (samples === 0) return;
-    const perSample = milliseconds / samples;
-    this.#sampleMilliseconds = this.#sampleMilliseconds === 0
-      ? perSample
-      : this.#sampleMilliseconds + RECENT_WEIGHT * (perSample - this.#sampleMilliseconds);
-    const fitting = Math.max(1, Math.floor(JOB_MILLISECONDS / this.#sampleMilliseconds));
+    const fitting = Math.max(1, Math.floor(JOB_MILLISECONDS * samples / milliseconds));
     const size = Math.min(MAX_SAMPLES_PER_JOB, 2 ** Math.floor(Math.log2(fitting)));
     this.#jobSamples = Math.max(this.#jobSamples, size);
   }
