@@ -11,8 +11,9 @@ import { loadNet } from "../src/caffe/model.ts";
 import { type Net, netInputs } from "../src/caffe/net.ts";
 import { readPrototxt } from "../src/caffe/prototxt.ts";
 import { EnginePool } from "../src/engine/engine_pool.ts";
-import { allowsJoinedRuns, joinedRun } from "../src/engine/joined_run.ts";
+import { allowsJoinedRuns, joinedRun, runSamples } from "../src/engine/joined_run.ts";
 import { runNet, type RunResult, type Tensor } from "../src/engine/run.ts";
+import { ConvertError } from "../src/errors.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { randomValues } from "./_builders.ts";
@@ -193,5 +194,29 @@ Deno.test({
         pool.close();
       }
     }
+  },
+});
+
+Deno.test({
+  name:
+    "joined run: runSamples over 19 samples (groups of 8, 8 and 3) equals runNet; a bad sample stops it there",
+  ignore: !modelNames.includes("lenet"),
+  async fn() {
+    const [float, , deploy] = await threeNets("lenet");
+    const inputs = samples(float, 19, 7);
+    const { results, error } = await runSamples([float, deploy], inputs, 0);
+    assert.equal(error, undefined);
+    assert.equal(results.length, 19);
+    for (const [i, sample] of inputs.entries()) {
+      assertSameRun(results[i][0], await runNet(float, { inputs: sample }), `float sample ${i}`);
+      assertSameRun(results[i][1], await runNet(deploy, { inputs: sample }), `deploy sample ${i}`);
+    }
+    // Sample 13 (in the second group) holds too few values for its shape.
+    const bad = inputs.slice();
+    bad[13] = new Map([["data", { shape: [1, 1, 28, 28], data: new Float32Array(5) }]]);
+    const stopped = await runSamples([float], bad, 0);
+    assert.equal(stopped.results.length, 13);
+    assert.ok(stopped.error instanceof ConvertError && stopped.error.code === "BAD_INPUT");
+    assertSameRun(stopped.results[12][0], results[12][0], "sample 12 before the bad one");
   },
 });

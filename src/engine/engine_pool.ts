@@ -60,12 +60,11 @@ interface Job {
 const JOB_MILLISECONDS = 8;
 
 /**
- * The most samples one job carries. Joining more gains nothing once warm (lenet 114 µs per sample
- * alone, 102 at 8, 99 at 64; mtcnn_onet 494, 466, 1,163) and costs a fresh process dearly: each
- * larger batch first prepares every layer's call and touches new memory (~1,000 page faults for
- * lenet's first 32), so 511 samples in-process took 190 µs each with up to 64 per job, 131 with 8.
+ * The most samples one job carries (run as joined runs of up to 8: src/engine/joined_run.ts).
+ * A job's messages cost the pool's thread and the worker ~0.5 ms of CPU time in Deno (structured
+ * clone, the channel, waking the other thread), which jobs of 8 paid every ~1 ms for lenet.
  */
-const MAX_SAMPLES_PER_JOB = 8;
+const MAX_SAMPLES_PER_JOB = 64;
 
 /**
  * Jobs a worker is given at once: the next one waits in its message queue while it runs one, so

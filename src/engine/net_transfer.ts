@@ -1,13 +1,15 @@
 /**
- * A net in a form `postMessage` carries to a worker cheaply: its prototxt text and every blob's
- * elements packed into one `ArrayBuffer` (transferable, copied once), rebuilt on the other side
- * into a net that runs the same.
+ * A net in a form `postMessage` carries to a worker cheaply: its header's and layers' field trees
+ * as plain data and every blob's elements packed into one `ArrayBuffer` (transferable, copied
+ * once), rebuilt on the other side into the same net. The trees cross as they are, so a worker
+ * reads no text and needs no schema (loading protobufjs and parsing Caffe's schema took each
+ * worker ~60 ms in Deno).
  *
  * @module
  */
 
-import type { BlobData, Net } from "../caffe/net.ts";
-import { printPrototxt, readPrototxt } from "../caffe/prototxt.ts";
+import { type BlobData, Layer, type Net } from "../caffe/net.ts";
+import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
 /** The element types a blob may hold, by name. */
 const BLOB_TYPES = {
@@ -36,10 +38,20 @@ interface PackedBlob {
   legacyShape?: boolean;
 }
 
+/**
+ * A message tree as a structured clone leaves it: its fields, nested messages without their class
+ * (scalars, `Uint8Array`s included, stay as they are).
+ */
+interface ClonedMessage {
+  fields: (Omit<TextField, "value"> & { value: FieldValue | ClonedMessage })[];
+}
+
 /** A net as plain data: structured-cloneable, `data` transferable. */
 export interface PackedNet {
-  /** The net's prototxt (header and layers). */
-  prototxt: string;
+  /** The net's header fields. */
+  header: ClonedMessage;
+  /** Each layer's `LayerParameter` fields. */
+  layers: ClonedMessage[];
   /** Every blob, in layer order then blob order. */
   blobs: PackedBlob[];
   /** All blob elements, one after the other. */
@@ -79,12 +91,24 @@ export function packNet(net: Net): PackedNet {
       target.set(new Uint8Array(buffer, byteOffset, byteLength), blobs[next++].byteOffset);
     }
   }
-  return { prototxt: printPrototxt(net), blobs, data };
+  return { header: net.header, layers: net.layers.map((layer) => layer.params), blobs, data };
+}
+
+/** `message` (a tree, or its structured clone) as a tree again: its messages `TextMessage`s. */
+function revived(message: ClonedMessage): TextMessage {
+  return new TextMessage(message.fields.map((field) => {
+    const { value } = field;
+    const nested = typeof value === "object" && !(value instanceof Uint8Array);
+    return nested ? { ...field, value: revived(value as ClonedMessage) } : field as TextField;
+  }));
 }
 
 /** The net `packed` describes; its blobs are views into `packed.data`. */
 export function unpackNet(packed: PackedNet): Net {
-  const net = readPrototxt(packed.prototxt);
+  const net = {
+    header: revived(packed.header),
+    layers: packed.layers.map((params) => new Layer(revived(params))),
+  };
   for (const { layer, shape, type, byteOffset, length, legacyShape } of packed.blobs) {
     const data = new BLOB_TYPES[type](packed.data, byteOffset, length);
     net.layers[layer].blobs.push({ shape, data, ...(legacyShape ? { legacyShape } : {}) });

@@ -1,0 +1,78 @@
+// A net packed for a worker (src/engine/net_transfer.ts) and rebuilt from its structured clone is
+// the same net: the same text when printed (header, every layer's fields, unknown fields kept),
+// trees made of TextMessage again, and blobs of the same type, shape and bits.
+
+import assert from "node:assert/strict";
+import { loadNet } from "../src/caffe/model.ts";
+import { printPrototxt, readPrototxt } from "../src/caffe/prototxt.ts";
+import { packNet, unpackNet } from "../src/engine/net_transfer.ts";
+import { TextMessage } from "../src/proto/tree.ts";
+import { modelFile, modelNames } from "./_models.ts";
+
+/** Every message of `message`'s tree, itself included. */
+function messages(message: TextMessage): TextMessage[] {
+  return [
+    message,
+    ...message.fields.flatMap(({ value }) => value instanceof TextMessage ? messages(value) : []),
+  ];
+}
+
+Deno.test("net transfer: a structured clone of a packed net unpacks to the same net", () => {
+  const text = `name: "n"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+my_unknown_field: 7
+layer {
+  name: "c" type: "Convolution" bottom: "data" top: "c"
+  convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "xavier" } }
+  some_fork_param { a: 1 b { c: "x" } }
+}
+layer { name: "r" type: "ReLU" bottom: "c" top: "c" relu_param { negative_slope: 0.25 } }
+`;
+  const net = readPrototxt(text);
+  net.layers[0].blobs.push(
+    { shape: [2, 2, 1, 1], data: new Float32Array([1, -2.5, 3e-8, Number.MAX_VALUE / 2 ** 900]) },
+    { shape: [2], data: new Int32Array([-7, 2 ** 31 - 1]), legacyShape: true },
+  );
+  net.layers[1].blobs.push({ shape: [3], data: new Int8Array([-128, 0, 127]) });
+  const copy = unpackNet(structuredClone(packNet(net)));
+  assert.equal(printPrototxt(copy), printPrototxt(net));
+  assert.ok(messages(copy.header).every((message) => message instanceof TextMessage));
+  for (const layer of copy.layers) {
+    assert.ok(messages(layer.params).every((message) => message instanceof TextMessage));
+  }
+  assert.deepEqual(
+    copy.layers.map((layer) => [layer.name, layer.type, layer.bottoms, layer.tops]),
+    [
+      ["c", "Convolution", ["data"], ["c"]],
+      ["r", "ReLU", ["c"], ["c"]],
+    ],
+  );
+  assert.deepEqual(copy.layers.map((layer) => layer.blobs), net.layers.map((layer) => layer.blobs));
+  assert.ok(copy.layers[0].blobs[0].data instanceof Float32Array);
+  assert.ok(copy.layers[0].blobs[1].data instanceof Int32Array);
+  assert.ok(copy.layers[1].blobs[0].data instanceof Int8Array);
+});
+
+Deno.test({
+  name:
+    "net transfer: a real net (mtcnn_onet) prints the same after the trip, its blobs' bits equal",
+  ignore: !modelNames.includes("mtcnn_onet"),
+  fn() {
+    const net = loadNet(
+      Deno.readTextFileSync(modelFile("mtcnn_onet", "deploy.prototxt")),
+      Deno.readFileSync(modelFile("mtcnn_onet", "weights.caffemodel")),
+    );
+    const copy = unpackNet(structuredClone(packNet(net)));
+    assert.equal(printPrototxt(copy), printPrototxt(net));
+    const bytes = (data: ArrayBufferView) =>
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    net.layers.forEach((layer, i) => {
+      assert.equal(copy.layers[i].blobs.length, layer.blobs.length);
+      layer.blobs.forEach((blob, j) => {
+        assert.deepEqual(copy.layers[i].blobs[j].shape, blob.shape);
+        assert.deepEqual(bytes(copy.layers[i].blobs[j].data), bytes(blob.data));
+      });
+    });
+  },
+});
