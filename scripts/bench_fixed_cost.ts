@@ -26,19 +26,10 @@ import { uniformGenerator } from "../src/engine/inputs.ts";
 import { runNet, type Tensor } from "../src/engine/run.ts";
 import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
-import { engineKernels } from "../src/wasm/engine.ts";
+import { engineKernels, NOT_KERNEL_METHODS } from "../src/wasm/engine.ts";
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 
 const sharedModels = new URL("../../shared/models/", import.meta.url).pathname;
-
-/** EngineKernels methods that are not kernels (left as they are when the kernels are stubbed). */
-const NOT_KERNELS = new Set([
-  "setResidentBudget",
-  "withOutputArena",
-  "inOutputArena",
-  "outputArray",
-  "releaseOutput",
-]);
 
 /** Milliseconds of CPU time this process used so far. */
 function cpuMilliseconds(): number {
@@ -132,7 +123,7 @@ async function main(args: string[]): Promise<void> {
     const given: unknown[] = [];
     const setKernels = (make: (method: string) => (...a: unknown[]) => unknown) => {
       for (const method of Object.keys(originals)) {
-        if (!NOT_KERNELS.has(method)) kernels[method] = make(method);
+        if (!NOT_KERNEL_METHODS.has(method)) kernels[method] = make(method);
       }
     };
     setKernels((method) => (...a) => {

@@ -24,6 +24,7 @@ import {
   type ConvolutionArgs,
   engineKernels,
   intWinogradWins,
+  NOT_KERNEL_METHODS,
   winogradForm,
 } from "../src/wasm/engine.ts";
 import { type EngineBuild, engineBuild, useEngineBuild } from "../src/wasm/engine_build.ts";
@@ -55,15 +56,6 @@ function convolutionKind(args: ConvolutionArgs, transposed: boolean): string {
     : ` winograd F(${picked.tile}x${picked.tile})`;
   return `conv ${kh}x${kw}/${sh}x${sw}${grouped}${form}${winograd}`;
 }
-
-/** EngineKernels methods that run no kernel of their own (settings, the output arena's scope). */
-const NOT_KERNELS = new Set([
-  "setResidentBudget",
-  "withOutputArena",
-  "inOutputArena",
-  "outputArray",
-  "releaseOutput",
-]);
 
 async function main(args: string[]): Promise<void> {
   const name = args[0];
@@ -118,7 +110,7 @@ async function main(args: string[]): Promise<void> {
   };
   let timing = false;
   for (const method of Object.keys(kernels)) {
-    if (NOT_KERNELS.has(method)) continue;
+    if (NOT_KERNEL_METHODS.has(method)) continue;
     const original = kernels[method];
     kernels[method] = (...callArgs: unknown[]) => {
       const start = performance.now();

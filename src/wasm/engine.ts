@@ -239,6 +239,20 @@ export interface EngineKernels {
   releaseOutput(values: Float32Array): void;
 }
 
+/**
+ * The {@linkcode EngineKernels} methods that run no kernel of their own (settings, the output
+ * arena's scope): what scripts that time each kernel call leave as they are.
+ */
+export const NOT_KERNEL_METHODS: ReadonlySet<string> = new Set(
+  [
+    "setResidentBudget",
+    "withOutputArena",
+    "inOutputArena",
+    "outputArray",
+    "releaseOutput",
+  ] satisfies (keyof EngineKernels)[],
+);
+
 /** Sums that compare two tensors (see {@linkcode EngineKernels.agreement}). */
 export interface Agreement {
   /** Sum of a*b. */
