@@ -51,6 +51,19 @@ function assertSameRun(actual: RunResult, expected: RunResult, what: string): vo
   assert.deepEqual(actual.deployBlobs, expected.deployBlobs, `${what} deploy blobs`);
 }
 
+/** Asserts each of `runs` (one per net of `nets`) equals its net's own `runNet` on `inputs`. */
+async function assertAsRunNet(
+  runs: RunResult[],
+  nets: Net[],
+  inputs: Map<string, Tensor>,
+  what: string,
+): Promise<void> {
+  assert.equal(runs.length, nets.length, what);
+  for (const [k, net] of nets.entries()) {
+    assertSameRun(runs[k], await runNet(net, { inputs }), `${what} net ${k}`);
+  }
+}
+
 /** The float, fake-quant and deploy nets of shared model `name`. */
 async function threeNets(name: string): Promise<Net[]> {
   const model = Deno.readTextFileSync(modelFile(name, "deploy.prototxt"));
@@ -183,10 +196,8 @@ Deno.test({
       const pool = await EnginePool.open([float, deploy], { threads });
       try {
         let i = 0;
-        for await (const [floatRun, deployRun] of pool.runAll(inputs)) {
-          const what = `${threads} threads sample ${i}`;
-          assertSameRun(floatRun, await runNet(float, { inputs: inputs[i] }), `float ${what}`);
-          assertSameRun(deployRun, await runNet(deploy, { inputs: inputs[i] }), `deploy ${what}`);
+        for await (const runs of pool.runAll(inputs)) {
+          await assertAsRunNet(runs, [float, deploy], inputs[i], `${threads} threads sample ${i}`);
           i++;
         }
         assert.equal(i, inputs.length);
@@ -208,8 +219,7 @@ Deno.test({
     assert.equal(error, undefined);
     assert.equal(results.length, 19);
     for (const [i, sample] of inputs.entries()) {
-      assertSameRun(results[i][0], await runNet(float, { inputs: sample }), `float sample ${i}`);
-      assertSameRun(results[i][1], await runNet(deploy, { inputs: sample }), `deploy sample ${i}`);
+      await assertAsRunNet(results[i], [float, deploy], sample, `sample ${i}`);
     }
     // Sample 13 (in the second group) holds too few values for its shape.
     const bad = inputs.slice();
