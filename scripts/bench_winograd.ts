@@ -29,6 +29,7 @@ import {
 import { DEFAULT_RESIDENT_BYTES } from "../src/wasm/resident.ts";
 import { randomValues } from "../tests/_builders.ts";
 import { loadNet } from "../src/caffe/model.ts";
+import { forgetMemos } from "../src/engine/layer_memo.ts";
 import { runNet } from "../src/engine/run.ts";
 import { batchInputs } from "./bench_engine.ts";
 import { cpuMicroseconds, loadAverage, median, modelFolder } from "./opencv_driver.ts";
@@ -158,8 +159,9 @@ const kernels = await engineKernels();
  * time and in this process's CPU time (less disturbed by other processes on a shared machine).
  */
 async function wholeNets(names: string[]): Promise<void> {
-  const convolution = kernels.convolution;
-  const direct = (args: ConvolutionArgs) => convolution({ ...args, algorithm: "direct" });
+  const convolutionKernel = kernels.convolutionKernel;
+  const direct: typeof convolutionKernel = (args, transposed) =>
+    convolutionKernel({ ...args, algorithm: "direct" }, transposed);
   console.log(`load average: ${loadAverage()}`);
   console.log(
     "| model | direct ms/image | chosen ms/image | speed-up | direct CPU ms/image | " +
@@ -177,7 +179,9 @@ async function wholeNets(names: string[]): Promise<void> {
     const cpuTimes: number[][] = [[], []];
     for (let round = 0; round < rounds; round++) {
       for (const [column, forced] of [[0, true], [1, false]] as const) {
-        kernels.convolution = forced ? direct : convolution;
+        kernels.convolutionKernel = forced ? direct : convolutionKernel;
+        // The layers keep the kernels made for them: forgotten, to be made by the one set here.
+        forgetMemos(net.layers);
         await runNet(net, { inputs });
         let runs = 0;
         const start = performance.now();
@@ -190,7 +194,7 @@ async function wholeNets(names: string[]): Promise<void> {
         cpuTimes[column].push((cpuMicroseconds() - cpuStart) / 1000 / runs);
       }
     }
-    kernels.convolution = convolution;
+    kernels.convolutionKernel = convolutionKernel;
     const [directMs, chosenMs] = times.map(median);
     const [directCpu, chosenCpu] = cpuTimes.map(median);
     console.log(

@@ -14,7 +14,8 @@ import {
   useEngineBuild,
 } from "../src/wasm/engine_build.ts";
 import { decodeBase64 } from "../src/wasm/load.ts";
-import { randomValues } from "./_builders.ts";
+import { blobOf, layer, net, randomValues } from "./_builders.ts";
+import { runNet } from "../src/engine/run.ts";
 import { withEngineBuild } from "./_engine_builds.ts";
 
 Deno.test("engine builds: relaxed where the runtime validates the relaxed module, portable forced", async () => {
@@ -92,4 +93,20 @@ Deno.test("engine builds: the relaxed GEMM's every output is the fused or the un
     if (y[i] === fused[i]) matchedFused++;
   }
   console.log(`relaxed build: ${matchedFused} of ${y.length} outputs equal the fused sums`);
+});
+
+Deno.test("engine builds: a net run in one build and then the other runs the other's kernels", async () => {
+  // A layer keeps the kernel made for it between runs (src/engine/conv.ts): the one made in
+  // the other build's module must not be taken.
+  const model = net("data", [ROWS, DEPTH], [
+    layer("ip", "InnerProduct", ["data"], ["y"], {
+      inner_product_param: { num_output: OUTPUTS, bias_term: false, transpose: true },
+    }, [blobOf([DEPTH, OUTPUTS], [...w])]),
+  ]);
+  const inputs = new Map([["data", { shape: [ROWS, DEPTH], data: x }]]);
+  const run = async () => (await runNet(model, { inputs })).outputs.get("y")!.data;
+  const relaxed = await withEngineBuild("relaxed", run);
+  assert.deepEqual(await withEngineBuild("portable", run), expected(false));
+  assert.deepEqual(await withEngineBuild("relaxed", run), relaxed);
+  assert.deepEqual(relaxed, await withEngineBuild("relaxed", product));
 });

@@ -9,7 +9,7 @@ import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import { ConvertError } from "../errors.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { ConvolutionArgs, InnerProductArgs, PostOp, Window2d } from "../wasm/engine.ts";
+import type { Kernel, PostOp, Window2d } from "../wasm/engine.ts";
 import { batchNormOp, scaleOp } from "./channel.ts";
 import { preluOp, reluOp } from "./elementwise.ts";
 import { dequantOps } from "./quant.ts";
@@ -104,11 +104,11 @@ function imageShape(layer: Layer, input: Value): [number, number, number, number
 
 /**
  * A weighted layer's kernel call for one form of input, its blobs and its fusion chain: the
- * arguments but the input values, the output's shape and domain, and how many of the fusable
- * layers after it the call applies. Made once and kept while those stay the same (keyedMemo).
+ * kernel worked out for them, the output's shape and domain, and how many of the fusable layers
+ * after it the call applies. Made once and kept while those stay the same (keyedMemo).
  */
-interface WeightedCall<Args> {
-  args: Args;
+interface WeightedCall {
+  run: Kernel;
   shape: number[];
   domain: Domain;
   fused: number;
@@ -121,7 +121,10 @@ interface WeightedCall<Args> {
 function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
   const { domain, tensor: { shape } } = input;
   const chain = context.fusable(layer);
-  const keys: unknown[] = [chain, domain.kind, shape.length];
+  // The kernels instance too: a kept kernel runs in the module instance that made it.
+  const keys = CALL_KEYS;
+  keys.length = 0;
+  keys.push(context.kernels, chain, domain.kind, shape.length);
   // Indexed loops: iterators would allocate on every run.
   for (let i = 0; i < shape.length; i++) keys.push(shape[i]);
   if (domain.kind === "int8") keys.push(domain.offsetD, domain.quantScale);
@@ -137,30 +140,26 @@ function blobKeys(layer: Layer, keys: unknown[]): void {
   for (let i = 0; i < blobs.length; i++) keys.push(blobs[i], blobs[i].data, blobs[i].shape);
 }
 
+/** The keys {@linkcode callKeys} fills on each call (keyedMemo copies those it keeps). */
+const CALL_KEYS: unknown[] = [];
+
 /** Runs `layer`'s kept (or new) call on `input`, telling the run which layers it applied. */
-function runCall<Args>(
+function runCall(
   layer: Layer,
   input: Value,
   context: RunContext,
-  prepare: (layer: Layer, input: Value, context: RunContext) => WeightedCall<Args>,
-  kernel: (args: Args & { x: Float32Array }) => Float32Array,
+  prepare: (layer: Layer, input: Value, context: RunContext) => WeightedCall,
 ): Value {
   const keys = callKeys(layer, input, context);
   const call = keyedMemo(layer, prepare, keys, () => prepare(layer, input, context));
   context.fused(layer, call.fused);
-  const data = kernel({ ...call.args, x: input.tensor.data });
+  const data = call.run(input.tensor.data);
   return { tensor: { shape: call.shape.slice(), data }, domain: call.domain };
 }
 
-/** The arguments of a convolution kernel but its input values. */
-type ConvolutionCall = Omit<ConvolutionArgs, "x">;
-
 /** Convolution / Deconvolution of one bottom. */
 function convolve(layer: Layer, input: Value, context: RunContext, transposed: boolean): Value {
-  const { kernels } = context;
-  return transposed
-    ? runCall(layer, input, context, deconvolutionCall, (args) => kernels.deconvolution(args))
-    : runCall(layer, input, context, convolutionCall, (args) => kernels.convolution(args));
+  return runCall(layer, input, context, transposed ? deconvolutionCall : convolutionCall);
 }
 
 function convolutionCall(layer: Layer, input: Value, context: RunContext) {
@@ -177,7 +176,7 @@ function convolutionLikeCall(
   input: Value,
   context: RunContext,
   transposed: boolean,
-): WeightedCall<ConvolutionCall> {
+): WeightedCall {
   memo(layer, checkLayerParams);
   const shape = imageShape(layer, input);
   const [batch, channels, height, width] = shape;
@@ -228,7 +227,7 @@ function convolutionLikeCall(
   };
   const dequantized = offsetD !== undefined && post.length > 0;
   return {
-    args,
+    run: context.kernels.convolutionKernel(args, transposed),
     shape: [batch, outputs, ...outSize],
     domain: offsetD === undefined || dequantized ? FLOAT : ACCUMULATOR,
     fused,
@@ -304,8 +303,7 @@ function innerProductParams(layer: Layer): { axis: number; transposed: boolean }
 
 /** InnerProduct of one bottom. */
 function innerProduct(layer: Layer, input: Value, context: RunContext): Value {
-  const { kernels } = context;
-  return runCall(layer, input, context, innerProductCall, (args) => kernels.innerProduct(args));
+  return runCall(layer, input, context, innerProductCall);
 }
 
 /** An InnerProduct's call on `input` (checked). */
@@ -313,7 +311,7 @@ function innerProductCall(
   layer: Layer,
   input: Value,
   context: RunContext,
-): WeightedCall<Omit<InnerProductArgs, "x">> {
+): WeightedCall {
   const { shape } = input.tensor;
   const { axis: axisParam, transposed } = memo(layer, innerProductParams);
   const axis = canonicalAxis(layer, axisParam, shape.length);
@@ -336,7 +334,17 @@ function innerProductCall(
   const outShape = [...shape.slice(0, axis), outputs];
   const [post, fused] = postOps(layer, outShape, offsetD, context);
   return {
-    args: { offsetD, quantScale, post, rows, depth, weights, transposed, bias, outputs },
+    run: context.kernels.innerProductKernel({
+      offsetD,
+      quantScale,
+      post,
+      rows,
+      depth,
+      weights,
+      transposed,
+      bias,
+      outputs,
+    }),
     shape: outShape,
     domain: offsetD === undefined || post.length > 0 ? FLOAT : ACCUMULATOR,
     fused,

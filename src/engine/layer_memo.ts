@@ -37,7 +37,8 @@ export function memo<T>(layer: Layer, compute: (layer: Layer) => T): T {
  * `compute()`, kept for `layer` under `tag` while `keys` stay the same item by item (`===`) and
  * the layer's tree does not change; the last value only. `keys` must hold everything besides the
  * tree that `compute` reads (e.g. the input shape's sizes, the blob objects and their arrays,
- * which are replaced, never changed in place). One that throws is not kept.
+ * which are replaced, never changed in place); a copy of them is kept, so the caller may fill
+ * the same array on every call. One that throws is not kept.
  */
 export function keyedMemo<T>(
   layer: Layer,
@@ -48,9 +49,10 @@ export function keyedMemo<T>(
   let values = MEMOS.get(layer);
   const kept = values?.get(tag) as Keyed | undefined;
   if (kept !== undefined && sameKeys(kept.keys, keys)) return kept.value as T;
+  const keptKeys = keys.slice();
   const value = compute();
   if (values === undefined) MEMOS.set(layer, values = new Map());
-  values.set(tag, { keys, value });
+  values.set(tag, { keys: keptKeys, value });
   return value;
 }
 

@@ -129,6 +129,12 @@ export interface ChannelView {
   inner: number;
 }
 
+/** A kernel call worked out for one set of arguments, run on an input `x` of their shape. */
+export type Kernel = (x: Float32Array) => Float32Array;
+
+/** A kernel's arguments but its input values (see {@linkcode EngineKernels.convolutionKernel}). */
+export type KernelArgs<Args extends KernelInput> = Omit<Args, "x">;
+
 /** Element-wise unary functions. */
 export type UnaryFunction = "tanh" | "sigmoid" | "abs";
 
@@ -140,6 +146,15 @@ export interface EngineKernels {
   deconvolution(args: ConvolutionArgs): Float32Array;
   /** Caffe InnerProduct. */
   innerProduct(args: InnerProductArgs): Float32Array;
+  /**
+   * The convolution (`transposed`: deconvolution) of `args` as a function of its input values,
+   * worked out once (checks, form, scratch sizes): what {@linkcode convolution} runs, for a layer
+   * run again and again on inputs of one shape. It reads `args`' arrays on every call: replace
+   * them, never change them in place.
+   */
+  convolutionKernel(args: KernelArgs<ConvolutionArgs>, transposed: boolean): Kernel;
+  /** As {@linkcode convolutionKernel}, for an InnerProduct. */
+  innerProductKernel(args: KernelArgs<InnerProductArgs>): Kernel;
   /** MAX pooling with Caffe's window clipping. */
   maxPool(args: PoolingArgs): Float32Array;
   /** AVE pooling with Caffe's pool size (the integer form divides the exact sum in float32). */
@@ -704,7 +719,7 @@ function formCost(
  * cin*cout/65536). The cheapest form is taken when 10 % faster than the direct one by that count.
  * Shape only: every run and worker rounds the same, weights resident or not.
  */
-export function winogradForm(args: ConvolutionArgs): WinogradForm | null {
+export function winogradForm(args: KernelArgs<ConvolutionArgs>): WinogradForm | null {
   const [, channels] = args.shape;
   const [outH, outW] = args.outSize;
   const cinGroup = channels / args.groups;
@@ -748,7 +763,7 @@ function intWinogradBlocks(kernel: 3 | 5): number {
  * blocks * cin * cout / 8192) for the products; Winograd is taken when 10 % faster by that count.
  * Both give the same bits; shape only, like {@linkcode winogradForm}.
  */
-export function intWinogradWins(args: ConvolutionArgs): boolean {
+export function intWinogradWins(args: KernelArgs<ConvolutionArgs>): boolean {
   const [, channels] = args.shape;
   const [outH, outW] = args.outSize;
   const cinGroup = channels / args.groups;
@@ -784,9 +799,6 @@ function channelStride(name: string, values: Float32Array, channels: number): nu
   checkLength(name, values, channels);
   return 1;
 }
-
-/** A kernel call worked out for one set of arguments, run on an input `x` of their shape. */
-type Kernel = (x: Float32Array) => Float32Array;
 
 /** A convolution kernel with the arguments it was made for (`x` left out). */
 interface PreparedConvolution {
@@ -940,7 +952,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     values === null ? 0 : wasm.copyIn(values);
   /** Checks that the integer form has int8 weights and int32 bias, and the float form floats. */
   const checkForm = (
-    input: KernelInput,
+    input: KernelArgs<KernelInput>,
     weights: Float32Array | Int8Array,
     bias: Float32Array | Int32Array | null,
   ): boolean => {
@@ -1121,7 +1133,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** The integer Convolution or Deconvolution (deploy model) of `args`, for any input `x`. */
-  const integerConvolution = (args: ConvolutionArgs, transposed: boolean): Kernel => {
+  const integerConvolution = (args: KernelArgs<ConvolutionArgs>, transposed: boolean): Kernel => {
     const [batch, channels, height, width] = args.shape;
     const [outH, outW] = args.outSize;
     const [kernelH, kernelW] = args.window.kernel;
@@ -1338,12 +1350,11 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** Checks a convolution's arrays against its shape; returns whether it is the integer form. */
-  const checkConvolution = (args: ConvolutionArgs, transposed: boolean): boolean => {
-    const [batch, channels, height, width] = args.shape;
+  const checkConvolution = (args: KernelArgs<ConvolutionArgs>, transposed: boolean): boolean => {
+    const channels = args.shape[1];
     const [kernelH, kernelW] = args.window.kernel;
     const { groups, outputs } = args;
     const integer = checkForm(args, args.weights, args.bias);
-    checkLength("x", args.x, batch * channels * height * width);
     const weightCount = transposed
       ? channels * (outputs / groups) * kernelH * kernelW
       : outputs * (channels / groups) * kernelH * kernelW;
@@ -1392,7 +1403,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** The convolution (or deconvolution) of `args` for any input `x` of its shape (checked). */
-  const convolutionKernel = (args: ConvolutionArgs, transposed: boolean): Kernel => {
+  const convolutionKernel = (args: KernelArgs<ConvolutionArgs>, transposed: boolean): Kernel => {
     const integer = checkConvolution(args, transposed);
     const algorithm = args.algorithm ?? "auto";
     const winogradSize = winogradKernel(args.window);
@@ -1507,7 +1518,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** The InnerProduct of `args` for any input `x` of its shape (checked). */
-  const innerProductKernel = (args: InnerProductArgs): Kernel => {
+  const innerProductKernel = (args: KernelArgs<InnerProductArgs>): Kernel => {
     const integer = checkForm(args, args.weights, args.bias);
     const { rows, depth, outputs, transposed } = args;
     checkLength("weights", args.weights, outputs * depth);
@@ -1656,6 +1667,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   return {
     convolution: (args) => convolutionLike(args, false),
     deconvolution: (args) => convolutionLike(args, true),
+    convolutionKernel,
+    innerProductKernel,
 
     innerProduct(args) {
       const kept = preparedInnerProducts.get(args.weights);
