@@ -4,7 +4,6 @@ import protobuf from "npm:protobufjs@8.0.0";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
 import { caffeType } from "../src/proto/schema.ts";
 import { formatFloat32 } from "../src/proto/text_numbers.ts";
-import { messageFromObject, objectFromMessage } from "../src/proto/text_objects.ts";
 import { printText } from "../src/proto/text_print.ts";
 import { parseText } from "../src/proto/text_read.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
@@ -37,7 +36,6 @@ protobuf.parse(TEST_PROTO, testRoot, { keepCase: true });
 testRoot.resolveAll();
 const All = testRoot.lookupType("t.All");
 const Net = caffeType("caffe.NetParameter");
-const Layer = caffeType("caffe.LayerParameter");
 
 /** The single value of field `name` parsed from `text` (a message of type All). */
 function value(text: string, name: string): FieldValue | undefined {
@@ -450,94 +448,4 @@ Deno.test("formatFloat32: shortest decimal that round-trips", () => {
       assert.notEqual(Math.fround(shorter), v, `${text} is not the shortest`);
     }
   }
-});
-
-Deno.test("messageFromObject / objectFromMessage round-trip through protobufjs", () => {
-  const source = {
-    name: "conv",
-    type: "Convolution",
-    bottom: ["data"],
-    top: ["conv"],
-    phase: 1,
-    convolution_param: {
-      num_output: 8,
-      bias_term: false,
-      pad: [1, 2],
-      weight_filler: { type: "xavier" },
-    },
-    blobs: [{ shape: { dim: [8, 3, 3, 3] } }],
-    quant_param: { scale: 0.5, offset: new Uint8Array([0xf2]), with_offset: true },
-  };
-  const bytes = Layer.encode(Layer.fromObject(source)).finish();
-  const decoded = Layer.decode(bytes);
-  const tree = messageFromObject(Layer, decoded);
-  assert.deepEqual(plain(tree), [
-    ["name", "conv", false],
-    ["type", "Convolution", false],
-    ["bottom", "data", false],
-    ["top", "conv", false],
-    ["blobs", [["shape", [["dim", 8, false], ["dim", 3, false], ["dim", 3, false], [
-      "dim",
-      3,
-      false,
-    ]], false]], false],
-    ["phase", "TEST", false],
-    [
-      "convolution_param",
-      [
-        ["num_output", 8, false],
-        ["bias_term", false, false],
-        ["pad", 1, false],
-        ["pad", 2, false],
-        ["weight_filler", [["type", "xavier", false]], false],
-      ],
-      false,
-    ],
-    ["quant_param", [["with_offset", true, false], ["scale", 0.5, false], [
-      "offset",
-      new Uint8Array([0xf2]),
-      false,
-    ]], false],
-  ]);
-  // Back to an object and to the same bytes; unknown fields are skipped.
-  tree.fields.push({ name: "mystery", value: "1", raw: "1", unknown: true });
-  const object = objectFromMessage(Layer, tree);
-  assert.equal(object.mystery, undefined);
-  assert.deepEqual(Layer.encode(Layer.fromObject(object)).finish(), bytes);
-  // Plain objects with enum numbers, Long-like and bigint 64-bit values, base64 bytes.
-  const fromPlain = messageFromObject(All, {
-    color: -2,
-    i64: { low: -1, high: 0, unsigned: false },
-    u64: 5n,
-    by: "8g==",
-    list: [],
-  });
-  assert.deepEqual(plain(fromPlain), [["i64", 4294967295, false], ["u64", 5, false], [
-    "by",
-    new Uint8Array([0xf2]),
-    false,
-  ], [
-    "color",
-    "BLUE",
-    false,
-  ]]);
-  // A text tree parsed from prototxt encodes like protobufjs's own object.
-  const parsed = parseText(
-    'name: "conv" type: "Convolution" bottom: "data" top: "conv" phase: TEST',
-    Layer,
-  );
-  const expected = Layer.encode(
-    Layer.fromObject({
-      name: "conv",
-      type: "Convolution",
-      bottom: ["data"],
-      top: ["conv"],
-      phase: 1,
-    }),
-  )
-    .finish();
-  assert.deepEqual(
-    Layer.encode(Layer.fromObject(objectFromMessage(Layer, parsed))).finish(),
-    expected,
-  );
 });

@@ -3,7 +3,7 @@
  * {@linkcode Net}. It walks the file with the wire reader: blobs are parsed here into typed arrays
  * that are views into the input bytes, or, for float data at an offset that is not a multiple of
  * 4, into a {@linkcode DeferredBlob} holding a byte view (so no blob data is copied); every other
- * field the schema knows is decoded with protobufjs into a lossless text tree; fields the schema
+ * field the schema knows is decoded into a lossless text tree; fields the schema
  * does not know are kept as raw bytes on their layer. V1 layers are upgraded to V2.
  *
  * @module
@@ -13,7 +13,8 @@ import { type BinaryInput, bytesArgument } from "../arguments.ts";
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
-import { messageFromObject } from "../proto/text_objects.ts";
+import { decodeMessage } from "../proto/binary_message.ts";
+import { typeInfo } from "../proto/field_info.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { WireReader, WireType } from "../proto/wire.ts";
 import {
@@ -327,14 +328,14 @@ function gather(bytes: Uint8Array, ranges: FieldRange[]): Uint8Array<ArrayBuffer
 }
 
 /**
- * Decodes the fields at `ranges` (already checked to fit `type`) with protobufjs into a text
- * tree, in field-number order. Should protobufjs still reject them, that is
+ * Decodes the fields at `ranges` (already checked to fit `type`) into a text tree, in
+ * field-number order (src/proto/binary_message.ts). Should they still not decode, that is
  * `BINARY_NOT_PROTOBUF` at the first of the fields.
  */
 function decodeFields(type: MessageType, bytes: Uint8Array, ranges: FieldRange[]): TextMessage {
   let message: TextMessage;
   try {
-    message = messageFromObject(type, type.decode(gather(bytes, ranges)));
+    message = decodeMessage(typeInfo(type), gather(bytes, ranges));
   } catch (error) {
     const offset = ranges[0]?.start ?? 0;
     const reason = error instanceof Error ? error.message : String(error);

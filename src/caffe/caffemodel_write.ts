@@ -8,7 +8,8 @@
  */
 
 import { caffeType } from "../proto/schema.ts";
-import { objectFromMessage } from "../proto/text_objects.ts";
+import { encodeMessage } from "../proto/binary_message.ts";
+import { type TypeInfo, typeInfo } from "../proto/field_info.ts";
 import { TextMessage } from "../proto/tree.ts";
 import {
   int32sSize,
@@ -25,7 +26,6 @@ import {
   BLOB_SHAPE,
   BLOB_UINT64_DATA,
   LAYER_BLOBS,
-  type MessageType,
   NET_LAYER,
   SHAPE_DIM,
 } from "./caffemodel_fields.ts";
@@ -151,8 +151,8 @@ export function* caffemodelSections(
 
 /** Sizes every layer and blob of `net` for the wire. */
 function planNet(net: Net): NetPlan {
-  const header = encodeMessage(caffeType("caffe.NetParameter"), net.header);
-  const layerType = caffeType("caffe.LayerParameter");
+  const header = encodeMessage(typeInfo(caffeType("caffe.NetParameter")), net.header);
+  const layerType = typeInfo(caffeType("caffe.LayerParameter"));
   const layers = net.layers.map((layer) => planLayer(layer, layerType));
   const size = layers.reduce(
     (total, layer) => total + lengthFieldSize(NET_LAYER, layer.size),
@@ -161,12 +161,7 @@ function planNet(net: Net): NetPlan {
   return { header, layers, size };
 }
 
-/** Encodes a text tree as `type` with protobufjs (fields the schema does not know are left out). */
-function encodeMessage(type: MessageType, message: TextMessage): Uint8Array {
-  return type.encode(type.fromObject(objectFromMessage(type, message))).finish();
-}
-
-function planLayer(layer: Layer, layerType: MessageType): LayerWirePlan {
+function planLayer(layer: Layer, layerType: TypeInfo): LayerWirePlan {
   const params = encodeMessage(
     layerType,
     new TextMessage(layer.params.fields.filter((field) => field.name !== "phase")),

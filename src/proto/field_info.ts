@@ -58,6 +58,8 @@ export interface FieldInfo {
   kind: number;
   /** True for a repeated field. */
   repeated: boolean;
+  /** True for a repeated scalar field written packed (`[packed = true]`). */
+  packed: boolean;
   /** The type as the schema names it (`float`, `PoolMethod`, …), for messages. */
   typeName: string;
   /** Enum fields: the value of each name. */
@@ -74,6 +76,8 @@ export interface TypeInfo {
   byName: Map<string, FieldInfo>;
   /** The fields in field-number order. */
   byId: FieldInfo[];
+  /** The fields by number. */
+  byNumber: Map<number, FieldInfo>;
 }
 
 const typeInfos = new WeakMap<protobuf.Type, TypeInfo>();
@@ -91,6 +95,7 @@ export function typeInfo(type: protobuf.Type): TypeInfo {
       id: field.id,
       kind: KIND_OF_TYPE[field.type] ?? (resolved instanceof protobuf.Enum ? ENUM : MESSAGE),
       repeated: field.repeated,
+      packed: field.repeated && field.packed,
       typeName: field.type,
     };
     if (resolved instanceof protobuf.Enum) {
@@ -104,7 +109,8 @@ export function typeInfo(type: protobuf.Type): TypeInfo {
     }
     byName.set(field.name, fieldInfo);
   }
-  info = { byName, byId: [...byName.values()].sort((a, b) => a.id - b.id) };
+  const byId = [...byName.values()].sort((a, b) => a.id - b.id);
+  info = { byName, byId, byNumber: new Map(byId.map((field) => [field.id, field])) };
   typeInfos.set(type, info);
   return info;
 }

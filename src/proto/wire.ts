@@ -105,6 +105,18 @@ export class WireReader {
     return (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
 
+  /** 4 little-endian bytes as an unsigned 32-bit number (protobuf's `fixed32`). */
+  fixed32(): number {
+    const at = this.take(4);
+    return this.dataView().getUint32(at, true);
+  }
+
+  /** 8 little-endian bytes as an unsigned 64-bit bigint (protobuf's `fixed64`). */
+  fixed64(): bigint {
+    const at = this.take(8);
+    return this.dataView().getBigUint64(at, true);
+  }
+
   /** 4 little-endian bytes as a float32. */
   float(): number {
     const at = this.take(4);

@@ -1,14 +1,21 @@
-/**
- * Conversion between lossless text trees and protobufjs messages or plain objects, for the binary
- * side, which decodes and encodes the fields of messages other than blob data with protobufjs.
- *
- * @module
- */
+// protobufjs's view of a message as a text tree, and back: the oracle the binary codec
+// (src/proto/binary_message.ts) is checked against. These are the conversions the caffemodel
+// reader and writer ran around protobufjs's own decode and encode before that codec.
 
+// deno-lint-ignore no-import-prefix -- the team's one allowed specifier for protobufjs
 import type protobuf from "npm:protobufjs@8.0.0";
-import type { FieldInfo } from "./field_info.ts";
-import { BOOL, BYTES, ENUM, INT64, MESSAGE, STRING, typeInfo, UINT64 } from "./field_info.ts";
-import { type Scalar, type TextField, TextMessage } from "./tree.ts";
+import type { FieldInfo } from "../src/proto/field_info.ts";
+import {
+  BOOL,
+  BYTES,
+  ENUM,
+  INT64,
+  MESSAGE,
+  STRING,
+  typeInfo,
+  UINT64,
+} from "../src/proto/field_info.ts";
+import { type Scalar, type TextField, TextMessage } from "../src/proto/tree.ts";
 
 function hasOwn(object: object, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(object, key);
