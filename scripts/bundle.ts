@@ -1,7 +1,7 @@
 /**
  * Builds the npm package into `dist/`:
  *
- * - `dist/mod.js`: the whole API with file access, ESM for Node (protobufjs, fast-png and @jsquash/jpeg bundled in);
+ * - `dist/mod.js`: the whole API with file access, ESM for Node (fast-png and @jsquash/jpeg bundled in);
  * - `dist/core.js`: the in-memory API, browser-safe ESM (no `node:` imports), sharing its
  *   chunk (`dist/chunks/`) with `dist/mod.js`;
  * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);

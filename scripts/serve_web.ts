@@ -32,12 +32,12 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /**
- * What the page may do: load its own scripts, styles and worker, compile WebAssembly (and
- * protobufjs's generated code), and nothing else: no fetch, no remote images or forms.
+ * What the page may do: load its own scripts, styles and worker, compile WebAssembly, and nothing
+ * else: no eval, no fetch, no remote images or forms.
  */
 export const CONTENT_SECURITY_POLICY: string = [
   "default-src 'none'",
-  "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "worker-src 'self'",
   "style-src 'self'",
   "img-src 'self' data: blob:",

@@ -3,18 +3,7 @@
 // reader and writer ran around protobufjs's own decode and encode before that codec.
 
 // deno-lint-ignore no-import-prefix -- the team's one allowed specifier for protobufjs
-import type protobuf from "npm:protobufjs@8.0.0";
-import type { FieldInfo } from "../src/proto/field_info.ts";
-import {
-  BOOL,
-  BYTES,
-  ENUM,
-  INT64,
-  MESSAGE,
-  STRING,
-  typeInfo,
-  UINT64,
-} from "../src/proto/field_info.ts";
+import protobuf from "npm:protobufjs@8.0.0";
 import { type Scalar, type TextField, TextMessage } from "../src/proto/tree.ts";
 
 function hasOwn(object: object, key: string): boolean {
@@ -31,18 +20,25 @@ function longToNumber(value: unknown): number {
   return Number(value);
 }
 
-function scalarFromObject(info: FieldInfo, value: unknown): Scalar {
-  switch (info.kind) {
-    case ENUM:
-      return typeof value === "number" ? info.enumById!.get(value) ?? value : String(value);
-    case INT64:
-    case UINT64:
+function scalarFromObject(field: protobuf.Field, value: unknown): Scalar {
+  if (field.resolvedType instanceof protobuf.Enum) {
+    if (typeof value !== "number") return String(value);
+    // The first name of the value (protobufjs's `valuesById` keeps the last one).
+    const name = Object.entries(field.resolvedType.values).find(([, id]) => id === value)?.[0];
+    return name ?? value;
+  }
+  switch (field.type) {
+    case "int64":
+    case "uint64":
+    case "sint64":
+    case "fixed64":
+    case "sfixed64":
       return longToNumber(value);
-    case BOOL:
+    case "bool":
       return Boolean(value);
-    case STRING:
+    case "string":
       return String(value);
-    case BYTES:
+    case "bytes":
       if (value instanceof Uint8Array) {
         return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
       }
@@ -51,6 +47,11 @@ function scalarFromObject(info: FieldInfo, value: unknown): Scalar {
     default:
       return Number(value);
   }
+}
+
+/** `type`'s fields in field-number order, resolved. */
+function fieldsById(type: protobuf.Type): protobuf.Field[] {
+  return type.fieldsArray.map((field) => field.resolve()).sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -62,17 +63,17 @@ function scalarFromObject(info: FieldInfo, value: unknown): Scalar {
 export function messageFromObject(type: protobuf.Type, object: object): TextMessage {
   const fields: TextField[] = [];
   const record = object as Record<string, unknown>;
-  for (const info of typeInfo(type).byId) {
-    if (!hasOwn(object, info.name)) continue;
-    const value = record[info.name];
+  for (const field of fieldsById(type)) {
+    if (!hasOwn(object, field.name)) continue;
+    const value = record[field.name];
     if (value === undefined || value === null) continue;
-    const items = info.repeated ? (Array.isArray(value) ? value : [value]) : [value];
+    const items = field.repeated ? (Array.isArray(value) ? value : [value]) : [value];
     for (const item of items) {
       fields.push({
-        name: info.name,
-        value: info.kind === MESSAGE
-          ? messageFromObject(info.messageType!, item as object)
-          : scalarFromObject(info, item),
+        name: field.name,
+        value: field.resolvedType instanceof protobuf.Type
+          ? messageFromObject(field.resolvedType, item as object)
+          : scalarFromObject(field, item),
       });
     }
   }
@@ -88,18 +89,21 @@ export function objectFromMessage(
   type: protobuf.Type,
   message: TextMessage,
 ): Record<string, unknown> {
-  const infos = typeInfo(type).byName;
   const object: Record<string, unknown> = {};
   for (const field of message.fields) {
     if (field.unknown) continue;
-    const info = infos.get(field.name);
-    if (info === undefined) continue;
+    const known = Object.hasOwn(type.fields, field.name)
+      ? type.fields[field.name].resolve()
+      : undefined;
+    if (known === undefined) continue;
     const value = field.value instanceof TextMessage
-      ? info.kind === MESSAGE ? objectFromMessage(info.messageType!, field.value) : undefined
+      ? known.resolvedType instanceof protobuf.Type
+        ? objectFromMessage(known.resolvedType, field.value)
+        : undefined
       : field.value;
     if (value === undefined) continue;
-    if (info.repeated) ((object[info.name] ??= []) as unknown[]).push(value);
-    else object[info.name] = value;
+    if (known.repeated) ((object[known.name] ??= []) as unknown[]).push(value);
+    else object[known.name] = value;
   }
   return object;
 }

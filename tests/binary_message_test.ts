@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix -- the team's one allowed specifier for protobufjs
 import protobuf from "npm:protobufjs@8.0.0";
 import { decodeMessage, encodeMessage } from "../src/proto/binary_message.ts";
-import { typeInfo } from "../src/proto/field_info.ts";
+import { type MessageType, messageTypes, typeInfo } from "../src/proto/field_info.ts";
 import { caffeType } from "../src/proto/schema.ts";
+import { describeSchema, parseSchema, protoFilesSchema } from "../scripts/build_schema.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
 import { WireReader } from "../src/proto/wire.ts";
 import { random } from "./_builders.ts";
@@ -52,7 +53,11 @@ message M {
 const root = new protobuf.Root();
 protobuf.parse(EVERY_TYPE_PROTO, root, { keepCase: true });
 root.resolveAll();
+/** The test type as protobufjs reads it (the oracle) and as our schema describes it. */
 const M = root.lookupType("t.M");
+const ourM = messageTypes(describeSchema(parseSchema([EVERY_TYPE_PROTO])))("t.M");
+/** `proto/`'s schema as protobufjs reads it. */
+const caffeRoot = protoFilesSchema();
 
 /** The fields of a tree as plain nested arrays, for deep comparison. */
 function plain(message: TextMessage): unknown[] {
@@ -71,13 +76,21 @@ function oracleEncode(type: protobuf.Type, message: TextMessage): Uint8Array {
   return Uint8Array.from(type.encode(type.fromObject(objectFromMessage(type, message))).finish());
 }
 
-/** Asserts both directions on `bytes` of `type`: the same tree, and that tree to the same bytes. */
-function assertAsProtobufjs(type: protobuf.Type, bytes: Uint8Array, where: string): void {
+/**
+ * Asserts both directions on `bytes` of `type` (protobufjs's and `ours`): the same tree, and that
+ * tree to the same bytes.
+ */
+function assertAsProtobufjs(
+  type: protobuf.Type,
+  ours: MessageType,
+  bytes: Uint8Array,
+  where: string,
+): void {
   const expected = oracleDecode(type, bytes);
-  const decoded = decodeMessage(typeInfo(type), bytes);
+  const decoded = decodeMessage(typeInfo(ours), bytes);
   assert.deepEqual(plain(decoded), plain(expected), `decoded ${where}`);
   assert.deepEqual(
-    encodeMessage(typeInfo(type), decoded),
+    encodeMessage(typeInfo(ours), decoded),
     oracleEncode(type, expected),
     `encoded ${where}`,
   );
@@ -142,7 +155,7 @@ function fittingFields(type: protobuf.Type, reader: WireReader, without: number)
 for (const model of modelNames) {
   Deno.test(`binary messages: ${model}'s header and layers decode and encode as protobufjs does`, () => {
     const bytes = Deno.readFileSync(modelFile(model, "weights.caffemodel"));
-    const net = caffeType("caffe.NetParameter");
+    const net = caffeRoot.lookupType("caffe.NetParameter");
     const header: number[] = [];
     const reader = new WireReader(bytes);
     let layers = 0;
@@ -152,9 +165,10 @@ for (const model of modelNames) {
       const field = tag >>> 3;
       if (field === 100 || field === 2) {
         // A layer (V2, field 100) or V1 layer (field 2), blobs (7 / 6) left out as the reader does.
-        const type = caffeType(field === 100 ? "caffe.LayerParameter" : "caffe.V1LayerParameter");
+        const name = field === 100 ? "caffe.LayerParameter" : "caffe.V1LayerParameter";
+        const type = caffeRoot.lookupType(name);
         const params = fittingFields(type, reader.message(), field === 100 ? 7 : 6);
-        assertAsProtobufjs(type, params, `layer ${layers++} of ${model}`);
+        assertAsProtobufjs(type, caffeType(name), params, `layer ${layers++} of ${model}`);
       } else {
         reader.skip(tag, 0);
         const headerField = bytes.subarray(start, reader.pos);
@@ -162,7 +176,8 @@ for (const model of modelNames) {
       }
     }
     assert.ok(layers > 0);
-    assertAsProtobufjs(net, Uint8Array.from(header), `the header of ${model}`);
+    const headerBytes = Uint8Array.from(header);
+    assertAsProtobufjs(net, caffeType("caffe.NetParameter"), headerBytes, `the header of ${model}`);
   });
 }
 
@@ -221,12 +236,12 @@ Deno.test("binary messages: 400 seeded random messages of every field type as pr
   const next = () => unit(0, 1);
   for (let i = 0; i < 400; i++) {
     const bytes = Uint8Array.from(M.encode(M.fromObject(randomObject(M, next, 2))).finish());
-    assertAsProtobufjs(M, bytes, `random message ${i}`);
+    assertAsProtobufjs(M, ourM, bytes, `random message ${i}`);
   }
 });
 
 Deno.test("binary messages: repeated and packed forms, last singular value, unknown fields", () => {
-  const info = typeInfo(M);
+  const info = typeInfo(ourM);
   // r_i32 (19, not packed) given packed and unpacked; i32 (1) twice; sub (17) twice, each
   // holding an i32 (not merged: the last wins); field 99 unknown (skipped); s64 packed.
   const bytes = Uint8Array.of(

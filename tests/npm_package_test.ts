@@ -102,7 +102,7 @@ Deno.test({
     const manifest = JSON.parse(
       await Deno.readTextFile(`${project}/node_modules/caffe-quant/package.json`),
     );
-    assert.deepEqual(manifest.dependencies ?? {}, {}, "protobufjs is bundled in");
+    assert.deepEqual(manifest.dependencies ?? {}, {}, "the image decoders are bundled in");
   },
 });
 

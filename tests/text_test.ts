@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-// deno-lint-ignore no-import-prefix -- the team's one allowed specifier for protobufjs
-import protobuf from "npm:protobufjs@8.0.0";
 import { ConvertError, type ErrorCode } from "../src/errors.ts";
+import { type MessageType, messageTypes } from "../src/proto/field_info.ts";
 import { caffeType } from "../src/proto/schema.ts";
+import { describeSchema, parseSchema } from "../scripts/build_schema.ts";
 import { formatFloat32 } from "../src/proto/text_numbers.ts";
 import { printText } from "../src/proto/text_print.ts";
 import { parseText } from "../src/proto/text_read.ts";
@@ -31,10 +31,7 @@ message All {
   optional fixed64 fx64 = 15;
 }
 `;
-const testRoot = new protobuf.Root();
-protobuf.parse(TEST_PROTO, testRoot, { keepCase: true });
-testRoot.resolveAll();
-const All = testRoot.lookupType("t.All");
+const All = messageTypes(describeSchema(parseSchema([TEST_PROTO])))("t.All");
 const Net = caffeType("caffe.NetParameter");
 
 /** The single value of field `name` parsed from `text` (a message of type All). */
@@ -48,7 +45,7 @@ function assertError(
   code: ErrorCode,
   line: number,
   column: number,
-  type: protobuf.Type = All,
+  type: MessageType = All,
 ): void {
   assert.throws(() => parseText(text, type, "in.prototxt"), (error: unknown) => {
     assert.ok(error instanceof ConvertError, `not a ConvertError: ${error}`);

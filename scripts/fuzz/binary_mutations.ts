@@ -8,9 +8,12 @@
  * @module
  */
 
-import { caffeRoot } from "../../src/proto/schema.ts";
+import { protoFilesSchema } from "../build_schema.ts";
 import { concat, encodeVarint, mapFields, type MappedField, replacePayload } from "./wire_map.ts";
 import type { Rng } from "./rng.ts";
+
+/** Caffe's schema as protobufjs reads it from `proto/` (apart from the reader under test). */
+const CAFFE_SCHEMA = protoFilesSchema();
 
 /** The largest mutated file made (bytes): huge repeated counts stop here. */
 export const MAX_MUTATED_BYTES = 4 << 20;
@@ -27,7 +30,7 @@ export interface MappedBinary {
 
 /** Maps a caffemodel for the mutations below. */
 export function mapBinary(bytes: Uint8Array): MappedBinary {
-  const fields = mapFields(bytes, "caffe.NetParameter", caffeRoot());
+  const fields = mapFields(bytes, "caffe.NetParameter", CAFFE_SCHEMA);
   const cuts = new Set<number>();
   for (const f of fields) cuts.add(f.tagAt).add(f.lengthAt).add(f.valueAt).add(f.end);
   cuts.delete(bytes.length);

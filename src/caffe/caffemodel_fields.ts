@@ -1,15 +1,9 @@
 /**
  * The wire layout of a caffemodel shared by its reader and writer: the field numbers of
- * `NetParameter`, `LayerParameter`, `V1LayerParameter`, `BlobProto` and `BlobShape`, and the type
- * of the schema's protobufjs messages.
+ * `NetParameter`, `LayerParameter`, `V1LayerParameter`, `BlobProto` and `BlobShape`.
  *
  * @module
  */
-
-import type { caffeType } from "../proto/schema.ts";
-
-/** A protobufjs message type of the schema. */
-export type MessageType = ReturnType<typeof caffeType>;
 
 /** `NetParameter.layers`: V1 layers. */
 export const NET_LAYERS_V1 = 2;

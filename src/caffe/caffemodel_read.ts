@@ -13,8 +13,8 @@ import { type BinaryInput, bytesArgument } from "../arguments.ts";
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
-import { decodeMessage } from "../proto/binary_message.ts";
-import { typeInfo } from "../proto/field_info.ts";
+import { decodeMessage, wireTypeOf } from "../proto/binary_message.ts";
+import { MESSAGE, type MessageType, STRING, typeInfo } from "../proto/field_info.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { WireReader, WireType } from "../proto/wire.ts";
 import {
@@ -27,7 +27,6 @@ import {
   BLOB_UINT64_DATA,
   BLOB_WIDTH,
   LAYER_BLOBS,
-  type MessageType,
   NET_LAYER,
   NET_LAYERS_V1,
   SHAPE_DIM,
@@ -244,25 +243,24 @@ function upgradeV1(v1: TextMessage, offset: number): TextMessage {
  * field with another wire type as unknown). Structural damage is an error either way.
  */
 function fieldFits(type: MessageType, tag: number, reader: WireReader, depth: number): boolean {
-  const field = type.fieldsById[tag >>> 3];
+  const field = typeInfo(type).byNumber.get(tag >>> 3);
   const wireType = tag & 7;
-  if (field === undefined || field.map || field.delimited) {
+  if (field === undefined) {
     reader.skip(tag, depth);
     return false;
   }
-  const resolved = field.resolve().resolvedType;
-  if (resolved !== null && "fieldsById" in resolved) {
+  if (field.kind === MESSAGE) {
     if (wireType !== WireType.LENGTH) {
       reader.skip(tag, depth);
       return false;
     }
-    return messageFits(resolved, reader.message(), depth + 1);
+    return messageFits(field.messageType!, reader.message(), depth + 1);
   }
-  const scalarWireType = resolved !== null ? WireType.VARINT : SCALAR_WIRE_TYPES[field.type];
+  const scalarWireType = wireTypeOf(field);
   if (wireType === scalarWireType) {
     const start = reader.tagAt;
     reader.skip(tag, depth);
-    if (field.type === "string" && reader.pos - start > LIMITS.stringBytes) {
+    if (field.kind === STRING && reader.pos - start > LIMITS.stringBytes) {
       throw new ConvertError(
         "LIMIT_EXCEEDED",
         `string field "${field.name}" at byte ${start} is longer than the limit of ` +
@@ -280,25 +278,6 @@ function fieldFits(type: MessageType, tag: number, reader: WireReader, depth: nu
   return true;
 }
 
-/** Wire types of the scalar field types (enums are varints). */
-const SCALAR_WIRE_TYPES: Record<string, number> = {
-  double: WireType.FIXED64,
-  float: WireType.FIXED32,
-  int32: WireType.VARINT,
-  uint32: WireType.VARINT,
-  sint32: WireType.VARINT,
-  fixed32: WireType.FIXED32,
-  sfixed32: WireType.FIXED32,
-  int64: WireType.VARINT,
-  uint64: WireType.VARINT,
-  sint64: WireType.VARINT,
-  fixed64: WireType.FIXED64,
-  sfixed64: WireType.FIXED64,
-  bool: WireType.VARINT,
-  string: WireType.LENGTH,
-  bytes: WireType.LENGTH,
-};
-
 /**
  * Walks a nested message: true when every field it has fits `type` (see `fieldFits`). The
  * schema's messages nest a few levels only; deeper nesting can only come from groups, which
@@ -311,7 +290,7 @@ function messageFits(type: MessageType, reader: WireReader, depth: number): bool
     const tag = reader.tag();
     count(reader.tagAt);
     const known = fieldFits(type, tag, reader, depth);
-    if (!known && type.fieldsById[tag >>> 3] !== undefined) fits = false;
+    if (!known && typeInfo(type).byNumber.has(tag >>> 3)) fits = false;
   }
   return fits;
 }

@@ -7,6 +7,7 @@
  */
 
 import { ConvertError } from "../errors.ts";
+import { typeInfo } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
@@ -72,8 +73,8 @@ export function v1TypeName(enumName: string): string {
 /** The V1 enum name of a type given as a number (binary input with an enum the schema lacks). */
 function v1EnumName(value: FieldValue): string {
   if (typeof value !== "number") return String(value);
-  const values = caffeType("caffe.V1LayerParameter").lookupEnum("LayerType").valuesById;
-  return values[value] ?? String(value);
+  const values = typeInfo(caffeType("caffe.V1LayerParameter")).byName.get("type")!.enumById!;
+  return values.get(value) ?? String(value);
 }
 
 /** ParamSpec fields built from V1 per-blob lists, in ParamSpec's field order. */
@@ -107,7 +108,7 @@ export function isUpgradedV1Layer(params: TextMessage): boolean {
  * is not a V1 layer type.
  */
 export function upgradeV1Layer(v1: TextMessage): TextMessage {
-  const v2Type = caffeType("caffe.LayerParameter");
+  const v2Fields = typeInfo(caffeType("caffe.LayerParameter")).byName;
   const known: { id: number; field: TextField }[] = [];
   const unknown: TextField[] = [];
   const params: TextMessage[] = [];
@@ -140,15 +141,13 @@ export function upgradeV1Layer(v1: TextMessage): TextMessage {
           : error;
       }
     }
-    const v2Field = field.unknown || !Object.hasOwn(v2Type.fields, field.name)
-      ? undefined
-      : v2Type.fields[field.name];
+    const v2Field = field.unknown ? undefined : v2Fields.get(field.name);
     if (v2Field === undefined) unknown.push({ ...upgraded, unknown: true });
     else known.push({ id: v2Field.id, field: upgraded });
   }
   if (params.length > 0) {
     const order = PARAM_SOURCES.map(([, name]) => name);
-    const id = v2Type.fields.param.id;
+    const id = v2Fields.get("param")!.id;
     for (const param of params) {
       param.fields.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       known.push({

@@ -2,8 +2,8 @@
  * A net in a form `postMessage` carries to a worker cheaply: its header's and layers' field trees
  * as plain data and every blob's elements packed into one `ArrayBuffer` (transferable, copied
  * once), rebuilt on the other side into the same net (without the caffemodel's unknown fields,
- * which no run reads). The trees cross as they are, so a worker reads no text and needs no schema
- * (loading protobufjs and parsing Caffe's schema took each worker ~100 ms in Deno).
+ * which no run reads). The trees cross as they are, so a worker reads no text (its schema is not
+ * even loaded).
  *
  * @module
  */

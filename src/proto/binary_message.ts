@@ -48,8 +48,8 @@ const WIRE_TYPES: Record<string, number> = {
   bytes: WireType.LENGTH,
 };
 
-/** The wire type of `info`'s values. */
-function wireTypeOf(info: FieldInfo): number {
+/** The wire type of the values of `info` (a message field's: length-delimited). */
+export function wireTypeOf(info: FieldInfo): number {
   if (info.kind === ENUM) return WireType.VARINT;
   return WIRE_TYPES[info.typeName] ?? WireType.LENGTH;
 }

@@ -1,11 +1,10 @@
 /**
- * The facts about each field of a protobufjs message type that the text reader, the printer and
- * the object conversion need (kind, repetition, enum names, message type), cached per type.
+ * A schema's message types and the facts about each of their fields that the text reader, the
+ * printer and the binary codec need (kind, repetition, packing, enum names, message type), from
+ * a descriptor generated at build time (scripts/build_schema.ts, src/proto/schema.generated.ts).
  *
  * @module
  */
-
-import protobuf from "npm:protobufjs@8.0.0";
 
 /** Field kind: int32, sint32 and sfixed32. */
 export const INT32 = 0;
@@ -67,7 +66,7 @@ export interface FieldInfo {
   /** Enum fields: the first name of each value. */
   enumById?: Map<number, string>;
   /** Message fields: the message type. */
-  messageType?: protobuf.Type;
+  messageType?: MessageType;
 }
 
 /** The fields of one message type, by name and by number. */
@@ -80,37 +79,88 @@ export interface TypeInfo {
   byNumber: Map<number, FieldInfo>;
 }
 
-const typeInfos = new WeakMap<protobuf.Type, TypeInfo>();
+/**
+ * A schema as scripts/build_schema.ts describes it: each message type by full name (`caffe.
+ * LayerParameter`) with its fields as `[name, number, type as written, flags, full name of the
+ * enum or message type or ""]` (flags: 1 repeated, 2 packed), and each enum by full name with
+ * its `[name, value]` pairs in declaration order.
+ */
+export interface SchemaDescriptor {
+  /** The message types' fields. */
+  messages: Record<string, [string, number, string, number, string][]>;
+  /** The enums' values. */
+  enums: Record<string, [string, number][]>;
+}
 
-/** The field facts of `type`, worked out once per type. */
-export function typeInfo(type: protobuf.Type): TypeInfo {
-  let info = typeInfos.get(type);
-  if (info !== undefined) return info;
-  const byName = new Map<string, FieldInfo>();
-  for (const field of type.fieldsArray) {
-    field.resolve();
-    const resolved = field.resolvedType;
-    const fieldInfo: FieldInfo = {
-      name: field.name,
-      id: field.id,
-      kind: KIND_OF_TYPE[field.type] ?? (resolved instanceof protobuf.Enum ? ENUM : MESSAGE),
-      repeated: field.repeated,
-      packed: field.repeated && field.packed,
-      typeName: field.type,
-    };
-    if (resolved instanceof protobuf.Enum) {
-      fieldInfo.enumByName = new Map(Object.entries(resolved.values));
-      fieldInfo.enumById = new Map();
-      for (const [name, id] of Object.entries(resolved.values)) {
-        if (!fieldInfo.enumById.has(id)) fieldInfo.enumById.set(id, name);
-      }
-    } else if (resolved instanceof protobuf.Type) {
-      fieldInfo.messageType = resolved;
-    }
-    byName.set(field.name, fieldInfo);
+/** A message type of a schema; its field facts are worked out on first use. */
+export class MessageType {
+  /** The full name, e.g. `caffe.LayerParameter`. */
+  readonly fullName: string;
+  readonly #describe: () => TypeInfo;
+  #info: TypeInfo | undefined;
+
+  /** The type `fullName`, whose fields `describe` works out. */
+  constructor(fullName: string, describe: () => TypeInfo) {
+    this.fullName = fullName;
+    this.#describe = describe;
   }
-  const byId = [...byName.values()].sort((a, b) => a.id - b.id);
-  info = { byName, byId, byNumber: new Map(byId.map((field) => [field.id, field])) };
-  typeInfos.set(type, info);
-  return info;
+
+  /** The name without its package and enclosing messages, e.g. `LayerParameter`. */
+  get name(): string {
+    return this.fullName.slice(this.fullName.lastIndexOf(".") + 1);
+  }
+
+  /** The facts about its fields. */
+  get info(): TypeInfo {
+    return this.#info ??= this.#describe();
+  }
+}
+
+/**
+ * The message types of `schema` by full name (one object per type); a name the schema lacks
+ * throws (a programming error).
+ */
+export function messageTypes(schema: SchemaDescriptor): (fullName: string) => MessageType {
+  const types = new Map<string, MessageType>();
+  const lookup = (fullName: string): MessageType => {
+    let type = types.get(fullName);
+    if (type !== undefined) return type;
+    const fields = schema.messages[fullName];
+    if (fields === undefined) throw new Error(`the schema has no message type ${fullName}`);
+    type = new MessageType(fullName, () => describeFields(fields));
+    types.set(fullName, type);
+    return type;
+  };
+  const describeFields = (fields: SchemaDescriptor["messages"][string]): TypeInfo => {
+    const byName = new Map<string, FieldInfo>();
+    for (const [name, id, typeName, flags, resolved] of fields) {
+      const values = schema.enums[resolved];
+      const info: FieldInfo = {
+        name,
+        id,
+        kind: KIND_OF_TYPE[typeName] ?? (values !== undefined ? ENUM : MESSAGE),
+        repeated: (flags & 1) !== 0,
+        packed: (flags & 2) !== 0,
+        typeName,
+      };
+      if (values !== undefined) {
+        info.enumByName = new Map(values);
+        info.enumById = new Map();
+        for (const [valueName, value] of values) {
+          if (!info.enumById.has(value)) info.enumById.set(value, valueName);
+        }
+      } else if (info.kind === MESSAGE) {
+        info.messageType = lookup(resolved);
+      }
+      byName.set(name, info);
+    }
+    const byId = [...byName.values()].sort((a, b) => a.id - b.id);
+    return { byName, byId, byNumber: new Map(byId.map((field) => [field.id, field])) };
+  };
+  return lookup;
+}
+
+/** The field facts of `type`. */
+export function typeInfo(type: MessageType): TypeInfo {
+  return type.info;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type protobuf from "npm:protobufjs@8.0.0";
+import type { MessageType } from "./field_info.ts";
 import type { FieldInfo } from "./field_info.ts";
 import { BOOL, BYTES, DOUBLE, ENUM, FLOAT, STRING, typeInfo } from "./field_info.ts";
 import { formatDouble, formatFloat32, rawFloat } from "./text_numbers.ts";
@@ -57,7 +57,7 @@ function formatScalar(field: TextField, info: FieldInfo | undefined): string {
  */
 function printFields(
   message: TextMessage,
-  type: protobuf.Type | null,
+  type: MessageType | null,
   indent: string,
   out: string[],
 ): void {
@@ -84,7 +84,7 @@ function printFields(
  * Unknown fields print from their source text. The output re-parses to an equal tree and ends
  * with a newline (empty for an empty message).
  */
-export function printText(message: TextMessage, type: protobuf.Type): string {
+export function printText(message: TextMessage, type: MessageType): string {
   const out: string[] = [];
   printFields(message, type, "", out);
   return out.join("");

@@ -1,12 +1,13 @@
 /**
  * The reader of protobuf text format: parses prototxt and record files into lossless trees
- * typed through the schema by protobufjs reflection. Field order is kept, and fields the schema
+ * typed through the schema's field facts (src/proto/field_info.ts). Field order is kept, and
+ * fields the schema
  * does not know (whole unknown messages included) are kept with their source text.
  *
  * @module
  */
 
-import type protobuf from "npm:protobufjs@8.0.0";
+import type { MessageType } from "./field_info.ts";
 import type { FieldInfo } from "./field_info.ts";
 import {
   BOOL,
@@ -58,11 +59,11 @@ export class TextReader extends TextTokenizer {
   private depth = 0;
 
   /** Reads the whole source as a message of `type`. */
-  parse(type: protobuf.Type): TextMessage {
+  parse(type: MessageType): TextMessage {
     return this.messageBody(type, -1);
   }
 
-  private messageBody(type: protobuf.Type | null, close: number): TextMessage {
+  private messageBody(type: MessageType | null, close: number): TextMessage {
     const s = this.src;
     const fields: TextField[] = [];
     const infos = type === null ? undefined : typeInfo(type).byName;
@@ -348,6 +349,6 @@ export class TextReader extends TextTokenizer {
  * net.message("layer")?.get("type"); // "ReLU"
  * ```
  */
-export function parseText(source: string, type: protobuf.Type, file?: string): TextMessage {
+export function parseText(source: string, type: MessageType, file?: string): TextMessage {
   return new TextReader(source, file).parse(type);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type protobuf from "npm:protobufjs@8.0.0";
+import type { MessageType } from "../proto/field_info.ts";
 import { ConvertError, type ErrorCode } from "../errors.ts";
 import { numOutput, quantizeBlocker } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
@@ -236,7 +236,7 @@ function editDistance(a: string, b: string, cap: number): number {
  */
 export function rejectUnknownFields(
   message: TextMessage,
-  type: protobuf.Type,
+  type: MessageType,
   file?: string,
 ): void {
   const known = typeInfo(type).byName;

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type protobuf from "npm:protobufjs@8.0.0";
+import type { MessageType } from "../proto/field_info.ts";
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { type FieldInfo, MESSAGE, typeInfo } from "../proto/field_info.ts";
@@ -85,7 +85,7 @@ export function scanRecord(text: string): RecordEntry[] | undefined {
 }
 
 /** The fields of a message type by name. */
-function fieldsOf(type: protobuf.Type): Map<string, FieldInfo> {
+function fieldsOf(type: MessageType): Map<string, FieldInfo> {
   return typeInfo(type).byName;
 }
 
