@@ -124,6 +124,13 @@ Deno.test("caffemodel: a string that is not UTF-8 is INVALID_UTF8 at its layer's
   ]);
   // The first layer takes 9 bytes; the second's fields start after its 2-byte tag and length.
   assertConvertErrorAt(() => readCaffemodel(bytes), "INVALID_UTF8", 9 + 3);
+  // A lead byte before a byte that does not continue it, a lone continuation byte, an encoded
+  // surrogate and an overlong form are not UTF-8 either (protobufjs's lenient decoder, which read
+  // these fields before, made "RÌ", "RL" and "R" with a lone U+D800 of the first three).
+  for (const bad of [[0xc3, 0x4c], [0x80, 0x4c], [0xed, 0xa0, 0x80], [0xc0, 0xaf]]) {
+    const layer = new Uint8Array(layerField(lengthField(2, [0x52, ...bad])));
+    assertConvertErrorAt(() => readCaffemodel(layer), "INVALID_UTF8", 3);
+  }
 });
 
 Deno.test("simulator: an input or a layer output too large to allocate is LIMIT_EXCEEDED", async () => {
