@@ -330,3 +330,12 @@ Deno.test("binary messages: repeated and packed forms, last singular value, unkn
   assert.throws(() => encodeMessage(info, wrong), TypeError);
   assert.throws(() => oracleEncode(M, wrong), TypeError);
 });
+
+Deno.test("binary messages: a repeated field of 200,000 packed values given twice", () => {
+  const values = new Uint8Array(200_000).fill(1);
+  // r_i32 (19) packed: tag 0x9a 0x01, length 200000 as a varint, then 200,000 one-byte values.
+  const field = [0x9a, 0x01, 0xc0, 0x9a, 0x0c, ...values];
+  const tree = decodeMessage(typeInfo(ourM), Uint8Array.from([...field, ...field]));
+  assert.equal(tree.fields.length, 400_000);
+  assert.ok(tree.fields.every((item) => item.name === "r_i32" && item.value === 1));
+});

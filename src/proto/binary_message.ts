@@ -110,17 +110,12 @@ function readScalar(info: FieldInfo, reader: WireReader): Scalar {
 }
 
 /**
- * Decodes `bytes` (or `bytes[start, end)`) as a message of the type `info` describes into a
- * tree. Fields the type does not know, or given with another wire type, are skipped; damaged
- * wire data throws the wire reader's `ConvertError`.
+ * Decodes `bytes` as a message of the type `info` describes into a tree. Fields the type does
+ * not know, or given with another wire type, are skipped; damaged wire data throws the wire
+ * reader's `ConvertError`.
  */
-export function decodeMessage(
-  info: TypeInfo,
-  bytes: Uint8Array,
-  start = 0,
-  end = bytes.length,
-): TextMessage {
-  return decodeFrom(info, new WireReader(bytes, start, end));
+export function decodeMessage(info: TypeInfo, bytes: Uint8Array): TextMessage {
+  return decodeFrom(info, new WireReader(bytes));
 }
 
 function decodeFrom(info: TypeInfo, reader: WireReader): TextMessage {
@@ -136,7 +131,7 @@ function decodeFrom(info: TypeInfo, reader: WireReader): TextMessage {
     if (read === undefined) continue;
     const values = field.repeated ? byId.get(field.id) : undefined;
     if (values === undefined) byId.set(field.id, read);
-    else values.push(...read);
+    else for (const value of read) values.push(value);
   }
   const fields: TextField[] = [];
   for (const field of info.byId) {
