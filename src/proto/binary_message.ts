@@ -27,7 +27,7 @@ import {
   UINT64,
 } from "./field_info.ts";
 import { type FieldValue, type Scalar, type TextField, TextMessage } from "./tree.ts";
-import { WireReader, WireType } from "./wire.ts";
+import { putVarint64, WireReader, WireType } from "./wire.ts";
 
 /** The wire type of each scalar type of the schema (enums are varints). */
 const WIRE_TYPES: Record<string, number> = {
@@ -88,19 +88,11 @@ function readScalar(info: FieldInfo, reader: WireReader): Scalar {
       return Number(BigInt.asIntN(64, reader.fixed64()));
     case "bool":
       return reader.uint32() !== 0;
-    case "string": {
-      const length = reader.length();
-      const start = reader.pos;
-      reader.pos += length;
+    case "string":
       // Bytes that are not UTF-8 become U+FFFD (which the caffemodel reader rejects).
-      return utf8Decoder.decode(reader.bytes.subarray(start, start + length));
-    }
-    case "bytes": {
-      const length = reader.length();
-      const start = reader.pos;
-      reader.pos += length;
-      return new Uint8Array(reader.bytes.subarray(start, start + length));
-    }
+      return utf8Decoder.decode(reader.packedBytes(reader.length(), 1));
+    case "bytes":
+      return new Uint8Array(reader.packedBytes(reader.length(), 1));
     default: {
       // int32 and enums: the varint's low 32 bits, signed; an enum by its first name if known.
       const value = reader.int32();
@@ -180,17 +172,7 @@ class ByteSink {
   /** A varint of the unsigned 64-bit value with 32-bit halves `lo`, `hi`. */
   varint(lo: number, hi = 0): void {
     this.room(10);
-    const b = this.bytes;
-    let pos = this.pos;
-    lo >>>= 0;
-    hi >>>= 0;
-    while (hi !== 0 || lo >= 0x80) {
-      b[pos++] = (lo & 0x7f) | 0x80;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    b[pos++] = lo;
-    this.pos = pos;
+    this.pos = putVarint64(this.bytes, this.pos, lo, hi);
   }
 
   /** `count` little-endian bytes of `value` (32 or 64 bits as two halves). */

@@ -545,14 +545,22 @@ export class WireWriter {
 
   /** Writes a varint from its unsigned low and high 32-bit halves. */
   private varint64(lo: number, hi: number): void {
-    const b = this.bytes;
-    let pos = this.pos;
-    while (hi !== 0 || lo >= 0x80) {
-      b[pos++] = (lo & 0x7f) | 0x80;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    b[pos++] = lo;
-    this.pos = pos;
+    this.pos = putVarint64(this.bytes, this.pos, lo, hi);
   }
+}
+
+/**
+ * Puts the varint of the unsigned 64-bit value with 32-bit halves `lo` and `hi` into `bytes` at
+ * `pos` (up to 10 bytes, which must fit); returns the index after it.
+ */
+export function putVarint64(bytes: Uint8Array, pos: number, lo: number, hi: number): number {
+  lo >>>= 0;
+  hi >>>= 0;
+  while (hi !== 0 || lo >= 0x80) {
+    bytes[pos++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  bytes[pos++] = lo;
+  return pos;
 }
