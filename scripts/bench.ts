@@ -61,7 +61,7 @@ import { weightTensor } from "../src/quant/weights.ts";
 import { quantKernels } from "../src/wasm/quant.ts";
 import { channelLayout } from "../src/quant/channel_layout.ts";
 import { CHROMIUM_ARGS, chromiumPath } from "./chromium.ts";
-import { CLI_BUNDLE } from "./cli_bundle.ts";
+import { buildCli } from "./cli_bundle.ts";
 
 const USAGE = "npx deno run -A scripts/bench.ts [model...] [--runs N] [--warmup N] " +
   "[--runtimes deno,node,chromium] [--dir DIR] [--json]";
@@ -370,7 +370,7 @@ async function buildBundles(dir: string): Promise<void> {
       external: ["playwright-core", "esbuild"],
       define: { "import.meta.main": "true" },
     });
-    await esbuild.build({ ...common, ...CLI_BUNDLE, outfile: `${dir}/cli.js` });
+    await buildCli(esbuild.build, common, dir);
     await esbuild.build({
       ...common,
       entryPoints: ["core.ts"],

@@ -316,12 +316,12 @@ async function main(args: string[]): Promise<void> {
   }
   variants.push({
     name: "portable",
-    kernels: await engineKernelsOf(engineModuleBase64("portable")),
+    kernels: await engineKernelsOf(await engineModuleBase64("portable")),
   });
   if (relaxedSimdSupported()) {
     variants.push({
       name: "relaxed",
-      kernels: await engineKernelsOf(engineModuleBase64("relaxed")),
+      kernels: await engineKernelsOf(await engineModuleBase64("relaxed")),
     });
   } else console.log("this runtime has no relaxed SIMD: portable build only");
   console.log(`load average before: ${loadAverage()}`);

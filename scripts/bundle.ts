@@ -5,6 +5,8 @@
  * - `dist/core.js`: the in-memory API, browser-safe ESM (no `node:` imports), sharing its
  *   chunk (`dist/chunks/`) with `dist/mod.js`;
  * - `dist/cli.js`: the `caffe-quant` bin (src/cli.ts with `#!/usr/bin/env node`);
+ * - `dist/wasm/`: the WebAssembly modules' texts the bin imports when it first runs their kernels
+ *   (scripts/cli_bundle.ts; the library's are chunks of their own in `dist/chunks/`);
  * - `dist/engine_worker_web.js`, `dist/engine_worker_node.js`: the engine pool's workers (Web
  *   Workers; `node:worker_threads`);
  * - `dist/types/`: TypeScript declarations of `mod.ts` and `core.ts` and what they export.
@@ -17,7 +19,7 @@
 
 import * as esbuild from "esbuild";
 import ts from "typescript";
-import { CLI_BUNDLE } from "./cli_bundle.ts";
+import { buildCli } from "./cli_bundle.ts";
 import { NPM_SPECIFIERS, NPM_TYPES, npmSpecifiers } from "./npm_specifiers.ts";
 
 /** The repository root. */
@@ -57,14 +59,6 @@ const BUNDLES: esbuild.BuildOptions[] = [
     mainFields: ["module", "main"],
     external: ["node:*"],
     define: workerPaths("../engine_worker_web.js", "./engine_worker_node.js"),
-  },
-  {
-    ...CLI_BUNDLE,
-    outfile: "dist/cli.js",
-    define: {
-      ...CLI_BUNDLE.define,
-      ...workerPaths("./engine_worker_web.js", "./engine_worker_node.js"),
-    },
   },
 ];
 
@@ -113,6 +107,12 @@ const TYPE_ROOTS = ["mod.ts", "core.ts"];
 async function bundleJavaScript(): Promise<void> {
   try {
     for (const options of BUNDLES) await esbuild.build({ ...COMMON, ...options });
+    await buildCli(
+      esbuild.build,
+      COMMON,
+      dist,
+      workerPaths("./engine_worker_web.js", "./engine_worker_node.js"),
+    );
   } finally {
     await esbuild.stop();
   }

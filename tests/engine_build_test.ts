@@ -19,8 +19,8 @@ import { runNet } from "../src/engine/run.ts";
 import { withEngineBuild } from "./_engine_builds.ts";
 
 Deno.test("engine builds: relaxed where the runtime validates the relaxed module, portable forced", async () => {
-  const relaxedModule = decodeBase64(engineModuleBase64("relaxed"));
-  const portableModule = decodeBase64(engineModuleBase64("portable"));
+  const relaxedModule = decodeBase64(await engineModuleBase64("relaxed"));
+  const portableModule = decodeBase64(await engineModuleBase64("portable"));
   assert.equal(WebAssembly.validate(portableModule), true);
   assert.equal(relaxedSimdSupported(), WebAssembly.validate(relaxedModule));
   console.log(`relaxed SIMD in this runtime: ${relaxedSimdSupported()}`);

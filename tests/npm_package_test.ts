@@ -107,7 +107,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "npm package: " + "dist/core.js and the chunks it imports use no Node module",
+  name: "npm package: " +
+    "dist/core.js and the chunks it imports (now or on first use) use no Node module",
   ignore: !haveLenet,
   async fn() {
     const { project } = await installed();
@@ -120,6 +121,7 @@ Deno.test({
       assert.doesNotMatch(code, /["']node:/, `${file} names a node: module`);
       const imports = [
         ...code.matchAll(/^\s*(?:import|export)\s[^;]*?from\s*["']([^"']+)["']/gm),
+        ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
       ];
       for (const [, specifier] of imports) {
         assert.match(specifier, /^\.\.?\//, `${file} imports ${specifier}`);
@@ -128,6 +130,8 @@ Deno.test({
     };
     await visit("core.js");
     assert.ok(seen.size > 1, "core.js imports its chunk");
+    // The WebAssembly modules' texts are chunks of their own, imported on first use.
+    assert.ok([...seen].some((file) => /engine_relaxed\.generated-\w+\.js$/.test(file)));
   },
 });
 

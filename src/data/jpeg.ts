@@ -14,7 +14,6 @@
 
 import decodeRgba, { init } from "npm:@jsquash/jpeg@1.6.0/decode.js";
 import { decodeBase64 } from "../wasm/load.ts";
-import { wasmBase64 } from "../wasm/mozjpeg_dec.generated.ts";
 import type { Image8 } from "../wasm/image.ts";
 import { imageError } from "./image_error.ts";
 import { applyOrientation, jpegOrientation } from "./orientation.ts";
@@ -26,7 +25,9 @@ let ready: Promise<void> | undefined;
  * end of JPEG file") kept off the console; errors still throw.
  */
 function decoderReady(): Promise<void> {
-  ready ??= WebAssembly.compile(decodeBase64(wasmBase64)).then((module) =>
+  ready ??= import("../wasm/mozjpeg_dec.generated.ts").then(({ wasmBase64 }) =>
+    WebAssembly.compile(decodeBase64(wasmBase64))
+  ).then((module) =>
     init(
       {
         instantiateWasm(imports: WebAssembly.Imports, done: unknown) {

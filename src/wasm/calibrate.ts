@@ -7,7 +7,6 @@
  */
 
 import { onceLoader, type WasmInstance } from "./load.ts";
-import { wasmBase64 } from "./calibrate.generated.ts";
 
 /** IFMR's search parameters (docs/calibration.md; AMCT's names in the comments). */
 export interface IfmrParams {
@@ -609,6 +608,6 @@ function bindKernels(wasm: WasmInstance): CalibrateKernels {
 
 /** The calibration kernels, instantiated once (later calls share the instance). */
 export const calibrateKernels: () => Promise<CalibrateKernels> = onceLoader(
-  wasmBase64,
+  async () => (await import("./calibrate.generated.ts")).wasmBase64,
   bindKernels,
 );

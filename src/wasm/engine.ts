@@ -1864,8 +1864,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
 }
 
 const loaders: Record<EngineBuild, () => Promise<EngineKernels>> = {
-  relaxed: onceLoader(engineModuleBase64("relaxed"), bindKernels),
-  portable: onceLoader(engineModuleBase64("portable"), bindKernels),
+  relaxed: onceLoader(() => engineModuleBase64("relaxed"), bindKernels),
+  portable: onceLoader(() => engineModuleBase64("portable"), bindKernels),
 };
 
 /**

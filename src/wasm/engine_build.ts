@@ -9,9 +9,6 @@
  * @module
  */
 
-import { wasmBase64 as portableBase64 } from "./engine.generated.ts";
-import { wasmBase64 as relaxedBase64 } from "./engine_relaxed.generated.ts";
-
 /** A build of the engine module: `"relaxed"` (relaxed SIMD) or `"portable"` (SIMD 128 only). */
 export type EngineBuild = "relaxed" | "portable";
 
@@ -84,7 +81,10 @@ export function engineBuild(): EngineBuild {
   return requested !== "portable" && relaxedSimdSupported() ? "relaxed" : "portable";
 }
 
-/** The base64-encoded module of `build`. */
-export function engineModuleBase64(build: EngineBuild): string {
-  return build === "relaxed" ? relaxedBase64 : portableBase64;
+/** The base64-encoded module of `build` (its generated file, imported on first use). */
+export async function engineModuleBase64(build: EngineBuild): Promise<string> {
+  const generated = build === "relaxed"
+    ? await import("./engine_relaxed.generated.ts")
+    : await import("./engine.generated.ts");
+  return generated.wasmBase64;
 }

@@ -8,7 +8,6 @@
  */
 
 import { onceLoader, type WasmInstance } from "./load.ts";
-import { wasmBase64 } from "./image.generated.ts";
 
 /** An 8-bit image, interleaved: `data[(y * width + x) * channels + c]` (BGR or gray). */
 export interface Image8 {
@@ -161,4 +160,7 @@ function bindKernels(wasm: WasmInstance): ImageKernels {
 }
 
 /** The image kernels, instantiated once (later calls share the instance). */
-export const imageKernels: () => Promise<ImageKernels> = onceLoader(wasmBase64, bindKernels);
+export const imageKernels: () => Promise<ImageKernels> = onceLoader(
+  async () => (await import("./image.generated.ts")).wasmBase64,
+  bindKernels,
+);

@@ -208,12 +208,18 @@ export async function instantiate(base64: string): Promise<WasmInstance> {
 
 /**
  * A loader that instantiates a base64-encoded module once and binds its kernels with `bind`;
- * every call shares the result, and a failed instantiation is retried on the next call.
+ * every call shares the result, and a failed instantiation is retried on the next call. `base64`
+ * gives the module's text, from the generated file imported on first use (`import()`): a program
+ * that never runs a module's kernels does not load its text (the engine's builds are 150 KB
+ * each), so the bundles keep it in a chunk of its own.
  */
-export function onceLoader<T>(base64: string, bind: (wasm: WasmInstance) => T): () => Promise<T> {
+export function onceLoader<T>(
+  base64: () => Promise<string>,
+  bind: (wasm: WasmInstance) => T,
+): () => Promise<T> {
   let cached: Promise<T> | undefined;
   return () => {
-    cached ??= instantiate(base64).then(bind, (error) => {
+    cached ??= base64().then(instantiate).then(bind, (error) => {
       cached = undefined;
       throw error;
     });

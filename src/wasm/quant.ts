@@ -17,7 +17,6 @@
  */
 
 import { onceLoader, type WasmInstance } from "./load.ts";
-import { wasmBase64 } from "./quant.generated.ts";
 
 /** How a weight tensor's elements map to output channels. The tensor is viewed as [outer, mid, inner]. */
 export interface ChannelLayout {
@@ -556,4 +555,7 @@ function bindKernels(wasm: WasmInstance): QuantKernels {
 }
 
 /** The quantization kernels, instantiated once (later calls share the instance). */
-export const quantKernels: () => Promise<QuantKernels> = onceLoader(wasmBase64, bindKernels);
+export const quantKernels: () => Promise<QuantKernels> = onceLoader(
+  async () => (await import("./quant.generated.ts")).wasmBase64,
+  bindKernels,
+);
