@@ -181,8 +181,21 @@ export class WasmInstance {
   }
 }
 
-/** Bytes of standard base64 text (`atob` exists in every supported runtime). */
+/** The runtime's own base64 decoders, where it has them. */
+const nativeBase64 = globalThis as {
+  Uint8Array: { fromBase64?: (text: string) => Uint8Array<ArrayBuffer> };
+  Buffer?: { from(text: string, encoding: "base64"): Uint8Array };
+};
+
+/**
+ * Bytes of standard base64 text: with `Uint8Array.fromBase64` where the runtime has it (Deno,
+ * current browsers), Node's `Buffer`, else `atob` (every supported runtime) and a loop, which
+ * takes ~8 ms for the engine's 117 KB module in a fresh process against well under 1.
+ */
 export function decodeBase64(base64: string): Uint8Array<ArrayBuffer> {
+  if (nativeBase64.Uint8Array.fromBase64 !== undefined) return Uint8Array.fromBase64(base64);
+  const { Buffer } = nativeBase64;
+  if (Buffer !== undefined) return new Uint8Array(Buffer.from(base64, "base64"));
   const binaryText = atob(base64);
   const bytes = new Uint8Array(binaryText.length);
   for (let index = 0; index < binaryText.length; index++) {
