@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix -- the team's one allowed specifier for protobufjs
 import protobuf from "npm:protobufjs@8.0.0";
 import { decodeMessage, encodeMessage } from "../src/proto/binary_message.ts";
-import { type MessageType, messageTypes, typeInfo } from "../src/proto/field_info.ts";
+import { type MessageType, messageTypes } from "../src/proto/field_info.ts";
 import { caffeType } from "../src/proto/schema.ts";
 import { describeSchema, parseSchema, protoFilesSchema } from "../scripts/build_schema.ts";
 import { type FieldValue, TextMessage } from "../src/proto/tree.ts";
@@ -87,10 +87,10 @@ function assertAsProtobufjs(
   where: string,
 ): void {
   const expected = oracleDecode(type, bytes);
-  const decoded = decodeMessage(typeInfo(ours), bytes);
+  const decoded = decodeMessage(ours.info, bytes);
   assert.deepEqual(plain(decoded), plain(expected), `decoded ${where}`);
   assert.deepEqual(
-    encodeMessage(typeInfo(ours), decoded),
+    encodeMessage(ours.info, decoded),
     oracleEncode(type, expected),
     `encoded ${where}`,
   );
@@ -241,7 +241,7 @@ Deno.test("binary messages: 400 seeded random messages of every field type as pr
 });
 
 Deno.test("binary messages: repeated and packed forms, last singular value, unknown fields", () => {
-  const info = typeInfo(ourM);
+  const info = ourM.info;
   // r_i32 (19, not packed) given packed and unpacked; i32 (1) twice; sub (17) twice, each
   // holding an i32 (not merged: the last wins); field 99 unknown (skipped); s64 packed.
   const bytes = Uint8Array.of(
@@ -335,7 +335,7 @@ Deno.test("binary messages: a repeated field of 200,000 packed values given twic
   const values = new Uint8Array(200_000).fill(1);
   // r_i32 (19) packed: tag 0x9a 0x01, length 200000 as a varint, then 200,000 one-byte values.
   const field = [0x9a, 0x01, 0xc0, 0x9a, 0x0c, ...values];
-  const tree = decodeMessage(typeInfo(ourM), Uint8Array.from([...field, ...field]));
+  const tree = decodeMessage(ourM.info, Uint8Array.from([...field, ...field]));
   assert.equal(tree.fields.length, 400_000);
   assert.ok(tree.fields.every((item) => item.name === "r_i32" && item.value === 1));
 });

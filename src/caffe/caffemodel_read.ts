@@ -14,7 +14,7 @@ import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { caffeType } from "../proto/schema.ts";
 import { decodeMessage, wireTypeOf } from "../proto/binary_message.ts";
-import { MESSAGE, type MessageType, STRING, typeInfo } from "../proto/field_info.ts";
+import { MESSAGE, type MessageType, STRING } from "../proto/field_info.ts";
 import { TextMessage } from "../proto/tree.ts";
 import { WireReader, WireType } from "../proto/wire.ts";
 import {
@@ -243,7 +243,7 @@ function upgradeV1(v1: TextMessage, offset: number): TextMessage {
  * field with another wire type as unknown). Structural damage is an error either way.
  */
 function fieldFits(type: MessageType, tag: number, reader: WireReader, depth: number): boolean {
-  const field = typeInfo(type).byNumber.get(tag >>> 3);
+  const field = type.info.byNumber.get(tag >>> 3);
   const wireType = tag & 7;
   if (field === undefined) {
     reader.skip(tag, depth);
@@ -290,7 +290,7 @@ function messageFits(type: MessageType, reader: WireReader, depth: number): bool
     const tag = reader.tag();
     count(reader.tagAt);
     const known = fieldFits(type, tag, reader, depth);
-    if (!known && typeInfo(type).byNumber.has(tag >>> 3)) fits = false;
+    if (!known && type.info.byNumber.has(tag >>> 3)) fits = false;
   }
   return fits;
 }
@@ -314,7 +314,7 @@ function gather(bytes: Uint8Array, ranges: FieldRange[]): Uint8Array<ArrayBuffer
 function decodeFields(type: MessageType, bytes: Uint8Array, ranges: FieldRange[]): TextMessage {
   let message: TextMessage;
   try {
-    message = decodeMessage(typeInfo(type), gather(bytes, ranges));
+    message = decodeMessage(type.info, gather(bytes, ranges));
   } catch (error) {
     const offset = ranges[0]?.start ?? 0;
     const reason = error instanceof Error ? error.message : String(error);

@@ -9,7 +9,7 @@
 
 import { caffeType } from "../proto/schema.ts";
 import { encodeMessage } from "../proto/binary_message.ts";
-import { type TypeInfo, typeInfo } from "../proto/field_info.ts";
+import type { TypeInfo } from "../proto/field_info.ts";
 import { TextMessage } from "../proto/tree.ts";
 import {
   int32sSize,
@@ -151,8 +151,8 @@ export function* caffemodelSections(
 
 /** Sizes every layer and blob of `net` for the wire. */
 function planNet(net: Net): NetPlan {
-  const header = encodeMessage(typeInfo(caffeType("caffe.NetParameter")), net.header);
-  const layerType = typeInfo(caffeType("caffe.LayerParameter"));
+  const header = encodeMessage(caffeType("caffe.NetParameter").info, net.header);
+  const layerType = caffeType("caffe.LayerParameter").info;
   const layers = net.layers.map((layer) => planLayer(layer, layerType));
   const size = layers.reduce(
     (total, layer) => total + lengthFieldSize(NET_LAYER, layer.size),

@@ -7,7 +7,6 @@
  */
 
 import { ConvertError } from "../errors.ts";
-import { typeInfo } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
@@ -73,7 +72,7 @@ export function v1TypeName(enumName: string): string {
 /** The V1 enum name of a type given as a number (binary input with an enum the schema lacks). */
 function v1EnumName(value: FieldValue): string {
   if (typeof value !== "number") return String(value);
-  const values = typeInfo(caffeType("caffe.V1LayerParameter")).byName.get("type")!.enumById!;
+  const values = caffeType("caffe.V1LayerParameter").info.byName.get("type")!.enumById!;
   return values.get(value) ?? String(value);
 }
 
@@ -108,7 +107,7 @@ export function isUpgradedV1Layer(params: TextMessage): boolean {
  * is not a V1 layer type.
  */
 export function upgradeV1Layer(v1: TextMessage): TextMessage {
-  const v2Fields = typeInfo(caffeType("caffe.LayerParameter")).byName;
+  const v2Fields = caffeType("caffe.LayerParameter").info.byName;
   const known: { id: number; field: TextField }[] = [];
   const unknown: TextField[] = [];
   const params: TextMessage[] = [];

@@ -22,7 +22,6 @@ import {
   MESSAGE,
   STRING,
   type TypeInfo,
-  typeInfo,
   UINT32,
   UINT64,
 } from "./field_info.ts";
@@ -140,7 +139,7 @@ function readField(field: FieldInfo, tag: number, reader: WireReader): FieldValu
   const wireType = tag & 7;
   const fieldWireType = wireTypeOf(field);
   if (field.kind === MESSAGE && wireType === WireType.LENGTH) {
-    return [decodeFrom(typeInfo(field.messageType!), reader.message())];
+    return [decodeFrom(field.messageType!.info, reader.message())];
   }
   if (field.kind !== MESSAGE && wireType === fieldWireType) return [readScalar(field, reader)];
   if (
@@ -342,7 +341,7 @@ function encodeInto(info: TypeInfo, message: TextMessage, sink: ByteSink): void 
     const list = values.get(field);
     if (list === undefined) continue;
     if (field.kind === MESSAGE) {
-      const nested = typeInfo(field.messageType!);
+      const nested = field.messageType!.info;
       for (const value of list) {
         if (!(value instanceof TextMessage) && !(value instanceof Uint8Array)) {
           throw new TypeError(`${field.name}: object expected`);

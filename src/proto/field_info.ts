@@ -159,8 +159,3 @@ export function messageTypes(schema: SchemaDescriptor): (fullName: string) => Me
   };
   return lookup;
 }
-
-/** The field facts of `type`. */
-export function typeInfo(type: MessageType): TypeInfo {
-  return type.info;
-}

@@ -8,7 +8,7 @@
 
 import type { MessageType } from "./field_info.ts";
 import type { FieldInfo } from "./field_info.ts";
-import { BOOL, BYTES, DOUBLE, ENUM, FLOAT, STRING, typeInfo } from "./field_info.ts";
+import { BOOL, BYTES, DOUBLE, ENUM, FLOAT, STRING } from "./field_info.ts";
 import { formatDouble, formatFloat32, rawFloat } from "./text_numbers.ts";
 import { quote } from "./text_strings.ts";
 import { type Scalar, type TextField, TextMessage } from "./tree.ts";
@@ -61,7 +61,7 @@ function printFields(
   indent: string,
   out: string[],
 ): void {
-  const infos = type === null ? undefined : typeInfo(type).byName;
+  const infos = type === null ? undefined : type.info.byName;
   for (const field of message.fields) {
     const info = field.unknown ? undefined : infos?.get(field.name);
     const value = field.value;

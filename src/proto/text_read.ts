@@ -19,7 +19,6 @@ import {
   INT64,
   MESSAGE,
   STRING,
-  typeInfo,
   UINT32,
   UINT64,
 } from "./field_info.ts";
@@ -66,7 +65,7 @@ export class TextReader extends TextTokenizer {
   private messageBody(type: MessageType | null, close: number): TextMessage {
     const s = this.src;
     const fields: TextField[] = [];
-    const infos = type === null ? undefined : typeInfo(type).byName;
+    const infos = type === null ? undefined : type.info.byName;
     /** Line of each singular known field given so far: Caffe's parser refuses a second. */
     const singularLines = new Map<string, number>();
     for (;;) {

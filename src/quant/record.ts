@@ -10,7 +10,6 @@ import type { MessageType } from "../proto/field_info.ts";
 import { ConvertError, type ErrorCode } from "../errors.ts";
 import { numOutput, quantizeBlocker } from "../caffe/layers.ts";
 import type { Layer, Net } from "../caffe/net.ts";
-import { typeInfo } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { parseText } from "../proto/text_read.ts";
 import { type TextField, TextMessage } from "../proto/tree.ts";
@@ -239,7 +238,7 @@ export function rejectUnknownFields(
   type: MessageType,
   file?: string,
 ): void {
-  const known = typeInfo(type).byName;
+  const known = type.info.byName;
   for (const field of message.fields) {
     const messageType = known.get(field.name)?.messageType;
     if (field.unknown) {

@@ -14,7 +14,7 @@
 import type { MessageType } from "../proto/field_info.ts";
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
-import { type FieldInfo, MESSAGE, typeInfo } from "../proto/field_info.ts";
+import { type FieldInfo, MESSAGE } from "../proto/field_info.ts";
 import { caffeType } from "../proto/schema.ts";
 import { TextReader } from "../proto/text_read.ts";
 import { isIdentPart, isIdentStart } from "../proto/text_tokens.ts";
@@ -86,7 +86,7 @@ export function scanRecord(text: string): RecordEntry[] | undefined {
 
 /** The fields of a message type by name. */
 function fieldsOf(type: MessageType): Map<string, FieldInfo> {
-  return typeInfo(type).byName;
+  return type.info.byName;
 }
 
 /** The text reader's tokens and values, walked through the record schema without a tree. */
