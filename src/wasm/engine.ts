@@ -860,13 +860,20 @@ function reluSlopes(slope: number): Float32Array {
 }
 
 /**
- * The name float convolution weights packed in panels are kept under: one weights array read
- * as two shapes (the same count of values) is packed once per shape.
+ * How a float convolution packs its weights in panels, with the name they are kept under (made
+ * once per kernel, not per call): one weights array read as two shapes (the same count of values)
+ * is packed once per shape.
  */
-function panelsName(
-  { outputs, groups, depth }: { outputs: number; groups: number; depth: number },
-) {
-  return `panels ${outputs} ${groups} ${depth}`;
+interface Panels {
+  outputs: number;
+  groups: number;
+  depth: number;
+  name: string;
+}
+
+/** The {@linkcode Panels} of a convolution's weights. */
+function panelsOf(outputs: number, groups: number, depth: number): Panels {
+  return { outputs, groups, depth, name: `panels ${outputs} ${groups} ${depth}` };
 }
 
 /** Binds the kernels to an instance of assembly/engine.ts. */
@@ -899,23 +906,20 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const weightsIn = (
     weights: Float32Array,
     bias: Float32Array | null,
-    panels?: { outputs: number; groups: number; depth: number },
+    panels?: Panels,
   ): [weightsAt: number, biasAt: number, packedAt: number] => {
     resident.begin();
     if (panels !== undefined) {
-      const packedAt = resident.found(weights, panelsName(panels)) ?? packedIn(weights, panels);
+      const packedAt = resident.found(weights, panels.name) ?? packedIn(weights, panels);
       if (packedAt !== undefined) return [0, bias === null ? 0 : keptCopy(bias), packedAt];
     }
     return [keptCopy(weights), bias === null ? 0 : keptCopy(bias), 0];
   };
   /** Float convolution weights packed in panels, kept now (undefined when they do not fit). */
-  const packedIn = (
-    weights: Float32Array,
-    { outputs, groups, depth }: { outputs: number; groups: number; depth: number },
-  ) =>
+  const packedIn = (weights: Float32Array, { outputs, groups, depth, name }: Panels) =>
     resident.prepared(
       weights,
-      panelsName({ outputs, groups, depth }),
+      name,
       kernels.packedConvolutionBytes(outputs, groups, depth),
       (at) => kernels.packConvolutionWeights(wasm.copyIn(weights), outputs, groups, depth, at),
     );
@@ -1435,7 +1439,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const depth = (transposed ? outputs : channels) / groups * kernelH * kernelW;
     // The float GEMM packs the weights in panels (depthwise convolutions read them as they are).
     const depthwise = channels === groups && outputs === groups;
-    const panels = transposed || depthwise ? undefined : { outputs, groups, depth };
+    const panels = transposed || depthwise ? undefined : panelsOf(outputs, groups, depth);
     const weights = args.weights as Float32Array;
     const bias = args.bias as Float32Array | null;
     const inputCount = batch * channels * height * width;

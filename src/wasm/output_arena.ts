@@ -31,10 +31,17 @@ export class OutputArena {
   #top = 0;
   /** Floats the current (or last) run asked of the arena, whether or not they fitted. */
   #asked = 0;
-  /** The float count of each view this run took, by its offset in floats. */
-  #taken = new Map<number, number>();
-  /** Offsets of views given back this run, by float count, for later outputs of that count. */
-  #free = new Map<number, number[]>();
+  /**
+   * Counts the runs (`within`). What `#views` and `#free` hold of earlier runs is stale rather
+   * than cleared: a Map's `clear` allocates, and these are kept from run to run.
+   */
+  #run = 0;
+  /** Each view taken, by its offset in floats: its float count and the run that took it (-1 once
+   * given back). */
+  #views = new Map<number, { count: number; run: number }>();
+  /** Offsets of views given back, by float count, for later outputs of that count (this run's
+   * when `run` is the current one). */
+  #free = new Map<number, { run: number; offsets: number[] }>();
   #active = false;
 
   /** Output arrays of `wasm`'s kernels. */
@@ -56,8 +63,7 @@ export class OutputArena {
     }
     this.#top = 0;
     this.#asked = 0;
-    this.#taken.clear();
-    this.#free.clear();
+    this.#run++;
     try {
       return body();
     } finally {
@@ -73,11 +79,19 @@ export class OutputArena {
   release(values: Float32Array): void {
     if (!this.#active || values.buffer !== this.#buffer.buffer) return;
     const at = values.byteOffset >>> 2;
-    if (this.#taken.get(at) !== values.length) return;
-    this.#taken.delete(at);
+    const view = this.#views.get(at);
+    if (view === undefined || view.run !== this.#run || view.count !== values.length) return;
+    view.run = -1;
     const free = this.#free.get(values.length);
-    if (free === undefined) this.#free.set(values.length, [at]);
-    else free.push(at);
+    if (free === undefined) {
+      this.#free.set(values.length, { run: this.#run, offsets: [at] });
+      return;
+    }
+    if (free.run !== this.#run) {
+      free.run = this.#run;
+      free.offsets.length = 0;
+    }
+    free.offsets.push(at);
   }
 
   /** Whether `values` is a view into the arena (copy it if it is to outlive the run). */
@@ -107,7 +121,8 @@ export class OutputArena {
   #room(count: number): Float32Array | undefined {
     if (!this.#active || count > LARGEST) return undefined;
     // A view given back earlier in the run (always below the top), else the top's.
-    const at = this.#free.get(count)?.pop() ?? this.#top;
+    const free = this.#free.get(count);
+    const at = (free?.run === this.#run ? free.offsets.pop() : undefined) ?? this.#top;
     if (at === this.#top) {
       // Keep views 16-byte aligned.
       const taken = (count + 3) & ~3;
@@ -115,7 +130,12 @@ export class OutputArena {
       if (this.#top + count > this.#buffer.length) return undefined;
       this.#top += taken;
     }
-    this.#taken.set(at, count);
+    const view = this.#views.get(at);
+    if (view === undefined) this.#views.set(at, { count, run: this.#run });
+    else {
+      view.count = count;
+      view.run = this.#run;
+    }
     return this.#buffer.subarray(at, at + count);
   }
 }
