@@ -9,7 +9,8 @@ import { type Layer, type Net, type NetInput, netInputs } from "../caffe/net.ts"
 import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { ConvertError } from "../errors.ts";
 import { type EngineKernels, engineKernels } from "../wasm/engine.ts";
-import { quantKernels } from "../wasm/quant.ts";
+import { type EngineBuild, engineBuild } from "../wasm/engine_build.ts";
+import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
 import { channelRunners } from "./channel.ts";
 import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
 import { convolutionRunners, POST_OP_TYPES } from "./conv.ts";
@@ -254,8 +255,27 @@ interface RunPlan {
   deferred: Set<Layer>;
 }
 
+/** No arrays (a layer that let go of none). */
+const NO_ARRAYS: readonly Float32Array[] = [];
+
 /** No layers (the fusable layers of a layer that has none). */
 const NO_LAYERS: readonly Layer[] = [];
+
+/** The kernels of each engine build with the quantization kernels, once loaded. */
+const KERNELS = new Map<EngineBuild, Promise<[EngineKernels, QuantKernels]>>();
+
+/** The current engine build's kernels and the quantization kernels (one promise per build). */
+function runKernels(): Promise<[EngineKernels, QuantKernels]> {
+  const build = engineBuild();
+  let kernels = KERNELS.get(build);
+  if (kernels === undefined) {
+    kernels = Promise.all([engineKernels(), quantKernels()]);
+    KERNELS.set(build, kernels);
+    // A failed load is tried again on the next run, as the loaders do.
+    kernels.catch(() => KERNELS.delete(build));
+  }
+  return kernels;
+}
 
 /** The plan of each net run so far. */
 const PLANS = new WeakMap<Net, RunPlan>();
@@ -300,7 +320,7 @@ function runPlan(net: Net): RunPlan {
  * ```
  */
 export async function runNet(net: Net, options: RunOptions = {}): Promise<RunResult> {
-  const [kernels, quant] = await Promise.all([engineKernels(), quantKernels()]);
+  const [kernels, quant] = await runKernels();
   const plan = runPlan(net);
   const inputs = runInputs(net, options.inputs, options.seed ?? 0, plan.inputs);
   const keepAll = options.keepAll ?? false;
@@ -317,7 +337,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const deferred = hooked || observing ? new Set<Layer>() : plan.deferred;
   // The layers a Convolution applied itself, and the blob its value went to.
   const applied = new Set<Layer>();
-  const fusedTop = new Map<Layer, string>();
+  const fusedTop = new Map<Layer, readonly string[]>();
   const context: RunContext = {
     kernels,
     quantKernels: quant,
@@ -330,7 +350,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (count === 0) return;
       const taken = chains.get(layer)!.slice(0, count);
       for (const next of taken) applied.add(next);
-      fusedTop.set(layer, taken[taken.length - 1].tops[0]);
+      fusedTop.set(layer, taken[taken.length - 1].tops);
     },
     defersQuant: (layer) => deferred.has(layer),
   };
@@ -418,24 +438,24 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     if (tops.length !== planned.tops.length) {
       throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
     }
-    const dead: Float32Array[] = [];
+    let dead: Float32Array[] | undefined;
     for (const name of planned.bottoms) {
       open.delete(name);
       if (keepAll || lastRead.get(name) !== index) continue;
       const value = values.get(name);
-      if (arena && value !== undefined) dead.push(value.tensor.data);
+      if (arena && value !== undefined) (dead ??= []).push(value.tensor.data);
       values.delete(name);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     // The last fused layer's blob holds the convolution's output with those layers applied.
-    const fused = fusedTop.get(layer);
-    const topNames = fused === undefined ? planned.tops : [fused];
+    // (Its tops, one name: the chain's layers have one top.)
+    const topNames = fusedTop.get(layer) ?? planned.tops;
     for (let i = 0; i < topNames.length; i++) {
       values.set(topNames[i], tops[i]);
       open.add(topNames[i]);
       if (skippedProducer.size > 0) skippedProducer.delete(topNames[i]);
     }
-    for (const data of dead) {
+    for (const data of dead ?? NO_ARRAYS) {
       if (!heldByValue(values, data)) kernels.releaseOutput(data);
     }
   };
