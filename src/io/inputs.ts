@@ -23,8 +23,25 @@ export interface FileIdentity {
   ino: bigint;
 }
 
-/** The inputs read in the running task: identity to the path it was read by. */
-const inputsRead = new AsyncLocalStorage<Map<Identity, string>>();
+/** A task's notes: the inputs read (identity to the path it was read by), while it runs. */
+interface Notes {
+  files: Map<Identity, string>;
+  running: boolean;
+}
+
+/** The notes of the running task. */
+const inputsRead = new AsyncLocalStorage<Notes>();
+
+/**
+ * The inputs read by the task running now. A store whose task has ended is not taken: Deno
+ * (2.9) can leave a task's store in place after an `import()` made inside it (the WebAssembly
+ * modules' texts are imported on first use), where code started later, outside any task, would
+ * see it.
+ */
+function filesRead(): Map<Identity, string> | undefined {
+  const notes = inputsRead.getStore();
+  return notes?.running ? notes.files : undefined;
+}
 
 /**
  * Runs `task` noting every input it reads (through `readInput`, `readInputText`), so that
@@ -32,12 +49,19 @@ const inputsRead = new AsyncLocalStorage<Map<Identity, string>>();
  * into that one's notes.
  */
 export function readingInputs<T>(task: () => Promise<T>): Promise<T> {
-  return inputsRead.getStore() === undefined ? inputsRead.run(new Map(), task) : task();
+  const notes: Notes = { files: filesRead() ?? new Map(), running: true };
+  return inputsRead.run(notes, async () => {
+    try {
+      return await task();
+    } finally {
+      notes.running = false;
+    }
+  });
 }
 
 /** Notes `path`, just read, with its identity (nothing outside {@linkcode readingInputs}). */
 export function noteInput(path: string, file: FileIdentity): void {
-  inputsRead.getStore()?.set(identity(file), path);
+  filesRead()?.set(identity(file), path);
 }
 
 /**
@@ -46,7 +70,7 @@ export function noteInput(path: string, file: FileIdentity): void {
  * output and the input. A path that does not exist (yet) is no input.
  */
 export async function refuseInputs(targets: string[], inputs: string[]): Promise<void> {
-  const known = new Map(inputsRead.getStore());
+  const known = new Map(filesRead());
   for (const path of inputs) {
     const file = await identityOf(path);
     if (file !== undefined) known.set(file, path);
