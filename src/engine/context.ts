@@ -9,6 +9,7 @@ import type { Blob, Layer, Net } from "../caffe/net.ts";
 import type { EngineKernels } from "../wasm/engine.ts";
 import type { QuantKernels } from "../wasm/quant.ts";
 import { badInput, type Tensor, type Value } from "./tensor.ts";
+import { keptTops } from "./layer_memo.ts";
 
 /** Everything a layer implementation may use besides its bottoms. */
 export interface RunContext {
@@ -77,8 +78,9 @@ export function eachBottom(
   bottoms: Value[],
   compute: (value: Value) => Value,
 ): Value[] {
-  if (layer.tops.length !== bottoms.length) {
-    throw badInput(layer, `it has ${bottoms.length} bottoms and ${layer.tops.length} tops`);
+  const tops = keptTops(layer).length;
+  if (tops !== bottoms.length) {
+    throw badInput(layer, `it has ${bottoms.length} bottoms and ${tops} tops`);
   }
   return bottoms.map(compute);
 }

@@ -123,21 +123,39 @@ function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
   const chain = context.fusable(layer);
   // The kernels instance too: a kept kernel runs in the module instance that made it.
   const keys = CALL_KEYS;
-  keys.length = 0;
-  keys.push(context.kernels, chain, domain.kind, shape.length);
+  // Written in place, the length set last: emptying the array first would let go of its
+  // storage, and every call would allocate it again.
+  let at = 0;
+  keys[at++] = context.kernels;
+  keys[at++] = chain;
+  keys[at++] = domain.kind;
+  keys[at++] = shape.length;
   // Indexed loops: iterators would allocate on every run.
-  for (let i = 0; i < shape.length; i++) keys.push(shape[i]);
-  if (domain.kind === "int8") keys.push(domain.offsetD, domain.quantScale);
-  blobKeys(layer, keys);
-  for (let i = 0; i < chain.length; i++) blobKeys(chain[i], keys);
+  for (let i = 0; i < shape.length; i++) keys[at++] = shape[i];
+  if (domain.kind === "int8") {
+    keys[at++] = domain.offsetD;
+    keys[at++] = domain.quantScale;
+  }
+  at = blobKeys(layer, keys, at);
+  for (let i = 0; i < chain.length; i++) at = blobKeys(chain[i], keys, at);
+  keys.length = at;
   return keys;
 }
 
-/** Pushes `layer`'s blob list, its length, and each blob with its data and shape arrays. */
-function blobKeys(layer: Layer, keys: unknown[]): void {
+/**
+ * Writes `layer`'s blob list, its length, and each blob with its data and shape arrays into
+ * `keys` from index `at`; returns the index after them.
+ */
+function blobKeys(layer: Layer, keys: unknown[], at: number): number {
   const { blobs } = layer;
-  keys.push(blobs, blobs.length);
-  for (let i = 0; i < blobs.length; i++) keys.push(blobs[i], blobs[i].data, blobs[i].shape);
+  keys[at++] = blobs;
+  keys[at++] = blobs.length;
+  for (let i = 0; i < blobs.length; i++) {
+    keys[at++] = blobs[i];
+    keys[at++] = blobs[i].data;
+    keys[at++] = blobs[i].shape;
+  }
+  return at;
 }
 
 /** The keys {@linkcode callKeys} fills on each call (keyedMemo copies those it keeps). */

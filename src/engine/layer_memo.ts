@@ -62,6 +62,15 @@ function sameKeys(a: readonly unknown[], b: readonly unknown[]): boolean {
   return true;
 }
 
+/** `layer.tops`, read once while its tree stays the same (the getter makes a new array). */
+export function keptTops(layer: Layer): readonly string[] {
+  return memo(layer, topsOf);
+}
+
+function topsOf(layer: Layer): readonly string[] {
+  return layer.tops;
+}
+
 /** Forgets every value kept for `layers` (their trees changed, or may have). */
 export function forgetMemos(layers: Iterable<Layer>): void {
   for (const layer of layers) MEMOS.delete(layer);

@@ -21,7 +21,7 @@
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
-import { memo } from "./layer_memo.ts";
+import { keptTops, memo } from "./layer_memo.ts";
 import { badInput, FLOAT, product, shapeText, unsupported, type Value } from "./tensor.ts";
 
 /**
@@ -76,7 +76,7 @@ function objectLayerName(layer: Layer): string {
 
 /** The DeQuant layer reading the first top of `object`, if any. */
 function dequantOf(object: Layer | undefined, context: RunContext): Layer | undefined {
-  const output = object?.tops[0];
+  const output = object === undefined ? undefined : keptTops(object)[0];
   return output === undefined ? undefined : context.dequantReading(output);
 }
 

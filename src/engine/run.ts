@@ -16,7 +16,7 @@ import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
 import { convolutionRunners, POST_OP_TYPES } from "./conv.ts";
 import { elementwiseRunners } from "./elementwise.ts";
 import { runInputs } from "./inputs.ts";
-import { forgetMemos } from "./layer_memo.ts";
+import { forgetMemos, keptTops } from "./layer_memo.ts";
 import { poolingRunners } from "./pool.ts";
 import { quantRunners } from "./quant.ts";
 import { shapeRunners } from "./shape.ts";
@@ -350,7 +350,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (count === 0) return;
       const taken = chains.get(layer)!.slice(0, count);
       for (const next of taken) applied.add(next);
-      fusedTop.set(layer, taken[taken.length - 1].tops);
+      fusedTop.set(layer, keptTops(taken[taken.length - 1]));
     },
     defersQuant: (layer) => deferred.has(layer),
   };
