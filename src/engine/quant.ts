@@ -117,7 +117,16 @@ function quant(layer: Layer, input: Value, context: RunContext): Value {
   }
   const scaleD = fakeScaleD(quantScale, object, dequant);
   return {
-    tensor: { shape, data: context.quantKernels.fakeQuantActivations(data, scaleD, offsetD) },
+    tensor: {
+      shape,
+      // Into the run's output arena (a view reused from run to run) when the run has one.
+      data: context.quantKernels.fakeQuantActivations(
+        data,
+        scaleD,
+        offsetD,
+        context.kernels.outputArray(data.length),
+      ),
+    },
     domain: FLOAT,
   };
 }
