@@ -40,7 +40,7 @@ export {
   winogradWeights,
   winogradWeightsBytes,
 } from "./engine/winograd";
-export { quantize, quantizedDifference } from "./engine/quant";
+export { fakeQuantize, quantize, quantizedDifference } from "./engine/quant";
 export {
   accumulatorsOut,
   convolutionPairs,

@@ -17,6 +17,8 @@
 // The small helpers carry no @inline (deno fmt drops decorators on functions); binaryen's -O3
 // inlines every one of them, so the module exports only the kernels.
 
+import { fakeQuantize } from "./engine/quant";
+
 /** The output channel of row `row` of a weight tensor (see the header). */
 function rowChannel(row: i32, mid: i32, channelAxis: i32, outerPerGroup: i32): i32 {
   const outerIndex = row / mid;
@@ -86,10 +88,6 @@ function magicToInt(rounded: v128): v128 {
   return i32x4.sub(rounded, i32x4.splat(ROUND_MAGIC_BITS));
 }
 
-/** The integers of lanes made by clampRoundLanes, as f32x4 (+0 for 0, never -0). */
-function magicToFloat(rounded: v128): v128 {
-  return f32x4.sub(rounded, f32x4.splat(ROUND_MAGIC));
-}
 
 /** w_q + ROUND_MAGIC of four lanes: clamp(rint(f32(w / scale)), -128, 127). */
 function quantizeLanes(weights: v128, scale: v128): v128 {
@@ -488,33 +486,9 @@ export function weightScalesFromMax(
 }
 
 /**
- * x^ of four lanes: q = clamp(rint(f32(x*S)) + offsetD, -128, 127), x^ = f32((q - offsetD)*scaleD),
- * computed as r = rint(clamp(x*S, -128 - offsetD, 127 - offsetD)), x^ = f32(r * scaleD) (the same
- * integer r = q - offsetD because offsetD is an integer).
- */
-function fakeQuantLanes(values: v128, quantScale: v128, low: v128, high: v128, scaleD: v128): v128 {
-  const rounded = clampRoundLanes(f32x4.mul(values, quantScale), low, high);
-  return f32x4.mul(magicToFloat(rounded), scaleD);
-}
-
-/**
  * SPEC §4 activation fake-quant of `count` float32 values in place, S = f32(1/scaleD);
- * `offsetD` is an integer in -128..127. A NaN stays NaN.
+ * `offsetD` is an integer in -128..127. A NaN stays NaN. The engine's kernel (one implementation).
  */
 export function fakeQuantActivations(values: usize, count: i32, scaleD: f32, offsetD: f32): void {
-  const quantScale = f32x4.splat(<f32> 1 / scaleD);
-  const low = f32x4.splat(-128 - offsetD);
-  const high = f32x4.splat(127 - offsetD);
-  const scale = f32x4.splat(scaleD);
-  let at = values;
-  let left = count;
-  for (; left >= 4; left -= 4) {
-    v128.store(at, fakeQuantLanes(v128.load(at), quantScale, low, high, scale));
-    at += 16;
-  }
-  for (; left > 0; left--) {
-    const lanes = fakeQuantLanes(f32x4.splat(load<f32>(at)), quantScale, low, high, scale);
-    store<f32>(at, f32x4.extract_lane(lanes, 0));
-    at += 4;
-  }
+  fakeQuantize(values, count, scaleD, offsetD, values);
 }

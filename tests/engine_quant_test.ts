@@ -497,3 +497,27 @@ Deno.test("deploy model: a depthwise convolution and a deconvolution in integers
     }
   }
 });
+
+Deno.test("a Quant layer whose reader is skipped gives its own values (its quantization is not left undone)", async () => {
+  const f = await buildFixture();
+  // conv1 with convolution_param.axis 2 is skipped: conv1_quant_layer, which only conv1 reads,
+  // is then an output of the run.
+  const text = quantizedNetText(f.activations).replace(
+    "convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 }",
+    "convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 axis: 2 }",
+  );
+  const act = f.activations.conv1;
+  for (const [form, source] of [["fake", f.fakeNet], ["deploy", f.deployNet]] as const) {
+    const model = readPrototxt(text);
+    for (const layer of model.layers) {
+      layer.blobs = source.layers.find((other) => other.name === layer.name)!.blobs;
+    }
+    const result = await runNet(model, { inputs: new Map([["data", f.input]]) });
+    assert.ok(result.skipped.some((entry) => entry.layer === "conv1"), form);
+    const expected = Array.from(f.input.data, (x) => {
+      const q = quantizeValue(x, act);
+      return form === "deploy" ? q : f32((q - act.offsetD) * act.scaleD);
+    });
+    assert.deepEqual(Array.from(result.outputs.get("conv1_quant_layer")!.data), expected, form);
+  }
+});

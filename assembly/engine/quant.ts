@@ -33,6 +33,34 @@ export function quantize(x: usize, count: i32, quantScale: f32, offsetD: f32, y:
   }
 }
 
+/**
+ * SPEC §4 activation fake-quant (the fake-quant model's Quant layer), S = f32(1/scaleD), offsetD
+ * an integer in -128..127: y = f32(r * scaleD) with r = clamp(rint(f32(x * S)), -128 - offsetD,
+ * 127 - offsetD) (= q - offset_d), +0 for a rounded -0; a NaN stays NaN. The one implementation:
+ * assembly/quant.ts exports it too, and the engine runs it on a convolution's input in place.
+ */
+export function fakeQuantize(x: usize, count: i32, scaleD: f32, offsetD: f32, y: usize): void {
+  const quantScale = f32x4.splat(<f32>1 / scaleD);
+  const low = f32x4.splat(-128 - offsetD);
+  const high = f32x4.splat(127 - offsetD);
+  const scale = f32x4.splat(scaleD);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    v128.store(at(y, i), fakeQuantLanes(v128.load(at(x, i)), quantScale, low, high, scale));
+  }
+  for (; i < count; i++) {
+    const lanes = fakeQuantLanes(f32x4.splat(load<f32>(at(x, i))), quantScale, low, high, scale);
+    store<f32>(at(y, i), f32x4.extract_lane(lanes, 0));
+  }
+}
+
+/** fakeQuantize of four lanes (adding +0 turns a rounded -0 into +0; NaN passes pmax/pmin). */
+@inline
+function fakeQuantLanes(x: v128, quantScale: v128, low: v128, high: v128, scaleD: v128): v128 {
+  const rounded = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.mul(x, quantScale)), low), high);
+  return f32x4.mul(f32x4.add(rounded, f32x4.splat(0)), scaleD);
+}
+
 /** y = i32(x) - offset: the integers q - offset_d the quantized layers work on. */
 export function quantizedDifference(x: usize, count: i32, offset: i32, y: usize): void {
   const offsets = i32x4.splat(offset);

@@ -9,7 +9,7 @@ import { boolParam, groupCount, hasBiasTerm, kernelSize, numberParam } from "../
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import { ConvertError } from "../errors.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { Kernel, PostOp, Window2d } from "../wasm/engine.ts";
+import type { FakeQuant, Kernel, PostOp, Window2d } from "../wasm/engine.ts";
 import { batchNormOp, scaleOp } from "./channel.ts";
 import { preluOp, reluOp } from "./elementwise.ts";
 import { dequantOps } from "./quant.ts";
@@ -60,6 +60,8 @@ interface LayerWeights {
   offsetD: number | undefined;
   /** Set when the input is still float: the Quant layer's scale to quantize it with first. */
   quantScale?: number;
+  /** Float form: the fake-quant Quant layer whose quantization the layer does on its input. */
+  fakeQuant?: FakeQuant;
 }
 
 /** Reads weights and bias, and checks that their form matches the input's domain. */
@@ -82,7 +84,8 @@ function layerWeights(layer: Layer, input: Value): LayerWeights {
   if (!(weights instanceof Float32Array) || !(bias === null || bias instanceof Float32Array)) {
     throw badInput(layer, "its weights or bias are not float data");
   }
-  return { weights, bias, offsetD: undefined };
+  const fakeQuant = input.domain.kind === "float" ? input.domain.fakeQuant : undefined;
+  return { weights, bias, offsetD: undefined, fakeQuant };
 }
 
 /** `convolution_param.axis`. */
@@ -135,6 +138,9 @@ function callKeys(layer: Layer, input: Value, context: RunContext): unknown[] {
   if (domain.kind === "int8") {
     keys[at++] = domain.offsetD;
     keys[at++] = domain.quantScale;
+  } else if (domain.kind === "float" && domain.fakeQuant !== undefined) {
+    keys[at++] = domain.fakeQuant.scaleD;
+    keys[at++] = domain.fakeQuant.offsetD;
   }
   at = blobKeys(layer, keys, at);
   for (let i = 0; i < chain.length; i++) at = blobKeys(chain[i], keys, at);
@@ -200,7 +206,7 @@ function convolutionLikeCall(
   const [batch, channels, height, width] = shape;
   const window = memo(layer, convolutionWindow);
   const groups = memo(layer, groupCount);
-  const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
+  const { weights, bias, offsetD, quantScale, fakeQuant } = layerWeights(layer, input);
   const weightShape = requiredBlob(layer, 0).shape;
   const outputs = transposed ? (weightShape[1] ?? 0) * groups : weightShape[0] ?? 0;
   const inputChannels = transposed ? weightShape[0] : (weightShape[1] ?? 0) * groups;
@@ -234,6 +240,7 @@ function convolutionLikeCall(
   const args = {
     offsetD,
     quantScale,
+    fakeQuant,
     post,
     shape,
     weights,
@@ -333,7 +340,7 @@ function innerProductCall(
   const { shape } = input.tensor;
   const { axis: axisParam, transposed } = memo(layer, innerProductParams);
   const axis = canonicalAxis(layer, axisParam, shape.length);
-  const { weights, bias, offsetD, quantScale } = layerWeights(layer, input);
+  const { weights, bias, offsetD, quantScale, fakeQuant } = layerWeights(layer, input);
   const rows = product(shape.slice(0, axis));
   const depth = product(shape.slice(axis));
   // Weights are [N, K] ([K, N] transposed): each row of the input must hold exactly K values
@@ -355,6 +362,7 @@ function innerProductCall(
     run: context.kernels.innerProductKernel({
       offsetD,
       quantScale,
+      fakeQuant,
       post,
       rows,
       depth,

@@ -116,6 +116,9 @@ function quant(layer: Layer, input: Value, context: RunContext): Value {
     };
   }
   const scaleD = fakeScaleD(quantScale, object, dequant);
+  if (context.defersQuant(layer)) {
+    return { tensor: input.tensor, domain: { kind: "float", fakeQuant: { scaleD, offsetD } } };
+  }
   return {
     tensor: {
       shape,

@@ -467,7 +467,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   if (arena) kernels.withOutputArena(runLayers);
   else runLayers();
   const tensors = (names: Iterable<string>) => {
-    const named = [...names].map((name) => [name, values.get(name)!.tensor] as const);
+    const named = [...names].map((name) =>
+      [name, settled(values.get(name)!, kernels, quant)] as const
+    );
     const copies = arena ? ownedCopies(named.map(([, tensor]) => tensor.data), kernels) : undefined;
     return new Map(named.map(([name, tensor]) => {
       const copy = copies?.get(tensor.data);
@@ -485,6 +487,23 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     deployBlobs,
     checkpoints,
   };
+}
+
+/**
+ * `value`'s tensor with the quantization a deferred Quant layer left to its reader done: a value
+ * whose reader was skipped (e.g. a Convolution of a 3-D input) is an output, as its Quant layer
+ * would have written it.
+ */
+function settled(value: Value, kernels: EngineKernels, quant: QuantKernels): Tensor {
+  const { tensor, domain } = value;
+  if (domain.kind === "int8" && domain.quantScale !== undefined) {
+    return { ...tensor, data: kernels.quantize(tensor.data, domain.quantScale, domain.offsetD) };
+  }
+  if (domain.kind === "float" && domain.fakeQuant !== undefined) {
+    const { scaleD, offsetD } = domain.fakeQuant;
+    return { ...tensor, data: quant.fakeQuantActivations(tensor.data, scaleD, offsetD) };
+  }
+  return tensor;
 }
 
 /** Whether a value of `values` holds any of `data`'s memory (the same array, or part of it). */

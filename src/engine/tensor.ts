@@ -7,6 +7,7 @@
 import { ConvertError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import type { Layer } from "../caffe/net.ts";
+import type { FakeQuant } from "../wasm/engine.ts";
 
 /** A float32 tensor in C (row-major) order; NCHW for images. */
 export interface Tensor {
@@ -23,7 +24,15 @@ export interface Tensor {
  * AVE pooling window mean).
  */
 export type Domain =
-  | { kind: "float" }
+  | {
+    kind: "float";
+    /**
+     * Set when the values are still a fake-quant model's Quant layer's input: its only reader, a
+     * Convolution, Deconvolution or InnerProduct, fake-quantizes them itself
+     * (RunContext.defersQuant).
+     */
+    fakeQuant?: FakeQuant;
+  }
   | {
     kind: "int8";
     offsetD: number;

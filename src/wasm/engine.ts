@@ -43,6 +43,19 @@ export interface KernelInput {
    * this scale (as the quantize kernel does).
    */
   quantScale?: number;
+  /**
+   * Float form only: `x` is still a fake-quant model's Quant layer's input, fake-quantized here
+   * first (SPEC §4, as `fakeQuantize` does) with its scale_d and offset_d.
+   */
+  fakeQuant?: FakeQuant;
+}
+
+/** A fake-quant Quant layer's scale_d and offset_d (an integer in -128..127). */
+export interface FakeQuant {
+  /** scale_d. */
+  scaleD: number;
+  /** offset_d. */
+  offsetD: number;
 }
 
 /**
@@ -408,6 +421,7 @@ interface EngineExports {
   ): void;
   permute(x: number, ndim: number, outShape: number, inStrides: number, y: number): void;
   quantize(x: number, count: number, quantScale: number, offsetD: number, y: number): void;
+  fakeQuantize(x: number, count: number, scaleD: number, offsetD: number, y: number): void;
   quantizedDifference(x: number, count: number, offset: number, y: number): void;
   agreement(a: number, b: number, count: number, out: number): void;
   range(x: number, count: number, out: number): void;
@@ -816,6 +830,7 @@ function sameConvolution(a: ConvolutionArgs, b: ConvolutionArgs): boolean {
   const wb = b.window;
   return a.weights === b.weights && a.bias === b.bias && a.post === b.post &&
     a.offsetD === b.offsetD && a.quantScale === b.quantScale && a.algorithm === b.algorithm &&
+    sameFakeQuant(a.fakeQuant, b.fakeQuant) &&
     a.outputs === b.outputs && a.groups === b.groups && samePair(a.outSize, b.outSize) &&
     a.shape[0] === b.shape[0] && a.shape[1] === b.shape[1] && a.shape[2] === b.shape[2] &&
     a.shape[3] === b.shape[3] && samePair(wa.kernel, wb.kernel) && samePair(wa.pad, wb.pad) &&
@@ -826,7 +841,12 @@ function sameConvolution(a: ConvolutionArgs, b: ConvolutionArgs): boolean {
 function sameInnerProduct(a: InnerProductArgs, b: InnerProductArgs): boolean {
   return a.weights === b.weights && a.bias === b.bias && a.post === b.post &&
     a.offsetD === b.offsetD && a.quantScale === b.quantScale && a.rows === b.rows &&
+    sameFakeQuant(a.fakeQuant, b.fakeQuant) &&
     a.depth === b.depth && a.outputs === b.outputs && a.transposed === b.transposed;
+}
+
+function sameFakeQuant(a: FakeQuant | undefined, b: FakeQuant | undefined): boolean {
+  return a?.scaleD === b?.scaleD && a?.offsetD === b?.offsetD;
 }
 
 function samePair(a: readonly number[], b: readonly number[]): boolean {
@@ -894,6 +914,14 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         kernels.quantize(at, input.x.length, input.quantScale, input.offsetD, at);
       }
       kernels.quantizedDifference(at, input.x.length, input.offsetD, at);
+    }
+    return at;
+  };
+  /** Copies a float form's `x` in, fake-quantized there when `fakeQuant` says so. */
+  const floatInputIn = (x: Float32Array, fakeQuant: FakeQuant | undefined): number => {
+    const at = wasm.copyIn(x);
+    if (fakeQuant !== undefined) {
+      kernels.fakeQuantize(at, x.length, fakeQuant.scaleD, fakeQuant.offsetD, at);
     }
     return at;
   };
@@ -970,6 +998,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           ? "the integer form needs int8 weights and int32 bias"
           : "the float form needs float weights and bias",
       );
+    }
+    if (integer && input.fakeQuant !== undefined) {
+      throw new RangeError("the integer form takes no fakeQuant (its input is quantized)");
     }
     return integer;
   };
@@ -1466,7 +1497,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       wasm.reset();
       const [weightsAt, biasAt, packedAt] = weightsIn(weights, bias, panels);
       const slopesAt = slopes === null ? 0 : keptCopy(slopes);
-      const xAt = wasm.copyIn(x);
+      const xAt = floatInputIn(x, args.fakeQuant);
       const geometryAt = geometryIn(window);
       const yAt = wasm.alloc(outCount * 4);
       const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
@@ -1559,7 +1590,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       checkLength("x", x, rows * depth);
       wasm.reset();
       const [weightsAt, biasAt] = weightsIn(weights, bias);
-      const xAt = wasm.copyIn(x);
+      const xAt = floatInputIn(x, args.fakeQuant);
       const yAt = wasm.alloc(outCount * 4);
       if (transposed) kernels.setGemmScratch(wasm.alloc(gemmScratchBytes));
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
@@ -1588,7 +1619,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       groups,
       form,
     );
-    const xAt = wasm.copyIn(args.x);
+    const xAt = floatInputIn(args.x, args.fakeQuant);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
     const { kernel, tile } = form;
