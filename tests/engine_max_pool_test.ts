@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { engineKernels, type Window2d } from "../src/wasm/engine.ts";
-import { randomValues } from "./_builders.ts";
+import { layer, net, randomValues } from "./_builders.ts";
+import { runNet } from "../src/engine/run.ts";
 import { ENGINE_BUILDS, withEngineBuild } from "./_engine_builds.ts";
 
 const FLT_MAX = 3.4028234663852886e38;
@@ -115,4 +116,75 @@ Deno.test("MAX pooling: a window of -Infinity only gives -FLT_MAX, as Caffe's st
   const y = kernels.maxPool({ x, planes: 1, size: [1, 9], window, outSize: [1, 3] });
   assert.deepEqual(Array.from(y), [-FLT_MAX, 1, -0]);
   assert.ok(Object.is(y[2], -0));
+});
+
+/** Caffe's AVE pooling forward: the window clipped to the padded image for its size, summed
+ * over its part inside the image, in float32 (0 / a negative size is -0, as in C++). */
+function caffeAvePool(x: Float32Array, c: Case, outSize: [number, number]): Float32Array {
+  const [height, width] = c.size;
+  const [outH, outW] = outSize;
+  const y = new Float32Array(c.planes * outH * outW);
+  for (let plane = 0; plane < c.planes; plane++) {
+    for (let oh = 0; oh < outH; oh++) {
+      for (let ow = 0; ow < outW; ow++) {
+        let hStart = oh * c.stride[0] - c.pad[0];
+        let wStart = ow * c.stride[1] - c.pad[1];
+        let hEnd = Math.min(hStart + c.kernel[0], height + c.pad[0]);
+        let wEnd = Math.min(wStart + c.kernel[1], width + c.pad[1]);
+        const size = (hEnd - hStart) * (wEnd - wStart);
+        hStart = Math.max(hStart, 0);
+        wStart = Math.max(wStart, 0);
+        hEnd = Math.min(hEnd, height);
+        wEnd = Math.min(wEnd, width);
+        let sum = 0;
+        for (let h = hStart; h < hEnd; h++) {
+          for (let w = wStart; w < wEnd; w++) {
+            sum = Math.fround(sum + x[(plane * height + h) * width + w]);
+          }
+        }
+        y[(plane * outH + oh) * outW + ow] = Math.fround(sum / size);
+      }
+    }
+  }
+  return y;
+}
+
+Deno.test("pooling with a stride past the image: its windows there are Caffe's (MAX -FLT_MAX, AVE signed 0)", async () => {
+  // A net's Pooling with stride 65536 (a fuzzed model) ran the kernel out of bounds.
+  const cases: Case[] = [
+    { planes: 2, size: [9, 7], kernel: [3, 3], pad: [0, 0], stride: [65536, 65536] },
+    { planes: 3, size: [6, 10], kernel: [2, 3], pad: [0, 0], stride: [65536, 2] },
+    { planes: 1, size: [5, 5], kernel: [2, 2], pad: [1, 1], stride: [1 << 30, 3] },
+    { planes: 2, size: [4, 12], kernel: [3, 2], pad: [0, 1], stride: [2, 100000] },
+  ];
+  for (const [index, c] of cases.entries()) {
+    for (const method of ["MAX", "AVE"]) {
+      const outSize: [number, number] = [
+        pooledSize(c.size[0], c.kernel[0], c.pad[0], c.stride[0]),
+        pooledSize(c.size[1], c.kernel[1], c.pad[1], c.stride[1]),
+      ];
+      const x = randomValues(c.planes * c.size[0] * c.size[1], 90 + index);
+      const model = net("x", [1, c.planes, ...c.size], [
+        layer("p", "Pooling", ["x"], ["y"], {
+          pooling_param: {
+            pool: method,
+            kernel_h: c.kernel[0],
+            kernel_w: c.kernel[1],
+            pad_h: c.pad[0],
+            pad_w: c.pad[1],
+            stride_h: c.stride[0],
+            stride_w: c.stride[1],
+          },
+        }),
+      ]);
+      const { outputs } = await runNet(model, {
+        inputs: new Map([["x", { shape: [1, c.planes, ...c.size], data: x }]]),
+      });
+      const y = outputs.get("y")!;
+      assert.deepEqual(y.shape, [1, c.planes, ...outSize], `${method} ${JSON.stringify(c)}`);
+      const expected = method === "MAX" ? caffeMaxPool(x, c, outSize) : caffeAvePool(x, c, outSize);
+      const bits = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
+      assert.deepEqual(bits(y.data), bits(expected), `${method} ${JSON.stringify(c)}`);
+    }
+  }
 });

@@ -118,6 +118,14 @@ function poolingCall(layer: Layer, input: Value): PoolingCall {
     throw badInput(layer, `input ${shapeText(shape)} gives an empty output`);
   }
   checkTensorSize(layer.tops[0], [batch, channels, ...outSize], layer);
+  // A stride past the padded input (a window after the first starting beyond it, as Caffe's
+  // ceil mode allows one) gives the same windows as the smallest such stride, image + 2 pad + 1:
+  // every window after the first lies wholly beyond the image and its padding (MAX -FLT_MAX, AVE
+  // 0 over a negative size), and the kernels' offsets stay small (a fuzzed 65536 ran them out of
+  // bounds).
+  window.stride = [0, 1].map((axis) =>
+    Math.min(window.stride[axis], [height, width][axis] + 2 * window.pad[axis] + 1)
+  ) as [number, number];
   const int8Input = input.domain.kind === "int8" ? input.domain : undefined;
   if (int8Input !== undefined && method !== "AVE") {
     throw unsupported(layer, "only AVE pooling can read a Quant layer's int8 output");
