@@ -88,7 +88,6 @@ function magicToInt(rounded: v128): v128 {
   return i32x4.sub(rounded, i32x4.splat(ROUND_MAGIC_BITS));
 }
 
-
 /** w_q + ROUND_MAGIC of four lanes: clamp(rint(f32(w / scale)), -128, 127). */
 function quantizeLanes(weights: v128, scale: v128): v128 {
   return clampRoundLanes(f32x4.div(weights, scale), f32x4.splat(-128), f32x4.splat(127));

@@ -906,21 +906,18 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const preparedInnerProducts = new WeakMap<object, { args: InnerProductArgs; run: Kernel }>();
   const arena = new OutputArena(wasm);
 
-  /** Copies `x` in; for the integer form, as int32 differences q - offsetD. */
-  const inputIn = (input: KernelInput): number => {
-    const at = wasm.copyIn(input.x);
-    if (input.offsetD !== undefined) {
-      if (input.quantScale !== undefined) {
-        kernels.quantize(at, input.x.length, input.quantScale, input.offsetD, at);
-      }
-      kernels.quantizedDifference(at, input.x.length, input.offsetD, at);
-    }
-    return at;
-  };
-  /** Copies a float form's `x` in, fake-quantized there when `fakeQuant` says so. */
-  const floatInputIn = (x: Float32Array, fakeQuant: FakeQuant | undefined): number => {
+  /**
+   * Copies `x` in as its form reads it: for the integer form, as int32 differences q - offsetD
+   * (quantized first when `quantScale` says so); for the float form, fake-quantized first when
+   * `fakeQuant` says so.
+   */
+  const inputIn = (x: Float32Array, form: KernelArgs<KernelInput>): number => {
     const at = wasm.copyIn(x);
-    if (fakeQuant !== undefined) {
+    const { offsetD, quantScale, fakeQuant } = form;
+    if (offsetD !== undefined) {
+      if (quantScale !== undefined) kernels.quantize(at, x.length, quantScale, offsetD, at);
+      kernels.quantizedDifference(at, x.length, offsetD, at);
+    } else if (fakeQuant !== undefined) {
       kernels.fakeQuantize(at, x.length, fakeQuant.scaleD, fakeQuant.offsetD, at);
     }
     return at;
@@ -1497,7 +1494,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       wasm.reset();
       const [weightsAt, biasAt, packedAt] = weightsIn(weights, bias, panels);
       const slopesAt = slopes === null ? 0 : keptCopy(slopes);
-      const xAt = floatInputIn(x, args.fakeQuant);
+      const xAt = inputIn(x, args);
       const geometryAt = geometryIn(window);
       const yAt = wasm.alloc(outCount * 4);
       const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
@@ -1590,7 +1587,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       checkLength("x", x, rows * depth);
       wasm.reset();
       const [weightsAt, biasAt] = weightsIn(weights, bias);
-      const xAt = floatInputIn(x, args.fakeQuant);
+      const xAt = inputIn(x, args);
       const yAt = wasm.alloc(outCount * 4);
       if (transposed) kernels.setGemmScratch(wasm.alloc(gemmScratchBytes));
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
@@ -1619,7 +1616,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       groups,
       form,
     );
-    const xAt = floatInputIn(args.x, args.fakeQuant);
+    const xAt = inputIn(args.x, args);
     const outCount = batch * outputs * outH * outW;
     const yAt = wasm.alloc(outCount * 4);
     const { kernel, tile } = form;
@@ -1674,7 +1671,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const [outH, outW] = args.outSize;
     checkLength("x", args.x, args.planes * height * width);
     wasm.reset();
-    const xAt = inputIn(args);
+    const xAt = inputIn(args.x, args);
     const geometryAt = geometryIn(args.window);
     const outCount = args.planes * outH * outW;
     // MAX pooling writes outputs four at a time: three floats of slack.
