@@ -904,21 +904,31 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   const preparedConvolutions = new WeakMap<object, PreparedConvolution>();
   /** The kernel of the last InnerProduct call of each weights array. */
   const preparedInnerProducts = new WeakMap<object, { args: InnerProductArgs; run: Kernel }>();
-  const arena = new OutputArena(wasm);
+  const arena = new OutputArena(wasm, () => resident.clear());
 
+  /** Where a kernel that only reads `x` reads it: in place in the arena, else copied in. */
+  const readIn = (x: Float32Array): number => arena.offsetOf(x) ?? wasm.copyIn(x);
   /**
-   * Copies `x` in as its form reads it: for the integer form, as int32 differences q - offsetD
-   * (quantized first when `quantScale` says so); for the float form, fake-quantized first when
-   * `fakeQuant` says so.
+   * Where a kernel reads `x` as its form reads it: the float form with no change reads it in place
+   * (see readIn); the integer form reads int32 differences q - offsetD (quantized first when
+   * `quantScale` says so), and a float form with `fakeQuant` fake-quantized values, both made in
+   * scratch from `x` where it lies in the arena, else from a copy.
    */
   const inputIn = (x: Float32Array, form: KernelArgs<KernelInput>): number => {
-    const at = wasm.copyIn(x);
     const { offsetD, quantScale, fakeQuant } = form;
+    if (offsetD === undefined && fakeQuant === undefined) return readIn(x);
+    // Read where they are in the arena, else copied in and changed in place.
+    const arenaAt = arena.offsetOf(x);
+    const at = arenaAt === undefined ? wasm.copyIn(x) : wasm.alloc(x.byteLength);
+    const from = arenaAt ?? at;
     if (offsetD !== undefined) {
-      if (quantScale !== undefined) kernels.quantize(at, x.length, quantScale, offsetD, at);
-      kernels.quantizedDifference(at, x.length, offsetD, at);
+      if (quantScale === undefined) kernels.quantizedDifference(from, x.length, offsetD, at);
+      else {
+        kernels.quantize(from, x.length, quantScale, offsetD, at);
+        kernels.quantizedDifference(at, x.length, offsetD, at);
+      }
     } else if (fakeQuant !== undefined) {
-      kernels.fakeQuantize(at, x.length, fakeQuant.scaleD, fakeQuant.offsetD, at);
+      kernels.fakeQuantize(from, x.length, fakeQuant.scaleD, fakeQuant.offsetD, at);
     }
     return at;
   };
@@ -1053,10 +1063,12 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     kernels.batchNorm(at, outer, channels, inner, meanAt, deviationAt, at);
   };
 
-  /** Applies `post` to the `count` float results at `at`, copies them out. */
+  /**
+   * Applies `post` to the `count` float results at `at` (from `arena.outputAt`), hands them out.
+   */
   const postOpsOut = (post: readonly PostOp[], at: number, count: number): Float32Array => {
     for (const op of post) postOpIn(op, at, count);
-    return arena.copyOut(at, count);
+    return arena.output(at, count);
   };
 
   /**
@@ -1241,7 +1253,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
         const epilogueAt = epilogueIn(biasAt, epilogue);
         const paddedAt = wasm.alloc(paddedBytes);
-        const floatAt = wasm.copyIn(x);
+        const floatAt = readIn(x);
         kernels.paddedDifferences(
           floatAt,
           batch * channels,
@@ -1257,7 +1269,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
           paddedAt,
         );
         const scratchAt = wasm.alloc(scratchBytes);
-        const yAt = wasm.alloc(outCount * 4);
+        const yAt = arena.outputAt(outCount);
         kernels.intWinogradConvolution(
           paddedAt,
           batch,
@@ -1284,8 +1296,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
       const epilogueAt = epilogueIn(biasAt, epilogue);
       if (pointwise) {
-        const floatAt = wasm.copyIn(x);
-        const yAt = wasm.alloc(outCount * 4);
+        const floatAt = readIn(x);
+        const yAt = arena.outputAt(outCount);
         kernels.pointwisePairs(
           floatAt,
           batch,
@@ -1304,8 +1316,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       }
       const geometryAt = geometryIn(window);
       if (depthwise) {
-        const xAt = wasm.copyIn(x);
-        const yAt = wasm.alloc(outCount * 4);
+        const xAt = readIn(x);
+        const yAt = arena.outputAt(outCount);
         const scratchAt = wasm.alloc(kernels.depthwiseScratchBytes(outH, outW, geometryAt));
         kernels.depthwise3x3Int(
           xAt,
@@ -1327,7 +1339,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         return postOpsOut(epilogue.rest, yAt, outCount);
       }
       const xAt = wasm.alloc(inputCount * 2);
-      const floatAt = wasm.copyIn(x);
+      const floatAt = readIn(x);
       kernels.int16Differences(
         floatAt,
         1,
@@ -1339,7 +1351,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         xAt,
       );
       const colAt = wasm.alloc(colBytes);
-      const yAt = wasm.alloc(outCount * 4);
+      const yAt = arena.outputAt(outCount);
       if (transposed) {
         kernels.deconvolutionPairs(
           xAt,
@@ -1496,7 +1508,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       const slopesAt = slopes === null ? 0 : keptCopy(slopes);
       const xAt = inputIn(x, args);
       const geometryAt = geometryIn(window);
-      const yAt = wasm.alloc(outCount * 4);
+      const yAt = arena.outputAt(outCount);
       const weightsTAt = transposed ? wasm.alloc(weights.length * 4) : 0;
       // col2im's rows (convolutions write im2col's straight into the packing scratch).
       const colAt = transposed ? wasm.alloc(depth * bandRows * rowWidth * 4) : 0;
@@ -1571,10 +1583,10 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
         wasm.reset();
         const [weightsAt, biasAt] = int8WeightsIn(weights, bias, form);
         const epilogueAt = epilogueIn(biasAt, epilogue);
-        const floatAt = wasm.copyIn(x);
+        const floatAt = readIn(x);
         const xAt = wasm.alloc(rows * stride * 2);
         kernels.int16Differences(floatAt, rows, depth, stride, quantize, quantScale, offsetD, xAt);
-        const yAt = wasm.alloc(outCount * 4);
+        const yAt = arena.outputAt(outCount);
         kernels.innerProductRows(xAt, rows, depth, weightsAt, outputs, yAt);
         kernels.accumulatorsOut(yAt, rows, outputs, 1, epilogueAt);
         return postOpsOut(epilogue.rest, yAt, outCount);
@@ -1588,7 +1600,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       wasm.reset();
       const [weightsAt, biasAt] = weightsIn(weights, bias);
       const xAt = inputIn(x, args);
-      const yAt = wasm.alloc(outCount * 4);
+      const yAt = arena.outputAt(outCount);
       if (transposed) kernels.setGemmScratch(wasm.alloc(gemmScratchBytes));
       kernels.innerProduct(xAt, rows, depth, weightsAt, transposed, biasAt, outputs, yAt);
       return postOpsOut(post, yAt, outCount);
@@ -1618,7 +1630,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     );
     const xAt = inputIn(args.x, args);
     const outCount = batch * outputs * outH * outW;
-    const yAt = wasm.alloc(outCount * 4);
+    const yAt = arena.outputAt(outCount);
     const { kernel, tile } = form;
     const side = tile + kernel - 1;
     const tilesAcross = Math.ceil(outW / tile);
@@ -1675,23 +1687,23 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     const geometryAt = geometryIn(args.window);
     const outCount = args.planes * outH * outW;
     // MAX pooling writes outputs four at a time: three floats of slack.
-    const yAt = wasm.alloc(outCount * 4 + 12);
+    const yAt = arena.outputAt(outCount, 3);
     const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
     if (average) kernels.avePool(...shared, args.offsetD !== undefined);
     else {
       const scratchBytes = kernels.maxPoolScratchBytes(outH, outW, geometryAt);
       kernels.maxPool(...shared, wasm.alloc(scratchBytes));
     }
-    return arena.copyOut(yAt, outCount);
+    return arena.output(yAt, outCount);
   };
 
   /** Runs `kernel(xAt, yAt)` over a copy of `x` into a same-sized output. */
   const mapped = (x: Float32Array, kernel: (xAt: number, yAt: number) => void): Float32Array => {
     wasm.reset();
-    const xAt = wasm.copyIn(x);
-    const yAt = wasm.alloc(x.byteLength);
+    const xAt = readIn(x);
+    const yAt = arena.outputAt(x.length);
     kernel(xAt, yAt);
-    return arena.copyOut(yAt, x.length);
+    return arena.output(yAt, x.length);
   };
   const checkView = (x: Float32Array, view: ChannelView) =>
     checkLength("x", x, view.outer * view.channels * view.inner);
@@ -1784,22 +1796,23 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       if (operation === "SUM") checkLength("coefficients", coefficients, inputs.length);
       if (inputs.length < 2) throw new RangeError("Eltwise takes at least 2 inputs");
       wasm.reset();
-      const yAt = wasm.copyIn(inputs[0]);
+      const yAt = arena.outputAt(count);
+      wasm.write(yAt, inputs[0]);
       if (operation === "SUM") {
         // Caffe's 0 + c0 x0 + c1 x1 + …: the first two in one pass, with the ReLU after them
         // when there are no more (ResNet's residual sums).
         const [first, ...rest] = post;
         const relu = inputs.length === 2 && first?.kind === "relu";
         const slope = relu ? first.slope : 0;
-        const bAt = wasm.copyIn(inputs[1]);
+        const bAt = readIn(inputs[1]);
         kernels.sumPair(yAt, bAt, count, coefficients[0], coefficients[1], relu, slope);
         for (let i = 2; i < inputs.length; i++) {
-          kernels.addScaled(yAt, wasm.copyIn(inputs[i]), count, coefficients[i]);
+          kernels.addScaled(yAt, readIn(inputs[i]), count, coefficients[i]);
         }
         return postOpsOut(relu ? rest : post, yAt, count);
       }
       for (let i = 1; i < inputs.length; i++) {
-        const xAt = wasm.copyIn(inputs[i]);
+        const xAt = readIn(inputs[i]);
         if (operation === "PROD") kernels.multiply(yAt, xAt, count);
         else kernels.maximum(yAt, xAt, count);
       }
@@ -1896,8 +1909,8 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
 }
 
 const loaders: Record<EngineBuild, () => Promise<EngineKernels>> = {
-  relaxed: onceLoader(() => engineModuleBase64("relaxed"), bindKernels),
-  portable: onceLoader(() => engineModuleBase64("portable"), bindKernels),
+  relaxed: onceLoader(() => engineModuleBase64("relaxed"), bindKernels, true),
+  portable: onceLoader(() => engineModuleBase64("portable"), bindKernels, true),
 };
 
 /**
@@ -1905,7 +1918,7 @@ const loaders: Record<EngineBuild, () => Promise<EngineKernels>> = {
  * benchmarks that compare builds or kernel variants side by side (scripts/bench_gemm.ts).
  */
 export async function engineKernelsOf(base64: string): Promise<EngineKernels> {
-  return bindKernels(await instantiate(base64));
+  return bindKernels(await instantiate(base64, true));
 }
 
 /**

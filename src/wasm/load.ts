@@ -66,6 +66,8 @@ export class WasmInstance {
   readonly #base: number;
   /** Views of the whole memory, made again when it grows (growing detaches them). */
   #views = memoryViews(new ArrayBuffer(0));
+  /** The end of the reserved region (see {@linkcode reserve}): where kept regions start. */
+  #reserved: number;
   /** The end of the kept regions: where scratch starts. */
   #kept: number;
   #top: number;
@@ -79,8 +81,31 @@ export class WasmInstance {
     this.exports = instance.exports;
     this.memory = memory;
     this.#base = alignUp(Math.max(memory.buffer.byteLength, ALIGN_BYTES));
+    this.#reserved = this.#base;
     this.#kept = this.#base;
     this.#top = this.#base;
+  }
+
+  /** Whether the memory is shared: views of it stay valid when it grows. */
+  get shared(): boolean {
+    return typeof SharedArrayBuffer === "function" &&
+      this.memory.buffer instanceof SharedArrayBuffer;
+  }
+
+  /**
+   * Sets aside `byteLength` bytes at the bottom of the memory, below the kept regions, that no
+   * call takes (e.g. the engine's output arena in a shared memory); returns its offset. Only while
+   * nothing is kept nor taken ({@linkcode release} first); it stays until set again.
+   */
+  reserve(byteLength: number): number {
+    if (this.#kept !== this.#reserved || this.#top !== this.#kept) {
+      throw new Error("reserve() while regions are kept or taken");
+    }
+    this.#top = this.#base;
+    const at = this.alloc(byteLength);
+    this.#reserved = this.#top;
+    this.#kept = this.#top;
+    return at;
   }
 
   /** Frees every scratch region (start of a call); kept regions stay. */
@@ -90,7 +115,7 @@ export class WasmInstance {
 
   /** Bytes of the kept regions. */
   get keptBytes(): number {
-    return this.#kept - this.#base;
+    return this.#kept - this.#reserved;
   }
 
   /**
@@ -110,10 +135,10 @@ export class WasmInstance {
     return this.#top === this.#kept;
   }
 
-  /** Frees every kept region and every scratch region. */
+  /** Frees every kept region and every scratch region (the reserved region stays). */
   release(): void {
-    this.#kept = this.#base;
-    this.#top = this.#base;
+    this.#kept = this.#reserved;
+    this.#top = this.#reserved;
   }
 
   /** Takes a 16-byte-aligned region of `byteLength` bytes; returns its offset. Grows the memory. */
@@ -215,10 +240,87 @@ const IMPORTS: WebAssembly.Imports = {
   },
 };
 
-/** Compiles and instantiates a base64-encoded module (asynchronously, so browsers allow it). */
-export async function instantiate(base64: string): Promise<WasmInstance> {
-  const { instance } = await WebAssembly.instantiate(decodeBase64(base64), IMPORTS);
+/**
+ * Compiles and instantiates a base64-encoded module (asynchronously, so browsers allow it). With
+ * `shared`, its memory is made shared (see {@linkcode sharedMemoryModule}) where the runtime allows
+ * it (Deno, Node; browsers only cross-origin isolated), so that views of it survive its growth;
+ * elsewhere, or if that fails, the module is instantiated as it is.
+ */
+export async function instantiate(base64: string, shared = false): Promise<WasmInstance> {
+  const bytes = decodeBase64(base64);
+  if (shared && typeof SharedArrayBuffer === "function") {
+    const patched = sharedMemoryModule(bytes);
+    if (patched !== undefined) {
+      try {
+        const { instance } = await WebAssembly.instantiate(patched, IMPORTS);
+        return new WasmInstance(instance);
+      } catch {
+        // Shared memory refused (e.g. a browser page that is not cross-origin isolated).
+      }
+    }
+  }
+  const { instance } = await WebAssembly.instantiate(bytes, IMPORTS);
   return new WasmInstance(instance);
+}
+
+/** Pages of 64 KiB a shared memory may grow to: all of wasm32's 4 GiB. */
+const SHARED_MAXIMUM_PAGES = 65536;
+
+/**
+ * `module`'s bytes with its one defined memory declared shared, with a maximum of 4 GiB (a shared
+ * memory needs one); undefined when the module does not define exactly one memory. A shared
+ * memory never moves: growing it leaves the views of its earlier buffers valid.
+ */
+export function sharedMemoryModule(module: Uint8Array): Uint8Array<ArrayBuffer> | undefined {
+  let at = 8; // magic and version
+  while (at < module.length) {
+    const id = module[at];
+    const [size, sizeEnd] = readLeb(module, at + 1);
+    const end = sizeEnd + size;
+    if (id === 5) {
+      const [count, limitsAt] = readLeb(module, sizeEnd);
+      const flags = module[limitsAt];
+      if (count !== 1 || (flags !== 0 && flags !== 1)) return undefined;
+      const [minimum, minimumEnd] = readLeb(module, limitsAt + 1);
+      const limitsEnd = flags === 1 ? readLeb(module, minimumEnd)[1] : minimumEnd;
+      if (limitsEnd !== end) return undefined;
+      const body = [1, 3, ...lebBytes(minimum), ...lebBytes(SHARED_MAXIMUM_PAGES)];
+      const header = [5, ...lebBytes(body.length)];
+      const patched = new Uint8Array(module.length - (end - at) + header.length + body.length);
+      patched.set(module.subarray(0, at));
+      patched.set(header, at);
+      patched.set(body, at + header.length);
+      patched.set(module.subarray(end), at + header.length + body.length);
+      return patched;
+    }
+    at = end;
+  }
+  return undefined;
+}
+
+/** The unsigned LEB128 number at `at` and the offset after it. */
+function readLeb(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  let next = at;
+  for (;;) {
+    const byte = bytes[next++];
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, next];
+    scale *= 128;
+  }
+}
+
+/** The unsigned LEB128 bytes of `value`. */
+function lebBytes(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  do {
+    const low = rest % 128;
+    rest = Math.floor(rest / 128);
+    bytes.push(rest > 0 ? low | 0x80 : low);
+  } while (rest > 0);
+  return bytes;
 }
 
 /**
@@ -226,15 +328,16 @@ export async function instantiate(base64: string): Promise<WasmInstance> {
  * every call shares the result, and a failed instantiation is retried on the next call. `base64`
  * gives the module's text, from the generated file imported on first use (`import()`): a program
  * that never runs a module's kernels does not load its text (the engine's builds are 150 KB
- * each), so the bundles keep it in a chunk of its own.
+ * each), so the bundles keep it in a chunk of its own. `shared` as for {@linkcode instantiate}.
  */
 export function onceLoader<T>(
   base64: () => Promise<string>,
   bind: (wasm: WasmInstance) => T,
+  shared = false,
 ): () => Promise<T> {
   let cached: Promise<T> | undefined;
   return () => {
-    cached ??= base64().then(instantiate).then(bind, (error) => {
+    cached ??= base64().then((text) => instantiate(text, shared)).then(bind, (error) => {
       cached = undefined;
       throw error;
     });

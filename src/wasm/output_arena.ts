@@ -1,13 +1,20 @@
 /**
  * Where a kernel wrapper puts its float output arrays during a run: normally each is a new array
  * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} small ones are views
- * into one JavaScript buffer instead, taken one after the other and taken again from its start
+ * into one buffer instead, taken one after the other and taken again from its start
  * by the next such run (which first makes it large enough for all the run before asked of it;
  * what does not fit during a run gets its own array). Allocating a typed array costs about a microsecond, as much as a small
  * layer's kernel, and a large one its fresh pages too (54 KB copied out: 8.6 us into a new array,
  * 1.4 us into a kept one); the arena avoids it for the values a run computes and lets go of
  * itself. The caller of `within` copies (`slice`) every view that outlives the run before the
  * next one.
+ *
+ * Where the module's memory is shared (src/wasm/load.ts `instantiate`), the arena is a region of
+ * that memory set aside below everything else ({@linkcode WasmInstance.reserve}): a kernel writes
+ * its output straight into its view ({@linkcode OutputArena.outputAt}) and the next kernel reads
+ * it where it is ({@linkcode OutputArena.offsetOf}), with no copy out and in (a shared memory's
+ * views survive its growth). Elsewhere the arena is a JavaScript buffer the outputs are copied
+ * to.
  *
  * @module
  */
@@ -27,7 +34,13 @@ const CAPACITY = 1 << 25;
 /** Output arrays of one module instance's kernels (see the module doc). */
 export class OutputArena {
   readonly #wasm: WasmInstance;
+  /** Frees the regions the instance keeps, so that the arena's region may be set again. */
+  readonly #freeKept: () => void;
   #buffer = new Float32Array(0);
+  /** The byte offset of the buffer in WebAssembly memory when it lies there, else -1. */
+  #memoryAt = -1;
+  /** The view {@linkcode outputAt} took last, until {@linkcode output} hands it on. */
+  #pending: Float32Array | undefined;
   #top = 0;
   /** Floats the current (or last) run asked of the arena, whether or not they fitted. */
   #asked = 0;
@@ -44,9 +57,13 @@ export class OutputArena {
   #free = new Map<number, { run: number; offsets: number[] }>();
   #active = false;
 
-  /** Output arrays of `wasm`'s kernels. */
-  constructor(wasm: WasmInstance) {
+  /**
+   * Output arrays of `wasm`'s kernels; `freeKept` frees what `wasm` keeps (the arena's region lies
+   * below the kept regions of a shared memory).
+   */
+  constructor(wasm: WasmInstance, freeKept: () => void) {
     this.#wasm = wasm;
+    this.#freeKept = freeKept;
   }
 
   /**
@@ -56,10 +73,11 @@ export class OutputArena {
   within<T>(body: () => T): T {
     if (this.#active) return body();
     this.#active = true;
-    if (this.#asked > this.#buffer.length) {
+    const wanted = Math.min(CAPACITY, this.#asked);
+    if (wanted > this.#buffer.length) {
       // Room for all a run like the last one asks, in one array: growing it during a run would
       // leave the pages of the smaller arrays before it unused, and then on the runs after.
-      this.#buffer = new Float32Array(Math.min(CAPACITY, this.#asked));
+      this.#resize(wanted);
     }
     this.#top = 0;
     this.#asked = 0;
@@ -68,7 +86,20 @@ export class OutputArena {
       return body();
     } finally {
       this.#active = false;
+      this.#pending = undefined;
     }
+  }
+
+  /** Makes the buffer `count` floats: in WebAssembly memory where it is shared. */
+  #resize(count: number): void {
+    const wasm = this.#wasm;
+    if (!wasm.shared) {
+      this.#buffer = new Float32Array(count);
+      return;
+    }
+    this.#freeKept();
+    this.#memoryAt = wasm.reserve(count * 4);
+    this.#buffer = new Float32Array(wasm.memory.buffer, this.#memoryAt, count);
   }
 
   /**
@@ -78,13 +109,13 @@ export class OutputArena {
    */
   release(values: Float32Array): void {
     if (!this.#active || values.buffer !== this.#buffer.buffer) return;
-    const at = values.byteOffset >>> 2;
+    const at = (values.byteOffset - Math.max(this.#memoryAt, 0)) >>> 2;
     const view = this.#views.get(at);
     if (view === undefined || view.run !== this.#run || view.count !== values.length) return;
     view.run = -1;
-    const free = this.#free.get(values.length);
+    const free = this.#free.get(view.count);
     if (free === undefined) {
-      this.#free.set(values.length, { run: this.#run, offsets: [at] });
+      this.#free.set(view.count, { run: this.#run, offsets: [at] });
       return;
     }
     if (free.run !== this.#run) {
@@ -97,6 +128,34 @@ export class OutputArena {
   /** Whether `values` is a view into the arena (copy it if it is to outlive the run). */
   holds(values: Float32Array): boolean {
     return values.buffer === this.#buffer.buffer;
+  }
+
+  /**
+   * The byte offset in WebAssembly memory of `values` when they are a view of the arena there: a
+   * kernel that only reads them reads them in place. Undefined otherwise (copy them in).
+   */
+  offsetOf(values: Float32Array): number | undefined {
+    return this.#memoryAt >= 0 && values.buffer === this.#buffer.buffer
+      ? values.byteOffset
+      : undefined;
+  }
+
+  /**
+   * Where a kernel is to write an output of `count` floats (and may write `slack` floats past it):
+   * a view of the arena in WebAssembly memory when there is one with room, else scratch. Hand the
+   * offset to {@linkcode output} once the kernel has written it.
+   */
+  outputAt(count: number, slack = 0): number {
+    this.#pending = this.#memoryAt >= 0 ? this.#room(count + slack) : undefined;
+    return this.#pending?.byteOffset ?? this.#wasm.alloc((count + slack) * 4);
+  }
+
+  /** The `count` floats a kernel wrote at `offset` (from {@linkcode outputAt}) as an array. */
+  output(offset: number, count: number): Float32Array {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending?.byteOffset !== offset) return this.copyOut(offset, count);
+    return pending.length === count ? pending : pending.subarray(0, count);
   }
 
   /** A copy of the `count` floats at `offset` of WebAssembly memory. */

@@ -100,6 +100,11 @@ export class ResidentArrays {
     return at;
   }
 
+  /** Lets go of every kept form (and frees the instance's kept regions). */
+  clear(): void {
+    this.#free();
+  }
+
   #free(): void {
     this.#wasm.release();
     this.#kept = new WeakMap();
