@@ -37,8 +37,8 @@ export class OutputArena {
   /** Frees the regions the instance keeps, so that the arena's region may be set again. */
   readonly #freeKept: () => void;
   #buffer = new Float32Array(0);
-  /** The byte offset of the buffer in WebAssembly memory when it lies there, else -1. */
-  #memoryAt = -1;
+  /** Whether the buffer lies in WebAssembly memory (a shared one). */
+  #inMemory = false;
   /** The view {@linkcode outputAt} took last, until {@linkcode output} hands it on. */
   #pending: Float32Array | undefined;
   #top = 0;
@@ -98,8 +98,10 @@ export class OutputArena {
       return;
     }
     this.#freeKept();
-    this.#memoryAt = wasm.reserve(count * 4);
-    this.#buffer = new Float32Array(wasm.memory.buffer, this.#memoryAt, count);
+    // Reserved first: it may grow the memory, whose buffer is read after.
+    const at = wasm.reserve(count * 4);
+    this.#buffer = new Float32Array(wasm.memory.buffer, at, count);
+    this.#inMemory = true;
   }
 
   /**
@@ -109,13 +111,13 @@ export class OutputArena {
    */
   release(values: Float32Array): void {
     if (!this.#active || values.buffer !== this.#buffer.buffer) return;
-    const at = (values.byteOffset - Math.max(this.#memoryAt, 0)) >>> 2;
+    const at = (values.byteOffset - this.#buffer.byteOffset) >>> 2;
     const view = this.#views.get(at);
     if (view === undefined || view.run !== this.#run || view.count !== values.length) return;
     view.run = -1;
-    const free = this.#free.get(view.count);
+    const free = this.#free.get(values.length);
     if (free === undefined) {
-      this.#free.set(view.count, { run: this.#run, offsets: [at] });
+      this.#free.set(values.length, { run: this.#run, offsets: [at] });
       return;
     }
     if (free.run !== this.#run) {
@@ -135,9 +137,7 @@ export class OutputArena {
    * kernel that only reads them reads them in place. Undefined otherwise (copy them in).
    */
   offsetOf(values: Float32Array): number | undefined {
-    return this.#memoryAt >= 0 && values.buffer === this.#buffer.buffer
-      ? values.byteOffset
-      : undefined;
+    return this.#inMemory && values.buffer === this.#buffer.buffer ? values.byteOffset : undefined;
   }
 
   /**
@@ -146,7 +146,7 @@ export class OutputArena {
    * offset to {@linkcode output} once the kernel has written it.
    */
   outputAt(count: number, slack = 0): number {
-    this.#pending = this.#memoryAt >= 0 ? this.#room(count + slack) : undefined;
+    this.#pending = this.#inMemory ? this.#room(count + slack) : undefined;
     return this.#pending?.byteOffset ?? this.#wasm.alloc((count + slack) * 4);
   }
 
