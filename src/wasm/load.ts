@@ -19,8 +19,6 @@
  * @module
  */
 
-import { varintSize, WireReader, WireWriter } from "../proto/wire.ts";
-
 /** A typed array the scratch memory can hold. */
 export type ScratchArray =
   | Int8Array
@@ -274,35 +272,55 @@ const SHARED_MAXIMUM_PAGES = 65536;
  * memory never moves: growing it leaves the views of its earlier buffers valid.
  */
 export function sharedMemoryModule(module: Uint8Array): Uint8Array<ArrayBuffer> | undefined {
-  // Section sizes and limits are unsigned LEB128: protobuf's varints.
-  const reader = new WireReader(module, 8); // after the magic and version
-  while (!reader.done) {
-    const at = reader.pos;
-    const id = module[reader.pos++];
-    const size = reader.uint32();
-    const end = reader.pos + size;
+  let at = 8; // magic and version
+  while (at < module.length) {
+    const id = module[at];
+    const [size, sizeEnd] = readLeb(module, at + 1);
+    const end = sizeEnd + size;
     if (id === 5) {
-      const count = reader.uint32();
-      const flags = module[reader.pos++];
+      const [count, limitsAt] = readLeb(module, sizeEnd);
+      const flags = module[limitsAt];
       if (count !== 1 || (flags !== 0 && flags !== 1)) return undefined;
-      const minimum = reader.uint32();
-      if (flags === 1) reader.uint32();
-      if (reader.pos !== end) return undefined;
-      const bodySize = 2 + varintSize(minimum) + varintSize(SHARED_MAXIMUM_PAGES);
-      const sectionSize = 1 + varintSize(bodySize) + bodySize;
-      const writer = new WireWriter(module.length - (end - at) + sectionSize);
-      writer.raw(module.subarray(0, at));
-      writer.raw(Uint8Array.of(5));
-      writer.varint(bodySize);
-      writer.raw(Uint8Array.of(1, 3)); // one memory; limits: minimum, maximum, shared
-      writer.varint(minimum);
-      writer.varint(SHARED_MAXIMUM_PAGES);
-      writer.raw(module.subarray(end));
-      return writer.finish() as Uint8Array<ArrayBuffer>;
+      const [minimum, minimumEnd] = readLeb(module, limitsAt + 1);
+      const limitsEnd = flags === 1 ? readLeb(module, minimumEnd)[1] : minimumEnd;
+      if (limitsEnd !== end) return undefined;
+      const body = [1, 3, ...lebBytes(minimum), ...lebBytes(SHARED_MAXIMUM_PAGES)];
+      const header = [5, ...lebBytes(body.length)];
+      const patched = new Uint8Array(module.length - (end - at) + header.length + body.length);
+      patched.set(module.subarray(0, at));
+      patched.set(header, at);
+      patched.set(body, at + header.length);
+      patched.set(module.subarray(end), at + header.length + body.length);
+      return patched;
     }
-    reader.pos = end;
+    at = end;
   }
   return undefined;
+}
+
+/** The unsigned LEB128 number at `at` and the offset after it. */
+function readLeb(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  let next = at;
+  for (;;) {
+    const byte = bytes[next++];
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, next];
+    scale *= 128;
+  }
+}
+
+/** The unsigned LEB128 bytes of `value`. */
+function lebBytes(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  do {
+    const low = rest % 128;
+    rest = Math.floor(rest / 128);
+    bytes.push(rest > 0 ? low | 0x80 : low);
+  } while (rest > 0);
+  return bytes;
 }
 
 /**
