@@ -16,11 +16,12 @@ import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
 import { convolutionRunners, POST_OP_TYPES } from "./conv.ts";
 import { elementwiseRunners } from "./elementwise.ts";
 import { runInputs } from "./inputs.ts";
-import { forgetMemos, keptTops } from "./layer_memo.ts";
+import { forgetMemos } from "./layer_memo.ts";
 import { poolingRunners } from "./pool.ts";
 import { quantRunners } from "./quant.ts";
 import { shapeRunners } from "./shape.ts";
 import { ssdRunners } from "./ssd.ts";
+import { BlobValues } from "./blob_values.ts";
 import { badInput, FLOAT, shapeText, type Tensor, type Value } from "./tensor.ts";
 
 export type { Tensor } from "./tensor.ts";
@@ -232,6 +233,11 @@ interface PlannedLayer {
   tops: string[];
   /** The type's runner, if simulated. */
   runner: LayerRunner | undefined;
+  /** The slots of `bottoms` and `tops` (see {@linkcode RunPlan.slots}). */
+  bottomSlots: number[];
+  topSlots: number[];
+  /** For each bottom, whether this layer is the last to read it. */
+  lastReads: boolean[];
 }
 
 /**
@@ -241,6 +247,15 @@ interface PlannedLayer {
 interface RunPlan {
   stamp: NetStamp;
   layers: PlannedLayer[];
+  /** Each layer's planned form. */
+  planned: Map<Layer, PlannedLayer>;
+  /**
+   * A slot for each blob name (the inputs', the layers' bottoms and tops): where a run holds its
+   * value (src/engine/blob_values.ts). A resumed run adds the names of its state it lacks.
+   */
+  slots: Map<string, number>;
+  /** The blob name of each slot. */
+  names: string[];
   byName: Map<string, Layer>;
   /** For each blob name, the first DeQuant layer whose first bottom it is. */
   dequants: Map<string, Layer>;
@@ -285,25 +300,51 @@ function runPlan(net: Net): RunPlan {
   const kept = PLANS.get(net);
   if (kept !== undefined && sameStamp(net, kept.stamp)) return kept;
   forgetMemos(net.layers);
-  const plan: RunPlan = {
-    stamp: netStamp(net),
-    layers: net.layers.map((layer) => ({
+  const inputNames = net.header.getAll("input").map(String);
+  const slots = new Map<string, number>();
+  const names: string[] = [];
+  const slotOf = (name: string) => slotFor(slots, names, name);
+  for (const name of inputNames) slotOf(name);
+  const lastRead = lastReaders(net);
+  const layers = net.layers.map((layer, index): PlannedLayer => {
+    const { bottoms, tops } = layer;
+    return {
       layer,
       type: layer.type,
-      bottoms: layer.bottoms,
-      tops: layer.tops,
+      bottoms,
+      tops,
       runner: Object.hasOwn(RUNNERS, layer.type) ? RUNNERS[layer.type] : undefined,
-    })),
+      bottomSlots: bottoms.map(slotOf),
+      topSlots: tops.map(slotOf),
+      lastReads: bottoms.map((name) => lastRead.get(name) === index),
+    };
+  });
+  const plan: RunPlan = {
+    stamp: netStamp(net),
+    layers,
+    planned: new Map(layers.map((planned) => [planned.layer, planned])),
+    slots,
+    names,
     byName: new Map(net.layers.map((layer) => [layer.name, layer])),
     dequants: firstDequants(net),
-    lastRead: lastReaders(net),
-    inputNames: net.header.getAll("input").map(String),
+    lastRead,
+    inputNames,
     inputs: netInputs(net),
     chains: fusionChains(net),
     deferred: deferredQuants(net),
   };
   PLANS.set(net, plan);
   return plan;
+}
+
+/** The slot of blob `name` in `slots` and `names`, added when new. */
+function slotFor(slots: Map<string, number>, names: string[], name: string): number {
+  let slot = slots.get(name);
+  if (slot === undefined) {
+    slot = names.push(name) - 1;
+    slots.set(name, slot);
+  }
+  return slot;
 }
 
 /**
@@ -337,7 +378,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   const deferred = hooked || observing ? new Set<Layer>() : plan.deferred;
   // The layers a Convolution applied itself, and the blob its value went to.
   const applied = new Set<Layer>();
-  const fusedTop = new Map<Layer, readonly string[]>();
+  const fusedTop = new Map<Layer, readonly number[]>();
   const context: RunContext = {
     kernels,
     quantKernels: quant,
@@ -350,7 +391,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       if (count === 0) return;
       const taken = chains.get(layer)!.slice(0, count);
       for (const next of taken) applied.add(next);
-      fusedTop.set(layer, keptTops(taken[taken.length - 1]));
+      fusedTop.set(layer, plan.planned.get(taken[taken.length - 1])!.topSlots);
     },
     defersQuant: (layer) => deferred.has(layer),
   };
@@ -360,19 +401,25 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   }
   const start = resume?.index ?? 0;
   const state = resume && stateOf(resume);
-  const values = new Map<string, Value>();
+  const { slots, names } = plan;
+  if (state !== undefined) {
+    for (const name of [...state.values.keys(), ...state.open]) slotFor(slots, names, name);
+  }
+  const values = new BlobValues(names.length);
   const skippedProducer = new Map<string, string>(state?.skippedProducer);
-  const open = new Set<string>(state?.open);
   const skipped: SkippedLayer[] = [...state?.skipped ?? []];
   if (state === undefined) {
     for (const name of plan.inputNames) {
-      values.set(name, { tensor: inputs.get(name)!, domain: FLOAT });
-      open.add(name);
+      const slot = slots.get(name)!;
+      values.set(slot, { tensor: inputs.get(name)!, domain: FLOAT });
+      values.open(slot);
     }
   } else {
+    for (const name of state.open) values.open(slots.get(name)!);
     // What a whole run of this net holds here: what later layers read, and what none read yet.
     for (const [name, value] of state.values) {
-      if (open.has(name) || (lastRead.get(name) ?? -1) >= start) values.set(name, value);
+      const slot = slots.get(name)!;
+      if (values.isOpen(slot) || (lastRead.get(name) ?? -1) >= start) values.set(slot, value);
     }
   }
   const keepAt = checkpointIndices(net, options.checkpoints ?? [], chains, deferred);
@@ -380,29 +427,30 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   // outputs), and a value's memory there goes to later values once no blob holds it.
   const arena = !hooked && keepAt.size === 0;
   const checkpoints: RunCheckpoint[] = [];
-  const skip = ({ layer, type, tops }: PlannedLayer, reason: string) => {
+  const skip = ({ layer, type, tops, topSlots }: PlannedLayer, reason: string) => {
     skipped.push({ layer: layer.name, type, reason });
-    for (const top of tops) {
-      values.delete(top);
-      open.delete(top);
-      skippedProducer.set(top, layer.name);
+    for (let i = 0; i < tops.length; i++) {
+      values.delete(topSlots[i]);
+      values.close(topSlots[i]);
+      skippedProducer.set(tops[i], layer.name);
     }
   };
   /** Runs the layer at `index` (or skips it, or leaves it to the layer that applied it). */
   const runLayer = (planned: PlannedLayer, index: number) => {
     if (keepAt.has(index)) {
-      checkpoints.push(checkpointOf(index, values, open, skipped, skippedProducer));
+      checkpoints.push(checkpointOf(index, values, names, skipped, skippedProducer));
     }
-    const { layer, type, runner } = planned;
+    const { layer, type, runner, bottomSlots } = planned;
     // A layer the one before it applied already (fusionChains).
     if (applied.has(layer)) return;
     const bottoms: Value[] = [];
-    for (const name of planned.bottoms) {
-      const value = values.get(name);
+    for (let i = 0; i < bottomSlots.length; i++) {
+      const value = values.get(bottomSlots[i]);
       if (value !== undefined) {
         bottoms.push(value);
         continue;
       }
+      const name = planned.bottoms[i];
       const producer = skippedProducer.get(name);
       if (producer === undefined) {
         throw new ConvertError(
@@ -439,24 +487,25 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       throw badInput(layer, `it has ${planned.tops.length} tops, the layer gives ${tops.length}`);
     }
     let dead: Float32Array[] | undefined;
-    for (const name of planned.bottoms) {
-      open.delete(name);
-      if (keepAll || lastRead.get(name) !== index) continue;
-      const value = values.get(name);
+    for (let i = 0; i < bottomSlots.length; i++) {
+      const slot = bottomSlots[i];
+      values.close(slot);
+      if (keepAll || !planned.lastReads[i]) continue;
+      const value = values.get(slot);
       if (arena && value !== undefined) (dead ??= []).push(value.tensor.data);
-      values.delete(name);
+      values.delete(slot);
     }
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     // The last fused layer's blob holds the convolution's output with those layers applied.
     // (Its tops, one name: the chain's layers have one top.)
-    const topNames = fusedTop.get(layer) ?? planned.tops;
-    for (let i = 0; i < topNames.length; i++) {
-      values.set(topNames[i], tops[i]);
-      open.add(topNames[i]);
-      if (skippedProducer.size > 0) skippedProducer.delete(topNames[i]);
+    const topSlots = fusedTop.get(layer) ?? planned.topSlots;
+    for (let i = 0; i < topSlots.length; i++) {
+      values.set(topSlots[i], tops[i]);
+      values.open(topSlots[i]);
+      if (skippedProducer.size > 0) skippedProducer.delete(names[topSlots[i]]);
     }
     for (const data of dead ?? NO_ARRAYS) {
-      if (!heldByValue(values, data)) kernels.releaseOutput(data);
+      if (!values.holds(data)) kernels.releaseOutput(data);
     }
   };
   const runLayers = () => {
@@ -466,9 +515,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
   };
   if (arena) kernels.withOutputArena(runLayers);
   else runLayers();
-  const tensors = (names: Iterable<string>) => {
-    const named = [...names].map((name) =>
-      [name, settled(values.get(name)!, kernels, quant)] as const
+  const tensors = (held: readonly number[]) => {
+    const named = held.map((slot) =>
+      [names[slot], settled(values.get(slot)!, kernels, quant)] as const
     );
     const copies = arena ? ownedCopies(named.map(([, tensor]) => tensor.data), kernels) : undefined;
     return new Map(named.map(([name, tensor]) => {
@@ -476,13 +525,15 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       return [name, copy === undefined ? tensor : { ...tensor, data: copy }];
     }));
   };
+  const held = values.heldSlots();
   const deployBlobs = new Map<string, "int8" | "accumulator">();
-  for (const [name, { domain }] of values) {
-    if (domain.kind !== "float") deployBlobs.set(name, domain.kind);
+  for (const slot of held) {
+    const { kind } = values.get(slot)!.domain;
+    if (kind !== "float") deployBlobs.set(names[slot], kind);
   }
   return {
-    outputs: tensors(open),
-    blobs: keepAll ? tensors(values.keys()) : new Map(),
+    outputs: tensors(values.openSlots()),
+    blobs: keepAll ? tensors(held) : new Map(),
     skipped,
     deployBlobs,
     checkpoints,
@@ -504,19 +555,6 @@ function settled(value: Value, kernels: EngineKernels, quant: QuantKernels): Ten
     return { ...tensor, data: quant.fakeQuantActivations(tensor.data, scaleD, offsetD) };
   }
   return tensor;
-}
-
-/** Whether a value of `values` holds any of `data`'s memory (the same array, or part of it). */
-function heldByValue(values: Map<string, Value>, data: Float32Array): boolean {
-  const end = data.byteOffset + data.byteLength;
-  for (const { tensor } of values.values()) {
-    const held = tensor.data;
-    if (
-      held.buffer === data.buffer && held.byteOffset < end &&
-      data.byteOffset < held.byteOffset + held.byteLength
-    ) return true;
-  }
-  return false;
 }
 
 /**
@@ -570,19 +608,20 @@ function checkpointIndices(
 /** A copy of the run's state before layer `index` (the tensors themselves are shared). */
 function checkpointOf(
   index: number,
-  values: Map<string, Value>,
-  open: Set<string>,
+  values: BlobValues,
+  names: readonly string[],
   skipped: SkippedLayer[],
   skippedProducer: Map<string, string>,
 ): RunCheckpoint {
-  const arrays = new Set([...values.values()].map((value) => value.tensor.data));
+  const held = values.heldSlots();
+  const arrays = new Set(held.map((slot) => values.get(slot)!.tensor.data));
   const checkpoint = {
     index,
     bytes: [...arrays].reduce((total, data) => total + data.byteLength, 0),
   };
   STATES.set(checkpoint, {
-    values: new Map(values),
-    open: [...open],
+    values: new Map(held.map((slot) => [names[slot], values.get(slot)!])),
+    open: values.openSlots().map((slot) => names[slot]),
     skipped: [...skipped],
     skippedProducer: new Map(skippedProducer),
   });
