@@ -17,6 +17,9 @@ export class BlobValues {
   readonly #valueOrder: number[];
   /** When each open blob (written or given and not read since) opened, 0 for the others. */
   readonly #openOrder: number[];
+  /** The slots holding a value, in no order, and where each is in that list (-1: not held). */
+  readonly #held: number[] = [];
+  readonly #heldAt: number[];
   #sequence = 0;
 
   /** An empty store of `slots` slots. */
@@ -25,6 +28,7 @@ export class BlobValues {
     this.#values = new Array<Value | undefined>(slots).fill(undefined);
     this.#valueOrder = new Array<number>(slots).fill(0);
     this.#openOrder = new Array<number>(slots).fill(0);
+    this.#heldAt = new Array<number>(slots).fill(-1);
   }
 
   /** The value of `slot`, if held. */
@@ -34,13 +38,24 @@ export class BlobValues {
 
   /** Holds `value` in `slot` (a slot that held none goes last in {@linkcode heldSlots}). */
   set(slot: number, value: Value): void {
-    if (this.#values[slot] === undefined) this.#valueOrder[slot] = ++this.#sequence;
+    if (this.#values[slot] === undefined) {
+      this.#valueOrder[slot] = ++this.#sequence;
+      this.#heldAt[slot] = this.#held.push(slot) - 1;
+    }
     this.#values[slot] = value;
   }
 
   /** Lets go of the value of `slot`. */
   delete(slot: number): void {
+    const at = this.#heldAt[slot];
+    if (at < 0) return;
     this.#values[slot] = undefined;
+    this.#heldAt[slot] = -1;
+    const last = this.#held.pop()!;
+    if (last !== slot) {
+      this.#held[at] = last;
+      this.#heldAt[last] = at;
+    }
   }
 
   /** Marks `slot` open (one that was not goes last in {@linkcode openSlots}). */
@@ -60,11 +75,7 @@ export class BlobValues {
 
   /** The slots holding a value, in the order a `Map` of them would iterate. */
   heldSlots(): number[] {
-    const slots: number[] = [];
-    for (let slot = 0; slot < this.#values.length; slot++) {
-      if (this.#values[slot] !== undefined) slots.push(slot);
-    }
-    return slots.sort((a, b) => this.#valueOrder[a] - this.#valueOrder[b]);
+    return this.#held.slice().sort((a, b) => this.#valueOrder[a] - this.#valueOrder[b]);
   }
 
   /** The open slots, in the order they opened. */
@@ -79,9 +90,8 @@ export class BlobValues {
   /** Whether a held value holds any of `data`'s memory (the same array, or part of it). */
   holds(data: Float32Array): boolean {
     const end = data.byteOffset + data.byteLength;
-    for (const value of this.#values) {
-      if (value === undefined) continue;
-      const held = value.tensor.data;
+    for (let i = 0; i < this.#held.length; i++) {
+      const held = this.#values[this.#held[i]]!.tensor.data;
       if (
         held.buffer === data.buffer && held.byteOffset < end &&
         data.byteOffset < held.byteOffset + held.byteLength

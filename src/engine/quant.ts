@@ -21,7 +21,7 @@
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
-import { keptTops, memo } from "./layer_memo.ts";
+import { keptTops, keyedMemo, memo } from "./layer_memo.ts";
 import { badInput, FLOAT, product, shapeText, unsupported, type Value } from "./tensor.ts";
 
 /**
@@ -96,12 +96,35 @@ function fakeScaleD(
   return exact ? deq[0] : scaleDFromQuantScale(quantScale);
 }
 
+/** A Quant layer's parameters, its object layer and that layer's DeQuant (see quantForm). */
+interface QuantForm {
+  quantScale: number;
+  offsetD: number;
+  object: Layer | undefined;
+  dequant: Layer | undefined;
+}
+
+/** The key quantForm keeps its value under (written in place on each call). */
+const FORM_KEYS: unknown[] = [undefined];
+
+/**
+ * `layer`'s parameters and the layers it quantizes for, found once per net: they depend on the
+ * net's trees alone, and a run forgets every layer's kept values when any tree of its net changes
+ * (src/engine/layer_memo.ts). One lookup on each run, where finding them took six (a warm run of
+ * a large net finds each layer's maps out of cache, the kernels having run in between).
+ */
+function quantForm(layer: Layer, context: RunContext): QuantForm {
+  FORM_KEYS[0] = context.net;
+  return keyedMemo(layer, quantForm, FORM_KEYS, () => {
+    const object = context.layerNamed(memo(layer, objectLayerName));
+    return { ...memo(layer, quantParameters), object, dequant: dequantOf(object, context) };
+  });
+}
+
 /** Quant: fake-quant x^ (fake-quant model) or q (deploy model). */
 function quant(layer: Layer, input: Value, context: RunContext): Value {
-  const { quantScale, offsetD } = memo(layer, quantParameters);
+  const { quantScale, offsetD, object, dequant } = quantForm(layer, context);
   const { shape, data } = input.tensor;
-  const object = context.layerNamed(memo(layer, objectLayerName));
-  const dequant = dequantOf(object, context);
   const dequantScales = dequant?.blobs[0]?.data;
   const deploy = dequantScales !== undefined
     ? dequantScales instanceof BigUint64Array

@@ -247,8 +247,6 @@ interface PlannedLayer {
 interface RunPlan {
   stamp: NetStamp;
   layers: PlannedLayer[];
-  /** Each layer's planned form. */
-  planned: Map<Layer, PlannedLayer>;
   /**
    * A slot for each blob name (the inputs', the layers' bottoms and tops): where a run holds its
    * value (src/engine/blob_values.ts). A resumed run adds the names of its state it lacks.
@@ -322,7 +320,6 @@ function runPlan(net: Net): RunPlan {
   const plan: RunPlan = {
     stamp: netStamp(net),
     layers,
-    planned: new Map(layers.map((planned) => [planned.layer, planned])),
     slots,
     names,
     byName: new Map(net.layers.map((layer) => [layer.name, layer])),
@@ -376,9 +373,11 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     ? chainsBefore(plan.chains, observeOnly)
     : plan.chains;
   const deferred = hooked || observing ? new Set<Layer>() : plan.deferred;
-  // The layers a Convolution applied itself, and the blob its value went to.
-  const applied = new Set<Layer>();
-  const fusedTop = new Map<Layer, readonly number[]>();
+  // The layer running, the last of the layers after it that it applied itself (a chain of
+  // fusionChains is the layers right after its layer), and the slots its value then goes to.
+  let running = -1;
+  let appliedThrough = -1;
+  let fusedTops: readonly number[] | undefined;
   const context: RunContext = {
     kernels,
     quantKernels: quant,
@@ -389,9 +388,9 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     fusable: (layer) => chains.get(layer) ?? NO_LAYERS,
     fused(layer, count) {
       if (count === 0) return;
-      const taken = chains.get(layer)!.slice(0, count);
-      for (const next of taken) applied.add(next);
-      fusedTop.set(layer, plan.planned.get(taken[taken.length - 1])!.topSlots);
+      if (plan.layers[running]?.layer !== layer) throw new Error("fused() of a layer not running");
+      appliedThrough = running + count;
+      fusedTops = plan.layers[appliedThrough].topSlots;
     },
     defersQuant: (layer) => deferred.has(layer),
   };
@@ -440,9 +439,11 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     if (keepAt.has(index)) {
       checkpoints.push(checkpointOf(index, values, names, skipped, skippedProducer));
     }
-    const { layer, type, runner, bottomSlots } = planned;
     // A layer the one before it applied already (fusionChains).
-    if (applied.has(layer)) return;
+    if (index <= appliedThrough) return;
+    const { layer, type, runner, bottomSlots } = planned;
+    running = index;
+    fusedTops = undefined;
     const bottoms: Value[] = [];
     for (let i = 0; i < bottomSlots.length; i++) {
       const value = values.get(bottomSlots[i]);
@@ -498,7 +499,7 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
     options.written?.(layer, tops.map((top) => top.tensor), tops.map((top) => top.domain.kind));
     // The last fused layer's blob holds the convolution's output with those layers applied.
     // (Its tops, one name: the chain's layers have one top.)
-    const topSlots = fusedTop.get(layer) ?? planned.topSlots;
+    const topSlots = fusedTops ?? planned.topSlots;
     for (let i = 0; i < topSlots.length; i++) {
       values.set(topSlots[i], tops[i]);
       values.open(topSlots[i]);
