@@ -11,6 +11,7 @@ import { ConvertError } from "../errors.ts";
 import { type EngineKernels, engineKernels } from "../wasm/engine.ts";
 import { type EngineBuild, engineBuild } from "../wasm/engine_build.ts";
 import { type QuantKernels, quantKernels } from "../wasm/quant.ts";
+import { BlobValues } from "./blob_values.ts";
 import { channelRunners } from "./channel.ts";
 import type { LayerRunner, RunContext, RunnerTable } from "./context.ts";
 import { convolutionRunners, POST_OP_TYPES } from "./conv.ts";
@@ -21,7 +22,6 @@ import { poolingRunners } from "./pool.ts";
 import { quantRunners } from "./quant.ts";
 import { shapeRunners } from "./shape.ts";
 import { ssdRunners } from "./ssd.ts";
-import { BlobValues } from "./blob_values.ts";
 import { badInput, FLOAT, shapeText, type Tensor, type Value } from "./tensor.ts";
 
 export type { Tensor } from "./tensor.ts";
