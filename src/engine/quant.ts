@@ -21,7 +21,7 @@
 import type { Layer } from "../caffe/net.ts";
 import type { PostOp } from "../wasm/engine.ts";
 import { eachBottom, requiredBlob, type RunContext, type RunnerTable } from "./context.ts";
-import { keptTops, keyedMemo, memo } from "./layer_memo.ts";
+import { keptTops, keyedMemo } from "./layer_memo.ts";
 import { badInput, FLOAT, product, shapeText, unsupported, type Value } from "./tensor.ts";
 
 /**
@@ -116,8 +116,8 @@ const FORM_KEYS: unknown[] = [undefined];
 function quantForm(layer: Layer, context: RunContext): QuantForm {
   FORM_KEYS[0] = context.net;
   return keyedMemo(layer, quantForm, FORM_KEYS, () => {
-    const object = context.layerNamed(memo(layer, objectLayerName));
-    return { ...memo(layer, quantParameters), object, dequant: dequantOf(object, context) };
+    const object = context.layerNamed(objectLayerName(layer));
+    return { ...quantParameters(layer), object, dequant: dequantOf(object, context) };
   });
 }
 
