@@ -247,9 +247,9 @@ export interface EngineKernels {
    */
   setResidentBudget(bytes: number): void;
   /**
-   * Runs `body` with the tensor outputs of these kernels (up to 1 MiB each) taken as views from
-   * one buffer that the next `withOutputArena` takes again from its start: `body`'s caller must
-   * copy every such output it keeps beyond that (see {@linkcode EngineKernels.inOutputArena}).
+   * Runs `body` with the tensor outputs of these kernels taken as views from one buffer that the
+   * next `withOutputArena` takes again from its start: `body`'s caller must copy every such output
+   * it keeps beyond that (see {@linkcode EngineKernels.inOutputArena}).
    */
   withOutputArena<T>(body: () => T): T;
   /** Whether `values` is an output taken from the arena of {@linkcode withOutputArena}. */

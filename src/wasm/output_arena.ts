@@ -1,12 +1,12 @@
 /**
  * Where a kernel wrapper puts its float output arrays during a run: normally each is a new array
- * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} small ones are views
- * into one buffer instead, taken one after the other and taken again from its start
- * by the next such run (which first makes it large enough for all the run before asked of it;
- * what does not fit during a run gets its own array). Allocating a typed array costs about a microsecond, as much as a small
- * layer's kernel, and a large one its fresh pages too (54 KB copied out: 8.6 us into a new array,
- * 1.4 us into a kept one); the arena avoids it for the values a run computes and lets go of
- * itself. The caller of `within` copies (`slice`) every view that outlives the run before the
+ * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} they are views into one
+ * buffer instead, taken one after the other and taken again from its start by the next such run
+ * (which first makes it large enough for all the run before asked of it, up to a capacity; what
+ * does not fit during a run gets its own array). Allocating a typed array costs about a
+ * microsecond, as much as a small layer's kernel, and a large one its fresh pages too (54 KB
+ * copied out: 8.6 us into a new array, 1.4 us into a kept one); the arena avoids it for the values
+ * a run computes and lets go of itself. The caller of `within` copies (`slice`) every view that outlives the run before the
  * next one.
  *
  * Where the module's memory is shared (src/wasm/load.ts `instantiate`), the arena is a region of
@@ -21,10 +21,11 @@
 
 import type { WasmInstance } from "./load.ts";
 
-/** Floats of the largest output taken from the arena (16 MiB); larger ones get their own array. */
-const LARGEST = 1 << 22;
 /**
- * Floats the arena grows to at most (128 MiB); outputs beyond it get their own arrays. One
+ * Floats the arena grows to at most (128 MiB); outputs beyond it get their own arrays. Any output
+ * that fits is taken from it, however large: an array of its own would take fresh pages on every
+ * run (ultraface_rfb320 joined 8 samples at a time, one 19.6 MB output: 4,800 page faults and ~50
+ * ms a run when outputs above 16 MiB got their own). One
  * ResNet-50 run at 224x224 copies out 65 MB of outputs (73 of them): with room for 32 MiB only,
  * half of them were new arrays, whose fresh pages and collection took 172 CPU ms per run against
  * 150 with this room (runNet of both in one process, interleaved rounds of 1.5 s, medians).
@@ -67,7 +68,7 @@ export class OutputArena {
   }
 
   /**
-   * Runs `body` with small outputs taken from the arena, from its start (views taken in an
+   * Runs `body` with outputs taken from the arena, from its start (views taken in an
    * earlier `within` are overwritten now).
    */
   within<T>(body: () => T): T {
@@ -178,7 +179,7 @@ export class OutputArena {
 
   /** A view of `count` floats of the arena, or undefined where the output gets its own array. */
   #room(count: number): Float32Array | undefined {
-    if (!this.#active || count > LARGEST) return undefined;
+    if (!this.#active) return undefined;
     // A view given back earlier in the run (always below the top), else the top's.
     const free = this.#free.get(count);
     const at = (free?.run === this.#run ? free.offsets.pop() : undefined) ?? this.#top;
