@@ -138,6 +138,13 @@ async function main(args: string[]): Promise<void> {
     } else if (method === "innerProductKernel") {
       kernels[method] = (a) =>
         timed("innerProduct", 0, original(a) as (...a: unknown[]) => unknown);
+    } else if (method === "poolingKernel") {
+      kernels[method] = (a, average) =>
+        timed(
+          average ? "avePool" : "maxPool",
+          0,
+          original(a, average) as (...a: unknown[]) => unknown,
+        );
     } else kernels[method] = timed(method, 0, original);
   }
   // Kernels a layer kept from an earlier run (e.g. the record's) were made unwrapped.

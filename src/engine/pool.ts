@@ -10,7 +10,7 @@
 import { boolParam, enumParam, numberParam } from "../caffe/layers.ts";
 import { checkLayerParams } from "../caffe/layer_checks.ts";
 import type { Layer } from "../caffe/net.ts";
-import type { PoolingArgs, Window2d } from "../wasm/engine.ts";
+import type { Kernel, Window2d } from "../wasm/engine.ts";
 import { eachBottom, type RunContext, type RunnerTable } from "./context.ts";
 import { keyedMemo, memo } from "./layer_memo.ts";
 import {
@@ -65,27 +65,36 @@ function poolingParams(layer: Layer) {
   };
 }
 
-/** A pooling's call for one input form: its arguments but `x`, kernel, output shape and domain. */
+/** A pooling's call for one input form: its kernel, output shape and domain. */
 interface PoolingCall {
-  args: Omit<PoolingArgs, "x">;
-  average: boolean;
+  run: Kernel;
   shape: number[];
   domain: Domain;
 }
 
+/** The keys {@linkcode pool} fills on each call (keyedMemo copies those it keeps). */
+const POOL_KEYS: unknown[] = [];
+
 /** Pools one bottom, through the call kept for this input form (keyedMemo). */
 function pool(layer: Layer, input: Value, context: RunContext): Value {
   const { domain, tensor: { shape } } = input;
-  const keys: unknown[] = [domain.kind, domain.kind === "int8" ? domain.offsetD : 0, shape.length];
-  for (let i = 0; i < shape.length; i++) keys.push(shape[i]);
-  const call = keyedMemo(layer, poolingCall, keys, () => poolingCall(layer, input));
-  const args = { ...call.args, x: input.tensor.data };
-  const data = call.average ? context.kernels.avePool(args) : context.kernels.maxPool(args);
+  // Written in place, the length set last (see conv.ts callKeys); the kernels instance too: a
+  // kept kernel runs in the module instance that made it.
+  const keys = POOL_KEYS;
+  let at = 0;
+  keys[at++] = context.kernels;
+  keys[at++] = domain.kind;
+  keys[at++] = domain.kind === "int8" ? domain.offsetD : 0;
+  keys[at++] = shape.length;
+  for (let i = 0; i < shape.length; i++) keys[at++] = shape[i];
+  keys.length = at;
+  const call = keyedMemo(layer, poolingCall, keys, () => poolingCall(layer, input, context));
+  const data = call.run(input.tensor.data);
   return { tensor: { shape: call.shape.slice(), data }, domain: call.domain };
 }
 
 /** The call pooling `input` (checked). */
-function poolingCall(layer: Layer, input: Value): PoolingCall {
+function poolingCall(layer: Layer, input: Value, context: RunContext): PoolingCall {
   memo(layer, checkLayerParams);
   const { shape } = input.tensor;
   if (shape.length !== 4) {
@@ -130,15 +139,15 @@ function poolingCall(layer: Layer, input: Value): PoolingCall {
   if (int8Input !== undefined && method !== "AVE") {
     throw unsupported(layer, "only AVE pooling can read a Quant layer's int8 output");
   }
+  const args = {
+    offsetD: int8Input?.offsetD,
+    planes: batch * channels,
+    size: [height, width] as [number, number],
+    window,
+    outSize,
+  };
   return {
-    args: {
-      offsetD: int8Input?.offsetD,
-      planes: batch * channels,
-      size: [height, width],
-      window,
-      outSize,
-    },
-    average: method === "AVE",
+    run: context.kernels.poolingKernel(args, method === "AVE"),
     shape: [batch, channels, ...outSize],
     domain: int8Input === undefined ? FLOAT : ACCUMULATOR,
   };

@@ -566,13 +566,23 @@ function ownedCopies(
   arrays: readonly Float32Array[],
   kernels: EngineKernels,
 ): Map<Float32Array, Float32Array> {
-  const held = [...new Set(arrays)].filter((data) => kernels.inOutputArena(data));
-  if (held.length === 1) return new Map([[held[0], held[0].slice()]]);
-  const buffer = new Float32Array(held.reduce((total, data) => total + data.length, 0));
+  // Each array to copy, mapped to itself until its copy is made.
   const copies = new Map<Float32Array, Float32Array>();
+  let total = 0;
+  for (let i = 0; i < arrays.length; i++) {
+    const data = arrays[i];
+    if (copies.has(data) || !kernels.inOutputArena(data)) continue;
+    copies.set(data, data);
+    total += data.length;
+  }
+  if (copies.size === 1) {
+    for (const data of copies.keys()) copies.set(data, data.slice());
+    return copies;
+  }
+  const buffer = copies.size === 0 ? undefined : new Float32Array(total);
   let at = 0;
-  for (const data of held) {
-    const copy = buffer.subarray(at, at += data.length);
+  for (const data of copies.keys()) {
+    const copy = buffer!.subarray(at, at += data.length);
     copy.set(data);
     copies.set(data, copy);
   }

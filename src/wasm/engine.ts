@@ -168,9 +168,15 @@ export interface EngineKernels {
   convolutionKernel(args: KernelArgs<ConvolutionArgs>, transposed: boolean): Kernel;
   /** As {@linkcode convolutionKernel}, for an InnerProduct. */
   innerProductKernel(args: KernelArgs<InnerProductArgs>): Kernel;
-  /** MAX pooling with Caffe's window clipping. */
+  /**
+   * AVE (`average`) or MAX pooling of `args` for any input `x` of its shape (checked), made once
+   * for calls again and again: MAX with Caffe's window clipping, AVE with Caffe's pool size (the
+   * integer form divides the exact sum in float32).
+   */
+  poolingKernel(args: KernelArgs<PoolingArgs>, average: boolean): Kernel;
+  /** MAX pooling of `args.x` (one call of {@linkcode poolingKernel}). */
   maxPool(args: PoolingArgs): Float32Array;
-  /** AVE pooling with Caffe's pool size (the integer form divides the exact sum in float32). */
+  /** AVE pooling of `args.x` (one call of {@linkcode poolingKernel}). */
   avePool(args: PoolingArgs): Float32Array;
   /** y = max(x, 0) + slope * min(x, 0). */
   relu(x: Float32Array, slope: number): Float32Array;
@@ -1678,23 +1684,34 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
   };
 
   /** MAX or AVE (`average`) pooling. */
-  const pool = (args: PoolingArgs, average: boolean): Float32Array => {
+  const poolingKernel = (args: KernelArgs<PoolingArgs>, average: boolean): Kernel => {
+    if (!average && args.offsetD !== undefined) {
+      throw new RangeError("MAX pooling has no integer form");
+    }
+    const { planes, window } = args;
     const [height, width] = args.size;
     const [outH, outW] = args.outSize;
-    checkLength("x", args.x, args.planes * height * width);
-    wasm.reset();
-    const xAt = inputIn(args.x, args);
-    const geometryAt = geometryIn(args.window);
-    const outCount = args.planes * outH * outW;
-    // MAX pooling writes outputs four at a time: three floats of slack.
-    const yAt = arena.outputAt(outCount, 3);
-    const shared: PoolArgsIn = [xAt, args.planes, height, width, geometryAt, outH, outW, yAt];
-    if (average) kernels.avePool(...shared, args.offsetD !== undefined);
-    else {
-      const scratchBytes = kernels.maxPoolScratchBytes(outH, outW, geometryAt);
-      kernels.maxPool(...shared, wasm.alloc(scratchBytes));
-    }
-    return arena.output(yAt, outCount);
+    const inputCount = planes * height * width;
+    const outCount = planes * outH * outW;
+    const integer = args.offsetD !== undefined;
+    // MAX pooling's scratch: known once the geometry is in memory, the same on every call.
+    let scratchBytes = -1;
+    return (x) => {
+      checkLength("x", x, inputCount);
+      wasm.reset();
+      const xAt = inputIn(x, args);
+      const geometryAt = geometryIn(window);
+      // MAX pooling writes outputs four at a time: three floats of slack.
+      const yAt = arena.outputAt(outCount, 3);
+      if (average) {
+        kernels.avePool(xAt, planes, height, width, geometryAt, outH, outW, yAt, integer);
+      } else {
+        if (scratchBytes < 0) scratchBytes = kernels.maxPoolScratchBytes(outH, outW, geometryAt);
+        const scratchAt = wasm.alloc(scratchBytes);
+        kernels.maxPool(xAt, planes, height, width, geometryAt, outH, outW, yAt, scratchAt);
+      }
+      return arena.output(yAt, outCount);
+    };
   };
 
   /** Runs `kernel(xAt, yAt)` over a copy of `x` into a same-sized output. */
@@ -1722,11 +1739,9 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       return run(args.x);
     },
 
-    maxPool: (args) => {
-      if (args.offsetD !== undefined) throw new RangeError("MAX pooling has no integer form");
-      return pool(args, false);
-    },
-    avePool: (args) => pool(args, true),
+    poolingKernel,
+    maxPool: (args) => poolingKernel(args, false)(args.x),
+    avePool: (args) => poolingKernel(args, true)(args.x),
 
     relu: (x, slope) => mapped(x, (xAt, yAt) => kernels.relu(xAt, x.length, slope, yAt)),
 

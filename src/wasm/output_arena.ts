@@ -38,6 +38,8 @@ export class OutputArena {
   /** Frees the regions the instance keeps, so that the arena's region may be set again. */
   readonly #freeKept: () => void;
   #buffer = new Float32Array(0);
+  /** The buffer's `buffer`, read once per resize (the getter is a call on every read). */
+  #backing: ArrayBufferLike = this.#buffer.buffer;
   /** Whether the buffer lies in WebAssembly memory (a shared one). */
   #inMemory = false;
   /** The view {@linkcode outputAt} took last, until {@linkcode output} hands it on. */
@@ -96,12 +98,14 @@ export class OutputArena {
     const wasm = this.#wasm;
     if (!wasm.shared) {
       this.#buffer = new Float32Array(count);
+      this.#backing = this.#buffer.buffer;
       return;
     }
     this.#freeKept();
     // Reserved first: it may grow the memory, whose buffer is read after.
     const at = wasm.reserve(count * 4);
     this.#buffer = new Float32Array(wasm.memory.buffer, at, count);
+    this.#backing = this.#buffer.buffer;
     this.#inMemory = true;
   }
 
@@ -111,7 +115,7 @@ export class OutputArena {
    * already, part of a view, an array not from the arena) is left alone.
    */
   release(values: Float32Array): void {
-    if (!this.#active || values.buffer !== this.#buffer.buffer) return;
+    if (!this.#active || values.buffer !== this.#backing) return;
     const at = (values.byteOffset - this.#buffer.byteOffset) >>> 2;
     const view = this.#views.get(at);
     if (view === undefined || view.run !== this.#run || view.count !== values.length) return;
@@ -130,7 +134,7 @@ export class OutputArena {
 
   /** Whether `values` is a view into the arena (copy it if it is to outlive the run). */
   holds(values: Float32Array): boolean {
-    return values.buffer === this.#buffer.buffer;
+    return values.buffer === this.#backing;
   }
 
   /**
@@ -138,7 +142,7 @@ export class OutputArena {
    * kernel that only reads them reads them in place. Undefined otherwise (copy them in).
    */
   offsetOf(values: Float32Array): number | undefined {
-    return this.#inMemory && values.buffer === this.#buffer.buffer ? values.byteOffset : undefined;
+    return this.#inMemory && values.buffer === this.#backing ? values.byteOffset : undefined;
   }
 
   /**
