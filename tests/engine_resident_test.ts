@@ -16,6 +16,7 @@ import { convertInMemory } from "../src/quant/convert.ts";
 import { makeRecord } from "../src/quant/make_record.ts";
 import { engineKernels } from "../src/wasm/engine.ts";
 import { WasmInstance } from "../src/wasm/load.ts";
+import { OutputArena } from "../src/wasm/output_arena.ts";
 import { DEFAULT_RESIDENT_BYTES, ResidentArrays } from "../src/wasm/resident.ts";
 import {
   conv,
@@ -549,6 +550,32 @@ Deno.test("output arena: a kernel output of any size up to its capacity is taken
     // The arena is sized by the run before (the first may find it smaller).
     if (run > 0) assert.ok(inArena, `run ${run}`);
   }
+});
+
+Deno.test("output arena: memory it cannot have leaves it as it was; outputs get their own arrays", () => {
+  // A shared memory of one page that may grow to three: room for 32 K floats above its base.
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 3, shared: true });
+  const wasm = new WasmInstance({ exports: { memory } } as unknown as WebAssembly.Instance);
+  let resizes = 0;
+  const arena = new OutputArena(wasm, () => {
+    resizes++;
+    wasm.release();
+  });
+  /** One run taking an output of `count` floats: whether the arena holds it, and its values. */
+  const run = (count: number) =>
+    arena.within(() => {
+      const output = arena.take(count).fill(count);
+      return { inArena: arena.holds(output), right: output.every((value) => value === count) };
+    });
+  run(1000); // sizes the arena for the next run
+  assert.deepEqual(run(1000), { inArena: true, right: true });
+  run(100_000); // asks 400 KB, more than the memory may grow to
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(run(100_000), { inArena: false, right: true }, `run ${i}`);
+    assert.deepEqual(run(1000), { inArena: true, right: true }, `run ${i}`);
+  }
+  // Sized once, refused once, then not asked for again (each attempt frees what is kept).
+  assert.equal(resizes, 2);
 });
 
 /** A module with nothing but an exported memory of one page (bytes written out by hand). */

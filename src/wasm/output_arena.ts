@@ -22,15 +22,17 @@
 import type { WasmInstance } from "./load.ts";
 
 /**
- * Floats the arena grows to at most (128 MiB); outputs beyond it get their own arrays. Any output
- * that fits is taken from it, however large: an array of its own would take fresh pages on every
- * run (ultraface_rfb320 joined 8 samples at a time, one 19.6 MB output: 4,800 page faults and ~50
- * ms a run when outputs above 16 MiB got their own). One
- * ResNet-50 run at 224x224 copies out 65 MB of outputs (73 of them): with room for 32 MiB only,
- * half of them were new arrays, whose fresh pages and collection took 172 CPU ms per run against
- * 150 with this room (runNet of both in one process, interleaved rounds of 1.5 s, medians).
+ * Floats the arena grows to at most (1 GiB); outputs beyond it get their own arrays, as all do when
+ * the memory for it cannot be had. Any output that fits is taken from it, however large: an array
+ * of its own takes fresh pages on every run (ultraface_rfb320 joined 8 samples at a time, one
+ * 19.6 MB output: 4,800 page faults and ~50 ms a run when outputs above 16 MiB got their own;
+ * waifu2x_upconv7 on a 400x400 input, outputs of 82 MB, 1.19-1.41 s a run with room for 128 MiB
+ * against 0.81-0.92 s). The arena grows only to what a run asks. One ResNet-50 run at 224x224
+ * copies out 65 MB of outputs (73 of them): with room for 32 MiB only, half of them were new
+ * arrays, whose fresh pages and collection took 172 CPU ms per run against 150 with this room
+ * (runNet of both in one process, interleaved rounds of 1.5 s, medians).
  */
-const CAPACITY = 1 << 25;
+const CAPACITY = 1 << 28;
 
 /** Output arrays of one module instance's kernels (see the module doc). */
 export class OutputArena {
@@ -59,6 +61,8 @@ export class OutputArena {
    * when `run` is the current one). */
   #free = new Map<number, { run: number; offsets: number[] }>();
   #active = false;
+  /** Floats the buffer may grow to: {@linkcode CAPACITY}, or its size once memory was refused. */
+  #limit = CAPACITY;
 
   /**
    * Output arrays of `wasm`'s kernels; `freeKept` frees what `wasm` keeps (the arena's region lies
@@ -76,7 +80,7 @@ export class OutputArena {
   within<T>(body: () => T): T {
     if (this.#active) return body();
     this.#active = true;
-    const wanted = Math.min(CAPACITY, this.#asked);
+    const wanted = Math.min(this.#limit, this.#asked);
     if (wanted > this.#buffer.length) {
       // Room for all a run like the last one asks, in one array: growing it during a run would
       // leave the pages of the smaller arrays before it unused, and then on the runs after.
@@ -93,17 +97,33 @@ export class OutputArena {
     }
   }
 
-  /** Makes the buffer `count` floats: in WebAssembly memory where it is shared. */
+  /**
+   * Makes the buffer `count` floats: in WebAssembly memory where it is shared. When that memory
+   * cannot be had, the buffer stays as it was from then on (what does not fit gets its own array).
+   */
   #resize(count: number): void {
     const wasm = this.#wasm;
     if (!wasm.shared) {
-      this.#buffer = new Float32Array(count);
+      try {
+        this.#buffer = new Float32Array(count);
+      } catch {
+        this.#limit = this.#buffer.length;
+        return;
+      }
       this.#backing = this.#buffer.buffer;
       return;
     }
     this.#freeKept();
-    // Reserved first: it may grow the memory, whose buffer is read after.
-    const at = wasm.reserve(count * 4);
+    let at: number;
+    try {
+      // Reserved first: it may grow the memory, whose buffer is read after.
+      at = wasm.reserve(count * 4);
+    } catch {
+      // The region below the kept ones is as it was; scratch starts above them again.
+      wasm.reset();
+      this.#limit = this.#buffer.length;
+      return;
+    }
     this.#buffer = new Float32Array(wasm.memory.buffer, at, count);
     this.#backing = this.#buffer.buffer;
     this.#inMemory = true;
