@@ -14,6 +14,8 @@ export const ROWS: i32 = 4;
 export const COLUMNS: i32 = 8;
 /** Products per pass: a piece of a B panel (KC x 8 floats, 8 KiB) stays in L1. */
 const KC: i32 = 256;
+/** Column panels of B up to which a product is not blocked over k (see gemmPanels). */
+const FEW_PANELS: i32 = 2;
 /** Rows of A per pass: a block of A (MC x KC floats, 128 KiB) stays in L2. */
 const MC: i32 = 128;
 
@@ -114,8 +116,12 @@ export function gemmPanels(
   // Bytes from one k to the next within a panel's columns.
   const bStep: usize = ldb == 0 ? 32 : <usize>ldb << 2;
   const panels = (n + COLUMNS - 1) / COLUMNS;
-  for (let k0 = 0; k0 < k; k0 += KC) {
-    const k1 = min(k0 + KC, k);
+  // A product of few column panels and at most 2 KC products (Winograd's at small planes, e.g.
+  // ResNet-50's 512 channels at 7x7: 16 products [512 x 512] x [512 x 16]) passes over each row
+  // panel of A once, whole: A then streams in order, once, and a B panel (16 KiB) still fits L1.
+  const kc = panels <= FEW_PANELS && k <= 2 * KC ? k : KC;
+  for (let k0 = 0; k0 < k; k0 += kc) {
+    const k1 = min(k0 + kc, k);
     const first = k0 == 0;
     const last = k1 == k;
     for (let m0 = 0; m0 < m; m0 += MC) {
