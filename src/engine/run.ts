@@ -575,14 +575,15 @@ function ownedCopies(
     copies.set(data, data);
     total += data.length;
   }
+  if (copies.size === 0) return copies;
   if (copies.size === 1) {
     for (const data of copies.keys()) copies.set(data, data.slice());
     return copies;
   }
-  const buffer = copies.size === 0 ? undefined : new Float32Array(total);
+  const buffer = new Float32Array(total);
   let at = 0;
   for (const data of copies.keys()) {
-    const copy = buffer!.subarray(at, at += data.length);
+    const copy = buffer.subarray(at, at += data.length);
     copy.set(data);
     copies.set(data, copy);
   }
