@@ -100,7 +100,10 @@ for (const build of ENGINE_BUILDS) {
           stride: c.stride,
           dilation: [1, 1],
         };
-        const y = kernels.maxPool({ x, planes: c.planes, size: c.size, window, outSize });
+        const y = kernels.poolingKernel(
+          { planes: c.planes, size: c.size, window, outSize },
+          false,
+        )(x);
         const expected = caffeMaxPool(x, c, outSize);
         const bits = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
         assert.deepEqual(bits(y), bits(expected), JSON.stringify(c));
@@ -113,7 +116,7 @@ Deno.test("MAX pooling: a window of -Infinity only gives -FLT_MAX, as Caffe's st
   const kernels = await engineKernels();
   const x = Float32Array.of(-Infinity, -Infinity, NaN, -Infinity, 1, -Infinity, -0, 0, NaN);
   const window: Window2d = { kernel: [1, 3], pad: [0, 0], stride: [1, 3], dilation: [1, 1] };
-  const y = kernels.maxPool({ x, planes: 1, size: [1, 9], window, outSize: [1, 3] });
+  const y = kernels.poolingKernel({ planes: 1, size: [1, 9], window, outSize: [1, 3] }, false)(x);
   assert.deepEqual(Array.from(y), [-FLT_MAX, 1, -0]);
   assert.ok(Object.is(y[2], -0));
 });

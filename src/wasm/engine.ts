@@ -174,10 +174,6 @@ export interface EngineKernels {
    * integer form divides the exact sum in float32).
    */
   poolingKernel(args: KernelArgs<PoolingArgs>, average: boolean): Kernel;
-  /** MAX pooling of `args.x` (one call of {@linkcode poolingKernel}). */
-  maxPool(args: PoolingArgs): Float32Array;
-  /** AVE pooling of `args.x` (one call of {@linkcode poolingKernel}). */
-  avePool(args: PoolingArgs): Float32Array;
   /** y = max(x, 0) + slope * min(x, 0). */
   relu(x: Float32Array, slope: number): Float32Array;
   /** PReLU with one slope, or one per channel. */
@@ -1740,8 +1736,6 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
     },
 
     poolingKernel,
-    maxPool: (args) => poolingKernel(args, false)(args.x),
-    avePool: (args) => poolingKernel(args, true)(args.x),
 
     relu: (x, slope) => mapped(x, (xAt, yAt) => kernels.relu(xAt, x.length, slope, yAt)),
 
