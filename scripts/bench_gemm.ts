@@ -64,9 +64,11 @@ interface Shape {
 }
 
 /**
- * ResNet-50's convolution kinds, at their 224x224 sizes; then the small-input-channel stems,
- * depthwise and 1x1 layers of ultraface_rfb320 / yufacedetect_v1 (240x320), mtcnn's 3x3 layers and
- * the 5x5 layers of cifar10_quick (32x32 input) and lenet (28x28).
+ * ResNet-50's convolution kinds, at their 224x224 sizes, and 1x1 products of 1-4 columns (a
+ * matrix product's narrow edge alone, as at 7x7 planes: 49 = 6 x 8 + 1); then the
+ * small-input-channel stems, depthwise and 1x1 layers of ultraface_rfb320 / yufacedetect_v1
+ * (240x320), mtcnn's 3x3 layers and the 5x5 layers of cifar10_quick (32x32 input) and lenet
+ * (28x28).
  */
 const SHAPES: Shape[] = [
   { name: "7x7/2 3>64 224", cin: 3, size: 224, cout: 64, kernel: 7, stride: 2, pad: 3 },
@@ -76,6 +78,20 @@ const SHAPES: Shape[] = [
   { name: "1x1 256>64 56", cin: 256, size: 56, cout: 64, kernel: 1, stride: 1, pad: 0 },
   { name: "1x1 64>256 56", cin: 64, size: 56, cout: 256, kernel: 1, stride: 1, pad: 0 },
   { name: "1x1 1024>256 14", cin: 1024, size: 14, cout: 256, kernel: 1, stride: 1, pad: 0 },
+  // A product's edge of 1-4 columns alone.
+  ...[1, 2, 3, 4].map((width) => ({
+    name: `1x1 1024>256 1x${width}`,
+    cin: 1024,
+    size: 1,
+    width,
+    cout: 256,
+    kernel: 1,
+    stride: 1,
+    pad: 0,
+  })),
+  { name: "1x1 256>1024 14", cin: 256, size: 14, cout: 1024, kernel: 1, stride: 1, pad: 0 },
+  { name: "1x1 2048>512 7", cin: 2048, size: 7, cout: 512, kernel: 1, stride: 1, pad: 0 },
+  { name: "1x1 512>2048 7", cin: 512, size: 7, cout: 2048, kernel: 1, stride: 1, pad: 0 },
   { name: "1x1/2 512>1024 28", cin: 512, size: 28, cout: 1024, kernel: 1, stride: 2, pad: 0 },
   { name: "1x1/2 256>512 56", cin: 256, size: 56, cout: 512, kernel: 1, stride: 2, pad: 0 },
   {

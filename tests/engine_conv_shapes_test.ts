@@ -389,3 +389,54 @@ Deno.test("float convolutions with a PReLU after them: per-channel slopes in the
     assert.ok(separate.some((value) => value < 0), "some outputs negative: the slopes matter");
   }
 });
+
+for (const build of ENGINE_BUILDS) {
+  Deno.test(`float matrix product edges 1-4 columns wide, several row panels at a time: each output the bits of its row panel computed alone (${build})`, async () => {
+    await withEngineBuild(build, async () => {
+      const kernels = await engineKernels();
+      // 1x1 convolutions read in place: C is [44 outputs, n], k = 300 products (two passes over
+      // k). An edge of C 1, 2, 3 or 4 columns wide (n mod 8) is computed 8, 4, 2 and 2 row panels
+      // at a time (panels.ts groupSums), the row panels left over one at a time, as every row
+      // panel of a 4-output convolution is. The outputs are checked against float64, each four of
+      // them against the same weights' rows run as a convolution of their own, and a PReLU in the
+      // epilogue (a slope per row) against the separate PReLU kernel.
+      const bits = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
+      for (const n of [1, 2, 3, 4, 9, 12, 49]) {
+        const c: Case = {
+          shape: [1, 300, 1, n],
+          outputs: 44,
+          kernel: 1,
+          pad: 0,
+          stride: 1,
+          dilation: 1,
+          bias: true,
+          slope: 0.1,
+        };
+        await check(c, 3000 + n, `n = ${n}`);
+        const whole = argsOf(c, 3000 + n);
+        const all = kernels.convolution(whole);
+        const weights = whole.weights as Float32Array;
+        const bias = whole.bias as Float32Array;
+        for (let row = 0; row < 44; row += 4) {
+          const alone = kernels.convolution({
+            ...whole,
+            outputs: 4,
+            weights: weights.slice(row * 300, (row + 4) * 300),
+            bias: bias.slice(row, row + 4),
+          });
+          assert.deepEqual(
+            bits(alone),
+            bits(all.subarray(row * n, (row + 4) * n)),
+            `n = ${n}, rows ${row}..`,
+          );
+        }
+        const view = { outer: 1, channels: 44, inner: n };
+        const slopes = randomValues(44, 4000 + n);
+        const plain = { ...whole, post: [] };
+        const fused = kernels.convolution({ ...plain, post: [{ kind: "prelu", view, slopes }] });
+        const separate = kernels.prelu(kernels.convolution(plain), view, slopes);
+        assert.deepEqual(bits(fused), bits(separate), `n = ${n}, PReLU`);
+      }
+    });
+  });
+}

@@ -3,7 +3,10 @@
 // piece of a B panel stays in L1 while every row panel of a block of A passes over it, and a
 // 4 x 8 tile of C held in registers (8 accumulators). Every element of C sums its products in
 // order of k in one float32 accumulator, then adds its row's bias and applies the ReLU, as the
-// unpacked loops did (same results to the bit).
+// unpacked loops did (same results to the bit). An edge of C one to four columns wide (n = 49 at
+// 7x7 planes: one column past six panels) is computed for several row panels at once, a vector of
+// four rows per panel and column, so that up to eight chains of multiply-adds overlap where one
+// panel has one to four (each waits on the latency of the one before it).
 
 import { reluLanes } from "./elementwise";
 import { at, columnIn, columnOut, madd, rowLanes } from "./gemm";
@@ -132,7 +135,11 @@ export function gemmPanels(
         const bp = ldb == 0
           ? b + ((<usize>panel * <usize>k + <usize>k0) << 5)
           : b + ((<usize>k0 * <usize>ldb + <usize>column) << 2);
-        for (let row = m0; row < m1; row += ROWS) {
+        // An edge one to four columns wide: several row panels at a time (narrowGroups).
+        const start = columns <= 4
+          ? narrowGroups(packedA, k, k0, k1 - k0, bp, bStep, at(c, column), ldc, m0, m1, columns, first, last, bias, relu, slope, slopes)
+          : m0;
+        for (let row = start; row < m1; row += ROWS) {
           const ap = packedA + ((<usize>(row >> 2) * <usize>k + <usize>k0) << 4);
           const rows = min(ROWS, m - row);
           const target = at(c, row * ldc + column);
@@ -149,6 +156,189 @@ export function gemmPanels(
       }
     }
   }
+}
+
+/**
+ * Rows m0.. of an edge of C `columns` (1 to 4) wide at `c` (its first column), in groups of row
+ * panels (groupSums): eight panels for one column, four for two, two for three or four. Returns the
+ * first row it left (fewer rows than a group before m1), which narrowEdge and edge compute.
+ */
+function narrowGroups(
+  packedA: usize,
+  k: i32,
+  k0: i32,
+  kc: i32,
+  bp: usize,
+  bStep: usize,
+  c: usize,
+  ldc: i32,
+  m0: i32,
+  m1: i32,
+  columns: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+  slopes: usize,
+): i32 {
+  const group = columns == 1 ? 8 : columns == 2 ? 4 : 2;
+  const panelStep = <usize>k << 4;
+  let row = m0;
+  for (; row + group * ROWS <= m1; row += group * ROWS) {
+    const ap = packedA + ((<usize>(row >> 2) * <usize>k + <usize>k0) << 4);
+    const target = at(c, row * ldc);
+    const rowBias = bias == 0 ? 0 : at(bias, row);
+    const rowSlopes = slopes == 0 ? 0 : at(slopes, row);
+    if (columns == 1) {
+      oneColumnGroup(ap, panelStep, bp, bStep, kc, target, ldc, first, last, rowBias, relu, slope, rowSlopes);
+    } else if (columns == 2) {
+      twoColumnGroup(ap, panelStep, bp, bStep, kc, target, ldc, first, last, rowBias, relu, slope, rowSlopes);
+    } else if (columns == 3) {
+      threeColumnGroup(ap, panelStep, bp, bStep, kc, target, ldc, first, last, rowBias, relu, slope, rowSlopes);
+    } else {
+      fourColumnGroup(ap, panelStep, bp, bStep, kc, target, ldc, first, last, rowBias, relu, slope, rowSlopes);
+    }
+  }
+  return row;
+}
+
+// groupSums for each width, each compiled on its own: inlined side by side, the optimizer merged
+// the three- and four-column bodies into one with their sizes as variables (a division per sum).
+
+/** groupSums of 8 row panels by 1 column. */
+function oneColumnGroup(ap: usize, panelStep: usize, bp: usize, bStep: usize, kc: i32, target: usize, ldc: i32, first: bool, last: bool, bias: usize, relu: bool, slope: f32, slopes: usize): void {
+  groupSums(ap, panelStep, bp, bStep, kc, target, ldc, first, last, bias, relu, slope, slopes, 8, 1);
+}
+
+/** groupSums of 4 row panels by 2 columns. */
+function twoColumnGroup(ap: usize, panelStep: usize, bp: usize, bStep: usize, kc: i32, target: usize, ldc: i32, first: bool, last: bool, bias: usize, relu: bool, slope: f32, slopes: usize): void {
+  groupSums(ap, panelStep, bp, bStep, kc, target, ldc, first, last, bias, relu, slope, slopes, 4, 2);
+}
+
+/** groupSums of 2 row panels by 3 columns. */
+function threeColumnGroup(ap: usize, panelStep: usize, bp: usize, bStep: usize, kc: i32, target: usize, ldc: i32, first: bool, last: bool, bias: usize, relu: bool, slope: f32, slopes: usize): void {
+  groupSums(ap, panelStep, bp, bStep, kc, target, ldc, first, last, bias, relu, slope, slopes, 2, 3);
+}
+
+/** groupSums of 2 row panels by 4 columns. */
+function fourColumnGroup(ap: usize, panelStep: usize, bp: usize, bStep: usize, kc: i32, target: usize, ldc: i32, first: bool, last: bool, bias: usize, relu: bool, slope: f32, slopes: usize): void {
+  groupSums(ap, panelStep, bp, bStep, kc, target, ldc, first, last, bias, relu, slope, slopes, 2, 4);
+}
+
+/** The `index`th of eight vectors (a constant index where inlined). */
+@inline
+function nth(index: i32, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128): v128 {
+  return index == 0 ? v0 : index == 1 ? v1 : index == 2 ? v2 : index == 3 ? v3 : index == 4 ? v4 : index == 5 ? v5 : index == 6 ? v6 : v7;
+}
+
+/** Sum `index` of groupSums (panel index / columns, column index % columns) as the epilogue leaves it, stored. */
+@inline
+function groupOut(
+  sums: v128,
+  index: i32,
+  columns: i32,
+  target: usize,
+  ldc: i32,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+  slopes: usize,
+): void {
+  const row = (index / columns) * ROWS;
+  let values = sums;
+  if (last && bias != 0) values = f32x4.add(values, v128.load(at(bias, row)));
+  if (last && relu) {
+    values = reluLanes(values, slopes == 0 ? f32x4.splat(slope) : v128.load(at(slopes, row)));
+  }
+  columnOut(at(target, row * ldc + index % columns), ldc, ROWS, values);
+}
+
+/** Sum `index` of groupSums before its first product: 0, or C's value when not `first`. */
+@inline
+function groupIn(index: i32, columns: i32, target: usize, ldc: i32, first: bool): v128 {
+  const row = (index / columns) * ROWS;
+  return first ? f32x4.splat(0) : columnIn(at(target, row * ldc + index % columns), ldc, ROWS);
+}
+
+/**
+ * `panels` full row panels (4 rows each, `panelStep` bytes apart in packed A) by `columns` columns
+ * of C (panels x columns <= 8; constants where inlined): one vector per panel and column, its four
+ * rows' sums, as narrowEdge computes them for one panel, so that panels x columns chains of
+ * multiply-adds are in flight where narrowEdge has `columns` (each waits on the one before it). Each
+ * sum is tile's, in its order.
+ */
+@inline
+function groupSums(
+  ap: usize,
+  panelStep: usize,
+  bp: usize,
+  bStep: usize,
+  kc: i32,
+  target: usize,
+  ldc: i32,
+  first: bool,
+  last: bool,
+  bias: usize,
+  relu: bool,
+  slope: f32,
+  slopes: usize,
+  panels: i32,
+  columns: i32,
+): void {
+  const sums = panels * columns;
+  const zero = f32x4.splat(0);
+  let s0 = groupIn(0, columns, target, ldc, first);
+  let s1 = sums > 1 ? groupIn(1, columns, target, ldc, first) : zero;
+  let s2 = sums > 2 ? groupIn(2, columns, target, ldc, first) : zero;
+  let s3 = sums > 3 ? groupIn(3, columns, target, ldc, first) : zero;
+  let s4 = sums > 4 ? groupIn(4, columns, target, ldc, first) : zero;
+  let s5 = sums > 5 ? groupIn(5, columns, target, ldc, first) : zero;
+  let s6 = sums > 6 ? groupIn(6, columns, target, ldc, first) : zero;
+  let s7 = sums > 7 ? groupIn(7, columns, target, ldc, first) : zero;
+  const o1 = panelStep;
+  const o2 = panelStep * 2;
+  const o3 = panelStep * 3;
+  const o4 = panelStep * 4;
+  const o5 = panelStep * 5;
+  const o6 = panelStep * 6;
+  const o7 = panelStep * 7;
+  let a = ap;
+  let b = bp;
+  const end = ap + (<usize>kc << 4);
+  while (a < end) {
+    const b0 = v128.load32_splat(b);
+    const b1 = columns > 1 ? v128.load32_splat(b, 4) : zero;
+    const b2 = columns > 2 ? v128.load32_splat(b, 8) : zero;
+    const b3 = columns > 3 ? v128.load32_splat(b, 12) : zero;
+    const a0 = v128.load(a);
+    const a1 = panels > 1 ? v128.load(a + o1) : zero;
+    const a2 = panels > 2 ? v128.load(a + o2) : zero;
+    const a3 = panels > 3 ? v128.load(a + o3) : zero;
+    const a4 = panels > 4 ? v128.load(a + o4) : zero;
+    const a5 = panels > 5 ? v128.load(a + o5) : zero;
+    const a6 = panels > 6 ? v128.load(a + o6) : zero;
+    const a7 = panels > 7 ? v128.load(a + o7) : zero;
+    s0 = madd<f32>(a0, b0, s0);
+    if (sums > 1) s1 = madd<f32>(nth(1 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(1 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s1);
+    if (sums > 2) s2 = madd<f32>(nth(2 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(2 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s2);
+    if (sums > 3) s3 = madd<f32>(nth(3 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(3 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s3);
+    if (sums > 4) s4 = madd<f32>(nth(4 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(4 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s4);
+    if (sums > 5) s5 = madd<f32>(nth(5 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(5 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s5);
+    if (sums > 6) s6 = madd<f32>(nth(6 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(6 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s6);
+    if (sums > 7) s7 = madd<f32>(nth(7 / columns, a0, a1, a2, a3, a4, a5, a6, a7), nth(7 % columns, b0, b1, b2, b3, zero, zero, zero, zero), s7);
+    a += 16;
+    b += bStep;
+  }
+  groupOut(s0, 0, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 1) groupOut(s1, 1, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 2) groupOut(s2, 2, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 3) groupOut(s3, 3, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 4) groupOut(s4, 4, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 5) groupOut(s5, 5, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 6) groupOut(s6, 6, columns, target, ldc, last, bias, relu, slope, slopes);
+  if (sums > 7) groupOut(s7, 7, columns, target, ldc, last, bias, relu, slope, slopes);
 }
 
 /**
