@@ -395,13 +395,14 @@ for (const build of ENGINE_BUILDS) {
     await withEngineBuild(build, async () => {
       const kernels = await engineKernels();
       // 1x1 convolutions read in place: C is [44 outputs, n], k = 300 products (two passes over
-      // k). An edge of C 1, 2, 3 or 4 columns wide (n mod 8) is computed 8, 4, 2 and 2 row panels
+      // k from three column panels up, C read back between them; one pass below). An edge of C
+      // 1, 2, 3 or 4 columns wide (n mod 8) is computed 8, 4, 2 and 2 row panels
       // at a time (panels.ts groupSums), the row panels left over one at a time, as every row
       // panel of a 4-output convolution is. The outputs are checked against float64, each four of
       // them against the same weights' rows run as a convolution of their own, and a PReLU in the
       // epilogue (a slope per row) against the separate PReLU kernel.
       const bits = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
-      for (const n of [1, 2, 3, 4, 9, 12, 49]) {
+      for (const n of [1, 2, 3, 4, 9, 12, 25, 26, 27, 28, 49]) {
         const c: Case = {
           shape: [1, 300, 1, n],
           outputs: 44,
