@@ -229,22 +229,11 @@ export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usi
         s2 = madd<T>(x, v128.load(at(b2, p)), s2);
         s3 = madd<T>(x, v128.load(at(b3, p)), s3);
       }
-      let t0 = laneSum<T>(s0);
-      let t1 = laneSum<T>(s1);
-      let t2 = laneSum<T>(s2);
-      let t3 = laneSum<T>(s3);
-      for (let p = vectorEnd; p < k; p++) {
-        const x = load<T>(at(aRow, p));
-        t0 += x * load<T>(at(b0, p));
-        t1 += x * load<T>(at(b1, p));
-        t2 += x * load<T>(at(b2, p));
-        t3 += x * load<T>(at(b3, p));
-      }
       const target = at(c, row * n + col);
-      store<T>(target, t0);
-      store<T>(target, t1, 4);
-      store<T>(target, t2, 8);
-      store<T>(target, t3, 12);
+      store<T>(target, dotTail<T>(s0, aRow, b0, vectorEnd, k));
+      store<T>(target, dotTail<T>(s1, aRow, b1, vectorEnd, k), 4);
+      store<T>(target, dotTail<T>(s2, aRow, b2, vectorEnd, k), 8);
+      store<T>(target, dotTail<T>(s3, aRow, b3, vectorEnd, k), 12);
     }
     for (; col < n; col++) {
       const bRow = at(b, col * k);
@@ -252,9 +241,7 @@ export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usi
       for (let p = 0; p < vectorEnd; p += 4) {
         s = madd<T>(v128.load(at(aRow, p)), v128.load(at(bRow, p)), s);
       }
-      let t = laneSum<T>(s);
-      for (let p = vectorEnd; p < k; p++) t += load<T>(at(aRow, p)) * load<T>(at(bRow, p));
-      store<T>(at(c, row * n + col), t);
+      store<T>(at(c, row * n + col), dotTail<T>(s, aRow, bRow, vectorEnd, k));
     }
   }
 }
