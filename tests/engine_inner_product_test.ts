@@ -1,6 +1,6 @@
 // The float InnerProduct kernel on batches, in both engine builds (assembly/engine/gemm.ts
-// gemmTransB): four rows at a time by two outputs (the weights read once per four rows), then two
-// rows by four outputs, then a last row by four outputs. Each output is checked against float64 within the bound of
+// gemmTransB): two rows at a time by four outputs (the weights read once per two rows), then a
+// last row by four outputs. Each output is checked against float64 within the bound of
 // its recursive float32 sum, and each row against the same row run alone, bit for bit: a row's
 // outputs must not depend on the rows beside it.
 

@@ -77,81 +77,16 @@ export function gemm<T>(
 
 /**
  * C[m, n] = A[m, k] x B[n, k]^T: every element a dot product of a row of A and a row of B, with
- * SIMD over k (InnerProduct: A = inputs, B = weights [N, K]). Four rows of A at a time by two of
- * B, then two rows by four, so that B, which is read from memory (an InnerProduct's weights do not
- * stay in cache), is read once per four (or two) rows rather than once per row; a last row by
- * four rows of B at a time.
- * Each element's sum is the same either way: its four lanes over k, then their sum, then the
- * products past the last whole vector.
+ * SIMD over k (InnerProduct: A = inputs, B = weights [N, K]). Two rows of A at a time by four of
+ * B, so that B, which is read from memory (an InnerProduct's weights do not stay in cache), is
+ * read once per two rows rather than once per row (as the integer innerProductRows does); a last
+ * row by four rows of B at a time. Each element's sum is the same either way: its four lanes over
+ * k, then their sum, then the products past the last whole vector.
  */
 export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usize): void {
   const vectorEnd = k & ~3;
   let first = 0;
-  for (; first + 4 <= m; first += 4) {
-    const a0 = at(a, first * k);
-    const a1 = at(a0, k);
-    const a2 = at(a1, k);
-    const a3 = at(a2, k);
-    const target = at(c, first * n);
-    let col = 0;
-    for (; col + 2 <= n; col += 2) {
-      const b0 = at(b, col * k);
-      const b1 = at(b0, k);
-      let s00 = v128.splat<T>(<T>0);
-      let s01 = s00;
-      let s10 = s00;
-      let s11 = s00;
-      let s20 = s00;
-      let s21 = s00;
-      let s30 = s00;
-      let s31 = s00;
-      for (let p = 0; p < vectorEnd; p += 4) {
-        const w0 = v128.load(at(b0, p));
-        const w1 = v128.load(at(b1, p));
-        const x0 = v128.load(at(a0, p));
-        s00 = madd<T>(x0, w0, s00);
-        s01 = madd<T>(x0, w1, s01);
-        const x1 = v128.load(at(a1, p));
-        s10 = madd<T>(x1, w0, s10);
-        s11 = madd<T>(x1, w1, s11);
-        const x2 = v128.load(at(a2, p));
-        s20 = madd<T>(x2, w0, s20);
-        s21 = madd<T>(x2, w1, s21);
-        const x3 = v128.load(at(a3, p));
-        s30 = madd<T>(x3, w0, s30);
-        s31 = madd<T>(x3, w1, s31);
-      }
-      const out = at(target, col);
-      store<T>(out, dotTail<T>(s00, a0, b0, vectorEnd, k));
-      store<T>(out, dotTail<T>(s01, a0, b1, vectorEnd, k), 4);
-      store<T>(at(out, n), dotTail<T>(s10, a1, b0, vectorEnd, k));
-      store<T>(at(out, n), dotTail<T>(s11, a1, b1, vectorEnd, k), 4);
-      store<T>(at(out, 2 * n), dotTail<T>(s20, a2, b0, vectorEnd, k));
-      store<T>(at(out, 2 * n), dotTail<T>(s21, a2, b1, vectorEnd, k), 4);
-      store<T>(at(out, 3 * n), dotTail<T>(s30, a3, b0, vectorEnd, k));
-      store<T>(at(out, 3 * n), dotTail<T>(s31, a3, b1, vectorEnd, k), 4);
-    }
-    if (col < n) {
-      const b0 = at(b, col * k);
-      let s0 = v128.splat<T>(<T>0);
-      let s1 = s0;
-      let s2 = s0;
-      let s3 = s0;
-      for (let p = 0; p < vectorEnd; p += 4) {
-        const w0 = v128.load(at(b0, p));
-        s0 = madd<T>(v128.load(at(a0, p)), w0, s0);
-        s1 = madd<T>(v128.load(at(a1, p)), w0, s1);
-        s2 = madd<T>(v128.load(at(a2, p)), w0, s2);
-        s3 = madd<T>(v128.load(at(a3, p)), w0, s3);
-      }
-      const out = at(target, col);
-      store<T>(out, dotTail<T>(s0, a0, b0, vectorEnd, k));
-      store<T>(at(out, n), dotTail<T>(s1, a1, b0, vectorEnd, k));
-      store<T>(at(out, 2 * n), dotTail<T>(s2, a2, b0, vectorEnd, k));
-      store<T>(at(out, 3 * n), dotTail<T>(s3, a3, b0, vectorEnd, k));
-    }
-  }
-  if (first + 2 <= m) {
+  for (; first + 2 <= m; first += 2) {
     const a0 = at(a, first * k);
     const a1 = at(a0, k);
     const target = at(c, first * n);
@@ -208,7 +143,6 @@ export function gemmTransB<T>(m: i32, n: i32, k: i32, a: usize, b: usize, c: usi
       store<T>(at(target, col), dotTail<T>(s0, a0, b0, vectorEnd, k));
       store<T>(at(target, n + col), dotTail<T>(s1, a1, b0, vectorEnd, k));
     }
-    first += 2;
   }
   for (let row = first; row < m; row++) {
     const aRow = at(a, row * k);
