@@ -6,10 +6,14 @@
  *
  * ```sh
  * npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] [--runs N] \
- *   [--batch N] [--build relaxed|portable]
+ *   [--batch N] [--build relaxed|portable] [--warmup S]
  * ```
  * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50; `--batch`
- * replaces the input's first axis, which is otherwise the model's own.)
+ * replaces the input's first axis, which is otherwise the model's own.) The timed runs come after
+ * `--warmup` seconds (default 1) of untimed ones, at least one: a net's second and third runs in a
+ * process still take fresh memory (its second sizes the output arena, and the weights kept for the
+ * kernels are made again above it), and with a single warm-up run ResNet-50's Winograd layers took
+ * a third of its time over four runs, against a fifth after more.
  *
  * @module
  */
@@ -64,6 +68,7 @@ async function main(args: string[]): Promise<void> {
   const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 5;
   const build = args.includes("--build") ? args[args.indexOf("--build") + 1] : "auto";
   const batch = args.includes("--batch") ? Number(args[args.indexOf("--batch") + 1]) : undefined;
+  const warmup = args.includes("--warmup") ? Number(args[args.indexOf("--warmup") + 1]) : 1;
   const nets = ["float", "fakeQuant", "deploy"];
   let known = name !== undefined;
   try {
@@ -72,12 +77,12 @@ async function main(args: string[]): Promise<void> {
     known = false;
   }
   if (
-    !known || !nets.includes(netKind) || !(runs >= 1) ||
+    !known || !nets.includes(netKind) || !(runs >= 1) || !(warmup >= 0) ||
     !["auto", "relaxed", "portable"].includes(build)
   ) {
     console.error(
       "usage: npx deno run -A scripts/profile_engine.ts <model> [--net float|fakeQuant|deploy] " +
-        "[--runs N] [--batch N] [--build relaxed|portable]",
+        "[--runs N] [--batch N] [--build relaxed|portable] [--warmup S]",
     );
     Deno.exit(2);
   }
@@ -149,7 +154,8 @@ async function main(args: string[]): Promise<void> {
   }
   // Kernels a layer kept from an earlier run (e.g. the record's) were made unwrapped.
   forgetMemos(net.layers);
-  await runNet(net, { inputs });
+  const warming = performance.now();
+  do await runNet(net, { inputs }); while (performance.now() - warming < warmup * 1000);
   let whole = 0;
   timing = true;
   for (let run = 0; run < runs; run++) {
