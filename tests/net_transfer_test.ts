@@ -1,6 +1,7 @@
 // A net packed for a worker (src/engine/net_transfer.ts) and rebuilt from its structured clone is
 // the same net: the same text when printed (header, every layer's fields, unknown fields kept),
-// trees made of TextMessage again, and blobs of the same type, shape and bits.
+// trees made of TextMessage again, and blobs of the same type, shape and bits; packed into a
+// SharedArrayBuffer, every clone's blobs are views of that one buffer.
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
@@ -75,4 +76,30 @@ Deno.test({
       });
     });
   },
+});
+
+Deno.test("net transfer: packed shared, every clone's blobs are views of the one buffer, not copies", () => {
+  const net = readPrototxt(`name: "n"
+input: "data"
+input_shape { dim: 1 dim: 1 dim: 2 dim: 2 }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 1 } }
+`);
+  net.layers[0].blobs.push(
+    { shape: [1, 1, 1, 1], data: new Float32Array([0.5]) },
+    { shape: [1], data: new Float32Array([-1.25]) },
+  );
+  const packed = packNet(net, true);
+  assert.ok(packed.data instanceof SharedArrayBuffer);
+  const [first, second] = [0, 1].map(() => unpackNet(structuredClone(packed)));
+  assert.deepEqual(first.layers[0].blobs, net.layers[0].blobs);
+  // A write through one clone's view is seen through the other's: the same memory.
+  (first.layers[0].blobs[0].data as Float32Array)[0] = 7;
+  assert.equal(second.layers[0].blobs[0].data[0], 7);
+  assert.ok(second.layers[0].blobs[1].data.buffer instanceof SharedArrayBuffer);
+  // Unshared, a clone is a copy.
+  const plain = packNet(net);
+  assert.ok(plain.data instanceof ArrayBuffer);
+  const copy = unpackNet(structuredClone(plain));
+  (copy.layers[0].blobs[0].data as Float32Array)[0] = 9;
+  assert.equal(unpackNet(structuredClone(plain)).layers[0].blobs[0].data[0], 0.5);
 });

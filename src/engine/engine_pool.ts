@@ -1,6 +1,7 @@
 /**
- * Every core for the simulator: a pool of workers, each holding its own copy of some nets and
- * its own WebAssembly instances, running samples in parallel; results come back in sample order
+ * Every core for the simulator: a pool of workers, each holding some nets (their blobs in one
+ * buffer every worker reads, where the runtime shares memory; else a copy each) and its own
+ * WebAssembly instances, running samples in parallel; results come back in sample order
  * and equal, bit for bit, those of `runNet` on one thread. Web Workers (module workers) in Deno
  * and browsers; `node:worker_threads` in Node once `mod.ts` (or the CLI) is loaded
  * (src/io/node_workers.ts registers it). Where there is no worker (edge functions, `core` in Node),
@@ -128,7 +129,8 @@ export class EnginePool {
   }
 
   /**
-   * A pool of `options.threads` workers, each given a copy of `nets`; in-process (one thread)
+   * A pool of `options.threads` workers, each given `nets` (their blobs shared, or copied where
+   * the runtime has no `SharedArrayBuffer`); in-process (one thread)
    * when that is 1, when the runtime has no workers, or when a worker fails to start.
    */
   static async open(nets: Net[], options: EnginePoolOptions = {}): Promise<EnginePool> {
@@ -136,7 +138,9 @@ export class EnginePool {
     const start = workerStarter();
     if (threads === 1 || start === undefined) return new EnginePool(nets, []);
     const workers: PoolWorker[] = [];
-    const packed = nets.map(packNet);
+    // One buffer of blobs that every worker reads in place, where the runtime shares memory.
+    const shared = typeof SharedArrayBuffer === "function";
+    const packed = nets.map((net) => packNet(net, shared));
     const build = engineBuild();
     try {
       const ready: Promise<void>[] = [];
@@ -154,9 +158,13 @@ export class EnginePool {
             }, (text) => reject(new Error(text)));
           }),
         );
-        // Each worker gets its own copy of the blob buffers (transferred, so copied once).
-        const copies = packed.map((net) => ({ ...net, data: net.data.slice(0) }));
-        port.post({ kind: "nets", nets: copies, build }, copies.map((net) => net.data));
+        if (shared) {
+          port.post({ kind: "nets", nets: packed, build }, []);
+        } else {
+          // Each worker gets its own copy of the blob buffers (transferred, so copied once).
+          const copies = packed.map((net) => ({ ...net, data: net.data.slice(0) as ArrayBuffer }));
+          port.post({ kind: "nets", nets: copies, build }, copies.map((net) => net.data));
+        }
       }
       await Promise.all(ready);
     } catch {

@@ -1,9 +1,10 @@
 /**
  * A net in a form `postMessage` carries to a worker cheaply: its header's and layers' field trees
- * as plain data and every blob's elements packed into one `ArrayBuffer` (transferable, copied
- * once), rebuilt on the other side into the same net (without the caffemodel's unknown fields,
- * which no run reads). The trees cross as they are, so a worker reads no text (its schema is not
- * even loaded).
+ * as plain data and every blob's elements packed into one buffer, rebuilt on the other side into
+ * the same net (without the caffemodel's unknown fields, which no run reads). The trees cross as
+ * they are, so a worker reads no text (its schema is not even loaded). The buffer is a
+ * `SharedArrayBuffer` where the runtime has one, which every worker reads in place (no copy per
+ * worker), else an `ArrayBuffer` to transfer.
  *
  * @module
  */
@@ -46,7 +47,7 @@ interface ClonedMessage {
   fields: (Omit<TextField, "value"> & { value: FieldValue | ClonedMessage })[];
 }
 
-/** A net as plain data: structured-cloneable, `data` transferable. */
+/** A net as plain data: structured-cloneable, `data` shared or transferable. */
 export interface PackedNet {
   /** The net's header fields. */
   header: ClonedMessage;
@@ -55,7 +56,7 @@ export interface PackedNet {
   /** Every blob, in layer order then blob order. */
   blobs: PackedBlob[];
   /** All blob elements, one after the other. */
-  data: ArrayBuffer;
+  data: ArrayBuffer | SharedArrayBuffer;
 }
 
 function blobType(data: BlobData): BlobType {
@@ -65,8 +66,11 @@ function blobType(data: BlobData): BlobType {
   return "uint64";
 }
 
-/** `net` packed: its text and one fresh buffer holding a copy of every blob's elements. */
-export function packNet(net: Net): PackedNet {
+/**
+ * `net` packed: its trees and one fresh buffer holding a copy of every blob's elements, a
+ * `SharedArrayBuffer` when `shared` (the runtime must have one).
+ */
+export function packNet(net: Net, shared = false): PackedNet {
   const blobs: PackedBlob[] = [];
   let bytes = 0;
   net.layers.forEach((layer, index) => {
@@ -82,7 +86,7 @@ export function packNet(net: Net): PackedNet {
       bytes += Math.ceil(blob.data.byteLength / 8) * 8;
     }
   });
-  const data = new ArrayBuffer(bytes);
+  const data = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
   const target = new Uint8Array(data);
   let next = 0;
   for (const layer of net.layers) {
@@ -110,7 +114,8 @@ export function unpackNet(packed: PackedNet): Net {
     layers: packed.layers.map((params) => new Layer(revived(params))),
   };
   for (const { layer, shape, type, byteOffset, length, legacyShape } of packed.blobs) {
-    const data = new BLOB_TYPES[type](packed.data, byteOffset, length);
+    // A view of the shared buffer too (the constructors' union type names ArrayBuffer only).
+    const data = new BLOB_TYPES[type](packed.data as ArrayBuffer, byteOffset, length);
     net.layers[layer].blobs.push({ shape, data, ...(legacyShape ? { legacyShape } : {}) });
   }
   return net;
