@@ -1,9 +1,10 @@
 /**
  * The engine worker's side of {@linkcode EnginePool} (src/engine/engine_pool.ts): the messages both
- * sides exchange and the loop a worker runs. A worker holds the nets (sent once,
- * packed: their blobs in a buffer all workers share where the runtime allows, else its own copy) and its own WebAssembly instances; each job is some samples' inputs, run through some
- * of those nets (`runSamples`: as one batch per net when the net allows it, the same bits per
- * sample; src/engine/joined_run.ts). A job's tensors cross as one {@linkcode TensorBundle}: their
+ * sides exchange and the loop a worker runs. A worker holds the nets (sent once, packed: their
+ * blobs in a buffer all workers share where the runtime allows, else its own copy) and its own
+ * WebAssembly instances; each job is some samples' inputs, run through some of those nets
+ * (`runSamples`: as one batch per net when the net allows it, the same bits per sample;
+ * src/engine/joined_run.ts). A job's tensors cross as one {@linkcode TensorBundle}: their
  * elements in one transferred array and the rest in one JSON string, since cloning a message
  * costs per object in it (a few microseconds per sample, as much as a small net's run). A
  * `ConvertError` crosses as its code, message and place.
