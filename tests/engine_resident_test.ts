@@ -552,15 +552,24 @@ Deno.test("output arena: a kernel output of any size up to its capacity is taken
   }
 });
 
-Deno.test("output arena: memory it cannot have leaves it as it was; outputs get their own arrays", () => {
-  // A shared memory of one page that may grow to three: room for 32 K floats above its base.
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 3, shared: true });
+/**
+ * An arena in a shared memory of one page that may grow to `maximumPages`, and how many times it
+ * was resized (each resize frees what the instance keeps).
+ */
+function sharedArena(maximumPages: number): { arena: OutputArena; resizes: () => number } {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: maximumPages, shared: true });
   const wasm = new WasmInstance({ exports: { memory } } as unknown as WebAssembly.Instance);
   let resizes = 0;
   const arena = new OutputArena(wasm, () => {
     resizes++;
     wasm.release();
   });
+  return { arena, resizes: () => resizes };
+}
+
+Deno.test("output arena: memory it cannot have leaves it as it was; outputs get their own arrays", () => {
+  // Three pages: room for 32 K floats above the base.
+  const { arena, resizes } = sharedArena(3);
   /** One run taking an output of `count` floats: whether the arena holds it, and its values. */
   const run = (count: number) =>
     arena.within(() => {
@@ -575,7 +584,26 @@ Deno.test("output arena: memory it cannot have leaves it as it was; outputs get 
     assert.deepEqual(run(1000), { inArena: true, right: true }, `run ${i}`);
   }
   // Sized once, refused once, then not asked for again (each attempt frees what is kept).
-  assert.equal(resizes, 2);
+  assert.equal(resizes(), 2);
+});
+
+Deno.test("output arena: a run on larger inputs than the last is given room for them at its start", () => {
+  const { arena, resizes } = sharedArena(64);
+  /** A run on `inputs` floats taking two outputs of 10 floats per input float: in the arena? */
+  const run = (inputs: number) =>
+    arena.within(() => {
+      const outputs = [arena.take(10 * inputs), arena.take(10 * inputs)];
+      return outputs.map((output) => arena.holds(output));
+    }, inputs);
+  assert.deepEqual(run(1000), [false, false]); // sizes the arena for the next run
+  assert.deepEqual(run(1000), [true, true]);
+  // Eight times the inputs (a batch of 8): room for eight times what the last run asked.
+  assert.deepEqual(run(8000), [true, true]);
+  assert.deepEqual(run(8000), [true, true]);
+  // Smaller inputs fit what is there.
+  assert.deepEqual(run(3000), [true, true]);
+  // Sized twice: by the first run, and at the start of the first larger one.
+  assert.equal(resizes(), 2);
 });
 
 /** A module with nothing but an exported memory of one page (bytes written out by hand). */

@@ -210,7 +210,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "joined run: runSamples over 19 samples (groups of 8, 8 and 3) equals runNet; a bad sample stops it there",
+    "joined run: runSamples over 19 samples (two groups of 8, then 3 one by one) equals runNet; a bad sample stops it there",
   ignore: !modelNames.includes("lenet"),
   async fn() {
     const [float, , deploy] = await threeNets("lenet");

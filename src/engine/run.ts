@@ -514,8 +514,11 @@ export async function runNet(net: Net, options: RunOptions = {}): Promise<RunRes
       runLayer(plan.layers[index], index);
     }
   };
-  if (arena) kernels.withOutputArena(runLayers);
-  else runLayers();
+  if (arena) {
+    let inputFloats = 0;
+    for (const { data } of inputs.values()) inputFloats += data.length;
+    kernels.withOutputArena(runLayers, inputFloats);
+  } else runLayers();
   const tensors = (held: readonly number[]) => {
     const named = held.map((slot) =>
       [names[slot], settled(values.get(slot)!, kernels, quant)] as const

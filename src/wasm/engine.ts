@@ -251,9 +251,10 @@ export interface EngineKernels {
   /**
    * Runs `body` with the tensor outputs of these kernels taken as views from one buffer that the
    * next `withOutputArena` takes again from its start: `body`'s caller must copy every such output
-   * it keeps beyond that (see {@linkcode EngineKernels.inOutputArena}).
+   * it keeps beyond that (see {@linkcode EngineKernels.inOutputArena}). `inputFloats`, the size
+   * of the run's inputs, sizes the buffer for a run on larger inputs than the last.
    */
-  withOutputArena<T>(body: () => T): T;
+  withOutputArena<T>(body: () => T, inputFloats?: number): T;
   /** Whether `values` is an output taken from the arena of {@linkcode withOutputArena}. */
   inOutputArena(values: Float32Array): boolean;
   /**
@@ -1910,7 +1911,7 @@ function bindKernels(wasm: WasmInstance): EngineKernels {
       resident.budget = bytes;
     },
 
-    withOutputArena: (body) => arena.within(body),
+    withOutputArena: (body, inputFloats) => arena.within(body, inputFloats),
     inOutputArena: (values) => arena.holds(values),
     outputArray: (count) => arena.take(count),
     releaseOutput: (values) => arena.release(values),

@@ -49,6 +49,8 @@ export class OutputArena {
   #top = 0;
   /** Floats the current (or last) run asked of the arena, whether or not they fitted. */
   #asked = 0;
+  /** The input floats of the run {@linkcode #asked} counts (see {@linkcode within}). */
+  #askedFor = 0;
   /**
    * Counts the runs (`within`). What `#views` and `#free` hold of earlier runs is stale rather
    * than cleared: a Map's `clear` allocates, and these are kept from run to run.
@@ -75,19 +77,27 @@ export class OutputArena {
 
   /**
    * Runs `body` with outputs taken from the arena, from its start (views taken in an
-   * earlier `within` are overwritten now).
+   * earlier `within` are overwritten now). `inputFloats` is the size of the run's inputs: a run
+   * on larger inputs than the last one (a larger batch) is given room for that many times what
+   * the last one asked, as a net's outputs grow with its batch.
    */
-  within<T>(body: () => T): T {
+  within<T>(body: () => T, inputFloats = 0): T {
     if (this.#active) return body();
     this.#active = true;
-    const wanted = Math.min(this.#limit, this.#asked);
+    const growth = inputFloats > this.#askedFor && this.#askedFor > 0
+      ? inputFloats / this.#askedFor
+      : 1;
+    const wanted = Math.min(this.#limit, Math.ceil(this.#asked * growth));
     if (wanted > this.#buffer.length) {
-      // Room for all a run like the last one asks, in one array: growing it during a run would
-      // leave the pages of the smaller arrays before it unused, and then on the runs after.
+      // Room for all a run like the last one asks (scaled to this run's inputs), in one array:
+      // growing it during a run would leave the pages of the smaller arrays before it unused, and
+      // then on the runs after; and each growth lets go of what the instance keeps, which the
+      // next run makes again (lenet at a new batch size: ~5 ms a run against ~1.6 once ready).
       this.#resize(wanted);
     }
     this.#top = 0;
     this.#asked = 0;
+    this.#askedFor = inputFloats;
     this.#run++;
     try {
       return body();
