@@ -1,12 +1,22 @@
 // The engine pool (src/engine/engine_pool.ts): samples run on workers give, bit for bit and in
 // sample order, what `runNet` gives on one thread (in either build of the engine module: the
 // workers take the build of the thread that opens the pool); a worker's ConvertError arrives as the same
-// ConvertError; without Worker the pool runs in-process; `run --threads` writes the same bytes.
+// ConvertError; without Worker the pool runs in-process; jobs of a worker that never starts or
+// fails to start run on the pool's own thread; `run --threads` writes the same bytes.
 
 import assert from "node:assert/strict";
 import { loadNet } from "../src/caffe/model.ts";
 import { type Net, netInputs } from "../src/caffe/net.ts";
 import { EnginePool } from "../src/engine/engine_pool.ts";
+import {
+  bundleTensors,
+  type FromWorker,
+  serveEngine,
+  type ToWorker,
+  unbundleTensors,
+} from "../src/engine/engine_worker.ts";
+import { packNet } from "../src/engine/net_transfer.ts";
+import { engineBuild } from "../src/wasm/engine_build.ts";
 import { evaluateAccuracy } from "../src/engine/evaluate.ts";
 import { runNet, type RunResult, type Tensor } from "../src/engine/run.ts";
 import { ConvertError } from "../src/errors.ts";
@@ -190,51 +200,166 @@ async function withoutWebWorkers(net: Net, inputs: Map<string, Tensor>[]) {
   }
 }
 
+/**
+ * Runs `script` (JavaScript) in a fresh Deno process allowed to read only, with lenet's prototxt and
+ * caffemodel and then `args` as its arguments: its standard output, parsed as JSON.
+ */
+async function lenetScriptOutput(script: string, ...args: string[]): Promise<unknown> {
+  const file = await Deno.makeTempFile({ suffix: ".js" });
+  try {
+    await Deno.writeTextFile(file, script);
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        file,
+        modelFile("lenet", "deploy.prototxt"),
+        modelFile("lenet", "weights.caffemodel"),
+        ...args,
+      ],
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    return JSON.parse(new TextDecoder().decode(stdout));
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/** Asserts rows `rows` of `prob` are lenet's on `randomValues(784, seed + row)`, to the bit. */
+async function assertLenetProbs(prob: number[][], seed: number, rows: number[]): Promise<void> {
+  const { net } = readNet("lenet");
+  for (const i of rows) {
+    const data = randomValues(784, seed + i);
+    const { outputs } = await runNet(net, {
+      inputs: new Map([["data", { shape: [1, 1, 28, 28], data }]]),
+    });
+    // JSON carries float32 values exactly (as doubles).
+    assert.deepEqual(prob[i], [...outputs.get("prob")!.data], `sample ${i}`);
+  }
+}
+
+/** The pool's modules, in a script run by {@linkcode lenetScriptOutput}. */
+const POOL_IMPORTS = `
+  import { loadNet } from "${new URL("../src/caffe/model.ts", import.meta.url)}";
+  import { EnginePool } from "${new URL("../src/engine/engine_pool.ts", import.meta.url)}";
+  import { registerWorkerStarter } from "${new URL(
+  "../src/engine/worker_starter.ts",
+  import.meta.url,
+)}";
+  import { randomValues } from "${new URL("./_builders.ts", import.meta.url)}";
+  const net = loadNet(Deno.readTextFileSync(Deno.args[0]), Deno.readFileSync(Deno.args[1]));`;
+
+/**
+ * The script's lines that run `count` lenet samples (`randomValues(784, seed + i)`) through `pool`
+ * and print the prob rows (and `report`'s fields) as JSON.
+ */
+function probsOfPool(count: number, seed: number, report: string): string {
+  return `
+    const inputs = Array.from({ length: ${count} }, (_, i) =>
+      new Map([["data", { shape: [1, 1, 28, 28], data: randomValues(784, ${seed} + i) }]]));
+    const prob = [];
+    for await (const [result] of pool.runAll(inputs)) prob.push([...result.outputs.get("prob").data]);
+    pool.close();
+    console.log(JSON.stringify({ ${report}, prob }));`;
+}
+
 Deno.test({
   name: "engine pool: without Worker nor a registered starter it runs in-process, same results",
   ignore: !have("lenet"),
   async fn() {
     // A fresh process: this one has Node's starter registered (src/cli.ts, via tests/_cli.ts).
-    const script = `
-      import { loadNet } from "${new URL("../src/caffe/model.ts", import.meta.url)}";
-      import { EnginePool } from "${new URL("../src/engine/engine_pool.ts", import.meta.url)}";
-      import { randomValues } from "${new URL("./_builders.ts", import.meta.url)}";
+    const script = `${POOL_IMPORTS}
       delete globalThis.Worker;
-      const net = loadNet(Deno.readTextFileSync(Deno.args[0]), Deno.readFileSync(Deno.args[1]));
       const pool = await EnginePool.open([net], { threads: 2 });
-      const inputs = [0, 1].map((i) =>
-        new Map([["data", { shape: [1, 1, 28, 28], data: randomValues(784, 40 + i) }]]));
-      const prob = [];
-      for await (const [result] of pool.runAll(inputs)) prob.push([...result.outputs.get("prob").data]);
-      pool.close();
-      console.log(JSON.stringify({ threads: pool.threads, prob }));`;
-    const file = await Deno.makeTempFile({ suffix: ".js" });
-    try {
-      await Deno.writeTextFile(file, script);
-      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          file,
-          modelFile("lenet", "deploy.prototxt"),
-          modelFile("lenet", "weights.caffemodel"),
-        ],
-      }).output();
-      assert.equal(code, 0, new TextDecoder().decode(stderr));
-      const { threads, prob } = JSON.parse(new TextDecoder().decode(stdout));
-      assert.equal(threads, 1);
-      const { net } = readNet("lenet");
-      for (const i of [0, 1]) {
-        const data = randomValues(784, 40 + i);
-        const { outputs } = await runNet(net, {
-          inputs: new Map([["data", { shape: [1, 1, 28, 28], data }]]),
-        });
-        // JSON carries float32 values exactly (as doubles).
-        assert.deepEqual(prob[i], [...outputs.get("prob")!.data], `sample ${i}`);
-      }
-    } finally {
-      await Deno.remove(file);
-    }
+      ${probsOfPool(2, 40, "threads: pool.threads")}`;
+    const { threads, prob } = await lenetScriptOutput(script) as {
+      threads: number;
+      prob: number[][];
+    };
+    assert.equal(threads, 1);
+    await assertLenetProbs(prob, 40, [0, 1]);
+  },
+});
+
+for (const kind of ["never", "fails"] as const) {
+  Deno.test({
+    name: kind === "never"
+      ? "engine pool: jobs posted to a worker that never starts are taken back and run here"
+      : "engine pool: the jobs of a worker that fails to start run on the other threads",
+    ignore: !have("lenet"),
+    async fn() {
+      // A fresh process whose one worker is a fake port: "never" takes messages and never
+      // answers, "fails" fails to start 30 ms after it is made.
+      const script = `${POOL_IMPORTS}
+        delete globalThis.Worker;
+        let posted = 0;
+        registerWorkerStarter(() => ({
+          post(message) { if (message.kind === "run") posted++; },
+          listen(onMessage, onError) {
+            if (Deno.args[2] === "fails") setTimeout(() => onError("cannot start"), 30);
+          },
+          terminate() {},
+        }), 2);
+        const hung = setTimeout(() => { console.error("hung"); Deno.exit(3); }, 30000);
+        const pool = await EnginePool.open([net], { threads: 2 });
+        ${probsOfPool(40, 70, "threads: pool.threads, posted")}
+        clearTimeout(hung);`;
+      const { threads, posted, prob } = await lenetScriptOutput(script, kind) as {
+        threads: number;
+        posted: number;
+        prob: number[][];
+      };
+      assert.equal(threads, 2);
+      // Jobs went to the fake worker (none of them came back from it).
+      assert.ok(posted > 0, `${posted} jobs posted`);
+      assert.equal(prob.length, 40);
+      await assertLenetProbs(prob, 70, [0, 17, 39]);
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "engine worker: it runs a job whose claim it wins, and answers `taken` for one the pool took",
+  ignore: !have("lenet"),
+  async fn() {
+    const { net } = readNet("lenet");
+    const answers: FromWorker[] = [];
+    let handler: ((message: ToWorker) => Promise<void> | void) | undefined;
+    serveEngine({
+      post: (message) => answers.push(message),
+      listen: (listener) => handler = listener,
+    });
+    const claims = new Int32Array(new SharedArrayBuffer(8));
+    await handler!({ kind: "nets", nets: [packNet(net, true)], build: engineBuild(), claims });
+    assert.deepEqual(answers.shift(), { kind: "ready" });
+    const [inputs] = samples(net, 1, 5);
+    const job = (id: number, claim: number): ToWorker => ({
+      kind: "run",
+      id,
+      nets: [0],
+      samples: bundleTensors([{ tensors: inputs }]),
+      seed: 0,
+      claim,
+    });
+    // Slot 1 was claimed by the pool's thread (2): the worker leaves the job.
+    claims[1] = 2;
+    await handler!(job(7, 1));
+    const taken = answers.shift()!;
+    assert.equal(taken.kind, "taken");
+    assert.equal(taken.kind === "taken" && taken.id, 7);
+    assert.equal(claims[1], 2);
+    // Slot 0 is free: the worker claims it (1) and runs the job.
+    await handler!(job(8, 0));
+    const done = answers.shift()!;
+    assert.equal(done.kind, "done");
+    assert.equal(claims[0], 1);
+    if (done.kind !== "done") return;
+    assert.equal(done.id, 8);
+    assert.equal(done.claim, 0);
+    const [result] = unbundleTensors(done.results, true);
+    const expected = await runNet(net, { inputs });
+    assert.deepEqual(result!.tensors.get("prob")!.data, expected.outputs.get("prob")!.data);
   },
 });
 

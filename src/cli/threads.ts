@@ -12,8 +12,8 @@ export const THREADS_USAGE = "[--threads N]";
 
 /** The option's help text. */
 export const THREADS_HELP =
-  "--threads N runs the samples on N threads (workers sharing one copy of the weights;\n" +
-  "default: every core; 1 runs in the main thread). Results are the same for any N.\n";
+  "--threads N runs the samples on N threads: the main one and N-1 workers (sharing one\n" +
+  "copy of the weights; default: every core). Results are the same for any N.\n";
 
 /** The thread count given with `--threads` (a whole number ≥ 1), or undefined (every core). */
 export function threadsOption(args: ParsedArgs): number | undefined {

@@ -155,6 +155,8 @@ export type ToWorker =
     nets: PackedNet[];
     /** The engine build the pool's own thread uses (results stay bit-identical to it). */
     build: EngineBuild;
+    /** Who took each job, by its `claim` slot (0: no one yet; where memory is shared). */
+    claims?: Int32Array;
   }
   | {
     kind: "run";
@@ -163,6 +165,8 @@ export type ToWorker =
     /** Samples, each run through every net of `nets` (a group without tensors: all seeded). */
     samples: TensorBundle;
     seed: number;
+    /** Its slot in `claims`: the worker runs it only if it claims it first. */
+    claim?: number;
   };
 
 /** What a worker answers. */
@@ -182,6 +186,15 @@ export type FromWorker =
     error?: WireError;
     /** Time spent running the samples. */
     milliseconds: number;
+    /** The job's `claim`, which the worker reads no more. */
+    claim?: number;
+  }
+  | {
+    /** The pool's own thread took the job before this worker started it. */
+    kind: "taken";
+    id: number;
+    spent: ArrayBuffer;
+    claim?: number;
   }
   | { kind: "failed"; error: WireError };
 
@@ -215,16 +228,26 @@ function groupOf(result: RunResult): BundleGroup {
 /** Runs the worker's loop on `endpoint`: nets first, then jobs. */
 export function serveEngine(endpoint: WorkerEndpoint): void {
   let nets: Net[] = [];
+  let claims: Int32Array | undefined;
   endpoint.listen(async (message) => {
     if (message.kind === "nets") {
       try {
         useEngineBuild(message.build);
         nets = message.nets.map(unpackNet);
+        claims = message.claims;
         endpoint.post({ kind: "ready" }, []);
       } catch (error) {
         endpoint.post({ kind: "failed", error: wireError(error) }, []);
       }
       return;
+    }
+    const { id, claim } = message;
+    const spent = message.samples.data.buffer as ArrayBuffer;
+    if (claims !== undefined && claim !== undefined) {
+      if (Atomics.compareExchange(claims, claim, 0, 1) !== 0) {
+        endpoint.post({ kind: "taken", id, spent, claim }, [spent]);
+        return;
+      }
     }
     const started = performance.now();
     const samples = unbundleTensors(message.samples, true);
@@ -239,13 +262,14 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     endpoint.post(
       {
         kind: "done",
-        id: message.id,
+        id,
         results: bundle,
-        spent: message.samples.data.buffer as ArrayBuffer,
+        spent,
         error: error === undefined ? undefined : wireError(error),
         milliseconds,
+        claim,
       },
-      [bundle.data.buffer as ArrayBuffer, message.samples.data.buffer as ArrayBuffer],
+      [bundle.data.buffer as ArrayBuffer, spent],
     );
   });
 }
