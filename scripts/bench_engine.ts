@@ -2,8 +2,9 @@
  * The simulator's speed beside OpenCV's, in one run: for each real model of ../shared/models and
  * ResNet-50 (`bench-out/resnet50`, made by `scripts/make_model.ts resnet50`, 224x224), images
  * per second of `runNet` on the float, fake-quant and deploy nets (one thread), of the float net on
- * every core (an `EnginePool` of one worker per core, samples of the row's batch streamed through it
- * back to back, start-up not counted), and of OpenCV's Caffe importer
+ * every core (an `EnginePool` on one thread per core: this one and a worker per other core, samples
+ * of the row's batch streamed through it back to back, start-up not counted), and of OpenCV's Caffe
+ * importer
  * (Debian's `python3-opencv` through `/usr/bin/python3`, `cv2.dnn.readNetFromCaffe`) with one thread
  * (`cv2.setNumThreads(1)`) and with every core, at batch 1 and batched (`--batch`, default 8),
  * with the ratios of the float engine to OpenCV. Seeded inputs uniform in [-1, 1). Before a
@@ -259,15 +260,15 @@ function table(rows: Row[], cores: number, against?: string): string {
     "batch",
     "float",
     ...(against === undefined ? [] : [`float of ${against}`]),
-    `float ${cores} workers`,
+    `float ${cores} threads`,
     "fake-quant",
     "deploy",
     "OpenCV 1 thread",
     `OpenCV ${cores} threads`,
     "float / OpenCV 1",
     ...(against === undefined ? [] : [`float of ${against} / OpenCV 1`]),
-    `float ${cores} workers / OpenCV 1`,
-    `float ${cores} workers / OpenCV ${cores}`,
+    `float ${cores} threads / OpenCV 1`,
+    `float ${cores} threads / OpenCV ${cores}`,
     "deploy / float",
     "load avg",
   ];

@@ -3,9 +3,10 @@
  * ../shared/models and ResNet-50, `bench-out/resnet50` from `scripts/make_model.ts`), images per
  * second of the command as a user runs it (`deno run -A src/cli.ts run <model> <weights>
  * --input <blob>=<file.npy> --threads T --out <dir>`, a fresh process each time) on one thread and
- * on every core (T threads), with start-up cancelled by timing a `.npy` of N seeded samples against
- * one of T samples (one per worker, so that the workers' start-up cancels too; one sample on one
- * thread): (N − T) / (time of N − time of T). Beside it, in the same rounds: `runNet` in this
+ * on every core (T threads: the main one and T − 1 workers), with start-up cancelled by timing a
+ * `.npy` of N seeded samples against one of T samples (one per thread, so that the workers' start
+ * cancels in part: the main thread takes back the jobs of a worker still starting; one sample on
+ * one thread): (N − T) / (time of N − time of T). Beside it, in the same rounds: `runNet` in this
  * process over the same N samples one at a time (one thread, warm: what the CLI would reach
  * without its own costs), and OpenCV's Caffe importer (Debian's `python3-opencv`) over the same
  * samples one forward pass each, with one thread and with every core.
