@@ -583,8 +583,9 @@ Deno.test("output arena: memory it cannot have leaves it as it was; outputs get 
     assert.deepEqual(run(100_000), { inArena: false, right: true }, `run ${i}`);
     assert.deepEqual(run(1000), { inArena: true, right: true }, `run ${i}`);
   }
-  // Sized once, refused once, then not asked for again (each attempt frees what is kept).
-  assert.equal(resizes(), 2);
+  // The room set aside before the first run refused (the memory is smaller), sized once, refused
+  // once, then not asked for again (each attempt frees what is kept).
+  assert.equal(resizes(), 3);
 });
 
 Deno.test("output arena: a run on larger inputs than the last is given room for them at its start", () => {
@@ -602,8 +603,21 @@ Deno.test("output arena: a run on larger inputs than the last is given room for 
   assert.deepEqual(run(8000), [true, true]);
   // Smaller inputs fit what is there.
   assert.deepEqual(run(3000), [true, true]);
-  // Sized twice: by the first run, and at the start of the first larger one.
-  assert.equal(resizes(), 2);
+  // The room set aside before the first run refused (4 MiB of memory), then sized twice: by the
+  // first run, and at the start of the first larger one.
+  assert.equal(resizes(), 3);
+});
+
+Deno.test("output arena: in a shared memory the first run's outputs are taken from it", () => {
+  // 512 MiB: room for the 256 MiB set aside before the first run.
+  const { arena, resizes } = sharedArena(8192);
+  const run = () =>
+    arena.within(() => {
+      const outputs = [arena.take(100_000), arena.take(1_000_000)];
+      return outputs.map((output) => arena.holds(output));
+    }, 1000);
+  for (let i = 0; i < 3; i++) assert.deepEqual(run(), [true, true], `run ${i}`);
+  assert.equal(resizes(), 1);
 });
 
 /** A module with nothing but an exported memory of one page (bytes written out by hand). */
