@@ -10,10 +10,11 @@
  * ```
  * (`model` is a folder name of ../shared/models, or `resnet50` for bench-out/resnet50; `--batch`
  * replaces the input's first axis, which is otherwise the model's own.) The timed runs come after
- * `--warmup` seconds (default 1) of untimed ones, at least one: a net's second and third runs in a
- * process still take fresh memory (its second sizes the output arena, and the weights kept for the
- * kernels are made again above it), and with a single warm-up run ResNet-50's Winograd layers took
- * a third of its time over four runs, against a fifth after more.
+ * `--warmup` seconds (default 1) of untimed ones, at least one: a net's first runs in a process
+ * still take fresh memory and run code V8 has not optimized yet (when this option came, the second
+ * run also sized the output arena and made the kept weights again above it, and with a single
+ * warm-up run ResNet-50's Winograd layers took a third of its time over four runs, against a fifth
+ * after more).
  *
  * @module
  */

@@ -78,8 +78,9 @@ const MAX_SAMPLES_PER_JOB = 64;
  * Jobs a worker is given at once: the next ones wait in its message queue while it runs one, so
  * that it never idles for a round trip, nor while this thread runs a job of its own (a worker's
  * answers are read between this thread's jobs, and a cold first run of ResNet-50 takes ~1 s). At
- * the end of a stream this thread takes back those a worker has not started. Against 2 at a time:
- * `caffe-quant run --threads 2` of 13 ResNet-50 samples in Node 4,232 -> 3,820 ms, the rest the same.
+ * the end of a stream this thread takes back those a worker has not started. Against 2 at a
+ * time: `caffe-quant run --threads 2` of 13 ResNet-50 samples in Node 4,232 -> 3,820 ms, the rest
+ * the same.
  */
 const JOBS_PER_WORKER = 4;
 
@@ -176,12 +177,11 @@ export class EnginePool {
     }
     const start = workerStarter();
     const workers: PoolWorker[] = [];
-    // One buffer of blobs that every worker reads in place, where the runtime shares memory.
-    const shared = typeof SharedArrayBuffer === "function";
-    const claims = shared && threads > 1 && start !== undefined
-      ? new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS))
-      : undefined;
+    let claims: Int32Array | undefined;
     if (threads > 1 && start !== undefined) {
+      // One buffer of blobs that every worker reads in place, where the runtime shares memory.
+      const shared = typeof SharedArrayBuffer === "function";
+      if (shared) claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
       const packed = nets.map((net) => packNet(net, shared));
       const build = engineBuild();
       for (let i = 1; i < threads; i++) {
@@ -306,8 +306,8 @@ export class EnginePool {
    * Runs every sample of `samples` as {@linkcode run} does, yielding each one's results in
    * sample order. Samples are read ahead (with workers, {@linkcode JOBS_PER_WORKER} + 1 jobs per
    * thread, so that this thread rarely finds none queued and takes one back from a worker; one job
-   * without; a job carries consecutive samples, more of them for a fast net). The first error is thrown when its
-   * sample's turn comes, after the samples before it.
+   * without; a job carries consecutive samples, more of them for a fast net). The first error is
+   * thrown when its sample's turn comes, after the samples before it.
    */
   async *runAll(
     samples: SampleInputs,
@@ -358,14 +358,18 @@ export class EnginePool {
     this.#turns?.port1.close();
   }
 
-  /** Runs a job on this thread: as joined runs when the nets allow it (src/engine/joined_run.ts). */
+  /**
+   * Runs a job on this thread: as joined runs when the nets allow it (src/engine/joined_run.ts).
+   */
   async #runHere(job: Job): Promise<void> {
     const started = performance.now();
     try {
       const { results, error } = await runSamples(this.#nets, job.samples, job.seed);
-      if (error === undefined) this.#noteJob(performance.now() - started, job.samples.length);
-      else if (!(error instanceof Error)) throw error;
-      job.resolve({ results, error: error as Error | undefined });
+      if (error === undefined) {
+        this.#noteJob(performance.now() - started, job.samples.length);
+        job.resolve({ results });
+      } else if (error instanceof Error) job.resolve({ results, error });
+      else job.reject(error as Error);
     } catch (error) {
       job.reject(error as Error);
     }

@@ -2,12 +2,13 @@
  * Where a kernel wrapper puts its float output arrays during a run: normally each is a new array
  * (`slice` of WebAssembly memory); inside {@linkcode OutputArena.within} they are views into one
  * buffer instead, taken one after the other and taken again from its start by the next such run
- * (which first makes it large enough for all the run before asked of it, up to a capacity; what
- * does not fit during a run gets its own array). Allocating a typed array costs about a
+ * (which first makes it large enough for all the run before asked of it, scaled to its own inputs,
+ * up to a capacity; in a shared memory {@linkcode FIRST_ROOM} is set aside before the first run;
+ * what does not fit during a run gets its own array). Allocating a typed array costs about a
  * microsecond, as much as a small layer's kernel, and a large one its fresh pages too (54 KB
  * copied out: 8.6 us into a new array, 1.4 us into a kept one); the arena avoids it for the values
- * a run computes and lets go of itself. The caller of `within` copies (`slice`) every view that outlives the run before the
- * next one.
+ * a run computes and lets go of itself. The caller of `within` copies (`slice`) every view that
+ * outlives the run before the next one.
  *
  * Where the module's memory is shared (src/wasm/load.ts `instantiate`), the arena is a region of
  * that memory set aside below everything else ({@linkcode WasmInstance.reserve}): a kernel writes
