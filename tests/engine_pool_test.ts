@@ -320,19 +320,32 @@ for (const kind of ["never", "fails"] as const) {
 
 Deno.test({
   name:
-    "engine worker: it runs a job whose claim it wins, and answers `taken` for one the pool took",
+    "engine worker: it runs a job whose claim it wins, answers `taken` for one the pool took, " +
+    "and claims a job only when it starts it",
   ignore: !have("lenet"),
   async fn() {
     const { net } = readNet("lenet");
+    const claims = new Int32Array(new SharedArrayBuffer(12));
     const answers: FromWorker[] = [];
-    let handler: ((message: ToWorker) => Promise<void> | void) | undefined;
+    /** Slot 2's claim when each answer was posted. */
+    const laterClaims: number[] = [];
+    let listener: ((message: ToWorker) => void) | undefined;
     serveEngine({
-      post: (message) => answers.push(message),
-      listen: (listener) => handler = listener,
+      post(message) {
+        answers.push(message);
+        laterClaims.push(claims[2]);
+      },
+      listen: (handler) => listener = handler,
     });
-    const claims = new Int32Array(new SharedArrayBuffer(8));
-    await handler!({ kind: "nets", nets: [packNet(net, true)], build: engineBuild(), claims });
-    assert.deepEqual(answers.shift(), { kind: "ready" });
+    const nextAnswer = async (): Promise<[FromWorker, number]> => {
+      for (let waits = 0; answers.length === 0; waits++) {
+        assert.ok(waits < 10_000, "the worker answers");
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      return [answers.shift()!, laterClaims.shift()!];
+    };
+    listener!({ kind: "nets", nets: [packNet(net, true)], build: engineBuild(), claims });
+    assert.deepEqual((await nextAnswer())[0], { kind: "ready" });
     const [inputs] = samples(net, 1, 5);
     const job = (id: number, claim: number): ToWorker => ({
       kind: "run",
@@ -344,16 +357,22 @@ Deno.test({
     });
     // Slot 1 was claimed by the pool's thread (2): the worker leaves the job.
     claims[1] = 2;
-    await handler!(job(7, 1));
-    const taken = answers.shift()!;
+    listener!(job(7, 1));
+    const [taken] = await nextAnswer();
     assert.equal(taken.kind, "taken");
     assert.equal(taken.kind === "taken" && taken.id, 7);
     assert.equal(claims[1], 2);
-    // Slot 0 is free: the worker claims it (1) and runs the job.
-    await handler!(job(8, 0));
-    const done = answers.shift()!;
+    // Slot 0 is free: the worker claims it (1) and runs the job. The job after it, sent at once,
+    // is not claimed until the first is done: the pool's thread may still take it back.
+    listener!(job(8, 0));
+    listener!(job(9, 2));
+    const [done, slot2WhenDone] = await nextAnswer();
     assert.equal(done.kind, "done");
     assert.equal(claims[0], 1);
+    assert.equal(slot2WhenDone, 0);
+    const [second] = await nextAnswer();
+    assert.equal(second.kind === "done" && second.id, 9);
+    assert.equal(claims[2], 1);
     if (done.kind !== "done") return;
     assert.equal(done.id, 8);
     assert.equal(done.claim, 0);

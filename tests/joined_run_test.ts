@@ -230,3 +230,34 @@ Deno.test({
     assertSameRun(stopped.results[12][0], results[12][0], "sample 12 before the bad one");
   },
 });
+
+Deno.test({
+  name: "joined run: inputs joined into reused arrays: runs at once stay apart, and an input " +
+    "that is also an output keeps its values",
+  ignore: !modelNames.includes("lenet"),
+  async fn() {
+    const [float] = await threeNets("lenet");
+    // Two streams at once: each group's joined inputs are written while the other's run waits.
+    const streams = [samples(float, 24, 40), samples(float, 24, 80)];
+    const runs = await Promise.all(streams.map((inputs) => runSamples([float], inputs, 0)));
+    for (const [s, inputs] of streams.entries()) {
+      assert.equal(runs[s].results.length, inputs.length);
+      for (const i of [0, 9, 23]) {
+        await assertAsRunNet(runs[s].results[i], [float], inputs[i], `stream ${s} sample ${i}`);
+      }
+    }
+    // "extra" is read by no layer: the net's output as it came in, joined.
+    const passing = readPrototxt(
+      `input: "data" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }
+       input: "extra" input_shape { dim: 1 dim: 5 }
+       layer { name: "r" type: "ReLU" bottom: "data" top: "out" }`,
+    );
+    const inputs = samples(passing, 32, 9);
+    const { results } = await runSamples([passing], inputs, 0);
+    assert.ok(allowsJoinedRuns(passing));
+    for (const [i, sample] of inputs.entries()) {
+      const extra = results[i][0].outputs.get("extra");
+      assert.deepEqual(extra?.data, sample.get("extra")!.data, `sample ${i} extra`);
+    }
+  },
+});

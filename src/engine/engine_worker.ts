@@ -225,11 +225,11 @@ function groupOf(result: RunResult): BundleGroup {
   return { tensors: result.outputs, skipped: result.skipped, deployBlobs: result.deployBlobs };
 }
 
-/** Runs the worker's loop on `endpoint`: nets first, then jobs. */
+/** Runs the worker's loop on `endpoint`: nets first, then jobs, one message at a time. */
 export function serveEngine(endpoint: WorkerEndpoint): void {
   let nets: Net[] = [];
   let claims: Int32Array | undefined;
-  endpoint.listen(async (message) => {
+  const handle = async (message: ToWorker): Promise<void> => {
     if (message.kind === "nets") {
       try {
         useEngineBuild(message.build);
@@ -271,5 +271,13 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       },
       [bundle.data.buffer as ArrayBuffer, spent],
     );
+  };
+  // A job is claimed when it starts, not while an earlier one waits (e.g. for the engine to
+  // load): the pool's thread may still take it back. A failure stays unhandled, as a worker's
+  // error.
+  let handled = Promise.resolve();
+  endpoint.listen((message) => {
+    const handling = handled.then(() => handle(message));
+    handled = handling.catch(() => {});
   });
 }

@@ -110,16 +110,36 @@ export async function joinedRun(
 ): Promise<RunResult[] | undefined> {
   if (samples.length < 2 || !allowsJoinedRuns(net)) return undefined;
   const inputs = new Map<string, Tensor>();
-  for (const { name } of netInputs(net)) {
-    const tensors = samples.map((sample) => sample.get(name));
-    if (tensors.some((tensor) => tensor === undefined || tensor.shape.length === 0)) {
-      return undefined;
+  const taken: Float32Array[] = [];
+  let runs: RunResult[] | undefined;
+  try {
+    for (const { name } of netInputs(net)) {
+      const tensors = samples.map((sample) => sample.get(name));
+      if (tensors.some((tensor) => tensor === undefined || tensor.shape.length === 0)) {
+        return undefined;
+      }
+      const joined = concatRows(tensors as Tensor[], (length) => {
+        const array = spareArray(length);
+        taken.push(array);
+        return array.subarray(0, length);
+      });
+      if (joined === undefined) return undefined;
+      inputs.set(name, joined);
     }
-    const joined = concatRows(tensors as Tensor[]);
-    if (joined === undefined) return undefined;
-    inputs.set(name, joined);
+    if (inputs.size === 0) return undefined;
+    runs = await joinedRunOf(net, samples, inputs);
+    return runs;
+  } finally {
+    giveBack(taken, runs);
   }
-  if (inputs.size === 0) return undefined;
+}
+
+/** {@linkcode joinedRun} with `inputs`, the samples' inputs joined. */
+async function joinedRunOf(
+  net: Net,
+  samples: readonly Map<string, Tensor>[],
+  inputs: Map<string, Tensor>,
+): Promise<RunResult[] | undefined> {
   // Each sample's rows: the first axis of every one of its inputs.
   const names = [...inputs.keys()];
   const rows = samples.map((sample) => sample.get(names[0])!.shape[0]);
@@ -147,6 +167,36 @@ export async function joinedRun(
       checkpoints: [],
     };
   });
+}
+
+/**
+ * Arrays that joined inputs were written into, which no run reads any more: the next joined runs
+ * write theirs there. A new array of a batch's inputs is fresh memory, and a page touched for the
+ * first time costs more than writing it again (mtcnn_onet's inputs, 8 samples of 27 KiB, are 54
+ * page faults a run).
+ */
+const spareArrays: Float32Array[] = [];
+
+/** The most arrays kept in {@linkcode spareArrays}. */
+const SPARE_ARRAYS = 4;
+
+/** A spare array of at least `length` elements, or a new one. */
+function spareArray(length: number): Float32Array {
+  const at = spareArrays.findIndex((array) => array.length >= length);
+  return at >= 0 ? spareArrays.splice(at, 1)[0] : new Float32Array(length);
+}
+
+/**
+ * Keeps `arrays` as spare (the largest {@linkcode SPARE_ARRAYS}), except those whose memory an
+ * output of `runs` shares (an input that is also an output of the net, as it came).
+ */
+function giveBack(arrays: readonly Float32Array[], runs: readonly RunResult[] | undefined): void {
+  const held = new Set<ArrayBufferLike>();
+  for (const run of runs ?? []) for (const { data } of run.outputs.values()) held.add(data.buffer);
+  spareArrays.push(...arrays.filter((array) => !held.has(array.buffer)));
+  // Smallest first, so that the first that fits is the smallest that does.
+  spareArrays.sort((a, b) => a.length - b.length);
+  spareArrays.splice(0, Math.max(0, spareArrays.length - SPARE_ARRAYS));
 }
 
 /** What {@linkcode runSamples} gives: each sample's results up to the first failing one. */

@@ -65,16 +65,21 @@ export function floatValue(shape: number[], data: Float32Array): Value {
 
 /**
  * `tensors` joined along axis 0 (a batch of their rows), or `undefined` when their other axes
- * differ. One tensor is returned as it is.
+ * differ. One tensor is returned as it is. The rows go into `into(length)` (an array of exactly
+ * `length` elements) where given, else into a new array.
  */
-export function concatRows(tensors: readonly Tensor[]): Tensor | undefined {
+export function concatRows(
+  tensors: readonly Tensor[],
+  into?: (length: number) => Float32Array,
+): Tensor | undefined {
   const [first] = tensors;
   if (tensors.length === 1) return first;
   const fits = (tensor: Tensor) =>
     tensor.shape.length === first.shape.length &&
     tensor.shape.every((size, axis) => axis === 0 || size === first.shape[axis]);
   if (!tensors.every(fits)) return undefined;
-  const data = new Float32Array(tensors.reduce((total, tensor) => total + tensor.data.length, 0));
+  const length = tensors.reduce((total, tensor) => total + tensor.data.length, 0);
+  const data = into?.(length) ?? new Float32Array(length);
   let at = 0;
   for (const tensor of tensors) {
     data.set(tensor.data, at);
