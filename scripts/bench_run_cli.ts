@@ -12,7 +12,8 @@
  * samples one forward pass each, with one thread and with every core.
  *
  * N is `--images` or, by default, what `runNet` runs in `--seconds` (default 2) seconds, 8 to
- * 512. Each measurement is taken `--rounds` times (default 3), ours and OpenCV's interleaved
+ * 4,096: enough work that a thread's fixed costs (a worker's start, the first runs of cold code)
+ * are not most of it. Each measurement is taken `--rounds` times (default 3), ours and OpenCV's interleaved
  * so that both see the same load; medians are shown, with the `uptime` load average at the start
  * of each row. Nothing here is asserted anywhere.
  *
@@ -127,7 +128,7 @@ async function benchModel(
     let images = options.images;
     if (images === undefined) {
       const rate = await runNetPerSecond(net, sampleMaps(batchInputs(net, 2), 2));
-      images = Math.min(512, Math.max(8, Math.round(rate * options.seconds)));
+      images = Math.min(4096, Math.max(8, Math.round(rate * options.seconds)));
     }
     const batch = batchInputs(net, images);
     const samples = sampleMaps(batch, images);
