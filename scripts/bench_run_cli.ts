@@ -13,9 +13,9 @@
  *
  * N is `--images` or, by default, what `runNet` runs in `--seconds` (default 2) seconds, 8 to
  * 4,096: enough work that a thread's fixed costs (a worker's start, the first runs of cold code)
- * are not most of it. Each measurement is taken `--rounds` times (default 3), ours and OpenCV's interleaved
- * so that both see the same load; medians are shown, with the `uptime` load average at the start
- * of each row. Nothing here is asserted anywhere.
+ * are not most of it. Each measurement is taken `--rounds` times (default 3), ours and OpenCV's
+ * interleaved so that both see the same load; medians are shown, with the `uptime` load average at
+ * the start of each row. Nothing here is asserted anywhere.
  *
  * ```sh
  * npx deno run -A scripts/bench_run_cli.ts [model ...] [--images N] [--seconds S] [--rounds N] \

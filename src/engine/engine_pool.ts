@@ -20,6 +20,7 @@ import { bundleTensors, errorFromWire, type FromWorker, unbundleTensors } from "
 import { packNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
 import { runSamples } from "./joined_run.ts";
+import { SpareBuffers } from "./spare_buffers.ts";
 import type { RunResult, Tensor } from "./run.ts";
 import { engineBuild } from "../wasm/engine_build.ts";
 
@@ -134,8 +135,8 @@ export class EnginePool {
   readonly #workers: PoolWorker[];
   /** Jobs no thread has taken yet, oldest first. */
   readonly #queue: Job[] = [];
-  /** Sample buffers workers handed back, largest last. */
-  readonly #spare: ArrayBuffer[] = [];
+  /** Sample buffers workers handed back. */
+  readonly #spare = new SpareBuffers(SPARE_BUFFERS);
   /** Lets this thread's event loop take one turn (see {@linkcode EnginePool.#turn}). */
   readonly #turns: MessageChannel | undefined;
   /** Who took each posted job (0: no one yet), where memory is shared ({@linkcode CLAIM_SLOTS}). */
@@ -401,7 +402,7 @@ export class EnginePool {
         // A copy of the inputs' elements is transferred: the caller's arrays stay usable. It goes
         // into a buffer a worker handed back when one is large enough (touched pages, no faults).
         const groups = job.samples.map((inputs) => inputs && { tensors: inputs });
-        const bundle = bundleTensors(groups, this.#spare.pop());
+        const bundle = bundleTensors(groups, (bytes) => this.#spare.take(bytes));
         const nets = this.#nets.map((_, i) => i);
         worker.port.post(
           { kind: "run", id: job.id, nets, samples: bundle, seed: job.seed, claim: job.claim },
@@ -423,9 +424,7 @@ export class EnginePool {
     }
     // The worker reads the job's claim no more.
     if (message.claim !== undefined) this.#freeClaims.push(message.claim);
-    this.#spare.push(message.spent);
-    this.#spare.sort((a, b) => a.byteLength - b.byteLength);
-    if (this.#spare.length > SPARE_BUFFERS) this.#spare.shift();
+    this.#spare.give(message.spent);
     const index = worker.jobs.findIndex((job) => job.id === message.id);
     if (message.kind === "taken" || index < 0) {
       this.#dispatch();

@@ -54,12 +54,12 @@ export interface BundleGroup {
 
 /**
  * `groups` (undefined: none) as one bundle; the elements are copied into one array: the start of
- * `reuse` when it is large enough (a buffer already touched: fresh pages cost more than the copy),
- * else a new one.
+ * the buffer `reuse(bytes)` gives, if it gives one (a buffer already touched: fresh pages cost
+ * more than the copy), else a new one.
  */
 export function bundleTensors(
   groups: readonly (BundleGroup | undefined)[],
-  reuse?: ArrayBuffer,
+  reuse?: (bytes: number) => ArrayBuffer | undefined,
 ): TensorBundle {
   const entries: (BundleEntry | null)[] = [];
   const parts: Float32Array[] = [];
@@ -79,9 +79,10 @@ export function bundleTensors(
     if (group.deployBlobs !== undefined) entry.deployBlobs = [...group.deployBlobs];
     entries.push(entry);
   }
-  const data = reuse !== undefined && reuse.byteLength >= length * 4
-    ? new Float32Array(reuse, 0, length)
-    : new Float32Array(length);
+  const reused = reuse?.(length * 4);
+  const data = reused === undefined
+    ? new Float32Array(length)
+    : new Float32Array(reused, 0, length);
   let at = 0;
   for (const part of parts) {
     data.set(part, at);

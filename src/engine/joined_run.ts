@@ -19,6 +19,7 @@ import { type Layer, type Net, netInputs } from "../caffe/net.ts";
 import { type NetStamp, netStamp, sameStamp } from "../caffe/net_stamp.ts";
 import { runNet, type RunResult } from "./run.ts";
 import { concatRows, type Tensor } from "./tensor.ts";
+import { SpareBuffers } from "./spare_buffers.ts";
 
 /** Layer types that work on each image of a batch on their own, whatever their parameters. */
 const PER_IMAGE = new Set([
@@ -110,7 +111,7 @@ export async function joinedRun(
 ): Promise<RunResult[] | undefined> {
   if (samples.length < 2 || !allowsJoinedRuns(net)) return undefined;
   const inputs = new Map<string, Tensor>();
-  const taken: Float32Array[] = [];
+  const taken: ArrayBuffer[] = [];
   let runs: RunResult[] | undefined;
   try {
     for (const { name } of netInputs(net)) {
@@ -119,9 +120,9 @@ export async function joinedRun(
         return undefined;
       }
       const joined = concatRows(tensors as Tensor[], (length) => {
-        const array = spareArray(length);
-        taken.push(array);
-        return array.subarray(0, length);
+        const buffer = spareInputs.take(length * 4) ?? new ArrayBuffer(length * 4);
+        taken.push(buffer);
+        return new Float32Array(buffer, 0, length);
       });
       if (joined === undefined) return undefined;
       inputs.set(name, joined);
@@ -170,33 +171,19 @@ async function joinedRunOf(
 }
 
 /**
- * Arrays that joined inputs were written into, which no run reads any more: the next joined runs
- * write theirs there. A new array of a batch's inputs is fresh memory, and a page touched for the
- * first time costs more than writing it again (mtcnn_onet's inputs, 8 samples of 27 KiB, are 54
- * page faults a run).
+ * Buffers that joined inputs were written into, which no run reads any more: the next joined runs
+ * write theirs there (mtcnn_onet's inputs, 8 samples of 27 KiB, are 54 fresh pages a run).
  */
-const spareArrays: Float32Array[] = [];
-
-/** The most arrays kept in {@linkcode spareArrays}. */
-const SPARE_ARRAYS = 4;
-
-/** A spare array of at least `length` elements, or a new one. */
-function spareArray(length: number): Float32Array {
-  const at = spareArrays.findIndex((array) => array.length >= length);
-  return at >= 0 ? spareArrays.splice(at, 1)[0] : new Float32Array(length);
-}
+const spareInputs = new SpareBuffers(4);
 
 /**
- * Keeps `arrays` as spare (the largest {@linkcode SPARE_ARRAYS}), except those whose memory an
- * output of `runs` shares (an input that is also an output of the net, as it came).
+ * Keeps `buffers` as spare, except those whose memory an output of `runs` shares (an input that
+ * is also an output of the net, as it came).
  */
-function giveBack(arrays: readonly Float32Array[], runs: readonly RunResult[] | undefined): void {
+function giveBack(buffers: readonly ArrayBuffer[], runs: readonly RunResult[] | undefined): void {
   const held = new Set<ArrayBufferLike>();
   for (const run of runs ?? []) for (const { data } of run.outputs.values()) held.add(data.buffer);
-  spareArrays.push(...arrays.filter((array) => !held.has(array.buffer)));
-  // Smallest first, so that the first that fits is the smallest that does.
-  spareArrays.sort((a, b) => a.length - b.length);
-  spareArrays.splice(0, Math.max(0, spareArrays.length - SPARE_ARRAYS));
+  for (const buffer of buffers) if (!held.has(buffer)) spareInputs.give(buffer);
 }
 
 /** What {@linkcode runSamples} gives: each sample's results up to the first failing one. */
