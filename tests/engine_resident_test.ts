@@ -620,6 +620,37 @@ Deno.test("output arena: in a shared memory the first run's outputs are taken fr
   assert.equal(resizes(), 1);
 });
 
+Deno.test("output arena: memory given back goes to later outputs of any size, merged with its neighbours", () => {
+  const { arena } = sharedArena(64);
+  /** Float offsets in the arena (all views of one buffer; the first view starts it). */
+  const offsets = (views: Float32Array[]) =>
+    views.map((view) => (view.byteOffset - views[0].byteOffset) / 4);
+  const run = () =>
+    arena.within(() => {
+      const a = arena.take(400); // [0, 400)
+      const b = arena.take(600); // [400, 1000)
+      const c = arena.take(100); // [1000, 1100)
+      arena.release(a);
+      arena.release(b); // merged with a's: [0, 1000) free
+      const d = arena.take(700); // [0, 700): the free range holds it, whatever its size
+      const e = arena.take(300); // [700, 1000): the rest of it
+      arena.release(c); // it was on top: the top goes back to 1000
+      const f = arena.take(50); // [1000, 1052): 50 rounded up to 16-byte alignment
+      arena.release(e);
+      const g = arena.take(100); // [700, 800): the smallest free range that holds it
+      arena.release(a); // given back already: nothing happens
+      const h = arena.take(1000); // [1052, 2052): no free range holds it (only [800, 1000))
+      return {
+        views: [a, b, c, d, e, f, g, h],
+        inArena: [a, b, c, d, e, f, g, h].every((view) => arena.holds(view)),
+      };
+    });
+  run(); // sizes the arena for the next run
+  const { views, inArena } = run();
+  assert.equal(inArena, true);
+  assert.deepEqual(offsets(views), [0, 400, 1000, 0, 700, 1000, 700, 1052]);
+});
+
 /** A module with nothing but an exported memory of one page (bytes written out by hand). */
 async function bareInstance(): Promise<WasmInstance> {
   const bytes = new Uint8Array([

@@ -265,7 +265,7 @@ export interface EngineKernels {
   outputArray(count: number): Float32Array;
   /**
    * Says an output of this {@linkcode withOutputArena} run that nothing reads any more may give
-   * its memory to a later output of the same size in the run (other arrays are left alone).
+   * its memory to later outputs of the run (other arrays are left alone).
    */
   releaseOutput(values: Float32Array): void;
 }
