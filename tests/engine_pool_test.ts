@@ -407,6 +407,42 @@ Deno.test("engine pool: threads must be a whole number ≥ 1", async () => {
 });
 
 Deno.test({
+  name:
+    "engine pool: with workers this thread runs the shared copy; the caller's unmade blobs stay so",
+  ignore: !have("lenet"),
+  async fn() {
+    // A fresh process whose one worker never answers: this thread runs every job. lenet's
+    // unaligned caffemodel data are deferred blobs, whose arrays a run on the caller's net (or
+    // packing it by its arrays) would make.
+    const script = `${POOL_IMPORTS}
+      const { DeferredBlob } = await import("${new URL(
+      "../src/caffe/deferred_blob.ts",
+      import.meta.url,
+    )}");
+      delete globalThis.Worker;
+      registerWorkerStarter(() => ({ post() {}, listen() {}, terminate() {} }), 2);
+      const unmade = () => net.layers.flatMap((layer) => layer.blobs)
+        .filter((blob) => blob instanceof DeferredBlob && blob.held === undefined).length;
+      const unmadeBefore = unmade();
+      const pool = await EnginePool.open([net], { threads: 2 });
+      const inputs = Array.from({ length: 12 }, (_, i) =>
+        new Map([["data", { shape: [1, 1, 28, 28], data: randomValues(784, 90 + i) }]]));
+      const prob = [];
+      for await (const [result] of pool.runAll(inputs)) prob.push([...result.outputs.get("prob").data]);
+      pool.close();
+      console.log(JSON.stringify({ unmadeBefore, unmadeAfter: unmade(), prob }));`;
+    const { unmadeBefore, unmadeAfter, prob } = await lenetScriptOutput(script) as {
+      unmadeBefore: number;
+      unmadeAfter: number;
+      prob: number[][];
+    };
+    assert.ok(unmadeBefore > 0, `${unmadeBefore} deferred blobs`);
+    assert.equal(unmadeAfter, unmadeBefore);
+    await assertLenetProbs(prob, 90, [0, 5, 11]);
+  },
+});
+
+Deno.test({
   name: "caffe-quant run --threads 2 writes the bytes --threads 1 writes, samples in order",
   ignore: !have("lenet"),
   async fn() {

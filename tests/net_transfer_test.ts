@@ -4,6 +4,7 @@
 // SharedArrayBuffer, every clone's blobs are views of that one buffer.
 
 import assert from "node:assert/strict";
+import { DeferredBlob } from "../src/caffe/deferred_blob.ts";
 import { loadNet } from "../src/caffe/model.ts";
 import { printPrototxt, readPrototxt } from "../src/caffe/prototxt.ts";
 import { packNet, unpackNet } from "../src/engine/net_transfer.ts";
@@ -78,12 +79,17 @@ Deno.test({
   },
 });
 
-Deno.test("net transfer: packed shared, every clone's blobs are views of the one buffer, not copies", () => {
-  const net = readPrototxt(`name: "n"
+/** A net of one 1x1 Convolution on a 2x2 input, its blobs not given yet. */
+function oneConvolution() {
+  return readPrototxt(`name: "n"
 input: "data"
 input_shape { dim: 1 dim: 1 dim: 2 dim: 2 }
 layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 1 } }
 `);
+}
+
+Deno.test("net transfer: packed shared, every clone's blobs are views of the one buffer, not copies", () => {
+  const net = oneConvolution();
   net.layers[0].blobs.push(
     { shape: [1, 1, 1, 1], data: new Float32Array([0.5]) },
     { shape: [1], data: new Float32Array([-1.25]) },
@@ -102,4 +108,26 @@ layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param 
   const copy = unpackNet(structuredClone(plain));
   (copy.layers[0].blobs[0].data as Float32Array)[0] = 9;
   assert.equal(unpackNet(structuredClone(plain)).layers[0].blobs[0].data[0], 0.5);
+});
+
+/** A float blob of `length` values i / 4, made only when read (as unaligned caffemodel data). */
+class QuarterSteps extends DeferredBlob {
+  protected produce(start: number, count: number, target: Uint8Array): void {
+    const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    for (let i = 0; i < count; i++) view.setFloat32(4 * i, (start + i) / 4, true);
+  }
+}
+
+Deno.test("net transfer: a deferred blob is packed from its bytes, its array left unmade", () => {
+  const net = oneConvolution();
+  const deferred = new QuarterSteps([3]);
+  const held = new QuarterSteps([2]);
+  held.data = new Float32Array([9, -9]);
+  net.layers[0].blobs.push(deferred, held);
+  const copy = unpackNet(structuredClone(packNet(net, true)));
+  assert.equal(deferred.held, undefined);
+  assert.deepEqual(copy.layers[0].blobs.map((blob) => [blob.shape, blob.data]), [
+    [[3], new Float32Array([0, 0.25, 0.5])],
+    [[2], new Float32Array([9, -9])],
+  ]);
 });

@@ -17,7 +17,7 @@
 import type { Net } from "../caffe/net.ts";
 import { ConvertError } from "../errors.ts";
 import { bundleTensors, errorFromWire, type FromWorker, unbundleTensors } from "./engine_worker.ts";
-import { packNet } from "./net_transfer.ts";
+import { packNet, unpackNet } from "./net_transfer.ts";
 import { defaultThreads, type WorkerPort, workerStarter } from "./worker_starter.ts";
 import { runSamples } from "./joined_run.ts";
 import { SpareBuffers } from "./spare_buffers.ts";
@@ -179,20 +179,29 @@ export class EnginePool {
     const start = workerStarter();
     const workers: PoolWorker[] = [];
     let claims: Int32Array | undefined;
+    let ownNets = nets;
     if (threads > 1 && start !== undefined) {
+      // The workers first: each starts (a fresh isolate, its modules, its engine) while this
+      // thread packs the nets for them.
+      for (let i = 1; i < threads; i++) {
+        try {
+          workers.push({ port: start(), ready: false, jobs: [] });
+        } catch {
+          break;
+        }
+      }
+    }
+    if (workers.length > 0) {
       // One buffer of blobs that every worker reads in place, where the runtime shares memory.
       const shared = typeof SharedArrayBuffer === "function";
       if (shared) claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
       const packed = nets.map((net) => packNet(net, shared));
+      // This thread runs the same nets on that buffer: their blobs' pages are touched already
+      // (packing them), where the caller's may still be deferred (unaligned caffemodel data, whose
+      // arrays a first run would make in fresh memory: 77 MB of ResNet-50's 102).
+      if (shared) ownNets = packed.map(unpackNet);
       const build = engineBuild();
-      for (let i = 1; i < threads; i++) {
-        let port: WorkerPort;
-        try {
-          port = start();
-        } catch {
-          break;
-        }
-        workers.push({ port, ready: false, jobs: [] });
+      for (const { port } of workers) {
         if (shared) {
           port.post({ kind: "nets", nets: packed, build, claims }, []);
         } else {
@@ -202,7 +211,7 @@ export class EnginePool {
         }
       }
     }
-    const pool = new EnginePool(nets, workers, workers.length > 0 ? claims : undefined);
+    const pool = new EnginePool(ownNets, workers, claims);
     // Answers come in a later turn of the event loop, after these are set.
     for (const worker of workers) {
       worker.port.listen(

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { type BlobData, Layer, type Net } from "../caffe/net.ts";
+import { blobElementType, DeferredBlob } from "../caffe/deferred_blob.ts";
+import { type Blob, Layer, type Net } from "../caffe/net.ts";
 import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
 /** The element types a blob may hold, by name. */
@@ -59,31 +60,34 @@ export interface PackedNet {
   data: ArrayBuffer | SharedArrayBuffer;
 }
 
-function blobType(data: BlobData): BlobType {
-  if (data instanceof Float32Array) return "float32";
-  if (data instanceof Int8Array) return "int8";
-  if (data instanceof Int32Array) return "int32";
-  return "uint64";
+/** Whether `blob` is a deferred blob whose array is not made yet. */
+function notMade(blob: Blob): blob is DeferredBlob {
+  return blob instanceof DeferredBlob && blob.held === undefined;
 }
 
 /**
  * `net` packed: its trees and one fresh buffer holding a copy of every blob's elements, a
- * `SharedArrayBuffer` when `shared` (the runtime must have one).
+ * `SharedArrayBuffer` when `shared` (the runtime must have one). A deferred blob whose array is
+ * not made yet (unaligned float data of a caffemodel) is written straight into the buffer, its
+ * array left unmade: ResNet-50's weights once went into fresh arrays first (page faults on 77 of
+ * its 102 MB), then into the buffer.
  */
 export function packNet(net: Net, shared = false): PackedNet {
   const blobs: PackedBlob[] = [];
   let bytes = 0;
   net.layers.forEach((layer, index) => {
     for (const blob of layer.blobs) {
+      const type = blobElementType(blob);
+      const length = notMade(blob) ? blob.length : blob.data.length;
       blobs.push({
         layer: index,
         shape: blob.shape,
-        type: blobType(blob.data),
+        type,
         byteOffset: bytes,
-        length: blob.data.length,
+        length,
         ...(blob.legacyShape ? { legacyShape: true } : {}),
       });
-      bytes += Math.ceil(blob.data.byteLength / 8) * 8;
+      bytes += Math.ceil(length * BLOB_TYPES[type].BYTES_PER_ELEMENT / 8) * 8;
     }
   });
   const data = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
@@ -91,8 +95,13 @@ export function packNet(net: Net, shared = false): PackedNet {
   let next = 0;
   for (const layer of net.layers) {
     for (const blob of layer.blobs) {
-      const { buffer, byteOffset, byteLength } = blob.data;
-      target.set(new Uint8Array(buffer, byteOffset, byteLength), blobs[next++].byteOffset);
+      const { byteOffset, length } = blobs[next++];
+      if (notMade(blob)) {
+        blob.writeBytes(0, length, target.subarray(byteOffset, byteOffset + length * 4));
+        continue;
+      }
+      const { buffer, byteOffset: from, byteLength } = blob.data;
+      target.set(new Uint8Array(buffer, from, byteLength), byteOffset);
     }
   }
   return { header: net.header, layers: net.layers.map((layer) => layer.params), blobs, data };
