@@ -1,15 +1,15 @@
 /**
  * Every core for the simulator: the calling thread and a pool of workers, each worker holding some
- * nets (their blobs in one buffer every worker reads, where the runtime shares memory; else a copy
- * each) and its own WebAssembly instances, running samples in parallel; results come back in
- * sample order and equal, bit for bit, those of `runNet` on one thread. The calling thread runs
- * jobs too (between them it hands out the next ones), from the first one on, while the workers
- * start: a worker costs a fresh isolate, its modules and a cold first run (~0.1-0.2 s before it
- * runs at full speed on lenet), which a short stream of samples does not pay back. Web Workers
- * (module workers) in Deno and browsers; `node:worker_threads` in Node once `mod.ts` (or the CLI)
- * is loaded (src/io/node_workers.ts registers it). Where there is no worker (edge functions,
- * `core` in Node), with one thread, or when the workers cannot start, the pool runs on the calling
- * thread alone.
+ * nets (their blobs in one buffer every worker and the calling thread read, where the runtime
+ * shares memory; else a copy each) and its own WebAssembly instances, running samples in parallel;
+ * results come back in sample order and equal, bit for bit, those of `runNet` on one thread. The
+ * calling thread runs jobs too (between them it hands out the next ones), from the first one on,
+ * while the workers start: a worker costs a fresh isolate, its modules and a cold first run
+ * (~0.1-0.2 s before it runs at full speed on lenet; ResNet-50's first sample takes ~1 s), which a
+ * short stream of samples does not pay back. Web Workers (module workers) in Deno and browsers;
+ * `node:worker_threads` in Node once `mod.ts` (or the CLI) is loaded (src/io/node_workers.ts
+ * registers it). Where there is no worker (edge functions, `core` in Node), with one thread, or
+ * when the workers cannot start, the pool runs on the calling thread alone.
  *
  * @module
  */
