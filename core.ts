@@ -45,7 +45,11 @@ export {
 export { describeNet } from "./src/engine/describe.ts";
 export { loadNet, type ModelFiles } from "./src/caffe/model.ts";
 export { printPrototxt, readPrototxt } from "./src/caffe/prototxt.ts";
-export { readBlobProto, readCaffemodel } from "./src/caffe/caffemodel_read.ts";
+export {
+  type CaffemodelReadOptions,
+  readBlobProto,
+  readCaffemodel,
+} from "./src/caffe/caffemodel_read.ts";
 export { writeCaffemodel } from "./src/caffe/caffemodel_write.ts";
 export {
   type Blob,

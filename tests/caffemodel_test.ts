@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readCaffemodel } from "../src/caffe/caffemodel_read.ts";
 import { caffemodelPieces, writeCaffemodel } from "../src/caffe/caffemodel_write.ts";
 import { blobBytes, blobElementType, DeferredBlob } from "../src/caffe/deferred_blob.ts";
+import { loadNet } from "../src/caffe/model.ts";
 import { type Blob, Layer, type Net } from "../src/caffe/net.ts";
 import { ConvertError } from "../src/errors.ts";
 import { TextMessage } from "../src/proto/tree.ts";
@@ -145,6 +146,73 @@ function dataOffsetPadding(remainder: number): number {
   }
   throw new Error("no padding gives that alignment");
 }
+
+Deno.test("alignInPlace: unaligned float data is moved back over its own tag and length, read in place", () => {
+  const short = [1, -2, 3.5, 0.125, 7, 0.25]; // 24 bytes: a 1-byte length, 2 header bytes
+  const long = Array.from({ length: 40 }, (_, i) => i / 8 - 2); // 160 bytes: 3 header bytes
+  for (const values of [short, long]) {
+    for (let padding = 0; padding < 4; padding++) {
+      // One layer whose one blob's data ends the file.
+      const blobField = [...shapeField([values.length]), ...lengthField(5, float32Bytes(values))];
+      const file = Uint8Array.from(
+        layerField([...stringField(1, "x".repeat(padding + 1)), ...lengthField(7, blobField)]),
+      );
+      const dataOffset = file.length - 4 * values.length;
+      const shift = dataOffset % 4;
+      const header = values === short ? 2 : 3;
+      const original = file.slice();
+      const what = `${values.length} values at offset ${dataOffset}`;
+      // Without the option the bytes are never written.
+      readCaffemodel(file).layers[0].blobs[0].data;
+      assert.deepEqual(file, original, what);
+      const blob = readCaffemodel(file, undefined, { alignInPlace: true }).layers[0].blobs[0];
+      assert.deepEqual([...blob.data], values, what);
+      if (shift === 0 || shift > header) {
+        // Aligned already, or no room before it: nothing moves.
+        assert.deepEqual(file, original, what);
+        assert.equal(blob instanceof DeferredBlob, shift !== 0, what);
+        continue;
+      }
+      assert.ok(!(blob instanceof DeferredBlob), what);
+      assert.equal(blob.data.buffer, file.buffer, `${what}: read in place`);
+      assert.equal(blob.data.byteOffset, dataOffset - shift, what);
+      // Only the field's header and data bytes changed.
+      const end = dataOffset + 4 * values.length;
+      for (let i = 0; i < file.length; i++) {
+        if (i < dataOffset - shift || i >= end) {
+          assert.equal(file[i], original[i], `${what}: byte ${i}`);
+        }
+      }
+    }
+  }
+});
+
+const ALIGNED_NETS = ["lenet", "mtcnn_onet", "cifar10_quick_v1format"];
+
+Deno.test({
+  name: "alignInPlace: real nets load the same weights, none of them left to copy",
+  ignore: ALIGNED_NETS.some((name) => !modelNames.includes(name)),
+  fn() {
+    for (const name of ALIGNED_NETS) {
+      const text = Deno.readTextFileSync(modelFile(name, "deploy.prototxt"));
+      const read = () => Deno.readFileSync(modelFile(name, "weights.caffemodel"));
+      const copied = loadNet(text, read());
+      const aligned = loadNet(text, read(), { alignInPlace: true });
+      const blobs = (net: Net) => net.layers.flatMap((layer) => layer.blobs);
+      assert.ok(
+        blobs(copied).some((blob) => blob instanceof DeferredBlob),
+        `${name}: unaligned data`,
+      );
+      // Left to copy: only data under 128 bytes (a 1-byte length) 3 bytes past a 4-byte boundary.
+      const left = blobs(aligned).filter((blob) => blob instanceof DeferredBlob);
+      assert.ok(left.every((blob) => blob.data.length < 32), name);
+      assert.deepEqual(
+        blobs(aligned).map((blob) => blob.data),
+        blobs(copied).map((blob) => blob.data),
+      );
+    }
+  },
+});
 
 Deno.test("double_data is rounded to float32; diff and double_diff are dropped", () => {
   const values = [0.1, 1 / 3, 1e-50, 3.4028235677973366e38, -123456789.123, 5e-324];

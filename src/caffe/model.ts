@@ -21,6 +21,12 @@ export interface ModelFiles {
   model?: string;
   /** The caffemodel's name. */
   weights?: string;
+  /**
+   * True when the caller gives up the weights' bytes (read for this, kept for nothing else): the
+   * caffemodel's unaligned float data are aligned in place instead of copied on first use
+   * (see `readCaffemodel`'s `alignInPlace`). Default false: the bytes are never written.
+   */
+  alignInPlace?: boolean;
 }
 
 /** Layer types that cannot run without blobs from the caffemodel (one-bottom forms). */
@@ -66,7 +72,7 @@ export function loadNet(
   let trainedNet: Net;
   try {
     net = readPrototxt(modelText, files.model);
-    trainedNet = readCaffemodel(weights, files.weights);
+    trainedNet = readCaffemodel(weights, files.weights, { alignInPlace: files.alignInPlace });
   } catch (error) {
     throw withSwapHint(error, modelText, weights, files);
   }

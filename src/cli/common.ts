@@ -41,7 +41,12 @@ export function shownPath(path: string): string {
 export async function loadModelFiles(modelFile: string, weightsFile: string): Promise<Net> {
   const modelText = await readInputText(modelFile);
   const weights = await readInput(weightsFile);
-  return loadNet(modelText, weights, { model: modelFile, weights: weightsFile });
+  // The bytes were read for this net alone: unaligned weights are aligned in them, not copied.
+  return loadNet(modelText, weights, {
+    model: modelFile,
+    weights: weightsFile,
+    alignInPlace: true,
+  });
 }
 
 /**
