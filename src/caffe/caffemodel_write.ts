@@ -29,7 +29,13 @@ import {
   NET_LAYER,
   SHAPE_DIM,
 } from "./caffemodel_fields.ts";
-import { blobBytes, blobElementType, DeferredBlob, type ElementType } from "./deferred_blob.ts";
+import {
+  blobBytes,
+  blobElementType,
+  blobLength,
+  type DeferredBlob,
+  type ElementType,
+} from "./deferred_blob.ts";
 import type { Blob, Layer, Net } from "./net.ts";
 
 /** Bytes per element of the fixed-width element types. */
@@ -176,9 +182,7 @@ function planLayer(layer: Layer, layerType: TypeInfo): LayerWirePlan {
 
 function planBlob(blob: Blob): BlobPlan {
   const elementType = blobElementType(blob);
-  const length = blob instanceof DeferredBlob && blob.held === undefined
-    ? blob.length
-    : blob.data.length;
+  const length = blobLength(blob);
   const dimsSize = blob.shape.reduce((total, dim) => total + signedVarintSize(dim), 0);
   const shapeSize = blob.shape.length > 0 ? lengthFieldSize(SHAPE_DIM, dimsSize) : 0;
   const dataSize = elementType === "int32"

@@ -100,6 +100,11 @@ export function blobElementType(blob: Blob): ElementType {
   return "uint64";
 }
 
+/** The number of elements of a blob's data, without making the array of a deferred blob. */
+export function blobLength(blob: Blob): number {
+  return blob instanceof DeferredBlob && blob.held === undefined ? blob.length : blob.data.length;
+}
+
 /**
  * The little-endian bytes of a blob's data as they are stored (a view, no copy): its typed array,
  * or the file bytes of an unaligned float blob; undefined for data not computed yet.

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { blobElementType, DeferredBlob } from "../caffe/deferred_blob.ts";
-import { type Blob, Layer, type Net } from "../caffe/net.ts";
+import { blobElementType, blobLength, DeferredBlob } from "../caffe/deferred_blob.ts";
+import { Layer, type Net } from "../caffe/net.ts";
 import { type FieldValue, type TextField, TextMessage } from "../proto/tree.ts";
 
 /** The element types a blob may hold, by name. */
@@ -60,11 +60,6 @@ export interface PackedNet {
   data: ArrayBuffer | SharedArrayBuffer;
 }
 
-/** Whether `blob` is a deferred blob whose array is not made yet. */
-function notMade(blob: Blob): blob is DeferredBlob {
-  return blob instanceof DeferredBlob && blob.held === undefined;
-}
-
 /**
  * `net` packed: its trees and one fresh buffer holding a copy of every blob's elements, a
  * `SharedArrayBuffer` when `shared` (the runtime must have one). A deferred blob whose array is
@@ -78,7 +73,7 @@ export function packNet(net: Net, shared = false): PackedNet {
   net.layers.forEach((layer, index) => {
     for (const blob of layer.blobs) {
       const type = blobElementType(blob);
-      const length = notMade(blob) ? blob.length : blob.data.length;
+      const length = blobLength(blob);
       blobs.push({
         layer: index,
         shape: blob.shape,
@@ -95,9 +90,11 @@ export function packNet(net: Net, shared = false): PackedNet {
   let next = 0;
   for (const layer of net.layers) {
     for (const blob of layer.blobs) {
-      const { byteOffset, length } = blobs[next++];
-      if (notMade(blob)) {
-        blob.writeBytes(0, length, target.subarray(byteOffset, byteOffset + length * 4));
+      const { byteOffset, length, type } = blobs[next++];
+      const end = byteOffset + length * BLOB_TYPES[type].BYTES_PER_ELEMENT;
+      if (blob instanceof DeferredBlob) {
+        // Its bytes, made straight into the buffer when its array is not made yet.
+        blob.writeBytes(0, length, target.subarray(byteOffset, end));
         continue;
       }
       const { buffer, byteOffset: from, byteLength } = blob.data;

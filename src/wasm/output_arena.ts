@@ -9,11 +9,10 @@
  * about as much as it holds at once: ResNet-50 at batch 1 13.6 MB where it once took 19.5 (views
  * reused only by outputs of the same size), ultraface_rfb320 at batch 8 ~7,000 fewer fresh pages
  * on its first run (20.4 k -> 13.3 k page faults, ~10 µs each on this machine; warm runs the
- * same). Allocating a typed array costs about a
- * microsecond, as much as a small layer's kernel, and a large one its fresh pages too (54 KB
- * copied out: 8.6 us into a new array, 1.4 us into a kept one); the arena avoids it for the values
- * a run computes and lets go of itself. The caller of `within` copies (`slice`) every view that
- * outlives the run before the next one.
+ * same). Allocating a typed array costs about a microsecond, as much as a small layer's kernel,
+ * and a large one its fresh pages too (54 KB copied out: 8.6 us into a new array, 1.4 us into a
+ * kept one); the arena avoids it for the values a run computes and lets go of itself. The caller
+ * of `within` copies (`slice`) every view that outlives the run before the next one.
  *
  * Where the module's memory is shared (src/wasm/load.ts `instantiate`), the arena is a region of
  * that memory set aside below everything else ({@linkcode WasmInstance.reserve}): a kernel writes
